@@ -1,0 +1,87 @@
+/**
+ * Typed errors. Every error zcq raises on purpose carries a stable `code` that users can match on
+ * (`err.code === 'ZCQ_NOT_FOUND'`) and a one-line message naming the file or argument at fault and what
+ * to do. The CLI maps `exitCode` to the process exit status.
+ */
+export class ZcqError extends Error {
+  readonly code: string;
+  readonly exitCode: number;
+  constructor(code: string, message: string, exitCode = 1, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+/** A command-line or API argument is malformed (exit 2). */
+export class UsageError extends ZcqError {
+  constructor(message: string, code = 'ZCQ_USAGE') { super(code, message, 2); }
+}
+
+/** The folder exists but is not a zcq spool, or cannot be made one. */
+export class NotASpoolError extends ZcqError {
+  constructor(dir: string, why: string) {
+    super('ZCQ_NOT_A_SPOOL', `${dir}: not a zcq spool (${why}); run 'zcq init ${dir}' or pick another --spool`, 2);
+  }
+}
+
+/** No job matches an id or prefix. */
+export class JobNotFoundError extends ZcqError {
+  constructor(id: string) { super('ZCQ_NOT_FOUND', `job ${id}: not found in any state folder`, 1); }
+}
+
+/** An id prefix matches more than one job. */
+export class AmbiguousIdError extends ZcqError {
+  constructor(prefix: string, n: number) {
+    super('ZCQ_AMBIGUOUS_ID', `job id prefix '${prefix}' matches ${n} jobs; give more characters`, 2);
+  }
+}
+
+/** A job file is not a valid job (the worker quarantines it; readers report it). */
+export class CorruptJobError extends ZcqError {
+  constructor(file: string, why: string) { super('ZCQ_CORRUPT_JOB', `${file}: ${why}`, 1); }
+}
+
+/** A function reference escapes the worker's roots or cannot be resolved. */
+export class ModuleRefError extends ZcqError {
+  constructor(ref: string, why: string) { super('ZCQ_BAD_MODULE_REF', `function '${ref}': ${why}`, 1); }
+}
+
+/** The spool cannot be written (disk full, read-only): nothing was published. */
+export class SpoolWriteError extends ZcqError {
+  constructor(path: string, cause: NodeJS.ErrnoException) {
+    super('ZCQ_SPOOL_WRITE', `${path}: cannot write (${cause.code ?? cause.message}); nothing was published — free space or fix permissions and retry`, 1, { cause });
+  }
+}
+
+/** The worker lost its lease (heartbeat could not be renewed in time); its jobs belong to others now. */
+export class LeaseLostError extends ZcqError {
+  constructor(workerId: string) { super('ZCQ_LEASE_LOST', `worker ${workerId}: lease lost (heartbeat not renewed in time)`, 1); }
+}
+
+/** Thrown inside a job to say: do not retry this failure. */
+export class PermanentError extends Error {
+  readonly permanent = true;
+  constructor(message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'PermanentError'; }
+}
+
+/** Thrown inside a job to ask for another attempt at a given time (counts as an attempt). */
+export class RetryAtError extends Error {
+  readonly retryAt: Date;
+  constructor(when: Date | number, message = 'retry requested') {
+    super(message);
+    this.name = 'RetryAtError';
+    this.retryAt = new Date(when);
+  }
+}
+
+/** errno codes that mean "the name is gone": a lost race, normal on a shared spool (NFS rule 9). */
+export function isGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ESTALE';
+}
+
+export function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}

@@ -1,0 +1,36 @@
+/**
+ * Names that must be unique across machines (NFS rule 12: host + pid + counter + random).
+ * Job ids sort by creation time as plain strings: a fixed-width base-36 millisecond clock comes first.
+ */
+import { randomBytes, createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+
+let counter = 0;
+const hostTag = createHash('sha1').update(hostname()).digest('hex').slice(0, 4);
+
+function rand36(n: number): string {
+  const bytes = randomBytes(n);
+  let s = '';
+  for (const b of bytes) s += (b % 36).toString(36);
+  return s;
+}
+
+/** `<ms base36, 9 chars>-<host 4 hex><pid base36>-<counter base36><3 random>` e.g. `mhfx1k2z0-a3f2r4k-0x7q`. */
+export function newJobId(nowMs = Date.now()): string {
+  counter = (counter + 1) % 36 ** 4;
+  return `${nowMs.toString(36).padStart(9, '0')}-${hostTag}${process.pid.toString(36)}-${counter.toString(36)}${rand36(3)}`;
+}
+
+/** A worker's identity, used as its lease folder name under claimed/: `<host>.<pid>.<random>`. */
+export function newWorkerId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40) || 'host';
+  return `${host}.${process.pid}.${rand36(6)}`;
+}
+
+/** A short unique token for temp names. */
+export function newToken(): string {
+  return `${process.pid.toString(36)}${rand36(8)}`;
+}
+
+/** What a job id (or a file name made from it) may contain: no path separators, no leading dot. */
+export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/;
