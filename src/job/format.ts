@@ -1,0 +1,205 @@
+/**
+ * The job file format (format 1; documented in man/zcq-spool.5). A job file is untrusted input: anyone who
+ * can write the spool can write one, so `parseJob` checks every field's type and bounds before the worker
+ * acts on it, and a file that fails is quarantined, never trusted and never deleted.
+ *
+ * The state of a job is the folder its file sits in, not any field of the file: a person may `mv` a file
+ * between folders and the fields (result, failure) are then history, not state.
+ */
+import { hostname } from 'node:os';
+import { SAFE_NAME } from '../spool/ids.js';
+
+export const JOB_FORMAT = 1;
+
+export type InterruptPolicy = 'retry' | 'fail';
+export type Outcome = 'done' | 'failed' | 'retry' | 'interrupted' | 'timeout' | 'cancelled' | 'deadline';
+
+export interface Backoff {
+  /** exponential: base·2^(n-1) with full jitter, capped at maxMs; fixed: always baseMs. */
+  kind: 'exponential' | 'fixed';
+  baseMs: number;
+  maxMs: number;
+}
+
+export interface Attempt {
+  attempt: number;
+  worker: string;
+  host: string;
+  pid: number;
+  start: string;
+  end?: string;
+  outcome?: Outcome;
+  error?: string;
+}
+
+export interface Failure {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  /** why the job ended in failed/: 'error', 'timeout', 'cancelled', 'deadline passed', 'worker lost', … */
+  reason: string;
+}
+
+export interface Job {
+  zcq: typeof JOB_FORMAT;
+  id: string;
+  /** `module#export`, resolved against the worker's roots. */
+  fn: string;
+  args: unknown[];
+  queue: string;
+  created: string;
+  createdBy: { host: string; pid: number };
+  /** Attempts started so far. */
+  attempts: number;
+  /** Further attempts allowed after a failure (0 = run once). */
+  retries: number;
+  backoff: Backoff;
+  timeoutMs: number | null;
+  /** Latest start time (ISO); a job not started by then fails with reason "deadline passed". */
+  deadline: string | null;
+  /** Earliest start time (ISO); set while the job waits in deferred/. */
+  notBefore: string | null;
+  onInterrupt: InterruptPolicy;
+  maxInterrupts: number;
+  interrupts: number;
+  history: Attempt[];
+  result?: unknown;
+  failure?: Failure;
+  finished?: string;
+  /** Fields this version does not know are kept as they are. */
+  [extra: string]: unknown;
+}
+
+export const DEFAULT_BACKOFF: Backoff = { kind: 'exponential', baseMs: 1000, maxMs: 3_600_000 };
+export const DEFAULT_MAX_INTERRUPTS = 9;
+const MAX_HISTORY = 100;
+
+export interface NewJobFields {
+  id: string;
+  fn: string;
+  args?: unknown[];
+  queue?: string;
+  retries?: number;
+  backoff?: Backoff;
+  timeoutMs?: number | null;
+  deadline?: string | null;
+  notBefore?: string | null;
+  onInterrupt?: InterruptPolicy;
+  maxInterrupts?: number;
+  created?: string;
+}
+
+export function newJob(f: NewJobFields): Job {
+  return {
+    zcq: JOB_FORMAT,
+    id: f.id,
+    fn: f.fn,
+    args: f.args ?? [],
+    queue: f.queue ?? 'default',
+    created: f.created ?? new Date().toISOString(),
+    createdBy: { host: hostname(), pid: process.pid },
+    attempts: 0,
+    retries: f.retries ?? 0,
+    backoff: f.backoff ?? DEFAULT_BACKOFF,
+    timeoutMs: f.timeoutMs ?? null,
+    deadline: f.deadline ?? null,
+    notBefore: f.notBefore ?? null,
+    onInterrupt: f.onInterrupt ?? 'retry',
+    maxInterrupts: f.maxInterrupts ?? DEFAULT_MAX_INTERRUPTS,
+    interrupts: 0,
+    history: [],
+  };
+}
+
+/** `module#export`: a module specifier without NUL or newline, and a JavaScript identifier. */
+export const FN_REF = /^([^#\0\n\r]{1,1024})#([A-Za-z_$][A-Za-z0-9_$]{0,200})$/;
+export const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export class JobFormatError extends Error {}
+
+function isIsoTime(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= 64 && !Number.isNaN(Date.parse(v));
+}
+function isCount(v: unknown, max = 1_000_000): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+}
+
+/**
+ * Parse and check a job file's text. `expectedId`, when given, is the id taken from the file name: the
+ * name wins over a field that disagrees (the folder and the name are the truth), so a mismatch is an error.
+ * Missing optional fields get their defaults so that hand-written job files work.
+ */
+export function parseJob(text: string, expectedId?: string): Job {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new JobFormatError(`not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new JobFormatError('not a JSON object');
+  const o = v as Record<string, unknown>;
+  if (o.zcq !== undefined && o.zcq !== JOB_FORMAT) throw new JobFormatError(`job format ${JSON.stringify(o.zcq)} is not ${JOB_FORMAT}`);
+  const id = o.id ?? expectedId;
+  if (typeof id !== 'string' || !SAFE_NAME.test(id)) throw new JobFormatError('"id" is missing or not a safe name ([A-Za-z0-9._@-], no leading dot)');
+  if (expectedId !== undefined && id !== expectedId) throw new JobFormatError(`"id" is ${JSON.stringify(id)} but the file is named for ${JSON.stringify(expectedId)}`);
+  if (typeof o.fn !== 'string' || !FN_REF.test(o.fn)) throw new JobFormatError('"fn" must be "module#export" (an identifier after #)');
+  const args = o.args ?? [];
+  if (!Array.isArray(args)) throw new JobFormatError('"args" must be an array');
+  const queue = o.queue ?? 'default';
+  if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) throw new JobFormatError('"queue" must be a name of [A-Za-z0-9._-], at most 64 characters');
+  const created = o.created ?? new Date(0).toISOString();
+  if (!isIsoTime(created)) throw new JobFormatError('"created" must be an ISO 8601 time');
+  const attempts = o.attempts ?? 0;
+  if (!isCount(attempts)) throw new JobFormatError('"attempts" must be a non-negative integer');
+  const retries = o.retries ?? 0;
+  if (!isCount(retries, 10_000)) throw new JobFormatError('"retries" must be an integer from 0 to 10000');
+  const timeoutMs = o.timeoutMs ?? null;
+  if (timeoutMs !== null && !(isCount(timeoutMs, 365 * 86_400_000) && timeoutMs > 0)) throw new JobFormatError('"timeoutMs" must be null or a positive integer of milliseconds');
+  for (const k of ['deadline', 'notBefore'] as const) {
+    if (o[k] !== undefined && o[k] !== null && !isIsoTime(o[k])) throw new JobFormatError(`"${k}" must be null or an ISO 8601 time`);
+  }
+  const onInterrupt = o.onInterrupt ?? 'retry';
+  if (onInterrupt !== 'retry' && onInterrupt !== 'fail') throw new JobFormatError('"onInterrupt" must be "retry" or "fail"');
+  const maxInterrupts = o.maxInterrupts ?? DEFAULT_MAX_INTERRUPTS;
+  if (!isCount(maxInterrupts, 10_000)) throw new JobFormatError('"maxInterrupts" must be an integer from 0 to 10000');
+  const interrupts = o.interrupts ?? 0;
+  if (!isCount(interrupts)) throw new JobFormatError('"interrupts" must be a non-negative integer');
+  const backoff = parseBackoff(o.backoff);
+  const history = o.history ?? [];
+  if (!Array.isArray(history) || history.some((h) => typeof h !== 'object' || h === null || Array.isArray(h))) throw new JobFormatError('"history" must be an array of objects');
+  const createdBy = (typeof o.createdBy === 'object' && o.createdBy !== null ? o.createdBy : { host: '?', pid: 0 }) as Job['createdBy'];
+  return {
+    ...o,
+    zcq: JOB_FORMAT, id, fn: o.fn, args, queue, created, createdBy, attempts, retries, backoff, timeoutMs,
+    deadline: (o.deadline as string | null) ?? null, notBefore: (o.notBefore as string | null) ?? null,
+    onInterrupt, maxInterrupts, interrupts, history: (history as Attempt[]).slice(-MAX_HISTORY),
+  };
+}
+
+function parseBackoff(v: unknown): Backoff {
+  if (v === undefined || v === null) return DEFAULT_BACKOFF;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new JobFormatError('"backoff" must be an object');
+  const b = v as Record<string, unknown>;
+  if (b.kind !== 'exponential' && b.kind !== 'fixed') throw new JobFormatError('"backoff.kind" must be "exponential" or "fixed"');
+  if (!isCount(b.baseMs, 365 * 86_400_000) || !isCount(b.maxMs, 365 * 86_400_000)) throw new JobFormatError('"backoff.baseMs" and "backoff.maxMs" must be non-negative integers');
+  return { kind: b.kind, baseMs: b.baseMs, maxMs: b.maxMs };
+}
+
+export function serializeJob(job: Job): string {
+  return JSON.stringify(job, null, 2) + '\n';
+}
+
+/** The id a job file name stands for: `<id>.json`, or in deferred/ `<dueMs>.<id>.json`. */
+export function idFromName(name: string): string | null {
+  if (!name.endsWith('.json') || name.startsWith('.')) return null;
+  const id = name.slice(0, -5);
+  return SAFE_NAME.test(id) ? id : null;
+}
+
+/** Delay before retry n (1-based), with equal jitter (half fixed, half random) for exponential backoff (NFS rule 13). */
+export function retryDelayMs(b: Backoff, n: number, random = Math.random): number {
+  if (b.kind === 'fixed') return b.baseMs;
+  const ceiling = Math.min(b.maxMs, b.baseMs * 2 ** Math.min(n - 1, 40));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}

@@ -1,0 +1,82 @@
+/**
+ * What happens to a job after an attempt: pure decisions, no I/O. Kept in one place so that the worker,
+ * the recoverer and the tests agree on zc.async's policies:
+ * - an error is retried while `attempts <= retries`, after a backoff stored in the job (so any worker
+ *   honours it), unless the error is permanent (PermanentError, `permanent: true`, or a module/export that
+ *   does not exist); a job may ask for "retry at T" (RetryAtError), which counts as an attempt;
+ * - a timeout is an error with reason "timeout"; a cancel always ends in failed/ with reason "cancelled";
+ * - an interruption (the worker died) goes by `onInterrupt`: retry (until `maxInterrupts`, 9 by default, so
+ *   that a job that keeps killing its worker ends in failed/) or fail with reason "worker lost".
+ */
+import type { RunError } from '../worker/runner.js';
+import { retryDelayMs, type Attempt, type Job, type Outcome } from './format.js';
+
+export type Next =
+  | { to: 'done' }
+  | { to: 'failed'; reason: string }
+  | { to: 'pending' }
+  | { to: 'deferred'; dueMs: number };
+
+export function recordSuccess(job: Job, attempt: Attempt, result: unknown, endIso: string): Next {
+  attempt.end = endIso;
+  attempt.outcome = 'done';
+  pushAttempt(job, attempt);
+  job.result = result;
+  delete job.failure;
+  job.finished = endIso;
+  return { to: 'done' };
+}
+
+export function recordError(job: Job, attempt: Attempt, err: RunError, kind: 'error' | 'timeout' | 'cancelled' | 'deadline', endIso: string, serverNowMs: number): Next {
+  attempt.end = endIso;
+  attempt.error = `${err.name}: ${err.message}`.slice(0, 2000);
+  const reason = kind === 'error' ? 'error' : kind === 'deadline' ? 'deadline passed' : kind;
+  job.failure = { name: err.name, message: err.message, stack: err.stack, code: err.code, reason };
+  const retryable = kind !== 'cancelled' && kind !== 'deadline' && !err.permanent && job.attempts <= job.retries;
+  if (!retryable) {
+    attempt.outcome = outcomeOf(kind);
+    pushAttempt(job, attempt);
+    job.finished = endIso;
+    delete job.result;
+    return { to: 'failed', reason };
+  }
+  attempt.outcome = 'retry';
+  pushAttempt(job, attempt);
+  delete job.finished;
+  let dueMs = serverNowMs + retryDelayMs(job.backoff, job.attempts);
+  if (err.retryAt) dueMs = Date.parse(err.retryAt);
+  job.notBefore = new Date(dueMs).toISOString();
+  return dueMs <= serverNowMs ? { to: 'pending' } : { to: 'deferred', dueMs };
+}
+
+/** The job's worker died (or lost its lease) while holding it. */
+export function recordInterrupt(job: Job, lost: { worker: string; host: string; pid: number }, endIso: string, why = 'worker lost'): Next {
+  job.interrupts += 1;
+  const last = job.history[job.history.length - 1];
+  const entry: Attempt = last && last.worker === lost.worker && !last.end
+    ? last
+    : { attempt: job.attempts + 1, worker: lost.worker, host: lost.host, pid: lost.pid, start: endIso };
+  if (entry !== last) { job.attempts += 1; pushAttempt(job, entry); }
+  entry.end = endIso;
+  entry.outcome = 'interrupted';
+  entry.error = `${why}: ${lost.worker} on ${lost.host}`;
+  if (job.onInterrupt === 'fail' || job.interrupts > job.maxInterrupts) {
+    job.failure = {
+      name: 'WorkerLost',
+      message: job.onInterrupt === 'fail' ? `${why} (${lost.worker}); policy is to fail` : `${why} ${job.interrupts} times (cap ${job.maxInterrupts}): a poison job?`,
+      reason: 'worker lost',
+    };
+    job.finished = endIso;
+    return { to: 'failed', reason: 'worker lost' };
+  }
+  return { to: 'pending' };
+}
+
+function outcomeOf(kind: string): Outcome {
+  return kind === 'error' ? 'failed' : (kind as Outcome);
+}
+
+function pushAttempt(job: Job, a: Attempt): void {
+  if (job.history[job.history.length - 1] !== a) job.history.push(a);
+  if (job.history.length > 100) job.history.splice(0, job.history.length - 100);
+}

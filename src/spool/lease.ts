@@ -1,0 +1,151 @@
+/**
+ * A lease: the right to hold claimed jobs. A lease is the folder `claimed/<leaseId>/` plus the heartbeat
+ * file `workers/<leaseId>.json`, rewritten every heartbeat so that its mtime — stamped by the file
+ * server — says when the holder was last alive.
+ *
+ * Invariant (fencing): every change a holder makes to a claimed job goes through a path inside its own
+ * lease folder. A recoverer takes a dead lease by renaming the whole folder away (one atomic rename, one
+ * winner), so a holder that was only frozen and wakes up later finds its folder gone: its rename of new
+ * content into `claimed/<leaseId>/<id>.json`, and its move to done/ or failed/, fail with ENOENT instead of
+ * overwriting a newer attempt. A holder never re-creates its folder; it takes a new lease instead.
+ */
+import { mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { errnoOf, isGone, LeaseLostError } from '../errors.js';
+import { newWorkerId } from './ids.js';
+import type { Layout } from './layout.js';
+import { fsyncDir, moveNoClobber, renameOrGone, writeFileDurable } from './fsops.js';
+import { serializeJob, type Job } from '../job/format.js';
+
+export interface LeaseInfo {
+  kind: 'worker' | 'client';
+  host: string;
+  pid: number;
+  started: string;
+  leaseMs: number;
+  concurrency?: number;
+  queues?: string[] | null;
+  name?: string;
+}
+
+export class Lease {
+  readonly dir: string;
+  readonly heartbeatFile: string;
+  /** performance.now() of the last heartbeat that reached the spool. */
+  lastRenewed = -Infinity;
+  private lost = false;
+
+  private constructor(readonly layout: Layout, readonly id: string, readonly info: LeaseInfo, readonly durable: boolean) {
+    this.dir = join(layout.claimed, id);
+    this.heartbeatFile = join(layout.workers, `${id}.json`);
+  }
+
+  /** Heartbeat first, folder second: a folder never exists without a heartbeat to judge it by. */
+  static async acquire(layout: Layout, info: Omit<LeaseInfo, 'host' | 'pid' | 'started'>, durable: boolean): Promise<Lease> {
+    const full: LeaseInfo = { host: hostname(), pid: process.pid, started: new Date().toISOString(), ...info };
+    const lease = new Lease(layout, newWorkerId(), full, durable);
+    await lease.heartbeat();
+    await mkdir(lease.dir);
+    return lease;
+  }
+
+  get isLost(): boolean { return this.lost; }
+
+  /** True while the last successful heartbeat is recent enough that no sibling may have judged us dead. */
+  fresh(marginMs = 0): boolean {
+    return !this.lost && performance.now() - this.lastRenewed < this.info.leaseMs - marginMs;
+  }
+
+  /**
+   * Renew: rewrite the heartbeat (a write, so the server stamps a fresh mtime; utimes would carry our own
+   * clock), then check that our folder is still ours. Throws LeaseLostError when it was taken.
+   */
+  async heartbeat(extra: Record<string, unknown> = {}): Promise<void> {
+    if (this.lost) throw new LeaseLostError(this.id);
+    const started = performance.now();
+    const tmp = join(this.layout.tmp, `.hb-${this.id}`);
+    const fh = await open(tmp, 'w', 0o644);
+    try {
+      await fh.writeFile(JSON.stringify({ id: this.id, ...this.info, ...extra, beat: new Date().toISOString() }) + '\n');
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, this.heartbeatFile);
+    if (this.lastRenewed !== -Infinity) {
+      try {
+        const d = await open(this.dir, 'r');
+        await d.close();
+      } catch (err) {
+        if (isGone(err) || errnoOf(err) === 'ENOTDIR') { this.markLost(); throw new LeaseLostError(this.id); }
+        throw err;
+      }
+    }
+    // Count from when the write started: the server may have stamped it then.
+    this.lastRenewed = started;
+  }
+
+  markLost(): void {
+    if (this.lost) return;
+    this.lost = true;
+    unlink(this.heartbeatFile).catch(() => undefined);
+  }
+
+  pathOf(id: string): string { return join(this.dir, `${id}.json`); }
+
+  /** Claim `pending/<name>`: false when another claimer won (normal). */
+  async claim(srcPath: string, id: string): Promise<boolean> {
+    if (this.lost) return false;
+    return renameOrGone(srcPath, this.pathOf(id));
+  }
+
+  /**
+   * Replace the content of a job we hold. Fenced: fails with LeaseLostError when our folder is gone.
+   * Written in tmp/ and fsynced first, so the claimed file is always a whole job.
+   */
+  async rewrite(job: Job): Promise<void> {
+    const tmp = join(this.layout.tmp, `${job.id}.${this.id}.json`);
+    await unlink(tmp).catch(() => undefined);
+    await writeFileDurable(tmp, serializeJob(job), this.durable);
+    try {
+      await rename(tmp, this.pathOf(job.id));
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      if (isGone(err) || errnoOf(err) === 'ENOTDIR') { this.markLost(); throw new LeaseLostError(this.id); }
+      throw err;
+    }
+  }
+
+  /**
+   * Record `job` (with its outcome) and move it out of the lease into `toDir` (done/ or failed/; or
+   * pending/ and a deferred path through `toPath`). Returns false when the lease was lost (the job is
+   * someone else's now; nothing was written over their attempt).
+   */
+  async release(job: Job, toPath: string, noClobber: boolean): Promise<boolean> {
+    try {
+      await this.rewrite(job);
+    } catch (err) {
+      if (err instanceof LeaseLostError) return false;
+      throw err;
+    }
+    const src = this.pathOf(job.id);
+    let moved: boolean;
+    if (noClobber) {
+      moved = await moveNoClobber(src, toPath);
+    } else {
+      moved = await renameOrGone(src, toPath);
+    }
+    if (!moved) { this.markLost(); return false; }
+    if (this.durable) await fsyncDir(join(toPath, '..'));
+    return true;
+  }
+
+  /** Give up the lease: remove the (empty) folder and the heartbeat. */
+  async end(): Promise<void> {
+    this.lost = true;
+    await rmdir(this.dir).catch((err) => { if (!isGone(err) && errnoOf(err) !== 'ENOTEMPTY') throw err; });
+    await unlink(this.heartbeatFile).catch(() => undefined);
+    await unlink(join(this.layout.tmp, `.hb-${this.id}`)).catch(() => undefined);
+  }
+}
