@@ -1,0 +1,419 @@
+/**
+ * The library's front door: `Spool.open(dir)` and the operations every client needs — put, get, list,
+ * retry, cancel, wait, status, runWorker. The CLI is a thin layer over this class; nothing here prints.
+ */
+import { readFile, rename, unlink, watch as fsWatch } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { AmbiguousIdError, JobNotFoundError, SpoolWriteError, UsageError, errnoOf, isGone } from '../errors.js';
+import { FN_REF, QUEUE_NAME, newJob, parseJob, serializeJob, JobFormatError, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
+import { parseDuration, parseWhen } from '../schedule/time-input.js';
+import { deferredPath } from './deferred.js';
+import { MAX_JOB_BYTES, fsyncDir, listNames, moveNoClobber, readRegularFile, renameOrGone, writeFileDurable } from './fsops.js';
+import { newJobId, newToken } from './ids.js';
+import { defaultSpoolDir, ensureLayout, type JobState, type Layout } from './layout.js';
+import { Lease } from './lease.js';
+import { ALL_STATES, findExact, findPrefix, hasJobs, idTimeMs, scanState, type Located } from './scan.js';
+import { ServerClock } from './server-clock.js';
+import { recoverDeadLeases, type RecoveryEvent } from './recovery.js';
+import type { Worker, WorkerOptions } from '../worker/worker.js';
+
+export interface OpenOptions {
+  /** Create the layout when the folder is missing or empty (default true). */
+  create?: boolean;
+  /** fsync files and folders before reporting a job as put or finished (default true). */
+  durable?: boolean;
+}
+
+export interface PutOptions {
+  queue?: string;
+  /** Further attempts after a failure (default 0). */
+  retries?: number;
+  /** Backoff between retries: a fixed delay ('10s' or ms) or the default exponential with jitter. */
+  backoff?: string | number | Backoff;
+  /** Time limit of one attempt: ms or '30s'. */
+  timeout?: string | number | null;
+  /** Do not start before this time (Date, ISO string with offset, or epoch ms). A past time means now. */
+  at?: Date | string | number;
+  /** Do not start before now + this duration ('90s', '15m', or ms), judged by the spool's clock. */
+  in?: string | number;
+  /** Fail with reason "deadline passed" if not started by then (Date/ISO), or within this duration of put. */
+  deadline?: Date | string | number;
+  onInterrupt?: InterruptPolicy;
+  maxInterrupts?: number;
+}
+
+export interface JobRecord extends Located {
+  job?: Job;
+  /** Set when the file could not be read as a job. */
+  corrupt?: string;
+}
+
+export interface Status {
+  spool: string;
+  counts: Record<JobState, number>;
+  queues: Record<string, Partial<Record<JobState, number>>>;
+  oldestPendingMs: number | null;
+  workers: { id: string; host: string; pid: number; ageMs: number; alive: boolean; running?: number }[];
+  quarantined: number;
+}
+
+function toMs(v: string | number, what: string): number {
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v) || v < 0) throw new UsageError(`${what}: ${v} is not a non-negative number of milliseconds`);
+    return Math.round(v);
+  }
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    throw new UsageError(`${what} '${v}': ${(err as Error).message}`, 'ZCQ_BAD_DURATION');
+  }
+}
+
+function toTime(v: Date | string | number, what: string): number {
+  if (v instanceof Date) return v.getTime();
+  if (typeof v === 'number') return v;
+  try {
+    return parseWhen(v, new Date()).getTime();
+  } catch (err) {
+    throw new UsageError(`${what} '${v}': ${(err as Error).message}`, 'ZCQ_BAD_TIME');
+  }
+}
+
+export class Spool {
+  private clockCache?: ServerClock;
+
+  private constructor(readonly layout: Layout, readonly durable: boolean) {}
+
+  static async open(dir: string = defaultSpoolDir(), opts: OpenOptions = {}): Promise<Spool> {
+    const layout = await ensureLayout(dir, opts.create ?? true);
+    return new Spool(layout, opts.durable ?? true);
+  }
+
+  get dir(): string { return this.layout.root; }
+
+  /** The spool's clock (the file server's), shared by this process's callers. */
+  async clock(): Promise<ServerClock> {
+    if (!this.clockCache) {
+      this.clockCache = new ServerClock(this.layout.tmp, `client-${hostname()}-${process.pid}-${newToken()}`);
+      await this.clockCache.sample();
+      const clock = this.clockCache;
+      process.once('exit', () => clock.disposeSync());
+    }
+    return this.clockCache;
+  }
+
+  /** Validate, write in tmp/, fsync, publish into pending/ (or deferred/). Returns the job as stored. */
+  async put(fn: string, args: unknown[] = [], opts: PutOptions = {}): Promise<Job> {
+    if (typeof fn !== 'string' || !FN_REF.test(fn)) throw new UsageError(`function '${fn}': must be 'module#export', e.g. './jobs.mjs#render'`, 'ZCQ_BAD_FN');
+    if (!Array.isArray(args)) throw new UsageError('args: must be an array');
+    const queue = opts.queue ?? 'default';
+    if (!QUEUE_NAME.test(queue)) throw new UsageError(`--queue '${queue}': use letters, digits, '.', '_' or '-' (at most 64)`);
+    const retries = opts.retries ?? 0;
+    if (!Number.isInteger(retries) || retries < 0 || retries > 10_000) throw new UsageError(`--retries ${retries}: must be an integer from 0 to 10000`);
+    const maxInterrupts = opts.maxInterrupts;
+    if (maxInterrupts !== undefined && (!Number.isInteger(maxInterrupts) || maxInterrupts < 0 || maxInterrupts > 10_000)) throw new UsageError(`--max-interrupts ${maxInterrupts}: must be an integer from 0 to 10000`);
+    if (opts.onInterrupt !== undefined && opts.onInterrupt !== 'retry' && opts.onInterrupt !== 'fail') throw new UsageError(`--on-interrupt '${opts.onInterrupt}': must be 'retry' or 'fail'`);
+    let timeoutMs: number | null = null;
+    if (opts.timeout !== undefined && opts.timeout !== null) {
+      timeoutMs = toMs(opts.timeout, '--timeout');
+      if (timeoutMs <= 0) throw new UsageError('--timeout: must be more than zero');
+    }
+    let backoff: Backoff | undefined;
+    if (opts.backoff !== undefined) {
+      if (typeof opts.backoff === 'object') backoff = opts.backoff;
+      else { const ms = toMs(opts.backoff, '--backoff'); backoff = { kind: 'fixed', baseMs: ms, maxMs: ms }; }
+    }
+    let dueMs: number | null = null;
+    if (opts.at !== undefined && opts.in !== undefined) throw new UsageError('--at and --in: give one, not both');
+    if (opts.at !== undefined) dueMs = toTime(opts.at, '--at');
+    let nowServer: number | null = null;
+    const serverNow = async () => (nowServer ??= await (await this.clock()).now());
+    if (opts.in !== undefined) dueMs = (await serverNow()) + toMs(opts.in, '--in');
+    let deadline: string | null = null;
+    if (opts.deadline !== undefined) {
+      const d = typeof opts.deadline === 'string' && /^\d+(\.\d+)?(ms|s|m|h|d)/.test(opts.deadline)
+        ? (dueMs ?? (await serverNow())) + toMs(opts.deadline, '--deadline')
+        : toTime(opts.deadline, '--deadline');
+      deadline = new Date(d).toISOString();
+    }
+    let text: string;
+    const id = newJobId();
+    const job = newJob({ id, fn, args, queue, retries, backoff, timeoutMs, deadline, notBefore: dueMs !== null ? new Date(dueMs).toISOString() : null, onInterrupt: opts.onInterrupt, maxInterrupts });
+    try {
+      text = serializeJob(job);
+    } catch (err) {
+      throw new UsageError(`args: not JSON-serialisable (${(err as Error).message})`);
+    }
+    if (Buffer.byteLength(text) > MAX_JOB_BYTES) throw new UsageError(`args: the job would be ${Buffer.byteLength(text)} bytes, over the ${MAX_JOB_BYTES}-byte limit; pass a file path instead of the data`);
+    const deferred = dueMs !== null && dueMs > (await serverNow());
+    const tmp = join(this.layout.tmp, `${id}.json`);
+    let dest = '';
+    try {
+      await writeFileDurable(tmp, text, this.durable);
+      dest = deferred ? await deferredPath(this.layout.deferred, dueMs!, id) : join(this.layout.pending, `${id}.json`);
+      await rename(tmp, dest);
+      if (this.durable) await fsyncDir(join(dest, '..'));
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      if (err instanceof UsageError) throw err;
+      throw new SpoolWriteError(dest || tmp, err as NodeJS.ErrnoException);
+    }
+    return job;
+  }
+
+  /** Resolve an id or unique id prefix to where the job is. */
+  async locate(idOrPrefix: string): Promise<Located> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]*$/.test(idOrPrefix)) throw new UsageError(`job id '${idOrPrefix}': ids are made of [A-Za-z0-9._@-]`);
+    const exact = await findExact(this.layout, idOrPrefix);
+    if (exact.length > 0) return pickCurrent(exact);
+    const byPrefix = await findPrefix(this.layout, idOrPrefix);
+    const ids = new Set(byPrefix.map((l) => l.id));
+    if (ids.size === 0) throw new JobNotFoundError(idOrPrefix);
+    if (ids.size > 1) throw new AmbiguousIdError(idOrPrefix, ids.size);
+    return pickCurrent(byPrefix);
+  }
+
+  /** Read a job where it is now (retrying once if it moved while we looked). */
+  async get(idOrPrefix: string): Promise<JobRecord> {
+    for (let i = 0; ; i++) {
+      const loc = await this.locate(idOrPrefix);
+      try {
+        return await this.readAt(loc);
+      } catch (err) {
+        if (!isGone(err) || i >= 5) throw err;
+      }
+    }
+  }
+
+  private async readAt(loc: Located): Promise<JobRecord> {
+    const r = await readRegularFile(loc.path, 64 * MAX_JOB_BYTES);
+    if ('bad' in r) return { ...loc, corrupt: r.bad };
+    try {
+      return { ...loc, job: parseJob(r.text, loc.id) };
+    } catch (err) {
+      if (err instanceof JobFormatError) return { ...loc, corrupt: err.message };
+      throw err;
+    }
+  }
+
+  /** Jobs in the given states (all by default), oldest first, filtered by queue and fn. */
+  async list(filter: { states?: JobState[]; queue?: string; fn?: string; limit?: number } = {}): Promise<JobRecord[]> {
+    const states = filter.states && filter.states.length > 0 ? filter.states : ALL_STATES;
+    const out: JobRecord[] = [];
+    for (const state of states) {
+      for await (const loc of scanState(this.layout, state)) {
+        let rec: JobRecord;
+        try { rec = await this.readAt(loc); } catch (err) { if (isGone(err)) continue; throw err; }
+        if (filter.queue && rec.job?.queue !== filter.queue) continue;
+        if (filter.fn && !(rec.job?.fn === filter.fn || rec.job?.fn.includes(filter.fn))) continue;
+        out.push(rec);
+      }
+    }
+    out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return filter.limit ? out.slice(0, filter.limit) : out;
+  }
+
+  /**
+   * Put failed (or done, or deferred) jobs back in pending/ with a fresh set of attempts. The new content
+   * is published with link() (never over an existing pending/<id>.json) before the old file is removed,
+   * so a crash in between leaves the job in two folders (doctor repairs it), never in none.
+   */
+  async retry(idsOrPrefixes: string[]): Promise<{ id: string; from: JobState | null; ok: boolean; why?: string }[]> {
+    const out: { id: string; from: JobState | null; ok: boolean; why?: string }[] = [];
+    for (const ref of idsOrPrefixes) {
+      let rec: JobRecord;
+      try { rec = await this.get(ref); } catch (err) { out.push({ id: ref, from: null, ok: false, why: (err as Error).message }); continue; }
+      if (rec.state === 'pending' || rec.state === 'claimed') { out.push({ id: rec.id, from: rec.state, ok: false, why: `job ${rec.id} is ${rec.state}, not finished` }); continue; }
+      if (!rec.job) { out.push({ id: rec.id, from: rec.state, ok: false, why: `job ${rec.id}: ${rec.corrupt}` }); continue; }
+      const job = rec.job;
+      job.attempts = 0; job.interrupts = 0; job.deadline = null; job.notBefore = null;
+      delete job.finished;
+      const tmp = join(this.layout.tmp, `${job.id}.${newToken()}.json`);
+      await writeFileDurable(tmp, serializeJob(job), this.durable);
+      let ok = false;
+      try {
+        ok = await moveNoClobber(tmp, join(this.layout.pending, `${job.id}.json`));
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        if (errnoOf(err) === 'EEXIST') { out.push({ id: job.id, from: rec.state, ok: false, why: `job ${job.id} is already pending` }); continue; }
+        throw err;
+      }
+      if (ok) {
+        if (this.durable) await fsyncDir(this.layout.pending);
+        await unlink(rec.path).catch((err) => { if (!isGone(err)) throw err; });
+      }
+      out.push({ id: job.id, from: rec.state, ok });
+    }
+    return out;
+  }
+
+  async retryAllFailed(): Promise<{ id: string; from: JobState | null; ok: boolean; why?: string }[]> {
+    const ids: string[] = [];
+    for await (const loc of scanState(this.layout, 'failed')) ids.push(loc.id);
+    return this.retry(ids);
+  }
+
+  /**
+   * Cancel jobs. A pending or deferred job is taken under a short client lease (so a crash mid-way hands
+   * it back rather than losing it) and moved to failed/ with reason "cancelled". A running job gets a
+   * request file in cancel/; its worker aborts the job's AbortSignal and records the cancel.
+   */
+  async cancel(idsOrPrefixes: string[]): Promise<{ id: string; was: JobState | null; result: 'cancelled' | 'requested' | 'finished' | 'not found'; why?: string }[]> {
+    const out: { id: string; was: JobState | null; result: 'cancelled' | 'requested' | 'finished' | 'not found'; why?: string }[] = [];
+    let lease: Lease | undefined;
+    try {
+      for (const ref of idsOrPrefixes) {
+        let loc: Located;
+        try { loc = await this.locate(ref); } catch (err) { out.push({ id: ref, was: null, result: 'not found', why: (err as Error).message }); continue; }
+        if (loc.state === 'done' || loc.state === 'failed') { out.push({ id: loc.id, was: loc.state, result: 'finished' }); continue; }
+        if (loc.state === 'claimed') {
+          await writeFileDurable(join(this.layout.cancel, `${loc.id}.${newToken()}`), new Date().toISOString() + '\n', this.durable);
+          out.push({ id: loc.id, was: loc.state, result: 'requested' });
+          continue;
+        }
+        lease ??= await Lease.acquire(this.layout, { kind: 'client', leaseMs: 60_000 }, this.durable);
+        if (!(await lease.claim(loc.path, loc.id))) {
+          // It moved under us (claimed by a worker a moment ago): ask its worker instead.
+          await writeFileDurable(join(this.layout.cancel, `${loc.id}.${newToken()}`), new Date().toISOString() + '\n', this.durable);
+          out.push({ id: loc.id, was: 'claimed', result: 'requested' });
+          continue;
+        }
+        const r = await readRegularFile(lease.pathOf(loc.id));
+        let job: Job;
+        try {
+          if ('bad' in r) throw new JobFormatError(r.bad);
+          job = parseJob(r.text, loc.id);
+        } catch {
+          await renameOrGone(lease.pathOf(loc.id), join(this.layout.pending, `${loc.id}.json`));
+          out.push({ id: loc.id, was: loc.state, result: 'not found', why: 'unreadable job file left for the worker to quarantine' });
+          continue;
+        }
+        const now = new Date().toISOString();
+        job.failure = { name: 'Cancelled', message: `cancelled by ${hostname()} pid ${process.pid}`, reason: 'cancelled' };
+        job.finished = now;
+        job.history.push({ attempt: job.attempts, worker: lease.id, host: hostname(), pid: process.pid, start: now, end: now, outcome: 'cancelled' });
+        await lease.release(job, join(this.layout.failed, `${job.id}.json`), true);
+        out.push({ id: job.id, was: loc.state, result: 'cancelled' });
+      }
+    } finally {
+      await lease?.end();
+    }
+    return out;
+  }
+
+  /** Block until every job is in done/ or failed/; resolves with their records. */
+  async wait(idsOrPrefixes: string[], opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<JobRecord[]> {
+    const ids: string[] = [];
+    for (const ref of idsOrPrefixes) ids.push((await this.locate(ref)).id);
+    const results = new Map<string, JobRecord>();
+    const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
+    const ac = new AbortController();
+    const wake: { fn?: () => void } = {};
+    const watchers = [this.layout.done, this.layout.failed].map((dir) => (async () => {
+      try { for await (const _ of fsWatch(dir, { signal: ac.signal })) wake.fn?.(); } catch { /* no events here: polling covers it */ }
+    })());
+    try {
+      let pause = 20;
+      for (;;) {
+        for (const id of ids) {
+          if (results.has(id)) continue;
+          for (const state of ['done', 'failed'] as const) {
+            const path = join(this.layout[state], `${id}.json`);
+            try {
+              const rec = await this.readAt({ id, state, path });
+              results.set(id, rec);
+              break;
+            } catch (err) { if (!isGone(err)) throw err; }
+          }
+        }
+        if (results.size === ids.length) return ids.map((id) => results.get(id)!);
+        if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
+        if (Date.now() >= deadline) {
+          const left = ids.filter((id) => !results.has(id));
+          throw Object.assign(new UsageError(`wait: timed out; not finished: ${left.join(' ')}`, 'ZCQ_WAIT_TIMEOUT'), { exitCode: 1 });
+        }
+        await new Promise<void>((res) => { const t = setTimeout(res, Math.min(pause, Math.max(1, deadline - Date.now()))); wake.fn = () => { clearTimeout(t); res(); }; });
+        pause = Math.min(pause * 2, 1000);
+      }
+    } finally {
+      ac.abort();
+      await Promise.allSettled(watchers);
+    }
+  }
+
+  /** Counts per state and queue, the oldest pending job's age, the workers and whether they are alive. */
+  async status(opts: { maxRead?: number } = {}): Promise<Status> {
+    const maxRead = opts.maxRead ?? 20_000;
+    const counts = { pending: 0, deferred: 0, claimed: 0, done: 0, failed: 0 } as Record<JobState, number>;
+    const queues: Status['queues'] = {};
+    let oldest: number | null = null;
+    for (const state of ALL_STATES) {
+      for await (const loc of scanState(this.layout, state)) {
+        counts[state]++;
+        if (state === 'pending') { const t = idTimeMs(loc.id); if (t !== null && (oldest === null || t < oldest)) oldest = t; }
+        if (counts[state] <= maxRead && state !== 'done') {
+          try {
+            const r = await readRegularFile(loc.path);
+            if (!('bad' in r)) {
+              const q = (JSON.parse(r.text) as { queue?: unknown }).queue;
+              const name = typeof q === 'string' ? q : 'default';
+              (queues[name] ??= {})[state] = ((queues[name] ??= {})[state] ?? 0) + 1;
+            }
+          } catch { /* moved or torn: counted, not classified */ }
+        }
+      }
+    }
+    const clock = await this.clock();
+    const workers: Status['workers'] = [];
+    for (const name of await listNames(this.layout.workers)) {
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const path = join(this.layout.workers, name);
+      const age = await clock.ageOf(path);
+      if (age === null) continue;
+      let info: { host?: string; pid?: number; leaseMs?: number; kind?: string; running?: number } = {};
+      try { info = JSON.parse(await readFile(path, 'utf8')); } catch { /* torn: age still counts */ }
+      if (info.kind === 'client') continue;
+      workers.push({ id: name.slice(0, -5), host: String(info.host ?? '?'), pid: Number(info.pid ?? 0), ageMs: Math.round(age), alive: age <= (info.leaseMs ?? 30_000), running: info.running });
+    }
+    const quarantined = (await listNames(this.layout.quarantine)).filter((n) => !n.endsWith('.reason')).length;
+    return { spool: this.layout.root, counts, queues, oldestPendingMs: oldest === null ? null : Math.max(0, Date.now() - oldest), workers, quarantined };
+  }
+
+  /** The last progress annotation a job published, or null. */
+  async progress(idOrPrefix: string): Promise<{ at: string; attempt: number; value: unknown } | null> {
+    const { id } = await this.locate(idOrPrefix);
+    const r = await readRegularFile(join(this.layout.progress, `${id}.json`)).catch((err) => { if (isGone(err)) return null; throw err; });
+    if (!r || 'bad' in r) return null;
+    try { return JSON.parse(r.text); } catch { return null; }
+  }
+
+  /** One recovery pass by hand (`zcq recover`): settle every expired lease's jobs. */
+  async recover(): Promise<RecoveryEvent[]> {
+    const events: RecoveryEvent[] = [];
+    const lease = await Lease.acquire(this.layout, { kind: 'client', leaseMs: 60_000 }, this.durable);
+    try {
+      await recoverDeadLeases(this.layout, await this.clock(), lease, (e) => events.push(e));
+    } finally {
+      await lease.end();
+    }
+    return events;
+  }
+
+  /** Start a worker on this spool. Resolves once it runs; `await worker.done` for its end. */
+  async runWorker(opts: WorkerOptions = {}): Promise<Worker> {
+    const { Worker } = await import('../worker/worker.js');
+    const w = new Worker(this, opts);
+    await w.start();
+    return w;
+  }
+
+  /** Whether any job is pending. O(1) in the number of pending jobs. */
+  async hasPending(): Promise<boolean> { return hasJobs(this.layout.pending); }
+}
+
+function pickCurrent(locs: Located[]): Located {
+  // In the instant of a link+unlink move a job is in two folders; the later state is the truth.
+  const order: JobState[] = ['done', 'failed', 'claimed', 'pending', 'deferred'];
+  return [...locs].sort((a, b) => order.indexOf(a.state) - order.indexOf(b.state))[0]!;
+}

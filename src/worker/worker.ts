@@ -1,0 +1,524 @@
+/**
+ * The worker: claims jobs from pending/, runs them in a tinypool pool, records each outcome and moves the
+ * file to done/, failed/, or back to pending/deferred for a retry. Invariants:
+ * - it holds at most `concurrency` jobs, each under its lease (claimed/<leaseId>/), and writes a job's
+ *   outcome only while its lease is fresh — a worker whose heartbeat stalled aborts its jobs and takes a
+ *   new lease; the old one's jobs are settled by recovery like any dead worker's;
+ * - claim cost does not grow with the backlog: a scan reads at most SCAN_WINDOW names from pending/ and
+ *   claims many from them;
+ * - a job never crashes the worker: bad files are quarantined, thrown errors and missing modules become
+ *   failure records, a hung job is aborted at its timeout and its thread terminated after a grace period.
+ */
+import { availableParallelism, hostname } from 'node:os';
+import { opendir, unlink, watch as fsWatch } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import type Tinypool from 'tinypool';
+import { LeaseLostError, ModuleRefError, isGone } from '../errors.js';
+import { parseJob, JobFormatError, type Attempt, type Job } from '../job/format.js';
+import { recordError, recordSuccess, type Next } from '../job/policy.js';
+import { realRoots, resolveRef, type ResolvedRef } from '../job/resolve.js';
+import { silentLogger, type Logger } from '../log.js';
+import { deferredPath, promoteDue, dueDeferred } from '../spool/deferred.js';
+import { listNames, readRegularFile, MAX_JOB_BYTES } from '../spool/fsops.js';
+import { Lease } from '../spool/lease.js';
+import { quarantine } from '../spool/quarantine.js';
+import { recoverDeadLeases } from '../spool/recovery.js';
+import { hasJobs } from '../spool/scan.js';
+import { ServerClock } from '../spool/server-clock.js';
+import type { Spool } from '../spool/spool.js';
+import { cleanLeftovers } from '../spool/housekeeping.js';
+import type { RunError, RunOutcome, RunTask } from './runner.js';
+
+export interface WorkerOptions {
+  /** Folders job modules must live in (default: the current folder). */
+  roots?: string[];
+  /** Jobs run at once (default: CPU count). */
+  concurrency?: number;
+  /** Poll interval when no file-change events arrive (default 1000 ms). */
+  pollMs?: number;
+  /** Exit once nothing is pending, claimed or due. */
+  exitWhenIdle?: boolean;
+  /** Stop claiming after this many jobs, finish them, and exit (benchmarks, batch runs). */
+  maxJobs?: number;
+  /** 'threads' (default) or 'processes' for jobs that may crash their process. */
+  runtime?: 'threads' | 'processes';
+  /** Serve only these queues (default: all). */
+  queues?: string[] | null;
+  /** A lease not renewed for this long is dead (default 30 000 ms; on NFS at least heartbeat + actimeo). */
+  leaseMs?: number;
+  /** Heartbeat interval (default leaseMs / 6). */
+  heartbeatMs?: number;
+  /** On SIGINT/SIGTERM or stop(): how long running jobs may take to finish before they are released (default 10 s). */
+  graceMs?: number;
+  /** After a timeout or cancel aborts a job's signal, how long before its thread is terminated (default 5 s). */
+  killGraceMs?: number;
+  /** Use fs.watch for prompt pickup (default true; polling always runs as well). */
+  watch?: boolean;
+  /** Handle SIGINT/SIGTERM (default false for the API, true for the CLI). */
+  handleSignals?: boolean;
+  log?: Logger;
+  /** Extra periodic duties run each poll (the cron scheduler plugs in here). */
+  duties?: Array<(w: Worker) => Promise<void>>;
+}
+
+export interface WorkerSummary { done: number; failed: number; retried: number; recovered: number; quarantined: number; lostLease: number }
+
+interface Running {
+  id: string;
+  lease: Lease;
+  job: Job;
+  port?: import('node:worker_threads').MessagePort;
+  hard: AbortController;
+  /** Why the job is being stopped, if it is. */
+  stop?: 'timeout' | 'cancelled' | 'lease lost' | 'shutdown';
+  killTimer?: NodeJS.Timeout;
+}
+
+const SCAN_WINDOW = 1000;
+const runnerFile = fileURLToPath(new URL('./runner.js', import.meta.url));
+
+export class Worker {
+  readonly opts: Required<Omit<WorkerOptions, 'queues' | 'duties' | 'maxJobs' | 'log'>> & { queues: string[] | null; maxJobs: number | null };
+  readonly log: Logger;
+  readonly clock: ServerClock;
+  lease!: Lease;
+  readonly summary: WorkerSummary = { done: 0, failed: 0, retried: 0, recovered: 0, quarantined: 0, lostLease: 0 };
+  /** Resolves when the worker has stopped and released everything. */
+  done!: Promise<WorkerSummary>;
+
+  private pool?: Tinypool;
+  private roots: string[] = [];
+  private readonly running = new Map<string, Running>();
+  /** Ids claimed and not yet released: the slots in use (set at claim, before the job starts). */
+  private readonly holding = new Set<string>();
+  private readonly refCache = new Map<string, ResolvedRef | ModuleRefError>();
+  private readonly skip = new Set<string>();
+  private readonly duties: Array<(w: Worker) => Promise<void>>;
+  private stopping = false;
+  private claimedTotal = 0;
+  private wakeFn?: () => void;
+  private timers: NodeJS.Timeout[] = [];
+  private watchAbort = new AbortController();
+  private signalHandler?: () => void;
+
+  constructor(readonly spool: Spool, opts: WorkerOptions = {}) {
+    const leaseMs = opts.leaseMs ?? 30_000;
+    this.opts = {
+      roots: opts.roots && opts.roots.length > 0 ? opts.roots : [process.cwd()],
+      concurrency: Math.max(1, opts.concurrency ?? availableParallelism()),
+      pollMs: opts.pollMs ?? 1000,
+      exitWhenIdle: opts.exitWhenIdle ?? false,
+      maxJobs: opts.maxJobs ?? null,
+      runtime: opts.runtime ?? 'threads',
+      queues: opts.queues && opts.queues.length > 0 ? opts.queues : null,
+      leaseMs,
+      heartbeatMs: opts.heartbeatMs ?? Math.max(100, Math.floor(leaseMs / 6)),
+      graceMs: opts.graceMs ?? 10_000,
+      killGraceMs: opts.killGraceMs ?? 5_000,
+      watch: opts.watch ?? true,
+      handleSignals: opts.handleSignals ?? false,
+    };
+    this.log = opts.log ?? silentLogger;
+    this.duties = opts.duties ?? [];
+    this.clock = new ServerClock(spool.layout.tmp, `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  }
+
+  get id(): string { return this.lease.id; }
+  get runningCount(): number { return this.holding.size; }
+
+  async start(): Promise<void> {
+    this.roots = await realRoots(this.opts.roots);
+    await this.clock.sample();
+    this.lease = await this.newLease();
+    const { default: Pool } = await import('tinypool');
+    this.pool = new Pool({
+      filename: runnerFile,
+      runtime: this.opts.runtime === 'processes' ? 'child_process' : 'worker_threads',
+      minThreads: Math.min(this.opts.concurrency, availableParallelism()),
+      maxThreads: this.opts.concurrency,
+      isolateWorkers: false,
+      idleTimeout: 60_000,
+    });
+    this.log('worker.start', { worker: this.lease.id, spool: this.spool.dir, concurrency: this.opts.concurrency, runtime: this.opts.runtime, leaseMs: this.opts.leaseMs, roots: this.roots.join(':') });
+    if (this.opts.handleSignals) {
+      let count = 0;
+      this.signalHandler = () => {
+        count++;
+        if (count === 1) { this.log('worker.stopping', { worker: this.lease.id, running: this.running.size, graceMs: this.opts.graceMs }); void this.stop(); }
+        else { this.log('worker.stopping.now', { worker: this.lease.id }); void this.stop(0); }
+      };
+      process.on('SIGINT', this.signalHandler);
+      process.on('SIGTERM', this.signalHandler);
+    }
+    this.timers.push(setInterval(() => void this.beat(), this.opts.heartbeatMs));
+    this.timers.push(setInterval(() => void this.periodic(), this.opts.pollMs));
+    this.timers.push(setInterval(() => void this.housekeeping(), 60_000));
+    if (this.opts.watch) void this.watchPending();
+    this.done = this.loop();
+  }
+
+  private async newLease(): Promise<Lease> {
+    return Lease.acquire(this.spool.layout, { kind: 'worker', leaseMs: this.opts.leaseMs, concurrency: this.opts.concurrency, queues: this.opts.queues }, this.spool.durable);
+  }
+
+  /** Stop claiming; let running jobs finish within `graceMs`, then release the rest to pending/. */
+  async stop(graceMs = this.opts.graceMs): Promise<WorkerSummary> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.wake();
+    }
+    const t = setTimeout(() => {
+      for (const r of this.running.values()) this.abortJob(r, 'shutdown', 0);
+    }, graceMs);
+    try { return await this.done; } finally { clearTimeout(t); }
+  }
+
+  wake(): void { const f = this.wakeFn; this.wakeFn = undefined; f?.(); }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((res) => {
+      const t = setTimeout(() => { this.wakeFn = undefined; res(); }, ms);
+      this.wakeFn = () => { clearTimeout(t); res(); };
+    });
+  }
+
+  private async watchPending(): Promise<void> {
+    try {
+      for await (const _ of fsWatch(this.spool.layout.pending, { signal: this.watchAbort.signal })) this.wake();
+    } catch { /* no change events here (NFS, FUSE): polling covers it */ }
+  }
+
+  private async loop(): Promise<WorkerSummary> {
+    try {
+      await this.periodic();
+      while (!this.stopping) {
+        if (this.lease.isLost) await this.replaceLease();
+        const free = this.opts.concurrency - this.holding.size;
+        const budget = this.opts.maxJobs === null ? free : Math.min(free, this.opts.maxJobs - this.claimedTotal);
+        let scan = { claimed: 0, seen: 0 };
+        if (budget > 0) scan = await this.claimSome(budget);
+        if (this.opts.maxJobs !== null && this.claimedTotal >= this.opts.maxJobs && this.holding.size === 0) break;
+        if (scan.claimed > 0 && this.holding.size < this.opts.concurrency) continue;
+        if (scan.seen > 0 && scan.claimed === 0 && budget > 0) continue; // lost every race: rescan at once
+        if (this.opts.exitWhenIdle && this.holding.size === 0 && scan.claimed === 0 && (await this.spoolIdle())) break;
+        await this.sleep(this.holding.size >= this.opts.concurrency ? 60_000 : this.opts.pollMs);
+      }
+      // Drain: running jobs finish (or are released by stop()'s grace timer).
+      while (this.holding.size > 0) await this.sleep(1000);
+    } finally {
+      await this.shutdown();
+    }
+    return this.summary;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.watchAbort.abort();
+    if (this.signalHandler) { process.off('SIGINT', this.signalHandler); process.off('SIGTERM', this.signalHandler); }
+    await this.pool?.destroy().catch(() => undefined);
+    await this.lease.end().catch(() => undefined);
+    await this.clock.dispose();
+    this.log('worker.stop', { worker: this.lease.id, ...this.summary });
+  }
+
+  /** Nothing pending, nothing due, no job held by any lease (a dead one's jobs will come back). */
+  private async spoolIdle(): Promise<boolean> {
+    const l = this.spool.layout;
+    if (await hasJobs(l.pending)) return false;
+    if ((await dueDeferred(l.deferred, await this.clock.now(), 1)).due.length > 0) return false;
+    for (const w of await listNames(l.claimed)) {
+      if (w === this.lease.id) continue;
+      if ((await listNames(join(l.claimed, w))).length > 0) return false;
+    }
+    return true;
+  }
+
+  /** Read up to SCAN_WINDOW names from pending/, oldest first, and claim up to `want` of them. */
+  private async claimSome(want: number): Promise<{ claimed: number; seen: number }> {
+    const pending = this.spool.layout.pending;
+    const names: string[] = [];
+    let dir;
+    try { dir = await opendir(pending, { bufferSize: 256 }); } catch (err) { if (isGone(err)) return { claimed: 0, seen: 0 }; throw err; }
+    try {
+      for await (const e of dir) {
+        if (e.name.startsWith('.') || this.skip.has(e.name)) continue;
+        names.push(e.name);
+        if (names.length >= SCAN_WINDOW) break;
+      }
+    } catch (err) { if (!isGone(err)) throw err; }
+    names.sort();
+    let claimed = 0;
+    for (const name of names) {
+      if (claimed >= want || this.stopping || this.lease.isLost) break;
+      const id = name.endsWith('.json') ? name.slice(0, -5) : name;
+      const src = join(pending, name);
+      if (this.opts.queues && !(await this.inMyQueues(src, name))) continue;
+      if (this.holding.has(id)) continue;
+      if (!(await this.lease.claim(src, id))) continue;
+      this.holding.add(id);
+      claimed++;
+      this.claimedTotal++;
+      void this.runClaimed(this.lease, id, name);
+    }
+    return { claimed, seen: names.length };
+  }
+
+  /** With a queue filter: peek at the job's queue before claiming (bad files are claimed to be quarantined). */
+  private async inMyQueues(path: string, name: string): Promise<boolean> {
+    try {
+      const r = await readRegularFile(path);
+      if ('bad' in r) return true;
+      const q = (JSON.parse(r.text) as { queue?: unknown }).queue ?? 'default';
+      if (typeof q === 'string' && this.opts.queues!.includes(q)) return true;
+      if (this.skip.size > 100_000) this.skip.clear();
+      this.skip.add(name);
+      return false;
+    } catch (err) {
+      if (isGone(err)) return false;
+      return true;
+    }
+  }
+
+  /** Validate a claimed file and run it; never throws. */
+  private async runClaimed(lease: Lease, id: string, name: string): Promise<void> {
+    const path = lease.pathOf(id);
+    try {
+      const r = await readRegularFile(path, MAX_JOB_BYTES);
+      let job: Job;
+      try {
+        if (!name.endsWith('.json')) throw new JobFormatError('name does not end in .json');
+        if ('bad' in r) throw new JobFormatError(r.bad);
+        job = parseJob(r.text, id);
+      } catch (err) {
+        if (!(err instanceof JobFormatError)) throw err;
+        this.summary.quarantined++;
+        const to = await quarantine(this.spool.layout, path, name, err.message);
+        this.log('job.quarantined', { id, file: name, reason: err.message, to: to ?? undefined });
+        return;
+      }
+      await this.execute(lease, job);
+    } catch (err) {
+      if (isGone(err) || err instanceof LeaseLostError) {
+        this.log('job.lost', { id, worker: lease.id, reason: 'lease taken while running' });
+      } else {
+        // Could not record (disk full, read-only spool): keep the job claimed; when our lease lapses or we
+        // restart, recovery hands it back. Never lose it.
+        this.log('job.unrecorded', { id, error: (err as Error).message });
+      }
+    } finally {
+      this.running.delete(id);
+      this.holding.delete(id);
+      this.wake();
+    }
+  }
+
+  private async execute(lease: Lease, job: Job): Promise<void> {
+    job.attempts += 1;
+    const attempt: Attempt = { attempt: job.attempts, worker: lease.id, host: hostname(), pid: process.pid, start: new Date().toISOString() };
+    const serverNow = this.clock.nowCached();
+    if (job.deadline && Date.parse(job.deadline) < serverNow) {
+      const err: RunError = { name: 'DeadlinePassed', message: `not started by its deadline ${job.deadline}` };
+      return this.finish(lease, job, recordError(job, attempt, err, 'deadline', new Date().toISOString(), serverNow));
+    }
+    let ref = this.refCache.get(job.fn);
+    if (!ref) {
+      try { ref = await resolveRef(job.fn, this.roots); } catch (err) {
+        if (!(err instanceof ModuleRefError)) throw err;
+        ref = err;
+      }
+      if (this.refCache.size > 10_000) this.refCache.clear();
+      this.refCache.set(job.fn, ref);
+    }
+    if (ref instanceof ModuleRefError) {
+      const err: RunError = { name: ref.name, message: ref.message, code: ref.code, permanent: true };
+      return this.finish(lease, job, recordError(job, attempt, err, 'error', new Date().toISOString(), serverNow));
+    }
+    const entry: Running = { id: job.id, lease, job, hard: new AbortController() };
+    this.running.set(job.id, entry);
+    this.log('job.start', { id: job.id, fn: job.fn, attempt: job.attempts, worker: lease.id });
+    const started = performance.now();
+    const task: RunTask = { url: ref.url, exportName: ref.exportName, args: job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.spool.dir } };
+    const runOpts: { signal: AbortSignal; transferList?: never[] } = { signal: entry.hard.signal };
+    if (this.opts.runtime === 'threads') {
+      const ch = new MessageChannel();
+      task.port = ch.port2;
+      entry.port = ch.port1;
+      runOpts.transferList = [ch.port2 as never];
+    }
+    const timeout = job.timeoutMs ? setTimeout(() => this.abortJob(entry, 'timeout', this.opts.killGraceMs), job.timeoutMs) : undefined;
+    let outcome: RunOutcome;
+    try {
+      outcome = (await this.pool!.run(task, runOpts)) as RunOutcome;
+    } catch (err) {
+      const e = err as Error;
+      outcome = { ok: false, error: entry.stop
+        ? { name: entry.stop === 'timeout' ? 'TimeoutError' : 'AbortError', message: entry.stop === 'timeout' ? `timed out after ${job.timeoutMs} ms and was terminated` : `terminated: ${entry.stop}` }
+        : { name: 'WorkerCrashed', message: `the job's ${this.opts.runtime === 'threads' ? 'thread' : 'process'} died: ${e?.message ?? String(err)}` } };
+    } finally {
+      if (timeout) clearTimeout(timeout);
+      if (entry.killTimer) clearTimeout(entry.killTimer);
+      (entry.port as { close?: () => void } | undefined)?.close?.();
+    }
+    const ms = Math.round(performance.now() - started);
+    const endIso = new Date().toISOString();
+    if (entry.stop === 'lease lost' || lease.isLost) {
+      this.summary.lostLease++;
+      this.log('job.abandoned', { id: job.id, worker: lease.id, reason: 'lease lost; recovery settles it' });
+      return;
+    }
+    if (entry.stop === 'shutdown') {
+      attempt.end = endIso; attempt.outcome = 'interrupted'; attempt.error = 'worker shutdown';
+      job.history.push(attempt);
+      job.attempts -= 1; // a drained shutdown is not the job's fault
+      await this.finish(lease, job, { to: 'pending' }, ms);
+      return;
+    }
+    if (outcome.ok) {
+      let value: unknown;
+      if (outcome.json.length > MAX_JOB_BYTES / 2) {
+        return this.finish(lease, job, recordError(job, attempt, { name: 'ResultTooLarge', message: `result is ${outcome.json.length} bytes; the limit is ${MAX_JOB_BYTES / 2}: write big results to a file and return its path`, permanent: true }, 'error', endIso, this.clock.nowCached()), ms);
+      }
+      value = JSON.parse(outcome.json);
+      if (entry.stop === 'cancelled') {
+        return this.finish(lease, job, recordError(job, attempt, { name: 'Cancelled', message: 'cancelled while running (the job finished anyway; its result is kept in history only)' }, 'cancelled', endIso, this.clock.nowCached()), ms);
+      }
+      return this.finish(lease, job, recordSuccess(job, attempt, value, endIso), ms);
+    }
+    const kind = entry.stop === 'timeout' ? 'timeout' : entry.stop === 'cancelled' ? 'cancelled' : 'error';
+    const err = kind === 'timeout' && outcome.error.name === 'AbortError' ? { ...outcome.error, name: 'TimeoutError', message: `timed out after ${job.timeoutMs} ms (${outcome.error.message})` } : outcome.error;
+    return this.finish(lease, job, recordError(job, attempt, err, kind, endIso, this.clock.nowCached()), ms);
+  }
+
+  /** Write the outcome and move the file, only while the lease is fresh (otherwise recovery owns it). */
+  private async finish(lease: Lease, job: Job, next: Next, ms?: number): Promise<void> {
+    if (!lease.fresh(Math.min(2000, this.opts.leaseMs / 4))) {
+      this.summary.lostLease++;
+      this.log('job.abandoned', { id: job.id, worker: lease.id, reason: 'lease not fresh at finish' });
+      return;
+    }
+    const l = this.spool.layout;
+    let to: string;
+    let noClobber = true;
+    switch (next.to) {
+      case 'done': to = join(l.done, `${job.id}.json`); noClobber = false; break;
+      case 'failed': to = join(l.failed, `${job.id}.json`); noClobber = false; break;
+      case 'pending': to = join(l.pending, `${job.id}.json`); break;
+      case 'deferred': to = await deferredPath(l.deferred, next.dueMs, job.id); break;
+    }
+    const ok = await lease.release(job, to, noClobber);
+    if (!ok) {
+      this.summary.lostLease++;
+      this.log('job.abandoned', { id: job.id, worker: lease.id, reason: 'lease taken before the result was recorded' });
+      return;
+    }
+    if (next.to === 'done') this.summary.done++;
+    else if (next.to === 'failed') this.summary.failed++;
+    else this.summary.retried++;
+    const event = next.to === 'done' ? 'job.done' : next.to === 'failed' ? 'job.failed' : 'job.retry';
+    this.log(event, {
+      id: job.id, fn: job.fn, attempt: job.attempts, ms,
+      reason: next.to === 'failed' ? next.reason : undefined,
+      error: job.failure && next.to !== 'done' ? `${job.failure.name}: ${job.failure.message}`.slice(0, 300) : undefined,
+      due: next.to === 'deferred' ? new Date(next.dueMs).toISOString() : undefined,
+    });
+    if (this.cancelFiles.has(job.id)) {
+      for (const f of this.cancelFiles.get(job.id)!) await unlink(join(l.cancel, f)).catch(() => undefined);
+      this.cancelFiles.delete(job.id);
+    }
+  }
+
+  /** Abort a running job: its AbortSignal now, its thread after `graceMs`. */
+  private abortJob(entry: Running, why: NonNullable<Running['stop']>, graceMs: number): void {
+    if (entry.stop && entry.stop !== 'timeout') return;
+    entry.stop = why;
+    try { (entry.port as { postMessage?: (m: unknown) => void } | undefined)?.postMessage?.({ abort: why }); } catch { /* port closed: the job is ending */ }
+    const kill = () => entry.hard.abort(new Error(why));
+    if (graceMs <= 0 || !entry.port) kill();
+    else entry.killTimer = setTimeout(kill, graceMs);
+  }
+
+  private readonly cancelFiles = new Map<string, string[]>();
+  private beating = false;
+
+  /** Heartbeat, lease watchdog and cancel requests. */
+  private async beat(): Promise<void> {
+    if (this.beating) return;
+    this.beating = true;
+    try {
+      if (!this.lease.isLost && !this.lease.fresh()) {
+        this.log('lease.stale', { worker: this.lease.id, reason: 'heartbeat not renewed within the lease time' });
+        this.loseLease(this.lease);
+      }
+      if (!this.lease.isLost) {
+        try {
+          await this.lease.heartbeat({ running: this.running.size });
+        } catch (err) {
+          if (err instanceof LeaseLostError) this.loseLease(this.lease);
+          else this.log('lease.renew.failed', { worker: this.lease.id, error: (err as Error).message });
+        }
+      }
+      await this.clock.sample().catch(() => undefined);
+      await this.readCancelRequests();
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private loseLease(lease: Lease): void {
+    lease.markLost();
+    this.log('lease.lost', { worker: lease.id, running: this.running.size });
+    for (const r of this.running.values()) if (r.lease === lease) this.abortJob(r, 'lease lost', this.opts.killGraceMs);
+    this.wake();
+  }
+
+  private async replaceLease(): Promise<void> {
+    const old = this.lease;
+    this.lease = await this.newLease();
+    this.log('lease.new', { worker: this.lease.id, previous: old.id });
+  }
+
+  private async readCancelRequests(): Promise<void> {
+    if (this.running.size === 0) return;
+    for (const f of await listNames(this.spool.layout.cancel)) {
+      const id = f.replace(/\.[^.]+$/, '');
+      const r = this.running.get(id);
+      if (!r) continue;
+      const list = this.cancelFiles.get(id) ?? [];
+      if (!list.includes(f)) list.push(f);
+      this.cancelFiles.set(id, list);
+      if (!r.stop) { this.log('job.cancel', { id }); this.abortJob(r, 'cancelled', this.opts.killGraceMs); }
+    }
+  }
+
+  private periodicRunning = false;
+
+  /** Each poll: promote due deferred jobs, recover dead leases, run extra duties (cron). */
+  private async periodic(): Promise<void> {
+    if (this.periodicRunning) return;
+    this.periodicRunning = true;
+    try {
+      const now = await this.clock.now();
+      const promoted = await promoteDue(this.spool.layout.deferred, this.spool.layout.pending, now);
+      if (promoted > 0) this.wake();
+      if (!this.stopping && this.lease.fresh(1000)) {
+        const n = await recoverDeadLeases(this.spool.layout, this.clock, this.lease, (e) => this.log(e.event, { ...e, event: undefined }));
+        if (n > 0) { this.summary.recovered += n; this.wake(); }
+      }
+      for (const duty of this.duties) await duty(this);
+    } catch (err) {
+      this.log('worker.periodic.error', { error: (err as Error).message });
+    } finally {
+      this.periodicRunning = false;
+    }
+  }
+
+  private async housekeeping(): Promise<void> {
+    try {
+      await cleanLeftovers(this.spool.layout, this.clock, { log: this.log });
+    } catch (err) {
+      this.log('worker.housekeeping.error', { error: (err as Error).message });
+    }
+  }
+}
