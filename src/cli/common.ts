@@ -1,0 +1,60 @@
+/**
+ * What every command shares: the global options, opening the spool, reading ids (with `-` for stdin, as
+ * Postfix's postsuper does), and printing. Commands stay thin: the work is in the library.
+ */
+import type { Command } from 'commander';
+import type { Spool } from '../spool/spool.js';
+import { UsageError } from '../errors.js';
+
+export interface GlobalOptions { spool?: string; json?: boolean; relaxed?: boolean }
+
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+export async function openSpool(cmd: Command, create = true): Promise<Spool> {
+  const g = globals(cmd);
+  const { Spool } = await import('../spool/spool.js');
+  const { defaultSpoolDir } = await import('../spool/layout.js');
+  return Spool.open(g.spool ?? defaultSpoolDir(), { create, durable: !g.relaxed });
+}
+
+/** Ids from the arguments; a lone `-` reads whitespace-separated ids from stdin. */
+export async function readIds(args: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const a of args) {
+    if (a === '-') {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      out.push(...Buffer.concat(chunks).toString('utf8').split(/\s+/).filter(Boolean));
+    } else out.push(a);
+  }
+  if (out.length === 0) throw new UsageError('give at least one job id (or - to read ids from stdin)');
+  return out;
+}
+
+export function printJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v) + '\n');
+}
+
+export function age(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '-';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
+}
+
+/** Parse an integer option with a clear error naming the option. */
+export function intOption(name: string, min: number, max: number): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} '${v}': must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+export function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}

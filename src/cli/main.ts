@@ -1,0 +1,60 @@
+/**
+ * `zcq`: the command line. Parses arguments with commander, runs one command (each in its own file under
+ * commands/, loaded only when used so that `zcq put` starts fast), and maps errors to exit codes:
+ * 0 success, 1 a job failed or was not found, 2 a usage error. Errors print as one line on stderr.
+ */
+import { Command, CommanderError } from 'commander';
+import { ZcqError } from '../errors.js';
+
+type Loader = () => Promise<{ register: (program: Command) => void }>;
+
+const COMMANDS: Record<string, Loader> = {
+  init: () => import('./commands/init.js'),
+  put: () => import('./commands/put.js'),
+  worker: () => import('./commands/worker.js'),
+  ls: () => import('./commands/ls.js'),
+  show: () => import('./commands/show.js'),
+  retry: () => import('./commands/retry.js'),
+  cancel: () => import('./commands/cancel.js'),
+  wait: () => import('./commands/wait.js'),
+  status: () => import('./commands/status.js'),
+  recover: () => import('./commands/recover.js'),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('zcq')
+    .description('a durable job spool: jobs are JSON files; their folder is their state')
+    .option('--spool <dir>', 'spool folder (default $ZCQ_SPOOL, else ./spool)')
+    .option('--json', 'machine-readable output (one JSON value; logs as JSON lines)')
+    .option('--relaxed', 'skip fsync (faster; a power cut may lose the latest changes)')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'zcq: ')) })
+    .showHelpAfterError('(run zcq --help for usage)');
+
+  // Register only the command being run (plus all of them for help): loading is lazy.
+  const first = argv.find((a, i) => i >= 2 && !a.startsWith('-') && !isOptionValue(argv, i));
+  const names = first && COMMANDS[first] ? [first] : Object.keys(COMMANDS);
+  for (const name of names) (await COMMANDS[name]!()).register(program);
+
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (err instanceof ZcqError) {
+      process.stderr.write(`zcq: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`zcq: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+/** Whether argv[i] is the value of a preceding global option that takes one (`--spool DIR`). */
+function isOptionValue(argv: string[], i: number): boolean {
+  return i > 2 && argv[i - 1] === '--spool';
+}
