@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The Debian packages the test suite needs beyond Node: sshfs + sshd (the multi-host rig's network file
+# system), faketime (clock-skew tests). As root, missing ones are installed with apt-get; otherwise the
+# script names them and fails, so that the multi-host tests never skip in silence.
+set -euo pipefail
+need=()
+command -v sshfs >/dev/null || need+=(sshfs)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v faketime >/dev/null || need+=(faketime)
+command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(fuse3)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "system-deps: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "system-deps: missing Debian packages: ${need[*]} — run: sudo apt-get install ${need[*]}" >&2
+  exit 1
+fi
