@@ -235,12 +235,14 @@ export class Worker {
     return true;
   }
 
-  /** Read up to SCAN_WINDOW names from pending/, oldest first, and claim up to `want` of them. */
-  private async claimSome(want: number): Promise<{ claimed: number; seen: number }> {
-    const pending = this.spool.layout.pending;
+  /** Names read by the last scan and not yet tried, oldest first: scan once, claim many. */
+  private candidates: string[] = [];
+
+  /** Read up to SCAN_WINDOW names from pending/ (O(1) in the backlog), oldest first. */
+  private async scanPending(): Promise<void> {
     const names: string[] = [];
     let dir;
-    try { dir = await opendir(pending, { bufferSize: 256 }); } catch (err) { if (isGone(err)) return { claimed: 0, seen: 0 }; throw err; }
+    try { dir = await opendir(this.spool.layout.pending, { bufferSize: 256 }); } catch (err) { if (isGone(err)) return; throw err; }
     try {
       for await (const e of dir) {
         if (e.name.startsWith('.') || this.skip.has(e.name)) continue;
@@ -248,21 +250,38 @@ export class Worker {
         if (names.length >= SCAN_WINDOW) break;
       }
     } catch (err) { if (!isGone(err)) throw err; }
-    names.sort();
+    this.candidates = names.sort();
+  }
+
+  /**
+   * Claim up to `want` jobs from the candidates, rescanning when they run out. `seen` counts names tried,
+   * so the loop can tell "pending/ is empty" from "others won every race".
+   */
+  private async claimSome(want: number): Promise<{ claimed: number; seen: number }> {
+    const pending = this.spool.layout.pending;
     let claimed = 0;
-    for (const name of names) {
-      if (claimed >= want || this.stopping || this.lease.isLost) break;
+    let seen = 0;
+    let rescanned = false;
+    while (claimed < want && !this.stopping && !this.lease.isLost) {
+      if (this.candidates.length === 0) {
+        if (rescanned) break;
+        await this.scanPending();
+        rescanned = true;
+        if (this.candidates.length === 0) break;
+      }
+      const name = this.candidates.shift()!;
+      seen++;
       const id = name.endsWith('.json') ? name.slice(0, -5) : name;
       const src = join(pending, name);
-      if (this.opts.queues && !(await this.inMyQueues(src, name))) continue;
       if (this.holding.has(id)) continue;
+      if (this.opts.queues && !(await this.inMyQueues(src, name))) continue;
       if (!(await this.lease.claim(src, id))) continue;
       this.holding.add(id);
       claimed++;
       this.claimedTotal++;
       void this.runClaimed(this.lease, id, name);
     }
-    return { claimed, seen: names.length };
+    return { claimed, seen };
   }
 
   /** With a queue filter: peek at the job's queue before claiming (bad files are claimed to be quarantined). */
