@@ -184,3 +184,84 @@ export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): P
     await fh.close().catch(() => undefined);
   }
 }
+
+/*
+ * Synchronous twins of the primitives above, for the worker's per-job hot path (read the claimed job,
+ * write its outcome, move it). On a local disk each call takes microseconds, and a promise round trip
+ * through libuv's thread pool costs more than the call itself; the worker's event loop has nothing
+ * better to do meanwhile. Semantics are identical to the async versions.
+ */
+import * as fss from 'node:fs';
+
+/** Write `path` (created, or truncated when `exclusive` is false), fsync when durable, close. */
+export function writeFileSyncDurable(path: string, data: string, durable: boolean, exclusive = true): void {
+  const fd = fss.openSync(path, exclusive ? 'wx' : 'w', 0o644);
+  try {
+    fss.writeFileSync(fd, data);
+    if (durable) fss.fsyncSync(fd);
+  } catch (err) {
+    try { fss.closeSync(fd); } catch { /* already failing */ }
+    try { fss.unlinkSync(path); } catch { /* gone */ }
+    throw err;
+  }
+  fss.closeSync(fd);
+}
+
+/** rename(2), false when the source is gone (a lost race); see renameOrGone. */
+export function renameOrGoneSync(src: string, dst: string): boolean {
+  try {
+    fss.renameSync(src, dst);
+    return true;
+  } catch (err) {
+    if (isGone(err)) return false;
+    throw err;
+  }
+}
+
+/** readRegularFile, synchronously. */
+export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): { text: string; mtimeMs: number } | { bad: string } {
+  let fd: number;
+  try {
+    fd = fss.openSync(path, fss.constants.O_RDONLY | fss.constants.O_NOFOLLOW | fss.constants.O_NONBLOCK);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ELOOP' || code === 'EMLINK') return { bad: 'is a symbolic link' };
+    if (code === 'EACCES' || code === 'EPERM') return { bad: `unreadable (${code})` };
+    throw err;
+  }
+  try {
+    const st = fss.fstatSync(fd);
+    if (st.isDirectory()) return { bad: 'is a folder, not a job file' };
+    if (!st.isFile()) return { bad: 'is not a regular file' };
+    if (st.size > maxBytes) return { bad: `is ${st.size} bytes, larger than the ${maxBytes}-byte limit for a job file` };
+    const buf = Buffer.allocUnsafe(Math.min(st.size + 1, maxBytes + 1));
+    let n = 0;
+    for (;;) {
+      const r = fss.readSync(fd, buf, n, buf.length - n, n);
+      if (r === 0) break;
+      n += r;
+      if (n > maxBytes) return { bad: `is larger than the ${maxBytes}-byte limit for a job file` };
+      if (n === buf.length) break;
+    }
+    return { text: buf.toString('utf8', 0, n), mtimeMs: st.mtimeMs };
+  } catch (err) {
+    if (errnoOf(err) === 'EISDIR') return { bad: 'is a folder, not a job file' };
+    throw err;
+  } finally {
+    fss.closeSync(fd);
+  }
+}
+
+/** fsyncDir, synchronously. */
+export function fsyncDirSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fss.openSync(dir, fss.constants.O_RDONLY | fss.constants.O_DIRECTORY);
+    fss.fsyncSync(fd);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EBADF' && code !== 'EPERM' && code !== 'ENOSYS') throw err;
+  } finally {
+    if (fd !== undefined) fss.closeSync(fd);
+  }
+}

@@ -16,7 +16,8 @@ import { performance } from 'node:perf_hooks';
 import { errnoOf, isGone, LeaseLostError } from '../errors.js';
 import { newWorkerId } from './ids.js';
 import type { Layout } from './layout.js';
-import { fsyncDir, moveNoClobber, renameOrGone, writeFileDurable } from './fsops.js';
+import { fsyncDirSync, moveNoClobber, renameOrGoneSync, writeFileSyncDurable } from './fsops.js';
+import { renameSync, unlinkSync } from 'node:fs';
 import { serializeJob, type Job } from '../job/format.js';
 
 export interface LeaseInfo {
@@ -95,23 +96,23 @@ export class Lease {
   pathOf(id: string): string { return join(this.dir, `${id}.json`); }
 
   /** Claim `pending/<name>`: false when another claimer won (normal). */
-  async claim(srcPath: string, id: string): Promise<boolean> {
+  claim(srcPath: string, id: string): boolean {
     if (this.lost) return false;
-    return renameOrGone(srcPath, this.pathOf(id));
+    return renameOrGoneSync(srcPath, this.pathOf(id));
   }
 
   /**
    * Replace the content of a job we hold. Fenced: fails with LeaseLostError when our folder is gone.
    * Written in tmp/ and fsynced first, so the claimed file is always a whole job.
    */
-  async rewrite(job: Job): Promise<void> {
+  rewrite(job: Job): void {
+    // The temp name is ours alone (job id + lease id), so truncating a leftover is safe.
     const tmp = join(this.layout.tmp, `${job.id}.${this.id}.json`);
-    await unlink(tmp).catch(() => undefined);
-    await writeFileDurable(tmp, serializeJob(job), this.durable);
+    writeFileSyncDurable(tmp, serializeJob(job), this.durable, false);
     try {
-      await rename(tmp, this.pathOf(job.id));
+      renameSync(tmp, this.pathOf(job.id));
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
+      try { unlinkSync(tmp); } catch { /* gone */ }
       if (isGone(err) || errnoOf(err) === 'ENOTDIR') { this.markLost(); throw new LeaseLostError(this.id); }
       throw err;
     }
@@ -124,20 +125,15 @@ export class Lease {
    */
   async release(job: Job, toPath: string, noClobber: boolean): Promise<boolean> {
     try {
-      await this.rewrite(job);
+      this.rewrite(job);
     } catch (err) {
       if (err instanceof LeaseLostError) return false;
       throw err;
     }
     const src = this.pathOf(job.id);
-    let moved: boolean;
-    if (noClobber) {
-      moved = await moveNoClobber(src, toPath);
-    } else {
-      moved = await renameOrGone(src, toPath);
-    }
+    const moved = noClobber ? await moveNoClobber(src, toPath) : renameOrGoneSync(src, toPath);
     if (!moved) { this.markLost(); return false; }
-    if (this.durable) await fsyncDir(join(toPath, '..'));
+    if (this.durable) fsyncDirSync(join(toPath, '..'));
     return true;
   }
 

@@ -273,7 +273,7 @@ export class Spool {
           continue;
         }
         lease ??= await Lease.acquire(this.layout, { kind: 'client', leaseMs: 60_000 }, this.durable);
-        if (!(await lease.claim(loc.path, loc.id))) {
+        if (!lease.claim(loc.path, loc.id)) {
           // It moved under us (claimed by a worker a moment ago): ask its worker instead.
           await writeFileDurable(join(this.layout.cancel, `${loc.id}.${newToken()}`), new Date().toISOString() + '\n', this.durable);
           out.push({ id: loc.id, was: 'claimed', result: 'requested' });

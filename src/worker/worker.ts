@@ -21,7 +21,7 @@ import { recordError, recordSuccess, type Next } from '../job/policy.js';
 import { realRoots, resolveRef, type ResolvedRef } from '../job/resolve.js';
 import { silentLogger, type Logger } from '../log.js';
 import { deferredPath, promoteDue, dueDeferred } from '../spool/deferred.js';
-import { listNames, readRegularFile, MAX_JOB_BYTES } from '../spool/fsops.js';
+import { listNames, readRegularFile, readRegularFileSync, MAX_JOB_BYTES } from '../spool/fsops.js';
 import { Lease } from '../spool/lease.js';
 import { quarantine } from '../spool/quarantine.js';
 import { recoverDeadLeases } from '../spool/recovery.js';
@@ -275,7 +275,7 @@ export class Worker {
       const src = join(pending, name);
       if (this.holding.has(id)) continue;
       if (this.opts.queues && !(await this.inMyQueues(src, name))) continue;
-      if (!(await this.lease.claim(src, id))) continue;
+      if (!this.lease.claim(src, id)) continue;
       this.holding.add(id);
       claimed++;
       this.claimedTotal++;
@@ -304,7 +304,7 @@ export class Worker {
   private async runClaimed(lease: Lease, id: string, name: string): Promise<void> {
     const path = lease.pathOf(id);
     try {
-      const r = await readRegularFile(path, MAX_JOB_BYTES);
+      const r = readRegularFileSync(path, MAX_JOB_BYTES);
       let job: Job;
       try {
         if (!name.endsWith('.json')) throw new JobFormatError('name does not end in .json');
