@@ -9,7 +9,8 @@ import { AmbiguousIdError, JobNotFoundError, SpoolWriteError, UsageError, errnoO
 import { FN_REF, QUEUE_NAME, newJob, parseJob, serializeJob, JobFormatError, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
 import { parseDuration, parseWhen } from '../schedule/time-input.js';
 import { deferredPath } from './deferred.js';
-import { MAX_JOB_BYTES, fsyncDir, listNames, moveNoClobber, readRegularFile, renameOrGone, writeFileDurable } from './fsops.js';
+import { renameSync } from 'node:fs';
+import { MAX_JOB_BYTES, fsyncDirSync, writeFileSyncDurable, fsyncDir, listNames, moveNoClobber, readRegularFile, renameOrGone, writeFileDurable } from './fsops.js';
 import { newJobId, newToken } from './ids.js';
 import { defaultSpoolDir, ensureLayout, type JobState, type Layout } from './layout.js';
 import { Lease } from './lease.js';
@@ -150,10 +151,11 @@ export class Spool {
     const tmp = join(this.layout.tmp, `${id}.json`);
     let dest = '';
     try {
-      await writeFileDurable(tmp, text, this.durable);
+      // Synchronous calls: microseconds each on a local disk, cheaper than promise round trips.
+      writeFileSyncDurable(tmp, text, this.durable);
       dest = deferred ? await deferredPath(this.layout.deferred, dueMs!, id) : join(this.layout.pending, `${id}.json`);
-      await rename(tmp, dest);
-      if (this.durable) await fsyncDir(join(dest, '..'));
+      renameSync(tmp, dest);
+      if (this.durable) fsyncDirSync(join(dest, '..'));
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       if (err instanceof UsageError) throw err;
