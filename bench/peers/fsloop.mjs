@@ -1,0 +1,161 @@
+// The file system's own limit: a bare loop of the file operations one zcq job
+// needs, no zcq code. Per job (durable):
+//   put:    write tmp/<id>.json + fsync, rename -> pending/<id>.json, fsync pending/
+//   claim:  rename pending/<id>.json -> claimed/<w>/<id>.json
+//   finish: write tmp/<id>.<w>.json + fsync, rename over claimed/<w>/<id>.json
+//   done:   rename -> done/<id>.json, fsync done/
+// relaxed = the same without any fsync. phase 'drain' = pending files exist
+// already (made by the parent), only claim/finish/done are timed.
+// As a module: runFsloop(). As a script: `node fsloop.mjs child ...` (one process).
+import { promises as fsp, mkdirSync, writeFileSync, readFileSync, openSync, closeSync, fsync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { spawnTracked, waitExit, waitForOutput, makeTmp, rmrf } from '../lib/proc.mjs';
+import { parseStrace, perJob } from '../lib/strace.mjs';
+
+const SELF = fileURLToPath(import.meta.url);
+
+function jobJson(id, extra = {}) {
+  return JSON.stringify({
+    zcq: 1, id, fn: 'noop.mjs#noop', args: [], queue: 'default', created: new Date().toISOString(),
+    attempts: 0, retries: 0, history: [], ...extra,
+  });
+}
+
+const idOf = (w, i) => `${w}-${String(i).padStart(8, '0')}`;
+
+function layout(dir, workers) {
+  for (const d of ['tmp', 'pending', 'done']) mkdirSync(join(dir, d), { recursive: true });
+  for (const w of workers) mkdirSync(join(dir, 'claimed', w), { recursive: true });
+}
+
+/**
+ * procs processes × loops async loops, n jobs in total; returns { jobsPerSec, ms }
+ * measured from the earliest loop start to the latest loop end (CLOCK_MONOTONIC).
+ */
+export async function runFsloop({ n, procs = 2, loops = 8, durable = true, phase = 'full', dir = null, strace = null }) {
+  const root = dir ?? makeTmp('fsloop');
+  const names = Array.from({ length: procs }, (_, k) => `w${k}`);
+  layout(root, names);
+  const share = (k) => Math.floor(n / procs) + (k < n % procs ? 1 : 0);
+  if (phase === 'drain') {
+    // Pre-create the pending files (no fsync: they are input, not timed).
+    names.forEach((w, k) => {
+      for (let i = 0; i < share(k); i++) writeFileSync(join(root, 'pending', idOf(w, i) + '.json'), jobJson(idOf(w, i)));
+    });
+  }
+  const kids = names.map((w, k) => {
+    const args = [SELF, 'child', root, w, String(share(k)), String(loops), durable ? '1' : '0', phase];
+    return strace
+      ? spawnTracked('strace', ['-f', '-c', '-o', `${strace}.${k}`, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawnTracked(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  });
+  try {
+    await Promise.all(kids.map((c) => waitForOutput(c, /^ready$/m, 30000)));
+    for (const c of kids) c.stdin.write('go\n');
+    const results = await Promise.all(
+      kids.map(async (c) => {
+        const r = await waitExit(c, 900000);
+        if (r.timedOut || r.code !== 0) throw new Error(`fsloop child failed: ${JSON.stringify(r)} ${c.stderrText.slice(-500)}`);
+        const m = c.stdoutText.match(/^result (\{.*\})$/m);
+        return JSON.parse(m[1]);
+      }),
+    );
+    const start = Math.min(...results.map((r) => Number(r.start)));
+    const end = Math.max(...results.map((r) => Number(r.end)));
+    const ms = (end - start) / 1e6;
+    return { jobsPerSec: (n * 1000) / ms, ms };
+  } finally {
+    for (const c of kids) if (c.exitCode === null) c.kill('SIGKILL');
+    if (!dir) rmrf(root);
+  }
+}
+
+// ---------------------------------------------------------------- child
+
+async function writeFileDurable(path, data, durable) {
+  const fh = await fsp.open(path, 'wx');
+  try {
+    await fh.writeFile(data);
+    if (durable) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function childMain([root, w, countS, loopsS, durableS, phase]) {
+  const count = Number(countS);
+  const loops = Number(loopsS);
+  const durable = durableS === '1';
+  const tmp = join(root, 'tmp');
+  const pending = join(root, 'pending');
+  const claimed = join(root, 'claimed', w);
+  const done = join(root, 'done');
+  // Directory fds kept open for the whole run: the cheapest way to fsync a folder.
+  const pendingFd = openSync(pending, 'r');
+  const doneFd = openSync(done, 'r');
+  const syncDir = durable ? (fd) => new Promise((res, rej) => fsync(fd, (e) => (e ? rej(e) : res()))) : async () => {};
+
+  let next = 0;
+  async function one(i) {
+    const id = idOf(w, i);
+    const name = id + '.json';
+    if (phase !== 'drain') {
+      const t = join(tmp, name);
+      await writeFileDurable(t, jobJson(id), durable);
+      await fsp.rename(t, join(pending, name));
+      await syncDir(pendingFd);
+    }
+    const c = join(claimed, name);
+    await fsp.rename(join(pending, name), c);
+    const r = join(tmp, `${id}.${w}.json`);
+    await writeFileDurable(r, jobJson(id, { result: null, history: [{ worker: w, start: new Date().toISOString(), end: new Date().toISOString() }] }), durable);
+    await fsp.rename(r, c);
+    await fsp.rename(c, join(done, name));
+    await syncDir(doneFd);
+  }
+  async function loop() {
+    for (;;) {
+      const i = next++;
+      if (i >= count) return;
+      await one(i);
+    }
+  }
+
+  process.stdout.write('ready\n');
+  const rl = createInterface({ input: process.stdin });
+  await new Promise((res) => rl.once('line', res));
+  rl.close();
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: loops }, loop));
+  const end = process.hrtime.bigint();
+  closeSync(pendingFd);
+  closeSync(doneFd);
+  process.stdout.write(`result ${JSON.stringify({ start: String(start), end: String(end) })}\n`);
+}
+
+if (process.argv[1] === SELF && process.argv[2] === 'child') {
+  childMain(process.argv.slice(3)).catch((e) => {
+    process.stderr.write(String(e?.stack ?? e) + '\n');
+    process.exit(1);
+  });
+}
+
+
+/** strace -f -c of one fsloop process (8 loops) doing n full jobs, minus n=0, per job. */
+export async function fsloopSyscalls({ n, durable = true }) {
+  const dir = makeTmp('fsloop-strace');
+  const run = async (count) => {
+    const out = join(dir, `strace-${count}`);
+    await runFsloop({ n: count, procs: 1, loops: 8, durable, strace: out });
+    return parseStrace(readFileSync(`${out}.0`, 'utf8'));
+  };
+  try {
+    const base = await run(0);
+    const full = await run(n);
+    return { ...perJob(full, base, n), gross: full.total, base: base.total };
+  } finally {
+    rmrf(dir);
+  }
+}

@@ -1,0 +1,392 @@
+#!/usr/bin/env node
+// zcq benchmark harness: runs zcq and its peers in the same run and prints one
+// table of medians with zcq/peer ratios (also written to bench/results.md).
+//
+//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,cli,memory,syscalls]
+//                      [--runs=N] [--dir=/path/for/temp/files] [--out=bench/results.md]
+import { cpus, totalmem, release, loadavg, hostname } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { median, p50, p99, fmtNum, fmtRatio, markdownTable } from './lib/stats.mjs';
+import { setBaseTmp, spawnTracked, stopChild, procMem, sleep, log } from './lib/proc.mjs';
+import * as zcq from './zcq.mjs';
+import { startRedis, bullPutDrain, bullDrain, bullLatency, bullMemory, bullSyscalls } from './peers/bullmq.mjs';
+import { runFsloop, fsloopSyscalls } from './peers/fsloop.mjs';
+import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SECTIONS = ['throughput', 'latency', 'backlog', 'cli', 'memory', 'syscalls'];
+
+// ---------------------------------------------------------------- options
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const opt = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=').slice(1).join('=');
+for (const a of argv) {
+  if (!/^--(quick|only=.*|runs=\d+|dir=.*|out=.*|help)$/.test(a)) {
+    console.error(`unknown argument ${a}\nusage: node bench/run.mjs [--quick] [--only=${SECTIONS.join(',')}] [--runs=N] [--dir=PATH] [--out=FILE]`);
+    process.exit(2);
+  }
+}
+if (flag('help')) {
+  console.log(`usage: node bench/run.mjs [--quick] [--only=${SECTIONS.join(',')}] [--runs=N] [--dir=PATH] [--out=FILE]`);
+  process.exit(0);
+}
+const QUICK = flag('quick');
+const R = Number(opt('runs') ?? (QUICK ? 1 : 3));
+const ONLY = opt('only') ? opt('only').split(',') : SECTIONS;
+for (const s of ONLY) if (!SECTIONS.includes(s)) {
+  console.error(`unknown section ${s}; sections: ${SECTIONS.join(', ')}`);
+  process.exit(2);
+}
+const OUT = resolve(opt('out') ?? join(here, 'results.md'));
+const BASE = setBaseTmp(opt('dir'));
+
+const C = QUICK
+  ? { tpN: 2000, latN: 50, backlog: [1000, 10000], backlogJobs: 1000, cliN: 10, memPending: 10000, memSec: 3, strN: 500, bulk: 100 }
+  : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100 };
+const PROCS = 2;
+const CONC = 8;
+
+// ---------------------------------------------------------------- results store
+
+const samples = new Map(); // key -> number[]
+const errors = new Map(); // key -> message
+const notes = [];
+const rec = (key, v) => {
+  if (v === null || v === undefined || !Number.isFinite(v)) return;
+  if (!samples.has(key)) samples.set(key, []);
+  samples.get(key).push(v);
+};
+const val = (key) => median(samples.get(key));
+
+/** Run fn; on error remember the message for every key it was to fill. */
+async function attempt(keys, what, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    const msg = String(e?.message ?? e).split('\n')[0].slice(0, 300);
+    log(`  ! ${what}: ${msg}`);
+    for (const k of [].concat(keys)) if (!errors.has(k)) errors.set(k, `${what}: ${msg}`);
+    return null;
+  }
+}
+
+const ZCQ_MISSING = zcq.unavailable();
+/** zcq measurement: skipped with a recorded reason while zcq is not built. */
+async function z(keys, what, fn) {
+  if (ZCQ_MISSING) {
+    for (const k of [].concat(keys)) if (!errors.has(k)) errors.set(k, ZCQ_MISSING);
+    return null;
+  }
+  return attempt(keys, what, fn);
+}
+
+async function withServers(modes, fn) {
+  const servers = {};
+  try {
+    for (const m of modes) servers[m] = await startRedis(m);
+    return await fn(servers);
+  } finally {
+    for (const s of Object.values(servers)) await s.stop().catch(() => {});
+  }
+}
+
+const modeName = (durable) => (durable ? 'durable' : 'relaxed');
+const BULL_PAIR = { durable: 'always', relaxed: 'default' };
+const BULL_LABEL = { always: 'BullMQ, AOF fsync always', default: 'BullMQ, no persistence' };
+
+// ---------------------------------------------------------------- sections
+
+async function throughput() {
+  const n = C.tpN;
+  await withServers(['always', 'default'], async (redis) => {
+    for (let r = 1; r <= R; r++) {
+      log(`throughput run ${r}/${R} (${n.toLocaleString('en-US')} jobs)`);
+      for (const durable of [true, false]) {
+        const m = modeName(durable);
+        const a = await z([`tp.zcq.${m}.putdrain`, `tp.zcq.${m}.put`], `zcq ${m} put+drain`, () => zcq.putDrain({ n, procs: PROCS, concurrency: CONC, durable }));
+        if (a) rec(`tp.zcq.${m}.putdrain`, a.jobsPerSec), rec(`tp.zcq.${m}.put`, a.putPerSec);
+        const b = await z(`tp.zcq.${m}.drain`, `zcq ${m} drain`, () => zcq.drain({ n, procs: PROCS, concurrency: CONC, durable }));
+        if (b) rec(`tp.zcq.${m}.drain`, b.jobsPerSec);
+      }
+      for (const mode of ['always', 'default']) {
+        const a = await attempt([`tp.bull.${mode}.putdrain`, `tp.bull.${mode}.put`], `BullMQ ${mode} put+drain`, () => bullPutDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
+        if (a) rec(`tp.bull.${mode}.putdrain`, a.jobsPerSec), rec(`tp.bull.${mode}.put`, a.putPerSec);
+        const b = await attempt(`tp.bull.${mode}.bulk`, `BullMQ ${mode} addBulk+drain`, () => bullPutDrain(redis[mode], { n, workers: PROCS, concurrency: CONC, bulk: C.bulk }));
+        if (b) rec(`tp.bull.${mode}.bulk`, b.jobsPerSec);
+        const c = await attempt(`tp.bull.${mode}.drain`, `BullMQ ${mode} drain`, () => bullDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
+        if (c) rec(`tp.bull.${mode}.drain`, c.jobsPerSec);
+      }
+      for (const durable of [true, false]) {
+        const m = modeName(durable);
+        for (const phase of ['full', 'drain']) {
+          const a = await attempt(`tp.fs.${m}.${phase}`, `fsloop ${m} ${phase}`, () => runFsloop({ n, procs: PROCS, loops: CONC, durable, phase }));
+          if (a) rec(`tp.fs.${m}.${phase}`, a.jobsPerSec);
+        }
+      }
+    }
+  });
+}
+
+async function latency() {
+  const n = C.latN;
+  await withServers(['always', 'default'], async (redis) => {
+    for (let r = 1; r <= R; r++) {
+      log(`latency run ${r}/${R} (${n} jobs, one at a time)`);
+      for (const durable of [true, false]) {
+        const m = modeName(durable);
+        const keys = ['start', 'doneApi', 'doneFs'].flatMap((k) => [`lat.zcq.${m}.${k}.p50`, `lat.zcq.${m}.${k}.p99`]);
+        const a = await z(keys, `zcq ${m} latency`, () => zcq.latency({ n, durable }));
+        if (a) {
+          for (const k of ['start', 'doneApi', 'doneFs']) rec(`lat.zcq.${m}.${k}.p50`, p50(a[k])), rec(`lat.zcq.${m}.${k}.p99`, p99(a[k]));
+          if (a.count < n) notes.push(`zcq ${m} latency run ${r}: only ${a.count}/${n} jobs within the time limit.`);
+        }
+      }
+      for (const mode of ['always', 'default']) {
+        const keys = ['start', 'done'].flatMap((k) => [`lat.bull.${mode}.${k}.p50`, `lat.bull.${mode}.${k}.p99`]);
+        const a = await attempt(keys, `BullMQ ${mode} latency`, () => bullLatency(redis[mode], { n }));
+        if (a) for (const k of ['start', 'done']) rec(`lat.bull.${mode}.${k}.p50`, p50(a[k])), rec(`lat.bull.${mode}.${k}.p99`, p99(a[k]));
+      }
+    }
+  });
+}
+
+async function backlog() {
+  const sizes = C.backlog;
+  const jobs = C.backlogJobs;
+  const timeoutMs = QUICK ? 60000 : 180000;
+  if (ZCQ_MISSING) {
+    for (const s of sizes) errors.set(`bl.pending.${s}`, ZCQ_MISSING), errors.set(`bl.deferred.${s}`, ZCQ_MISSING);
+    return;
+  }
+  let b = null;
+  await attempt(sizes.flatMap((s) => [`bl.pending.${s}`, `bl.deferred.${s}`]), 'backlog', async () => {
+    b = new zcq.BacklogSpool();
+    const runAt = async (key, label, reset) => {
+      for (let r = 1; r <= R; r++) {
+        const res = await z(key, `backlog ${label}`, () => b.timeMaxJobs(jobs, timeoutMs));
+        reset();
+        if (!res) return false;
+        if (res.timedOut) {
+          errors.set(key, `worker did not finish ${jobs} jobs within ${timeoutMs / 1000} s`);
+          return false;
+        }
+        rec(key, res.ms);
+        log(`  ${label}: ${fmtNum(res.ms)} ms`);
+        if (res.ms > 60000 && r < R) {
+          notes.push(`backlog ${label}: ${r} run(s) only (each over 60 s).`);
+          break;
+        }
+      }
+      return true;
+    };
+    let ok = true;
+    for (const s of sizes) {
+      if (!ok) {
+        errors.set(`bl.pending.${s}`, 'skipped: a smaller backlog already hit the time limit');
+        continue;
+      }
+      const t0 = Date.now();
+      log(`backlog: ${s.toLocaleString('en-US')} pending (creating files)`);
+      b.setPending(s);
+      log(`  ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      ok = await runAt(`bl.pending.${s}`, `${s} pending`, () => b.setPending(s));
+    }
+    for (const s of [...sizes].reverse()) {
+      const t0 = Date.now();
+      log(`backlog: ${jobs.toLocaleString('en-US')} pending + ${s.toLocaleString('en-US')} deferred (moving/creating files)`);
+      b.setDeferred(s, jobs);
+      log(`  ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      await runAt(`bl.deferred.${s}`, `${jobs} pending + ${s} deferred`, () => b.setPending(jobs));
+    }
+  });
+  if (b) b.destroy();
+}
+
+async function cli() {
+  const n = C.cliN;
+  const a = await z('cli.zcq', 'zcq put CLI', () => zcq.cliPut({ count: n, runs: R }));
+  if (a) rec('cli.zcq', a.medianMs / n), notes.push(`CLI timing by ${a.tool}; zcq put ×${n}: ${fmtNum(a.medianMs)} ms in total.`);
+  const b = await attempt('cli.node', 'node -e 0', () => nodeFloor({ count: n, runs: R }));
+  if (b) rec('cli.node', b.medianMs / n), notes.push(`node -e 0 ×${n}: ${fmtNum(b.medianMs)} ms in total.`);
+  const c = await attempt('cli.nq', 'nq', () => nqEnqueue({ count: n, runs: R }));
+  if (c) rec('cli.nq', c.medianMs / n), notes.push(`nq true ×${n}: ${fmtNum(c.medianMs)} ms in total.`);
+}
+
+async function memory() {
+  const P = C.memPending;
+  const sec = C.memSec;
+  if (!ZCQ_MISSING) {
+    log(`memory: zcq worker, ${P.toLocaleString('en-US')} pending, ${sec} s`);
+    let m = null;
+    await z('mem.zcq', 'zcq memory', async () => {
+      m = new zcq.MemorySpool(P);
+      for (let r = 1; r <= R; r++) {
+        const res = await m.measure(sec);
+        rec('mem.zcq', res.hwmKb / 1024);
+        if (r === 1) notes.push(`zcq memory run: ${res.doneInWindow.toLocaleString('en-US')} jobs done in the ${sec} s window.`);
+      }
+    });
+    m?.destroy();
+  } else errors.set('mem.zcq', ZCQ_MISSING);
+  log(`memory: BullMQ worker, ${P.toLocaleString('en-US')} waiting, ${sec} s`);
+  await withServers(['default'], async (redis) => {
+    for (let r = 1; r <= R; r++) {
+      const res = await attempt(['mem.bull', 'mem.bullredis'], 'BullMQ memory', () => bullMemory(redis.default, { pending: P, seconds: sec }));
+      if (res) {
+        rec('mem.bull', res.workerHwmKb / 1024);
+        rec('mem.bullredis', (res.workerHwmKb + res.redisHwmKb) / 1024);
+      }
+    }
+  });
+  for (let r = 1; r <= R; r++) {
+    const c = spawnTracked(process.execPath, ['-e', 'setTimeout(() => {}, 3000)']);
+    await sleep(1000);
+    const m = procMem(c.pid);
+    await stopChild(c, 2000);
+    if (m) rec('mem.node', m.hwmKb / 1024);
+  }
+}
+
+async function syscalls() {
+  const n = C.strN;
+  log(`syscalls: strace -f -c, ${n} jobs (1 run: counts barely vary)`);
+  for (const durable of [true, false]) {
+    const m = modeName(durable);
+    const a = await z(`sys.zcq.${m}`, `zcq ${m} strace`, () => zcq.syscalls({ n, durable }));
+    if (a) rec(`sys.zcq.${m}`, a.perJob), notes.push(`syscalls/job zcq ${m}: ${a.top}`);
+    const b = await attempt(`sys.fs.${m}`, `fsloop ${m} strace`, () => fsloopSyscalls({ n, durable }));
+    if (b) rec(`sys.fs.${m}`, b.perJob), notes.push(`syscalls/job fsloop ${m}: ${b.top}`);
+  }
+  await withServers(['default'], async (redis) => {
+    const c = await attempt('sys.bull', 'BullMQ strace', () => bullSyscalls(redis.default, { n }));
+    if (c) rec('sys.bull', c.perJob), notes.push(`syscalls/job BullMQ worker (client side only): ${c.top}`);
+  });
+}
+
+// ---------------------------------------------------------------- table
+
+function rows() {
+  const out = [];
+  const row = (sec, measure, better, zl, zk, pl, pk) => out.push({ sec, measure, better, zl, zk, pl, pk });
+  const N = C.tpN.toLocaleString('en-US');
+  if (ONLY.includes('throughput')) {
+    for (const m of ['durable', 'relaxed']) {
+      const bm = BULL_PAIR[m];
+      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.putdrain`);
+      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulk`);
+      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m} (FS limit)`, `tp.fs.${m}.full`);
+      row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.put`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.put`);
+      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, BULL_LABEL[bm], `tp.bull.${bm}.drain`);
+      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m} drain (FS limit)`, `tp.fs.${m}.drain`);
+    }
+  }
+  if (ONLY.includes('latency')) {
+    for (const [k, bk, what] of [['start', 'start', 'put→start'], ['doneApi', 'done', 'put→done (wait API)'], ['doneFs', 'done', 'put→done (done/ file seen)']]) {
+      for (const p of ['p50', 'p99']) {
+        for (const m of ['durable', 'relaxed']) {
+          const bm = BULL_PAIR[m];
+          const peer = k === 'start' ? BULL_LABEL[bm] : `${BULL_LABEL[bm]}, waitUntilFinished`;
+          row('2 latency', `${what} ${p}, ms`, '↓', `zcq ${m}`, `lat.zcq.${m}.${k}.${p}`, peer, `lat.bull.${bm}.${bk}.${p}`);
+        }
+      }
+    }
+  }
+  if (ONLY.includes('backlog')) {
+    const J = C.backlogJobs.toLocaleString('en-US');
+    const base = `bl.pending.${C.backlog[0]}`;
+    const baseLabel = `zcq, ${C.backlog[0].toLocaleString('en-US')} pending`;
+    for (const s of C.backlog) {
+      row('3 backlog', `${J} jobs, ${s.toLocaleString('en-US')} pending, ms`, '↓', 'zcq durable', `bl.pending.${s}`, baseLabel, base);
+    }
+    for (const s of C.backlog) {
+      row('3 backlog', `${J} jobs, ${J} pending + ${s.toLocaleString('en-US')} deferred, ms`, '↓', 'zcq durable', `bl.deferred.${s}`, baseLabel, base);
+    }
+  }
+  if (ONLY.includes('cli')) {
+    for (const [pl, pk] of [['node -e 0', 'cli.node'], ['nq', 'cli.nq']]) {
+      row('4 CLI', `enqueue from a shell (×${C.cliN}), ms per call`, '↓', 'zcq put', 'cli.zcq', pl, pk);
+    }
+  }
+  if (ONLY.includes('memory')) {
+    const P = C.memPending.toLocaleString('en-US');
+    row('5 memory', `worker peak RSS, ${P} pending, MiB`, '↓', 'zcq worker', 'mem.zcq', 'BullMQ worker', 'mem.bull');
+    row('5 memory', `worker peak RSS, ${P} pending, MiB`, '↓', 'zcq worker', 'mem.zcq', 'BullMQ worker + redis-server', 'mem.bullredis');
+    row('5 memory', `worker peak RSS, ${P} pending, MiB`, '↓', 'zcq worker', 'mem.zcq', 'idle node process', 'mem.node');
+  }
+  if (ONLY.includes('syscalls')) {
+    for (const m of ['durable', 'relaxed']) {
+      row('6 syscalls', `syscalls per job (worker)`, '↓', `zcq ${m}`, `sys.zcq.${m}`, `fsloop ${m} (1 proc × 8 loops)`, `sys.fs.${m}`);
+    }
+    row('6 syscalls', `syscalls per job (worker)`, '↓', 'zcq durable', 'sys.zcq.durable', 'BullMQ worker (client side)', 'sys.bull');
+  }
+  return out;
+}
+
+function cell(key) {
+  const v = val(key);
+  if (v !== null) return fmtNum(v);
+  return errors.has(key) ? 'error' : 'n/a';
+}
+
+function machine() {
+  const cs = cpus();
+  const df = spawnSync('df', ['-hT', BASE], { encoding: 'utf8' }).stdout?.trim().split('\n')[1]?.split(/\s+/) ?? [];
+  const disk = df.length >= 7 ? `${df[0]} (${df[1]}, ${df[2]} size, ${df[4]} free, mounted on ${df[6]})` : 'unknown';
+  const redisV = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout?.match(/v=(\S+)/)?.[1] ?? 'not installed';
+  let bullV = '?';
+  try {
+    bullV = JSON.parse(readFileSync(join(here, '..', 'node_modules', 'bullmq', 'package.json'), 'utf8')).version;
+  } catch {}
+  return [
+    `- CPU: ${cs.length} cores, ${cs[0]?.model ?? 'unknown'}; RAM ${(totalmem() / 2 ** 30).toFixed(1)} GiB; load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+    `- Disk (temp files): ${disk}; folder ${BASE}`,
+    `- Node ${process.version}, Linux ${release()}, host ${hostname()}`,
+    `- Peers: BullMQ ${bullV}, redis-server ${redisV}`,
+  ];
+}
+
+// ---------------------------------------------------------------- main
+
+const started = Date.now();
+const startedAt = new Date().toISOString();
+const MACHINE = machine();
+log(`zcq bench: ${QUICK ? 'quick' : 'full'} run, R=${R}, sections ${ONLY.join(', ')}; temp files in ${BASE}`);
+if (ZCQ_MISSING) log(`zcq side skipped: ${ZCQ_MISSING}`);
+const timings = [];
+for (const s of SECTIONS) {
+  if (!ONLY.includes(s)) continue;
+  const t0 = Date.now();
+  log(`== ${s}`);
+  await attempt([], s, { throughput, latency, backlog, cli, memory, syscalls }[s]);
+  timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+const table = markdownTable(
+  ['section', 'measure', '', 'zcq', 'value', 'peer', 'value', 'zcq/peer'],
+  rows().map((r) => [r.sec, r.measure, r.better, r.zl, cell(r.zk), r.pl, cell(r.pk), fmtRatio(val(r.zk), val(r.pk))]),
+);
+const errLines = [...new Set(errors.values())].map((e) => `- ${e}`);
+const md = [
+  `# zcq benchmark results`,
+  ``,
+  `${startedAt}, \`node bench/run.mjs ${argv.join(' ')}\`: ${QUICK ? 'quick run' : 'full run'}, each figure the median of ${R} run${R > 1 ? 's' : ''} (syscalls: 1 run), ${((Date.now() - started) / 60000).toFixed(1)} min (${timings.join(', ')}).`,
+  `↑ higher is better, ↓ lower is better; zcq/peer > 1 means zcq has the bigger number.`,
+  ``,
+  `Machine:`,
+  ...MACHINE,
+  `- Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other work on the machine skews every figure)`,
+  ``,
+  table,
+  ``,
+  ...(notes.length ? ['Notes:', ...notes.map((n) => `- ${n}`), ''] : []),
+  ...(errLines.length ? ['Not measured:', ...errLines, ''] : []),
+].join('\n');
+
+console.log('\n' + md);
+writeFileSync(OUT, md + '\n');
+log(`written to ${OUT}`);
+process.exit(errors.size ? 1 : 0);

@@ -1,0 +1,496 @@
+// The zcq side of the benchmark. Everything that depends on zcq's CLI, library or
+// spool layout is in this file, so that contract changes are fixed here only.
+//
+// Contract used:
+//   CLI     node bin/zcq --spool DIR init
+//           node bin/zcq --spool DIR put <module#fn> [args...]          (prints the id)
+//           node bin/zcq --spool DIR worker --root DIR --concurrency N
+//                 [--exit-when-idle] [--max-jobs N] [--poll 1s]   (--relaxed: global, before the command)
+//   library import { Spool } from dist/index.js
+//           const spool = await Spool.open(dir, { create: true, durable })
+//           (await spool.put(fn, args, opts)).id ; await spool.wait([id]) ; spool.close?.()
+//   layout  pending/<id>.json, deferred/<YYYYMMDDTHHMM>/<13-digit dueMs>.<id>.json,
+//           done/<id>.json, failed/<id>.json, workers/<workerId>.json
+// Extra worker flags for every run: env ZCQ_BENCH_WORKER_ARGS (e.g. "--poll 100ms").
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawnTracked, waitExit, stopChild, procMem, sleep, makeTmp, rmrf, log } from './lib/proc.mjs';
+import { writeLoopScript, timeScript } from './peers/nq.mjs';
+import { parseStrace, perJob } from './lib/strace.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = join(here, '..');
+export const BIN = join(ROOT, 'bin', 'zcq');
+export const DIST = join(ROOT, 'dist', 'index.js');
+export const JOBS = join(here, 'jobs');
+const EXTRA_WORKER_ARGS = (process.env.ZCQ_BENCH_WORKER_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+/** null when usable, else the reason. */
+export function unavailable() {
+  if (!existsSync(BIN)) return `zcq CLI not found (${BIN})`;
+  if (!existsSync(DIST)) return `zcq library not built (${DIST}); run npm run build`;
+  return null;
+}
+
+let libMod = null;
+async function lib() {
+  libMod ??= await import(pathToFileURL(DIST).href);
+  if (typeof libMod.Spool?.open !== 'function') throw new Error('dist/index.js has no Spool.open');
+  return libMod;
+}
+
+async function openSpool(dir, durable) {
+  const { Spool } = await lib();
+  return Spool.open(dir, { create: true, durable });
+}
+
+async function closeSpool(spool) {
+  try {
+    await spool?.close?.();
+  } catch {}
+}
+
+/** Run the CLI synchronously; throws with its stderr on failure. */
+export function cli(spool, args, { timeoutMs = 60000 } = {}) {
+  const r = spawnSync(process.execPath, [BIN, '--spool', spool, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  if (r.status !== 0) throw new Error(`zcq ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout || r.error?.message || '').slice(-800)}`);
+  return r.stdout;
+}
+
+export function initSpool(dir) {
+  cli(dir, ['init']);
+  return dir;
+}
+
+function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = false, maxJobs = null } = {}) {
+  // --relaxed is a global option: before the command.
+  const a = [BIN, '--spool', spool, ...(relaxed ? ['--relaxed'] : []), 'worker', '--root', JOBS, '--concurrency', String(concurrency)];
+  if (exitWhenIdle) a.push('--exit-when-idle');
+  if (maxJobs) a.push('--max-jobs', String(maxJobs));
+  return [...a, ...EXTRA_WORKER_ARGS];
+}
+
+function spawnWorker(spool, opts = {}) {
+  const args = workerArgs(spool, opts);
+  if (opts.strace) return spawnTracked('strace', ['-f', '-c', '-o', opts.strace, process.execPath, ...args]);
+  return spawnTracked(process.execPath, args);
+}
+
+function countJson(dir) {
+  try {
+    return readdirSync(dir).filter((n) => n.endsWith('.json')).length;
+  } catch (e) {
+    if (e.code === 'ENOENT') return 0;
+    throw e;
+  }
+}
+
+function workerError(w, what) {
+  return new Error(`zcq worker ${what} (exit ${w.exitCode ?? w.signalCode}): ${w.stderrText.slice(-800)}`);
+}
+
+/** Poll done/ until n jobs are there; fail fast on failed jobs or dead workers. */
+async function waitDone(spool, n, workers, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const d = countJson(join(spool, 'done'));
+    if (d >= n) return d;
+    const f = countJson(join(spool, 'failed'));
+    if (f > 0) throw new Error(`${f} zcq jobs failed, e.g. ${readFileSync(join(spool, 'failed', readdirSync(join(spool, 'failed'))[0]), 'utf8').slice(0, 600)}`);
+    const dead = workers.find((w) => w.exitCode !== null || w.signalCode !== null);
+    if (dead && workers.every((w) => w.exitCode !== null || w.signalCode !== null)) throw workerError(dead, `exited with ${d}/${n} done`);
+    if (Date.now() > deadline) throw new Error(`timeout: ${d}/${n} zcq jobs done`);
+    await sleep(250);
+  }
+}
+
+/** Wall-clock ms of the last rename into done/ (the folder's mtime). */
+const lastDoneMs = (spool) => statSync(join(spool, 'done')).mtimeMs;
+
+async function waitWorkersRegistered(spool, count, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && countJson(join(spool, 'workers')) < count) await sleep(50);
+  await sleep(200);
+}
+
+const timeoutFor = (n) => Math.max(120000, n * 20);
+
+// ---------------------------------------------------------------- 1. throughput
+
+/**
+ * Workers (procs × concurrency) already running and idle; this process puts n no-op
+ * jobs one at a time (await each). jobs/s from the first put to the last rename into done/.
+ */
+export async function putDrain({ n, procs = 2, concurrency = 8, durable = true }) {
+  const dir = makeTmp('zcq-tp');
+  const spool = await openSpool(dir, durable);
+  const ws = [];
+  try {
+    for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable }));
+    await waitWorkersRegistered(dir, procs);
+    const t0 = Date.now();
+    const p0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await spool.put('noop.mjs#noop', [], {});
+    const putMs = Number(process.hrtime.bigint() - p0) / 1e6;
+    await waitDone(dir, n, ws, timeoutFor(n));
+    const end = lastDoneMs(dir);
+    return { jobsPerSec: (n * 1000) / Math.max(1, end - t0), putPerSec: (n * 1000) / putMs };
+  } finally {
+    await Promise.all(ws.map((w) => stopChild(w, 15000)));
+    await closeSpool(spool);
+    rmrf(dir);
+  }
+}
+
+/**
+ * n jobs already pending (put through the library, relaxed: the files are the same);
+ * procs workers started with --exit-when-idle. jobs/s from worker spawn to the last
+ * rename into done/ (includes worker start-up, as BullMQ's figure does).
+ */
+export async function drain({ n, procs = 2, concurrency = 8, durable = true }) {
+  const dir = makeTmp('zcq-dr');
+  const producer = await openSpool(dir, false);
+  const ws = [];
+  try {
+    for (let i = 0; i < n; i++) await producer.put('noop.mjs#noop', [], {});
+    await closeSpool(producer);
+    const t0 = Date.now();
+    for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable, exitWhenIdle: true }));
+    await waitDone(dir, n, ws, timeoutFor(n));
+    const end = lastDoneMs(dir);
+    for (const w of ws) {
+      const r = await waitExit(w, 30000);
+      if (r.timedOut) log('zcq worker did not exit when idle within 30 s (figure unaffected)');
+      else if (r.code !== 0) throw workerError(w, 'failed');
+    }
+    return { jobsPerSec: (n * 1000) / Math.max(1, end - t0) };
+  } finally {
+    await Promise.all(ws.map((w) => stopChild(w, 15000)));
+    rmrf(dir);
+  }
+}
+
+// ---------------------------------------------------------------- 2. latency
+
+/** Resolves when dir/<name> appears (fs.watch, with a 50 ms existence poll as a safety net). */
+function fileWaiter(dir) {
+  const waiting = new Map();
+  const watcher = watch(dir, (ev, name) => {
+    const t = process.hrtime.bigint();
+    const r = name && waiting.get(name);
+    if (r) {
+      waiting.delete(name);
+      r(t);
+    }
+  });
+  const poll = setInterval(() => {
+    for (const [name, r] of waiting) {
+      if (existsSync(join(dir, name))) {
+        waiting.delete(name);
+        r(process.hrtime.bigint());
+      }
+    }
+  }, 50);
+  return {
+    wait(name) {
+      return new Promise((resolve) => {
+        waiting.set(name, resolve);
+        if (existsSync(join(dir, name))) {
+          waiting.delete(name);
+          resolve(process.hrtime.bigint());
+        }
+      });
+    },
+    close() {
+      watcher.close();
+      clearInterval(poll);
+    },
+  };
+}
+
+/**
+ * One idle worker (concurrency 1); n jobs put one at a time, gapMs apart.
+ * start: hrtime before put → hrtime stamped by the job (bench/jobs/noop.mjs#stamp);
+ * doneFs: → done/<id>.json seen by fs.watch; doneApi: → spool.wait([id]) resolved.
+ */
+export async function latency({ n, durable = true, gapMs = 20, deadlineMs = 120000 }) {
+  const dir = makeTmp('zcq-lat');
+  const spool = await openSpool(dir, durable);
+  const stampFile = join(dir, '..', `stamps-${Date.now()}.txt`);
+  writeFileSync(stampFile, '');
+  mkdirSync(join(dir, 'done'), { recursive: true });
+  const doneW = fileWaiter(join(dir, 'done'));
+  const w = spawnWorker(dir, { concurrency: 1, relaxed: !durable });
+  const put = new Map();
+  const doneFs = [];
+  const doneApi = [];
+  try {
+    await waitWorkersRegistered(dir, 1);
+    await sleep(300);
+    const deadline = Date.now() + deadlineMs;
+    for (let i = 0; i < n && Date.now() < deadline; i++) {
+      if (w.exitCode !== null) throw workerError(w, 'exited');
+      const t0 = process.hrtime.bigint();
+      const job = await spool.put('noop.mjs#stamp', [stampFile, String(i)], {});
+      put.set(String(i), t0);
+      const fsP = doneW.wait(`${job.id}.json`);
+      const apiP = spool.wait([job.id]).then(() => process.hrtime.bigint());
+      const timeout = sleep(30000).then(() => {
+        throw new Error(`job ${job.id} not done after 30 s`);
+      });
+      const [tFs, tApi] = await Promise.race([Promise.all([fsP, apiP]), timeout]);
+      doneFs.push(Number(tFs - t0) / 1e6);
+      doneApi.push(Number(tApi - t0) / 1e6);
+      await sleep(gapMs);
+    }
+  } finally {
+    doneW.close();
+    await stopChild(w, 15000);
+    await closeSpool(spool);
+  }
+  const start = [];
+  for (const line of readFileSync(stampFile, 'utf8').split('\n')) {
+    const [tag, ns] = line.split(' ');
+    if (put.has(tag)) start.push(Number(BigInt(ns) - put.get(tag)) / 1e6);
+  }
+  rmrf(dir);
+  rmrf(stampFile);
+  return { start, doneFs, doneApi, count: doneFs.length };
+}
+
+// ---------------------------------------------------------------- backlog files
+
+let genBatch = 0;
+const ts36 = (ms) => ms.toString(36).padStart(9, '0');
+
+function jobBody(id, created) {
+  return JSON.stringify({
+    zcq: 1, id, fn: 'noop.mjs#noop', args: [], queue: 'default', created, attempts: 0, retries: 0, history: [],
+  });
+}
+
+/**
+ * Write count ready jobs straight into pending/ (no fsync: bench input). Ids are
+ * "<ms base36>-bench<batch>-<counter>", so they sort by creation time like zcq's.
+ */
+export function writePending(spool, count, { progress = 'pending' } = {}) {
+  const dir = join(spool, 'pending');
+  mkdirSync(dir, { recursive: true });
+  const created = new Date().toISOString();
+  const prefix = `${ts36(Date.now())}-bench${(genBatch++).toString(36)}-`;
+  const t0 = Date.now();
+  for (let i = 0; i < count; i++) {
+    const id = prefix + i.toString(36).padStart(7, '0');
+    writeFileSync(join(dir, id + '.json'), jobBody(id, created));
+    if (progress && i > 0 && i % 200000 === 0) log(`  ${progress}: ${i.toLocaleString('en-US')}/${count.toLocaleString('en-US')} files written`);
+  }
+  return Date.now() - t0;
+}
+
+function bucketOf(dueMs) {
+  const d = new Date(dueMs).toISOString(); // 2031-01-02T03:04:05.678Z
+  return d.slice(0, 4) + d.slice(5, 7) + d.slice(8, 10) + 'T' + d.slice(11, 13) + d.slice(14, 16);
+}
+
+/** Deferred name for job id, due (far future) spread 1,000 jobs per minute bucket. */
+function deferredPath(spool, id, index, baseMs) {
+  const due = baseMs + Math.floor(index / 1000) * 60000 + (index % 1000);
+  const b = bucketOf(due);
+  return { bucket: join(spool, 'deferred', b), file: `${String(due).padStart(13, '0')}.${id}.json` };
+}
+
+// ---------------------------------------------------------------- 3. backlog
+
+/**
+ * A spool reused across runs: pending/ holds `pending` jobs, deferred/ holds
+ * `deferred` jobs due a year from now. Files are created once, topped up after
+ * each run, moved (rename, cheap) rather than rewritten where possible.
+ */
+export class BacklogSpool {
+  constructor() {
+    this.dir = makeTmp('zcq-backlog');
+    initSpool(this.dir);
+    this.deferredBase = Date.now() + 365 * 86400000;
+    this.deferredCount = 0;
+    this.deferredBuckets = [];
+  }
+
+  pendingCount() {
+    return countJson(join(this.dir, 'pending'));
+  }
+
+  /** Make pending/ hold exactly n jobs (create new ones or delete the newest). */
+  setPending(n) {
+    const have = this.pendingCount();
+    if (have < n) writePending(this.dir, n - have);
+    else if (have > n) {
+      const names = readdirSync(join(this.dir, 'pending')).filter((x) => x.endsWith('.json')).sort();
+      for (const name of names.slice(n)) rmSync(join(this.dir, 'pending', name));
+    }
+  }
+
+  /**
+   * Make deferred/ hold exactly n jobs: moves pending jobs beyond `keepPending`
+   * into deferred/ (rename), writes new ones if still short, drops whole buckets
+   * (newest first) when over.
+   */
+  setDeferred(n, keepPending) {
+    if (this.deferredCount < n) {
+      const pdir = join(this.dir, 'pending');
+      const names = readdirSync(pdir).filter((x) => x.endsWith('.json')).sort();
+      const movable = names.slice(keepPending);
+      let moved = 0;
+      for (const name of movable) {
+        if (this.deferredCount >= n) break;
+        this.#addDeferred(name.slice(0, -5), (src, dst) => renameSync(join(pdir, name), dst));
+        moved++;
+        if (moved % 200000 === 0) log(`  deferred: ${moved.toLocaleString('en-US')} moved from pending/`);
+      }
+      if (this.deferredCount < n) {
+        const created = new Date().toISOString();
+        const prefix = `${ts36(Date.now())}-benchd${(genBatch++).toString(36)}-`;
+        for (let i = 0; this.deferredCount < n; i++) {
+          const id = prefix + i.toString(36).padStart(7, '0');
+          this.#addDeferred(id, (src, dst) => writeFileSync(dst, jobBody(id, created)));
+          if (i > 0 && i % 200000 === 0) log(`  deferred: ${i.toLocaleString('en-US')} written`);
+        }
+      }
+    }
+    while (this.deferredCount > n) {
+      const b = this.deferredBuckets.pop();
+      const cnt = countJson(b);
+      if (this.deferredCount - cnt < n) {
+        // partial bucket: remove files one by one
+        const names = readdirSync(b).sort().reverse();
+        for (const name of names) {
+          if (this.deferredCount <= n) break;
+          rmSync(join(b, name));
+          this.deferredCount--;
+        }
+        this.deferredBuckets.push(b);
+        break;
+      }
+      rmSync(b, { recursive: true, force: true });
+      this.deferredCount -= cnt;
+    }
+    this.setPending(keepPending);
+  }
+
+  #addDeferred(id, place) {
+    const { bucket, file } = deferredPath(this.dir, id, this.deferredCount, this.deferredBase);
+    if (this.deferredBuckets[this.deferredBuckets.length - 1] !== bucket) {
+      mkdirSync(bucket, { recursive: true });
+      this.deferredBuckets.push(bucket);
+    }
+    place(null, join(bucket, file));
+    this.deferredCount++;
+  }
+
+  /**
+   * One worker (concurrency 8, durable) with --max-jobs `jobs`; ms from spawn to exit.
+   * done/ is emptied first; the jobs it took are replaced afterwards by the caller (setPending).
+   */
+  async timeMaxJobs(jobs, timeoutMs) {
+    rmrf(join(this.dir, 'done'));
+    mkdirSync(join(this.dir, 'done'));
+    const t0 = process.hrtime.bigint();
+    const w = spawnWorker(this.dir, { concurrency: 8, maxJobs: jobs });
+    const r = await waitExit(w, timeoutMs);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.timedOut) {
+      await stopChild(w, 10000);
+      return { ms: null, timedOut: true };
+    }
+    if (r.code !== 0) throw workerError(w, 'failed');
+    const d = countJson(join(this.dir, 'done'));
+    if (d !== jobs) throw new Error(`worker with --max-jobs ${jobs} left ${d} jobs in done/`);
+    return { ms, timedOut: false };
+  }
+
+  destroy() {
+    log(`  removing backlog spool ${this.dir}`);
+    rmrf(this.dir);
+  }
+}
+
+// ---------------------------------------------------------------- 4. CLI
+
+/** `zcq put noop.mjs#noop` ×count in a bash script: total ms (median of runs). */
+export function cliPut({ count = 100, runs = 3 }) {
+  const dir = makeTmp('zcq-cli');
+  const spool = join(dir, 'spool');
+  mkdirSync(spool);
+  initSpool(spool);
+  const q = (s) => `'${s}'`;
+  const script = writeLoopScript(join(dir, 'zcq-put.sh'), `${q(process.execPath)} ${q(BIN)} --spool ${q(spool)} put noop.mjs#noop`, count);
+  try {
+    return timeScript(script, { runs });
+  } finally {
+    rmrf(dir);
+  }
+}
+
+// ---------------------------------------------------------------- 5. memory
+
+/** A spool with `pending` jobs; measure(seconds) → worker VmHWM after draining that long. */
+export class MemorySpool {
+  constructor(pending) {
+    this.pending = pending;
+    this.dir = makeTmp('zcq-mem');
+    initSpool(this.dir);
+    writePending(this.dir, pending, { progress: 'memory' });
+  }
+
+  async measure(seconds) {
+    const have = countJson(join(this.dir, 'pending'));
+    if (have < this.pending) writePending(this.dir, this.pending - have, { progress: null });
+    rmrf(join(this.dir, 'done'));
+    const w = spawnWorker(this.dir, { concurrency: 8 });
+    try {
+      await sleep(seconds * 1000);
+      if (w.exitCode !== null) throw workerError(w, 'exited early');
+      const m = procMem(w.pid);
+      return { hwmKb: m?.hwmKb ?? null, doneInWindow: countJson(join(this.dir, 'done')) };
+    } finally {
+      await stopChild(w, 15000);
+    }
+  }
+
+  destroy() {
+    rmrf(this.dir);
+  }
+}
+
+// ---------------------------------------------------------------- 6. syscalls
+
+/**
+ * strace -f -c of one worker (concurrency 8, --exit-when-idle) draining n pending
+ * jobs, minus the same worker on an empty spool (start-up/shutdown), per job.
+ */
+export async function syscalls({ n, durable = true }) {
+  const run = async (count) => {
+    const dir = makeTmp('zcq-strace');
+    const spool = join(dir, 'spool');
+    mkdirSync(spool);
+    initSpool(spool);
+    if (count) writePending(spool, count, { progress: null });
+    const out = join(dir, 'strace.txt');
+    const w = spawnWorker(spool, { concurrency: 8, relaxed: !durable, exitWhenIdle: true, strace: out });
+    const r = await waitExit(w, 600000);
+    try {
+      if (r.timedOut) throw new Error('zcq worker under strace timed out');
+      if (r.code !== 0) throw workerError(w, 'failed under strace');
+      const d = countJson(join(spool, 'done'));
+      if (d !== count) throw new Error(`strace run: ${d}/${count} done`);
+      return parseStrace(readFileSync(out, 'utf8'));
+    } finally {
+      await stopChild(w, 5000);
+      rmrf(dir);
+    }
+  };
+  const base = await run(0);
+  const full = await run(n);
+  return { ...perJob(full, base, n), gross: full.total, base: base.total };
+}
