@@ -113,6 +113,15 @@ describe('failures end in failed/ with a readable record, never a crashed worker
     expect(w.stderr).toMatch(/failed: Error: kaput/);
   });
 
+  it('--runtime processes: a job that kills its own process fails alone; the worker goes on', () => {
+    const { spool, ids } = spoolWith(['./crash.mjs#die'], ['./crash.mjs#ok'], ['./crash.mjs#exitNow']);
+    drain(spool, ['--runtime', 'processes']);
+    expect(readJob(join(spool, 'failed', `${ids[0]}.json`)).failure.message).toMatch(/process died/);
+    const pid = readJob(join(spool, 'done', `${ids[1]}.json`)).result;
+    expect(typeof pid).toBe('number');
+    expect(readJob(join(spool, 'failed', `${ids[2]}.json`)).failure.name).toBe('ProcessExitError');
+  });
+
   it('a job returning undefined stores null', () => {
     const { spool, ids } = spoolWith(['./jobs.mjs#nothing']);
     drain(spool);
