@@ -262,6 +262,31 @@ describe('the folder is the truth: hand moves with mv', () => {
     expect(names(join(spool, 'failed'))).toHaveLength(3);
   });
 
+  it('zcq cancel signals a running job through its AbortSignal and records the cancel', async () => {
+    const { spool, ids } = spoolWith(['./jobs.mjs#abortable', '60000'], ['./jobs.mjs#spin', '60000']);
+    const { startWorker, until, killAll } = await import('./helpers.js');
+    const w = startWorker(spool, ['--poll', '100ms', '--heartbeat', '200ms', '--kill-grace', '1s', '--concurrency', '2']);
+    try {
+      await until(() => names(join(spool, 'pending')).length === 0);
+      const started = Date.now();
+      const r = zcq(spool, ['cancel', ids[0]!, ids[1]!]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/requested/);
+      await until(() => names(join(spool, 'failed')).length === 2, 15_000);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      for (const id of ids) {
+        const j = readJob(join(spool, 'failed', `${id}.json`));
+        expect(j.failure.reason).toBe('cancelled');
+        expect(j.history.at(-1).outcome).toBe('cancelled');
+      }
+      // the cooperative job ended through its signal, the spinning one was terminated
+      expect(readJob(join(spool, 'failed', `${ids[0]}.json`)).failure.name).toBe('AbortError');
+      expect(names(join(spool, 'cancel'))).toEqual([]);
+    } finally {
+      killAll();
+    }
+  });
+
   it('zcq cancel moves a pending job to failed with reason "cancelled"', () => {
     const { spool, ids } = spoolWith(['./jobs.mjs#add', '1', '2']);
     const r = zcq(spool, ['cancel', ids[0]!]);
