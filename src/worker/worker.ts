@@ -77,6 +77,8 @@ interface Running {
 }
 
 const SCAN_WINDOW = 1000;
+/** Longest stretch of synchronous claim attempts before the claim loop lets timers (the heartbeat) run. */
+const CLAIM_YIELD_MS = 20;
 const runnerFile = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 export class Worker {
@@ -262,7 +264,15 @@ export class Worker {
     let claimed = 0;
     let seen = 0;
     let rescanned = false;
+    let yieldAt = performance.now() + CLAIM_YIELD_MS;
     while (claimed < want && !this.stopping && !this.lease.isLost) {
+      // Claims are synchronous renames, one file-server round trip each. On a network mount a run of lost
+      // races (a stale listing of pending/) would hold the event loop for seconds and starve the heartbeat:
+      // give timers a turn every CLAIM_YIELD_MS.
+      if (performance.now() >= yieldAt) {
+        await new Promise<void>((res) => setImmediate(res));
+        yieldAt = performance.now() + CLAIM_YIELD_MS;
+      }
       if (this.candidates.length === 0) {
         if (rescanned) break;
         await this.scanPending();
