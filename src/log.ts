@@ -11,7 +11,9 @@ export function makeLogger(opts: { json?: boolean; quiet?: boolean; stream?: Nod
   return (event, fields = {}) => {
     const time = new Date().toISOString();
     if (opts.json) {
-      out.write(JSON.stringify({ time, event, ...fields }) + '\n');
+      // A field named time or event must not replace the line's own (undefined would drop the key).
+      const { time: _t, event: _e, ...rest } = fields;
+      out.write(JSON.stringify({ time, event, ...rest }) + '\n');
       return;
     }
     let line = `${time} ${event}`;
