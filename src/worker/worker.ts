@@ -425,6 +425,9 @@ export class Worker {
     if (!lease.fresh(Math.min(2000, this.opts.leaseMs / 4))) {
       this.summary.lostLease++;
       this.log('job.abandoned', { id: job.id, worker: lease.id, reason: 'lease not fresh at finish' });
+      // The job stays in the lease folder; only a dead lease is recovered. Give the lease up (and take a
+      // new one) so that siblings settle the job, instead of leaving it stranded under a lease we renew.
+      if (!lease.isLost) this.loseLease(lease);
       return;
     }
     const l = this.spool.layout;
