@@ -390,6 +390,28 @@ export class Spool {
     try { return JSON.parse(r.text); } catch { return null; }
   }
 
+  private async cronStore(): Promise<import('../schedule/store.js').CronStore> {
+    const { CronStore } = await import('../schedule/store.js');
+    return new CronStore(this.layout, this.durable);
+  }
+
+  /** Add (or replace) a cron schedule stored in the spool; every worker picks it up without restart. */
+  async addSchedule(spec: import('../schedule/store.js').ScheduleSpec): Promise<import('../schedule/store.js').StoredSchedule> {
+    return (await this.cronStore()).add(spec, await (await this.clock()).now());
+  }
+
+  /** Schedules with their last tick and next run time. */
+  async listSchedules(): Promise<import('../schedule/store.js').ScheduleView[]> {
+    return (await this.cronStore()).view(await (await this.clock()).now());
+  }
+
+  async removeSchedule(name: string): Promise<void> { return (await this.cronStore()).remove(name); }
+
+  async pauseSchedule(name: string): Promise<void> { await (await this.cronStore()).setPaused(name, true, await (await this.clock()).now()); }
+
+  /** Resume a paused schedule from now: ticks that passed while it was paused do not run. */
+  async resumeSchedule(name: string): Promise<void> { await (await this.cronStore()).setPaused(name, false, await (await this.clock()).now()); }
+
   /** One recovery pass by hand (`zcq recover`): settle every expired lease's jobs. */
   async recover(): Promise<RecoveryEvent[]> {
     const events: RecoveryEvent[] = [];

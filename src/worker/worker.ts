@@ -59,7 +59,9 @@ export interface WorkerOptions {
   /** Handle SIGINT/SIGTERM (default false for the API, true for the CLI). */
   handleSignals?: boolean;
   log?: Logger;
-  /** Extra periodic duties run each poll (the cron scheduler plugs in here). */
+  /** Act as a cron scheduler (default true): create the jobs of due schedule ticks each poll. */
+  scheduler?: boolean;
+  /** Extra periodic duties run each poll. */
   duties?: Array<(w: Worker) => Promise<void>>;
 }
 
@@ -82,7 +84,7 @@ const CLAIM_YIELD_MS = 20;
 const runnerFile = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 export class Worker {
-  readonly opts: Required<Omit<WorkerOptions, 'queues' | 'duties' | 'maxJobs' | 'log'>> & { queues: string[] | null; maxJobs: number | null };
+  readonly opts: Required<Omit<WorkerOptions, 'queues' | 'duties' | 'maxJobs' | 'log' | 'scheduler'>> & { queues: string[] | null; maxJobs: number | null };
   readonly log: Logger;
   readonly clock: ServerClock;
   lease!: Lease;
@@ -99,6 +101,7 @@ export class Worker {
   private readonly skip = new Set<string>();
   private readonly duties: Array<(w: Worker) => Promise<void>>;
   private stopping = false;
+  private readonly scheduler: boolean;
   private claimedTotal = 0;
   private wakeFn?: () => void;
   private timers: NodeJS.Timeout[] = [];
@@ -123,7 +126,8 @@ export class Worker {
       handleSignals: opts.handleSignals ?? false,
     };
     this.log = opts.log ?? silentLogger;
-    this.duties = opts.duties ?? [];
+    this.duties = [...(opts.duties ?? [])];
+    this.scheduler = opts.scheduler ?? true;
     this.clock = new ServerClock(spool.layout.tmp, `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
   }
 
@@ -132,6 +136,10 @@ export class Worker {
 
   async start(): Promise<void> {
     this.roots = await realRoots(this.opts.roots);
+    if (this.scheduler) {
+      const { CronStore } = await import('../schedule/store.js');
+      this.duties.push(CronStore.duty() as (w: Worker) => Promise<void>);
+    }
     await this.clock.sample();
     this.lease = await this.newLease();
     const { default: Pool } = await import('tinypool');

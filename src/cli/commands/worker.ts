@@ -30,19 +30,12 @@ export function register(program: Command): void {
       const { makeLogger } = await import('../../log.js');
       const base = makeLogger({ json: globals(cmd).json });
       const log = o.verbose ? base : (event: string, fields?: Record<string, unknown>) => { if (event !== 'job.start') base(event, fields); };
-      const duties = [];
-      if (o.scheduler !== false) {
-        try {
-          const mod = await import('../../schedule/scheduler-duty.js' as string) as { schedulerDuty?: () => (w: unknown) => Promise<void> };
-          if (mod.schedulerDuty) duties.push(mod.schedulerDuty());
-        } catch { /* built without the scheduler */ }
-      }
       const worker = await spool.runWorker({
         roots: o.root as string[], concurrency: o.concurrency as number | undefined, pollMs: dur('poll', o.poll),
         queues: o.queue as string[], exitWhenIdle: Boolean(o.exitWhenIdle), maxJobs: o.maxJobs as number | undefined,
         runtime: o.runtime as 'threads' | 'processes', leaseMs: dur('lease', o.lease), heartbeatMs: dur('heartbeat', o.heartbeat),
         graceMs: dur('grace', o.grace), killGraceMs: dur('kill-grace', o.killGrace), watch: o.watch !== false,
-        handleSignals: true, log, duties: duties as never,
+        handleSignals: true, log, scheduler: o.scheduler !== false,
       });
       await worker.done;
     });
