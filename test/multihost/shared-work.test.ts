@@ -1,0 +1,140 @@
+// Issue 5: several machines on one shared mount (the rig: sshd + one sshfs mount per "machine").
+// Work is shared and runs exactly once; a stale directory listing causes no double run and no noise;
+// results written on one machine are read intact on another.
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkRigPrerequisites, useRig } from './rig.js';
+import {
+  JOBS, countBy, spoolReport, localDir, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverNames, startWorker, stopWorkers,
+  sleep, spoolOn, waitFor, zcqOn, type RigWorker,
+} from './zcq-rig.js';
+
+checkRigPrerequisites({ needFaketime: false });
+
+// lease > heartbeat + the mounts' staleness (~3 s here): see docs/nfs.md.
+const WORKER = ['--concurrency', '4', '--lease', '8s', '--heartbeat', '1s', '--poll', '200ms'];
+/** Events that must not happen when no machine dies. */
+const NOT_WITHOUT_DEATHS = ['lease.expired', 'job.recovered', 'job.lost', 'job.abandoned', 'lease.lost', 'lease.stale'];
+
+describe('three machines sharing one spool', () => {
+  const rig = useRig({ machines: 3 });
+  const local = localDir();
+  afterAll(local.cleanup);
+  beforeAll(async () => {
+    const r = await zcqOn(rig, 0, ['init']);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('3 machines × 2 workers, 3,000 jobs put from all three: each runs exactly once, and every machine works', async () => {
+    const ledger = join(local.dir, 'exactly-once.ledger');
+    const workers: RigWorker[] = [0, 1, 2].flatMap((i) => [startWorker(rig, i, WORKER), startWorker(rig, i, WORKER)]);
+    await Promise.all(workers.map((w) => w.leaseId()));
+    const t0 = performance.now();
+    const perMachine = await Promise.all([0, 1, 2].map((i) => putMany(rig, i, 1000, `${JOBS}#record`, [ledger, 0], { relaxed: true })));
+    const putMs = performance.now() - t0;
+    const ids = perMachine.flat();
+    expect(new Set(ids).size).toBe(3000);
+    await waitFor(() => serverNames(rig, 'done').length >= 3000, 180_000, 'all 3,000 jobs done', 250).catch((err) => {
+      throw new Error(`${err.message}\n${spoolReport(rig, workers)}`);
+    });
+    const runMs = performance.now() - t0;
+    await stopWorkers(workers);
+
+    // The spool: every job in done/, nothing anywhere else.
+    expect(serverNames(rig, 'done').sort()).toEqual(ids.map((id) => `${id}.json`).sort());
+    for (const s of ['pending', 'failed', 'quarantine']) expect(serverNames(rig, s), s).toEqual([]);
+    expect([...serverClaimed(rig).keys()]).toEqual([]); // every worker ended its lease on SIGTERM
+
+    // The ledger (local disk, exact): each job started and ended exactly once.
+    const lines = readLedger(ledger);
+    const starts = countBy(lines.filter((l) => l.event === 'start'), (l) => l.id);
+    const ends = countBy(lines.filter((l) => l.event === 'end'), (l) => l.id);
+    expect(Object.keys(starts).length).toBe(3000);
+    expect(Object.entries(starts).filter(([, n]) => n !== 1)).toEqual([]);
+    expect(Object.entries(ends).filter(([, n]) => n !== 1)).toEqual([]);
+    const ranOn = new Map(lines.filter((l) => l.event === 'start').map((l) => [l.id, l.host]));
+
+    // The job histories: one attempt each, on the machine the ledger says, and all three machines worked.
+    const byHost: Record<string, number> = {};
+    const putBy: Record<string, number> = {};
+    for (const id of ids) {
+      const job = serverJob(rig, 'done', id);
+      expect(job.history.length, id).toBe(1);
+      expect(job.history[0]).toMatchObject({ attempt: 1, outcome: 'done', host: ranOn.get(id) });
+      expect(job.result).toEqual({ host: ranOn.get(id) });
+      byHost[job.history[0].host] = (byHost[job.history[0].host] ?? 0) + 1;
+      putBy[job.createdBy.host] = (putBy[job.createdBy.host] ?? 0) + 1;
+    }
+    expect(putBy).toEqual({ 'host-a': 1000, 'host-b': 1000, 'host-c': 1000 });
+    expect(Object.keys(byHost).sort()).toEqual(['host-a', 'host-b', 'host-c']);
+    for (const n of Object.values(byHost)) expect(n).toBeGreaterThan(100);
+
+    // No error noise and no lease trouble: lost claim races (ENOENT through a stale listing) are silent.
+    for (const w of workers) {
+      expect(noiseIn(w.output(), NOT_WITHOUT_DEATHS), rig.machines[w.machine]!.name).toEqual([]);
+    }
+    const perWorker = workers.map((w) => `${rig.machines[w.machine]!.name}:${w.events().filter((e) => e.event === 'job.done').length}`);
+    console.log(`[multihost] 3,000 jobs, 3 machines × 2 workers × 4: put ${Math.round(putMs)} ms (3 × 1,000, --relaxed), all done after ${Math.round(runMs)} ms; ` +
+      `ran on ${JSON.stringify(byHost)}; per worker ${perWorker.join(' ')}`);
+  }, 240_000);
+  it('a stale listing (jobs claimed through another mount, still listed here) causes no double run and no error noise', async () => {
+    const ledger = join(local.dir, 'stale.ledger');
+    // The 4 oldest jobs hold their worker for 8 s; 36 quick ones follow.
+    const slow = await putMany(rig, 2, 4, `${JOBS}#record`, [ledger, 8000]);
+    await sleep(20); // ids sort by time: the slow ones first
+    const quick = await putMany(rig, 2, 36, `${JOBS}#record`, [ledger, 0]);
+    // host-b scans pending/ (40 names), claims the 4 oldest and keeps the 36 other names it read.
+    const b = startWorker(rig, 1, ['--concurrency', '4', '--lease', '8s', '--heartbeat', '1s', '--poll', '200ms']);
+    await waitFor(() => readLedger(ledger).filter((l) => l.event === 'start').length >= 4, 30_000, 'host-b started the slow jobs');
+    const listedOnB = fs.readdirSync(join(spoolOn(rig, 1), 'pending'));
+    // host-a takes and runs the 36 quick jobs through its own mount while host-b is busy.
+    const a = startWorker(rig, 0, ['--concurrency', '4', '--lease', '8s', '--heartbeat', '1s', '--poll', '200ms']);
+    await waitFor(() => serverNames(rig, 'done').filter((n) => quick.includes(n.slice(0, -5))).length === 36, 30_000, 'host-a ran the quick jobs');
+    const bStillBusy = readLedger(ledger).filter((l) => l.event === 'end' && slow.includes(l.id)).length === 0;
+    // host-b's slow jobs end: it now tries the 36 names it listed (all gone), then rescans through its mount.
+    await waitFor(() => { const d = new Set(serverNames(rig, 'done')); return [...slow, ...quick].every((id) => d.has(`${id}.json`)); }, 30_000, 'all 40 done');
+    await sleep(rig.staleWindowMs);
+    await stopWorkers([a, b]);
+
+    const lines = readLedger(ledger);
+    const starts = countBy(lines.filter((l) => l.event === 'start'), (l) => l.id);
+    expect(Object.keys(starts).sort()).toEqual([...slow, ...quick].sort());
+    expect(Object.values(starts).every((n) => n === 1)).toBe(true);
+    for (const id of slow) expect(serverJob(rig, 'done', id).history).toMatchObject([{ host: 'host-b', outcome: 'done' }]);
+    for (const id of quick) expect(serverJob(rig, 'done', id).history).toMatchObject([{ host: 'host-a', outcome: 'done' }]);
+    const bStarts = b.events().filter((e) => e.event === 'job.start').map((e) => e.id);
+    expect(bStarts.sort()).toEqual([...slow].sort());
+    expect(bStillBusy, 'host-a finished the quick jobs while host-b still held its slow ones').toBe(true);
+    expect(noiseIn(b.output(), NOT_WITHOUT_DEATHS)).toEqual([]);
+    expect(noiseIn(a.output(), NOT_WITHOUT_DEATHS)).toEqual([]);
+    console.log(`[multihost] stale listing: host-b's scan listed ${listedOnB.length + 4} names; it claimed 4, and host-a claimed and ran the other 36 ` +
+      `through its own mount before host-b came back to them: host-b lost 36 claim races (ENOENT), ran only its 4, logged no error`);
+  }, 120_000);
+
+  it('a result written on one machine is read intact on another (`zcq wait` on a third)', async () => {
+    const a = startWorker(rig, 0, ['--concurrency', '2', '--lease', '8s', '--heartbeat', '1s', '--poll', '200ms']);
+    const put = await zcqOn(rig, 1, ['put', `${JOBS}#bigResult`, '100', '7']);
+    expect(put.code, put.stderr).toBe(0);
+    const id = put.stdout.trim();
+    const small = (await zcqOn(rig, 1, ['put', `${JOBS}#record`, join(local.dir, 'wait.ledger'), '0'])).stdout.trim();
+    // Waiting starts on host-c before the job is done, so host-c's mount caches "done/<id>.json: no such file".
+    const wait = await zcqOn(rig, 2, ['wait', id, small, '--timeout', '60s'], { timeoutMs: 90_000 });
+    await stopWorkers([a]);
+    expect(wait.code, wait.stderr).toBe(0);
+    expect(wait.stderr).toBe('');
+    const [bigLine, smallLine] = wait.stdout.trimEnd().split('\n');
+    const { makeBig } = await import('./fixtures/jobs.mjs');
+    const expected = makeBig(100, 7);
+    expect(bigLine!.length).toBeGreaterThan(100 * 1024);
+    expect(JSON.parse(bigLine!)).toEqual(expected);
+    expect(JSON.parse(smallLine!)).toEqual({ host: 'host-a' });
+    // `zcq show` on host-b (the putter) reads the same record.
+    const show = await zcqOn(rig, 1, ['--json', 'show', id]);
+    expect(show.code, show.stderr).toBe(0);
+    const shown = JSON.parse(show.stdout);
+    expect((shown.job ?? shown).result).toEqual(expected);
+    expect(noiseIn(a.output(), NOT_WITHOUT_DEATHS)).toEqual([]);
+    console.log(`[multihost] result of ${bigLine!.length} bytes written on host-a, read by zcq wait on host-c and zcq show on host-b: equal`);
+  }, 120_000);
+});

@@ -1,0 +1,156 @@
+// zcq on the multi-machine rig: workers, puts and commands run "on" a machine (its hostname, its mount,
+// its clock), logs kept per worker, and the checks every multi-machine test shares.
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, ROOT } from '../helpers.js';
+import type { Rig, RunResult } from './rig.js';
+
+export const NODE = process.execPath;
+export const MH_FIXTURES = join(ROOT, 'test', 'multihost', 'fixtures');
+export const JOBS = './jobs.mjs';
+export const SPOOL = 'spool';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The spool as machine i sees it (through its own mount). */
+export function spoolOn(rig: Rig, i: number): string { return rig.path(i, SPOOL); }
+/** The spool as the file server sees it: exact, no client cache (for the tests' own assertions only). */
+export function serverSpool(rig: Rig): string { return join(rig.exportDir, SPOOL); }
+
+/** `zcq --spool <machine i's mount>/spool ARGS` run on machine i. */
+export function zcqOn(rig: Rig, i: number, args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  return rig.run(i, NODE, [BIN, '--spool', spoolOn(rig, i), ...args], { cwd: MH_FIXTURES, ...opts });
+}
+
+/** Put n jobs from machine i through the library; resolves with their ids. */
+export async function putMany(rig: Rig, i: number, n: number, fn: string, args: unknown[], opts: { relaxed?: boolean; timeoutMs?: number } = {}): Promise<string[]> {
+  const r = await rig.run(i, NODE, [join(MH_FIXTURES, 'put-many.mjs'), spoolOn(rig, i), String(n), fn, JSON.stringify(args), ...(opts.relaxed ? ['--relaxed'] : [])], { cwd: MH_FIXTURES, timeoutMs: opts.timeoutMs ?? 120_000 });
+  if (r.code !== 0) throw new Error(`put-many on ${rig.machines[i]!.name} exited ${r.code} ${r.signal ?? ''}: ${r.stderr}`);
+  const ids = r.stdout.split('\n').filter(Boolean);
+  if (ids.length !== n) throw new Error(`put-many on ${rig.machines[i]!.name}: ${ids.length} ids, wanted ${n}`);
+  return ids;
+}
+
+export interface LogEvent { time: string; event: string; [k: string]: unknown }
+
+export interface RigWorker {
+  machine: number;
+  child: ChildProcess;
+  /** Everything the worker printed (stdout and stderr). */
+  output(): string;
+  events(): LogEvent[];
+  /** Its lease id (from its worker.start line). */
+  leaseId(): Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `zcq --json worker` on machine i, module roots = the multihost fixtures. */
+export function startWorker(rig: Rig, i: number, args: string[] = []): RigWorker {
+  const child = rig.spawn(i, NODE, [BIN, '--json', '--spool', spoolOn(rig, i), 'worker', '--root', MH_FIXTURES, '--verbose', ...args], { cwd: MH_FIXTURES });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('close', (code, signal) => res({ code, signal })));
+  const events = (): LogEvent[] => out.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => { try { return [JSON.parse(l) as LogEvent]; } catch { return []; } });
+  return {
+    machine: i,
+    child,
+    output: () => out,
+    events,
+    async leaseId() {
+      const end = Date.now() + 20_000;
+      for (;;) {
+        const s = events().find((e) => e.event === 'worker.start');
+        if (s) return String(s.worker);
+        if (Date.now() > end || child.exitCode !== null) throw new Error(`worker on ${rig.machines[i]!.name} did not start: ${out}`);
+        await sleep(50);
+      }
+    },
+    exited,
+  };
+}
+
+/** SIGTERM (drain) and wait. */
+export async function stopWorkers(ws: RigWorker[]): Promise<void> {
+  for (const w of ws) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGTERM');
+  await Promise.all(ws.map((w) => w.exited));
+}
+
+/**
+ * Error noise in a worker's log: any line that is not a JSON event (a stack trace, a warning), and the
+ * events that mean something went wrong rather than a lost race. ENOENT/ESTALE on a lost race are normal
+ * and must not show up at all.
+ */
+export const NOISE_EVENTS = new Set(['worker.periodic.error', 'worker.housekeeping.error', 'job.unrecorded', 'lease.renew.failed', 'job.quarantined']);
+export function noiseIn(output: string, alsoBad: string[] = []): string[] {
+  const bad = new Set([...NOISE_EVENTS, ...alsoBad]);
+  return output.split('\n').filter((l) => {
+    if (l.trim() === '') return false;
+    let e: LogEvent;
+    try { e = JSON.parse(l); } catch { return true; }
+    if (bad.has(e.event)) return true;
+    return /ENOENT|ESTALE|EEXIST|Error:|\\n\s+at /.test(JSON.stringify(e)) && !['job.failed', 'job.retry'].includes(e.event);
+  });
+}
+
+/** Names in a folder of the server's copy of the spool (exact; dot-names skipped). */
+export function serverNames(rig: Rig, ...parts: string[]): string[] {
+  const d = join(serverSpool(rig), ...parts);
+  return existsSync(d) ? readdirSync(d).filter((n) => !n.startsWith('.')) : [];
+}
+
+export function serverJob(rig: Rig, state: string, id: string): Record<string, any> {
+  return JSON.parse(readFileSync(join(serverSpool(rig), state, `${id}.json`), 'utf8'));
+}
+
+/** Jobs held by every lease (claimed/<lease>/<id>.json), by the server's exact view. */
+export function serverClaimed(rig: Rig): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const lease of serverNames(rig, 'claimed')) m.set(lease, serverNames(rig, 'claimed', lease).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+  return m;
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string, stepMs = 50): Promise<number> {
+  const t0 = performance.now();
+  while (!(await cond())) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(stepMs);
+  }
+  return performance.now() - t0;
+}
+
+/** A local-disk temp dir for ledgers (shared by every machine of the rig: one kernel, exact O_APPEND). */
+export function localDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'zcq-mh-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface LedgerLine { id: string; event: string; host: string; pid: number; attempt: number; at: number }
+export function readLedger(path: string): LedgerLine[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => {
+    const [id, event, host, pid, attempt, at] = l.split(' ');
+    return { id: id!, event: event!, host: host!, pid: Number(pid), attempt: Number(attempt), at: Number(at) };
+  });
+}
+
+export function countBy<T>(xs: T[], key: (x: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const x of xs) { const k = key(x); out[k] = (out[k] ?? 0) + 1; }
+  return out;
+}
+
+/** For failure messages: where the jobs are (server's view) and the last lines of each worker's log. */
+export function spoolReport(rig: Rig, workers: RigWorker[] = [], tail = 8): string {
+  const dump = process.env.ZCQ_MH_DUMP;
+  if (dump) {
+    mkdirSync(dump, { recursive: true });
+    for (const w of workers) writeFileSync(join(dump, `${rig.machines[w.machine]!.name}-${w.child.pid}.log`), w.output());
+  }
+  const counts = ['pending', 'done', 'failed', 'quarantine'].map((s) => `${s}=${serverNames(rig, s).length}`);
+  const claimed = [...serverClaimed(rig)].map(([l, ids]) => `${l}:${ids.length}`);
+  const logs = workers.map((w) => `--- ${rig.machines[w.machine]!.name} pid ${w.child.pid} exit ${w.child.exitCode ?? w.child.signalCode ?? 'running'}\n` + w.output().trimEnd().split('\n').slice(-tail).join('\n'));
+  return `${counts.join(' ')} claimed: ${claimed.join(' ') || 'none'}\n${logs.join('\n')}`;
+}
