@@ -349,11 +349,11 @@ export class Spool {
     const maxRead = opts.maxRead ?? 20_000;
     const counts = { pending: 0, deferred: 0, claimed: 0, done: 0, failed: 0 } as Record<JobState, number>;
     const queues: Status['queues'] = {};
-    let oldest: number | null = null;
+    let oldest: Located | null = null;
     for (const state of ALL_STATES) {
       for await (const loc of scanState(this.layout, state)) {
         counts[state]++;
-        if (state === 'pending') { const t = idTimeMs(loc.id); if (t !== null && (oldest === null || t < oldest)) oldest = t; }
+        if (state === 'pending' && (oldest === null || loc.id < oldest.id)) oldest = loc;
         if (counts[state] <= maxRead && state !== 'done') {
           try {
             const r = await readRegularFile(loc.path);
@@ -367,6 +367,8 @@ export class Spool {
       }
     }
     const clock = await this.clock();
+    // Age by the file server's clock (the file's mtime), not by comparing our clock with the putter's.
+    const oldestPendingMs = oldest ? await clock.ageOf(oldest.path) : null;
     const workers: Status['workers'] = [];
     for (const name of await listNames(this.layout.workers)) {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
@@ -379,7 +381,7 @@ export class Spool {
       workers.push({ id: name.slice(0, -5), host: String(info.host ?? '?'), pid: Number(info.pid ?? 0), ageMs: Math.round(age), alive: age <= (info.leaseMs ?? 30_000), running: info.running });
     }
     const quarantined = (await listNames(this.layout.quarantine)).filter((n) => !n.endsWith('.reason')).length;
-    return { spool: this.layout.root, counts, queues, oldestPendingMs: oldest === null ? null : Math.max(0, Date.now() - oldest), workers, quarantined };
+    return { spool: this.layout.root, counts, queues, oldestPendingMs: oldestPendingMs === null ? null : Math.max(0, Math.round(oldestPendingMs)), workers, quarantined };
   }
 
   /** The last progress annotation a job published, or null. */
