@@ -48,18 +48,25 @@ export class ServerClock {
 
   /** Age by the server's clock of the file at `path` (fresh mtime via open+fstat); null when it is gone. */
   async ageOf(path: string): Promise<number | null> {
-    let fh;
-    try {
-      fh = await open(path, 'r');
-    } catch (err) {
-      if (isGone(err)) return null;
-      throw err;
-    }
-    try {
-      const st = await fh.stat();
-      return (await this.now()) - st.mtimeMs;
-    } finally {
-      await fh.close();
+    // ENOENT/ESTALE from open or from fstat of the handle (another machine replaced or removed the file
+    // meanwhile): look the name up again (NFS rule 9); null only when the name is really gone.
+    for (let attempt = 1; ; attempt++) {
+      let fh;
+      try {
+        fh = await open(path, 'r');
+      } catch (err) {
+        if (isGone(err)) { if (attempt < 3) continue; return null; }
+        throw err;
+      }
+      try {
+        const st = await fh.stat();
+        return (await this.now()) - st.mtimeMs;
+      } catch (err) {
+        if (isGone(err)) { if (attempt < 3) continue; return null; }
+        throw err;
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
     }
   }
 
