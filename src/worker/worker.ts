@@ -260,7 +260,16 @@ export class Worker {
         if (names.length >= SCAN_WINDOW) break;
       }
     } catch (err) { if (!isGone(err)) throw err; }
-    this.candidates = names.sort();
+    names.sort();
+    // Every claimer wants the oldest names, so N workers reading one folder collide on the same few files
+    // (each lost race is a rename round trip). Take the oldest few in a random order instead: order stays
+    // roughly FIFO and racing workers rarely meet.
+    const head = Math.min(names.length, Math.max(64, this.opts.concurrency * 16));
+    for (let i = head - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [names[i], names[j]] = [names[j]!, names[i]!];
+    }
+    this.candidates = names;
   }
 
   /**
