@@ -52,7 +52,12 @@ export function startWorker(rig: Rig, i: number, args: string[] = []): RigWorker
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('close', (code, signal) => res({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('close', (code, signal) => {
+    // ZCQ_MH_DUMP=<dir>: keep every worker's log there (for a failure's post-mortem).
+    const dump = process.env.ZCQ_MH_DUMP;
+    if (dump) { mkdirSync(dump, { recursive: true }); writeFileSync(join(dump, `${rig.machines[i]!.name}-${child.pid}.log`), out); }
+    res({ code, signal });
+  }));
   const events = (): LogEvent[] => out.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => { try { return [JSON.parse(l) as LogEvent]; } catch { return []; } });
   return {
     machine: i,
