@@ -37,8 +37,13 @@ void realExit;
 
 export default async function run(task: RunTask): Promise<RunOutcome> {
   const controller = new AbortController();
+  // The abort arrives as a port message, outside the job's async context: dispatch it inside that context
+  // so that the job's 'abort' listeners can still call currentJob() (they run synchronously in abort()).
+  let jobCtx: Parameters<typeof runWithJob>[0] | undefined;
   task.port?.on('message', (m: { abort?: string }) => {
-    if (m && typeof m.abort === 'string') controller.abort(Object.assign(new Error(m.abort), { name: 'AbortError' }));
+    if (!m || typeof m.abort !== 'string') return;
+    const abort = () => controller.abort(Object.assign(new Error(m.abort), { name: 'AbortError' }));
+    if (jobCtx) runWithJob(jobCtx, abort); else abort();
   });
   try {
     let mod: Record<string, unknown>;
@@ -59,6 +64,7 @@ export default async function run(task: RunTask): Promise<RunOutcome> {
       await rename(tmp, progressFile);
     };
     const ctx = { ...task.ctx, args: Object.freeze([...task.args]), signal: controller.signal, progress };
+    jobCtx = ctx;
     const value = await runWithJob(ctx, () => (fn as (...a: unknown[]) => unknown)(...task.args));
     let json: string | undefined;
     try {
