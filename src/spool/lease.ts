@@ -60,6 +60,14 @@ export class Lease {
   }
 
   /**
+   * Fresh enough to judge other leases: a holder that is itself close to expiry may be the stale one.
+   * The margin scales with the lease (a fixed 1 s margin made a 1 s lease never fit to recover anything).
+   */
+  freshToJudge(): boolean {
+    return this.fresh(Math.min(1000, this.info.leaseMs / 3));
+  }
+
+  /**
    * Renew: rewrite the heartbeat (a write, so the server stamps a fresh mtime; utimes would carry our own
    * clock), then check that our folder is still ours. Throws LeaseLostError when it was taken.
    */

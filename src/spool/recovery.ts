@@ -46,7 +46,7 @@ export async function recoverDeadLeases(layout: Layout, clock: ServerClock, me: 
     const info = await holderInfo(layout, worker, me.info.leaseMs);
     const age = await leaseAge(layout, clock, worker);
     if (age === null || age <= info.leaseMs) continue;
-    if (!me.fresh(1000)) break; // we might be the stale one: do not judge others
+    if (!me.freshToJudge()) break; // we might be the stale one: do not judge others
     const taken = join(me.dir, `${worker}.dead`);
     if (!(await renameOrGone(join(layout.claimed, worker), taken))) continue; // another recoverer won
     log({ event: 'lease.expired', worker, ageMs: Math.round(age) });

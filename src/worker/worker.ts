@@ -551,7 +551,7 @@ export class Worker {
       const now = await this.clock.now();
       const promoted = await promoteDue(this.spool.layout.deferred, this.spool.layout.pending, now);
       if (promoted > 0) this.wake();
-      if (!this.stopping && this.lease.fresh(1000)) {
+      if (!this.stopping && this.lease.freshToJudge()) {
         const n = await recoverDeadLeases(this.spool.layout, this.clock, this.lease, (e) => this.log(e.event, { ...e, event: undefined }));
         if (n > 0) { this.summary.recovered += n; this.wake(); }
       }
