@@ -1,0 +1,185 @@
+// Per-job policies through the real CLI: what happens when a worker dies (--on-interrupt, --max-interrupts,
+// poison jobs), when a job throws (--retries with exponential or fixed backoff, permanent errors, retry at
+// T), when it runs too long (--timeout, cooperative and not) and when it starts too late (--deadline).
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { cleanupTemp, tempDir, until, zcq } from '../helpers.js';
+import { events, jobIn, killWorkers, readLedger, sleep, worker } from './util.js';
+
+afterEach(killWorkers);
+afterAll(cleanupTemp);
+
+function put(spool: string, ...args: string[]): string {
+  const r = zcq(spool, ['put', ...args]);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return r.stdout.trim();
+}
+const FAST = ['--lease', '1s', '--heartbeat', '150ms', '--poll', '100ms'];
+
+function deferredFiles(spool: string): { name: string; dueMs: number; id: string; path: string }[] {
+  const root = join(spool, 'deferred');
+  return readdirSync(root).flatMap((b) => readdirSync(join(root, b)).map((name) => {
+    const m = /^(\d{13})\.(.+)\.json$/.exec(name)!;
+    return { name, dueMs: Number(m[1]), id: m[2]!, path: join(root, b, name) };
+  }));
+}
+
+describe('when a worker dies', () => {
+  it('--on-interrupt fail ends in failed/ "worker lost"; the default retries, naming the dead worker; zcq recover waits for the lease', async () => {
+    const spool = join(tempDir(), 'spool');
+    const ledger = join(tempDir(), 'ledger');
+    const failing = put(spool, '--on-interrupt', 'fail', './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 30000]));
+    const retrying = put(spool, './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 30000]));
+    const w = worker(spool, [...FAST, '--concurrency', '2']);
+    await until(() => readLedger(ledger).length === 2, 15_000);
+    const lease = events(w.output()).find((e) => e.event === 'worker.start')!.worker;
+    w.kill('SIGKILL');
+    await w.exited;
+    // Within the lease nothing is taken.
+    const early = zcq(spool, ['recover']);
+    expect(early.code).toBe(0);
+    expect(early.stdout).toBe('');
+    expect(readdirSync(join(spool, 'claimed', lease)).sort()).toEqual([`${failing}.json`, `${retrying}.json`].sort());
+    await sleep(1300);
+    const r = zcq(spool, ['recover']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^lease\\.expired\\t${lease.replace(/\./g, '\\.')}\\tage \\ds$`));
+    expect(lines.slice(1).sort()).toEqual([`job.recovered\t${lease}\t${failing}\t→ failed`, `job.recovered\t${lease}\t${retrying}\t→ pending`].sort());
+    const f = jobIn(spool, 'failed', failing)!;
+    expect(f.failure).toMatchObject({ name: 'WorkerLost', reason: 'worker lost' });
+    expect(f.failure.message).toMatch(/policy is to fail/);
+    const p = jobIn(spool, 'pending', retrying)!;
+    expect(p.interrupts).toBe(1);
+    expect(p.history).toHaveLength(1);
+    expect(p.history[0]).toMatchObject({ attempt: 1, worker: lease, pid: w.pid, host: hostname(), outcome: 'interrupted' });
+    expect(p.history[0].error).toBe(`worker lost: ${lease} on ${hostname()}`);
+    expect(p.history[0].end).toBeTruthy();
+    expect(existsSync(join(spool, 'claimed', lease))).toBe(false);
+    expect(existsSync(join(spool, 'workers', `${lease}.json`))).toBe(false);
+  }, 30_000);
+
+  it('a poison job that kills its worker fails once --max-interrupts is used up', async () => {
+    const spool = join(tempDir(), 'spool');
+    const ledger = join(tempDir(), 'ledger');
+    const id = put(spool, '--max-interrupts', '2', './jobs.mjs#killSelf', ledger);
+    const pids: number[] = [];
+    for (let i = 0; i < 6 && !jobIn(spool, 'failed', id); i++) {
+      const w = worker(spool, [...FAST, '--exit-when-idle']);
+      pids.push(w.pid!);
+      await w.exited;
+    }
+    const f = jobIn(spool, 'failed', id)!;
+    expect(f).not.toBeNull();
+    expect(f.failure).toMatchObject({ name: 'WorkerLost', reason: 'worker lost' });
+    expect(f.failure.message).toMatch(/3 times \(cap 2\)/);
+    expect(f.interrupts).toBe(3);
+    expect(f.history.map((h: any) => h.outcome)).toEqual(['interrupted', 'interrupted', 'interrupted']);
+    // It ran three times, each time killing the worker that ran it; the last worker exited normally.
+    const runs = readLedger(ledger);
+    expect(runs).toHaveLength(3);
+    expect(runs.map((e) => e.pid)).toEqual(f.history.map((h: any) => h.pid));
+    expect(pids.slice(0, 3)).toEqual(runs.map((e) => e.pid));
+  }, 40_000);
+});
+
+describe('when a job throws', () => {
+  it('stores the backoff delay in the job and the deferred name: exponential with jitter, or fixed', async () => {
+    const spool = join(tempDir(), 'spool');
+    const ledger = join(tempDir(), 'ledger');
+    const expo = put(spool, '--retries', '3', './jobs.mjs#flakyRecord', ledger, '3');
+    const fixed = put(spool, '--retries', '3', '--backoff', '700ms', './jobs.mjs#flakyRecord', ledger, '3');
+    // One attempt each, then look at where they wait.
+    const w1 = worker(spool, [...FAST, '--max-jobs', '2', '--concurrency', '2']);
+    expect(await w1.exited).toBe(0);
+    const waiting = deferredFiles(spool);
+    expect(waiting.map((d) => d.id).sort()).toEqual([expo, fixed].sort());
+    for (const d of waiting) {
+      const j = JSON.parse(readFileSync(d.path, 'utf8'));
+      expect(Date.parse(j.notBefore)).toBe(d.dueMs);
+      expect(j.history[0].outcome).toBe('retry');
+      const delay = d.dueMs - Date.parse(j.history[0].end);
+      if (d.id === fixed) { expect(delay).toBeGreaterThanOrEqual(690); expect(delay).toBeLessThan(760); }
+      else { expect(delay).toBeGreaterThanOrEqual(490); expect(delay).toBeLessThan(1060); } // 1 s ceiling, equal jitter
+      const retry = events(w1.output()).find((e) => e.event === 'job.retry' && e.id === d.id)!;
+      expect(Date.parse(retry.due)).toBe(d.dueMs);
+    }
+    const w2 = worker(spool, FAST);
+    await until(() => jobIn(spool, 'done', expo) !== null && jobIn(spool, 'done', fixed) !== null, 20_000);
+    w2.kill('SIGTERM');
+    for (const id of [expo, fixed]) {
+      const j = jobIn(spool, 'done', id)!;
+      expect(j.result).toBe(3);
+      expect(j.history.map((h: any) => h.outcome)).toEqual(['retry', 'retry', 'done']);
+      const gaps = [1, 2].map((i) => Date.parse(j.history[i].start) - Date.parse(j.history[i - 1].end));
+      if (id === fixed) for (const g of gaps) { expect(g).toBeGreaterThanOrEqual(690); expect(g).toBeLessThan(700 + 100 + 600); }
+      else { expect(gaps[0]).toBeGreaterThanOrEqual(490); expect(gaps[1]).toBeGreaterThanOrEqual(990); } // ceilings 1 s, 2 s
+    }
+  }, 40_000);
+
+  it('permanent errors are not retried; RetryAtError / err.retryAt set the next attempt; timeouts abort, terminate and retry; deadlines fail', async () => {
+    const spool = join(tempDir(), 'spool');
+    const ledger = join(tempDir(), 'ledger');
+    const late = put(spool, '--deadline', '1s', './jobs.mjs#add', '1', '2');
+    const lateOk = put(spool, '--deadline', '1m', './jobs.mjs#add', '1', '2');
+    const perm = put(spool, '--retries', '3', './jobs.mjs#permanent');
+    const permClass = put(spool, '--retries', '3', './jobs.mjs#permanentClass');
+    const at = put(spool, '--retries', '1', './jobs.mjs#retryAtClass', '1500');
+    const atField = put(spool, '--retries', '1', './jobs.mjs#retryAt', '1500');
+    const spin = put(spool, '--timeout', '300ms', '--retries', '1', '--backoff', '100ms', './jobs.mjs#spinRecord', ledger, '3000');
+    const coop = put(spool, '--timeout', '300ms', './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 5000]));
+    await sleep(1200); // `late` misses its deadline before any worker starts
+    const w = worker(spool, [...FAST, '--concurrency', '4', '--kill-grace', '300ms']);
+    const all = [late, lateOk, perm, permClass, at, atField, spin, coop];
+    await until(() => all.every((id) => jobIn(spool, 'done', id) || jobIn(spool, 'failed', id)), 30_000);
+    w.kill('SIGTERM');
+
+    const d = jobIn(spool, 'failed', late)!;
+    expect(d.failure).toMatchObject({ name: 'DeadlinePassed', reason: 'deadline passed' });
+    expect(d.history.map((h: any) => h.outcome)).toEqual(['deadline']);
+    expect(jobIn(spool, 'done', lateOk)!.result).toBe(3);
+
+    for (const id of [perm, permClass]) {
+      const j = jobIn(spool, 'failed', id)!;
+      expect(j.attempts).toBe(1);
+      expect(j.history.map((h: any) => h.outcome)).toEqual(['failed']);
+    }
+    expect(jobIn(spool, 'failed', permClass)!.failure.name).toBe('PermanentError');
+
+    for (const id of [at, atField]) {
+      const j = jobIn(spool, 'done', id)!;
+      expect(j.result).toBe(2);
+      expect(j.history.map((h: any) => h.outcome)).toEqual(['retry', 'done']);
+      const gap = Date.parse(j.history[1].start) - Date.parse(j.history[0].end);
+      expect(gap).toBeGreaterThanOrEqual(1400);
+      expect(gap).toBeLessThan(1500 + 1000);
+    }
+
+    // A job that ignores its signal: terminated after the kill grace, recorded as a timeout, retried once,
+    // then failed; its first thread stopped before the retry started (no zombie beside its retry).
+    const s = jobIn(spool, 'failed', spin)!;
+    expect(s.failure.reason).toBe('timeout');
+    expect(s.failure.name).toBe('TimeoutError');
+    expect(s.history.map((h: any) => h.outcome)).toEqual(['retry', 'timeout']);
+    await sleep(300);
+    const ticks = readLedger(ledger).filter((e) => e.id === spin);
+    expect(ticks.filter((e) => e.event === 'end')).toEqual([]);
+    const start2 = ticks.find((e) => e.event === 'start' && e.attempt === 2)!.at;
+    const t1 = ticks.filter((e) => e.attempt === 1);
+    expect(Math.max(...t1.map((e) => e.at))).toBeLessThan(start2);
+    for (const a of [1, 2]) {
+      const mine = ticks.filter((e) => e.attempt === a);
+      const span = Math.max(...mine.map((e) => e.at)) - mine[0]!.at;
+      expect(span).toBeLessThan(300 + 300 + 400); // timeout + kill grace + slack, never the full 3 s
+    }
+
+    // A cooperative job sees its AbortSignal at the timeout and ends at once.
+    const c = jobIn(spool, 'failed', coop)!;
+    expect(c.failure.reason).toBe('timeout');
+    expect(c.failure.message).toMatch(/timed out after 300 ms/);
+    expect(readLedger(ledger).filter((e) => e.id === coop).map((e) => [e.event, e.extra])).toEqual([['start', undefined], ['aborted', 'timeout']]);
+  }, 60_000);
+});
