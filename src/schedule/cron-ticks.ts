@@ -29,6 +29,15 @@
  *    passes are ticks — the job runs every real hour (or minute…); otherwise only the first pass is a
  *    tick — a daily 01:30 in New York or 02:30 in Paris runs once on fall-back day, at the first 01:30 /
  *    02:30 (summer time). This is Vixie cron's rule: fixed times once, wildcard hours by real time.
+ * Missed ticks (`dueTicks`, window (lastTick ?? created, now]): one tick runs; several (all schedulers
+ * were down) run per policy — 'once' (default) the latest only, 'all' the most recent `cap`, 'skip' the
+ * latest only if it is within `graceMs` of now (a lone stale tick is skipped too). The returned lastTick
+ * is the latest tick of the window even when it did not run.
+ *
+ * Run names: `<name>@20261201T080000.000Z` (UTC, fixed width, so one schedule's runs sort by tick).
+ * Schedule names are [A-Za-z0-9._-]{1,64} without a leading dot; they are case-sensitive, so on a
+ * case-insensitive file system 'Daily' and 'daily' would share files: use one case.
+ *
  * Ticks are computed from wall-clock readings with the offsets Intl reports (cron-parser only parses and
  * walks the fields, in UTC): cron-parser's own zone handling depends on where a walk starts (starting
  * inside a skipped hour it misses the moved 02:30) and never returns on Australia/Lord_Howe's 30-minute
@@ -156,7 +165,7 @@ function compile(fields6: string, exprForErrors: string): Compiled {
  * Check a cron expression and time zone. Throws ScheduleError (code 'ZCQ_BAD_SCHEDULE') with a one-line
  * message such as "cron expression '61 * * * *': minute 61 out of range 0-59".
  */
-export function parseSchedule(expr: string, tz?: string): Schedule {
+export function parseSchedule(expr: string, tz?: string | null): Schedule {
   if (typeof expr !== 'string') throw badExpr(String(expr), 'not a string');
   const expression = expr.trim();
   if (expression === '') throw badExpr(expr, 'empty (expected 5 fields, 6 with seconds, or an alias such as @daily)');
@@ -210,7 +219,7 @@ export function parseSchedule(expr: string, tz?: string): Schedule {
   }
 
   let zone = 'UTC';
-  if (tz !== undefined) {
+  if (tz !== undefined && tz !== null) {
     const canonical = canonicalTimeZone(tz);
     if (!canonical) {
       throw badExpr(expression, `unknown time zone '${String(tz)}' (use an IANA name such as Europe/Paris or UTC)`);
