@@ -61,6 +61,12 @@ export interface WorkerOptions {
   log?: Logger;
   /** Act as a cron scheduler (default true): create the jobs of due schedule ticks each poll. */
   scheduler?: boolean;
+  /** Crash leftovers (temp files, `.nfs*` files) older than this are removed (default 1 h, server clock). */
+  leftoverAgeMs?: number;
+  /** Heartbeats of workers gone (no lease folder) for this long are removed (default 1 day). */
+  goneWorkerAgeMs?: number;
+  /** How often the worker cleans leftovers (default 60 s). */
+  housekeepingMs?: number;
   /** Extra periodic duties run each poll. */
   duties?: Array<(w: Worker) => Promise<void>>;
 }
@@ -124,6 +130,9 @@ export class Worker {
       killGraceMs: opts.killGraceMs ?? 5_000,
       watch: opts.watch ?? true,
       handleSignals: opts.handleSignals ?? false,
+      leftoverAgeMs: opts.leftoverAgeMs ?? 3_600_000,
+      goneWorkerAgeMs: opts.goneWorkerAgeMs ?? 86_400_000,
+      housekeepingMs: opts.housekeepingMs ?? 60_000,
     };
     this.log = opts.log ?? silentLogger;
     this.duties = [...(opts.duties ?? [])];
@@ -164,7 +173,7 @@ export class Worker {
     }
     this.timers.push(setInterval(() => void this.beat(), this.opts.heartbeatMs));
     this.timers.push(setInterval(() => void this.periodic(), this.opts.pollMs));
-    this.timers.push(setInterval(() => void this.housekeeping(), 60_000));
+    this.timers.push(setInterval(() => void this.housekeeping(), this.opts.housekeepingMs));
     if (this.opts.watch) void this.watchPending();
     this.done = this.loop();
   }
@@ -204,7 +213,16 @@ export class Worker {
     try {
       await this.periodic();
       while (!this.stopping) {
-        if (this.lease.isLost) await this.replaceLease();
+        if (this.lease.isLost) {
+          try {
+            await this.replaceLease();
+          } catch (err) {
+            // Disk full, read-only or lost mount: keep trying rather than exit; nothing is claimed meanwhile.
+            this.log('lease.new.failed', { error: (err as Error).message });
+            await this.sleep(Math.max(this.opts.pollMs, 1000));
+            continue;
+          }
+        }
         const free = this.opts.concurrency - this.holding.size;
         const budget = this.opts.maxJobs === null ? free : Math.min(free, this.opts.maxJobs - this.claimedTotal);
         let scan = { claimed: 0, seen: 0 };
@@ -349,9 +367,11 @@ export class Worker {
       if (isGone(err) || err instanceof LeaseLostError) {
         this.log('job.lost', { id, worker: lease.id, reason: 'lease taken while running' });
       } else {
-        // Could not record (disk full, read-only spool): keep the job claimed; when our lease lapses or we
-        // restart, recovery hands it back. Never lose it.
-        this.log('job.unrecorded', { id, error: (err as Error).message });
+        // Could not record (disk full, read-only spool): keep the job claimed, never lose it. Give the lease
+        // up so that the job is not stranded under a lease we keep renewing: it expires, and recovery (a
+        // sibling's, or ours under a new lease) hands the job on by its interrupt policy.
+        this.log('job.unrecorded', { id, worker: lease.id, error: (err as Error).message });
+        if (!lease.isLost) this.loseLease(lease);
       }
     } finally {
       this.running.delete(id);
@@ -565,7 +585,7 @@ export class Worker {
 
   private async housekeeping(): Promise<void> {
     try {
-      await cleanLeftovers(this.spool.layout, this.clock, { log: this.log });
+      await cleanLeftovers(this.spool.layout, this.clock, { log: this.log, tmpAgeMs: this.opts.leftoverAgeMs, workerAgeMs: this.opts.goneWorkerAgeMs });
     } catch (err) {
       this.log('worker.housekeeping.error', { error: (err as Error).message });
     }

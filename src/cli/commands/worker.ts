@@ -17,6 +17,8 @@ export function register(program: Command): void {
     .option('--heartbeat <duration>', 'heartbeat interval (default lease/6)')
     .option('--grace <duration>', 'on SIGINT/SIGTERM, time running jobs get to finish (default 10s)')
     .option('--kill-grace <duration>', 'after a timeout or cancel, time before the thread is terminated (default 5s)')
+    .option('--leftover-age <duration>', 'remove crash leftovers (temp and .nfs* files, heartbeats of gone workers) older than this (default 1h; gone workers 1d)')
+    .option('--housekeeping <duration>', 'how often to clean leftovers (default 60s)')
     .option('--no-watch', 'poll only (no fs.watch)')
     .option('--no-scheduler', 'do not act as a cron scheduler')
     .option('-v, --verbose', 'log every job start, not only outcomes')
@@ -34,6 +36,7 @@ export function register(program: Command): void {
         roots: o.root as string[], concurrency: o.concurrency as number | undefined, pollMs: dur('poll', o.poll),
         queues: o.queue as string[], exitWhenIdle: Boolean(o.exitWhenIdle), maxJobs: o.maxJobs as number | undefined,
         runtime: o.runtime as 'threads' | 'processes', leaseMs: dur('lease', o.lease), heartbeatMs: dur('heartbeat', o.heartbeat),
+        leftoverAgeMs: dur('leftover-age', o.leftoverAge), goneWorkerAgeMs: dur('leftover-age', o.leftoverAge), housekeepingMs: dur('housekeeping', o.housekeeping),
         graceMs: dur('grace', o.grace), killGraceMs: dur('kill-grace', o.killGrace), watch: o.watch !== false,
         handleSignals: true, log, scheduler: o.scheduler !== false,
       });
