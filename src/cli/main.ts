@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Loader> = {
   wait: () => import('./commands/wait.js'),
   status: () => import('./commands/status.js'),
   recover: () => import('./commands/recover.js'),
+  doctor: () => import('./commands/doctor.js'),
   cron: () => import('./commands/cron.js'),
 };
 
