@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { errnoOf, isGone, LeaseLostError } from '../errors.js';
 import { newWorkerId } from './ids.js';
 import type { Layout } from './layout.js';
-import { fsyncDirSync, moveNoClobber, renameOrGoneSync, writeFileSyncDurable } from './fsops.js';
+import { fsyncDirSync, renameOrGoneSync, writeFileSyncDurable } from './fsops.js';
 import { renameSync, unlinkSync } from 'node:fs';
 import { serializeJob, type Job } from '../job/format.js';
 
@@ -82,17 +82,31 @@ export class Lease {
       await fh.close();
     }
     await rename(tmp, this.heartbeatFile);
-    if (this.lastRenewed !== -Infinity) {
-      try {
-        const d = await open(this.dir, 'r');
-        await d.close();
-      } catch (err) {
-        if (isGone(err) || errnoOf(err) === 'ENOTDIR') { this.markLost(); throw new LeaseLostError(this.id); }
-        throw err;
-      }
+    if (this.lastRenewed !== -Infinity && !(await this.folderStillOurs())) {
+      this.markLost();
+      throw new LeaseLostError(this.id);
     }
     // Count from when the write started: the server may have stamped it then.
     this.lastRenewed = started;
+  }
+
+  /**
+   * Whether our lease folder is still in claimed/. A "gone" answer is asked again twice, a little later:
+   * a network file system's caches can briefly answer ENOENT for a folder that exists (seen on sshfs
+   * under load), and a false "lost" would abort live jobs. A folder a recoverer took stays gone.
+   */
+  private async folderStillOurs(): Promise<boolean> {
+    for (let i = 0; ; i++) {
+      try {
+        const d = await open(this.dir, 'r');
+        await d.close();
+        return true;
+      } catch (err) {
+        if (!isGone(err) && errnoOf(err) !== 'ENOTDIR') throw err;
+        if (i >= 2) return false;
+        await new Promise((r) => setTimeout(r, 100 * (i + 1)));
+      }
+    }
   }
 
   markLost(): void {
@@ -131,7 +145,7 @@ export class Lease {
    * pending/ and a deferred path through `toPath`). Returns false when the lease was lost (the job is
    * someone else's now; nothing was written over their attempt).
    */
-  async release(job: Job, toPath: string, noClobber: boolean): Promise<boolean> {
+  async release(job: Job, toPath: string): Promise<boolean> {
     try {
       this.rewrite(job);
     } catch (err) {
@@ -139,7 +153,10 @@ export class Lease {
       throw err;
     }
     const src = this.pathOf(job.id);
-    const moved = noClobber ? await moveNoClobber(src, toPath) : renameOrGoneSync(src, toPath);
+    // One rename, never link+unlink: with a two-step move a holder killed in between would leave the job
+    // in pending/ AND in its lease, and recovery would publish the second copy while the first ran.
+    // Job ids are unique and only the holder of the single copy moves it, so the target name is free.
+    const moved = renameOrGoneSync(src, toPath);
     if (!moved) { this.markLost(); return false; }
     if (this.durable) fsyncDirSync(join(toPath, '..'));
     return true;
