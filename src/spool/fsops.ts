@@ -213,9 +213,17 @@ export function renameOrGoneSync(src: string, dst: string): boolean {
     fss.renameSync(src, dst);
     return true;
   } catch (err) {
-    if (isGone(err)) return false;
+    if (isGone(err)) {
+      // A retransmitted rename that had already worked (NFS rule 2): source gone, our unique target there.
+      if (errnoOf(err) === 'ENOENT' && !fss.existsSync(src) && existsNoFollowSync(dst)) return true;
+      return false;
+    }
     throw err;
   }
+}
+
+function existsNoFollowSync(path: string): boolean {
+  try { fss.lstatSync(path); return true; } catch { return false; }
 }
 
 /** readRegularFile, synchronously. */

@@ -8,10 +8,11 @@
  */
 import { readFile, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoOf, isGone } from '../errors.js';
+import { isGone } from '../errors.js';
 import { parseJob, serializeJob, JobFormatError, type Job } from '../job/format.js';
 import { recordInterrupt } from '../job/policy.js';
-import { listNames, moveNoClobber, readRegularFile, renameOrGone, writeFileDurable } from './fsops.js';
+import { listNames, readRegularFile, renameOrGone, renameOrGoneSync, writeFileSyncDurable } from './fsops.js';
+import { renameSync } from 'node:fs';
 import type { Layout } from './layout.js';
 import type { Lease } from './lease.js';
 import { quarantine } from './quarantine.js';
@@ -81,26 +82,28 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
       log({ event: 'job.quarantined', worker: holder.worker, id, reason });
       continue;
     }
+    // Each job leaves the dead lease by ONE rename, after its new content was written in place (inside our
+    // own lease, so fenced): it is never in two folders, and a recoverer that dies halfway leaves it in
+    // exactly one place for the next recoverer. (A link+unlink here once let a killed recoverer's leftover
+    // copy be published again while the first copy ran: a job run twice under a live lease.)
     let to: string;
-    let target: string;
     if (job.finished && job.history.length > 0 && job.history[job.history.length - 1]!.worker === holder.worker) {
       // The holder wrote its final record but died before the move: finish the move for it.
       to = job.failure ? 'failed' : 'done';
-      target = join(to === 'done' ? layout.done : layout.failed, `${id}.json`);
-      if (!(await moveNoClobber(path, target).catch((err) => { if (errnoOf(err) === 'EEXIST') return dropDuplicate(path); throw err; }))) continue;
     } else {
-      const next = recordInterrupt(job, holder, endIso);
-      to = next.to;
-      target = join(next.to === 'failed' ? layout.failed : layout.pending, `${id}.json`);
+      to = recordInterrupt(job, holder, endIso).to;
       const tmp = join(layout.tmp, `${id}.${me.id}.json`);
-      await unlink(tmp).catch(() => undefined);
-      await writeFileDurable(tmp, serializeJob(job), me.durable);
-      const ok = await moveNoClobber(tmp, target).catch((err) => { if (errnoOf(err) === 'EEXIST') return false; throw err; });
-      await unlink(tmp).catch(() => undefined);
-      // Published or already there under that id: the copy in the dead lease is now history.
-      await unlink(path).catch(() => undefined);
-      if (!ok) continue;
+      writeFileSyncDurable(tmp, serializeJob(job), me.durable, false);
+      try {
+        renameSync(tmp, path);
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        if (isGone(err)) return n; // our own lease was taken: whoever took it settles the rest
+        throw err;
+      }
     }
+    const target = join(to === 'done' ? layout.done : to === 'failed' ? layout.failed : layout.pending, `${id}.json`);
+    if (!renameOrGoneSync(path, target)) continue;
     n++;
     log({ event: 'job.recovered', worker: holder.worker, id, to });
   }
@@ -108,7 +111,3 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
   return n;
 }
 
-async function dropDuplicate(path: string): Promise<boolean> {
-  await unlink(path).catch(() => undefined);
-  return false;
-}

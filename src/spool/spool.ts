@@ -295,7 +295,7 @@ export class Spool {
         job.failure = { name: 'Cancelled', message: `cancelled by ${hostname()} pid ${process.pid}`, reason: 'cancelled' };
         job.finished = now;
         job.history.push({ attempt: job.attempts, worker: lease.id, host: hostname(), pid: process.pid, start: now, end: now, outcome: 'cancelled' });
-        await lease.release(job, join(this.layout.failed, `${job.id}.json`), true);
+        await lease.release(job, join(this.layout.failed, `${job.id}.json`));
         out.push({ id: job.id, was: loc.state, result: 'cancelled' });
       }
     } finally {
@@ -439,7 +439,9 @@ export class Spool {
 }
 
 function pickCurrent(locs: Located[]): Located {
-  // In the instant of a link+unlink move a job is in two folders; the later state is the truth.
-  const order: JobState[] = ['done', 'failed', 'claimed', 'pending', 'deferred'];
+  // In the instant of a link+unlink move a job is in two folders; the later state is the truth. Every such
+  // move publishes into pending/ or deferred/ (retry, recovery, backoff) or out of a dead lease into
+  // done/failed (recovery), so pending/deferred beat done/failed, which beat claimed.
+  const order: JobState[] = ['pending', 'deferred', 'done', 'failed', 'claimed'];
   return [...locs].sort((a, b) => order.indexOf(a.state) - order.indexOf(b.state))[0]!;
 }

@@ -469,14 +469,13 @@ export class Worker {
     }
     const l = this.spool.layout;
     let to: string;
-    let noClobber = true;
     switch (next.to) {
-      case 'done': to = join(l.done, `${job.id}.json`); noClobber = false; break;
-      case 'failed': to = join(l.failed, `${job.id}.json`); noClobber = false; break;
+      case 'done': to = join(l.done, `${job.id}.json`); break;
+      case 'failed': to = join(l.failed, `${job.id}.json`); break;
       case 'pending': to = join(l.pending, `${job.id}.json`); break;
       case 'deferred': to = await deferredPath(l.deferred, next.dueMs, job.id); break;
     }
-    const ok = await lease.release(job, to, noClobber);
+    const ok = await lease.release(job, to);
     if (!ok) {
       this.summary.lostLease++;
       this.log('job.abandoned', { id: job.id, worker: lease.id, reason: 'lease taken before the result was recorded' });
