@@ -13,7 +13,7 @@ import { median, p50, p99, fmtNum, fmtRatio, markdownTable } from './lib/stats.m
 import { setBaseTmp, spawnTracked, stopChild, procMem, sleep, log } from './lib/proc.mjs';
 import * as zcq from './zcq.mjs';
 import { startRedis, bullPutDrain, bullDrain, bullLatency, bullMemory, bullSyscalls } from './peers/bullmq.mjs';
-import { runFsloop, fsloopSyscalls } from './peers/fsloop.mjs';
+import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,8 +64,12 @@ const val = (key) => median(samples.get(key));
 
 /** Run fn; on error remember the message for every key it was to fill. */
 async function attempt(keys, what, fn) {
+  const t0 = Date.now();
   try {
-    return await fn();
+    const r = await fn();
+    if (r && typeof r === 'object' && Number.isFinite(r.jobsPerSec)) log(`  ${what}: ${fmtNum(r.jobsPerSec)} jobs/s (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    else if (keys.length || typeof keys === 'string') log(`  ${what}: done (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    return r;
   } catch (e) {
     const msg = String(e?.message ?? e).split('\n')[0].slice(0, 300);
     log(`  ! ${what}: ${msg}`);
@@ -122,9 +126,10 @@ async function throughput() {
       }
       for (const durable of [true, false]) {
         const m = modeName(durable);
-        for (const phase of ['full', 'drain']) {
-          const a = await attempt(`tp.fs.${m}.${phase}`, `fsloop ${m} ${phase}`, () => runFsloop({ n, procs: PROCS, loops: CONC, durable, phase }));
-          if (a) rec(`tp.fs.${m}.${phase}`, a.jobsPerSec);
+        const a = await attempt([`tp.fs.${m}.full`, `tp.fs.${m}.drain`], `fsloop ${m}`, () => runFsloopBoth({ n, procs: PROCS, loops: CONC, durable }));
+        if (a) {
+          rec(`tp.fs.${m}.full`, a.full.jobsPerSec), rec(`tp.fs.${m}.drain`, a.drain.jobsPerSec);
+          log(`    fsloop ${m}: full ${fmtNum(a.full.jobsPerSec)} jobs/s, drain ${fmtNum(a.drain.jobsPerSec)} jobs/s`);
         }
       }
     }

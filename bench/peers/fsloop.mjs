@@ -7,7 +7,7 @@
 // relaxed = the same without any fsync. phase 'drain' = pending files exist
 // already (made by the parent), only claim/finish/done are timed.
 // As a module: runFsloop(). As a script: `node fsloop.mjs child ...` (one process).
-import { promises as fsp, mkdirSync, writeFileSync, readFileSync, openSync, closeSync, fsync } from 'node:fs';
+import { promises as fsp, mkdirSync, writeFileSync, readFileSync, readdirSync, renameSync, openSync, closeSync, fsync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -34,12 +34,12 @@ function layout(dir, workers) {
  * procs processes × loops async loops, n jobs in total; returns { jobsPerSec, ms }
  * measured from the earliest loop start to the latest loop end (CLOCK_MONOTONIC).
  */
-export async function runFsloop({ n, procs = 2, loops = 8, durable = true, phase = 'full', dir = null, strace = null }) {
+export async function runFsloop({ n, procs = 2, loops = 8, durable = true, phase = 'full', dir = null, strace = null, prefilled = false }) {
   const root = dir ?? makeTmp('fsloop');
   const names = Array.from({ length: procs }, (_, k) => `w${k}`);
   layout(root, names);
   const share = (k) => Math.floor(n / procs) + (k < n % procs ? 1 : 0);
-  if (phase === 'drain') {
+  if (phase === 'drain' && !prefilled) {
     // Pre-create the pending files (no fsync: they are input, not timed).
     names.forEach((w, k) => {
       for (let i = 0; i < share(k); i++) writeFileSync(join(root, 'pending', idOf(w, i) + '.json'), jobJson(idOf(w, i)));
@@ -69,6 +69,22 @@ export async function runFsloop({ n, procs = 2, loops = 8, durable = true, phase
   } finally {
     for (const c of kids) if (c.exitCode === null) c.kill('SIGKILL');
     if (!dir) rmrf(root);
+  }
+}
+
+/**
+ * Both phases in one folder: 'full', then the same n files moved back from done/
+ * to pending/ (rename: much cheaper than writing n new files) and 'drain'.
+ */
+export async function runFsloopBoth({ n, procs = 2, loops = 8, durable = true }) {
+  const root = makeTmp('fsloop');
+  try {
+    const full = await runFsloop({ n, procs, loops, durable, phase: 'full', dir: root });
+    for (const name of readdirSync(join(root, 'done'))) renameSync(join(root, 'done', name), join(root, 'pending', name));
+    const drain = await runFsloop({ n, procs, loops, durable, phase: 'drain', dir: root, prefilled: true });
+    return { full, drain };
+  } finally {
+    rmrf(root);
   }
 }
 
