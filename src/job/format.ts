@@ -7,6 +7,9 @@
  * between folders and the fields (result, failure) are then history, not state.
  */
 import { hostname } from 'node:os';
+
+// Looked up once: os.hostname() is a system call, and put is a hot path.
+const HOST = hostname();
 import { SAFE_NAME } from '../spool/ids.js';
 
 export const JOB_FORMAT = 1;
@@ -98,7 +101,7 @@ export function newJob(f: NewJobFields): Job {
     args: f.args ?? [],
     queue: f.queue ?? 'default',
     created: f.created ?? new Date().toISOString(),
-    createdBy: { host: hostname(), pid: process.pid },
+    createdBy: { host: HOST, pid: process.pid },
     attempts: 0,
     retries: f.retries ?? 0,
     backoff: f.backoff ?? DEFAULT_BACKOFF,

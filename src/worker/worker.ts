@@ -382,7 +382,7 @@ export class Worker {
 
   private async execute(lease: Lease, job: Job): Promise<void> {
     job.attempts += 1;
-    const attempt: Attempt = { attempt: job.attempts, worker: lease.id, host: hostname(), pid: process.pid, start: new Date().toISOString() };
+    const attempt: Attempt = { attempt: job.attempts, worker: lease.id, host: this.lease.info.host, pid: process.pid, start: new Date().toISOString() };
     const serverNow = this.clock.nowCached();
     if (job.deadline && Date.parse(job.deadline) < serverNow) {
       const err: RunError = { name: 'DeadlinePassed', message: `not started by its deadline ${job.deadline}` };
