@@ -7,38 +7,19 @@
  *   collision (NFS rule 3), and counts an EEXIST whose target is our own inode as success (rule 2);
  * - fresh metadata comes from open()+fstat(), not stat() (rule 7); ENOENT and ESTALE mean "gone" (rule 9).
  */
-import { open, link, unlink, rename, readdir, constants, type FileHandle } from 'node:fs/promises';
+import * as fss from 'node:fs';
+import { open, link, unlink, rename, readdir, constants } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isGone, errnoOf } from '../errors.js';
 
 /** Create `path` exclusively, write `data`, fsync when durable, close. Removes the file on failure. */
 export async function writeFileDurable(path: string, data: string | Uint8Array, durable: boolean): Promise<void> {
-  const fh = await open(path, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    if (durable) await fh.sync();
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await unlink(path).catch(() => undefined);
-    throw err;
-  }
-  await fh.close();
+  writeFileSyncDurable(path, data, durable);
 }
 
 /** fsync a folder so that a rename into it survives a power cut (a no-op where folders cannot be opened). */
 export async function fsyncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    await fh.sync();
-  } catch (err) {
-    // EINVAL/ENOTSUP: some file systems (FUSE, some NFS servers) do not fsync folders; the rename is
-    // then as durable as the server makes it.
-    const code = errnoOf(err);
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EBADF' && code !== 'EPERM' && code !== 'ENOSYS') throw err;
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
+  fsyncDirSync(dir);
 }
 
 let linkUnsupported = false;
@@ -152,49 +133,18 @@ export const MAX_JOB_BYTES = 1 << 20;
  * Throws ENOENT/ESTALE (gone) to the caller.
  */
 export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): Promise<{ text: string; mtimeMs: number } | { bad: string }> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ELOOP' || code === 'EMLINK') return { bad: 'is a symbolic link' };
-    if (code === 'EACCES' || code === 'EPERM') return { bad: `unreadable (${code})` };
-    throw err;
-  }
-  try {
-    const st = await fh.stat();
-    if (st.isDirectory()) return { bad: 'is a folder, not a job file' };
-    if (!st.isFile()) return { bad: 'is not a regular file' };
-    if (st.size > maxBytes) return { bad: `is ${st.size} bytes, larger than the ${maxBytes}-byte limit for a job file` };
-    const buf = Buffer.alloc(Math.min(st.size + 1, maxBytes + 1));
-    let n = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-      if (n > maxBytes) return { bad: `is larger than the ${maxBytes}-byte limit for a job file` };
-      if (n === buf.length) break;
-    }
-    return { text: buf.subarray(0, n).toString('utf8'), mtimeMs: st.mtimeMs };
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'EISDIR') return { bad: 'is a folder, not a job file' };
-    throw err;
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
+  return readRegularFileSync(path, maxBytes);
 }
 
 /*
- * Synchronous twins of the primitives above, for the worker's per-job hot path (read the claimed job,
- * write its outcome, move it). On a local disk each call takes microseconds, and a promise round trip
- * through libuv's thread pool costs more than the call itself; the worker's event loop has nothing
- * better to do meanwhile. Semantics are identical to the async versions.
+ * The synchronous primitives. The hot paths (put; read the claimed job, write its outcome, move it) call
+ * them directly: on a local disk each call takes microseconds, and a promise round trip through libuv's
+ * thread pool costs more than the call itself. The async names above are thin wrappers kept for callers
+ * that read better with await.
  */
-import * as fss from 'node:fs';
 
 /** Write `path` (created, or truncated when `exclusive` is false), fsync when durable, close. */
-export function writeFileSyncDurable(path: string, data: string, durable: boolean, exclusive = true): void {
+export function writeFileSyncDurable(path: string, data: string | Uint8Array, durable: boolean, exclusive = true): void {
   const fd = fss.openSync(path, exclusive ? 'wx' : 'w', 0o644);
   try {
     fss.writeFileSync(fd, data);
