@@ -49,6 +49,8 @@ const C = QUICK
   : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100 };
 const PROCS = 2;
 const CONC = 8;
+// The synchronous fsloop variant runs a quarter of the jobs (a steady rate, to save time).
+const SYNC_N = Math.max(1000, Math.round(C.tpN / 4));
 
 // ---------------------------------------------------------------- results store
 
@@ -126,10 +128,13 @@ async function throughput() {
       }
       for (const durable of [true, false]) {
         const m = modeName(durable);
-        const a = await attempt([`tp.fs.${m}.full`, `tp.fs.${m}.drain`], `fsloop ${m}`, () => runFsloopBoth({ n, procs: PROCS, loops: CONC, durable }));
-        if (a) {
-          rec(`tp.fs.${m}.full`, a.full.jobsPerSec), rec(`tp.fs.${m}.drain`, a.drain.jobsPerSec);
-          log(`    fsloop ${m}: full ${fmtNum(a.full.jobsPerSec)} jobs/s, drain ${fmtNum(a.drain.jobsPerSec)} jobs/s`);
+        for (const [kind, loops] of [['fs', CONC], ['fssync', 0]]) {
+          const what = `fsloop ${m} ${loops ? `${PROCS}×${loops} async` : `${PROCS}×1 sync`}`;
+          const a = await attempt([`tp.${kind}.${m}.full`, `tp.${kind}.${m}.drain`], what, () => runFsloopBoth({ n: loops ? n : SYNC_N, procs: PROCS, loops, durable }));
+          if (a) {
+            rec(`tp.${kind}.${m}.full`, a.full.jobsPerSec), rec(`tp.${kind}.${m}.drain`, a.drain.jobsPerSec);
+            log(`    ${what}: full ${fmtNum(a.full.jobsPerSec)} jobs/s, drain ${fmtNum(a.drain.jobsPerSec)} jobs/s`);
+          }
         }
       }
     }
@@ -263,8 +268,10 @@ async function syscalls() {
     const m = modeName(durable);
     const a = await z(`sys.zcq.${m}`, `zcq ${m} strace`, () => zcq.syscalls({ n, durable }));
     if (a) rec(`sys.zcq.${m}`, a.perJob), notes.push(`syscalls/job zcq ${m}: ${a.top}`);
-    const b = await attempt(`sys.fs.${m}`, `fsloop ${m} strace`, () => fsloopSyscalls({ n, durable }));
-    if (b) rec(`sys.fs.${m}`, b.perJob), notes.push(`syscalls/job fsloop ${m}: ${b.top}`);
+    const b = await attempt(`sys.fs.${m}`, `fsloop ${m} strace`, () => fsloopSyscalls({ n, durable, loops: CONC }));
+    if (b) rec(`sys.fs.${m}`, b.perJob), notes.push(`syscalls/job fsloop ${m} (${CONC} async loops): ${b.top}`);
+    const c = await attempt(`sys.fssync.${m}`, `fsloop ${m} sync strace`, () => fsloopSyscalls({ n, durable, loops: 0 }));
+    if (c) rec(`sys.fssync.${m}`, c.perJob), notes.push(`syscalls/job fsloop ${m} (1 sync loop): ${c.top}`);
   }
   await withServers(['default'], async (redis) => {
     const c = await attempt('sys.bull', 'BullMQ strace', () => bullSyscalls(redis.default, { n }));
@@ -283,10 +290,12 @@ function rows() {
       const bm = BULL_PAIR[m];
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.putdrain`);
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulk`);
-      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m} (FS limit)`, `tp.fs.${m}.full`);
+      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${PROCS}×${CONC} async loops`, `tp.fs.${m}.full`);
+      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${PROCS}×1 sync loop (${SYNC_N.toLocaleString('en-US')} jobs)`, `tp.fssync.${m}.full`);
       row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.put`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.put`);
       row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, BULL_LABEL[bm], `tp.bull.${bm}.drain`);
-      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m} drain (FS limit)`, `tp.fs.${m}.drain`);
+      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${PROCS}×${CONC} async loops`, `tp.fs.${m}.drain`);
+      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${PROCS}×1 sync loop (${SYNC_N.toLocaleString('en-US')} jobs)`, `tp.fssync.${m}.drain`);
     }
   }
   if (ONLY.includes('latency')) {
@@ -324,7 +333,8 @@ function rows() {
   }
   if (ONLY.includes('syscalls')) {
     for (const m of ['durable', 'relaxed']) {
-      row('6 syscalls', `syscalls per job (worker)`, '↓', `zcq ${m}`, `sys.zcq.${m}`, `fsloop ${m} (1 proc × 8 loops)`, `sys.fs.${m}`);
+      row('6 syscalls', `syscalls per job (worker)`, '↓', `zcq ${m}`, `sys.zcq.${m}`, `fsloop ${m} drain, 1×${CONC} async loops`, `sys.fs.${m}`);
+      row('6 syscalls', `syscalls per job (worker)`, '↓', `zcq ${m}`, `sys.zcq.${m}`, `fsloop ${m} drain, 1 sync loop`, `sys.fssync.${m}`);
     }
     row('6 syscalls', `syscalls per job (worker)`, '↓', 'zcq durable', 'sys.zcq.durable', 'BullMQ worker (client side)', 'sys.bull');
   }

@@ -6,8 +6,10 @@
 //   done:   rename -> done/<id>.json, fsync done/
 // relaxed = the same without any fsync. phase 'drain' = pending files exist
 // already (made by the parent), only claim/finish/done are timed.
+// loops > 0: that many concurrent async loops (fs.promises, libuv thread pool);
+// loops = 0: one loop of synchronous calls (no thread pool hand-offs: least CPU).
 // As a module: runFsloop(). As a script: `node fsloop.mjs child ...` (one process).
-import { promises as fsp, mkdirSync, writeFileSync, readFileSync, readdirSync, renameSync, openSync, closeSync, fsync } from 'node:fs';
+import { promises as fsp, mkdirSync, writeFileSync, writeSync, readFileSync, readdirSync, renameSync, openSync, closeSync, fsync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -113,6 +115,43 @@ async function childMain([root, w, countS, loopsS, durableS, phase]) {
   const doneFd = openSync(done, 'r');
   const syncDir = durable ? (fd) => new Promise((res, rej) => fsync(fd, (e) => (e ? rej(e) : res()))) : async () => {};
 
+  if (loops === 0) {
+    const writeSyncFile = (path, data) => {
+      const fd = openSync(path, 'wx');
+      try {
+        writeSync(fd, data);
+        if (durable) fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    process.stdout.write('ready\n');
+    const rl = createInterface({ input: process.stdin });
+    await new Promise((res) => rl.once('line', res));
+    rl.close();
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      const id = idOf(w, i);
+      const name = id + '.json';
+      if (phase !== 'drain') {
+        const t = join(tmp, name);
+        writeSyncFile(t, jobJson(id));
+        renameSync(t, join(pending, name));
+        if (durable) fsyncSync(pendingFd);
+      }
+      const c = join(claimed, name);
+      renameSync(join(pending, name), c);
+      const r = join(tmp, `${id}.${w}.json`);
+      writeSyncFile(r, jobJson(id, { result: null, history: [{ worker: w, start: new Date().toISOString(), end: new Date().toISOString() }] }));
+      renameSync(r, c);
+      renameSync(c, join(done, name));
+      if (durable) fsyncSync(doneFd);
+    }
+    const end = process.hrtime.bigint();
+    process.stdout.write(`result ${JSON.stringify({ start: String(start), end: String(end) })}\n`);
+    return;
+  }
+
   let next = 0;
   async function one(i) {
     const id = idOf(w, i);
@@ -159,12 +198,18 @@ if (process.argv[1] === SELF && process.argv[2] === 'child') {
 }
 
 
-/** strace -f -c of one fsloop process (8 loops) doing n full jobs, minus n=0, per job. */
-export async function fsloopSyscalls({ n, durable = true }) {
+/**
+ * strace -f -c of one fsloop process draining n pending jobs (claim, finish, done:
+ * the worker's share, as in the zcq worker figure), minus n=0, per job.
+ * loops: 8 async loops, or 0 for one synchronous loop.
+ */
+export async function fsloopSyscalls({ n, durable = true, loops = 8 }) {
   const dir = makeTmp('fsloop-strace');
   const run = async (count) => {
     const out = join(dir, `strace-${count}`);
-    await runFsloop({ n: count, procs: 1, loops: 8, durable, strace: out });
+    const root = join(dir, `spool-${count}`);
+    await runFsloop({ n: count, procs: 1, loops, durable, phase: 'drain', strace: out, dir: root });
+    rmrf(root);
     return parseStrace(readFileSync(`${out}.0`, 'utf8'));
   };
   try {
