@@ -2,11 +2,11 @@
 // by the file server's clock only, so no live lease is stolen and no dead one is kept alive; cron ticks
 // (judged by the same clock) still produce exactly one job each.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRigPrerequisites, useRig } from './rig.js';
+import { describe, expect, it } from 'vitest';
+import { checkRigPrerequisites } from './rig.js';
 import {
-  JOBS, countBy, localDir, noiseIn, readLedger, serverClaimed, serverJob, serverNames, sleep, spoolReport, startWorker,
-  stopWorkers, waitFor, zcqOn, type RigWorker,
+  JOBS, countBy, noiseIn, readLedger, serverClaimed, serverJob, serverNames, sleep, spoolReport, startWorker,
+  stopWorkers, waitFor, zcqOn, type RigWorker, useSpoolRig,
 } from './zcq-rig.js';
 
 checkRigPrerequisites();
@@ -17,13 +17,7 @@ const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat',
 
 describe('machines whose clocks are 5 minutes apart', () => {
   // host-a 5 minutes ahead, host-b 5 minutes behind, host-c on time.
-  const rig = useRig({ machines: 3, clockOffsets: ['+5m', '-5m', undefined] });
-  const local = localDir();
-  afterAll(local.cleanup);
-  beforeAll(async () => {
-    const r = await zcqOn(rig, 2, ['init']);
-    expect(r.code, r.stderr).toBe(0);
-  });
+  const { rig, local } = useSpoolRig({ machines: 3, clockOffsets: ['+5m', '-5m', undefined] }, 2);
 
   it('no live lease is stolen and no dead lease is kept alive', async () => {
     const ledger = join(local.dir, 'skew.ledger');

@@ -1,11 +1,11 @@
 // Issue 5: kill one machine's workers with SIGKILL mid-run. The other machines recover its jobs within
 // the lease bound (lease > heartbeat + the mounts' attribute-cache delay; see docs/nfs.md), no job is lost.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRigPrerequisites, useRig } from './rig.js';
+import { describe, expect, it } from 'vitest';
+import { checkRigPrerequisites } from './rig.js';
 import {
-  JOBS, countBy, localDir, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverNames, spoolReport,
-  startWorker, stopWorkers, waitFor, zcqOn, type RigWorker,
+  JOBS, countBy, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverNames, spoolReport,
+  startWorker, stopWorkers, waitFor, type RigWorker, useSpoolRig,
 } from './zcq-rig.js';
 
 checkRigPrerequisites({ needFaketime: false });
@@ -16,13 +16,7 @@ const POLL_MS = 250;
 const WORKER = ['--concurrency', '3', '--lease', `${LEASE_MS}ms`, '--heartbeat', `${HEARTBEAT_MS}ms`, '--poll', `${POLL_MS}ms`];
 
 describe('a machine dies', () => {
-  const rig = useRig({ machines: 3 });
-  const local = localDir();
-  afterAll(local.cleanup);
-  beforeAll(async () => {
-    const r = await zcqOn(rig, 0, ['init']);
-    expect(r.code, r.stderr).toBe(0);
-  });
+  const { rig, local } = useSpoolRig({ machines: 3 });
 
   it("SIGKILL of one machine's workers mid-run: the others recover its jobs within the lease bound, none lost", async () => {
     const ledger = join(local.dir, 'kill.ledger');

@@ -3,11 +3,11 @@
 // results written on one machine are read intact on another.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRigPrerequisites, useRig } from './rig.js';
+import { describe, expect, it } from 'vitest';
+import { checkRigPrerequisites } from './rig.js';
 import {
-  JOBS, countBy, spoolReport, localDir, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverNames, startWorker, stopWorkers,
-  sleep, spoolOn, waitFor, zcqOn, type RigWorker,
+  JOBS, countBy, spoolReport, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverNames, startWorker, stopWorkers,
+  sleep, spoolOn, waitFor, zcqOn, type RigWorker, useSpoolRig,
 } from './zcq-rig.js';
 
 checkRigPrerequisites({ needFaketime: false });
@@ -18,13 +18,7 @@ const WORKER = ['--concurrency', '4', '--lease', '8s', '--heartbeat', '1s', '--p
 const NOT_WITHOUT_DEATHS = ['lease.expired', 'job.recovered', 'job.lost', 'job.abandoned', 'lease.lost', 'lease.stale'];
 
 describe('three machines sharing one spool', () => {
-  const rig = useRig({ machines: 3 });
-  const local = localDir();
-  afterAll(local.cleanup);
-  beforeAll(async () => {
-    const r = await zcqOn(rig, 0, ['init']);
-    expect(r.code, r.stderr).toBe(0);
-  });
+  const { rig, local } = useSpoolRig({ machines: 3 });
 
   it('3 machines × 2 workers, 3,000 jobs put from all three: each runs exactly once, and every machine works', async () => {
     const ledger = join(local.dir, 'exactly-once.ledger');

@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT } from '../helpers.js';
-import type { Rig, RunResult } from './rig.js';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { useRig, type Rig, type RigOptions, type RunResult } from './rig.js';
 
 export const NODE = process.execPath;
 export const MH_FIXTURES = join(ROOT, 'test', 'multihost', 'fixtures');
@@ -158,4 +159,19 @@ export function spoolReport(rig: Rig, workers: RigWorker[] = [], tail = 8): stri
   const claimed = [...serverClaimed(rig)].map(([l, ids]) => `${l}:${ids.length}`);
   const logs = workers.map((w) => `--- ${rig.machines[w.machine]!.name} pid ${w.child.pid} exit ${w.child.exitCode ?? w.child.signalCode ?? 'running'}\n` + w.output().trimEnd().split('\n').slice(-tail).join('\n'));
   return `${counts.join(' ')} claimed: ${claimed.join(' ') || 'none'}\n${logs.join('\n')}`;
+}
+
+/**
+ * Inside a describe(): a rig, the spool made from machine `initOn` (a zcq command like any other), and a
+ * local folder for ledgers (local disk is shared by every "machine" here, so an O_APPEND ledger is exact).
+ */
+export function useSpoolRig(opts: RigOptions, initOn = 0): { rig: Rig; local: { dir: string; cleanup: () => void } } {
+  const rig = useRig(opts);
+  const local = localDir();
+  afterAll(local.cleanup);
+  beforeAll(async () => {
+    const r = await zcqOn(rig, initOn, ['init']);
+    expect(r.code, r.stderr).toBe(0);
+  });
+  return { rig, local };
 }
