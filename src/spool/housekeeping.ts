@@ -1,8 +1,8 @@
 /**
  * Cleaning what crashes leave behind, after a safe age judged by the server's clock: temp files in tmp/
  * (a put or a rewrite that died before publishing: never a published job), `.nfs*` silly-rename leftovers
- * (NFS rule 10), heartbeats of workers gone for a day with no lease folder, and cancel requests for jobs
- * long finished. Nothing here touches a published job file.
+ * (NFS rule 10), heartbeats of workers gone for a day with no lease folder, cancel requests for jobs long
+ * finished, and progress annotations not updated for a day. Nothing here touches a published job file.
  */
 import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,6 +30,9 @@ export async function findLeftovers(layout: Layout, clock: ServerClock, opts: { 
     if (name.endsWith('.json') && !leases.has(name.slice(0, -5))) await consider(join(layout.workers, name), 'heartbeat of a gone worker', workerAge);
   }
   for (const name of await listNames(layout.cancel)) await consider(join(layout.cancel, name), 'old cancel request', workerAge);
+  // A progress annotation not updated for a day belongs to a job long finished (or silent: its next
+  // update writes it again).
+  for (const name of await listNames(layout.progress)) await consider(join(layout.progress, name), 'old progress annotation', workerAge);
   return out;
 }
 

@@ -95,7 +95,7 @@ describe('bad input and leftovers', () => {
     expect(jobIn(spool, 'done', ok)!.result).toBe(2);
   });
 
-  it('a worker removes orphan temp files, stale .nfs* files and heartbeats of gone workers after the safe age, and nothing else', async () => {
+  it('a worker removes orphan temp files, stale .nfs* files and heartbeats of gone workers and old progress annotations after the safe age, and nothing else', async () => {
     const spool = join(tempDir(), 'spool');
     expect(zcq(spool, ['init']).code).toBe(0);
     const old = (p: string, body = 'x') => { writeFileSync(p, body); const t = new Date(Date.now() - 2 * 3600_000); utimesSync(p, t, t); return p; };
@@ -105,6 +105,7 @@ describe('bad input and leftovers', () => {
       old(join(spool, 'pending', '.nfs0000000000012345')),
       old(join(spool, 'done', '.nfs0000000000067890')),
       old(join(spool, 'workers', 'gone.host.1.abcdef.json'), '{"leaseMs":30000}'),
+      old(join(spool, 'progress', '0mwx-long-finished.json'), '{"value":1}'),
     ];
     const fresh = join(spool, 'tmp', '0mwx-in-progress.json');
     writeFileSync(fresh, 'x');
