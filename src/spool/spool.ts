@@ -2,7 +2,7 @@
  * The library's front door: `Spool.open(dir)` and the operations every client needs — put, get, list,
  * retry, cancel, wait, status, runWorker. The CLI is a thin layer over this class; nothing here prints.
  */
-import { readFile, rename, unlink, watch as fsWatch } from 'node:fs/promises';
+import { readFile, unlink, watch as fsWatch } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { AmbiguousIdError, JobNotFoundError, SpoolWriteError, UsageError, errnoOf, isGone } from '../errors.js';
@@ -14,7 +14,7 @@ import { MAX_JOB_BYTES, fsyncDirSync, writeFileSyncDurable, fsyncDir, listNames,
 import { newJobId, newToken } from './ids.js';
 import { defaultSpoolDir, ensureLayout, type JobState, type Layout } from './layout.js';
 import { Lease } from './lease.js';
-import { ALL_STATES, findExact, findPrefix, hasJobs, idTimeMs, scanState, type Located } from './scan.js';
+import { ALL_STATES, findExact, findPrefix, hasJobs, scanState, type Located } from './scan.js';
 import { ServerClock } from './server-clock.js';
 import { recoverDeadLeases, type RecoveryEvent } from './recovery.js';
 import type { Worker, WorkerOptions } from '../worker/worker.js';
