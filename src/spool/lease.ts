@@ -127,12 +127,13 @@ export class Lease {
    * Replace the content of a job we hold. Fenced: fails with LeaseLostError when our folder is gone.
    * Written in tmp/ and fsynced first, so the claimed file is always a whole job.
    */
-  rewrite(job: Job): void {
+  rewrite(job: Job, path = this.pathOf(job.id)): void {
+    // `path` is inside our lease folder (the job's own file, or one in a dead lease we are settling).
     // The temp name is ours alone (job id + lease id), so truncating a leftover is safe.
     const tmp = join(this.layout.tmp, `${job.id}.${this.id}.json`);
     writeFileSyncDurable(tmp, serializeJob(job), this.durable, false);
     try {
-      renameSync(tmp, this.pathOf(job.id));
+      renameSync(tmp, path);
     } catch (err) {
       try { unlinkSync(tmp); } catch { /* gone */ }
       if (isGone(err) || errnoOf(err) === 'ENOTDIR') { this.markLost(); throw new LeaseLostError(this.id); }

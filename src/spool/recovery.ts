@@ -8,11 +8,10 @@
  */
 import { readFile, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isGone } from '../errors.js';
-import { parseJob, serializeJob, JobFormatError, type Job } from '../job/format.js';
+import { isGone, LeaseLostError } from '../errors.js';
+import { parseJob, JobFormatError, type Job } from '../job/format.js';
 import { recordInterrupt } from '../job/policy.js';
-import { listNames, readRegularFile, renameOrGone, renameOrGoneSync, writeFileSyncDurable } from './fsops.js';
-import { renameSync } from 'node:fs';
+import { listNames, readRegularFile, renameOrGone, renameOrGoneSync } from './fsops.js';
 import type { Layout } from './layout.js';
 import type { Lease } from './lease.js';
 import { quarantine } from './quarantine.js';
@@ -22,11 +21,12 @@ export interface RecoveryEvent { event: 'lease.expired' | 'job.recovered' | 'job
 
 interface HolderInfo { worker: string; host: string; pid: number; leaseMs: number }
 
-async function holderInfo(layout: Layout, worker: string, defaultLeaseMs: number): Promise<HolderInfo> {
+/** Who held a lease: from its heartbeat's content when readable, else from the lease id itself. */
+function holderInfoFrom(worker: string, heartbeat: string | undefined, defaultLeaseMs: number): HolderInfo {
   const m = /^(.*)\.(\d+)\.[a-z0-9]+$/.exec(worker);
   const info: HolderInfo = { worker, host: m?.[1] ?? '?', pid: m ? Number(m[2]) : 0, leaseMs: defaultLeaseMs };
   try {
-    const hb = JSON.parse(await readFile(join(layout.workers, `${worker}.json`), 'utf8'));
+    const hb = JSON.parse(heartbeat ?? '');
     if (typeof hb.host === 'string') info.host = hb.host.slice(0, 255);
     if (Number.isInteger(hb.pid)) info.pid = hb.pid;
     if (Number.isInteger(hb.leaseMs) && hb.leaseMs >= 1000 && hb.leaseMs <= 86_400_000) info.leaseMs = hb.leaseMs;
@@ -34,9 +34,9 @@ async function holderInfo(layout: Layout, worker: string, defaultLeaseMs: number
   return info;
 }
 
-/** Age of a lease by the server clock: its heartbeat, else its folder (a lease never lacks both for long). */
-async function leaseAge(layout: Layout, clock: ServerClock, worker: string): Promise<number | null> {
-  return (await clock.ageOf(join(layout.workers, `${worker}.json`))) ?? (await clock.ageOf(join(layout.claimed, worker)));
+async function holderInfo(layout: Layout, worker: string, defaultLeaseMs: number): Promise<HolderInfo> {
+  const text = await readFile(join(layout.workers, `${worker}.json`), 'utf8').catch(() => undefined);
+  return holderInfoFrom(worker, text, defaultLeaseMs);
 }
 
 /** One pass over claimed/: take and settle every dead lease. */
@@ -44,8 +44,11 @@ export async function recoverDeadLeases(layout: Layout, clock: ServerClock, me: 
   let recovered = 0;
   for (const worker of await listNames(layout.claimed)) {
     if (worker === me.id || worker.startsWith('.')) continue;
-    const info = await holderInfo(layout, worker, me.info.leaseMs);
-    const age = await leaseAge(layout, clock, worker);
+    // One open of the heartbeat gives both its age (server clock) and the holder's lease time; a lease
+    // without a heartbeat is judged by its folder (a lease never lacks both for long).
+    const hb = await clock.readAged(join(layout.workers, `${worker}.json`));
+    const info = holderInfoFrom(worker, hb?.text, me.info.leaseMs);
+    const age = hb?.ageMs ?? (await clock.ageOf(join(layout.claimed, worker)));
     if (age === null || age <= info.leaseMs) continue;
     if (!me.freshToJudge()) break; // we might be the stale one: do not judge others
     const taken = join(me.dir, `${worker}.dead`);
@@ -92,13 +95,10 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
       to = job.failure ? 'failed' : 'done';
     } else {
       to = recordInterrupt(job, holder, endIso).to;
-      const tmp = join(layout.tmp, `${id}.${me.id}.json`);
-      writeFileSyncDurable(tmp, serializeJob(job), me.durable, false);
       try {
-        renameSync(tmp, path);
+        me.rewrite(job, path);
       } catch (err) {
-        await unlink(tmp).catch(() => undefined);
-        if (isGone(err)) return n; // our own lease was taken: whoever took it settles the rest
+        if (err instanceof LeaseLostError) return n; // our own lease was taken: whoever took it settles the rest
         throw err;
       }
     }

@@ -48,6 +48,16 @@ export class ServerClock {
 
   /** Age by the server's clock of the file at `path` (fresh mtime via open+fstat); null when it is gone. */
   async ageOf(path: string): Promise<number | null> {
+    return (await this.inspect(path, false))?.ageMs ?? null;
+  }
+
+  /** Age and content of a small file (a heartbeat) with one open; null when it is gone. */
+  async readAged(path: string): Promise<{ ageMs: number; text: string } | null> {
+    const r = await this.inspect(path, true);
+    return r ? { ageMs: r.ageMs, text: r.text ?? '' } : null;
+  }
+
+  private async inspect(path: string, withText: boolean): Promise<{ ageMs: number; text?: string } | null> {
     // ENOENT/ESTALE from open or from fstat of the handle (another machine replaced or removed the file
     // meanwhile): look the name up again (NFS rule 9); null only when the name is really gone.
     for (let attempt = 1; ; attempt++) {
@@ -60,7 +70,8 @@ export class ServerClock {
       }
       try {
         const st = await fh.stat();
-        return (await this.now()) - st.mtimeMs;
+        const text = withText && st.isFile() ? await fh.readFile('utf8') : undefined;
+        return { ageMs: (await this.now()) - st.mtimeMs, text };
       } catch (err) {
         if (isGone(err)) { if (attempt < 3) continue; return null; }
         throw err;
