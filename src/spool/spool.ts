@@ -50,6 +50,9 @@ export interface JobRecord extends Located {
   corrupt?: string;
 }
 
+export interface RetryResult { id: string; from: JobState | null; ok: boolean; why?: string }
+export interface CancelResult { id: string; was: JobState | null; result: 'cancelled' | 'requested' | 'finished' | 'not found'; why?: string }
+
 export interface Status {
   spool: string;
   counts: Record<JobState, number>;
@@ -221,8 +224,8 @@ export class Spool {
    * is published with link() (never over an existing pending/<id>.json) before the old file is removed,
    * so a crash in between leaves the job in two folders (doctor repairs it), never in none.
    */
-  async retry(idsOrPrefixes: string[]): Promise<{ id: string; from: JobState | null; ok: boolean; why?: string }[]> {
-    const out: { id: string; from: JobState | null; ok: boolean; why?: string }[] = [];
+  async retry(idsOrPrefixes: string[]): Promise<RetryResult[]> {
+    const out: RetryResult[] = [];
     for (const ref of idsOrPrefixes) {
       let rec: JobRecord;
       try { rec = await this.get(ref); } catch (err) { out.push({ id: ref, from: null, ok: false, why: (err as Error).message }); continue; }
@@ -250,7 +253,7 @@ export class Spool {
     return out;
   }
 
-  async retryAllFailed(): Promise<{ id: string; from: JobState | null; ok: boolean; why?: string }[]> {
+  async retryAllFailed(): Promise<RetryResult[]> {
     const ids: string[] = [];
     for await (const loc of scanState(this.layout, 'failed')) ids.push(loc.id);
     return this.retry(ids);
@@ -261,8 +264,8 @@ export class Spool {
    * it back rather than losing it) and moved to failed/ with reason "cancelled". A running job gets a
    * request file in cancel/; its worker aborts the job's AbortSignal and records the cancel.
    */
-  async cancel(idsOrPrefixes: string[]): Promise<{ id: string; was: JobState | null; result: 'cancelled' | 'requested' | 'finished' | 'not found'; why?: string }[]> {
-    const out: { id: string; was: JobState | null; result: 'cancelled' | 'requested' | 'finished' | 'not found'; why?: string }[] = [];
+  async cancel(idsOrPrefixes: string[]): Promise<CancelResult[]> {
+    const out: CancelResult[] = [];
     let lease: Lease | undefined;
     try {
       for (const ref of idsOrPrefixes) {
@@ -270,14 +273,14 @@ export class Spool {
         try { loc = await this.locate(ref); } catch (err) { out.push({ id: ref, was: null, result: 'not found', why: (err as Error).message }); continue; }
         if (loc.state === 'done' || loc.state === 'failed') { out.push({ id: loc.id, was: loc.state, result: 'finished' }); continue; }
         if (loc.state === 'claimed') {
-          await writeFileDurable(join(this.layout.cancel, `${loc.id}.${newToken()}`), new Date().toISOString() + '\n', this.durable);
+          await this.requestCancel(loc.id);
           out.push({ id: loc.id, was: loc.state, result: 'requested' });
           continue;
         }
         lease ??= await Lease.acquire(this.layout, { kind: 'client', leaseMs: 60_000 }, this.durable);
         if (!lease.claim(loc.path, loc.id)) {
           // It moved under us (claimed by a worker a moment ago): ask its worker instead.
-          await writeFileDurable(join(this.layout.cancel, `${loc.id}.${newToken()}`), new Date().toISOString() + '\n', this.durable);
+          await this.requestCancel(loc.id);
           out.push({ id: loc.id, was: 'claimed', result: 'requested' });
           continue;
         }
@@ -302,6 +305,11 @@ export class Spool {
       await lease?.end();
     }
     return out;
+  }
+
+  /** Ask the worker running `id` to cancel it: a request file its heartbeat reads. */
+  private async requestCancel(id: string): Promise<void> {
+    await writeFileDurable(join(this.layout.cancel, `${id}.${newToken()}`), new Date().toISOString() + '\n', this.durable);
   }
 
   /** Block until every job is in done/ or failed/; resolves with their records. */
