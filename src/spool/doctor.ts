@@ -11,7 +11,7 @@
  * - stray files in state folders (not a job file name, not a regular file, not a valid job): quarantined.
  * Nothing here touches a job held by a live lease.
  */
-import { readdir, rmdir } from 'node:fs/promises';
+import { lstat, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseJob } from '../job/format.js';
 import { bucketOf, parseDeferredName } from './deferred.js';
@@ -19,6 +19,7 @@ import { listNames, readRegularFile } from './fsops.js';
 import { cleanLeftovers, findLeftovers } from './housekeeping.js';
 import type { Layout } from './layout.js';
 import { quarantine } from './quarantine.js';
+import { judgeLease } from './recovery.js';
 import type { Spool } from './spool.js';
 
 export type ProblemKind = 'stale lease' | 'job in two folders' | 'leftover' | 'empty bucket' | 'stray file';
@@ -41,13 +42,8 @@ export async function doctor(spool: Spool, opts: { repair?: boolean; leftoverAge
     if (name.startsWith('.')) continue;
     const dir = join(l.claimed, name);
     if (!(await isDir(dir))) { problems.push(await strayOut(l, dir, name, 'a file directly in claimed/ (only lease folders belong there)', repair)); continue; }
-    let leaseMs = 30_000;
-    try {
-      const hb = JSON.parse((await readOk(join(l.workers, `${name}.json`))) ?? '{}');
-      if (Number.isInteger(hb.leaseMs) && hb.leaseMs >= 1000) leaseMs = hb.leaseMs;
-    } catch { /* torn: default */ }
-    const age = (await clock.ageOf(join(l.workers, `${name}.json`))) ?? (await clock.ageOf(dir));
-    if (age !== null && age > leaseMs) stale.push({ kind: 'stale lease', path: dir, detail: `heartbeat ${Math.round(age / 1000)} s old, lease ${leaseMs / 1000} s`, repaired: false });
+    const { info, ageMs, expired } = await judgeLease(l, clock, name, 30_000);
+    if (expired) stale.push({ kind: 'stale lease', path: dir, detail: `heartbeat ${Math.round(ageMs! / 1000)} s old, lease ${info.leaseMs / 1000} s`, repaired: false });
     else live.add(name);
   }
   if (repair && stale.length > 0) {
@@ -140,9 +136,6 @@ async function strayOut(l: Layout, path: string, name: string, why: string, repa
 }
 
 async function isDir(path: string): Promise<boolean> {
-  try { await readdir(path); return true; } catch { return false; }
-}
-
-async function readOk(path: string): Promise<string | null> {
-  try { const r = await readRegularFile(path); return 'bad' in r ? null : r.text; } catch { return null; }
+  // lstat, not readdir: no need to read a whole folder to know it is one (and a symlink is not).
+  try { return (await lstat(path)).isDirectory(); } catch { return false; }
 }

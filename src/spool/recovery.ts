@@ -39,17 +39,24 @@ async function holderInfo(layout: Layout, worker: string, defaultLeaseMs: number
   return holderInfoFrom(worker, text, defaultLeaseMs);
 }
 
+/**
+ * A lease's holder and age by the server clock. One open of the heartbeat gives both its age and the
+ * holder's own lease time; a lease without a heartbeat is judged by its folder (it never lacks both long).
+ */
+export async function judgeLease(layout: Layout, clock: ServerClock, worker: string, defaultLeaseMs: number): Promise<{ info: HolderInfo; ageMs: number | null; expired: boolean }> {
+  const hb = await clock.readAged(join(layout.workers, `${worker}.json`));
+  const info = holderInfoFrom(worker, hb?.text, defaultLeaseMs);
+  const ageMs = hb?.ageMs ?? (await clock.ageOf(join(layout.claimed, worker)));
+  return { info, ageMs, expired: ageMs !== null && ageMs > info.leaseMs };
+}
+
 /** One pass over claimed/: take and settle every dead lease. */
 export async function recoverDeadLeases(layout: Layout, clock: ServerClock, me: Lease, log: (e: RecoveryEvent) => void): Promise<number> {
   let recovered = 0;
   for (const worker of await listNames(layout.claimed)) {
     if (worker === me.id || worker.startsWith('.')) continue;
-    // One open of the heartbeat gives both its age (server clock) and the holder's lease time; a lease
-    // without a heartbeat is judged by its folder (a lease never lacks both for long).
-    const hb = await clock.readAged(join(layout.workers, `${worker}.json`));
-    const info = holderInfoFrom(worker, hb?.text, me.info.leaseMs);
-    const age = hb?.ageMs ?? (await clock.ageOf(join(layout.claimed, worker)));
-    if (age === null || age <= info.leaseMs) continue;
+    const { info, ageMs: age, expired } = await judgeLease(layout, clock, worker, me.info.leaseMs);
+    if (!expired || age === null) continue;
     if (!me.freshToJudge()) break; // we might be the stale one: do not judge others
     const taken = join(me.dir, `${worker}.dead`);
     if (!(await renameOrGone(join(layout.claimed, worker), taken))) continue; // another recoverer won
