@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import type { Spool } from '../spool/spool.js';
 import { UsageError } from '../errors.js';
+import { parseDuration } from '../schedule/time-input.js';
 
 export interface GlobalOptions { spool?: string; json?: boolean; relaxed?: boolean }
 
@@ -52,6 +53,32 @@ export function intOption(name: string, min: number, max: number): (v: string) =
     const n = Number(v);
     if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} '${v}': must be an integer from ${min} to ${max}`);
     return n;
+  };
+}
+
+/**
+ * A job's arguments from the command line, the same for `put` and `cron add`: strings as given, typed
+ * JSON from `--args-json '[...]'`, and a lone JSON object or array argument taken as typed data
+ * (`zcq put ./jobs.mjs#render '{"id":7}'`).
+ */
+export function jobArgs(args: string[], argsJson: unknown): unknown[] {
+  if (argsJson !== undefined) {
+    if (args.length > 0) throw new UsageError('give string args or --args-json, not both');
+    let parsed: unknown;
+    try { parsed = JSON.parse(String(argsJson)); } catch (err) { throw new UsageError(`--args-json: not valid JSON (${(err as Error).message})`); }
+    if (!Array.isArray(parsed)) throw new UsageError('--args-json: must be a JSON array, e.g. \'[{"id":7}]\'');
+    return parsed;
+  }
+  if (args.length === 1 && /^\s*[[{]/.test(args[0]!)) {
+    try { return [JSON.parse(args[0]!)]; } catch { return args; }
+  }
+  return args;
+}
+
+/** Parse a duration option ('90s', '1h30m') with a clear error naming the option. */
+export function durationOption(name: string): (v: string) => number {
+  return (v: string) => {
+    try { return parseDuration(v); } catch (err) { throw new UsageError(`${name} '${v}': ${(err as Error).message}`); }
   };
 }
 

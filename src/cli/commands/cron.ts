@@ -1,7 +1,6 @@
 /** `zcq cron add|ls|rm|pause|resume`: schedules stored in the spool, run by every worker's scheduler. */
 import { Command, Option } from 'commander';
-import { UsageError } from '../../errors.js';
-import { globals, intOption, openSpool, printJson } from '../common.js';
+import { durationOption, globals, intOption, jobArgs, openSpool, printJson } from '../common.js';
 
 export function register(program: Command): void {
   const cron = program.command('cron').description('recurring jobs: cron schedules stored in the spool');
@@ -11,23 +10,14 @@ export function register(program: Command): void {
     .option('--args-json <array>', "the job's arguments as a JSON array")
     .option('-q, --queue <name>', 'queue of the jobs', 'default')
     .option('-r, --retries <n>', 'retries of each job', intOption('--retries', 0, 10_000), 0)
-    .option('-t, --timeout <duration>', 'time limit of each job')
+    .option('-t, --timeout <duration>', 'time limit of each job', durationOption('--timeout'))
     .addOption(new Option('--missed <policy>', 'after an outage: once (one run for the missed window), all (every missed tick up to --cap), skip').choices(['once', 'all', 'skip']).default('once'))
     .option('--cap <n>', "with --missed all: at most this many catch-up runs", intOption('--cap', 1, 1000), 10)
     .addOption(new Option('--overlap <policy>', 'skip: do not start a tick while the previous run is pending or running').choices(['allow', 'skip']).default('allow'))
     .action(async (name: string, expr: string, fn: string, args: string[], o: Record<string, unknown>, cmd: Command) => {
-      let jobArgs: unknown[] = args;
-      if (o.argsJson !== undefined) {
-        try { jobArgs = JSON.parse(String(o.argsJson)); } catch (err) { throw new UsageError(`--args-json: not valid JSON (${(err as Error).message})`); }
-        if (!Array.isArray(jobArgs)) throw new UsageError('--args-json: must be a JSON array');
-      }
-      let timeoutMs: number | null = null;
-      if (o.timeout !== undefined) {
-        const { parseDuration } = await import('../../schedule/time-input.js');
-        try { timeoutMs = parseDuration(String(o.timeout)); } catch (err) { throw new UsageError(`--timeout '${o.timeout}': ${(err as Error).message}`); }
-      }
+      const timeoutMs = (o.timeout as number | undefined) ?? null;
       const spool = await openSpool(cmd);
-      const s = await spool.addSchedule({ name, expr, tz: o.tz as string | undefined, fn, args: jobArgs, queue: o.queue as string, retries: o.retries as number, timeoutMs, missed: o.missed as 'once', cap: o.cap as number, overlap: o.overlap as 'allow' });
+      const s = await spool.addSchedule({ name, expr, tz: o.tz as string | undefined, fn, args: jobArgs(args, o.argsJson), queue: o.queue as string, retries: o.retries as number, timeoutMs, missed: o.missed as 'once', cap: o.cap as number, overlap: o.overlap as 'allow' });
       const [view] = (await spool.listSchedules()).filter((v) => v.name === s.name);
       if (globals(cmd).json) printJson(view);
       else process.stdout.write(`${s.name}\t${s.expr}\t${s.tz}\tnext ${view?.nextRun ?? '-'}\n`);

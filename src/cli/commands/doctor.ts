@@ -1,19 +1,14 @@
 /** `zcq doctor [--repair]`: check the spool's consistency; exit 0 when clean (or all repaired), 1 otherwise. */
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.js';
-import { globals, openSpool, printJson } from '../common.js';
+import { durationOption, globals, openSpool, printJson } from '../common.js';
 
 export function register(program: Command): void {
   program.command('doctor')
     .description('check the spool: stale leases, jobs in two folders, crash leftovers, empty buckets, stray files; --repair fixes them')
     .option('--repair', 'fix what was found (recover stale leases, quarantine older copies and strays, remove leftovers)')
-    .option('--leftover-age <duration>', 'temp and .nfs* files older than this are leftovers (default 1h; gone workers 1d)')
-    .action(async (o: { repair?: boolean; leftoverAge?: string }, cmd: Command) => {
-      const { parseDuration } = await import('../../schedule/time-input.js');
-      let age: number | undefined;
-      if (o.leftoverAge !== undefined) {
-        try { age = parseDuration(o.leftoverAge); } catch (err) { throw new UsageError(`--leftover-age '${o.leftoverAge}': ${(err as Error).message}`); }
-      }
+    .option('--leftover-age <duration>', 'temp and .nfs* files older than this are leftovers (default 1h; gone workers 1d)', durationOption('--leftover-age'))
+    .action(async (o: { repair?: boolean; leftoverAge?: number }, cmd: Command) => {
+      const age = o.leftoverAge;
       const spool = await openSpool(cmd, false);
       const { doctor } = await import('../../spool/doctor.js');
       const problems = await doctor(spool, { repair: Boolean(o.repair), leftoverAgeMs: age });

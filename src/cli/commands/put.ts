@@ -1,7 +1,6 @@
 /** `zcq put <module#fn> [args...]`: add a job; prints its id (or, with --wait, its result). */
 import { Command, Option } from 'commander';
-import { UsageError } from '../../errors.js';
-import { globals, intOption, openSpool, printJson } from '../common.js';
+import { globals, intOption, jobArgs, openSpool, printJson } from '../common.js';
 
 export function register(program: Command): void {
   program.command('put <fn> [args...]')
@@ -18,17 +17,8 @@ export function register(program: Command): void {
     .option('--max-interrupts <n>', 'interruptions before it fails as a poison job', intOption('--max-interrupts', 0, 10_000), 9)
     .option('-w, --wait', 'block until the job finishes; print its result; exit 1 if it failed')
     .action(async (fn: string, args: string[], o: Record<string, string | number | boolean | undefined>, cmd: Command) => {
-      let jobArgs: unknown[] = args;
-      if (o.argsJson !== undefined) {
-        if (args.length > 0) throw new UsageError('give string args or --args-json, not both');
-        try { jobArgs = JSON.parse(String(o.argsJson)); } catch (err) { throw new UsageError(`--args-json: not valid JSON (${(err as Error).message})`); }
-        if (!Array.isArray(jobArgs)) throw new UsageError('--args-json: must be a JSON array, e.g. \'[{"id":7}]\'');
-      } else if (args.length === 1 && /^\s*[[{]/.test(args[0]!)) {
-        // `zcq put ./jobs.mjs#render '{"id":7}'`: one JSON object or array argument is taken as typed data.
-        try { jobArgs = [JSON.parse(args[0]!)]; } catch { jobArgs = args; }
-      }
       const spool = await openSpool(cmd);
-      const job = await spool.put(fn, jobArgs, {
+      const job = await spool.put(fn, jobArgs(args, o.argsJson), {
         queue: o.queue as string, retries: o.retries as number, backoff: o.backoff as string | undefined,
         timeout: o.timeout as string | undefined, at: o.at as string | undefined, in: o.in as string | undefined,
         deadline: o.deadline as string | undefined, onInterrupt: o.onInterrupt as 'retry' | 'fail', maxInterrupts: o.maxInterrupts as number,

@@ -1,43 +1,37 @@
 /** `zcq worker`: run jobs until stopped (SIGINT/SIGTERM drain, a second signal releases at once). */
 import { Command, Option } from 'commander';
-import { globals, intOption, openSpool, collect } from '../common.js';
-import { UsageError } from '../../errors.js';
+import { collect, durationOption, globals, intOption, openSpool } from '../common.js';
 
 export function register(program: Command): void {
   program.command('worker')
     .description('claim and run jobs')
     .option('--root <dir>', 'folder job modules must live in (repeatable; default: the current folder)', collect, [])
     .option('-c, --concurrency <n>', 'jobs at once (default: CPU count)', intOption('--concurrency', 1, 1024))
-    .option('--poll <duration>', 'poll interval (default 1s)')
+    .option('--poll <duration>', 'poll interval (default 1s)', durationOption('--poll'))
     .option('--queue <name>', 'serve only this queue (repeatable)', collect, [])
     .option('--exit-when-idle', 'exit 0 once no job is pending, claimed or due')
     .option('--max-jobs <n>', 'claim this many jobs, finish them, exit', intOption('--max-jobs', 1, 1e9))
     .addOption(new Option('--runtime <kind>', 'threads, or processes for jobs that may crash their process').choices(['threads', 'processes']).default('threads'))
-    .option('--lease <duration>', 'lease time (default 30s; on NFS at least heartbeat + actimeo)')
-    .option('--heartbeat <duration>', 'heartbeat interval (default lease/6)')
-    .option('--grace <duration>', 'on SIGINT/SIGTERM, time running jobs get to finish (default 10s)')
-    .option('--kill-grace <duration>', 'after a timeout or cancel, time before the thread is terminated (default 5s)')
-    .option('--leftover-age <duration>', 'remove crash leftovers (temp and .nfs* files, heartbeats of gone workers) older than this (default 1h; gone workers 1d)')
-    .option('--housekeeping <duration>', 'how often to clean leftovers (default 60s)')
+    .option('--lease <duration>', 'lease time (default 30s; on NFS at least heartbeat + actimeo)', durationOption('--lease'))
+    .option('--heartbeat <duration>', 'heartbeat interval (default lease/6)', durationOption('--heartbeat'))
+    .option('--grace <duration>', 'on SIGINT/SIGTERM, time running jobs get to finish (default 10s)', durationOption('--grace'))
+    .option('--kill-grace <duration>', 'after a timeout or cancel, time before the thread is terminated (default 5s)', durationOption('--kill-grace'))
+    .option('--leftover-age <duration>', 'remove crash leftovers (temp and .nfs* files, heartbeats of gone workers) older than this (default 1h; gone workers 1d)', durationOption('--leftover-age'))
+    .option('--housekeeping <duration>', 'how often to clean leftovers (default 60s)', durationOption('--housekeeping'))
     .option('--no-watch', 'poll only (no fs.watch)')
     .option('--no-scheduler', 'do not act as a cron scheduler')
     .option('-v, --verbose', 'log every job start, not only outcomes')
     .action(async (o: Record<string, unknown>, cmd: Command) => {
-      const { parseDuration } = await import('../../schedule/time-input.js');
-      const dur = (name: string, v: unknown): number | undefined => {
-        if (v === undefined) return undefined;
-        try { return parseDuration(String(v)); } catch (err) { throw new UsageError(`--${name} '${v}': ${(err as Error).message}`); }
-      };
       const spool = await openSpool(cmd);
       const { makeLogger } = await import('../../log.js');
       const base = makeLogger({ json: globals(cmd).json });
       const log = o.verbose ? base : (event: string, fields?: Record<string, unknown>) => { if (event !== 'job.start') base(event, fields); };
       const worker = await spool.runWorker({
-        roots: o.root as string[], concurrency: o.concurrency as number | undefined, pollMs: dur('poll', o.poll),
+        roots: o.root as string[], concurrency: o.concurrency as number | undefined, pollMs: o.poll as number | undefined,
         queues: o.queue as string[], exitWhenIdle: Boolean(o.exitWhenIdle), maxJobs: o.maxJobs as number | undefined,
-        runtime: o.runtime as 'threads' | 'processes', leaseMs: dur('lease', o.lease), heartbeatMs: dur('heartbeat', o.heartbeat),
-        leftoverAgeMs: dur('leftover-age', o.leftoverAge), goneWorkerAgeMs: dur('leftover-age', o.leftoverAge), housekeepingMs: dur('housekeeping', o.housekeeping),
-        graceMs: dur('grace', o.grace), killGraceMs: dur('kill-grace', o.killGrace), watch: o.watch !== false,
+        runtime: o.runtime as 'threads' | 'processes', leaseMs: o.lease as number | undefined, heartbeatMs: o.heartbeat as number | undefined,
+        leftoverAgeMs: o.leftoverAge as number | undefined, goneWorkerAgeMs: o.leftoverAge as number | undefined, housekeepingMs: o.housekeeping as number | undefined,
+        graceMs: o.grace as number | undefined, killGraceMs: o.killGrace as number | undefined, watch: o.watch !== false,
         handleSignals: true, log, scheduler: o.scheduler !== false,
       });
       await worker.done;
