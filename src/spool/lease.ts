@@ -146,7 +146,7 @@ export class Lease {
    * pending/ and a deferred path through `toPath`). Returns false when the lease was lost (the job is
    * someone else's now; nothing was written over their attempt).
    */
-  async release(job: Job, toPath: string): Promise<boolean> {
+  release(job: Job, toPath: string): boolean {
     try {
       this.rewrite(job);
     } catch (err) {

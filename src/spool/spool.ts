@@ -298,7 +298,7 @@ export class Spool {
         job.failure = { name: 'Cancelled', message: `cancelled by ${hostname()} pid ${process.pid}`, reason: 'cancelled' };
         job.finished = now;
         job.history.push({ attempt: job.attempts, worker: lease.id, host: hostname(), pid: process.pid, start: now, end: now, outcome: 'cancelled' });
-        await lease.release(job, join(this.layout.failed, `${job.id}.json`));
+        lease.release(job, join(this.layout.failed, `${job.id}.json`));
         out.push({ id: job.id, was: loc.state, result: 'cancelled' });
       }
     } finally {

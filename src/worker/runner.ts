@@ -29,11 +29,9 @@ export interface RunError {
 export type RunOutcome = { ok: true; json: string } | { ok: false; error: RunError };
 
 // process.exit() inside a pool thread would leave the task pending forever (tinypool): make it an error.
-const realExit = process.exit;
 process.exit = ((code?: number) => {
   throw Object.assign(new Error(`job called process.exit(${code ?? ''}); return or throw instead`), { name: 'ProcessExitError' });
 }) as typeof process.exit;
-void realExit;
 
 export default async function run(task: RunTask): Promise<RunOutcome> {
   const controller = new AbortController();

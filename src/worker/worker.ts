@@ -474,7 +474,7 @@ export class Worker {
       case 'pending': to = join(l.pending, `${job.id}.json`); break;
       case 'deferred': to = await deferredPath(l.deferred, next.dueMs, job.id); break;
     }
-    const ok = await lease.release(job, to);
+    const ok = lease.release(job, to);
     if (!ok) {
       this.summary.lostLease++;
       this.log('job.abandoned', { id: job.id, worker: lease.id, reason: 'lease taken before the result was recorded' });
