@@ -84,7 +84,7 @@ describe('put → worker → done', () => {
 });
 
 describe('failures end in failed/ with a readable record, never a crashed worker', () => {
-  it('records thrown errors, rejections, missing modules/exports and bad results', () => {
+  it.each(['threads', 'inline'])('records thrown errors, rejections, missing modules/exports and bad results (--runtime %s)', (runtime) => {
     const cases: [string, string[], RegExp][] = [
       ['./jobs.mjs#boom', ['kaput'], /Error: kaput/],
       ['./jobs.mjs#rejects', [], /RangeError: rejected/],
@@ -93,10 +93,11 @@ describe('failures end in failed/ with a readable record, never a crashed worker
       ['./jobs.mjs#nope', [], /no exported function 'nope'/],
       ['./jobs.mjs#bigint', [], /ResultNotSerializable/],
       ['./jobs.mjs#circular', [], /ResultNotSerializable/],
-      ['./jobs.mjs#exits', [], /process\.exit/],
+      // Inline, a job shares the worker's process: its process.exit() ends the worker (documented).
+      ...(runtime === 'threads' ? [['./jobs.mjs#exits', [], /process\.exit/] as [string, string[], RegExp]] : []),
     ];
     const { spool, ids } = spoolWith(...cases.map(([fn, args]) => [fn, ...args]));
-    drain(spool);
+    drain(spool, ['--runtime', runtime]);
     cases.forEach(([fn, , re], i) => {
       const path = join(spool, 'failed', `${ids[i]}.json`);
       expect(existsSync(path), `${fn} should be in failed/`).toBe(true);

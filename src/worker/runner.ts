@@ -1,8 +1,13 @@
 /**
- * The code that runs inside a pool thread (or child process): import the job's module, call its export
- * with the job's args inside a `currentJob()` context, and hand back a plain, serialisable outcome. It
- * never throws to the pool: errors thrown across a thread lose their fields (name, code, stack), so they
- * are flattened here into data.
+ * The code that calls a job function: import the job's module, call its export with the job's args inside
+ * a `currentJob()` context, and hand back a plain, serialisable outcome. It never throws: errors thrown
+ * across a thread lose their fields (name, code, stack), so they are flattened here into data.
+ *
+ * Three entry points, one per place a job can run (see hosts.ts):
+ * - `runJob` — called directly (the inline runtime, and by the two below);
+ * - `agent` — a pool thread's whole life: it serves many jobs at once over one MessagePort, so that a job
+ *   costs one message each way instead of a pool task (and the pool's per-task bookkeeping);
+ * - the default export — one pool task per job (the processes runtime: a job may take its process down).
  */
 import type { MessagePort } from 'node:worker_threads';
 import { rename, writeFile } from 'node:fs/promises';
@@ -14,7 +19,6 @@ export interface RunTask {
   exportName: string;
   args: unknown[];
   ctx: { id: string; fn: string; queue: string; attempt: number; spool: string };
-  port?: MessagePort;
 }
 
 export interface RunError {
@@ -26,23 +30,34 @@ export interface RunError {
   retryAt?: string;
 }
 
-export type RunOutcome = { ok: true; json: string } | { ok: false; error: RunError };
+/**
+ * What became of a run. `lost` means the job's host (thread or process) ended under it: `killed` when
+ * the worker terminated it on purpose (timeout, cancel, shutdown), `crashed` when it died by itself, and
+ * `bystander` when it was terminated for another job sharing it. The worker decides what each means.
+ */
+export type RunOutcome =
+  | { ok: true; json: string }
+  | { ok: false; error: RunError }
+  | { ok: false; lost: 'killed' | 'crashed' | 'bystander'; message: string; shared?: boolean };
 
-// process.exit() inside a pool thread would leave the task pending forever (tinypool): make it an error.
-process.exit = ((code?: number) => {
-  throw Object.assign(new Error(`job called process.exit(${code ?? ''}); return or throw instead`), { name: 'ProcessExitError' });
-}) as typeof process.exit;
+/** Messages between the worker and an agent thread. */
+export type ToAgent = { run: RunTask } | { abort: string; why: string } | { stop: true };
+export type FromAgent = { id: string; outcome: RunOutcome };
 
-export default async function run(task: RunTask): Promise<RunOutcome> {
-  const controller = new AbortController();
-  // The abort arrives as a port message, outside the job's async context: dispatch it inside that context
-  // so that the job's 'abort' listeners can still call currentJob() (they run synchronously in abort()).
-  let jobCtx: Parameters<typeof runWithJob>[0] | undefined;
-  task.port?.on('message', (m: { abort?: string }) => {
-    if (!m || typeof m.abort !== 'string') return;
-    const abort = () => controller.abort(Object.assign(new Error(m.abort), { name: 'AbortError' }));
-    if (jobCtx) runWithJob(jobCtx, abort); else abort();
-  });
+// In a pool thread or child process, process.exit() would take every job of that host down (and leave
+// tinypool's task pending): make it an error. The inline runtime runs in the worker's own process, whose
+// exit must keep working, so the guard is installed only inside tinypool's hosts.
+if ((process as { __tinypool_state__?: { isTinypoolWorker?: boolean } }).__tinypool_state__?.isTinypoolWorker) {
+  process.exit = ((code?: number) => {
+    throw Object.assign(new Error(`job called process.exit(${code ?? ''}); return or throw instead`), { name: 'ProcessExitError' });
+  }) as typeof process.exit;
+}
+
+/**
+ * Run one job. `controller` is the job's AbortController: aborting it (from inside the job's async context,
+ * see `RunningJob.abort`) fires the job's `currentJob().signal`.
+ */
+export async function runJob(task: RunTask, controller: AbortController, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
   try {
     let mod: Record<string, unknown>;
     try {
@@ -62,7 +77,7 @@ export default async function run(task: RunTask): Promise<RunOutcome> {
       await rename(tmp, progressFile);
     };
     const ctx = { ...task.ctx, args: Object.freeze([...task.args]), signal: controller.signal, progress };
-    jobCtx = ctx;
+    onContext?.(ctx);
     const value = await runWithJob(ctx, () => (fn as (...a: unknown[]) => unknown)(...task.args));
     let json: string | undefined;
     try {
@@ -74,9 +89,60 @@ export default async function run(task: RunTask): Promise<RunOutcome> {
     return { ok: true, json };
   } catch (err) {
     return { ok: false, error: flatten(err) };
-  } finally {
-    task.port?.close();
   }
+}
+
+/**
+ * A job being run, with what it takes to abort it: the abort arrives outside the job's async context, so
+ * it is dispatched inside that context, letting the job's 'abort' listeners (which run synchronously in
+ * abort()) still call currentJob().
+ */
+export class RunningJob {
+  readonly controller = new AbortController();
+  private ctx?: Parameters<typeof runWithJob>[0];
+  readonly outcome: Promise<RunOutcome>;
+
+  constructor(task: RunTask) {
+    this.outcome = runJob(task, this.controller, (ctx) => { this.ctx = ctx; });
+  }
+
+  abort(why: string): void {
+    const abort = () => this.controller.abort(Object.assign(new Error(why), { name: 'AbortError' }));
+    if (this.ctx) runWithJob(this.ctx, abort); else abort();
+  }
+}
+
+/**
+ * A pool thread's agent: runs every job sent on `port`, as many at once as are sent (the worker keeps
+ * the count within its concurrency), until told to stop. Resolves only then.
+ */
+export function agent({ port }: { port: MessagePort }): Promise<number> {
+  const jobs = new Map<string, RunningJob>();
+  let served = 0;
+  return new Promise((resolve) => {
+    port.on('message', (m: ToAgent) => {
+      if ('run' in m) {
+        const id = m.run.ctx.id;
+        const job = new RunningJob(m.run);
+        jobs.set(id, job);
+        served++;
+        void job.outcome.then((outcome) => {
+          jobs.delete(id);
+          port.postMessage({ id, outcome } satisfies FromAgent);
+        });
+      } else if ('abort' in m) {
+        jobs.get(m.abort)?.abort(m.why);
+      } else if ('stop' in m) {
+        port.close();
+        resolve(served);
+      }
+    });
+  });
+}
+
+/** One pool task per job (the processes runtime). Aborts arrive only as a kill of the process. */
+export default async function run(task: RunTask): Promise<RunOutcome> {
+  return new RunningJob(task).outcome;
 }
 
 function flatten(err: unknown): RunError {

@@ -12,12 +12,10 @@
 import { availableParallelism, hostname } from 'node:os';
 import { opendir, unlink, watch as fsWatch } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MessageChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import type Tinypool from 'tinypool';
 import { LeaseLostError, ModuleRefError, isGone } from '../errors.js';
 import { parseJob, JobFormatError, type Attempt, type Job } from '../job/format.js';
-import { recordError, recordSuccess, type Next } from '../job/policy.js';
+import { recordError, recordInterrupt, recordSuccess, type Next } from '../job/policy.js';
 import { realRoots, resolveRef, type ResolvedRef } from '../job/resolve.js';
 import { silentLogger, type Logger } from '../log.js';
 import { deferredPath, promoteDue, dueDeferred } from '../spool/deferred.js';
@@ -30,20 +28,26 @@ import { ServerClock } from '../spool/server-clock.js';
 import type { Spool } from '../spool/spool.js';
 import { cleanLeftovers } from '../spool/housekeeping.js';
 import type { RunError, RunOutcome, RunTask } from './runner.js';
+import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
 
 export interface WorkerOptions {
   /** Folders job modules must live in (default: the current folder). */
   roots?: string[];
   /** Jobs run at once (default: CPU count). */
   concurrency?: number;
+  /** Pool threads the jobs share, with runtime 'threads' (default: the CPU count, at most `concurrency`). */
+  threads?: number;
   /** Poll interval when no file-change events arrive (default 1000 ms). */
   pollMs?: number;
   /** Exit once nothing is pending, claimed or due. */
   exitWhenIdle?: boolean;
   /** Stop claiming after this many jobs, finish them, and exit (benchmarks, batch runs). */
   maxJobs?: number;
-  /** 'threads' (default) or 'processes' for jobs that may crash their process. */
-  runtime?: 'threads' | 'processes';
+  /**
+   * Where job code runs (hosts.ts): 'threads' (default), 'processes' for jobs that may crash their
+   * process, 'inline' for the worker's own event loop (least memory and CPU; timeouts cannot stop a job).
+   */
+  runtime?: 'threads' | 'processes' | 'inline';
   /** Serve only these queues (default: all). */
   queues?: string[] | null;
   /** A lease not renewed for this long is dead (default 30 000 ms; on NFS at least heartbeat + actimeo). */
@@ -77,8 +81,6 @@ interface Running {
   id: string;
   lease: Lease;
   job: Job;
-  port?: import('node:worker_threads').MessagePort;
-  hard: AbortController;
   /** Why the job is being stopped, if it is. */
   stop?: 'timeout' | 'cancelled' | 'lease lost' | 'shutdown';
   killTimer?: NodeJS.Timeout;
@@ -98,7 +100,7 @@ export class Worker {
   /** Resolves when the worker has stopped and released everything. */
   done!: Promise<WorkerSummary>;
 
-  private pool?: Tinypool;
+  private hosts?: JobHosts;
   private roots: string[] = [];
   private readonly running = new Map<string, Running>();
   /** Ids claimed and not yet released: the slots in use (set at claim, before the job starts). */
@@ -119,6 +121,7 @@ export class Worker {
     this.opts = {
       roots: opts.roots && opts.roots.length > 0 ? opts.roots : [process.cwd()],
       concurrency: Math.max(1, opts.concurrency ?? availableParallelism()),
+      threads: Math.max(1, Math.min(opts.threads ?? availableParallelism(), opts.concurrency ?? availableParallelism())),
       pollMs: opts.pollMs ?? 1000,
       exitWhenIdle: opts.exitWhenIdle ?? false,
       maxJobs: opts.maxJobs ?? null,
@@ -151,16 +154,8 @@ export class Worker {
     }
     await this.clock.sample();
     this.lease = await this.newLease();
-    const { default: Pool } = await import('tinypool');
-    this.pool = new Pool({
-      filename: runnerFile,
-      runtime: this.opts.runtime === 'processes' ? 'child_process' : 'worker_threads',
-      minThreads: Math.min(this.opts.concurrency, availableParallelism()),
-      maxThreads: this.opts.concurrency,
-      isolateWorkers: false,
-      idleTimeout: 60_000,
-    });
-    this.log('worker.start', { worker: this.lease.id, spool: this.spool.dir, concurrency: this.opts.concurrency, runtime: this.opts.runtime, leaseMs: this.opts.leaseMs, roots: this.roots.join(':') });
+    this.hosts = await this.startHosts();
+    this.log('worker.start', { worker: this.lease.id, spool: this.spool.dir, concurrency: this.opts.concurrency, runtime: this.opts.runtime, threads: this.opts.runtime === 'threads' ? this.opts.threads : undefined, leaseMs: this.opts.leaseMs, roots: this.roots.join(':') });
     if (this.opts.handleSignals) {
       let count = 0;
       this.signalHandler = () => {
@@ -176,6 +171,21 @@ export class Worker {
     this.timers.push(setInterval(() => void this.housekeeping(), this.opts.housekeepingMs));
     if (this.opts.watch) void this.watchPending();
     this.done = this.loop();
+  }
+
+  private async startHosts(): Promise<JobHosts> {
+    if (this.opts.runtime === 'inline') return new InlineHosts();
+    const { default: Pool } = await import('tinypool');
+    if (this.opts.runtime === 'processes') {
+      return new ProcessHosts(new Pool({
+        filename: runnerFile, runtime: 'child_process', isolateWorkers: false, idleTimeout: 60_000,
+        minThreads: Math.min(this.opts.concurrency, availableParallelism()), maxThreads: this.opts.concurrency,
+      }));
+    }
+    // One agent task per thread for the worker's whole life: tinypool starts, replaces and terminates the
+    // threads; the jobs go over each agent's own port.
+    const t = this.opts.threads;
+    return new ThreadHosts(new Pool({ filename: runnerFile, runtime: 'worker_threads', isolateWorkers: false, minThreads: t, maxThreads: t, concurrentTasksPerWorker: 1, useAtomics: false }), t);
   }
 
   private async newLease(): Promise<Lease> {
@@ -245,7 +255,7 @@ export class Worker {
     for (const t of this.timers) clearInterval(t);
     this.watchAbort.abort();
     if (this.signalHandler) { process.off('SIGINT', this.signalHandler); process.off('SIGTERM', this.signalHandler); }
-    await this.pool?.destroy().catch(() => undefined);
+    await this.hosts?.destroy().catch(() => undefined);
     await this.lease.end().catch(() => undefined);
     await this.clock.dispose();
     this.log('worker.stop', { worker: this.lease.id, ...this.summary });
@@ -401,31 +411,18 @@ export class Worker {
       const err: RunError = { name: ref.name, message: ref.message, code: ref.code, permanent: true };
       return this.finish(lease, job, recordError(job, attempt, err, 'error', new Date().toISOString(), serverNow));
     }
-    const entry: Running = { id: job.id, lease, job, hard: new AbortController() };
+    const entry: Running = { id: job.id, lease, job };
     this.running.set(job.id, entry);
     this.log('job.start', { id: job.id, fn: job.fn, attempt: job.attempts, worker: lease.id });
     const started = performance.now();
     const task: RunTask = { url: ref.url, exportName: ref.exportName, args: job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.spool.dir } };
-    const runOpts: { signal: AbortSignal; transferList?: never[] } = { signal: entry.hard.signal };
-    if (this.opts.runtime === 'threads') {
-      const ch = new MessageChannel();
-      task.port = ch.port2;
-      entry.port = ch.port1;
-      runOpts.transferList = [ch.port2 as never];
-    }
     const timeout = job.timeoutMs ? setTimeout(() => this.abortJob(entry, 'timeout', this.opts.killGraceMs), job.timeoutMs) : undefined;
     let outcome: RunOutcome;
     try {
-      outcome = (await this.pool!.run(task, runOpts)) as RunOutcome;
-    } catch (err) {
-      const e = err as Error;
-      outcome = { ok: false, error: entry.stop
-        ? { name: entry.stop === 'timeout' ? 'TimeoutError' : 'AbortError', message: entry.stop === 'timeout' ? `timed out after ${job.timeoutMs} ms and was terminated` : `terminated: ${entry.stop}` }
-        : { name: 'WorkerCrashed', message: `the job's ${this.opts.runtime === 'threads' ? 'thread' : 'process'} died: ${e?.message ?? String(err)}` } };
+      outcome = await this.hosts!.run(task);
     } finally {
       if (timeout) clearTimeout(timeout);
       if (entry.killTimer) clearTimeout(entry.killTimer);
-      entry.port?.close();
     }
     const ms = Math.round(performance.now() - started);
     const endIso = new Date().toISOString();
@@ -433,6 +430,28 @@ export class Worker {
       this.summary.lostLease++;
       this.log('job.abandoned', { id: job.id, worker: lease.id, reason: 'lease lost; recovery settles it' });
       return;
+    }
+    if (!outcome.ok && 'lost' in outcome) {
+      if (outcome.lost === 'killed' || (outcome.lost === 'crashed' && !outcome.shared)) {
+        const error: RunError = outcome.lost === 'crashed'
+          ? { name: 'WorkerCrashed', message: outcome.message }
+          : entry.stop === 'timeout'
+            ? { name: 'TimeoutError', message: `timed out after ${job.timeoutMs} ms and was terminated (${outcome.message})` }
+            : { name: 'AbortError', message: `terminated: ${entry.stop ?? 'killed'} (${outcome.message})` };
+        outcome = { ok: false, error };
+      } else if (outcome.lost === 'bystander' || entry.stop === 'shutdown') {
+        // Not the job's fault (another job's thread was terminated, or we shut down): run it again, uncounted.
+        attempt.end = endIso; attempt.outcome = 'interrupted'; attempt.error = outcome.message;
+        job.history.push(attempt);
+        job.attempts -= 1;
+        await this.finish(lease, job, { to: 'pending' }, ms);
+        return;
+      } else {
+        // A shared thread died and took several jobs: which one did it is unknown, so each goes by its
+        // interrupt policy (a job that keeps killing its thread ends in failed/ after maxInterrupts).
+        job.history.push(attempt);
+        return this.finish(lease, job, recordInterrupt(job, { worker: lease.id, host: attempt.host, pid: process.pid }, endIso, outcome.message), ms);
+      }
     }
     if (entry.stop === 'shutdown') {
       attempt.end = endIso; attempt.outcome = 'interrupted'; attempt.error = 'worker shutdown';
@@ -496,14 +515,15 @@ export class Worker {
     }
   }
 
-  /** Abort a running job: its AbortSignal now, its thread after `graceMs`. */
+  /** Abort a running job: its AbortSignal now, its host (thread, process) after `graceMs`. */
   private abortJob(entry: Running, why: NonNullable<Running['stop']>, graceMs: number): void {
     if (entry.stop && entry.stop !== 'timeout') return;
     entry.stop = why;
-    try { entry.port?.postMessage({ abort: why }); } catch { /* port closed: the job is ending */ }
-    const kill = () => entry.hard.abort(new Error(why));
-    if (graceMs <= 0 || !entry.port) kill();
-    else entry.killTimer = setTimeout(kill, graceMs);
+    const hosts = this.hosts!;
+    hosts.abort(entry.id, why);
+    const kill = () => hosts.kill(entry.id);
+    if (graceMs <= 0 || !hosts.canSignal) kill();
+    else { if (entry.killTimer) clearTimeout(entry.killTimer); entry.killTimer = setTimeout(kill, graceMs); }
   }
 
   private readonly cancelFiles = new Map<string, string[]>();

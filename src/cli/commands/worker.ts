@@ -11,7 +11,8 @@ export function register(program: Command): void {
     .option('--queue <name>', 'serve only this queue (repeatable)', collect, [])
     .option('--exit-when-idle', 'exit 0 once no job is pending, claimed or due')
     .option('--max-jobs <n>', 'claim this many jobs, finish them, exit', intOption('--max-jobs', 1, 1e9))
-    .addOption(new Option('--runtime <kind>', 'threads, or processes for jobs that may crash their process').choices(['threads', 'processes']).default('threads'))
+    .option('--threads <n>', 'pool threads the jobs share, with --runtime threads (default: CPU count, at most --concurrency)', intOption('--threads', 1, 1024))
+    .addOption(new Option('--runtime <kind>', 'threads; processes for jobs that may crash their process; inline for the worker\'s own event loop (least memory, but a timeout cannot stop a job)').choices(['threads', 'processes', 'inline']).default('threads'))
     .option('--lease <duration>', 'lease time (default 30s; on NFS at least heartbeat + actimeo)', durationOption('--lease'))
     .option('--heartbeat <duration>', 'heartbeat interval (default lease/6)', durationOption('--heartbeat'))
     .option('--grace <duration>', 'on SIGINT/SIGTERM, time running jobs get to finish (default 10s)', durationOption('--grace'))
@@ -29,7 +30,7 @@ export function register(program: Command): void {
       const worker = await spool.runWorker({
         roots: o.root as string[], concurrency: o.concurrency as number | undefined, pollMs: o.poll as number | undefined,
         queues: o.queue as string[], exitWhenIdle: Boolean(o.exitWhenIdle), maxJobs: o.maxJobs as number | undefined,
-        runtime: o.runtime as 'threads' | 'processes', leaseMs: o.lease as number | undefined, heartbeatMs: o.heartbeat as number | undefined,
+        runtime: o.runtime as 'threads' | 'processes' | 'inline', threads: o.threads as number | undefined, leaseMs: o.lease as number | undefined, heartbeatMs: o.heartbeat as number | undefined,
         leftoverAgeMs: o.leftoverAge as number | undefined, goneWorkerAgeMs: o.leftoverAge as number | undefined, housekeepingMs: o.housekeeping as number | undefined,
         graceMs: o.grace as number | undefined, killGraceMs: o.killGrace as number | undefined, watch: o.watch !== false,
         handleSignals: true, log, scheduler: o.scheduler !== false,

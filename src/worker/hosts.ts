@@ -1,0 +1,170 @@
+/**
+ * Where a job's code runs: the worker hands each claimed job to its hosts and gets back an outcome. The
+ * worker keeps the files; the hosts keep the code. Three kinds, chosen by `--runtime`:
+ * - `threads` (default): a few long-lived pool threads (by default one per core), each serving many jobs
+ *   at once over one MessagePort. A thread costs ~10–20 MB, so their number is set by the cores, not by
+ *   the concurrency; a job costs one message each way. Terminating a thread (a job that ignored its
+ *   timeout) also ends the other jobs on it: they come back as `bystander`s, which the worker releases
+ *   to run again without counting the attempt.
+ * - `processes`: one child process per running job, for code that may take its process down.
+ * - `inline`: the worker's own event loop, like BullMQ's default processor: the least memory and CPU,
+ *   but a job that never yields stalls the worker (its lease then lapses and siblings take its jobs),
+ *   and a job past its timeout is abandoned, not stopped.
+ *
+ * Invariant: `run` never rejects, and every job handed to `run` gets exactly one outcome.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type Tinypool from 'tinypool';
+import { RunningJob, type FromAgent, type RunOutcome, type RunTask, type ToAgent } from './runner.js';
+
+export interface JobHosts {
+  /** Run a job; resolves with its outcome, never rejects. */
+  run(task: RunTask): Promise<RunOutcome>;
+  /** Fire the job's AbortSignal (the job may stop by itself). */
+  abort(id: string, why: string): void;
+  /** Stop the job for good: terminate its host. */
+  kill(id: string): void;
+  /** Whether the job's AbortSignal can be fired without killing its host. */
+  readonly canSignal: boolean;
+  destroy(): Promise<void>;
+}
+
+interface Agent {
+  port: MessagePort;
+  stop: AbortController;
+  waiting: Map<string, (o: RunOutcome) => void>;
+  /** Jobs whose kill was asked for: they end `killed`, the rest of the thread's jobs `bystander`. */
+  killed: Set<string>;
+}
+
+/** Long-lived pool threads, each an `agent` (runner.ts) serving many jobs. */
+export class ThreadHosts implements JobHosts {
+  readonly canSignal = true;
+  private readonly agents: Agent[] = [];
+  private readonly where = new Map<string, Agent>();
+  private destroyed = false;
+
+  constructor(private readonly pool: Tinypool, threads: number) {
+    for (let i = 0; i < threads; i++) this.spawn();
+  }
+
+  private spawn(): void {
+    const ch = new MessageChannel();
+    const agent: Agent = { port: ch.port1, stop: new AbortController(), waiting: new Map(), killed: new Set() };
+    ch.port1.on('message', (m: FromAgent) => {
+      const done = agent.waiting.get(m.id);
+      if (!done) return;
+      agent.waiting.delete(m.id);
+      this.where.delete(m.id);
+      done(m.outcome);
+    });
+    // The port must not keep the process alive by itself: the worker's timers do that while it runs.
+    ch.port1.unref();
+    this.agents.push(agent);
+    this.pool.run({ port: ch.port2 }, { name: 'agent', transferList: [ch.port2 as never], signal: agent.stop.signal })
+      .then(() => this.ended(agent, null), (err: unknown) => this.ended(agent, err));
+  }
+
+  /** An agent's thread ended: settle its jobs and (unless shutting down) put a new thread in its place. */
+  private ended(agent: Agent, err: unknown): void {
+    const i = this.agents.indexOf(agent);
+    if (i >= 0) this.agents.splice(i, 1);
+    agent.port.close();
+    const shared = agent.waiting.size > 1;
+    const killer = [...agent.killed][0];
+    for (const [id, done] of agent.waiting) {
+      this.where.delete(id);
+      if (agent.killed.has(id)) done({ ok: false, lost: 'killed', message: 'its thread was terminated' });
+      else if (killer) done({ ok: false, lost: 'bystander', message: `its thread was terminated to stop job ${killer}` });
+      else done({ ok: false, lost: 'crashed', shared, message: `the job's thread died${shared ? ` while running ${agent.waiting.size} jobs` : ''}: ${(err as Error)?.message ?? 'exited'}` });
+    }
+    agent.waiting.clear();
+    if (!this.destroyed) this.spawn();
+  }
+
+  run(task: RunTask): Promise<RunOutcome> {
+    let agent = this.agents[0]!;
+    for (const a of this.agents) if (a.waiting.size < agent.waiting.size) agent = a;
+    return new Promise<RunOutcome>((resolve) => {
+      agent.waiting.set(task.ctx.id, resolve);
+      this.where.set(task.ctx.id, agent);
+      agent.port.postMessage({ run: task } satisfies ToAgent);
+    });
+  }
+
+  abort(id: string, why: string): void {
+    this.where.get(id)?.port.postMessage({ abort: id, why } satisfies ToAgent);
+  }
+
+  kill(id: string): void {
+    const agent = this.where.get(id);
+    if (!agent) return;
+    agent.killed.add(id);
+    agent.stop.abort();
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    for (const a of this.agents) { try { a.port.postMessage({ stop: true } satisfies ToAgent); } catch { /* closed */ } }
+    await this.pool.destroy().catch(() => undefined);
+  }
+}
+
+/** One pool task, so one child process, per running job (`--runtime processes`). */
+export class ProcessHosts implements JobHosts {
+  readonly canSignal = false;
+  private readonly stops = new Map<string, AbortController>();
+  private readonly killed = new Set<string>();
+
+  constructor(private readonly pool: Tinypool) {}
+
+  async run(task: RunTask): Promise<RunOutcome> {
+    const id = task.ctx.id;
+    const stop = new AbortController();
+    this.stops.set(id, stop);
+    try {
+      return (await this.pool.run(task, { signal: stop.signal })) as RunOutcome;
+    } catch (err) {
+      if (this.killed.has(id)) return { ok: false, lost: 'killed', message: 'its process was terminated' };
+      return { ok: false, lost: 'crashed', message: `the job's process died: ${(err as Error)?.message ?? String(err)}` };
+    } finally {
+      this.stops.delete(id);
+      this.killed.delete(id);
+    }
+  }
+
+  abort(id: string): void { this.kill(id); }
+
+  kill(id: string): void {
+    const stop = this.stops.get(id);
+    if (!stop) return;
+    this.killed.add(id);
+    stop.abort();
+  }
+
+  async destroy(): Promise<void> { await this.pool.destroy().catch(() => undefined); }
+}
+
+/** The worker's own event loop (`--runtime inline`). */
+export class InlineHosts implements JobHosts {
+  readonly canSignal = true;
+  private readonly jobs = new Map<string, { job: RunningJob; abandon: (o: RunOutcome) => void }>();
+
+  run(task: RunTask): Promise<RunOutcome> {
+    const id = task.ctx.id;
+    const job = new RunningJob(task);
+    return new Promise<RunOutcome>((resolve) => {
+      this.jobs.set(id, { job, abandon: resolve });
+      void job.outcome.then(resolve);
+    }).finally(() => this.jobs.delete(id));
+  }
+
+  abort(id: string, why: string): void { this.jobs.get(id)?.job.abort(why); }
+
+  /** Nothing can stop code running on our own thread: record the job as ended and stop waiting for it. */
+  kill(id: string): void {
+    this.jobs.get(id)?.abandon({ ok: false, lost: 'killed', message: 'abandoned (the inline runtime cannot stop a job; it may still be running)' });
+  }
+
+  async destroy(): Promise<void> { /* nothing to stop */ }
+}
