@@ -55,6 +55,34 @@ export class SpoolWriteError extends ZcqError {
   }
 }
 
+/**
+ * One item of a `putMany` batch is invalid (exit 2). Nothing of the batch was written. `index` is the
+ * item's position in the array; `reason` the message `put` would have given for it alone; `code` is that
+ * message's code (ZCQ_BAD_FN, ZCQ_BAD_DURATION, ...).
+ */
+export class PutItemError extends UsageError {
+  constructor(readonly index: number, readonly reason: string, code: string) {
+    super(`item ${index}: ${reason}`, code);
+  }
+}
+
+/**
+ * A batch put stopped part-way (disk full, read-only, I/O error) after some of its jobs were published:
+ * `enqueued` are their ids, always the first `enqueued.length` items of the batch, in order; they are
+ * visible to workers and may run, so they are not rolled back. The other items were not written (their
+ * temporary files are removed). When `enqueued` holds every item, only the final folder fsync failed: the
+ * jobs are published but may not survive a power cut.
+ */
+export class PartialPutError extends ZcqError {
+  constructor(readonly enqueued: string[], readonly total: number, path: string, cause: NodeJS.ErrnoException) {
+    const why = `${path}: cannot write (${cause.code ?? cause.message})`;
+    super('ZCQ_PARTIAL_PUT', enqueued.length === total
+      ? `${why}; all ${total} jobs were published but their folder was not fsynced: they may not survive a power cut`
+      : `${why}; ${enqueued.length} of ${total} jobs were enqueued (the first ${enqueued.length}, ids in err.enqueued), the other ${total - enqueued.length} were not — free space or fix permissions and put those again`,
+    1, { cause });
+  }
+}
+
 /** The worker lost its lease (heartbeat could not be renewed in time); its jobs belong to others now. */
 export class LeaseLostError extends ZcqError {
   constructor(workerId: string) { super('ZCQ_LEASE_LOST', `worker ${workerId}: lease lost (heartbeat not renewed in time)`, 1); }

@@ -5,12 +5,12 @@
 import { readFile, unlink, watch as fsWatch } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { AmbiguousIdError, JobNotFoundError, SpoolWriteError, UsageError, errnoOf, isGone } from '../errors.js';
+import { AmbiguousIdError, JobNotFoundError, PartialPutError, PutItemError, SpoolWriteError, UsageError, errnoOf, isGone } from '../errors.js';
 import { FN_REF, QUEUE_NAME, newJob, parseJob, serializeJob, JobFormatError, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
 import { parseDuration, parseWhen } from '../schedule/time-input.js';
-import { deferredPath } from './deferred.js';
-import { renameSync } from 'node:fs';
-import { MAX_JOB_BYTES, fsyncDirSync, writeFileSyncDurable, fsyncDir, listNames, moveNoClobber, readRegularFile, renameOrGone, writeFileDurable } from './fsops.js';
+import { bucketOf, deferredName } from './deferred.js';
+import { publish, PublishError, type Outgoing } from './batch.js';
+import { MAX_JOB_BYTES, fsyncDir, listNames, moveNoClobber, readRegularFile, renameOrGone, writeFileDurable } from './fsops.js';
 import { newJobId, newToken } from './ids.js';
 import { defaultSpoolDir, ensureLayout, type JobState, type Layout } from './layout.js';
 import { Lease } from './lease.js';
@@ -43,6 +43,18 @@ export interface PutOptions {
   onInterrupt?: InterruptPolicy;
   maxInterrupts?: number;
 }
+
+/** One job of `putMany`: its function and args, and any PutOptions of its own (they override the batch's). */
+export interface PutItem extends PutOptions {
+  fn: string;
+  args?: unknown[];
+}
+
+/** A validated job, ready to publish: its file text and where it goes. */
+interface Prepared extends Outgoing { job: Job }
+
+/** putMany publishes at most this many jobs per group (write, fsync, rename, fsync the folders once). */
+const PUT_GROUP = 1000;
 
 export interface JobRecord extends Located {
   job?: Job;
@@ -109,6 +121,51 @@ export class Spool {
 
   /** Validate, write in tmp/, fsync, publish into pending/ (or deferred/). Returns the job as stored. */
   async put(fn: string, args: unknown[] = [], opts: PutOptions = {}): Promise<Job> {
+    const p = await this.prepare(fn, args, opts, this.serverNow());
+    await this.publishJobs([p]);
+    return p.job;
+  }
+
+  /**
+   * Put many jobs at once (BullMQ's `addBulk`). Each item is `{fn, args?, ...PutOptions}`; its own options
+   * override `common` (an item's own `at` or `in` replaces both of common's). Every item is validated as
+   * `put` would before anything is written: an invalid one throws PutItemError (a UsageError with its
+   * `index`) and nothing is written. `in` and relative deadlines count from one reading of the spool's
+   * clock for the whole batch. Jobs are then published in groups of 1,000, in order: all files of a group
+   * are written in tmp/ and fsynced concurrently, renamed into pending/ (or their deferred/ bucket), and
+   * each target folder is fsynced once. Resolves with the jobs as stored, in the order of `items`.
+   *
+   * On a write failure (disk full, read-only spool) jobs already renamed into place are NOT rolled back —
+   * a worker may have claimed and started them already. Instead: if nothing was published, SpoolWriteError
+   * (as `put`); otherwise PartialPutError, whose `enqueued` lists the ids that were: always the first
+   * `enqueued.length` items. The others were not written; their temporary files are removed.
+   */
+  async putMany(items: readonly PutItem[], common: PutOptions = {}): Promise<Job[]> {
+    if (!Array.isArray(items)) throw new UsageError('putMany: items must be an array of {fn, args?, ...options}');
+    const now = this.serverNow();
+    const prepared: Prepared[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      try {
+        if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new UsageError('must be an object {fn, args?, ...options}');
+        prepared.push(await this.prepare(item.fn, item.args ?? [], withCommon(item, common), now));
+      } catch (err) {
+        if (err instanceof UsageError) throw new PutItemError(i, err.message, err.code);
+        throw err;
+      }
+    }
+    await this.publishJobs(prepared);
+    return prepared.map((p) => p.job);
+  }
+
+  /** The spool clock's "now", read at most once per call of the getter's maker: one reading for a put or a batch. */
+  private serverNow(): () => Promise<number> {
+    let t: number | undefined;
+    return async () => (t ??= await (await this.clock()).now());
+  }
+
+  /** Check a job's fields and build it (the one validator of put and putMany); no I/O but the spool clock for --in. */
+  private async prepare(fn: string, args: unknown[], opts: PutOptions, serverNow: () => Promise<number>): Promise<Prepared> {
     if (typeof fn !== 'string' || !FN_REF.test(fn)) throw new UsageError(`function '${fn}': must be 'module#export', e.g. './jobs.mjs#render'`, 'ZCQ_BAD_FN');
     if (!Array.isArray(args)) throw new UsageError('args: must be an array');
     const queue = opts.queue ?? 'default';
@@ -131,8 +188,6 @@ export class Spool {
     let dueMs: number | null = null;
     if (opts.at !== undefined && opts.in !== undefined) throw new UsageError('--at and --in: give one, not both');
     if (opts.at !== undefined) dueMs = toTime(opts.at, '--at');
-    let nowServer: number | null = null;
-    const serverNow = async () => (nowServer ??= await (await this.clock()).now());
     if (opts.in !== undefined) dueMs = (await serverNow()) + toMs(opts.in, '--in');
     let deadline: string | null = null;
     if (opts.deadline !== undefined) {
@@ -150,21 +205,24 @@ export class Spool {
       throw new UsageError(`args: not JSON-serialisable (${(err as Error).message})`);
     }
     if (Buffer.byteLength(text) > MAX_JOB_BYTES) throw new UsageError(`args: the job would be ${Buffer.byteLength(text)} bytes, over the ${MAX_JOB_BYTES}-byte limit; pass a file path instead of the data`);
-    const deferred = dueMs !== null && dueMs > (await serverNow());
-    const tmp = join(this.layout.tmp, `${id}.json`);
-    let dest = '';
-    try {
-      // Synchronous calls: microseconds each on a local disk, cheaper than promise round trips.
-      writeFileSyncDurable(tmp, text, this.durable);
-      dest = deferred ? await deferredPath(this.layout.deferred, dueMs!, id) : join(this.layout.pending, `${id}.json`);
-      renameSync(tmp, dest);
-      if (this.durable) fsyncDirSync(join(dest, '..'));
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      if (err instanceof UsageError) throw err;
-      throw new SpoolWriteError(dest || tmp, err as NodeJS.ErrnoException);
+    if (dueMs !== null && dueMs > (await serverNow())) {
+      return { job, text, id, dir: join(this.layout.deferred, bucketOf(dueMs)), name: deferredName(dueMs, id), makeDir: true };
     }
-    return job;
+    return { job, text, id, dir: this.layout.pending, name: `${id}.json` };
+  }
+
+  /** Publish validated jobs in groups of PUT_GROUP; a failure is SpoolWriteError (none published) or PartialPutError. */
+  private async publishJobs(prepared: Prepared[]): Promise<void> {
+    for (let i = 0; i < prepared.length; i += PUT_GROUP) {
+      try {
+        await publish(this.layout.tmp, prepared.length <= PUT_GROUP ? prepared : prepared.slice(i, i + PUT_GROUP), this.durable);
+      } catch (err) {
+        if (!(err instanceof PublishError)) throw err;
+        const published = i + err.published;
+        if (published === 0) throw new SpoolWriteError(err.path, err.cause);
+        throw new PartialPutError(prepared.slice(0, published).map((p) => p.id), prepared.length, err.path, err.cause);
+      }
+    }
   }
 
   /** Resolve an id or unique id prefix to where the job is. */
@@ -444,6 +502,14 @@ export class Spool {
 
   /** Whether any job is pending. O(1) in the number of pending jobs. */
   async hasPending(): Promise<boolean> { return hasJobs(this.layout.pending); }
+}
+
+/** A putMany item's options over the batch's common ones. An item's own `at` or `in` replaces both of common's. */
+function withCommon(item: PutItem, common: PutOptions): PutOptions {
+  const o: Record<string, unknown> = { ...common };
+  if (item.at !== undefined || item.in !== undefined) { delete o.at; delete o.in; }
+  for (const [k, v] of Object.entries(item)) if (v !== undefined && k !== 'fn' && k !== 'args') o[k] = v;
+  return o as PutOptions;
 }
 
 function pickCurrent(locs: Located[]): Located {
