@@ -77,6 +77,8 @@ export interface Job {
 export const DEFAULT_BACKOFF: Backoff = { kind: 'exponential', baseMs: 1000, maxMs: 3_600_000 };
 export const DEFAULT_MAX_INTERRUPTS = 9;
 const MAX_HISTORY = 100;
+/** The longest timeout or backoff delay a job file may hold (a year). */
+export const MAX_DELAY_MS = 365 * 86_400_000;
 
 export interface NewJobFields {
   id: string;
@@ -158,7 +160,7 @@ export function parseJob(text: string, expectedId?: string): Job {
   const retries = o.retries ?? 0;
   if (!isCount(retries, 10_000)) throw new JobFormatError('"retries" must be an integer from 0 to 10000');
   const timeoutMs = o.timeoutMs ?? null;
-  if (timeoutMs !== null && !(isCount(timeoutMs, 365 * 86_400_000) && timeoutMs > 0)) throw new JobFormatError('"timeoutMs" must be null or a positive integer of milliseconds');
+  if (timeoutMs !== null && !(isCount(timeoutMs, MAX_DELAY_MS) && timeoutMs > 0)) throw new JobFormatError('"timeoutMs" must be null or a positive integer of milliseconds');
   for (const k of ['deadline', 'notBefore'] as const) {
     if (o[k] !== undefined && o[k] !== null && !isIsoTime(o[k])) throw new JobFormatError(`"${k}" must be null or an ISO 8601 time`);
   }
@@ -180,12 +182,13 @@ export function parseJob(text: string, expectedId?: string): Job {
   };
 }
 
-function parseBackoff(v: unknown): Backoff {
+/** Check a backoff object (from a job file, or given to put): throws JobFormatError. */
+export function parseBackoff(v: unknown): Backoff {
   if (v === undefined || v === null) return DEFAULT_BACKOFF;
   if (typeof v !== 'object' || Array.isArray(v)) throw new JobFormatError('"backoff" must be an object');
   const b = v as Record<string, unknown>;
   if (b.kind !== 'exponential' && b.kind !== 'fixed') throw new JobFormatError('"backoff.kind" must be "exponential" or "fixed"');
-  if (!isCount(b.baseMs, 365 * 86_400_000) || !isCount(b.maxMs, 365 * 86_400_000)) throw new JobFormatError('"backoff.baseMs" and "backoff.maxMs" must be non-negative integers');
+  if (!isCount(b.baseMs, MAX_DELAY_MS) || !isCount(b.maxMs, MAX_DELAY_MS)) throw new JobFormatError('"backoff.baseMs" and "backoff.maxMs" must be non-negative integers');
   return { kind: b.kind, baseMs: b.baseMs, maxMs: b.maxMs };
 }
 

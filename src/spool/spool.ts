@@ -6,7 +6,7 @@ import { readFile, unlink, watch as fsWatch } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { AmbiguousIdError, JobNotFoundError, PartialPutError, PutItemError, SpoolWriteError, UsageError, errnoOf, isGone } from '../errors.js';
-import { FN_REF, QUEUE_NAME, newJob, parseJob, serializeJob, JobFormatError, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
+import { FN_REF, MAX_DELAY_MS, QUEUE_NAME, newJob, parseBackoff, parseJob, serializeJob, JobFormatError, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
 import { parseDuration, parseWhen } from '../schedule/time-input.js';
 import { bucketOf, deferredName } from './deferred.js';
 import { publish, PublishError, type Outgoing } from './batch.js';
@@ -87,13 +87,30 @@ function toMs(v: string | number, what: string): number {
 }
 
 function toTime(v: Date | string | number, what: string): number {
-  if (v instanceof Date) return v.getTime();
-  if (typeof v === 'number') return v;
-  try {
-    return parseWhen(v, new Date()).getTime();
-  } catch (err) {
-    throw new UsageError(`${what} '${v}': ${(err as Error).message}`, 'ZCQ_BAD_TIME');
+  let ms: number;
+  if (v instanceof Date) ms = v.getTime();
+  else if (typeof v === 'number') ms = v;
+  else {
+    try {
+      ms = parseWhen(v, new Date()).getTime();
+    } catch (err) {
+      throw new UsageError(`${what} '${v}': ${(err as Error).message}`, 'ZCQ_BAD_TIME');
+    }
   }
+  return checkTime(ms, what);
+}
+
+/** A time a job file can hold (an ISO string): finite and within Date's range. */
+function checkTime(ms: number, what: string): number {
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) throw new UsageError(`${what}: not a valid time`, 'ZCQ_BAD_TIME');
+  return ms;
+}
+
+/** A timeout or backoff delay a worker accepts (at most MAX_DELAY_MS). */
+function toDelayMs(v: string | number, what: string): number {
+  const ms = toMs(v, what);
+  if (ms > MAX_DELAY_MS) throw new UsageError(`${what}: at most 365 days`, 'ZCQ_BAD_DURATION');
+  return ms;
 }
 
 export class Spool {
@@ -177,24 +194,25 @@ export class Spool {
     if (opts.onInterrupt !== undefined && opts.onInterrupt !== 'retry' && opts.onInterrupt !== 'fail') throw new UsageError(`--on-interrupt '${opts.onInterrupt}': must be 'retry' or 'fail'`);
     let timeoutMs: number | null = null;
     if (opts.timeout !== undefined && opts.timeout !== null) {
-      timeoutMs = toMs(opts.timeout, '--timeout');
+      timeoutMs = toDelayMs(opts.timeout, '--timeout');
       if (timeoutMs <= 0) throw new UsageError('--timeout: must be more than zero');
     }
     let backoff: Backoff | undefined;
     if (opts.backoff !== undefined) {
-      if (typeof opts.backoff === 'object') backoff = opts.backoff;
-      else { const ms = toMs(opts.backoff, '--backoff'); backoff = { kind: 'fixed', baseMs: ms, maxMs: ms }; }
+      if (typeof opts.backoff === 'object' && opts.backoff !== null) {
+        try { backoff = parseBackoff(opts.backoff); } catch (err) { throw new UsageError(`--backoff: ${(err as Error).message}`); }
+      } else { const ms = toDelayMs(opts.backoff, '--backoff'); backoff = { kind: 'fixed', baseMs: ms, maxMs: ms }; }
     }
     let dueMs: number | null = null;
     if (opts.at !== undefined && opts.in !== undefined) throw new UsageError('--at and --in: give one, not both');
     if (opts.at !== undefined) dueMs = toTime(opts.at, '--at');
-    if (opts.in !== undefined) dueMs = (await serverNow()) + toMs(opts.in, '--in');
+    if (opts.in !== undefined) dueMs = checkTime((await serverNow()) + toMs(opts.in, '--in'), '--in');
     let deadline: string | null = null;
     if (opts.deadline !== undefined) {
       const d = typeof opts.deadline === 'string' && /^\d+(\.\d+)?(ms|s|m|h|d)/.test(opts.deadline)
         ? (dueMs ?? (await serverNow())) + toMs(opts.deadline, '--deadline')
         : toTime(opts.deadline, '--deadline');
-      deadline = new Date(d).toISOString();
+      deadline = new Date(checkTime(d, '--deadline')).toISOString();
     }
     let text: string;
     const id = newJobId();
