@@ -74,7 +74,7 @@ export class PutItemError extends UsageError {
  * jobs are published but may not survive a power cut.
  */
 export class PartialPutError extends ZcqError {
-  constructor(readonly enqueued: string[], readonly total: number, path: string, cause: NodeJS.ErrnoException) {
+  constructor(readonly enqueued: string[], readonly total: number, readonly path: string, cause: NodeJS.ErrnoException) {
     const why = `${path}: cannot write (${cause.code ?? cause.message})`;
     super('ZCQ_PARTIAL_PUT', enqueued.length === total
       ? `${why}; all ${total} jobs were published but their folder was not fsynced: they may not survive a power cut`

@@ -1,10 +1,16 @@
-/** `zcq put <module#fn> [args...]`: add a job; prints its id (or, with --wait, its result). */
+/**
+ * `zcq put <module#fn> [args...]`: add a job; prints its id (or, with --wait, its result).
+ * `zcq put -`: add the jobs read from stdin, one JSON object a line, all or (on a bad line) none.
+ */
 import { Command, Option } from 'commander';
+import { PartialPutError, PutItemError, UsageError, ZcqError } from '../../errors.js';
+import type { PutItem, PutOptions } from '../../spool/spool.js';
 import { globals, intOption, jobArgs, openSpool, printJson } from '../common.js';
 
 export function register(program: Command): void {
   program.command('put <fn> [args...]')
-    .description("add a job running module#export with string args (or --args-json for typed args); prints its id")
+    .description("add a job running module#export with string args (or --args-json for typed args); prints its id. "
+      + "'put -' reads jobs from stdin, one JSON object a line ({\"fn\":\"./jobs.mjs#render\",\"args\":[7],\"queue\":\"x\"}); the options are their defaults")
     .option('--args-json <array>', "the job's arguments as a JSON array, instead of string args")
     .option('-q, --queue <name>', 'queue name', 'default')
     .option('-r, --retries <n>', 'further attempts after a failure', intOption('--retries', 0, 10_000), 0)
@@ -17,12 +23,14 @@ export function register(program: Command): void {
     .option('--max-interrupts <n>', 'interruptions before it fails as a poison job', intOption('--max-interrupts', 0, 10_000), 9)
     .option('-w, --wait', 'block until the job finishes; print its result; exit 1 if it failed')
     .action(async (fn: string, args: string[], o: Record<string, string | number | boolean | undefined>, cmd: Command) => {
-      const spool = await openSpool(cmd);
-      const job = await spool.put(fn, jobArgs(args, o.argsJson), {
+      const opts: PutOptions = {
         queue: o.queue as string, retries: o.retries as number, backoff: o.backoff as string | undefined,
         timeout: o.timeout as string | undefined, at: o.at as string | undefined, in: o.in as string | undefined,
         deadline: o.deadline as string | undefined, onInterrupt: o.onInterrupt as 'retry' | 'fail', maxInterrupts: o.maxInterrupts as number,
-      });
+      };
+      if (fn === '-') return putLines(cmd, args, o, opts);
+      const spool = await openSpool(cmd);
+      const job = await spool.put(fn, jobArgs(args, o.argsJson), opts);
       if (!o.wait) {
         if (globals(cmd).json) printJson({ id: job.id, notBefore: job.notBefore });
         else process.stdout.write(job.id + '\n');
@@ -34,4 +42,84 @@ export function register(program: Command): void {
       else process.stderr.write(`zcq: job ${job.id} failed: ${rec!.job?.failure?.name}: ${rec!.job?.failure?.message}\n`);
       if (rec!.state !== 'done') process.exitCode = 1;
     });
+}
+
+/** The fields a line may have: putMany's item fields, spelled as in the API. */
+const FIELDS = ['fn', 'args', 'queue', 'retries', 'backoff', 'timeout', 'at', 'in', 'deadline', 'onInterrupt', 'maxInterrupts'];
+
+/**
+ * `zcq put -`: every line is read and checked before the first job is written, so a bad line enqueues
+ * nothing. The whole input is held in memory (about 1.5 KB per job), hence the caps on its size.
+ */
+async function putLines(cmd: Command, args: string[], o: Record<string, unknown>, common: PutOptions): Promise<void> {
+  if (args.length > 0 || o.argsJson !== undefined) throw new UsageError('put -: each line carries its own "args"; drop the arguments after -');
+  if (o.wait) throw new UsageError("put -: --wait takes one job; pipe the ids into 'zcq wait -' instead");
+  if (process.stdin.isTTY) throw new UsageError('put -: reads jobs from standard input, one JSON object a line; pipe them in (zcq put - < jobs.ndjson)');
+  const { items, lines } = parseJobLines(await readStdin());
+  const spool = await openSpool(cmd);
+  const json = globals(cmd).json;
+  const print = (ids: string[], notBefore: (string | null)[]) => {
+    if (json) printJson(ids.map((id, i) => ({ id, notBefore: notBefore[i] })));
+    else if (ids.length > 0) process.stdout.write(ids.join('\n') + '\n');
+  };
+  let jobs;
+  try {
+    jobs = await spool.putMany(items, common);
+  } catch (err) {
+    if (err instanceof PutItemError) throw lineError(lines[err.index]!, err.reason, err.code);
+    if (err instanceof PartialPutError) {
+      // Jobs already published may be running: say which, so that only the rest is put again.
+      print(err.enqueued, err.enqueued.map(() => null));
+      const why = `${err.path}: cannot write (${(err.cause as NodeJS.ErrnoException).code ?? (err.cause as Error).message})`;
+      if (err.enqueued.length === items.length) throw new ZcqError(err.code, `${why}; all ${items.length} jobs were enqueued (ids on standard output) but may not survive a power cut`, 1);
+      const next = lines[err.enqueued.length]!;
+      throw new ZcqError(err.code, `${why}; the first ${err.enqueued.length} jobs (the lines before line ${next}) were enqueued (ids on standard output), those from line ${next} on were not — free space or fix permissions, then put them again (tail -n +${next} FILE | zcq put -)`, 1);
+    }
+    throw err;
+  }
+  print(jobs.map((j) => j.id), jobs.map((j) => j.notBefore));
+}
+
+/** Standard input is read whole and every job built before the first is written: at most this many bytes and jobs (~750 MB). */
+const MAX_INPUT = 256 << 20;
+const MAX_JOBS = 500_000;
+const SPLIT = `split it (split -l ${MAX_JOBS} FILE part.) and run zcq put - on each part`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of process.stdin) {
+    size += (c as Buffer).length;
+    if (size > MAX_INPUT) throw new UsageError(`put -: standard input is over ${MAX_INPUT >> 20} MiB; ${SPLIT}; nothing was enqueued`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Jobs from NDJSON text: one object a line; blank lines are skipped; null fields mean the default. */
+function parseJobLines(text: string): { items: PutItem[]; lines: number[] } {
+  const items: PutItem[] = [];
+  const lines: number[] = [];
+  const all = text.replace(/^\uFEFF/, '').split('\n');
+  for (let i = 0; i < all.length; i++) {
+    const line = all[i]!.trim();
+    if (line === '') continue;
+    let v: unknown;
+    try { v = JSON.parse(line); } catch (err) { throw lineError(i + 1, `not valid JSON (${(err as Error).message})`); }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw lineError(i + 1, 'must be a JSON object such as {"fn":"./jobs.mjs#render","args":[7]}');
+    const item = v as Record<string, unknown>;
+    for (const k of Object.keys(item)) {
+      if (!FIELDS.includes(k)) throw lineError(i + 1, `unknown field "${k}" (fields: ${FIELDS.join(', ')})`);
+      if (item[k] === null) delete item[k];
+    }
+    if (item.fn === undefined) throw lineError(i + 1, '"fn" is missing; give the function as "module#export"');
+    if (items.length === MAX_JOBS) throw new UsageError(`put -: standard input holds more than ${MAX_JOBS.toLocaleString('en-US')} jobs; ${SPLIT}; nothing was enqueued`);
+    items.push(item as unknown as PutItem);
+    lines.push(i + 1);
+  }
+  return { items, lines };
+}
+
+function lineError(line: number, why: string, code?: string): UsageError {
+  return new UsageError(`standard input, line ${line}: ${why}; nothing was enqueued — fix that line and run again`, code);
 }
