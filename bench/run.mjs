@@ -115,14 +115,16 @@ async function throughput() {
         const m = modeName(durable);
         const a = await z([`tp.zcq.${m}.putdrain`, `tp.zcq.${m}.put`], `zcq ${m} put+drain`, () => zcq.putDrain({ n, procs: PROCS, concurrency: CONC, durable }));
         if (a) rec(`tp.zcq.${m}.putdrain`, a.jobsPerSec), rec(`tp.zcq.${m}.put`, a.putPerSec);
+        const c = await z([`tp.zcq.${m}.bulk`, `tp.zcq.${m}.bulkput`], `zcq ${m} putMany+drain`, () => zcq.putDrain({ n, procs: PROCS, concurrency: CONC, durable, bulk: C.bulk }));
+        if (c) rec(`tp.zcq.${m}.bulk`, c.jobsPerSec), rec(`tp.zcq.${m}.bulkput`, c.putPerSec);
         const b = await z(`tp.zcq.${m}.drain`, `zcq ${m} drain`, () => zcq.drain({ n, procs: PROCS, concurrency: CONC, durable }));
         if (b) rec(`tp.zcq.${m}.drain`, b.jobsPerSec);
       }
       for (const mode of ['always', 'default']) {
         const a = await attempt([`tp.bull.${mode}.putdrain`, `tp.bull.${mode}.put`], `BullMQ ${mode} put+drain`, () => bullPutDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
         if (a) rec(`tp.bull.${mode}.putdrain`, a.jobsPerSec), rec(`tp.bull.${mode}.put`, a.putPerSec);
-        const b = await attempt(`tp.bull.${mode}.bulk`, `BullMQ ${mode} addBulk+drain`, () => bullPutDrain(redis[mode], { n, workers: PROCS, concurrency: CONC, bulk: C.bulk }));
-        if (b) rec(`tp.bull.${mode}.bulk`, b.jobsPerSec);
+        const b = await attempt([`tp.bull.${mode}.bulk`, `tp.bull.${mode}.bulkput`], `BullMQ ${mode} addBulk+drain`, () => bullPutDrain(redis[mode], { n, workers: PROCS, concurrency: CONC, bulk: C.bulk }));
+        if (b) rec(`tp.bull.${mode}.bulk`, b.jobsPerSec), rec(`tp.bull.${mode}.bulkput`, b.putPerSec);
         const c = await attempt(`tp.bull.${mode}.drain`, `BullMQ ${mode} drain`, () => bullDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
         if (c) rec(`tp.bull.${mode}.drain`, c.jobsPerSec);
       }
@@ -290,9 +292,11 @@ function rows() {
       const bm = BULL_PAIR[m];
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.putdrain`);
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulk`);
+      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulk`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulk`);
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${PROCS}×${CONC} async loops`, `tp.fs.${m}.full`);
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${PROCS}×1 sync loop (${SYNC_N.toLocaleString('en-US')} jobs)`, `tp.fssync.${m}.full`);
       row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.put`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.put`);
+      row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulkput`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulkput`);
       row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, BULL_LABEL[bm], `tp.bull.${bm}.drain`);
       row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${PROCS}×${CONC} async loops`, `tp.fs.${m}.drain`);
       row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${PROCS}×1 sync loop (${SYNC_N.toLocaleString('en-US')} jobs)`, `tp.fssync.${m}.drain`);

@@ -9,6 +9,7 @@
 //   library import { Spool } from dist/index.js
 //           const spool = await Spool.open(dir, { create: true, durable })
 //           (await spool.put(fn, args, opts)).id ; await spool.wait([id]) ; spool.close?.()
+//           await spool.putMany([{ fn, args }, ...])                    (batches, as BullMQ's addBulk)
 //   layout  pending/<id>.json, deferred/<YYYYMMDDTHHMM>/<13-digit dueMs>.<id>.json,
 //           done/<id>.json, failed/<id>.json, workers/<workerId>.json
 // Extra worker flags for every run: env ZCQ_BENCH_WORKER_ARGS (e.g. "--poll 100ms").
@@ -121,9 +122,10 @@ const timeoutFor = (n) => Math.max(120000, n * 20);
 
 /**
  * Workers (procs × concurrency) already running and idle; this process puts n no-op
- * jobs one at a time (await each). jobs/s from the first put to the last rename into done/.
+ * jobs one at a time (await each), or with bulk=k by putMany in batches of k (await
+ * each batch). jobs/s from the first put to the last rename into done/.
  */
-export async function putDrain({ n, procs = 2, concurrency = 8, durable = true }) {
+export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, bulk = 0 }) {
   const dir = makeTmp('zcq-tp');
   const spool = await openSpool(dir, durable);
   const ws = [];
@@ -132,7 +134,9 @@ export async function putDrain({ n, procs = 2, concurrency = 8, durable = true }
     await waitWorkersRegistered(dir, procs);
     const t0 = Date.now();
     const p0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) await spool.put('noop.mjs#noop', [], {});
+    if (bulk) {
+      for (let i = 0; i < n; i += bulk) await spool.putMany(Array.from({ length: Math.min(bulk, n - i) }, () => ({ fn: 'noop.mjs#noop', args: [] })));
+    } else for (let i = 0; i < n; i++) await spool.put('noop.mjs#noop', [], {});
     const putMs = Number(process.hrtime.bigint() - p0) / 1e6;
     await waitDone(dir, n, ws, timeoutFor(n));
     const end = lastDoneMs(dir);
