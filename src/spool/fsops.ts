@@ -199,7 +199,9 @@ export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): { t
       if (r === 0) break;
       n += r;
       if (n > maxBytes) return { bad: `is larger than the ${maxBytes}-byte limit for a job file` };
-      if (n === buf.length) break;
+      // Published job files are never written again (new content comes by rename), so the size fstat
+      // gave is the whole file: stop there rather than pay a second read to see end-of-file.
+      if (n >= st.size) break;
     }
     return { text: buf.toString('utf8', 0, n), mtimeMs: st.mtimeMs };
   } catch (err) {
@@ -210,6 +212,11 @@ export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): { t
   }
 }
 
+/** Errors by which a file system says that folders cannot be fsynced (some FUSE and network mounts). */
+export function fsyncUnsupported(code: string | undefined): boolean {
+  return code === 'EINVAL' || code === 'ENOTSUP' || code === 'EISDIR' || code === 'EBADF' || code === 'EPERM' || code === 'ENOSYS';
+}
+
 /** fsyncDir, synchronously. */
 export function fsyncDirSync(dir: string): void {
   let fd: number | undefined;
@@ -217,8 +224,7 @@ export function fsyncDirSync(dir: string): void {
     fd = fss.openSync(dir, fss.constants.O_RDONLY | fss.constants.O_DIRECTORY);
     fss.fsyncSync(fd);
   } catch (err) {
-    const code = errnoOf(err);
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EBADF' && code !== 'EPERM' && code !== 'ENOSYS') throw err;
+    if (!fsyncUnsupported(errnoOf(err))) throw err;
   } finally {
     if (fd !== undefined) fss.closeSync(fd);
   }

@@ -11,7 +11,7 @@
  */
 import { mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errnoOf, isGone, LeaseLostError } from '../errors.js';
 import { newWorkerId } from './ids.js';
@@ -19,6 +19,7 @@ import type { Layout } from './layout.js';
 import { fsyncDirSync, renameOrGoneSync, writeFileSyncDurable } from './fsops.js';
 import { renameSync, unlinkSync } from 'node:fs';
 import { serializeJob, type Job } from '../job/format.js';
+import { writeFileDurableOnPool, type GroupSync } from './group-sync.js';
 
 export interface LeaseInfo {
   kind: 'worker' | 'client';
@@ -129,9 +130,52 @@ export class Lease {
    */
   rewrite(job: Job, path = this.pathOf(job.id)): void {
     // `path` is inside our lease folder (the job's own file, or one in a dead lease we are settling).
-    // The temp name is ours alone (job id + lease id), so truncating a leftover is safe.
-    const tmp = join(this.layout.tmp, `${job.id}.${this.id}.json`);
+    const tmp = this.tmpFor(job.id);
     writeFileSyncDurable(tmp, serializeJob(job), this.durable, false);
+    this.publish(tmp, path);
+  }
+
+  /**
+   * Record `job` (with its outcome) and move it out of the lease to `toPath` (in done/ or failed/, or
+   * pending/ or a deferred bucket). Returns false when the lease was lost (the job is someone else's now;
+   * nothing was written over their attempt).
+   */
+  release(job: Job, toPath: string): boolean {
+    try {
+      this.rewrite(job);
+    } catch (err) {
+      if (err instanceof LeaseLostError) return false;
+      throw err;
+    }
+    if (!this.moveOut(job.id, toPath)) return false;
+    if (this.durable) fsyncDirSync(dirname(toPath));
+    return true;
+  }
+
+  /**
+   * `release` for a worker finishing many jobs at once: the fsyncs run on libuv's pool while the event
+   * loop goes on, the file fsyncs of jobs finishing together share the journal's commits, and the folder
+   * fsync is shared through `group`. Resolves once the move is durable.
+   */
+  async releaseGrouped(job: Job, toPath: string, group: GroupSync): Promise<boolean> {
+    const tmp = this.tmpFor(job.id);
+    await writeFileDurableOnPool(tmp, serializeJob(job), this.durable);
+    try {
+      this.publish(tmp, this.pathOf(job.id));
+    } catch (err) {
+      if (err instanceof LeaseLostError) return false;
+      throw err;
+    }
+    if (!this.moveOut(job.id, toPath)) return false;
+    if (this.durable) await group.sync(dirname(toPath));
+    return true;
+  }
+
+  /** The temp name is ours alone (job id + lease id), so truncating a leftover is safe. */
+  private tmpFor(id: string): string { return join(this.layout.tmp, `${id}.${this.id}.json`); }
+
+  /** Rename new content into our lease folder: the fence (ENOENT once a recoverer took the folder). */
+  private publish(tmp: string, path: string): void {
     try {
       renameSync(tmp, path);
     } catch (err) {
@@ -141,26 +185,13 @@ export class Lease {
     }
   }
 
-  /**
-   * Record `job` (with its outcome) and move it out of the lease into `toDir` (done/ or failed/; or
-   * pending/ and a deferred path through `toPath`). Returns false when the lease was lost (the job is
-   * someone else's now; nothing was written over their attempt).
-   */
-  release(job: Job, toPath: string): boolean {
-    try {
-      this.rewrite(job);
-    } catch (err) {
-      if (err instanceof LeaseLostError) return false;
-      throw err;
-    }
-    const src = this.pathOf(job.id);
+  private moveOut(id: string, toPath: string): boolean {
     // One rename, never link+unlink: with a two-step move a holder killed in between would leave the job
     // in pending/ AND in its lease, and recovery would publish the second copy while the first ran.
     // Job ids are unique and only the holder of the single copy moves it, so the target name is free.
-    const moved = renameOrGoneSync(src, toPath);
-    if (!moved) { this.markLost(); return false; }
-    if (this.durable) fsyncDirSync(join(toPath, '..'));
-    return true;
+    const moved = renameOrGoneSync(this.pathOf(id), toPath);
+    if (!moved) this.markLost();
+    return moved;
   }
 
   /** Give up the lease: remove the (empty) folder and the heartbeat. */

@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { deferredPath, promoteDue, dueDeferred } from '../spool/deferred.js';
 import { listNames, readRegularFile, readRegularFileSync, MAX_JOB_BYTES } from '../spool/fsops.js';
 import { Lease } from '../spool/lease.js';
+import { GroupSync } from '../spool/group-sync.js';
 import { quarantine } from '../spool/quarantine.js';
 import { recoverDeadLeases } from '../spool/recovery.js';
 import { hasJobs } from '../spool/scan.js';
@@ -103,6 +104,8 @@ export class Worker {
   private hosts?: JobHosts;
   private roots: string[] = [];
   private readonly running = new Map<string, Running>();
+  /** Folder fsyncs shared by jobs finishing together (durable mode). */
+  private readonly fsyncs = new GroupSync();
   /** Ids claimed and not yet released: the slots in use (set at claim, before the job starts). */
   private readonly holding = new Set<string>();
   private readonly refCache = new Map<string, ResolvedRef | ModuleRefError>();
@@ -493,7 +496,7 @@ export class Worker {
       case 'pending': to = join(l.pending, `${job.id}.json`); break;
       case 'deferred': to = await deferredPath(l.deferred, next.dueMs, job.id); break;
     }
-    const ok = lease.release(job, to);
+    const ok = await lease.releaseGrouped(job, to, this.fsyncs);
     if (!ok) {
       this.summary.lostLease++;
       this.log('job.abandoned', { id: job.id, worker: lease.id, reason: 'lease taken before the result was recorded' });
