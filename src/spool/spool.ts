@@ -130,10 +130,18 @@ export class Spool {
     if (!this.clockCache) {
       this.clockCache = new ServerClock(this.layout.tmp, `client-${hostname()}-${process.pid}-${newToken()}`);
       await this.clockCache.sample();
-      const clock = this.clockCache;
-      process.once('exit', () => clock.disposeSync());
+      disposeAtExit(this.clockCache);
     }
     return this.clockCache;
+  }
+
+  /** Release what this handle holds (its clock probe in tmp/). The spool stays usable: it reopens them on demand. */
+  async close(): Promise<void> {
+    const clock = this.clockCache;
+    if (!clock) return;
+    this.clockCache = undefined;
+    openClocks.delete(clock);
+    await clock.dispose();
   }
 
   /** Validate, write in tmp/, fsync, publish into pending/ (or deferred/). Returns the job as stored. */
@@ -529,6 +537,17 @@ function withCommon(item: PutItem, common: PutOptions): PutOptions {
   for (const [k, v] of Object.entries(item)) if (v !== undefined && k !== 'fn' && k !== 'args') o[k] = v;
   return o as PutOptions;
 }
+
+/**
+ * Clock probes of open Spool handles, removed at process exit by one listener: a listener per handle
+ * made a test suite with many spools trip Node's MaxListenersExceededWarning.
+ */
+const openClocks = new Set<ServerClock>();
+function disposeAtExit(clock: ServerClock): void {
+  if (openClocks.size === 0 && !exitHooked) { exitHooked = true; process.once('exit', () => { for (const c of openClocks) c.disposeSync(); }); }
+  openClocks.add(clock);
+}
+let exitHooked = false;
 
 function pickCurrent(locs: Located[]): Located {
   // In the instant of a link+unlink move a job is in two folders; the later state is the truth. Every such
