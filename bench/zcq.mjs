@@ -24,13 +24,8 @@ import { parseStrace, perJob } from './lib/strace.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, '..');
 export const BIN = join(ROOT, 'bin', 'zcq');
-/** The node flags on bin/zcq's `#!/usr/bin/env -S node ...` line: what the installed `zcq` command runs with. */
-const BIN_NODE_FLAGS = (() => {
-  try {
-    const m = /^#!\S*env -S node(.*)$/m.exec(readFileSync(BIN, 'utf8').split('\n')[0]);
-    return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
-  } catch { return []; }
-})();
+// The worker and the CLI timing run bin/zcq as an executable, as users do: its first line picks node's
+// flags per command (see bin/zcq). Other calls (init, status) go through `node BIN`.
 export const DIST = join(ROOT, 'dist', 'index.js');
 export const JOBS = join(here, 'jobs');
 const EXTRA_WORKER_ARGS = (process.env.ZCQ_BENCH_WORKER_ARGS ?? '').split(/\s+/).filter(Boolean);
@@ -62,7 +57,7 @@ async function closeSpool(spool) {
 
 /** Run the CLI synchronously; throws with its stderr on failure. */
 export function cli(spool, args, { timeoutMs = 60000 } = {}) {
-  const r = spawnSync(process.execPath, [...BIN_NODE_FLAGS, BIN, '--spool', spool, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync(process.execPath, [BIN, '--spool', spool, ...args], { encoding: 'utf8', timeout: timeoutMs });
   if (r.status !== 0) throw new Error(`zcq ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout || r.error?.message || '').slice(-800)}`);
   return r.stdout;
 }
@@ -82,8 +77,8 @@ function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = fa
 
 function spawnWorker(spool, opts = {}) {
   const args = workerArgs(spool, opts);
-  if (opts.strace) return spawnTracked('strace', ['-f', '-c', '-o', opts.strace, process.execPath, ...BIN_NODE_FLAGS, ...args]);
-  return spawnTracked(process.execPath, [...BIN_NODE_FLAGS, ...args]);
+  if (opts.strace) return spawnTracked('strace', ['-f', '-c', '-o', opts.strace, ...args]);
+  return spawnTracked(args[0], args.slice(1));
 }
 
 function countJson(dir) {
@@ -435,7 +430,7 @@ export function cliPut({ count = 100, runs = 3 }) {
   mkdirSync(spool);
   initSpool(spool);
   const q = (s) => `'${s}'`;
-  const script = writeLoopScript(join(dir, 'zcq-put.sh'), `${[process.execPath, ...BIN_NODE_FLAGS, BIN].map(q).join(' ')} --spool ${q(spool)} put noop.mjs#noop`, count);
+  const script = writeLoopScript(join(dir, 'zcq-put.sh'), `${q(BIN)} --spool ${q(spool)} put noop.mjs#noop`, count);
   try {
     return timeScript(script, { runs });
   } finally {
