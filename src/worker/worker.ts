@@ -19,7 +19,7 @@ import { recordError, recordInterrupt, recordSuccess, type Next } from '../job/p
 import { realRoots, resolveRef, type ResolvedRef } from '../job/resolve.js';
 import { silentLogger, type Logger } from '../log.js';
 import { deferredPath, promoteDue, dueDeferred } from '../spool/deferred.js';
-import { listNames, readRegularFile, readRegularFileSync, MAX_JOB_BYTES } from '../spool/fsops.js';
+import { isJobName, listNames, readRegularFile, readRegularFileSync, MAX_JOB_BYTES } from '../spool/fsops.js';
 import { Lease } from '../spool/lease.js';
 import { GroupSync } from '../spool/group-sync.js';
 import { quarantine } from '../spool/quarantine.js';
@@ -207,18 +207,44 @@ export class Worker {
     try { return await this.done; } finally { clearTimeout(t); }
   }
 
-  wake(): void { const f = this.wakeFn; this.wakeFn = undefined; f?.(); }
+  /** Wake the loop, and have it read pending/ (something other than a named new file may be there). */
+  wake(): void { this.scanDue = true; this.wakeLoop(); }
+
+  private wakeLoop(): void { const f = this.wakeFn; this.wakeFn = undefined; f?.(); }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((res) => {
-      const t = setTimeout(() => { this.wakeFn = undefined; res(); }, ms);
+      const t = setTimeout(() => { this.wakeFn = undefined; this.scanDue = true; res(); }, ms);
       this.wakeFn = () => { clearTimeout(t); res(); };
     });
   }
 
+  /**
+   * File-change events name the file. A job arriving while the worker has free slots and nothing else to
+   * look at is claimed by that name, with no read of pending/ (which would cost an opendir, getdents and
+   * a sort per job at a trickle). Any other wake — the poll timer, a freed slot, promoted or recovered
+   * jobs — sets `scanDue`, so a missed or coalesced event only delays a job until the next poll.
+   */
   private async watchPending(): Promise<void> {
     try {
-      for await (const _ of fsWatch(this.spool.layout.pending, { signal: this.watchAbort.signal })) this.wake();
+      // A name's events in pending/ come in pairs: it arrives (renamed or created in), then leaves (claimed,
+      // by us or a sibling). Only the first of a pair is news; the second would cost a claim attempt that
+      // fails. A job put back in pending/ later starts a new pair.
+      const odd = new Set<string>();
+      for await (const ev of fsWatch(this.spool.layout.pending, { signal: this.watchAbort.signal })) {
+        const name = ev.filename;
+        if (ev.eventType !== 'rename') continue;
+        if (name && isJobName(name)) {
+          if (odd.delete(name)) continue;
+          if (odd.size >= 10 * SCAN_WINDOW) { odd.clear(); this.scanDue = true; }
+          odd.add(name);
+          if (this.hints.length >= SCAN_WINDOW) { this.hints.length = 0; this.scanDue = true; }
+          else this.hints.push(name);
+        } else {
+          this.scanDue = true;
+        }
+        this.wakeLoop();
+      }
     } catch { /* no change events here (NFS, FUSE): polling covers it */ }
   }
 
@@ -278,12 +304,16 @@ export class Worker {
 
   /** Names read by the last scan and not yet tried, the next one last (popped): scan once, claim many. */
   private candidates: string[] = [];
+  /** Names of files that appeared in pending/ since the last scan, from change events (see watchPending). */
+  private hints: string[] = [];
+  /** pending/ may hold jobs that neither `candidates` nor `hints` name: read it before sleeping. */
+  private scanDue = true;
 
-  /** Read up to SCAN_WINDOW names from pending/ (O(1) in the backlog), oldest first. */
-  private async scanPending(): Promise<void> {
+  /** Read up to SCAN_WINDOW names from pending/ (O(1) in the backlog), oldest first; true when the window filled. */
+  private async scanPending(): Promise<boolean> {
     const names: string[] = [];
     let dir;
-    try { dir = await opendir(this.spool.layout.pending, { bufferSize: 256 }); } catch (err) { if (isGone(err)) return; throw err; }
+    try { dir = await opendir(this.spool.layout.pending, { bufferSize: 256 }); } catch (err) { if (isGone(err)) return false; throw err; }
     try {
       for await (const e of dir) {
         if (e.name.startsWith('.') || this.skip.has(e.name)) continue;
@@ -301,6 +331,7 @@ export class Worker {
       [names[i], names[j]] = [names[j]!, names[i]!];
     }
     this.candidates = names.reverse(); // pop() from the end: no O(n) shift per claim
+    return names.length >= SCAN_WINDOW;
   }
 
   /**
@@ -322,8 +353,17 @@ export class Worker {
         yieldAt = performance.now() + CLAIM_YIELD_MS;
       }
       if (this.candidates.length === 0) {
-        if (rescanned) break;
-        await this.scanPending();
+        if (!this.scanDue && this.hints.length > 0) {
+          this.candidates = [...new Set(this.hints)].reverse();
+          this.hints.length = 0;
+          continue;
+        }
+        if (rescanned || !this.scanDue) break;
+        // The scan sees every file the hints name: drop them rather than try each twice. A scan that
+        // stopped at its window leaves more behind it: read again when these run out.
+        this.hints.length = 0;
+        this.scanDue = false;
+        if (await this.scanPending()) this.scanDue = true;
         rescanned = true;
         if (this.candidates.length === 0) break;
       }
@@ -388,8 +428,11 @@ export class Worker {
       }
     } finally {
       this.running.delete(id);
+      const wasFull = this.holding.size >= this.opts.concurrency;
       this.holding.delete(id);
-      this.wake();
+      // A full worker stopped reading pending/: a freed slot must look again. Otherwise the loop only
+      // needs to see the count (drain, --max-jobs); new files announce themselves.
+      if (wasFull) this.wake(); else this.wakeLoop();
     }
   }
 
