@@ -1,8 +1,10 @@
-// Many worker processes racing over the same pending jobs: every job runs exactly once.
+// Many worker processes racing over the same pending jobs: every job runs exactly once, and each outcome
+// lands in its own file although outcomes are written into recycled inodes.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { existsSync, linkSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spool } from '../dist/index.js';
-import { cleanupTemp, killAll, ledgerLines, names, startWorker, tempDir } from './helpers.js';
+import { cleanupTemp, killAll, ledgerLines, names, readJob, startWorker, tempDir } from './helpers.js';
 
 afterEach(killAll);
 afterAll(cleanupTemp);
@@ -25,5 +27,33 @@ describe('racing workers', () => {
     expect(names(join(dir, 'pending')).length + names(join(dir, 'failed')).length).toBe(0);
     // the work was shared: more than one worker process ran jobs
     expect(new Set(lines.map((l) => l.split(' ')[2])).size).toBeGreaterThan(1);
+    // Outcomes are written into recycled inodes (Lease spares): each done/ file is its own job's record,
+    // with no second name anywhere, and the workers left no spare behind in tmp/.
+    for (const name of names(join(dir, 'done'))) {
+      const path = join(dir, 'done', name);
+      const job = readJob(path);
+      expect(`${job.id}.json`).toBe(name);
+      expect(job.history.at(-1).outcome).toBe('done');
+      expect(statSync(path).nlink).toBe(1);
+    }
+    expect(readdirSync(join(dir, 'tmp')).filter((n) => !n.startsWith('.probe-'))).toEqual([]);
   }, 120_000);
+});
+
+describe('spare inodes', () => {
+  it('are written only while nothing else names them', async () => {
+    const { rewriteSpare } = await import('../dist/spool/group-sync.js');
+    const d = tempDir();
+    const live = join(d, 'live.json');
+    const spare = join(d, '.spare');
+    writeFileSync(live, '{"live":true}');
+    linkSync(live, spare); // a spare that still names a live job file (a crash between link and replace)
+    expect(await rewriteSpare(spare, '{"outcome":1}', true)).toBe(false);
+    expect(readFileSync(live, 'utf8')).toBe('{"live":true}');
+    expect(existsSync(spare)).toBe(false);
+    writeFileSync(spare, 'x'.repeat(100));
+    expect(await rewriteSpare(spare, '{"outcome":2}', false)).toBe(true);
+    expect(readFileSync(spare, 'utf8')).toBe('{"outcome":2}');
+    expect(await rewriteSpare(join(d, 'gone'), '{}', false)).toBe(false);
+  });
 });

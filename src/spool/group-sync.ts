@@ -66,3 +66,26 @@ export async function writeFileDurableOnPool(path: string, data: string, durable
   }
   fss.closeSync(fd);
 }
+
+/**
+ * Write `text` into the existing file `path` (a spare inode, see Lease): only if no other name links it
+ * (checked before truncating, so a file still named elsewhere is never touched), then fsync it on the
+ * pool in durable mode. False, with the spare removed, when it cannot be used; throws on a write error.
+ */
+export async function rewriteSpare(path: string, text: string, durable: boolean): Promise<boolean> {
+  let fd: number;
+  try { fd = fss.openSync(path, fss.constants.O_RDWR | fss.constants.O_NOFOLLOW); } catch { return false; }
+  let ok = false;
+  try {
+    const st = fss.fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1) return false;
+    fss.ftruncateSync(fd, 0);
+    fss.writeFileSync(fd, text);
+    if (durable) await fsyncFd(fd);
+    ok = true;
+  } finally {
+    fss.closeSync(fd);
+    if (!ok) { try { fss.unlinkSync(path); } catch { /* gone */ } }
+  }
+  return true;
+}
