@@ -35,6 +35,8 @@ interface Agent {
   waiting: Map<string, (o: RunOutcome) => void>;
   /** Jobs whose kill was asked for: they end `killed`, the rest of the thread's jobs `bystander`. */
   killed: Set<string>;
+  /** Jobs asked to stop (their signal fired): if their thread is terminated, that was their end too. */
+  aborted: Set<string>;
 }
 
 /** Long-lived pool threads, each an `agent` (runner.ts) serving many jobs. */
@@ -50,11 +52,12 @@ export class ThreadHosts implements JobHosts {
 
   private spawn(): void {
     const ch = new MessageChannel();
-    const agent: Agent = { port: ch.port1, stop: new AbortController(), waiting: new Map(), killed: new Set() };
+    const agent: Agent = { port: ch.port1, stop: new AbortController(), waiting: new Map(), killed: new Set(), aborted: new Set() };
     ch.port1.on('message', (m: FromAgent) => {
       const done = agent.waiting.get(m.id);
       if (!done) return;
       agent.waiting.delete(m.id);
+      agent.aborted.delete(m.id);
       this.where.delete(m.id);
       done(m.outcome);
     });
@@ -74,7 +77,7 @@ export class ThreadHosts implements JobHosts {
     const killer = [...agent.killed][0];
     for (const [id, done] of agent.waiting) {
       this.where.delete(id);
-      if (agent.killed.has(id)) done({ ok: false, lost: 'killed', message: 'its thread was terminated' });
+      if (agent.killed.has(id) || (killer && agent.aborted.has(id))) done({ ok: false, lost: 'killed', message: 'its thread was terminated' });
       else if (killer) done({ ok: false, lost: 'bystander', message: `its thread was terminated to stop job ${killer}` });
       else done({ ok: false, lost: 'crashed', shared, message: `the job's thread died${shared ? ` while running ${agent.waiting.size} jobs` : ''}: ${(err as Error)?.message ?? 'exited'}` });
     }
@@ -93,7 +96,10 @@ export class ThreadHosts implements JobHosts {
   }
 
   abort(id: string, why: string): void {
-    this.where.get(id)?.port.postMessage({ abort: id, why } satisfies ToAgent);
+    const agent = this.where.get(id);
+    if (!agent) return;
+    agent.aborted.add(id);
+    agent.port.postMessage({ abort: id, why } satisfies ToAgent);
   }
 
   kill(id: string): void {

@@ -136,7 +136,9 @@ describe('when a job throws', () => {
     const spin = put(spool, '--timeout', '300ms', '--retries', '1', '--backoff', '100ms', './jobs.mjs#spinRecord', ledger, '3000');
     const coop = put(spool, '--timeout', '300ms', './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 5000]));
     await sleep(1200); // `late` misses its deadline before any worker starts
-    const w = worker(spool, [...FAST, '--concurrency', '4', '--kill-grace', '300ms']);
+    // A thread per job: a cooperative job sharing a thread with the spinning one could not see its signal
+    // (the spinner holds the thread); that sharing is tested on its own below.
+    const w = worker(spool, [...FAST, '--concurrency', '4', '--threads', '4', '--kill-grace', '300ms']);
     const all = [late, lateOk, perm, permClass, at, atField, spin, coop];
     await until(() => all.every((id) => jobIn(spool, 'done', id) || jobIn(spool, 'failed', id)), 30_000);
     w.kill('SIGTERM');
