@@ -1,6 +1,7 @@
 /**
- * The worker: claims jobs from pending/, runs them in a tinypool pool, records each outcome and moves the
- * file to done/, failed/, or back to pending/deferred for a retry. Invariants:
+ * The worker: claims jobs from pending/, hands them to its hosts (hosts.ts: pool threads, child processes
+ * or its own event loop), records each outcome and moves the file to done/, failed/, or back to
+ * pending/deferred for a retry. Invariants:
  * - it holds at most `concurrency` jobs, each under its lease (claimed/<leaseId>/), and writes a job's
  *   outcome only while its lease is fresh — a worker whose heartbeat stalled aborts its jobs and takes a
  *   new lease; the old one's jobs are settled by recovery like any dead worker's;
@@ -121,10 +122,11 @@ export class Worker {
 
   constructor(readonly spool: Spool, opts: WorkerOptions = {}) {
     const leaseMs = opts.leaseMs ?? 30_000;
+    const concurrency = Math.max(1, opts.concurrency ?? availableParallelism());
     this.opts = {
       roots: opts.roots && opts.roots.length > 0 ? opts.roots : [process.cwd()],
-      concurrency: Math.max(1, opts.concurrency ?? availableParallelism()),
-      threads: Math.max(1, Math.min(opts.threads ?? availableParallelism(), opts.concurrency ?? availableParallelism())),
+      concurrency,
+      threads: Math.max(1, Math.min(opts.threads ?? availableParallelism(), concurrency)),
       pollMs: opts.pollMs ?? 1000,
       exitWhenIdle: opts.exitWhenIdle ?? false,
       maxJobs: opts.maxJobs ?? null,
