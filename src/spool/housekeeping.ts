@@ -1,6 +1,7 @@
 /**
  * Cleaning what crashes leave behind, after a safe age judged by the server's clock: temp files in tmp/
- * (a put or a rewrite that died before publishing: never a published job), `.nfs*` silly-rename leftovers
+ * (a put or a rewrite that died before publishing: never a published job; spare inodes only when their
+ * lease is gone), `.nfs*` silly-rename leftovers
  * (NFS rule 10), heartbeats of workers gone for a day with no lease folder, cancel requests for jobs long
  * finished, and progress annotations not updated for a day. Nothing here touches a published job file.
  */
@@ -21,11 +22,16 @@ export async function findLeftovers(layout: Layout, clock: ServerClock, opts: { 
     const age = await clock.ageOf(path).catch(() => null);
     if (age !== null && age > minAge) out.push({ path, what, ageMs: Math.round(age) });
   };
-  for (const name of await listNames(layout.tmp)) await consider(join(layout.tmp, name), 'orphan temp file', tmpAge);
+  const leases = new Set(await listNames(layout.claimed));
+  for (const name of await listNames(layout.tmp)) {
+    // A live lease's spare inode keeps the mtime of the job file it came from, however old: not a leftover.
+    const spareOf = /^\.spare-(.+)-\d+$/.exec(name)?.[1];
+    if (spareOf !== undefined && leases.has(spareOf)) continue;
+    await consider(join(layout.tmp, name), 'orphan temp file', tmpAge);
+  }
   for (const dir of [layout.pending, layout.done, layout.failed, layout.claimed]) {
     for (const name of await listNames(dir)) if (name.startsWith('.nfs')) await consider(join(dir, name), 'NFS silly-rename leftover', tmpAge);
   }
-  const leases = new Set(await listNames(layout.claimed));
   for (const name of await listNames(layout.workers)) {
     if (name.endsWith('.json') && !leases.has(name.slice(0, -5))) await consider(join(layout.workers, name), 'heartbeat of a gone worker', workerAge);
   }

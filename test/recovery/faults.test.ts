@@ -106,13 +106,18 @@ describe('bad input and leftovers', () => {
       old(join(spool, 'done', '.nfs0000000000067890')),
       old(join(spool, 'workers', 'gone.host.1.abcdef.json'), '{"leaseMs":30000}'),
       old(join(spool, 'progress', '0mwx-long-finished.json'), '{"value":1}'),
+      old(join(spool, 'tmp', '.spare-gone.host.1.abcdef-3')),
     ];
     const fresh = join(spool, 'tmp', '0mwx-in-progress.json');
     writeFileSync(fresh, 'x');
+    // A live lease's spare keeps its job file's old mtime: it is not a leftover.
+    mkdirSync(join(spool, 'claimed', 'live.host.2.abcdef'));
+    const liveSpare = old(join(spool, 'tmp', '.spare-live.host.2.abcdef-7'));
     mkdirSync(join(spool, 'quarantine'), { recursive: true });
     const w = worker(spool, ['--poll', '100ms', '--leftover-age', '10m', '--housekeeping', '200ms']);
     await until(() => stale.every((p) => !existsSync(p)), 10_000);
     expect(existsSync(fresh)).toBe(true);
+    expect(existsSync(liveSpare)).toBe(true);
     const cleaned = events(w.output()).filter((e) => e.event === 'spool.cleaned').map((e) => e.path).sort();
     expect(cleaned).toEqual([...stale].sort());
   }, 20_000);
