@@ -190,6 +190,19 @@ describe('when a job throws', () => {
     expect(readLedger(ledger).filter((e) => e.id === coop).map((e) => [e.event, e.extra])).toEqual([['start', undefined], ['aborted', 'timeout']]);
   }, 60_000);
 
+  it('--runtime inline: a job that ignores its signal past the timeout is recorded as timed out and abandoned; the worker goes on', async () => {
+    const spool = join(tempDir(), 'spool');
+    const stuck = put(spool, '--timeout', '300ms', './jobs.mjs#sleep', '5000');
+    const next = put(spool, './jobs.mjs#add', '1', '2');
+    const w = worker(spool, [...FAST, '--runtime', 'inline', '--concurrency', '1', '--kill-grace', '200ms']);
+    await until(() => jobIn(spool, 'failed', stuck) !== null && jobIn(spool, 'done', next) !== null, 4_000);
+    w.kill('SIGTERM');
+    const j = jobIn(spool, 'failed', stuck)!;
+    expect(j.failure.name).toBe('TimeoutError');
+    expect(j.failure.message).toMatch(/timed out after 300 ms .*abandoned/);
+    expect(jobIn(spool, 'done', next)!.result).toBe(3);
+  }, 20_000);
+
   it('jobs sharing a thread with a job terminated at its timeout run again, the attempt uncounted', async () => {
     const spool = join(tempDir(), 'spool');
     const ledger = join(tempDir(), 'ledger');
