@@ -240,6 +240,7 @@ export class Worker {
           if (odd.delete(name)) continue;
           if (odd.size >= 10 * SCAN_WINDOW) { odd.clear(); this.scanDue = true; }
           odd.add(name);
+          if (this.skip.has(name)) continue; // another queue's job, already looked at
           if (this.hints.length >= SCAN_WINDOW) { this.hints.length = 0; this.scanDue = true; }
           else this.hints.push(name);
         } else {
