@@ -42,18 +42,18 @@ describe('racing workers', () => {
 
 describe('spare inodes', () => {
   it('are written only while nothing else names them', async () => {
-    const { rewriteSpare } = await import('../dist/spool/group-sync.js');
+    const { writeSpare } = await import('../dist/spool/lease.js');
     const d = tempDir();
     const live = join(d, 'live.json');
     const spare = join(d, '.spare');
     writeFileSync(live, '{"live":true}');
     linkSync(live, spare); // a spare that still names a live job file (a crash between link and replace)
-    expect(await rewriteSpare(spare, '{"outcome":1}', true)).toBe(false);
+    expect(await writeSpare(spare, '{"outcome":1}', true)).toBe(false);
     expect(readFileSync(live, 'utf8')).toBe('{"live":true}');
     expect(existsSync(spare)).toBe(false);
     writeFileSync(spare, 'x'.repeat(100));
-    expect(await rewriteSpare(spare, '{"outcome":2}', false)).toBe(true);
+    expect(await writeSpare(spare, '{"outcome":2}', false)).toBe(true);
     expect(readFileSync(spare, 'utf8')).toBe('{"outcome":2}');
-    expect(await rewriteSpare(join(d, 'gone'), '{}', false)).toBe(false);
+    expect(await writeSpare(join(d, 'gone'), '{}', false)).toBe(false);
   });
 });

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fsyncDirSync, renameOrGoneSync } from './fsops.js';
+import { fsyncDirSync, renameOrGoneSync, unlinkQuietly } from './fsops.js';
 
 /** A job file to publish: `dir/name` is its target; `makeDir` when `dir` may not exist yet (a deferred bucket). */
 export interface Outgoing {
@@ -106,8 +106,4 @@ function fsyncAndClose(fd: number): Promise<void> {
       if (e) reject(e); else resolve();
     }));
   });
-}
-
-function unlinkQuietly(path: string): void {
-  try { fs.unlinkSync(path); } catch { /* gone already */ }
 }

@@ -9,6 +9,7 @@
  */
 import * as fss from 'node:fs';
 import { open, link, unlink, rename, readdir, constants } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import { isGone, errnoOf } from '../errors.js';
 
@@ -151,7 +152,7 @@ export function writeFileSyncDurable(path: string, data: string | Uint8Array, du
     if (durable) fss.fsyncSync(fd);
   } catch (err) {
     try { fss.closeSync(fd); } catch { /* already failing */ }
-    try { fss.unlinkSync(path); } catch { /* gone */ }
+    unlinkQuietly(path);
     throw err;
   }
   fss.closeSync(fd);
@@ -207,6 +208,43 @@ export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): { t
   } catch (err) {
     if (errnoOf(err) === 'EISDIR') return { bad: 'is a folder, not a job file' };
     throw err;
+  } finally {
+    fss.closeSync(fd);
+  }
+}
+
+/** unlink(2), ignoring any error: for temporaries that may already be gone. */
+export function unlinkQuietly(path: string): void {
+  try { fss.unlinkSync(path); } catch { /* gone already */ }
+}
+
+/**
+ * fsync on libuv's thread pool. The hot paths use it where several jobs finish at once: the event loop
+ * goes on, and the file system's journal merges the concurrent fsyncs into few commits.
+ */
+export const fsyncOnPool: (fd: number) => Promise<void> = promisify(fss.fsync);
+
+/** writeFileSyncDurable (created or truncated), with its fsync on the pool. Removes the file on failure. */
+export async function writeFileDurableOnPool(path: string, data: string, durable: boolean): Promise<void> {
+  const fd = fss.openSync(path, 'w', 0o644);
+  try {
+    fss.writeFileSync(fd, data);
+    if (durable) await fsyncOnPool(fd);
+  } catch (err) {
+    try { fss.closeSync(fd); } catch { /* already failing */ }
+    unlinkQuietly(path);
+    throw err;
+  }
+  fss.closeSync(fd);
+}
+
+/** fsyncDirSync, with the fsync on the pool. */
+export async function fsyncDirOnPool(dir: string): Promise<void> {
+  const fd = fss.openSync(dir, fss.constants.O_RDONLY | fss.constants.O_DIRECTORY);
+  try {
+    await fsyncOnPool(fd);
+  } catch (err) {
+    if (!fsyncUnsupported(errnoOf(err))) throw err;
   } finally {
     fss.closeSync(fd);
   }

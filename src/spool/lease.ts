@@ -16,17 +16,13 @@ import { performance } from 'node:perf_hooks';
 import { errnoOf, isGone, LeaseLostError } from '../errors.js';
 import { newWorkerId } from './ids.js';
 import type { Layout } from './layout.js';
-import { fsyncDirSync, renameOrGoneSync, writeFileSyncDurable } from './fsops.js';
-import { linkSync, renameSync, unlinkSync } from 'node:fs';
+import { fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly, writeFileDurableOnPool, writeFileSyncDurable } from './fsops.js';
+import * as fss from 'node:fs';
 import { serializeJob, type Job } from '../job/format.js';
-import { rewriteSpare, writeFileDurableOnPool, type GroupSync } from './group-sync.js';
+import type { GroupSync } from './group-sync.js';
 
 /** Spare inodes kept per lease: one per job finishing at once is enough. */
 const MAX_SPARES = 64;
-
-function unlinkQuietly(path: string): void {
-  try { unlinkSync(path); } catch { /* gone */ }
-}
 
 export interface LeaseInfo {
   kind: 'worker' | 'client';
@@ -169,7 +165,7 @@ export class Lease {
     const own = this.pathOf(job.id);
     const text = serializeJob(job);
     let tmp = this.spares.pop();
-    if (tmp && !(await rewriteSpare(tmp, text, this.durable))) tmp = undefined;
+    if (tmp && !(await writeSpare(tmp, text, this.durable))) tmp = undefined;
     if (!tmp) {
       tmp = this.tmpFor(job.id);
       await writeFileDurableOnPool(tmp, text, this.durable);
@@ -196,15 +192,16 @@ export class Lease {
    * (ext4 on this project's VMs: 0.5–1.5 ms of kernel time against ~40 µs), and every outcome replaces a
    * job file whose inode would be freed. So before the replace, the old inode gets a second name in tmp/
    * (a hard link, cheap), and the next outcome is written into it. A spare is used only while it has no
-   * other name (nlink 1, checked before it is truncated), so a live job file is never written through one;
-   * after a crash, spares are ordinary temp leftovers (housekeeping removes them by age).
+   * other name (nlink 1, checked before it is truncated), so a live job file is never written through one.
+   * A spare keeps its job file's mtime, so housekeeping leaves spares alone while their lease folder
+   * exists; after a crash they are temp leftovers like any other.
    */
   private spares: string[] = [];
   private spareSeq = 0;
 
   private linkSpare(path: string): string | null {
     const spare = join(this.layout.tmp, `.spare-${this.id}-${++this.spareSeq}`);
-    try { linkSync(path, spare); return spare; } catch { return null; }
+    try { fss.linkSync(path, spare); return spare; } catch { return null; }
   }
 
   private dropSpares(): void {
@@ -217,9 +214,9 @@ export class Lease {
   /** Rename new content into our lease folder: the fence (ENOENT once a recoverer took the folder). */
   private publish(tmp: string, path: string): void {
     try {
-      renameSync(tmp, path);
+      fss.renameSync(tmp, path);
     } catch (err) {
-      try { unlinkSync(tmp); } catch { /* gone */ }
+      unlinkQuietly(tmp);
       if (isGone(err) || errnoOf(err) === 'ENOTDIR') { this.markLost(); throw new LeaseLostError(this.id); }
       throw err;
     }
@@ -242,4 +239,27 @@ export class Lease {
     await unlink(this.heartbeatFile).catch(() => undefined);
     await unlink(join(this.layout.tmp, `.hb-${this.id}`)).catch(() => undefined);
   }
+}
+
+/**
+ * Write `text` into the spare `path` (see Lease's spares), fsynced in durable mode, only if nothing else
+ * names it (checked before truncating, so a file still named elsewhere is never touched). False, with the
+ * spare removed, when it cannot be used; throws on a write error.
+ */
+export async function writeSpare(path: string, text: string, durable: boolean): Promise<boolean> {
+  let fd: number;
+  try { fd = fss.openSync(path, fss.constants.O_RDWR | fss.constants.O_NOFOLLOW); } catch { return false; }
+  let ok = false;
+  try {
+    const st = fss.fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1) return false;
+    fss.ftruncateSync(fd, 0);
+    fss.writeFileSync(fd, text);
+    if (durable) await fsyncOnPool(fd);
+    ok = true;
+  } finally {
+    fss.closeSync(fd);
+    if (!ok) unlinkQuietly(path);
+  }
+  return true;
 }
