@@ -489,12 +489,7 @@ export class Worker {
             : { name: 'AbortError', message: `terminated: ${entry.stop ?? 'killed'} (${outcome.message})` };
         outcome = { ok: false, error };
       } else if (outcome.lost === 'bystander' || entry.stop === 'shutdown') {
-        // Not the job's fault (another job's thread was terminated, or we shut down): run it again, uncounted.
-        attempt.end = endIso; attempt.outcome = 'interrupted'; attempt.error = outcome.message;
-        job.history.push(attempt);
-        job.attempts -= 1;
-        await this.finish(lease, job, { to: 'pending' }, ms);
-        return;
+        return this.requeueUncounted(lease, job, attempt, endIso, outcome.message, ms);
       } else {
         // A shared thread died and took several jobs: which one did it is unknown, so each goes by its
         // interrupt policy (a job that keeps killing its thread ends in failed/ after maxInterrupts).
@@ -502,13 +497,7 @@ export class Worker {
         return this.finish(lease, job, recordInterrupt(job, { worker: lease.id, host: attempt.host, pid: process.pid }, endIso, outcome.message), ms);
       }
     }
-    if (entry.stop === 'shutdown') {
-      attempt.end = endIso; attempt.outcome = 'interrupted'; attempt.error = 'worker shutdown';
-      job.history.push(attempt);
-      job.attempts -= 1; // a drained shutdown is not the job's fault
-      await this.finish(lease, job, { to: 'pending' }, ms);
-      return;
-    }
+    if (entry.stop === 'shutdown') return this.requeueUncounted(lease, job, attempt, endIso, 'worker shutdown', ms);
     if (outcome.ok) {
       if (outcome.json.length > MAX_JOB_BYTES / 2) {
         return this.finish(lease, job, recordError(job, attempt, { name: 'ResultTooLarge', message: `result is ${outcome.json.length} bytes; the limit is ${MAX_JOB_BYTES / 2}: write big results to a file and return its path`, permanent: true }, 'error', endIso, this.clock.nowCached()), ms);
@@ -522,6 +511,17 @@ export class Worker {
     const kind = entry.stop === 'timeout' ? 'timeout' : entry.stop === 'cancelled' ? 'cancelled' : 'error';
     const err = kind === 'timeout' && outcome.error.name === 'AbortError' ? { ...outcome.error, name: 'TimeoutError', message: `timed out after ${job.timeoutMs} ms (${outcome.error.message})` } : outcome.error;
     return this.finish(lease, job, recordError(job, attempt, err, kind, endIso, this.clock.nowCached()), ms);
+  }
+
+  /**
+   * Put the job back in pending/ with this attempt recorded as interrupted and not counted: ending it was
+   * not the job's fault (a drained shutdown, or another job's thread terminated under it).
+   */
+  private requeueUncounted(lease: Lease, job: Job, attempt: Attempt, endIso: string, why: string, ms: number): Promise<void> {
+    attempt.end = endIso; attempt.outcome = 'interrupted'; attempt.error = why;
+    job.history.push(attempt);
+    job.attempts -= 1;
+    return this.finish(lease, job, { to: 'pending' }, ms);
   }
 
   /** Write the outcome and move the file, only while the lease is fresh (otherwise recovery owns it). */
