@@ -544,7 +544,7 @@ function withCommon(item: PutItem, common: PutOptions): PutOptions {
  */
 const openClocks = new Set<ServerClock>();
 function disposeAtExit(clock: ServerClock): void {
-  if (openClocks.size === 0 && !exitHooked) { exitHooked = true; process.once('exit', () => { for (const c of openClocks) c.disposeSync(); }); }
+  if (!exitHooked) { exitHooked = true; process.once('exit', () => { for (const c of openClocks) c.disposeSync(); }); }
   openClocks.add(clock);
 }
 let exitHooked = false;
