@@ -21,8 +21,23 @@ export class UsageError extends ZcqError {
 
 /** The folder exists but is not a zcq spool, or cannot be made one. */
 export class NotASpoolError extends ZcqError {
-  constructor(dir: string, why: string) {
-    super('ZCQ_NOT_A_SPOOL', `${dir}: not a zcq spool (${why}); run 'zcq init ${dir}' or pick another --spool`, 2);
+  constructor(dir: string, why: string, code = 'ZCQ_NOT_A_SPOOL', message?: string) {
+    super(code, message ?? `${dir}: not a zcq spool (${why}); run 'zcq init ${dir}' or pick another --spool`, 2);
+  }
+
+  /** No spool there at all (only `zcq init` makes one). */
+  static missing(dir: string): NotASpoolError {
+    return new NotASpoolError(dir, 'missing', 'ZCQ_NO_SPOOL', `no spool at ${dir} (run zcq init ${dir})`);
+  }
+
+  /** A spool of another on-disk format. */
+  static otherFormat(dir: string, format: number): NotASpoolError {
+    return new NotASpoolError(dir, `format ${format}`, 'ZCQ_SPOOL_FORMAT', `${dir}: spool format ${format}; run 'zcq migrate --spool ${dir}' to convert it to format 2 (zcq migrate --dry-run shows what it moves)`);
+  }
+
+  /** A migration was started and has not finished. */
+  static migrating(dir: string): NotASpoolError {
+    return new NotASpoolError(dir, 'migrating', 'ZCQ_SPOOL_MIGRATING', `${dir}: a migration to format 2 has not finished; run 'zcq migrate --spool ${dir}' again to complete it`);
   }
 }
 

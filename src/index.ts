@@ -1,7 +1,7 @@
 /**
  * zcq's public API. `import { Spool, currentJob } from 'zcq'`.
  */
-export { Spool, type OpenOptions, type PutOptions, type PutItem, type JobRecord, type Status, type RetryResult, type CancelResult } from './spool/spool.js';
+export { Spool, type OpenOptions, type PutOptions, type PutItem, type JobRecord, type Status, type RetryResult, type CancelResult } from './client/spool.js';
 export { Worker, type WorkerOptions, type WorkerSummary } from './worker/worker.js';
 export { currentJob, type JobContext } from './job/context.js';
 export type { Job, Attempt, Failure, Backoff, InterruptPolicy, Outcome } from './job/format.js';

@@ -3,7 +3,7 @@
  * Postfix's postsuper does), and printing. Commands stay thin: the work is in the library.
  */
 import type { Command } from 'commander';
-import type { Spool } from '../spool/spool.js';
+import type { Spool } from '../client/spool.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../schedule/time-input.js';
 
@@ -13,9 +13,9 @@ export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
 }
 
-export async function openSpool(cmd: Command, create = true): Promise<Spool> {
+export async function openSpool(cmd: Command, create = false): Promise<Spool> {
   const g = globals(cmd);
-  const { Spool } = await import('../spool/spool.js');
+  const { Spool } = await import('../client/spool.js');
   const { defaultSpoolDir } = await import('../spool/layout.js');
   return Spool.open(g.spool ?? defaultSpoolDir(), { create, durable: !g.relaxed });
 }

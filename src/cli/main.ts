@@ -6,21 +6,25 @@
 import { Command, CommanderError } from 'commander';
 import { ZcqError } from '../errors.js';
 
-type Loader = () => Promise<{ register: (program: Command) => void }>;
 
-const COMMANDS: Record<string, Loader> = {
-  init: () => import('./commands/init.js'),
-  put: () => import('./commands/put.js'),
-  worker: () => import('./commands/worker.js'),
-  ls: () => import('./commands/ls.js'),
-  show: () => import('./commands/show.js'),
-  retry: () => import('./commands/retry.js'),
-  cancel: () => import('./commands/cancel.js'),
-  wait: () => import('./commands/wait.js'),
-  status: () => import('./commands/status.js'),
-  recover: () => import('./commands/recover.js'),
-  doctor: () => import('./commands/doctor.js'),
-  cron: () => import('./commands/cron.js'),
+/** Each command's module; a module may register several commands (hold and release). */
+const COMMANDS: Record<string, string> = {
+  init: './commands/init.js',
+  put: './commands/put.js',
+  worker: './commands/worker.js',
+  ls: './commands/ls.js',
+  show: './commands/show.js',
+  retry: './commands/retry.js',
+  cancel: './commands/cancel.js',
+  wait: './commands/wait.js',
+  status: './commands/status.js',
+  recover: './commands/recover.js',
+  doctor: './commands/doctor.js',
+  cron: './commands/cron.js',
+  hold: './commands/hold.js',
+  release: './commands/hold.js',
+  pause: './commands/pause.js',
+  resume: './commands/pause.js',
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -37,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   // Register only the command being run (plus all of them for help): loading is lazy.
   const first = argv.find((a, i) => i >= 2 && !a.startsWith('-') && !isOptionValue(argv, i));
   const names = first && COMMANDS[first] ? [first] : Object.keys(COMMANDS);
-  for (const name of names) (await COMMANDS[name]!()).register(program);
+  for (const mod of new Set(names.map((n) => COMMANDS[n]!))) ((await import(mod)) as { register: (p: Command) => void }).register(program);
 
   try {
     await program.parseAsync(argv);

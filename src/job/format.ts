@@ -10,7 +10,9 @@ import { hostname } from 'node:os';
 
 // Looked up once: os.hostname() is a system call, and put is a hot path.
 const HOST = hostname();
-import { SAFE_NAME } from '../spool/ids.js';
+
+/** What a job id (or a file name made from it) may contain: no path separators, no leading dot. */
+export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/;
 
 export const JOB_FORMAT = 1;
 
@@ -70,6 +72,11 @@ export interface Job {
   result?: unknown;
   failure?: Failure;
   finished?: string;
+  /**
+   * The run that wrote this final record: `LEASE/SEQ`, the claim it ended. Recovery compares it with the
+   * claim a file sits under to tell a final record not yet moved from an older record moved back by hand.
+   */
+  run?: string;
   /** Fields this version does not know are kept as they are. */
   [extra: string]: unknown;
 }
@@ -173,6 +180,7 @@ export function parseJob(text: string, expectedId?: string): Job {
   const backoff = parseBackoff(o.backoff);
   const history = o.history ?? [];
   if (!Array.isArray(history) || history.some((h) => typeof h !== 'object' || h === null || Array.isArray(h))) throw new JobFormatError('"history" must be an array of objects');
+  if (o.run !== undefined && (typeof o.run !== 'string' || o.run.length > 300)) throw new JobFormatError('"run" must be a string (the claim that wrote the final record)');
   const createdBy = (typeof o.createdBy === 'object' && o.createdBy !== null ? o.createdBy : { host: '?', pid: 0 }) as Job['createdBy'];
   return {
     ...o,
@@ -194,13 +202,6 @@ export function parseBackoff(v: unknown): Backoff {
 
 export function serializeJob(job: Job): string {
   return JSON.stringify(job, null, 2) + '\n';
-}
-
-/** The id a job file name stands for: `<id>.json`, or in deferred/ `<dueMs>.<id>.json`. */
-export function idFromName(name: string): string | null {
-  if (!name.endsWith('.json') || name.startsWith('.')) return null;
-  const id = name.slice(0, -5);
-  return SAFE_NAME.test(id) ? id : null;
 }
 
 /** Delay before retry n (1-based), with equal jitter (half fixed, half random) for exponential backoff (NFS rule 13). */

@@ -5,17 +5,52 @@
  *   honours it), unless the error is permanent (PermanentError, `permanent: true`, or a module/export that
  *   does not exist); a job may ask for "retry at T" (RetryAtError), which counts as an attempt;
  * - a timeout is an error with reason "timeout"; a cancel always ends in failed/ with reason "cancelled";
+ * - a finished job found in pending/ (a person moved it back, or `zcq retry` did) starts over: fresh
+ *   attempts, no deadline, no due time — `mv failed/Q/ID.json pending/Q/` is what `zcq retry` is;
  * - an interruption (the worker died) goes by `onInterrupt`: retry (until `maxInterrupts`, 9 by default, so
  *   that a job that keeps killing its worker ends in failed/) or fail with reason "worker lost".
  */
-import type { RunError } from '../worker/runner.js';
 import { retryDelayMs, type Attempt, type Job, type Outcome } from './format.js';
+
+/** An error as a job's run reports it: plain data (errors lose their fields across a thread). */
+export interface RunError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  permanent?: boolean;
+  retryAt?: string;
+}
 
 export type Next =
   | { to: 'done' }
   | { to: 'failed'; reason: string }
   | { to: 'pending' }
   | { to: 'deferred'; dueMs: number };
+
+/** Whether a claimed job is a retry (a finished record moved back to pending/) rather than a job to go on with. */
+export function isRetry(job: Job): boolean {
+  // Only `finished`: a job going round a retry with backoff keeps its last `failure` but never `finished`.
+  return typeof job.finished === 'string';
+}
+
+/** Start a finished job over, as `zcq retry` promises: fresh attempts and interrupts, no deadline or due time. */
+export function resetForRetry(job: Job): void {
+  job.attempts = 0;
+  job.interrupts = 0;
+  job.deadline = null;
+  job.notBefore = null;
+  delete job.finished;
+  delete job.result;
+  delete job.failure;
+  delete job.run;
+}
+
+/**
+ * The interrupt policy for a holder that never ran the job (a client holding it for a cancel or a hold
+ * that did not complete): back to pending/, attempt not counted.
+ */
+export function recordUntouched(): Next { return { to: 'pending' }; }
 
 export function recordSuccess(job: Job, attempt: Attempt, result: unknown, endIso: string): Next {
   attempt.end = endIso;

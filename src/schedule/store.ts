@@ -13,19 +13,20 @@
  * The per-schedule lockfile (proper-lockfile) only keeps schedulers from doing the same work at once: it
  * judges staleness with local clocks, so correctness never depends on it.
  */
-import { mkdir, readFile, unlink, link, rm } from 'node:fs/promises';
+import { mkdir, readFile, unlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
-import { UsageError, errnoOf, isGone } from '../errors.js';
+import { UsageError, isGone } from '../errors.js';
 import { FN_REF, QUEUE_NAME, newJob, serializeJob } from '../job/format.js';
 import type { Logger } from '../log.js';
-import { listNames, writeFileDurable } from '../spool/fsops.js';
-import { newToken } from '../spool/ids.js';
+import { listNames } from '../spool/fsops.js';
 import type { Layout } from '../spool/layout.js';
 import { findExact } from '../spool/scan.js';
+import { makeDir } from '../spool/modes.js';
+import { putOnce } from '../spool/transitions/put.js';
 import type { ServerClock } from '../spool/server-clock.js';
-import { assertScheduleName, nextTick, parseSchedule, runName, ticksBetween, dueTicks, type MissedPolicy } from './cron-ticks.js';
+import { DEFAULT_GRACE_MS, assertScheduleName, nextTick, parseSchedule, runName, ticksBetween, dueTicks, type MissedPolicy } from './cron-ticks.js';
 
 export interface ScheduleSpec {
   name: string;
@@ -53,7 +54,7 @@ export interface StoredSchedule extends Required<Omit<ScheduleSpec, 'tz'>> {
 export interface ScheduleView extends StoredSchedule { lastTick: string | null; nextRun: string | null }
 
 /** Ticks this close to now are normal scheduling jitter and all run; older ones are "missed". */
-const RECENT_MS = 60_000;
+const RECENT_MS = DEFAULT_GRACE_MS;
 const SCHEDULE_VERSION = 1;
 
 export class CronStore {
@@ -247,36 +248,24 @@ export class CronStore {
     const runs = (await listNames(join(this.runsDir, name))).filter((r) => r.endsWith('.json')).sort();
     const latest = runs[runs.length - 1];
     if (!latest) return false;
-    const locs = await findExact(this.layout, latest.slice(0, -5));
+    const locs = findExact(this.layout, latest.slice(0, -5));
     return locs.some((l) => l.state === 'pending' || l.state === 'claimed' || l.state === 'deferred');
   }
 
   /**
-   * Create the job of (schedule, tick): write it in tmp/, link it as cron/runs/<name>/<run>.json (EEXIST:
-   * another scheduler won this tick), then link it into pending/ under the run name as its id.
+   * Create the job of (schedule, tick) through the put transition's putOnce: the run marker
+   * cron/runs/<name>/<run>.json is created by link() (EEXIST: another scheduler won this tick), then linked
+   * into pending/QUEUE/ under the run name as its id.
    */
   private async createRun(s: StoredSchedule, tick: Date, ownerTag: string, log: Logger): Promise<boolean> {
     const id = runName(s.name, tick);
     const dir = join(this.runsDir, s.name);
-    await mkdir(dir, { recursive: true });
+    makeDir(this.layout.modes, this.runsDir);
+    makeDir(this.layout.modes, dir);
     const marker = join(dir, `${id}.json`);
     const job = newJob({ id, fn: s.fn, args: s.args, queue: s.queue, retries: s.retries, timeoutMs: s.timeoutMs });
     (job as Record<string, unknown>).schedule = { name: s.name, tick: tick.toISOString() };
-    const tmp = join(this.layout.tmp, `${id}.${newToken()}.json`);
-    await writeFileDurable(tmp, serializeJob(job), this.durable);
-    try {
-      await link(tmp, marker);
-    } catch (err) {
-      if (errnoOf(err) === 'EEXIST') return false;
-      throw err;
-    } finally {
-      await unlink(tmp).catch(() => undefined);
-    }
-    try {
-      await link(marker, join(this.layout.pending, `${id}.json`));
-    } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') throw err;
-    }
+    if (!putOnce(this.layout, s.queue, id, serializeJob(job), marker, this.durable)) return false;
     log('cron.run', { schedule: s.name, tick: tick.toISOString(), id, by: ownerTag });
     await this.pruneRuns(s.name, dir);
     return true;
@@ -290,12 +279,12 @@ export class CronStore {
   }
 
   /** The scheduler duty a worker runs each poll (unless started with `--no-scheduler`). */
-  static duty(): (w: { spool: { layout: Layout; durable: boolean }; clock: ServerClock; log: Logger; id: string }) => Promise<void> {
+  static duty(): (w: { layout: Layout; durable: boolean; clock: ServerClock; log: Logger; id: string; wake(): void }) => Promise<void> {
     let store: CronStore | undefined;
     return async (w) => {
-      store ??= new CronStore(w.spool.layout, w.spool.durable);
+      store ??= new CronStore(w.layout, w.durable);
       const n = await store.runDue(w.clock, w.log, w.id);
-      if (n > 0) (w as unknown as { wake?: () => void }).wake?.();
+      if (n > 0) w.wake();
     };
   }
 }

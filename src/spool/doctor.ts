@@ -1,141 +1,182 @@
 /**
- * `zcq doctor`: check a spool's consistency and, with `repair`, fix what is safe to fix. Found:
- * - a stale lease (heartbeat older than its lease, by the server's clock): repair runs recovery;
- * - a job in two folders (a crash between the link and the unlink of a move): the later state is kept
- *   (longer history, then newer file, then pending/deferred over done/failed, since every link+unlink move
- *   goes into pending/ or deferred/), the older copy goes to quarantine/ — never deleted; a copy held by a
- *   live lease is reported only (its worker is running it);
- * - crash leftovers older than the safe age (orphan temp files, `.nfs*` files, heartbeats of gone workers):
- *   removed;
- * - empty deferred buckets more than two minutes old: removed;
- * - stray files in state folders (not a job file name, not a regular file, not a valid job): quarantined.
- * Nothing here touches a job held by a live lease.
+ * `zcq doctor`: check a spool's consistency and, with `repair`, fix what is provably safe to fix — beside
+ * live workers. Every repair goes through a transition (recover, promote's adopt, quarantine) or is a
+ * chmod/rmdir; nothing is deleted. Found:
+ * - a stale lease (heartbeat older than its lease by the file server's clock, lease.ts judgeLease):
+ *   repair runs recovery, which judges each lease again just before taking it;
+ * - an entry of claimed/ that is not a real folder, a file in a state folder that is not a job (bad name,
+ *   symlink, FIFO, invalid JSON, over the limits), a bucket that is not a folder: quarantined with a reason;
+ * - a loose job file straight in pending/: filed under its queue (adopt);
+ * - a job in two places (a person's copy): when no copy is held by a live lease, the later state is kept
+ *   (pending, deferred, hold over done and failed) and the other copy quarantined — both are looked up
+ *   again just before, so a job that moved on meanwhile is left alone;
+ * - folders whose mode is not the spool's (a co-user's umask): repair chmods them;
+ * - crash leftovers older than the safe age; empty deferred buckets more than two minutes old.
+ * A file that vanishes while doctor reads it moved on (a worker claimed it): not a problem.
  */
-import { lstat, rmdir } from 'node:fs/promises';
+import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { isGone } from '../errors.js';
 import { parseJob } from '../job/format.js';
-import { bucketOf, parseDeferredName } from './deferred.js';
-import { listNames, readRegularFile } from './fsops.js';
+import { MAX_JOB_BYTES, readRegularFileSync } from './fsops.js';
 import { cleanLeftovers, findLeftovers } from './housekeeping.js';
-import type { Layout } from './layout.js';
+import { AUX_DIRS, QUEUED_STATES, STATES, queueDir, type Layout } from './layout.js';
+import { judgeLease } from './lease.js';
+import { BUCKET, bucketOf, idFromName, parseDeferredName } from './names.js';
 import { quarantine } from './quarantine.js';
-import { judgeLease } from './recovery.js';
-import type { Spool } from './spool.js';
+import { listEntries, listQueues } from './queues.js';
+import { findExact, pickCurrent, scanState, type Located } from './scan.js';
+import type { ServerClock } from './server-clock.js';
+import { adoptLoose } from './transitions/promote.js';
 
-export type ProblemKind = 'stale lease' | 'job in two folders' | 'leftover' | 'empty bucket' | 'stray file';
+export type ProblemKind = 'stale lease' | 'job in two places' | 'loose job' | 'leftover' | 'empty bucket' | 'stray file' | 'wrong mode';
 export interface Problem { kind: ProblemKind; path: string; detail: string; repaired: boolean }
 
-interface Copy { state: string; path: string; history: number; mtimeMs: number; live: boolean }
+export interface DoctorHooks {
+  clock: ServerClock;
+  /** One recovery pass (the client's, under a client lease). */
+  recover(): Promise<unknown>;
+}
 
-const BUCKET = /^\d{8}T\d{4}$/;
-
-export async function doctor(spool: Spool, opts: { repair?: boolean; leftoverAgeMs?: number; goneWorkerAgeMs?: number } = {}): Promise<Problem[]> {
-  const l = spool.layout;
-  const clock = await spool.clock();
+export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boolean; leftoverAgeMs?: number; goneWorkerAgeMs?: number } = {}): Promise<Problem[]> {
+  const { clock } = hooks;
   const problems: Problem[] = [];
   const repair = opts.repair ?? false;
 
-  // 1. Stale leases (repair: one recovery pass, which settles them by each job's interrupt policy).
-  const live = new Set<string>();
+  // 1. Leases.
   const stale: Problem[] = [];
-  for (const name of await listNames(l.claimed)) {
-    if (name.startsWith('.')) continue;
-    const dir = join(l.claimed, name);
-    if (!(await isDir(dir))) { problems.push(await strayOut(l, dir, name, 'a file directly in claimed/ (only lease folders belong there)', repair)); continue; }
-    const { info, ageMs, expired } = await judgeLease(l, clock, name, 30_000);
+  for (const e of listEntries(l.claimed)) {
+    if (e.name.startsWith('.')) continue;
+    const dir = join(l.claimed, e.name);
+    if (e.kind !== 'dir') { problems.push(await strayOut(l, dir, e.name, `a ${e.kind} in claimed/ (only lease folders belong there)`, repair)); continue; }
+    const { info, ageMs, expired } = await judgeLease(l, clock, e.name, 30_000);
     if (expired) stale.push({ kind: 'stale lease', path: dir, detail: `heartbeat ${Math.round(ageMs! / 1000)} s old, lease ${info.leaseMs / 1000} s`, repaired: false });
-    else live.add(name);
   }
   if (repair && stale.length > 0) {
-    await spool.recover();
-    for (const p of stale) p.repaired = !(await isDir(p.path));
+    await hooks.recover();
+    for (const p of stale) { p.repaired = !exists(p.path); if (p.repaired) p.detail += '; its jobs were settled by recovery'; }
   }
   problems.push(...stale);
 
-  // 2. Jobs in two folders, and stray files in the state folders.
-  const copies = new Map<string, Copy[]>();
-  const add = (id: string, c: Copy) => { const list = copies.get(id) ?? []; list.push(c); copies.set(id, list); };
-  for (const state of ['pending', 'done', 'failed'] as const) {
-    for (const name of await listNames(l[state])) {
-      if (name.startsWith('.')) continue;
-      const path = join(l[state], name);
-      const c = await readCopy(state, path, name.endsWith('.json') ? name.slice(0, -5) : null, false);
-      if ('stray' in c) { problems.push(await strayOut(l, path, name, c.stray, repair)); continue; }
-      add(c.id, c.copy);
+  // 2. Entries of the state folders that are not queues or jobs.
+  for (const state of QUEUED_STATES) {
+    const { queues, odd } = listQueues(l[state]);
+    for (const e of odd) {
+      const path = join(l[state], e.name);
+      if ((state === 'pending' || state === 'hold') && e.kind === 'file' && idFromName(e.name)) {
+        if (state === 'pending') problems.push({ kind: 'loose job', path, detail: 'a job file straight in pending/ (workers file it under its queue)', repaired: false });
+        continue;
+      }
+      problems.push(await strayOut(l, path, e.name, `not a queue folder in ${state}/ (${e.kind})`, repair));
+    }
+    for (const q of queues) {
+      const qdir = queueDir(l, state, q);
+      for (const e of listEntries(qdir)) {
+        if (e.name.startsWith('.')) continue;
+        const path = join(qdir, e.name);
+        if (state === 'deferred') {
+          if (e.kind !== 'dir' || !BUCKET.test(e.name)) { problems.push(await strayOut(l, path, `${q}_${e.name}`, 'not a deferred bucket (YYYYMMDDTHHMM folder)', repair)); continue; }
+          const inBucket = listEntries(path).filter((x) => !x.name.startsWith('.'));
+          if (inBucket.length === 0 && e.name < bucketOf((await clock.now()) - 120_000)) {
+            let repaired = false;
+            if (repair) { try { fs.rmdirSync(path); repaired = true; } catch { /* refilled meanwhile */ } }
+            problems.push({ kind: 'empty bucket', path, detail: 'empty deferred bucket', repaired });
+            continue;
+          }
+          for (const x of inBucket) {
+            const p = parseDeferredName(x.name);
+            const why = p ? checkJobFile(join(path, x.name), p.id) : 'not named DUEMS.ID.json';
+            if (why) problems.push(await strayOut(l, join(path, x.name), x.name, why, repair));
+          }
+          continue;
+        }
+        const id = idFromName(e.name);
+        const why = id ? checkJobFile(path, id) : 'not a job file name (ID.json)';
+        if (why) problems.push(await strayOut(l, path, e.name, why, repair));
+      }
     }
   }
-  const nowBucketOld = bucketOf((await clock.now()) - 120_000);
-  for (const bucket of await listNames(l.deferred)) {
-    if (bucket.startsWith('.')) continue;
-    const dir = join(l.deferred, bucket);
-    if (!BUCKET.test(bucket) || !(await isDir(dir))) { problems.push(await strayOut(l, dir, bucket, 'not a deferred bucket (YYYYMMDDTHHMM folder)', repair)); continue; }
-    const names = (await listNames(dir)).filter((n) => !n.startsWith('.'));
-    if (names.length === 0 && bucket < nowBucketOld) {
-      let repaired = false;
-      if (repair) repaired = await rmdir(dir).then(() => true, () => false);
-      problems.push({ kind: 'empty bucket', path: dir, detail: 'empty deferred bucket', repaired });
-      continue;
-    }
-    for (const name of names) {
-      const path = join(dir, name);
-      const p = parseDeferredName(name);
-      const c = await readCopy('deferred', path, p?.id ?? null, false);
-      if ('stray' in c) { problems.push(await strayOut(l, path, name, p ? c.stray : 'not named DUEMS.ID.json', repair)); continue; }
-      add(c.id, c.copy);
-    }
-  }
-  for (const lease of await listNames(l.claimed)) {
-    if (lease.startsWith('.') || !(await isDir(join(l.claimed, lease)))) continue;
-    for (const name of await listNames(join(l.claimed, lease))) {
-      if (name.startsWith('.') || !name.endsWith('.json')) continue;
-      const c = await readCopy('claimed', join(l.claimed, lease, name), name.slice(0, -5), live.has(lease));
-      if (!('stray' in c)) add(c.id, c.copy);
-    }
-  }
-  const rank: Record<string, number> = { pending: 2, deferred: 2, claimed: 1, done: 0, failed: 0 };
-  for (const [id, list] of copies) {
-    if (list.length < 2) continue;
-    const sorted = [...list].sort((a, b) => b.history - a.history || b.mtimeMs - a.mtimeMs || rank[b.state]! - rank[a.state]!);
-    const keep = sorted[0]!;
-    const where = list.map((c) => c.state).join(' and ');
-    if (list.some((c) => c.live)) {
-      problems.push({ kind: 'job in two folders', path: keep.path, detail: `job ${id} is in ${where}; one copy is held by a live worker: left alone`, repaired: false });
-      continue;
-    }
-    let repaired = repair;
-    for (const c of sorted.slice(1)) {
-      if (repair) repaired = (await quarantine(l, c.path, `${id}.${c.state}.json`, `older copy of job ${id}; the later state was kept at ${keep.path}`).catch(() => null)) !== null && repaired;
-    }
-    problems.push({ kind: 'job in two folders', path: keep.path, detail: `job ${id} is in ${where}; keeping ${keep.state}`, repaired });
+  if (repair && problems.some((p) => p.kind === 'loose job')) {
+    await adoptLoose(l, true);
+    for (const p of problems) if (p.kind === 'loose job') { p.repaired = !exists(p.path); if (p.repaired) p.detail += '; filed under its queue'; }
   }
 
-  // 3. Crash leftovers older than the safe age.
+  // 3. Jobs in two places.
+  const seen = new Map<string, number>();
+  for (const state of STATES) for (const loc of scanState(l, state)) seen.set(loc.id, (seen.get(loc.id) ?? 0) + 1);
+  for (const [id, n] of seen) {
+    if (n < 2) continue;
+    const copies = findExact(l, id);
+    if (copies.length < 2) continue; // it moved on while we looked: one copy
+    problems.push(await twoPlaces(l, clock, id, copies, repair));
+  }
+
+  // 4. Folder modes.
+  for (const dir of modeCheckedDirs(l)) {
+    let st: fs.Stats;
+    try { st = fs.lstatSync(dir); } catch { continue; }
+    if (!st.isDirectory()) continue;
+    const want = l.modes.dir & 0o7777;
+    const have = st.mode & 0o7777;
+    if ((have & 0o777) === (want & 0o777) && (have & 0o2000) === (want & 0o2000)) continue;
+    let repaired = false;
+    if (repair) { try { fs.chmodSync(dir, want); repaired = true; } catch { /* not ours: its owner must */ } }
+    problems.push({ kind: 'wrong mode', path: dir, detail: `mode ${have.toString(8)}, the spool's folders are ${want.toString(8)}${repaired ? '' : repair ? ' (not ours to chmod: its owner must run doctor --repair)' : ''}`, repaired });
+  }
+
+  // 5. Crash leftovers older than the safe age.
   const ageOpts = { tmpAgeMs: opts.leftoverAgeMs, workerAgeMs: opts.goneWorkerAgeMs ?? opts.leftoverAgeMs };
   const left = repair ? await cleanLeftovers(l, clock, ageOpts) : await findLeftovers(l, clock, ageOpts);
   for (const f of left) problems.push({ kind: 'leftover', path: f.path, detail: `${f.what}, ${Math.round(f.ageMs / 1000)} s old`, repaired: repair });
   return problems;
 }
 
-async function readCopy(state: string, path: string, id: string | null, live: boolean): Promise<{ id: string; copy: Copy } | { stray: string }> {
-  if (id === null) return { stray: 'not a job file name (ID.json)' };
-  let r;
-  try { r = await readRegularFile(path); } catch { return { stray: 'unreadable' }; }
-  if ('bad' in r) return { stray: r.bad };
+/** Why a job file is not a job, or null when it is one; a file that moved away meanwhile is fine (null). */
+function checkJobFile(path: string, id: string): string | null {
   try {
-    const job = parseJob(r.text, id);
-    return { id, copy: { state, path, history: job.history.length, mtimeMs: r.mtimeMs, live } };
+    const r = readRegularFileSync(path, MAX_JOB_BYTES);
+    if ('bad' in r) return r.bad;
+    parseJob(r.text, id);
+    return null;
   } catch (err) {
-    return { stray: `not a valid job: ${(err as Error).message}` };
+    if (isGone(err)) return null;
+    return `not a valid job: ${(err as Error).message}`;
   }
 }
 
-async function strayOut(l: Layout, path: string, name: string, why: string, repair: boolean): Promise<Problem> {
-  let repaired = false;
-  if (repair) repaired = (await quarantine(l, path, name, `${why} (found by zcq doctor)`).catch(() => null)) !== null;
-  return { kind: 'stray file', path, detail: why, repaired };
+async function twoPlaces(l: Layout, clock: ServerClock, id: string, copies: Located[], repair: boolean): Promise<Problem> {
+  const keep = pickCurrent(copies);
+  const where = copies.map((c) => (c.queue ? `${c.state}/${c.queue}` : c.state)).join(' and ');
+  for (const c of copies) {
+    if (c.state !== 'claimed' || !c.worker) continue;
+    const j = await judgeLease(l, clock, c.worker, 30_000).catch(() => null);
+    if (!j || !j.expired) return { kind: 'job in two places', path: keep.path, detail: `job ${id} is in ${where}; one copy is held by a live lease (${c.worker}): left alone`, repaired: false };
+  }
+  if (copies.some((c) => c.state === 'claimed')) return { kind: 'job in two places', path: keep.path, detail: `job ${id} is in ${where}; a copy is in a dead lease: recovery settles it first`, repaired: false };
+  const moved: string[] = [];
+  if (repair) {
+    for (const c of copies) {
+      if (c === keep) continue;
+      const to = await quarantine(l, c.path, `${id}.${c.state}.json`, `second copy of job ${id}; the copy in ${keep.state}/ was kept at ${keep.path}`).catch(() => null);
+      if (to) moved.push(`${c.path} -> ${to}`);
+    }
+  }
+  return { kind: 'job in two places', path: keep.path, detail: `job ${id} is in ${where}; keeping ${keep.state}${moved.length ? `; moved ${moved.join(', ')}` : ''}`, repaired: repair && moved.length === copies.length - 1 };
 }
 
-async function isDir(path: string): Promise<boolean> {
-  // lstat, not readdir: no need to read a whole folder to know it is one (and a symlink is not).
-  try { return (await lstat(path)).isDirectory(); } catch { return false; }
+async function strayOut(l: Layout, path: string, name: string, why: string, repair: boolean): Promise<Problem> {
+  let to: string | null = null;
+  if (repair) to = await quarantine(l, path, name, `${why} (found by zcq doctor)`).catch(() => null);
+  return { kind: 'stray file', path, detail: to ? `${why}; moved to ${to}` : why, repaired: to !== null };
+}
+
+/** The folders whose mode doctor checks: the state and other top-level folders, and every queue folder. */
+function modeCheckedDirs(l: Layout): string[] {
+  const out: string[] = [...STATES.map((s) => l[s]), ...AUX_DIRS.map((a) => l[a])];
+  for (const state of QUEUED_STATES) for (const q of listQueues(l[state]).queues) out.push(queueDir(l, state, q));
+  return out;
+}
+
+function exists(path: string): boolean {
+  try { fs.lstatSync(path); return true; } catch { return false; }
 }

@@ -32,5 +32,4 @@ export function newToken(): string {
   return `${process.pid.toString(36)}${rand36(8)}`;
 }
 
-/** What a job id (or a file name made from it) may contain: no path separators, no leading dot. */
-export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/;
+export { SAFE_NAME } from '../job/format.js';

@@ -1,36 +1,59 @@
 /**
- * The spool's folders and how to make or recognise one. A folder is a spool when it holds the marker file
- * `zcq-spool.json`; every state is a folder beside it (see man/zcq-spool.5). Opening a spool creates
- * missing state folders (a person may have removed an empty one) but never turns an arbitrary non-empty
- * folder into a spool without `create`.
+ * The spool's folders: what a spool is, where each state lives, and how to open or create one. This is the
+ * one list of states and the one place that builds their paths (see man/zcq-spool.5, LAYOUT).
+ *
+ * A folder is a spool when it holds the marker `zcq-spool.json` with `"format": 2`. Only `initSpool` makes
+ * one; opening never creates a spool, so a mistyped path is an error instead of a new spool no worker
+ * watches. Job states are folders per queue (`pending/QUEUE/ID.json`): a worker serving queue X never
+ * opens a file of queue Y, and folder permissions can be set per queue.
  */
-import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import * as fs from 'node:fs';
 import { join, resolve } from 'node:path';
-import { NotASpoolError } from '../errors.js';
-import { writeFileDurable, fsyncDir } from './fsops.js';
+import { NotASpoolError, errnoOf } from '../errors.js';
+import { fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from './fsops.js';
+import { newToken } from './ids.js';
+import { DEFAULT_MODES, PRIVATE_MODES, makeDirs, modesFromMarker, type SpoolModes } from './modes.js';
 
-export const SPOOL_FORMAT = 1;
+export const SPOOL_FORMAT = 2;
 export const MARKER = 'zcq-spool.json';
 
-/** Every folder of the layout, relative to the spool root. */
-export const STATE_DIRS = ['pending', 'deferred', 'claimed', 'done', 'failed'] as const;
-export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'config'] as const;
-export type JobState = (typeof STATE_DIRS)[number];
+/** Job states, each a folder. The order is the order a job usually goes through them. */
+export const STATES = ['pending', 'deferred', 'claimed', 'done', 'failed', 'hold'] as const;
+export type JobState = (typeof STATES)[number];
+/** States whose folders hold one folder per queue. */
+export const QUEUED_STATES = ['pending', 'deferred', 'done', 'failed', 'hold'] as const;
+export type QueuedState = (typeof QUEUED_STATES)[number];
+/** The other folders of a spool. */
+export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused'] as const;
+
+export { QUEUE_NAME } from '../job/format.js';
+export const DEFAULT_QUEUE = 'default';
 
 export interface Layout {
   root: string;
-  tmp: string; pending: string; deferred: string; claimed: string; done: string; failed: string;
-  quarantine: string; workers: string; cancel: string; progress: string; cron: string; config: string;
+  tmp: string; pending: string; deferred: string; claimed: string; done: string; failed: string; hold: string;
+  quarantine: string; workers: string; cancel: string; progress: string; cron: string; paused: string;
+  modes: SpoolModes;
 }
 
-export function layoutOf(dir: string): Layout {
+export function layoutOf(dir: string, modes: SpoolModes = DEFAULT_MODES): Layout {
   const root = resolve(dir);
   const p = (n: string) => join(root, n);
   return {
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
-    failed: p('failed'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'), progress: p('progress'), cron: p('cron'),
-    config: p('config'),
+    failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),
+    progress: p('progress'), cron: p('cron'), paused: p('paused'), modes,
   };
+}
+
+/** The folder of `queue` in a queued state. */
+export function queueDir(l: Layout, state: QueuedState, queue: string): string {
+  return join(l[state], queue);
+}
+
+/** Where a job file sits in a flat-per-queue state (not deferred: see names.ts deferredPath). */
+export function jobPath(l: Layout, state: 'pending' | 'done' | 'failed' | 'hold', queue: string, id: string): string {
+  return join(l[state], queue, `${id}.json`);
 }
 
 /** Where the CLI and API look when no folder is given: $ZCQ_SPOOL, else ./spool. */
@@ -38,48 +61,78 @@ export function defaultSpoolDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.ZCQ_SPOOL && env.ZCQ_SPOOL.length > 0 ? env.ZCQ_SPOOL : 'spool';
 }
 
-/**
- * Make sure `dir` is a spool. With `create`, a missing or empty folder becomes one; a non-empty folder
- * without the marker is refused (it is someone else's data).
- */
-export async function ensureLayout(dir: string, create: boolean): Promise<Layout> {
-  const l = layoutOf(dir);
-  let markerOk = false;
+interface Marker { format?: unknown; migrating?: unknown; group?: unknown; dirMode?: unknown; fileMode?: unknown }
+
+function readMarker(root: string): Marker | null {
+  let r;
   try {
-    const m = JSON.parse(await readFile(join(l.root, MARKER), 'utf8'));
-    if (typeof m !== 'object' || m === null || m.format !== SPOOL_FORMAT) {
-      throw new NotASpoolError(l.root, `${MARKER} has format ${JSON.stringify(m?.format)}, this zcq reads format ${SPOOL_FORMAT}`);
-    }
-    markerOk = true;
+    r = readRegularFileSync(join(root, MARKER), 64 * 1024);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return null;
+    if (code === 'ENOTDIR') throw new NotASpoolError(root, 'it is a file');
+    throw new NotASpoolError(root, `cannot read ${MARKER}: ${code ?? (err as Error).message}`);
+  }
+  if ('bad' in r) throw new NotASpoolError(root, `${MARKER} ${r.bad}`);
+  let m: unknown;
+  try { m = JSON.parse(r.text); } catch { throw new NotASpoolError(root, `${MARKER} is not valid JSON`); }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new NotASpoolError(root, `${MARKER} is not a JSON object`);
+  return m as Marker;
+}
+
+/**
+ * Open an existing spool. Throws NotASpoolError (exit 2) for a missing spool, another format, or a
+ * migration under way. Creates nothing: readers work on a read-only spool, and missing state folders read
+ * as empty (transitions make the folders they publish into).
+ */
+export function openLayout(dir: string): Layout {
+  const root = resolve(dir);
+  const m = readMarker(root);
+  if (m === null) throw NotASpoolError.missing(root);
+  if (m.format === 1) throw NotASpoolError.otherFormat(root, 1);
+  if (m.format !== SPOOL_FORMAT) throw new NotASpoolError(root, `${MARKER} has format ${JSON.stringify(m.format)}, this zcq reads format ${SPOOL_FORMAT}`);
+  if (m.migrating) throw NotASpoolError.migrating(root);
+  return layoutOf(root, modesFromMarker(m));
+}
+
+/**
+ * Create a spool in a missing or empty folder (or complete one: rerunning is harmless). A non-empty folder
+ * without the marker is someone else's data and is refused. `group` makes a spool shared by that Unix
+ * group: setgid, group-writable folders (see modes.ts).
+ */
+export function initSpool(dir: string, opts: { group?: string | null } = {}): Layout {
+  const root = resolve(dir);
+  const existing = readMarker(root);
+  if (existing !== null) {
+    const l = openLayout(root);
+    makeDirs(l.modes, [l.root, ...STATES.map((s) => l[s]), ...AUX_DIRS.map((a) => l[a])]);
+    return l;
+  }
+  let entries: string[] = [];
+  try {
+    if (!fs.lstatSync(root).isDirectory()) throw new NotASpoolError(root, 'it is not a folder');
+    entries = fs.readdirSync(root);
   } catch (err) {
     if (err instanceof NotASpoolError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR') throw new NotASpoolError(l.root, 'it is a file');
-    if (code !== 'ENOENT') {
-      if (err instanceof SyntaxError) throw new NotASpoolError(l.root, `${MARKER} is not valid JSON`);
-      throw new NotASpoolError(l.root, `cannot read ${MARKER}: ${code ?? (err as Error).message}`);
-    }
+    if (errnoOf(err) !== 'ENOENT') throw err;
   }
-  if (!markerOk) {
-    if (!create) throw new NotASpoolError(l.root, `no ${MARKER}`);
-    let entries: string[] = [];
-    try {
-      const st = await stat(l.root);
-      if (!st.isDirectory()) throw new NotASpoolError(l.root, 'it is not a folder');
-      entries = await readdir(l.root);
-    } catch (err) {
-      if (err instanceof NotASpoolError) throw err;
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    const foreign = entries.filter((e) => !(STATE_DIRS as readonly string[]).includes(e) && !(AUX_DIRS as readonly string[]).includes(e) && !e.startsWith('.'));
-    if (foreign.length > 0) throw new NotASpoolError(l.root, `folder is not empty and has no ${MARKER} (found '${foreign[0]}')`);
-    await mkdir(l.tmp, { recursive: true });
-    const tmpMarker = join(l.tmp, `${MARKER}.${process.pid}`);
-    await writeFileDurable(tmpMarker, JSON.stringify({ format: SPOOL_FORMAT, created: new Date().toISOString() }) + '\n', true);
-    const { rename } = await import('node:fs/promises');
-    await rename(tmpMarker, join(l.root, MARKER));
-    await fsyncDir(l.root);
+  const known = new Set<string>([...STATES, ...AUX_DIRS]);
+  const foreign = entries.filter((e) => !known.has(e) && !e.startsWith('.'));
+  if (foreign.length > 0) throw new NotASpoolError(root, `folder is not empty and has no ${MARKER} (found '${foreign[0]}')`);
+  const modes: SpoolModes = opts.group ? { ...DEFAULT_MODES, group: opts.group } : PRIVATE_MODES;
+  const l = layoutOf(root, modes);
+  makeDirs(modes, [root, ...STATES.map((s) => l[s]), ...AUX_DIRS.map((a) => l[a])]);
+  const marker = { format: SPOOL_FORMAT, created: new Date().toISOString(), group: modes.group, dirMode: modes.dir.toString(8), fileMode: modes.file.toString(8) };
+  const tmp = join(l.tmp, `.marker-${newToken()}`);
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, modes.file);
+  try {
+    fs.writeFileSync(fd, JSON.stringify(marker) + '\n');
+    fs.fchmodSync(fd, modes.file);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
-  await Promise.all([...STATE_DIRS, ...AUX_DIRS].map((d) => mkdir(join(l.root, d), { recursive: true })));
+  if (!renameOrGoneSync(tmp, join(root, MARKER))) { unlinkQuietly(tmp); throw new NotASpoolError(root, `could not write ${MARKER}`); }
+  fsyncDirSync(root);
   return l;
 }

@@ -1,82 +1,121 @@
 /**
- * Finding jobs by id or listing them: the read-only view of the spool used by `ls`, `show`, `wait`,
- * `status`. The folder a file sits in is its state; names a reader did not expect (dot-names, temp files,
- * `.reason` files) are ignored here and left to the worker's quarantine.
+ * The read-only view of a spool: finding jobs by id and listing them, for `ls`, `show`, `wait`, `status`
+ * and the dashboard. It reads names only (the folder is the state, the sub-folder the queue); it never
+ * writes, so it works on a read-only spool. Entries it does not expect (dot-names, temporaries, odd names,
+ * symlinks) are skipped here and left to the worker's quarantine and to `zcq doctor`.
  */
+import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { opendir } from 'node:fs/promises';
 import { isGone } from '../errors.js';
-import { idFromName } from '../job/format.js';
-import { listDeferred } from './deferred.js';
-import { exists, listNames } from './fsops.js';
-import type { JobState, Layout } from './layout.js';
+import { QUEUED_STATES, STATES, queueDir, type JobState, type Layout } from './layout.js';
+import { deadLeaseOf } from './lease.js';
+import { BUCKET, idFromName, jobName, parseClaimedName, parseDeferredName } from './names.js';
+import { listEntries, listQueues } from './queues.js';
 
-export interface Located { id: string; state: JobState; path: string; dueMs?: number; worker?: string }
+export interface Located {
+  id: string;
+  state: JobState;
+  /** The queue folder it sits in; null for a loose file straight in pending/ or hold/. */
+  queue: string | null;
+  path: string;
+  dueMs?: number;
+  /** claimed: the lease holding it. */
+  worker?: string;
+  /** claimed: the claim's sequence number. */
+  seq?: number;
+}
 
-export async function* scanState(layout: Layout, state: JobState): AsyncGenerator<Located> {
-  if (state === 'deferred') {
-    for (const e of await listDeferred(layout.deferred)) yield { id: e.id, state, path: e.path, dueMs: e.dueMs };
-    return;
-  }
+export const ALL_STATES: readonly JobState[] = STATES;
+
+function names(dir: string): string[] {
+  try { return fs.readdirSync(dir); } catch (err) { if (isGone(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return []; throw err; }
+}
+
+/** Every job in `state` (optionally one queue), in folder order. */
+export function* scanState(l: Layout, state: JobState, queue?: string): Generator<Located> {
   if (state === 'claimed') {
-    for (const worker of await listNames(layout.claimed)) {
-      if (worker.startsWith('.')) continue;
-      for (const name of await listNames(join(layout.claimed, worker))) {
-        const id = idFromName(name);
-        if (id) yield { id, state, path: join(layout.claimed, worker, name), worker };
-        else if (name.endsWith('.dead')) {
-          for (const inner of await listNames(join(layout.claimed, worker, name))) {
-            const iid = idFromName(inner);
-            if (iid) yield { id: iid, state, path: join(layout.claimed, worker, name, inner), worker: name.slice(0, -5) };
-          }
-        }
-      }
+    for (const e of listEntries(l.claimed)) {
+      if (e.kind !== 'dir' || e.name.startsWith('.')) continue;
+      yield* scanLease(join(l.claimed, e.name), e.name, queue);
     }
     return;
   }
-  const dir = layout[state];
-  for (const name of await listNames(dir)) {
-    const id = idFromName(name);
-    if (id) yield { id, state, path: join(dir, name) };
+  const { queues, odd } = listQueues(l[state]);
+  if (state !== 'deferred' && queue === undefined) {
+    for (const e of odd) {
+      const id = idFromName(e.name);
+      if (id && e.kind === 'file') yield { id, state, queue: null, path: join(l[state], e.name) };
+    }
+  }
+  for (const q of queues) {
+    if (queue !== undefined && q !== queue) continue;
+    const qdir = queueDir(l, state, q);
+    if (state === 'deferred') {
+      for (const b of listEntries(qdir)) {
+        if (b.kind !== 'dir' || !BUCKET.test(b.name)) continue;
+        for (const name of names(join(qdir, b.name)).sort()) {
+          const p = parseDeferredName(name);
+          if (p) yield { id: p.id, state, queue: q, path: join(qdir, b.name, name), dueMs: p.dueMs };
+        }
+      }
+      continue;
+    }
+    for (const name of names(qdir)) {
+      const id = idFromName(name);
+      if (id) yield { id, state, queue: q, path: join(qdir, name) };
+    }
   }
 }
 
-export const ALL_STATES: JobState[] = ['pending', 'deferred', 'claimed', 'done', 'failed'];
-
-/** Every place the exact id is (normally one; two only in the instant of a link+unlink move, or after a crash there). */
-export async function findExact(layout: Layout, id: string): Promise<Located[]> {
-  const found: Located[] = [];
-  for (const state of ['pending', 'done', 'failed'] as const) {
-    const path = join(layout[state], `${id}.json`);
-    if (await exists(path)) found.push({ id, state, path });
+function* scanLease(dir: string, worker: string, queue?: string): Generator<Located> {
+  for (const name of names(dir)) {
+    const c = parseClaimedName(name);
+    if (c) { if (queue === undefined) yield { id: c.id, state: 'claimed', queue: null, path: join(dir, name), worker, seq: c.seq }; continue; }
+    const inner = deadLeaseOf(name);
+    if (inner) yield* scanLease(join(dir, name), inner, queue);
   }
-  for await (const loc of scanState(layout, 'claimed')) if (loc.id === id) found.push(loc);
-  if (found.length === 0) for await (const loc of scanState(layout, 'deferred')) if (loc.id === id) found.push(loc);
+}
+
+/** Every place the exact id is (normally one). Cheap states first; deferred/ only when not found elsewhere. */
+export function findExact(l: Layout, id: string): Located[] {
+  const found: Located[] = [];
+  const file = jobName(id);
+  for (const state of QUEUED_STATES) {
+    if (state === 'deferred') continue;
+    const { queues } = listQueues(l[state]);
+    for (const q of queues) {
+      const path = join(queueDir(l, state, q), file);
+      if (existsNoFollow(path)) found.push({ id, state, queue: q, path });
+    }
+    if (state === 'pending' || state === 'hold') {
+      const loose = join(l[state], file);
+      if (existsNoFollow(loose)) found.push({ id, state, queue: null, path: loose });
+    }
+  }
+  for (const loc of scanState(l, 'claimed')) if (loc.id === id) found.push(loc);
+  if (found.length === 0) for (const loc of scanState(l, 'deferred')) if (loc.id === id) found.push(loc);
   return found;
 }
 
 /** Jobs whose id starts with `prefix`, in every state. */
-export async function findPrefix(layout: Layout, prefix: string): Promise<Located[]> {
+export function findPrefix(l: Layout, prefix: string): Located[] {
   const out: Located[] = [];
-  for (const state of ALL_STATES) for await (const loc of scanState(layout, state)) if (loc.id.startsWith(prefix)) out.push(loc);
+  for (const state of ALL_STATES) for (const loc of scanState(l, state)) if (loc.id.startsWith(prefix)) out.push(loc);
   return out;
 }
 
 /** Whether a folder holds at least one job name (reads only the first entries: O(1) in the folder size). */
-export async function hasJobs(dir: string): Promise<boolean> {
-  let d;
+export function hasJobs(dir: string): boolean {
+  let d: fs.Dir;
+  try { d = fs.opendirSync(dir, { bufferSize: 32 }); } catch (err) { if (isGone(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return false; throw err; }
   try {
-    d = await opendir(dir, { bufferSize: 32 });
-  } catch (err) {
-    if (isGone(err)) return false;
-    throw err;
-  }
-  try {
-    for await (const e of d) if (!e.name.startsWith('.') && e.name.endsWith('.json')) return true;
+    for (let e = d.readSync(); e !== null; e = d.readSync()) if (!e.name.startsWith('.') && e.name.endsWith('.json')) return true;
     return false;
   } catch (err) {
     if (isGone(err)) return false;
     throw err;
+  } finally {
+    d.closeSync();
   }
 }
 
@@ -86,4 +125,14 @@ export function idTimeMs(id: string): number | null {
   if (!m) return null;
   const ms = parseInt(m[1]!, 36);
   return Number.isFinite(ms) ? ms : null;
+}
+
+function existsNoFollow(path: string): boolean {
+  try { return fs.lstatSync(path).isFile(); } catch { return false; }
+}
+
+/** Later state wins when a job shows in two places (a person's copy, or a finish that met a hand `mv`). */
+export function pickCurrent(locs: readonly Located[]): Located {
+  const order: JobState[] = ['pending', 'deferred', 'hold', 'claimed', 'done', 'failed'];
+  return [...locs].sort((a, b) => order.indexOf(a.state) - order.indexOf(b.state))[0]!;
 }

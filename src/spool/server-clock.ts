@@ -15,6 +15,8 @@ export class ServerClock {
   private serverMs = 0;
   private monoAt = -Infinity;
   private readonly probe: string;
+  /** True when the probe could not be written (a read-only spool) and this machine's clock stands in. */
+  local = false;
 
   constructor(tmpDir: string, owner: string, private readonly maxAgeMs = 2_000) {
     this.probe = join(tmpDir, `.probe-${owner}`);

@@ -14,9 +14,10 @@ import { join } from 'node:path';
 import { CorruptJobError, UsageError, ZcqError } from '../errors.js';
 import type { Job } from '../job/format.js';
 import { parseDuration } from '../schedule/time-input.js';
-import { promoteDue } from '../spool/deferred.js';
+import { promoteDue } from '../spool/transitions/promote.js';
+import { MAX_DUE_MS } from '../spool/names.js';
 import type { JobState } from '../spool/layout.js';
-import { Spool, type JobRecord } from '../spool/spool.js';
+import { Spool, type JobRecord } from '../client/spool.js';
 import type { Worker, WorkerOptions, WorkerSummary } from '../worker/worker.js';
 
 export interface TestSpoolOptions {
@@ -59,7 +60,7 @@ export class JobNotFinishedError extends ZcqError {
 }
 
 /** Later than any due time a deferred file name can hold (13 digits: year 2286): "everything is due". */
-const END_OF_TIME = Date.UTC(9999, 11, 31, 23, 59);
+const END_OF_TIME = MAX_DUE_MS;
 
 function emptySummary(): WorkerSummary {
   return { done: 0, failed: 0, retried: 0, recovered: 0, quarantined: 0, lostLease: 0 };
@@ -140,10 +141,9 @@ export class TestSpool {
       if (!Number.isFinite(ms) || ms < 0) throw new UsageError(`advanceDeferred: ${by} is not a non-negative duration`);
       now = (await (await this.spool.clock()).now()) + ms;
     }
-    const { deferred, pending } = this.spool.layout;
     let total = 0;
     for (;;) {
-      const n = await promoteDue(deferred, pending, now); // at most 1000 a pass
+      const n = (await promoteDue(this.spool.layout, now, this.spool.durable)).promoted; // at most 1000 a queue a pass
       if (n === 0) return total;
       total += n;
     }
@@ -191,7 +191,7 @@ export class TestSpool {
 export async function createTestSpool(opts: TestSpoolOptions = {}): Promise<TestSpool> {
   const tempDir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'zcq-test-'));
   try {
-    const spool = await Spool.open(join(tempDir, 'spool'), { durable: opts.durable ?? false });
+    const spool = await Spool.init(join(tempDir, 'spool'), { durable: opts.durable ?? false });
     return new TestSpool(tempDir, spool);
   } catch (err) {
     await rm(tempDir, { recursive: true, force: true });

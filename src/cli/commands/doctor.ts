@@ -10,8 +10,7 @@ export function register(program: Command): void {
     .action(async (o: { repair?: boolean; leftoverAge?: number }, cmd: Command) => {
       const age = o.leftoverAge;
       const spool = await openSpool(cmd, false);
-      const { doctor } = await import('../../spool/doctor.js');
-      const problems = await doctor(spool, { repair: Boolean(o.repair), leftoverAgeMs: age });
+      const problems = await spool.doctor({ repair: Boolean(o.repair), leftoverAgeMs: age });
       const left = problems.filter((p) => !p.repaired).length;
       if (globals(cmd).json) printJson({ problems, unrepaired: left });
       else {

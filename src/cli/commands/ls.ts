@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { age, globals, intOption, openSpool, printJson } from '../common.js';
 
-const STATES = ['pending', 'deferred', 'claimed', 'done', 'failed'];
+import { STATES } from '../../spool/layout.js';
 
 export function register(program: Command): void {
   program.command('ls [states...]')
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .option('--fn <ref>', 'only jobs whose function reference contains this')
     .option('-n, --limit <n>', 'at most this many', intOption('--limit', 1, 1e9))
     .action(async (states: string[], o: { queue?: string; fn?: string; limit?: number }, cmd: Command) => {
-      for (const s of states) if (!STATES.includes(s)) throw new UsageError(`state '${s}': must be one of ${STATES.join(', ')}`);
+      for (const s of states) if (!(STATES as readonly string[]).includes(s)) throw new UsageError(`state '${s}': must be one of ${STATES.join(', ')}`);
       const spool = await openSpool(cmd);
       const { idTimeMs } = await import('../../spool/scan.js');
       const recs = await spool.list({ states: states as never, queue: o.queue, fn: o.fn, limit: o.limit });

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { PartialPutError, PutItemError, UsageError, ZcqError } from '../../errors.js';
-import type { PutItem, PutOptions } from '../../spool/spool.js';
+import type { PutItem, PutOptions } from '../../client/spool.js';
 import { globals, intOption, jobArgs, openSpool, printJson } from '../common.js';
 
 export function register(program: Command): void {

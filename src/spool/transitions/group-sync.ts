@@ -6,7 +6,7 @@
  * Invariant: a caller's promise resolves only after an fsync of the folder that started after the call
  * (so after the caller's rename), and rejects if that fsync failed.
  */
-import { fsyncDirOnPool } from './fsops.js';
+import { fsyncDirOnPool } from '../fsops.js';
 
 interface Slot { running?: Promise<void>; queued?: Promise<void> }
 

@@ -1,0 +1,486 @@
+/**
+ * The library's front door: `Spool.open(dir)` and what every client does — put, find, list, retry, cancel,
+ * hold, release, pause, wait, status, recover, runWorker. Each state change is a call of its transition in
+ * src/spool/transitions/; this class finds the job and reports. The CLI is a thin layer over it; nothing
+ * here prints.
+ */
+import { watch as fsWatch } from 'node:fs/promises';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { AmbiguousIdError, JobNotFoundError, PartialPutError, PutItemError, SpoolWriteError, UsageError, isGone } from '../errors.js';
+import { parseJob, JobFormatError, QUEUE_NAME, type Job } from '../job/format.js';
+import { createExclusiveSync } from '../spool/excl.js';
+import { doctor, type Problem } from '../spool/doctor.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from '../spool/fsops.js';
+import { newToken } from '../spool/ids.js';
+import { defaultSpoolDir, initSpool, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
+import { Lease, judgeLease } from '../spool/lease.js';
+import { makeDir } from '../spool/modes.js';
+import { listQueues, pausedQueues } from '../spool/queues.js';
+import { ALL_STATES, findExact, findPrefix, hasJobs, pickCurrent, scanState, type Located } from '../spool/scan.js';
+import { ServerClock } from '../spool/server-clock.js';
+import { cancelJob, requestCancel } from '../spool/transitions/cancel.js';
+import { holdJob, releaseJob } from '../spool/transitions/hold.js';
+import { publish, PublishError } from '../spool/transitions/put.js';
+import { pruneFinished, type PruneReport, type PruneRule } from '../spool/transitions/prune.js';
+import { recoverDeadLeases, type RecoveryEvent } from '../spool/transitions/recover.js';
+import { retryJob } from '../spool/transitions/retry.js';
+import type { Worker, WorkerOptions } from '../worker/worker.js';
+import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } from './prepare.js';
+
+export type { PutItem, PutOptions } from './prepare.js';
+
+export interface OpenOptions {
+  /** Create the spool when the folder is missing or empty (default false: only `Spool.init` and `zcq init` create one). */
+  create?: boolean;
+  /** fsync files and folders before reporting a job as put or finished (default true). */
+  durable?: boolean;
+}
+
+export interface InitOptions {
+  /** Make the spool shared by this Unix group (setgid, group-writable folders). */
+  group?: string | null;
+  durable?: boolean;
+}
+
+/** putMany publishes at most this many jobs per group (write, fsync, rename, fsync the folders once). */
+const PUT_GROUP = 1000;
+
+export interface JobRecord extends Located {
+  job?: Job;
+  /** Set when the file could not be read as a job. */
+  corrupt?: string;
+}
+
+export interface RetryResult { id: string; from: JobState | null; ok: boolean; why?: string }
+export interface CancelResult { id: string; was: JobState | null; result: 'cancelled' | 'requested' | 'finished' | 'not found' | 'lost'; why?: string }
+export interface HoldResult { id: string; was: JobState | null; ok: boolean; to?: JobState; why?: string }
+
+export interface WorkerView { id: string; host: string; pid: number; ageMs: number; alive: boolean; running?: number; concurrency?: number; queues?: string[] | null; name?: string }
+
+export interface Status {
+  spool: string;
+  counts: Record<JobState, number>;
+  queues: Record<string, Partial<Record<JobState, number>>>;
+  paused: string[];
+  oldestPendingMs: number | null;
+  workers: WorkerView[];
+  quarantined: number;
+  /** True when ages come from this machine's clock (the spool could not be written to read the file server's). */
+  localClock: boolean;
+}
+
+export class Spool {
+  private clockCache?: ServerClock;
+
+  private constructor(readonly layout: Layout, readonly durable: boolean) {}
+
+  /** Open an existing spool (ZCQ_NO_SPOOL when there is none; `create: true` makes one as `init` does). */
+  static async open(dir: string = defaultSpoolDir(), opts: OpenOptions = {}): Promise<Spool> {
+    const layout = opts.create ? initSpool(dir) : openLayout(dir);
+    return new Spool(layout, opts.durable ?? true);
+  }
+
+  /** Create a spool in a missing or empty folder (or complete an existing one) and open it. */
+  static async init(dir: string = defaultSpoolDir(), opts: InitOptions = {}): Promise<Spool> {
+    return new Spool(initSpool(dir, { group: opts.group ?? null }), opts.durable ?? true);
+  }
+
+  get dir(): string { return this.layout.root; }
+
+  /** The spool's clock (the file server's), shared by this process's callers. */
+  async clock(): Promise<ServerClock> {
+    if (!this.clockCache) {
+      this.clockCache = new ServerClock(this.layout.tmp, `client-${hostname()}-${process.pid}-${newToken()}`);
+      await this.clockCache.sample();
+      disposeAtExit(this.clockCache);
+    }
+    return this.clockCache;
+  }
+
+  /** Release what this handle holds (its clock probe in tmp/). The spool stays usable: it reopens them on demand. */
+  async close(): Promise<void> {
+    const clock = this.clockCache;
+    if (!clock) return;
+    this.clockCache = undefined;
+    openClocks.delete(clock);
+    await clock.dispose();
+  }
+
+  /** Validate, write in tmp/, fsync, publish into pending/QUEUE/ (or deferred/QUEUE/). Returns the job as stored. */
+  async put(fn: string, args: unknown[] = [], opts: PutOptions = {}): Promise<Job> {
+    const p = await prepareJob(this.layout, fn, args, opts, this.serverNow());
+    await this.publishJobs([p]);
+    return p.job;
+  }
+
+  /**
+   * Put many jobs at once (BullMQ's `addBulk`). Each item is `{fn, args?, ...PutOptions}`; its own options
+   * override `common` (an item's own `at` or `in` replaces both of common's). Every item is validated as
+   * `put` would before anything is written: an invalid one throws PutItemError (a UsageError with its
+   * `index`) and nothing is written. Jobs are published in groups of 1,000, in order (transitions/put.ts).
+   *
+   * On a write failure jobs already published are NOT rolled back — a worker may run them already.
+   * If nothing was published, SpoolWriteError; otherwise PartialPutError, whose `enqueued` lists the ids
+   * that were: always the first `enqueued.length` items.
+   */
+  async putMany(items: readonly PutItem[], common: PutOptions = {}): Promise<Job[]> {
+    if (!Array.isArray(items)) throw new UsageError('putMany: items must be an array of {fn, args?, ...options}');
+    const now = this.serverNow();
+    const prepared: Prepared[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      try {
+        if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new UsageError('must be an object {fn, args?, ...options}');
+        prepared.push(await prepareJob(this.layout, item.fn, item.args ?? [], withCommon(item, common), now));
+      } catch (err) {
+        if (err instanceof UsageError) throw new PutItemError(i, err.message, err.code);
+        throw err;
+      }
+    }
+    await this.publishJobs(prepared);
+    return prepared.map((p) => p.job);
+  }
+
+  /** The spool clock's "now", read at most once per getter: one reading for a put or a batch. */
+  private serverNow(): () => Promise<number> {
+    let t: number | undefined;
+    return async () => (t ??= await (await this.clock()).now());
+  }
+
+  private async publishJobs(prepared: Prepared[]): Promise<void> {
+    for (let i = 0; i < prepared.length; i += PUT_GROUP) {
+      try {
+        await publish(this.layout.tmp, prepared.length <= PUT_GROUP ? prepared : prepared.slice(i, i + PUT_GROUP), this.durable, this.layout.modes);
+      } catch (err) {
+        if (!(err instanceof PublishError)) throw err;
+        const published = i + err.published;
+        if (published === 0) throw new SpoolWriteError(err.path, err.cause);
+        throw new PartialPutError(prepared.slice(0, published).map((p) => p.id), prepared.length, err.path, err.cause);
+      }
+    }
+  }
+
+  /** Resolve an id or unique id prefix to where the job is. */
+  async locate(idOrPrefix: string): Promise<Located> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]*$/.test(idOrPrefix)) throw new UsageError(`job id '${idOrPrefix}': ids are made of [A-Za-z0-9._@-]`);
+    const exact = findExact(this.layout, idOrPrefix);
+    if (exact.length > 0) return pickCurrent(exact);
+    const byPrefix = findPrefix(this.layout, idOrPrefix);
+    const ids = new Set(byPrefix.map((l) => l.id));
+    if (ids.size === 0) throw new JobNotFoundError(idOrPrefix);
+    if (ids.size > 1) throw new AmbiguousIdError(idOrPrefix, ids.size);
+    return pickCurrent(byPrefix);
+  }
+
+  /** Read a job where it is now (looking again if it moved while we looked). */
+  async get(idOrPrefix: string): Promise<JobRecord> {
+    for (let i = 0; ; i++) {
+      const loc = await this.locate(idOrPrefix);
+      try {
+        return this.readAt(loc);
+      } catch (err) {
+        if (!isGone(err) || i >= 5) throw err;
+      }
+    }
+  }
+
+  private readAt(loc: Located): JobRecord {
+    const r = readRegularFileSync(loc.path, MAX_JOB_BYTES);
+    if ('bad' in r) return { ...loc, corrupt: r.bad };
+    try {
+      return { ...loc, job: parseJob(r.text, loc.id) };
+    } catch (err) {
+      if (err instanceof JobFormatError) return { ...loc, corrupt: err.message };
+      throw err;
+    }
+  }
+
+  /** Jobs in the given states (all by default), oldest first, filtered by queue and fn. */
+  async list(filter: { states?: JobState[]; queue?: string; fn?: string; limit?: number } = {}): Promise<JobRecord[]> {
+    const states = filter.states && filter.states.length > 0 ? filter.states : ALL_STATES;
+    const out: JobRecord[] = [];
+    for (const state of states) {
+      for (const loc of scanState(this.layout, state, state === 'claimed' ? undefined : filter.queue)) {
+        let rec: JobRecord;
+        try { rec = this.readAt(loc); } catch (err) { if (isGone(err)) continue; throw err; }
+        if (filter.queue && (rec.job?.queue ?? loc.queue) !== filter.queue) continue;
+        if (filter.fn && !(rec.job?.fn === filter.fn || rec.job?.fn.includes(filter.fn))) continue;
+        out.push(rec);
+      }
+    }
+    out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return filter.limit ? out.slice(0, filter.limit) : out;
+  }
+
+  /**
+   * Run finished jobs (failed or done) again with a fresh set of attempts: one rename each into pending/
+   * (transitions/retry.ts). Of two retries of one job exactly one succeeds.
+   */
+  async retry(idsOrPrefixes: string[]): Promise<RetryResult[]> {
+    const out: RetryResult[] = [];
+    for (const ref of idsOrPrefixes) {
+      let loc: Located;
+      try { loc = await this.locate(ref); } catch (err) { if (err instanceof AmbiguousIdError) throw err; out.push({ id: ref, from: null, ok: false, why: (err as Error).message }); continue; }
+      if (loc.state !== 'failed' && loc.state !== 'done') { out.push({ id: loc.id, from: loc.state, ok: false, why: `job ${loc.id} is ${loc.state}, not finished` }); continue; }
+      const queue = loc.queue ?? this.queueOfFile(loc.path);
+      const ok = retryJob(this.layout, loc.path, queue, loc.id, this.durable);
+      out.push(ok ? { id: loc.id, from: loc.state, ok } : { id: loc.id, from: loc.state, ok, why: `job ${loc.id} moved meanwhile (another retry, or by hand)` });
+    }
+    return out;
+  }
+
+  async retryAllFailed(): Promise<RetryResult[]> {
+    const ids: string[] = [];
+    for (const loc of scanState(this.layout, 'failed')) ids.push(loc.id);
+    return this.retry(ids);
+  }
+
+  /**
+   * Cancel jobs (transitions/cancel.ts). A pending, deferred or held job ends in failed/ with reason
+   * "cancelled"; a running job gets a request that its worker honours at its next heartbeat.
+   */
+  async cancel(idsOrPrefixes: string[]): Promise<CancelResult[]> {
+    const out: CancelResult[] = [];
+    let lease: Lease | undefined;
+    try {
+      for (const ref of idsOrPrefixes) {
+        let result: CancelResult | undefined;
+        for (let i = 0; i < 5 && !result; i++) {
+          let loc: Located;
+          try { loc = await this.locate(ref); } catch (err) { if (err instanceof AmbiguousIdError) throw err; result = { id: ref, was: null, result: 'not found', why: (err as Error).message }; break; }
+          if (loc.state === 'done' || loc.state === 'failed') { result = { id: loc.id, was: loc.state, result: 'finished' }; break; }
+          if (loc.state === 'claimed') { requestCancel(this.layout, loc.id, this.durable); result = { id: loc.id, was: loc.state, result: 'requested' }; break; }
+          lease ??= await Lease.acquire(this.layout, { kind: 'client', leaseMs: 60_000 }, this.durable);
+          const r = await cancelJob(lease, loc.path, loc.queue ?? this.queueOfFile(loc.path), loc.id);
+          if (r === 'moved-away') continue; // claimed or moved a moment ago: look again
+          if (r === 'moved') result = { id: loc.id, was: loc.state, result: 'cancelled' };
+          else if (r === 'unreadable') result = { id: loc.id, was: loc.state, result: 'not found', why: 'unreadable job file: left for the worker to quarantine' };
+          else result = { id: loc.id, was: loc.state, result: 'lost', why: 'the cancel lost its lease part-way; the job goes back to pending: cancel it again' };
+        }
+        out.push(result ?? { id: ref, was: null, result: 'not found', why: 'it kept moving; try again' });
+      }
+    } finally {
+      await lease?.end();
+    }
+    return out;
+  }
+
+  /** Set pending or deferred jobs aside in hold/ (transitions/hold.ts): no worker takes them until released. */
+  async hold(idsOrPrefixes: string[]): Promise<HoldResult[]> {
+    const out: HoldResult[] = [];
+    for (const ref of idsOrPrefixes) {
+      let loc: Located;
+      try { loc = await this.locate(ref); } catch (err) { if (err instanceof AmbiguousIdError) throw err; out.push({ id: ref, was: null, ok: false, why: (err as Error).message }); continue; }
+      if (loc.state !== 'pending' && loc.state !== 'deferred') { out.push({ id: loc.id, was: loc.state, ok: false, why: `job ${loc.id} is ${loc.state}: only pending or deferred jobs can be held${loc.state === 'claimed' ? ' (cancel a running job instead)' : ''}` }); continue; }
+      const ok = holdJob(this.layout, loc.path, loc.queue ?? this.queueOfFile(loc.path), loc.id, this.durable);
+      out.push(ok ? { id: loc.id, was: loc.state, ok, to: 'hold' } : { id: loc.id, was: loc.state, ok, why: `job ${loc.id} moved meanwhile (a worker claimed it?)` });
+    }
+    return out;
+  }
+
+  /** Put held jobs back: to pending/, or to deferred/ while their due time is ahead. */
+  async release(idsOrPrefixes: string[]): Promise<HoldResult[]> {
+    const out: HoldResult[] = [];
+    for (const ref of idsOrPrefixes) {
+      let loc: Located;
+      try { loc = await this.locate(ref); } catch (err) { if (err instanceof AmbiguousIdError) throw err; out.push({ id: ref, was: null, ok: false, why: (err as Error).message }); continue; }
+      if (loc.state !== 'hold') { out.push({ id: loc.id, was: loc.state, ok: false, why: `job ${loc.id} is ${loc.state}, not held` }); continue; }
+      const to = releaseJob(this.layout, loc.path, loc.queue ?? this.queueOfFile(loc.path), loc.id, await (await this.clock()).now(), this.durable);
+      out.push(to ? { id: loc.id, was: 'hold', ok: true, to } : { id: loc.id, was: 'hold', ok: false, why: `job ${loc.id} moved meanwhile` });
+    }
+    return out;
+  }
+
+  /** Pause a queue: every worker stops taking its jobs within one poll (running ones finish). */
+  async pause(queue: string): Promise<void> {
+    if (!QUEUE_NAME.test(queue)) throw new UsageError(`queue '${queue}': use letters, digits, '.', '_' or '-' (at most 64)`);
+    makeDir(this.layout.modes, this.layout.paused);
+    const marker = join(this.layout.paused, queue);
+    try { if (fs.lstatSync(marker).isFile()) return; } catch { /* not paused yet */ }
+    const tmp = createExclusiveSync(this.layout.tmp, `.pause-${queue}-`, JSON.stringify({ by: `${hostname()} pid ${process.pid}`, at: new Date().toISOString() }) + '\n', this.durable, this.layout.modes.file);
+    if (!renameOrGoneSync(tmp, marker)) unlinkQuietly(tmp);
+    if (this.durable) fsyncDirSync(this.layout.paused);
+  }
+
+  /** Resume a paused queue. */
+  async resume(queue: string): Promise<void> {
+    if (!QUEUE_NAME.test(queue)) throw new UsageError(`queue '${queue}': use letters, digits, '.', '_' or '-' (at most 64)`);
+    unlinkQuietly(join(this.layout.paused, queue));
+    if (this.durable) { try { fsyncDirSync(this.layout.paused); } catch { /* no paused/ folder: nothing was paused */ } }
+  }
+
+  /** Paused queues. */
+  paused(): string[] { return pausedQueues(this.layout); }
+
+  /** The queue recorded in a loose job file (one put straight into pending/ or hold/); 'default' when unreadable. */
+  private queueOfFile(path: string): string {
+    try {
+      const r = readRegularFileSync(path, MAX_JOB_BYTES);
+      if ('text' in r) { const q = (JSON.parse(r.text) as { queue?: unknown }).queue; if (typeof q === 'string' && QUEUE_NAME.test(q)) return q; }
+    } catch { /* unreadable: the default queue */ }
+    return 'default';
+  }
+
+  /** Block until every job is in done/ or failed/; resolves with their records. */
+  async wait(idsOrPrefixes: string[], opts: { timeoutMs?: number; signal?: AbortSignal; onPoll?: (pending: Located[]) => void } = {}): Promise<JobRecord[]> {
+    const ids: string[] = [];
+    for (const ref of idsOrPrefixes) ids.push((await this.locate(ref)).id);
+    const results = new Map<string, JobRecord>();
+    const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
+    const ac = new AbortController();
+    const wake: { fn?: () => void } = {};
+    const watched = new Set<string>();
+    const watchers: Promise<void>[] = [];
+    const watchDir = (dir: string) => {
+      if (watched.has(dir)) return;
+      watched.add(dir);
+      watchers.push((async () => {
+        try { for await (const _ of fsWatch(dir, { signal: ac.signal })) wake.fn?.(); } catch { /* no events here: polling covers it */ }
+      })());
+    };
+    try {
+      let pause = 20;
+      for (;;) {
+        const open: Located[] = [];
+        for (const id of ids) {
+          if (results.has(id)) continue;
+          const locs = findExact(this.layout, id);
+          const finished = locs.find((l) => l.state === 'done' || l.state === 'failed');
+          if (finished) {
+            try { results.set(id, this.readAt(finished)); continue; } catch (err) { if (!isGone(err)) throw err; }
+          }
+          if (locs.length > 0) open.push(pickCurrent(locs));
+          const q = locs.find((l) => l.queue)?.queue;
+          if (q) { watchDir(queueDir(this.layout, 'done', q)); watchDir(queueDir(this.layout, 'failed', q)); }
+        }
+        if (results.size === ids.length) return ids.map((id) => results.get(id)!);
+        opts.onPoll?.(open);
+        if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
+        if (Date.now() >= deadline) {
+          const left = ids.filter((id) => !results.has(id));
+          throw Object.assign(new UsageError(`wait: timed out; not finished: ${left.join(' ')}`, 'ZCQ_WAIT_TIMEOUT'), { exitCode: 1 });
+        }
+        await new Promise<void>((res) => { const t = setTimeout(res, Math.min(pause, Math.max(1, deadline - Date.now()))); wake.fn = () => { clearTimeout(t); res(); }; });
+        pause = Math.min(pause * 2, 1000);
+      }
+    } finally {
+      ac.abort();
+      await Promise.allSettled(watchers);
+    }
+  }
+
+  /** Counts per state and queue (from names only: no job file is opened), the oldest pending job's age, the workers. */
+  async status(): Promise<Status> {
+    const counts = Object.fromEntries(ALL_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    const queues: Status['queues'] = {};
+    let oldest: Located | null = null;
+    for (const state of ALL_STATES) {
+      for (const loc of scanState(this.layout, state)) {
+        counts[state]++;
+        if (state === 'pending' && (oldest === null || loc.id < oldest.id)) oldest = loc;
+        if (loc.queue) { const q = (queues[loc.queue] ??= {}); q[state] = (q[state] ?? 0) + 1; }
+      }
+    }
+    const clock = await this.clock();
+    // Age by the file server's clock (the file's mtime), not by comparing our clock with the putter's.
+    const oldestPendingMs = oldest ? await clock.ageOf(oldest.path) : null;
+    const workers: WorkerView[] = [];
+    for (const name of fs.existsSync(this.layout.workers) ? fs.readdirSync(this.layout.workers) : []) {
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const id = name.slice(0, -5);
+      const j = await judgeLease(this.layout, clock, id, 30_000).catch(() => null);
+      if (!j || j.ageMs === null || j.info.kind === 'client') continue;
+      let extra: { running?: unknown; concurrency?: unknown; queues?: unknown; name?: unknown } = {};
+      try { const r = readRegularFileSync(join(this.layout.workers, name), 64 * 1024); if ('text' in r) extra = JSON.parse(r.text); } catch { /* torn: age still counts */ }
+      workers.push({
+        id, host: j.info.host, pid: j.info.pid, ageMs: Math.round(j.ageMs), alive: !j.expired,
+        running: typeof extra.running === 'number' ? extra.running : undefined,
+        concurrency: typeof extra.concurrency === 'number' ? extra.concurrency : undefined,
+        queues: Array.isArray(extra.queues) ? extra.queues.filter((q): q is string => typeof q === 'string') : null,
+        name: typeof extra.name === 'string' ? extra.name : undefined,
+      });
+    }
+    let quarantined = 0;
+    try { quarantined = fs.readdirSync(this.layout.quarantine).filter((n) => !n.endsWith('.reason')).length; } catch { /* none */ }
+    return { spool: this.layout.root, counts, queues, paused: this.paused(), oldestPendingMs: oldestPendingMs === null ? null : Math.max(0, Math.round(oldestPendingMs)), workers, quarantined, localClock: clock.local };
+  }
+
+  /** The last progress annotation a job published, or null. */
+  async progress(idOrPrefix: string): Promise<{ at: string; attempt: number; value: unknown } | null> {
+    const { id } = await this.locate(idOrPrefix);
+    let r;
+    try { r = readRegularFileSync(join(this.layout.progress, `${id}.json`), 64 * 1024); } catch (err) { if (isGone(err)) return null; throw err; }
+    if ('bad' in r) return null;
+    try { return JSON.parse(r.text); } catch { return null; }
+  }
+
+  /** Remove finished records past a retention rule (transitions/prune.ts). */
+  async prune(rule: PruneRule): Promise<PruneReport> {
+    return pruneFinished(this.layout, await (await this.clock()).now(), rule);
+  }
+
+  private async cronStore(): Promise<import('../schedule/store.js').CronStore> {
+    const { CronStore } = await import('../schedule/store.js');
+    return new CronStore(this.layout, this.durable);
+  }
+
+  /** Add (or replace) a cron schedule stored in the spool; every worker picks it up without restart. */
+  async addSchedule(spec: import('../schedule/store.js').ScheduleSpec): Promise<import('../schedule/store.js').StoredSchedule> {
+    return (await this.cronStore()).add(spec, await (await this.clock()).now());
+  }
+
+  /** Schedules with their last tick and next run time. */
+  async listSchedules(): Promise<import('../schedule/store.js').ScheduleView[]> {
+    return (await this.cronStore()).view(await (await this.clock()).now());
+  }
+
+  async removeSchedule(name: string): Promise<void> { return (await this.cronStore()).remove(name); }
+
+  async pauseSchedule(name: string): Promise<void> { await (await this.cronStore()).setPaused(name, true, await (await this.clock()).now()); }
+
+  /** Resume a paused schedule from now: ticks that passed while it was paused do not run. */
+  async resumeSchedule(name: string): Promise<void> { await (await this.cronStore()).setPaused(name, false, await (await this.clock()).now()); }
+
+  /** One recovery pass by hand (`zcq recover`): settle every expired lease's jobs. */
+  async recover(): Promise<RecoveryEvent[]> {
+    const events: RecoveryEvent[] = [];
+    const lease = await Lease.acquire(this.layout, { kind: 'client', leaseMs: 60_000 }, this.durable);
+    try {
+      await recoverDeadLeases(this.layout, await this.clock(), lease, (e) => events.push(e));
+    } finally {
+      await lease.end();
+    }
+    return events;
+  }
+
+  /** Check the spool's consistency; with `repair`, fix what is provably safe to fix (spool/doctor.ts). */
+  async doctor(opts: { repair?: boolean; leftoverAgeMs?: number; goneWorkerAgeMs?: number } = {}): Promise<Problem[]> {
+    return doctor(this.layout, { clock: await this.clock(), recover: () => this.recover() }, opts);
+  }
+
+  /** Start a worker on this spool. Resolves once it runs; `await worker.done` for its end. */
+  async runWorker(opts: WorkerOptions = {}): Promise<Worker> {
+    const { Worker } = await import('../worker/worker.js');
+    const w = new Worker(this.layout, this.durable, opts);
+    await w.start();
+    return w;
+  }
+
+  /** Whether any job is pending. O(queues), not O(jobs). */
+  async hasPending(): Promise<boolean> {
+    return listQueues(this.layout.pending).queues.some((q) => hasJobs(queueDir(this.layout, 'pending', q)));
+  }
+}
+
+/**
+ * Clock probes of open Spool handles, removed at process exit by one listener: a listener per handle
+ * made a test suite with many spools trip Node's MaxListenersExceededWarning.
+ */
+const openClocks = new Set<ServerClock>();
+function disposeAtExit(clock: ServerClock): void {
+  if (!exitHooked) { exitHooked = true; process.once('exit', () => { for (const c of openClocks) c.disposeSync(); }); }
+  openClocks.add(clock);
+}
+let exitHooked = false;

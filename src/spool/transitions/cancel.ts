@@ -1,0 +1,61 @@
+/**
+ * cancel: stop a job for good; it ends in failed/ with reason "cancelled".
+ *
+ *   pending/QUEUE/ID.json, deferred/QUEUE/BUCKET/DUEMS.ID.json, hold/QUEUE/ID.json
+ *       ->  claimed/CLIENT/SEQ.ID.json  ->  failed/QUEUE/ID.json            (not running)
+ *   claimed/LEASE/SEQ.ID.json  +  cancel/ID.TOKEN  ->  (its worker)  ->  failed/QUEUE/ID.json   (running)
+ *
+ * Before: the caller holds a client lease (kind "client": recovery puts its jobs back uncounted).
+ * Steps, not running:
+ *   1. claim the file into the client lease — ONE rename; ENOENT means it moved (a worker claimed it a
+ *      moment ago: the caller asks that worker instead);
+ *   2. read it; build the failure record {reason: "cancelled"} through the policy (job/policy.ts);
+ *   3. finish it to failed/ (transitions/finish.ts), which reports a lease lost on the way honestly.
+ * Steps, running: create cancel/ID.TOKEN exclusively; the worker reads the requests at its next heartbeat,
+ *   aborts the job's signal, records the cancel through finish, and removes the requests for the job.
+ * Crash after 1: the job sits in the client's lease; when it expires, recovery returns it to pending/
+ *   uncounted (a client never ran it) — cancel again. After 3: cancelled.
+ * Fence: the client's lease folder, as for a worker (finish.ts).
+ */
+import { hostname } from 'node:os';
+import { parseJob, JobFormatError } from '../../job/format.js';
+import { recordError } from '../../job/policy.js';
+import { createExclusiveSync } from '../excl.js';
+import { MAX_JOB_BYTES, readRegularFileSync, renameOrGoneSync } from '../fsops.js';
+import type { Layout } from '../layout.js';
+import { makeDir } from '../modes.js';
+import type { Lease } from '../lease.js';
+import { finishJob, type FinishResult } from './finish.js';
+import { step } from './steps.js';
+
+export type CancelOutcome = FinishResult | 'moved-away' | 'unreadable';
+
+/** Cancel a job nobody runs, found at `from`. */
+export async function cancelJob(lease: Lease, from: string, queue: string, id: string): Promise<CancelOutcome> {
+  const { path, token } = lease.nextClaim(id);
+  if (!renameOrGoneSync(from, path)) return 'moved-away';
+  step('cancel', 1, id);
+  let job;
+  try {
+    const r = readRegularFileSync(path, MAX_JOB_BYTES);
+    if ('bad' in r) throw new JobFormatError(r.bad);
+    job = parseJob(r.text, id);
+  } catch (err) {
+    if (!(err instanceof JobFormatError)) throw err;
+    // Not ours to judge: back where it was found, for the worker to quarantine with its reason.
+    renameOrGoneSync(path, from);
+    return 'unreadable';
+  }
+  job.queue = queue;
+  const now = new Date().toISOString();
+  job.attempts += 1;
+  const next = recordError(job, { attempt: job.attempts, worker: lease.id, host: hostname(), pid: process.pid, start: now }, { name: 'Cancelled', message: `cancelled by ${hostname()} pid ${process.pid}` }, 'cancelled', now, Date.now());
+  job.attempts -= 1; // a cancel is not an attempt
+  return finishJob({ id, queue, path, token, lease }, job, next);
+}
+
+/** Ask the worker running `id` to cancel it: a request file its heartbeat reads. */
+export function requestCancel(l: Layout, id: string, durable: boolean): void {
+  makeDir(l.modes, l.cancel);
+  createExclusiveSync(l.cancel, `${id}.`, new Date().toISOString() + '\n', durable, l.modes.file);
+}

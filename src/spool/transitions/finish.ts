@@ -1,0 +1,173 @@
+/**
+ * finish: record an attempt's outcome and move the job on.
+ *
+ *   claimed/LEASE/SEQ.ID.json  ->  done/QUEUE/ID.json                  succeeded
+ *                              ->  failed/QUEUE/ID.json                failed for good (or cancelled)
+ *                              ->  deferred/QUEUE/BUCKET/DUEMS.ID.json  a retry after a backoff
+ *                              ->  pending/QUEUE/ID.json               a retry now, or put back uncounted
+ *
+ * Before: the holder's lease is fresh (the caller checked: a holder that may already be judged dead must
+ *   leave the job to recovery), and the job object holds the new record (job/policy.ts decided `next`).
+ * Steps:
+ *   1. a final record (done, failed) gets `run: LEASE/SEQ`, this claim's token;
+ *   2. write the record into a spare inode of ours (nlink 1, our uid) or a new exclusive temp in tmp/,
+ *      fsynced in durable mode;
+ *   3. give the claimed file's current inode a second name in tmp/ (the next spare) — a hard link, which
+ *      also proves the claimed file is still there: ENOENT means it was taken from us (a person moved it,
+ *      or a recoverer took the lease), and we stop;
+ *   4. check with lstat that our lease folder is still the one we made, then rename the record over
+ *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
+ *   5. make the target queue folder if missing (with the spool's modes), rename the file to its target;
+ *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync).
+ * Crash after 2 or 3: a temporary or spare in tmp/, removed by housekeeping; the job is claimed under a
+ *   dead lease and recovery settles it by its interrupt policy. After 4: the claimed file is the record;
+ *   recovery sees its `run` equal to the claim it sits under and completes the move (step 5) — a final
+ *   record is never run again. A record moved back by hand carries an older token and is a retry.
+ *   After 5: done; a power cut before 6 may undo the move (durable mode then reports nothing yet).
+ * Fence: steps 3–5 work only on names inside our own lease folder, which a recoverer takes by renaming it;
+ *   a stale holder's renames then fail with ENOENT and it reports the job lost, never overwriting the
+ *   attempt that recovery started. Each job leaves a lease by ONE rename (never link+unlink), so a holder
+ *   killed between steps leaves exactly one copy.
+ */
+import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+import { errnoOf, isGone } from '../../errors.js';
+import { serializeJob, type Job } from '../../job/format.js';
+import type { Next } from '../../job/policy.js';
+import { openExclusiveSync } from '../excl.js';
+import { fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { jobPath, queueDir, type Layout } from '../layout.js';
+import type { Lease } from '../lease.js';
+import { makeDir } from '../modes.js';
+import { deferredPath } from '../names.js';
+import type { ClaimedJob } from './claim.js';
+import type { GroupSync } from './group-sync.js';
+import { step } from './steps.js';
+
+/** Spare inodes kept per lease: one per job finishing at once is enough. */
+const MAX_SPARES = 64;
+
+export type FinishResult = 'moved' | 'lost' | 'taken';
+
+/** Where `next` sends a job of `queue`. */
+export function targetOf(l: Layout, job: Job, next: Next): string {
+  switch (next.to) {
+    case 'done': return jobPath(l, 'done', job.queue, job.id);
+    case 'failed': return jobPath(l, 'failed', job.queue, job.id);
+    case 'pending': return jobPath(l, 'pending', job.queue, job.id);
+    case 'deferred': return deferredPath(l, job.queue, next.dueMs, job.id);
+  }
+}
+
+/**
+ * Record `job` and move it where `next` says. 'moved' once done (durable when the spool is), 'lost' when
+ * our lease was taken (the job is someone else's now; nothing was written over their attempt), 'taken'
+ * when the claimed file was moved away by someone else while we held it.
+ */
+export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: GroupSync): Promise<FinishResult> {
+  const lease = c.lease;
+  if (lease.isLost) return 'lost';
+  if (next.to === 'done' || next.to === 'failed') job.run = c.token;
+  const text = serializeJob(job);
+  const l = lease.layout;
+  // 2. the record, in a spare or a new temporary
+  let tmp: string | undefined;
+  for (let spare = lease.spares.pop(); spare !== undefined && tmp === undefined; spare = lease.spares.pop()) {
+    if (await writeSpare(spare, text, lease.durable)) tmp = spare;
+  }
+  if (tmp === undefined) {
+    const t = openExclusiveSync(l.tmp, `.fin-${job.id}-`, l.modes.file);
+    try {
+      fs.writeFileSync(t.fd, text);
+      if (lease.durable) await fsyncOnPool(t.fd);
+    } catch (err) {
+      try { fs.closeSync(t.fd); } catch { /* already failing */ }
+      unlinkQuietly(t.path);
+      throw err;
+    }
+    fs.closeSync(t.fd);
+    tmp = t.path;
+  }
+  step('finish', 2, job.id);
+  // 3. the current inode becomes a spare; its link proves the claimed file is still ours to replace
+  let spare: string | null = null;
+  try {
+    if (lease.spares.length < MAX_SPARES) {
+      spare = lease.spareName();
+      fs.linkSync(c.path, spare);
+    } else {
+      fs.lstatSync(c.path);
+    }
+  } catch (err) {
+    unlinkQuietly(tmp);
+    if (isGone(err)) return lease.folderIsOurs() ? 'taken' : lost(lease);
+    spare = null;
+    if (errnoOf(err) !== 'EEXIST' && errnoOf(err) !== 'EMLINK' && errnoOf(err) !== 'EPERM') throw err;
+  }
+  step('finish', 3, job.id);
+  // 4. the fence, then the record replaces the claimed file
+  try {
+    if (!lease.folderIsOurs()) throw Object.assign(new Error('lease folder taken'), { code: 'ENOENT' });
+    fs.renameSync(tmp, c.path);
+  } catch (err) {
+    unlinkQuietly(tmp);
+    if (spare) unlinkQuietly(spare);
+    if (isGone(err) || errnoOf(err) === 'ENOTDIR') return lost(lease);
+    throw err;
+  }
+  if (spare) lease.spares.push(spare);
+  step('finish', 4, job.id);
+  // 5. out of the lease, by one rename
+  const to = targetOf(l, job, next);
+  const dir = dirname(to);
+  const madeParent = ensureTarget(l, job.queue, next, dir);
+  if (!renameOrGoneSync(c.path, to)) return lost(lease);
+  step('finish', 5, job.id);
+  // 6. durable
+  if (lease.durable) {
+    if (group) await group.sync(dir); else fsyncDirSync(dir);
+    for (const p of madeParent) fsyncDirSync(p);
+  }
+  return 'moved';
+}
+
+function lost(lease: Lease): FinishResult {
+  lease.markLost();
+  return 'lost';
+}
+
+/** Make the target's queue (and bucket) folder when missing; returns the parents that got a new entry. */
+function ensureTarget(l: Layout, queue: string, next: Next, dir: string): string[] {
+  const made: string[] = [];
+  if (next.to === 'deferred') {
+    const q = queueDir(l, 'deferred', queue);
+    if (makeDir(l.modes, q)) made.push(l.deferred);
+    if (makeDir(l.modes, dir)) made.push(q);
+  } else if (makeDir(l.modes, dir)) {
+    made.push(l[next.to]);
+  }
+  return made;
+}
+
+/**
+ * Write `text` into the spare `path` (fsynced in durable mode), only if it is a regular file of ours with
+ * no other name — checked on the open descriptor before truncating, so nothing else is ever written
+ * through it. False, with the spare removed, when it cannot be used.
+ */
+export async function writeSpare(path: string, text: string, durable: boolean): Promise<boolean> {
+  let fd: number;
+  try { fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK); } catch { unlinkQuietly(path); return false; }
+  let ok = false;
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1 || (process.getuid && st.uid !== process.getuid())) return false;
+    fs.ftruncateSync(fd, 0);
+    fs.writeFileSync(fd, text);
+    if (durable) await fsyncOnPool(fd);
+    ok = true;
+  } finally {
+    fs.closeSync(fd);
+    if (!ok) unlinkQuietly(path);
+  }
+  return true;
+}

@@ -1,0 +1,50 @@
+/**
+ * hold and release: a person sets a job aside, and puts it back.
+ *
+ *   hold:     pending/QUEUE/ID.json                ->  hold/QUEUE/ID.json
+ *             deferred/QUEUE/BUCKET/DUEMS.ID.json  ->  hold/QUEUE/ID.json
+ *   release:  hold/QUEUE/ID.json  ->  pending/QUEUE/ID.json, or its deferred bucket while its
+ *             "notBefore" is still ahead by the file server's clock
+ *
+ * Before: the job is where the caller found it; no lease is needed (the job is not held by anyone).
+ * Steps: 1. (release) read the file's "notBefore" (bounded, untrusted: an unreadable file goes to pending/,
+ *   where the claimer quarantines it); 2. make the target folder if missing; 3. ONE rename; the loser of
+ *   a race (a worker that claimed it first, another hold) gets ENOENT; 4. fsync the target folder (durable).
+ * `mv` by hand does the same; a job in hold/ is never taken by a worker. A running job cannot be held
+ *   (cancel it, or wait).
+ * Crash after 3: moved; before it: not moved. Nothing to complete.
+ * Fence: none needed (one rename of a job nobody holds).
+ */
+import { dirname, join } from 'node:path';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync } from '../fsops.js';
+import { queueDir, type Layout } from '../layout.js';
+import { makeDir } from '../modes.js';
+import { deferredPath, jobName } from '../names.js';
+
+export function holdJob(l: Layout, from: string, queue: string, id: string, durable: boolean): boolean {
+  const dir = queueDir(l, 'hold', queue);
+  const made = makeDir(l.modes, dir);
+  if (!renameOrGoneSync(from, join(dir, jobName(id)))) return false;
+  if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.hold); }
+  return true;
+}
+
+/** Where release sends the job: 'pending' or 'deferred'; false when it was no longer there. */
+export function releaseJob(l: Layout, from: string, queue: string, id: string, serverNowMs: number, durable: boolean): 'pending' | 'deferred' | false {
+  let dueMs: number | null = null;
+  try {
+    const r = readRegularFileSync(from, MAX_JOB_BYTES);
+    if ('text' in r) {
+      const nb = (JSON.parse(r.text) as { notBefore?: unknown }).notBefore;
+      const t = typeof nb === 'string' ? Date.parse(nb) : NaN;
+      if (Number.isFinite(t) && t > serverNowMs) dueMs = t;
+    }
+  } catch { /* unreadable: pending/, where the claimer quarantines it */ }
+  const to = dueMs === null ? join(queueDir(l, 'pending', queue), jobName(id)) : deferredPath(l, queue, dueMs, id);
+  const made: string[] = [];
+  if (dueMs !== null) { const q = queueDir(l, 'deferred', queue); if (makeDir(l.modes, q)) made.push(l.deferred); if (makeDir(l.modes, dirname(to))) made.push(q); }
+  else if (makeDir(l.modes, dirname(to))) made.push(l.pending);
+  if (!renameOrGoneSync(from, to)) return false;
+  if (durable) { fsyncDirSync(dirname(to)); for (const p of made) fsyncDirSync(p); }
+  return dueMs === null ? 'pending' : 'deferred';
+}

@@ -1,0 +1,176 @@
+/**
+ * put: publish new jobs, one or many.
+ *
+ *   (nothing)  ->  pending/QUEUE/ID.json            due now
+ *   (nothing)  ->  deferred/QUEUE/BUCKET/DUEMS.ID.json   due later
+ *
+ * Before: each job was validated whole (client/prepare.ts: the one validator); its id is new and unique.
+ * Steps, for a batch (a single put is a batch of one):
+ *   1. make missing queue and bucket folders (with the spool's modes), remembering each new folder's
+ *      parent, which must be fsynced too or a power cut could lose the folder with its jobs;
+ *   2. create every file in tmp/ exclusively (O_EXCL: never through a planted name), write it, fsync it
+ *      (durable mode; a batch's fsyncs run together on the thread pool so the journal commits them at once),
+ *      close it with its error checked (NFS reports write errors at close);
+ *   3. rename each into place, in order;
+ *   4. fsync each target folder, and each new folder's parent, once.
+ * Crash after 1: empty folders, harmless (housekeeping removes old empty buckets). After 2: temporaries in
+ *   tmp/, removed after the leftover age; nothing published. During 3: a prefix of the batch is published
+ *   and may already run; the caller reports which (PartialPutError.enqueued) rather than roll back.
+ *   After 3, before 4 (durable mode): published, but a power cut may still lose them.
+ * Fence: none needed — the names are new; readers never see a half-written file.
+ *
+ * putOnce is the variant for cron ticks: the job is published by link() from its run marker, which only
+ * one scheduler can create, so a tick makes at most one job however many schedulers race for it.
+ */
+import * as fs from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fsyncDirSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { makeDir, umaskStrips, type SpoolModes } from '../modes.js';
+import { createExclusiveSync } from '../excl.js';
+import { queueDir, type Layout } from '../layout.js';
+import { bucketOf, deferredName, jobName } from '../names.js';
+import { step } from './steps.js';
+
+/** A job file to publish: `dir/name` is its target; `parents` are the folders above `dir` up to the state folder, outermost first (created when missing). */
+export interface Outgoing {
+  id: string;
+  text: string;
+  dir: string;
+  name: string;
+  parents?: string[];
+}
+
+/** fsyncs in flight at once: more than the pool's threads (4) keep it busy; the bound caps open files. */
+const FSYNC_WINDOW = 32;
+
+/** publish() stopped: the first `published` files are in place (renamed), the others were not; their temporaries are removed. */
+export class PublishError extends Error {
+  constructor(readonly published: number, readonly path: string, override readonly cause: NodeJS.ErrnoException) {
+    super(`${path}: ${cause.message}`);
+  }
+}
+
+/** Write `files` in `tmpDir`, fsync them (durable), rename each to its target, fsync each target folder once. */
+export async function publish(tmpDir: string, files: readonly Outgoing[], durable: boolean, modes: SpoolModes): Promise<void> {
+  const folders = new Set<string>();
+  for (const f of files) folders.add(f.dir);
+  // Folders first, so that a failure here leaves nothing to undo.
+  const ready = new Set<string>();
+  for (const f of files) {
+    if (ready.has(f.dir)) continue;
+    try {
+      for (const d of [...(f.parents ?? []), f.dir]) {
+        if (ready.has(d)) continue;
+        if (makeDir(modes, d)) folders.add(dirname(d));
+        ready.add(d);
+      }
+    } catch (err) {
+      throw new PublishError(0, f.dir, err as NodeJS.ErrnoException);
+    }
+  }
+  step('put', 1);
+  const chmod = umaskStrips(modes.file);
+
+  const tmps: string[] = [];
+  let failed: { path: string; err: NodeJS.ErrnoException } | undefined;
+  const inflight = new Set<Promise<void>>();
+  let at = tmpDir;
+  try {
+    for (const f of files) {
+      const tmp = (at = join(tmpDir, `${f.id}.json`));
+      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, modes.file & 0o777);
+      tmps.push(tmp);
+      try {
+        if (chmod) fs.fchmodSync(fd, modes.file & 0o777);
+        fs.writeFileSync(fd, f.text);
+        if (durable && files.length === 1) fs.fsyncSync(fd);
+      } catch (err) {
+        try { fs.closeSync(fd); } catch { /* already failing */ }
+        throw err;
+      }
+      if (!durable || files.length === 1) { fs.closeSync(fd); continue; }
+      const p: Promise<void> = fsyncAndClose(fd)
+        .catch((err: NodeJS.ErrnoException) => { failed ??= { path: tmp, err }; })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= FSYNC_WINDOW) await Promise.race(inflight);
+      if (failed) break;
+    }
+    await Promise.all(inflight);
+    if (failed) throw failed.err;
+  } catch (err) {
+    await Promise.all(inflight);
+    for (const t of tmps) unlinkQuietly(t);
+    throw new PublishError(0, failed?.path ?? at, err as NodeJS.ErrnoException);
+  }
+
+  step('put', 2);
+  let n = 0;
+  try {
+    for (; n < files.length; n++) {
+      const f = files[n]!;
+      if (n > 0) step('put', 3, files[n - 1]!.id);
+      if (!renameOrGoneSync(tmps[n]!, join(f.dir, f.name))) throw Object.assign(new Error(`ENOENT: ${tmps[n]} vanished before it was published`), { code: 'ENOENT' });
+    }
+  } catch (err) {
+    for (let i = n; i < files.length; i++) unlinkQuietly(tmps[i]!);
+    // Those already in place are published (a worker may be running them): make them durable if we can.
+    if (durable) for (const dir of new Set(files.slice(0, n).map((f) => f.dir))) { try { fsyncDirSync(dir); } catch { /* reported below */ } }
+    throw new PublishError(n, join(files[n]!.dir, files[n]!.name), err as NodeJS.ErrnoException);
+  }
+
+  step('put', 3, files[files.length - 1]?.id);
+  if (!durable) return;
+  for (const dir of folders) {
+    try { fsyncDirSync(dir); } catch (err) { throw new PublishError(files.length, dir, err as NodeJS.ErrnoException); }
+  }
+}
+
+/** fsync then close (always), on the thread pool; the first error wins. Close is checked: NFS reports write errors there. */
+function fsyncAndClose(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.fsync(fd, (syncErr) => fs.close(fd, (closeErr) => {
+      const e = syncErr ?? closeErr;
+      if (e) reject(e); else resolve();
+    }));
+  });
+}
+
+/** Where a new job goes: pending/QUEUE/ when due now, else its deferred bucket. */
+export function placeNewJob(l: Layout, queue: string, id: string, text: string, dueMs: number | null): Outgoing {
+  if (dueMs === null) return { id, text, dir: queueDir(l, 'pending', queue), name: jobName(id), parents: [l.pending] };
+  const q = queueDir(l, 'deferred', queue);
+  return { id, text, dir: join(q, bucketOf(dueMs)), name: deferredName(dueMs, id), parents: [l.deferred, q] };
+}
+
+/**
+ * Publish one job exactly once per `marker` (a cron tick): write it in tmp/, link it as `marker` (EEXIST:
+ * another creator won), then link the marker into pending/QUEUE/ID.json. Returns false when another
+ * creator won. Crash after the first link: the marker exists and the job is not pending; the creator that
+ * finds the marker without the job (see CronStore) links it in (EEXIST there is success).
+ */
+export function putOnce(l: Layout, queue: string, id: string, text: string, marker: string, durable: boolean): boolean {
+  const tmp = createExclusiveSync(l.tmp, `.once-${id}-`, text, durable, l.modes.file);
+  try {
+    fs.linkSync(tmp, marker);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    unlinkQuietly(tmp);
+  }
+  publishMarker(l, queue, id, marker, durable);
+  return true;
+}
+
+/** The second half of putOnce, also run to complete one a crash interrupted: link the marker into pending/QUEUE/. */
+export function publishMarker(l: Layout, queue: string, id: string, marker: string, durable: boolean): void {
+  const dir = queueDir(l, 'pending', queue);
+  const made = makeDir(l.modes, dir);
+  try {
+    fs.linkSync(marker, join(dir, jobName(id)));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
+}

@@ -1,0 +1,134 @@
+/**
+ * recover: settle the jobs of a dead lease.
+ *
+ *   claimed/DEAD/SEQ.ID.json  ->  claimed/ME/DEAD.dead/SEQ.ID.json  ->  each job by its policy:
+ *       a final record of this claim (run = DEAD/SEQ)   ->  done/QUEUE/ or failed/QUEUE/ (the move the holder missed)
+ *       a claim by a client (cancel, hold) never run    ->  pending/QUEUE/, uncounted
+ *       a job that was running                          ->  its interrupt policy: pending/QUEUE/ (counted) or failed/QUEUE/ ("worker lost")
+ *       a finished record moved back by hand            ->  reset as a retry first (as the claim would have), then as above
+ *       not a job (corrupt, a symlink, a FIFO)          ->  quarantine/
+ *
+ * Before: DEAD's heartbeat is older than DEAD's own lease time by the file server's clock (lease.ts
+ *   judgeLease, the one rule), and the recoverer's own lease is fresh enough to judge (a recoverer that
+ *   was itself stalled may be the stale one). Any live process may recover; there is no reaper.
+ * Steps:
+ *   1. check with lstat that claimed/DEAD is a real folder (a symlink or file there is quarantined as the
+ *      entry itself, never followed), then rename it into our own lease as DEAD.dead — one rename, one
+ *      winner among recoverers, and the frozen holder is fenced out (its renames now fail with ENOENT);
+ *   2. for each job in it: read and check it, then finish it through transitions/finish.ts under our
+ *      lease, with the dead claim's token — ONE rename out, after its new record was written in place;
+ *   3. remove the emptied folder and DEAD's heartbeat.
+ * Crash after 1 or during 2: the jobs sit in our lease, inside DEAD.dead; when our lease dies in turn, the
+ *   next recoverer takes our folder and settles DEAD.dead like any nested folder (a record we had already
+ *   finalised carries run = DEAD/SEQ, so it is moved, not run again). After 3: nothing left.
+ * Fence: the rename of step 1 is the fence for the dead holder; our own writes go through our lease folder,
+ *   so a recoverer that is itself taken over stops with ENOENT.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { isGone } from '../../errors.js';
+import { parseJob, JobFormatError, type Job } from '../../job/format.js';
+import { recordInterrupt, recordUntouched, type Next } from '../../job/policy.js';
+import { MAX_JOB_BYTES, listNames, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { QUEUE_NAME, type Layout } from '../layout.js';
+import { deadLeaseOf, holderInfoFrom, judgeLease, type HolderInfo, type Lease } from '../lease.js';
+import { DEAD_SUFFIX, parseClaimedName, runToken } from '../names.js';
+import { quarantine } from '../quarantine.js';
+import type { ServerClock } from '../server-clock.js';
+import { startRun } from './claim.js';
+import { finishJob } from './finish.js';
+import { step } from './steps.js';
+
+export interface RecoveryEvent { event: 'lease.expired' | 'job.recovered' | 'job.quarantined' | 'recovery.skipped'; worker: string; id?: string; to?: string; ageMs?: number; reason?: string }
+
+/** One pass over claimed/: take and settle every dead lease. Each lease is isolated: one bad entry does not end the pass. */
+export async function recoverDeadLeases(layout: Layout, clock: ServerClock, me: Lease, log: (e: RecoveryEvent) => void): Promise<number> {
+  let recovered = 0;
+  for (const worker of await listNames(layout.claimed)) {
+    if (worker === me.id || worker.startsWith('.')) continue;
+    try {
+      const { info, ageMs, expired } = await judgeLease(layout, clock, worker, me.info.leaseMs);
+      if (!expired || ageMs === null) continue;
+      if (!me.freshToJudge()) break; // we might be the stale one: do not judge others
+      recovered += await takeDeadLease(layout, me, worker, info, Math.round(ageMs), log);
+    } catch (err) {
+      log({ event: 'recovery.skipped', worker, reason: (err as Error).message });
+    }
+  }
+  return recovered;
+}
+
+/** Steps 1–3 for one expired lease. */
+export async function takeDeadLease(layout: Layout, me: Lease, worker: string, info: HolderInfo, ageMs: number, log: (e: RecoveryEvent) => void): Promise<number> {
+  const src = join(layout.claimed, worker);
+  if (!isRealDir(src)) {
+    const to = await quarantine(layout, src, worker, 'not a lease folder (a symbolic link, file or special file in claimed/)');
+    if (to) log({ event: 'job.quarantined', worker, reason: 'not a lease folder' });
+    return 0;
+  }
+  const taken = join(me.dir, `${worker}${DEAD_SUFFIX}`);
+  if (!renameOrGoneSync(src, taken)) return 0; // another recoverer won
+  step('recover', 1, worker);
+  log({ event: 'lease.expired', worker, ageMs });
+  const n = await settleDeadFolder(layout, me, taken, info, log);
+  unlinkQuietly(join(layout.workers, `${worker}.json`));
+  return n;
+}
+
+/** Settle every job in a dead lease folder (and nested DEAD.dead folders a dead recoverer was settling). */
+export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, holder: HolderInfo, log: (e: RecoveryEvent) => void): Promise<number> {
+  if (!isRealDir(dir)) {
+    await quarantine(layout, dir, holder.worker, 'not a lease folder (a symbolic link or file where a folder was)');
+    log({ event: 'job.quarantined', worker: holder.worker, reason: 'not a lease folder' });
+    return 0;
+  }
+  let n = 0;
+  const endIso = new Date().toISOString(); // a record for people, never compared across machines
+  for (const name of await listNames(dir)) {
+    if (me.isLost) return n; // our own lease was taken: whoever took it settles the rest
+    const path = join(dir, name);
+    const inner = deadLeaseOf(name);
+    if (inner !== null) {
+      const text = (() => { try { const r = readRegularFileSync(join(layout.workers, `${inner}.json`), 64 * 1024); return 'text' in r ? r.text : undefined; } catch { return undefined; } })();
+      n += await settleDeadFolder(layout, me, path, holderInfoFrom(inner, text, holder.leaseMs), log);
+      continue;
+    }
+    if (name.startsWith('.')) continue; // .nfs* silly renames: the client removes them
+    const claim = parseClaimedName(name);
+    let job: Job;
+    try {
+      if (!claim) throw new JobFormatError('not a claimed job name (SEQ.ID.json)');
+      const r = readRegularFileSync(path, MAX_JOB_BYTES);
+      if ('bad' in r) throw new JobFormatError(r.bad);
+      job = parseJob(r.text, claim.id);
+    } catch (err) {
+      if (isGone(err)) continue;
+      const reason = err instanceof JobFormatError ? err.message : String((err as Error).message ?? err);
+      await quarantine(layout, path, claim ? `${claim.id}.json` : name, `${reason} (found in the lease of dead worker ${holder.worker})`);
+      log({ event: 'job.quarantined', worker: holder.worker, id: claim?.id, reason });
+      continue;
+    }
+    const token = runToken(holder.worker, claim.seq);
+    let next: Next;
+    if (job.finished && job.run === token) {
+      // The holder wrote its final record but died before the move: finish the move for it.
+      next = job.failure ? { to: 'failed', reason: job.failure.reason } : { to: 'done' };
+    } else {
+      if (!QUEUE_NAME.test(job.queue)) job.queue = 'default';
+      startRun(job, job.queue);
+      next = holder.kind === 'client' ? recordUntouched() : recordInterrupt(job, holder, endIso);
+    }
+    const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me }, job, next);
+    if (r === 'lost') return n;
+    if (r !== 'moved') continue;
+    n++;
+    step('recover', 2, job.id);
+    log({ event: 'job.recovered', worker: holder.worker, id: job.id, to: next.to });
+  }
+  try { fs.rmdirSync(dir); } catch { /* not empty (a .nfs file): left for the next pass */ }
+  return n;
+}
+
+function isRealDir(path: string): boolean {
+  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
+}

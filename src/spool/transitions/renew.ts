@@ -1,0 +1,62 @@
+/**
+ * renew: keep a lease alive (the heartbeat).
+ *
+ *   workers/LEASE.json  ->  workers/LEASE.json (new content, new mtime)
+ *
+ * Before: the caller holds the lease (not marked lost).
+ * Steps:
+ *   1. create tmp/.hb-LEASE-RANDOM exclusively (O_EXCL|O_NOFOLLOW: a planted symlink or FIFO is never
+ *      written through) with the holder's info and the time of the beat;
+ *   2. rename it over workers/LEASE.json — a write, so the file server stamps a fresh mtime (utimes would
+ *      carry our own clock);
+ *   3. check that claimed/LEASE/ is still our folder (lstat, same inode).
+ * On a full disk step 1 cannot create a file: the heartbeat is rewritten in place instead (our own
+ *   regular file, nlink 1), so that a worker holding jobs it cannot yet record keeps its lease.
+ * Crash after 1: a temporary in tmp/, removed by housekeeping after the leftover age. After 2: the lease is
+ *   renewed; the holder learns of a lost folder at the next beat.
+ * Fence: a recoverer that took our folder (it judged us dead by this file's age) makes step 3 fail: the
+ *   holder marks the lease lost, aborts its jobs and takes a new lease. Nothing is ever written into a
+ *   folder we do not hold.
+ */
+import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { LeaseLostError, errnoOf } from '../../errors.js';
+import { createExclusiveSync } from '../excl.js';
+import { renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import type { Lease } from '../lease.js';
+
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+
+export async function renewLease(lease: Lease, extra: Record<string, unknown> = {}): Promise<void> {
+  lease.assertHeld();
+  const started = performance.now();
+  const text = JSON.stringify({ id: lease.id, ...lease.info, ...extra, beat: new Date().toISOString() }) + '\n';
+  try {
+    const tmp = createExclusiveSync(lease.layout.tmp, `.hb-${lease.id}-`, text, false, lease.layout.modes.file);
+    if (!renameOrGoneSync(tmp, lease.heartbeatFile)) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
+  } catch (err) {
+    if (!NO_SPACE.has(errnoOf(err) ?? '') || lease.lastRenewed === -Infinity) throw err;
+    rewriteOwnHeartbeat(lease.heartbeatFile, text);
+  }
+  if (lease.lastRenewed !== -Infinity && !(await lease.folderStillOurs())) {
+    lease.markLost();
+    throw new LeaseLostError(lease.id);
+  }
+  // Count from when the write started: the server may have stamped it then.
+  lease.lastRenewed = started;
+}
+
+/** Rewrite our heartbeat in place (no new inode): only a regular file of ours with no other name. */
+function rewriteOwnHeartbeat(path: string, text: string): void {
+  const C = fs.constants;
+  const fd = fs.openSync(path, C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1 || (process.getuid && st.uid !== process.getuid())) throw Object.assign(new Error(`${path}: not our heartbeat file`), { code: 'EPERM' });
+    const buf = Buffer.from(text);
+    fs.writeSync(fd, buf, 0, buf.length, 0);
+    fs.ftruncateSync(fd, buf.length);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

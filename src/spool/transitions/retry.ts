@@ -1,0 +1,30 @@
+/**
+ * retry: run a finished job again, with a fresh set of attempts.
+ *
+ *   failed/QUEUE/ID.json  ->  pending/QUEUE/ID.json
+ *   done/QUEUE/ID.json    ->  pending/QUEUE/ID.json
+ *
+ * Before: the job is in failed/ or done/ (the caller found it there).
+ * Steps: 1. make pending/QUEUE if missing; 2. rename the file into it — ONE rename, so that of two retries
+ *   (or a retry and a person's `mv`) exactly one wins and the other gets ENOENT; 3. fsync pending/QUEUE
+ *   (durable).
+ * The file is not rewritten: a finished record in pending/ is a retry by definition, and the claimer
+ *   resets its attempts, interrupts, deadline and due time before running it (claim.ts, job/policy.ts).
+ *   So `mv failed/Q/ID.json pending/Q/` by hand is exactly `zcq retry`.
+ * Crash after 2: the job is pending and will run; before it, still finished. Nothing else to complete.
+ * Fence: none needed. Retry never unlinks anything, so it cannot remove a record a worker wrote meanwhile.
+ */
+import { join } from 'node:path';
+import { fsyncDirSync, renameOrGoneSync } from '../fsops.js';
+import { queueDir, type Layout } from '../layout.js';
+import { makeDir } from '../modes.js';
+import { jobName } from '../names.js';
+
+/** False when the file was no longer at `from` (someone else moved it first). */
+export function retryJob(l: Layout, from: string, queue: string, id: string, durable: boolean): boolean {
+  const dir = queueDir(l, 'pending', queue);
+  const made = makeDir(l.modes, dir);
+  if (!renameOrGoneSync(from, join(dir, jobName(id)))) return false;
+  if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
+  return true;
+}
