@@ -469,6 +469,23 @@ function openForRewriteSync(path: string, mode: number): number {
   }
 }
 
+/**
+ * Create a new empty file in `dir` under `prefix` + a crypto-random suffix (O_CREAT|O_EXCL|O_NOFOLLOW, the
+ * exact `mode`) and return it *open* for writing: for a file written many times through its descriptor
+ * (the clock probe), so that no later write goes through a name a co-user could have swapped.
+ */
+export function createExclusiveOpenSync(dir: string, prefix: string, mode = DEFAULT_FILE_MODE): { fd: number; path: string } {
+  for (let attempt = 0; ; attempt++) {
+    const path = join(dir, randomName(prefix));
+    try {
+      return { fd: openExclusiveSync(path, mode), path };
+    } catch (err) {
+      if (errnoOf(err) === 'EEXIST' && attempt < 3) continue;
+      throw err;
+    }
+  }
+}
+
 /** A name nobody can guess and so pre-create: `prefix` + 96 random bits (base64url). */
 function randomName(prefix: string): string {
   if (prefix.includes('/') || prefix.includes(sep)) throw new TypeError(`temporary name prefix '${prefix}' contains a path separator`);
