@@ -174,7 +174,8 @@ export async function cleanLeftovers(layout: Layout, clock: ServerClock, opts: H
       // rm on a real folder in tmp/ (never follows the symlinks inside); unlink for everything else,
       // a symlink included (unlink removes the link).
       if (st.isDirectory()) {
-        if (!f.path.startsWith(layout.tmp + sep)) continue;
+        // A folder named .nfs* in a queue folder is no silly rename: reported, left for a person.
+        if (!f.path.startsWith(layout.tmp + sep)) { pass.skip(f.path, new Error('a folder outside tmp/; not removed')); continue; }
         await rm(f.path, { recursive: true, force: true });
       } else {
         await unlink(f.path);
