@@ -282,3 +282,45 @@ describe('errno classes', () => {
     }
   });
 });
+
+describe('the cron store writes with writeReplace and reads with readRegularText', () => {
+  it('a symlink planted at a schedule or cron-state name is replaced, never written through; a FIFO there never blocks', async () => {
+    const { CronStore } = await import('../../dist/schedule/store.js');
+    const { ensureLayout } = await import('../../dist/spool/layout.js');
+    const { base, outside, v } = setup();
+    const layout = await ensureLayout(join(base, 'cron-spool'), true);
+    mkdirSync(join(layout.cron, 'schedules'), { recursive: true });
+    mkdirSync(join(layout.cron, 'state'), { recursive: true });
+    symlinkSync(v.path, join(layout.cron, 'state', 's.json'));
+    const v2 = join(outside, 'victim2.txt');
+    writeFileSync(v2, 'precious 2\n');
+    const h2 = sha256(v2);
+    symlinkSync(v2, join(layout.cron, 'schedules', 's.json'));
+    const store = new CronStore(layout, true, { group: null, dirMode: 0o755, fileMode: 0o640 });
+    // The planted link at the schedule's name reads as "not a regular file": add() treats it as no old schedule.
+    await store.add({ name: 's', expr: '* * * * *', fn: './jobs.mjs#add' }, Date.now());
+    for (const p of [join(layout.cron, 'state', 's.json'), join(layout.cron, 'schedules', 's.json')]) {
+      expect(lstatSync(p).isFile(), p).toBe(true);
+      expect(statSync(p).mode & 0o777).toBe(0o640);
+    }
+    expect((await store.get('s')).expr).toBe('* * * * *');
+    expect(await store.lastTick('s')).not.toBeNull();
+    expect(sha256(v.path)).toBe(v.hash);
+    expect(sha256(v2)).toBe(h2);
+    expect(readdirSync(layout.tmp)).toEqual([]);
+
+    // A FIFO at the state name: lastTick is null at once (in a child: a blocking read would freeze timers).
+    execFileSync('rm', [join(layout.cron, 'state', 's.json')]);
+    mkfifo(join(layout.cron, 'state', 's.json'));
+    const r = runNode(`
+      const { CronStore } = await import(${JSON.stringify(distUrl('schedule/store.js'))});
+      const { layoutOf } = await import(${JSON.stringify(distUrl('spool/layout.js'))});
+      const s = new CronStore(layoutOf(${JSON.stringify(layout.root)}), false);
+      out({ last: await s.lastTick('s'), list: (await s.list()).length });`);
+    expect(r.timedOut).toBe(false);
+    expect(r.ok, r.stderr).toBe(true);
+    expect(r.value).toEqual({ last: null, list: 1 });
+    mkfifo(join(layout.cron, 'schedules', 't.json'));
+    await expect(within(2_000, store.get('t'))).rejects.toThrow(/t\.json: is a FIFO, not a regular file/);
+  });
+});
