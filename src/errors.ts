@@ -128,3 +128,27 @@ export function isGone(err: unknown): boolean {
 export function errnoOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
+
+/**
+ * The file system has no room for what we write: a full disk (ENOSPC) or a full quota (EDQUOT). A caller
+ * that only rewrites a file it already owns (a heartbeat, a spare) may still succeed in place.
+ */
+export function isNoSpace(err: unknown): boolean {
+  const code = errnoOf(err);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** The spool is mounted read-only: reading commands go on, nothing can be written. */
+export function isReadOnly(err: unknown): boolean {
+  return errnoOf(err) === 'EROFS';
+}
+
+/**
+ * The mount itself is failing: an I/O error (EIO: a dying disk, a soft NFS mount timing out) or a FUSE /
+ * sshfs mount whose transport is gone (ENOTCONN). Unlike ESTALE (the *name* is gone: look again, see
+ * isGone), retrying the same name will not help; a worker should back off and report.
+ */
+export function isMountGone(err: unknown): boolean {
+  const code = errnoOf(err);
+  return code === 'EIO' || code === 'ENOTCONN';
+}

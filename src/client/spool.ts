@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { AmbiguousIdError, JobNotFoundError, PartialPutError, PutItemError, SpoolWriteError, UsageError, isGone } from '../errors.js';
 import { parseJob, JobFormatError, QUEUE_NAME, type Job } from '../job/format.js';
-import { createExclusiveSync } from '../spool/excl.js';
 import { doctor, type Problem } from '../spool/doctor.js';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from '../spool/fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly, createExclusiveSync } from '../spool/fsops.js';
 import { newToken } from '../spool/ids.js';
 import { defaultSpoolDir, initSpool, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
 import { Lease, judgeLease } from '../spool/lease.js';
@@ -299,7 +298,7 @@ export class Spool {
     makeDir(this.layout.modes, this.layout.paused);
     const marker = join(this.layout.paused, queue);
     try { if (fs.lstatSync(marker).isFile()) return; } catch { /* not paused yet */ }
-    const tmp = createExclusiveSync(this.layout.tmp, `.pause-${queue}-`, JSON.stringify({ by: `${hostname()} pid ${process.pid}`, at: new Date().toISOString() }) + '\n', this.durable, this.layout.modes.file);
+    const tmp = createExclusiveSync(this.layout.tmp, `.pause-${queue}-`, JSON.stringify({ by: `${hostname()} pid ${process.pid}`, at: new Date().toISOString() }) + '\n', { durable: this.durable, mode: this.layout.modes.fileMode });
     if (!renameOrGoneSync(tmp, marker)) unlinkQuietly(tmp);
     if (this.durable) fsyncDirSync(this.layout.paused);
   }

@@ -12,18 +12,23 @@
  * operation only one creator can win); and, barring a crash between the two links below, exactly one.
  * The per-schedule lockfile (proper-lockfile) only keeps schedulers from doing the same work at once: it
  * judges staleness with local clocks, so correctness never depends on it.
+ *
+ * File writes and reads (the spool may be group-writable, see fsops.ts): schedule and state files are
+ * replaced with fsops.writeReplace — an O_EXCL temporary in tmp/ renamed over the name, which replaces a
+ * symlink a co-user planted there instead of writing through it (write-file-atomic, used before, resolves
+ * the symlink on purpose and writes beside its target). Reads go through readRegularText (O_NOFOLLOW |
+ * O_NONBLOCK, fstat): a FIFO planted at cron/state/NAME.json no longer parks the scheduler forever.
  */
-import { mkdir, readFile, unlink, rm } from 'node:fs/promises';
+import { unlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import writeFileAtomic from 'write-file-atomic';
 import { UsageError, isGone } from '../errors.js';
 import { FN_REF, QUEUE_NAME, newJob, serializeJob } from '../job/format.js';
 import type { Logger } from '../log.js';
-import { listNames } from '../spool/fsops.js';
+import { listNames, readRegularText, writeReplace } from '../spool/fsops.js';
 import type { Layout } from '../spool/layout.js';
+import { makeDir, mkdirModeRecursive, type SpoolModes } from '../spool/modes.js';
 import { findExact } from '../spool/scan.js';
-import { makeDir } from '../spool/modes.js';
 import { putOnce } from '../spool/transitions/put.js';
 import type { ServerClock } from '../spool/server-clock.js';
 import { DEFAULT_GRACE_MS, assertScheduleName, nextTick, parseSchedule, runName, ticksBetween, dueTicks, type MissedPolicy } from './cron-ticks.js';
@@ -62,14 +67,19 @@ export class CronStore {
   readonly stateDir: string;
   readonly runsDir: string;
 
-  constructor(readonly layout: Layout, readonly durable = true) {
+  constructor(readonly layout: Layout, readonly durable = true, readonly modes: SpoolModes = layout.modes) {
     this.schedulesDir = join(layout.cron, 'schedules');
     this.stateDir = join(layout.cron, 'state');
     this.runsDir = join(layout.cron, 'runs');
   }
 
   private async dirs(): Promise<void> {
-    await Promise.all([this.schedulesDir, this.stateDir, this.runsDir].map((d) => mkdir(d, { recursive: true })));
+    for (const d of [this.schedulesDir, this.stateDir, this.runsDir]) await mkdirModeRecursive(this.layout.root, d, this.modes);
+  }
+
+  /** Replace a schedule or state file: never through a planted symlink, the spool's file mode, fsynced when durable. */
+  private async replace(path: string, text: string): Promise<void> {
+    await writeReplace(path, text, { tmpDir: this.layout.tmp, durable: this.durable, mode: this.modes.fileMode });
   }
 
   /** Validate and store a schedule (replacing one of the same name). Invalid expressions and zones are rejected here. */
@@ -95,7 +105,7 @@ export class CronStore {
       retries: spec.retries ?? 0, timeoutMs: spec.timeoutMs ?? null, missed, cap, overlap,
       paused: old?.paused ?? false, created: old?.created ?? now, updated: now,
     };
-    await writeFileAtomic(join(this.schedulesDir, `${spec.name}.json`), JSON.stringify({ version: SCHEDULE_VERSION, ...stored }, null, 2) + '\n', { fsync: this.durable });
+    await this.replace(join(this.schedulesDir, `${spec.name}.json`), JSON.stringify({ version: SCHEDULE_VERSION, ...stored }, null, 2) + '\n');
     // A new schedule starts counting from now (by the spool's clock): no burst of past ticks.
     if (!old) await this.advance(spec.name, serverNowMs, true);
     return stored;
@@ -103,14 +113,16 @@ export class CronStore {
 
   async get(name: string): Promise<StoredSchedule> {
     assertScheduleName(name);
+    const path = join(this.schedulesDir, `${name}.json`);
     let text: string;
     try {
-      text = await readFile(join(this.schedulesDir, `${name}.json`), 'utf8');
+      text = await readRegularText(path, 1 << 20);
     } catch (err) {
       if (isGone(err)) throw Object.assign(new UsageError(`schedule '${name}': no such schedule (see zcq cron ls)`, 'ZCQ_NO_SCHEDULE'), { exitCode: 1 });
-      throw err;
+      throw err; // UnsafeFileError: "PATH: is a FIFO, not a regular file"
     }
-    const v = JSON.parse(text) as StoredSchedule & { version?: number };
+    let v: StoredSchedule & { version?: number };
+    try { v = JSON.parse(text); } catch { throw new SyntaxError(`${path}: not valid JSON`); }
     delete v.version;
     return v;
   }
@@ -147,7 +159,7 @@ export class CronStore {
     const s = await this.get(name);
     s.paused = paused;
     s.updated = new Date().toISOString();
-    await writeFileAtomic(join(this.schedulesDir, `${name}.json`), JSON.stringify({ version: SCHEDULE_VERSION, ...s }, null, 2) + '\n', { fsync: this.durable });
+    await this.replace(join(this.schedulesDir, `${name}.json`), JSON.stringify({ version: SCHEDULE_VERSION, ...s }, null, 2) + '\n');
     // Resuming does not replay the paused time.
     if (!paused) await this.advance(name, serverNowMs, false);
     return s;
@@ -155,7 +167,7 @@ export class CronStore {
 
   async lastTick(name: string): Promise<number | null> {
     try {
-      const v = JSON.parse(await readFile(join(this.stateDir, `${name}.json`), 'utf8')) as { lastTick?: string };
+      const v = JSON.parse(await readRegularText(join(this.stateDir, `${name}.json`))) as { lastTick?: string };
       const t = v.lastTick ? Date.parse(v.lastTick) : NaN;
       return Number.isFinite(t) ? t : null;
     } catch {
@@ -168,7 +180,7 @@ export class CronStore {
     const cur = await this.lastTick(name);
     if (cur !== null && cur >= t) return;
     if (cur === null && !init && !(await this.exists(name))) return;
-    await writeFileAtomic(join(this.stateDir, `${name}.json`), JSON.stringify({ lastTick: new Date(t).toISOString() }) + '\n', { fsync: this.durable });
+    await this.replace(join(this.stateDir, `${name}.json`), JSON.stringify({ lastTick: new Date(t).toISOString() }) + '\n');
   }
 
   private async exists(name: string): Promise<boolean> {

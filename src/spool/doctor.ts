@@ -116,7 +116,7 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
     let st: fs.Stats;
     try { st = fs.lstatSync(dir); } catch { continue; }
     if (!st.isDirectory()) continue;
-    const want = l.modes.dir & 0o7777;
+    const want = l.modes.dirMode & 0o7777;
     const have = st.mode & 0o7777;
     if ((have & 0o777) === (want & 0o777) && (have & 0o2000) === (want & 0o2000)) continue;
     let repaired = false;

@@ -1,52 +1,190 @@
 /**
  * Cleaning what crashes leave behind, after a safe age judged by the server's clock: temp files in tmp/
  * (a put or a rewrite that died before publishing: never a published job; spare inodes only when their
- * lease is gone), `.nfs*` silly-rename leftovers
- * (NFS rule 10), heartbeats of workers gone for a day with no lease folder, cancel requests for jobs long
- * finished, and progress annotations not updated for a day. Nothing here touches a published job file.
+ * lease is gone), `.nfs*` silly-rename leftovers (NFS rule 10), heartbeats of workers gone for a day with
+ * no lease folder, cancel requests for jobs long finished, and progress annotations not updated for a
+ * day. Nothing here touches a published job file.
+ *
+ * Where `.nfs*` leftovers sit: a silly rename happens in the folder of the unlinked file, so in format 2
+ * inside pending/QUEUE/, done/QUEUE/, failed/QUEUE/, hold/QUEUE/ and claimed/LEASE/ (format 1: right in
+ * pending/, done/, failed/, claimed/). Both levels are looked at; only *real* folders are descended into
+ * (lstat: a symlinked "queue folder" pointing at someone's home is never listed, let alone cleaned).
+ *
+ * A hostile co-user of a shared spool (see fsops.ts) may leave symlinks, FIFOs, sockets and odd names:
+ * - ages come from lstat for anything that is not a regular file (never an open that could block on a
+ *   FIFO or follow a symlink) and from open(O_NOFOLLOW|O_NONBLOCK)+fstat for regular files (fresh on NFS);
+ * - special files (FIFO, socket, device) and symlinks found in tmp/, workers/, cancel/, progress/ are not
+ *   ours to keep: removed once older than the leftover age (tmpAgeMs), like any temp leftover;
+ * - removal is unlink (or rm -r for a folder in tmp/), which acts on a symlink itself, never on its
+ *   target; and it happens only if the name still is the inode whose age was judged (lstat again);
+ * - each folder and each entry is its own step: an EACCES, an odd entry or a vanished folder is logged
+ *   once per pass (`spool.housekeeping.skipped`) and skipped; the pass goes on.
  */
-import { rm, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, rm, unlink } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import { errnoOf, isGone } from '../errors.js';
 import type { Logger } from '../log.js';
-import { listNames } from './fsops.js';
+import { listEntries, type EntryKind } from './fsops.js';
 import type { Layout } from './layout.js';
 import type { ServerClock } from './server-clock.js';
 
-export interface LeftoverReport { path: string; what: string; ageMs: number }
-
-export async function findLeftovers(layout: Layout, clock: ServerClock, opts: { tmpAgeMs?: number; workerAgeMs?: number } = {}): Promise<LeftoverReport[]> {
-  const tmpAge = opts.tmpAgeMs ?? 3_600_000;
-  const workerAge = opts.workerAgeMs ?? 86_400_000;
-  const out: LeftoverReport[] = [];
-  const consider = async (path: string, what: string, minAge: number) => {
-    const age = await clock.ageOf(path).catch(() => null);
-    if (age !== null && age > minAge) out.push({ path, what, ageMs: Math.round(age) });
-  };
-  const leases = new Set(await listNames(layout.claimed));
-  for (const name of await listNames(layout.tmp)) {
-    // A live lease's spare inode keeps the mtime of the job file it came from, however old: not a leftover.
-    const spareOf = /^\.spare-(.+)-\d+$/.exec(name)?.[1];
-    if (spareOf !== undefined && leases.has(spareOf)) continue;
-    await consider(join(layout.tmp, name), 'orphan temp file', tmpAge);
-  }
-  for (const dir of [layout.pending, layout.done, layout.failed, layout.claimed]) {
-    for (const name of await listNames(dir)) if (name.startsWith('.nfs')) await consider(join(dir, name), 'NFS silly-rename leftover', tmpAge);
-  }
-  for (const name of await listNames(layout.workers)) {
-    if (name.endsWith('.json') && !leases.has(name.slice(0, -5))) await consider(join(layout.workers, name), 'heartbeat of a gone worker', workerAge);
-  }
-  for (const name of await listNames(layout.cancel)) await consider(join(layout.cancel, name), 'old cancel request', workerAge);
-  // A progress annotation not updated for a day belongs to a job long finished (or silent: its next
-  // update writes it again).
-  for (const name of await listNames(layout.progress)) await consider(join(layout.progress, name), 'old progress annotation', workerAge);
-  return out;
+export interface LeftoverReport {
+  path: string;
+  what: string;
+  ageMs: number;
+  /** What the entry is, by lstat (absent in reports made before kinds were recorded). */
+  kind?: EntryKind;
+  /** Set by cleanLeftovers: whether it was removed (false: it changed meanwhile, or removing it failed). */
+  removed?: boolean;
 }
 
-export async function cleanLeftovers(layout: Layout, clock: ServerClock, opts: { log?: Logger; tmpAgeMs?: number; workerAgeMs?: number } = {}): Promise<LeftoverReport[]> {
-  const found = await findLeftovers(layout, clock, opts);
-  for (const f of found) {
-    await (f.what === 'orphan temp file' ? rm(f.path, { force: true, recursive: true }) : unlink(f.path)).catch(() => undefined);
-    opts.log?.('spool.cleaned', { path: f.path, what: f.what, ageMs: f.ageMs });
+export interface HousekeepingOptions {
+  log?: Logger;
+  /** Temp files, `.nfs*` leftovers and special files older than this are leftovers (default 1 h). */
+  tmpAgeMs?: number;
+  /** Heartbeats of gone workers, cancel requests and progress annotations (default 1 day). */
+  workerAgeMs?: number;
+}
+
+interface Found extends LeftoverReport { ino: number; dev: number; kind: EntryKind }
+
+/** Folders whose queue subfolders (format 2) or top level (format 1) may hold `.nfs*` leftovers. */
+const NFS_DIRS = ['pending', 'done', 'failed', 'hold', 'claimed'] as const;
+
+function isSpecial(kind: EntryKind): boolean {
+  return kind !== 'file' && kind !== 'folder';
+}
+
+class Pass {
+  readonly out: Found[] = [];
+  private readonly logged = new Set<string>();
+
+  constructor(private readonly clock: ServerClock, private readonly log: Logger | undefined) {}
+
+  /** Log a skipped step once per pass (per folder or entry and error code). */
+  skip(path: string, err: unknown): void {
+    const code = errnoOf(err) ?? (err as Error)?.message ?? String(err);
+    const key = `${path}\0${code}`;
+    if (this.logged.has(key)) return;
+    this.logged.add(key);
+    this.log?.('spool.housekeeping.skipped', { path, error: code });
   }
-  return found;
+
+  /** The entries of a real folder, [] when gone, not a real folder, or unreadable (logged). */
+  async entries(dir: string): Promise<{ name: string; kind: EntryKind }[]> {
+    try {
+      const list = await listEntries(dir);
+      if (list === null) { this.skip(dir, new Error('not a real folder (a symbolic link or a file); not descended into')); return []; }
+      return list;
+    } catch (err) {
+      if (!isGone(err)) this.skip(dir, err);
+      return [];
+    }
+  }
+
+  /**
+   * Judge one entry: report it when older than `minAge`. Regular files: open+fstat (fresh mtime, NFS rule 7;
+   * O_NOFOLLOW|O_NONBLOCK). Anything else: lstat (never opened). Errors are logged once and skipped.
+   */
+  async consider(path: string, what: string, minAge: number): Promise<void> {
+    try {
+      const st = await lstat(path);
+      const kind: EntryKind = st.isFile() ? 'file' : st.isDirectory() ? 'folder' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'FIFO' : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'character device' : st.isBlockDevice() ? 'block device' : 'unknown';
+      let age: number | null;
+      if (kind === 'file') age = await this.clock.ageOf(path); // null: gone, or swapped for a non-file meanwhile
+      else age = (await this.clock.now()) - st.mtimeMs;
+      if (age === null || age <= minAge) return;
+      this.out.push({ path, what: isSpecial(kind) ? `${what} (${kind})` : what, ageMs: Math.round(age), kind, ino: st.ino, dev: st.dev });
+    } catch (err) {
+      if (!isGone(err)) this.skip(path, err);
+    }
+  }
+}
+
+async function find(layout: Layout, clock: ServerClock, opts: HousekeepingOptions): Promise<{ pass: Pass; found: Found[] }> {
+  const tmpAge = opts.tmpAgeMs ?? 3_600_000;
+  const workerAge = opts.workerAgeMs ?? 86_400_000;
+  const pass = new Pass(clock, opts.log);
+  const leases = new Set((await pass.entries(layout.claimed)).filter((e) => e.kind === 'folder').map((e) => e.name));
+
+  for (const e of await pass.entries(layout.tmp)) {
+    // A live lease's spare inode keeps the mtime of the job file it came from, however old: not a leftover.
+    const spareOf = /^\.spare-(.+)-\d+$/.exec(e.name)?.[1];
+    if (spareOf !== undefined && leases.has(spareOf) && e.kind === 'file') continue;
+    await pass.consider(join(layout.tmp, e.name), isSpecial(e.kind) ? 'special file in tmp/' : 'orphan temp file', tmpAge);
+  }
+
+  // `.nfs*` leftovers: at the top of each state folder (format 1) and one level down, in real queue or
+  // lease folders only (format 2).
+  for (const state of NFS_DIRS) {
+    const top = join(layout.root, state);
+    for (const e of await pass.entries(top)) {
+      if (e.name.startsWith('.nfs')) { await pass.consider(join(top, e.name), 'NFS silly-rename leftover', tmpAge); continue; }
+      if (e.kind !== 'folder') continue;
+      const sub = join(top, e.name);
+      for (const f of await pass.entries(sub)) {
+        if (f.name.startsWith('.nfs')) await pass.consider(join(sub, f.name), 'NFS silly-rename leftover', tmpAge);
+      }
+    }
+  }
+
+  for (const e of await pass.entries(layout.workers)) {
+    const path = join(layout.workers, e.name);
+    if (isSpecial(e.kind)) await pass.consider(path, 'special file in workers/', tmpAge);
+    else if (e.kind === 'file' && e.name.endsWith('.json') && !leases.has(e.name.slice(0, -5))) await pass.consider(path, 'heartbeat of a gone worker', workerAge);
+  }
+  for (const e of await pass.entries(layout.cancel)) {
+    const path = join(layout.cancel, e.name);
+    if (isSpecial(e.kind)) await pass.consider(path, 'special file in cancel/', tmpAge);
+    else if (e.kind === 'file') await pass.consider(path, 'old cancel request', workerAge);
+  }
+  // A progress annotation not updated for a day belongs to a job long finished (or silent: its next
+  // update writes it again).
+  for (const e of await pass.entries(layout.progress)) {
+    const path = join(layout.progress, e.name);
+    if (isSpecial(e.kind)) await pass.consider(path, 'special file in progress/', tmpAge);
+    else if (e.kind === 'file') await pass.consider(path, 'old progress annotation', workerAge);
+  }
+  return { pass, found: pass.out };
+}
+
+function report(f: Found): LeftoverReport {
+  return { path: f.path, what: f.what, ageMs: f.ageMs, kind: f.kind };
+}
+
+export async function findLeftovers(layout: Layout, clock: ServerClock, opts: HousekeepingOptions = {}): Promise<LeftoverReport[]> {
+  return (await find(layout, clock, opts)).found.map(report);
+}
+
+/**
+ * Remove what findLeftovers finds, and report all of it (`removed` says which went). Each removal checks
+ * first that the name still is the inode that was judged (a fresh file that took the name meanwhile is
+ * not a leftover), and is its own step.
+ */
+export async function cleanLeftovers(layout: Layout, clock: ServerClock, opts: HousekeepingOptions = {}): Promise<LeftoverReport[]> {
+  const { pass, found } = await find(layout, clock, opts);
+  const out: LeftoverReport[] = [];
+  for (const f of found) {
+    const r = report(f);
+    r.removed = false;
+    out.push(r);
+    try {
+      const st = await lstat(f.path);
+      if (st.ino !== f.ino || st.dev !== f.dev) continue;
+      // rm on a real folder in tmp/ (never follows the symlinks inside); unlink for everything else,
+      // a symlink included (unlink removes the link).
+      if (st.isDirectory()) {
+        // A folder named .nfs* in a queue folder is no silly rename: reported, left for a person.
+        if (!f.path.startsWith(layout.tmp + sep)) { pass.skip(f.path, new Error('a folder outside tmp/; not removed')); continue; }
+        await rm(f.path, { recursive: true, force: true });
+      } else {
+        await unlink(f.path);
+      }
+      opts.log?.('spool.cleaned', { path: f.path, what: f.what, ageMs: f.ageMs });
+      r.removed = true;
+    } catch (err) {
+      if (!isGone(err)) pass.skip(f.path, err);
+    }
+  }
+  return out;
 }

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { NotASpoolError, errnoOf } from '../errors.js';
 import { fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from './fsops.js';
 import { newToken } from './ids.js';
-import { DEFAULT_MODES, PRIVATE_MODES, makeDirs, modesFromMarker, type SpoolModes } from './modes.js';
+import { PRIVATE_MODES, fixModeSync, makeDirs, markerFields, modesFromMarker, sharedModes, type SpoolModes } from './modes.js';
 
 export const SPOOL_FORMAT = 2;
 export const MARKER = 'zcq-spool.json';
@@ -36,7 +36,7 @@ export interface Layout {
   modes: SpoolModes;
 }
 
-export function layoutOf(dir: string, modes: SpoolModes = DEFAULT_MODES): Layout {
+export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout {
   const root = resolve(dir);
   const p = (n: string) => join(root, n);
   return {
@@ -119,15 +119,18 @@ export function initSpool(dir: string, opts: { group?: string | null } = {}): La
   const known = new Set<string>([...STATES, ...AUX_DIRS]);
   const foreign = entries.filter((e) => !known.has(e) && !e.startsWith('.'));
   if (foreign.length > 0) throw new NotASpoolError(root, `folder is not empty and has no ${MARKER} (found '${foreign[0]}')`);
-  const modes: SpoolModes = opts.group ? { ...DEFAULT_MODES, group: opts.group } : PRIVATE_MODES;
+  const modes: SpoolModes = opts.group ? sharedModes(opts.group) : PRIVATE_MODES;
   const l = layoutOf(root, modes);
-  makeDirs(modes, [root, ...STATES.map((s) => l[s]), ...AUX_DIRS.map((a) => l[a])]);
-  const marker = { format: SPOOL_FORMAT, created: new Date().toISOString(), group: modes.group, dirMode: modes.dir.toString(8), fileMode: modes.file.toString(8) };
+  makeDirs(modes, [root]);
+  // The root gets the group (and setgid, so everything made below inherits it) before anything else.
+  if (modes.group !== null) fixModeSync(root, modes);
+  makeDirs(modes, [...STATES.map((s) => l[s]), ...AUX_DIRS.map((a) => l[a])]);
+  const marker = { format: SPOOL_FORMAT, created: new Date().toISOString(), ...markerFields(modes) };
   const tmp = join(l.tmp, `.marker-${newToken()}`);
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, modes.file);
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, modes.fileMode);
   try {
     fs.writeFileSync(fd, JSON.stringify(marker) + '\n');
-    fs.fchmodSync(fd, modes.file);
+    fs.fchmodSync(fd, modes.fileMode);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -1,39 +1,101 @@
 /**
  * The file server's clock, the only clock every machine on a shared mount agrees on (NFS rule 6). The
  * server stamps a file's mtime when it performs a write, so writing a probe file and reading its mtime back
- * (open+fstat, rule 7) tells "server now"; between probes we add local *monotonic* time, which no wall-clock
+ * (fstat, rule 7) tells "server now"; between probes we add local *monotonic* time, which no wall-clock
  * jump or skew can move. Lease ages and due times are judged with this clock only; a machine's own
  * `Date.now()` is never compared with a time another machine wrote.
+ *
+ * Hostile co-users (see fsops.ts): the probe is created once, O_CREAT|O_EXCL|O_NOFOLLOW under a random
+ * name in tmp/, and kept open; every sample writes through that descriptor and fstat()s it, so no sample
+ * ever opens a name a co-user could have swapped for a symlink or a FIFO. Ages are read by opening with
+ * O_NOFOLLOW|O_NONBLOCK and fstat: a symlink, FIFO or socket at a heartbeat's name gives null (or "not a
+ * regular file") at once instead of following it or blocking.
+ *
+ * Read-only spools: when the probe cannot be created or written (EROFS: a read-only mount; EACCES/EPERM:
+ * a reader without write permission; ENOSPC/EDQUOT: a full disk) the clock falls back to this machine's
+ * clock and says so: `local === true`, `localReason` the one-line why. Reading commands (ls, status,
+ * show) then work. A local clock must never judge another machine's lease (its skew is unknown): recovery
+ * skips while `local` is true. A local clock retries the probe at most every 30 s (a disk that was full
+ * may have room again); a read-only or permission fallback stays local.
  */
-import { open, unlink } from 'node:fs/promises';
-import { unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { open } from 'node:fs/promises';
+import * as fss from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { isGone } from '../errors.js';
+import { errnoOf, isGone, isNoSpace, isReadOnly } from '../errors.js';
+import { DEFAULT_FILE_MODE, createExclusiveOpenSync, describeKind, kindOfStats } from './fsops.js';
+
+const O_READ_SAFE = fss.constants.O_RDONLY | fss.constants.O_NOFOLLOW | fss.constants.O_NONBLOCK;
+/** A heartbeat is a few hundred bytes; a co-user's huge file is not read whole. */
+const MAX_AGED_TEXT = 64 * 1024;
+const LOCAL_RETRY_MS = 30_000;
+
+export interface ClockOptions {
+  /** The probe's mode (the spool's file mode). */
+  mode?: number;
+}
 
 export class ServerClock {
   private serverMs = 0;
   private monoAt = -Infinity;
-  private readonly probe: string;
-  /** True when the probe could not be written (a read-only spool) and this machine's clock stands in. */
+  private fd: number | null = null;
+  private probePath: string | null = null;
+  private localSince = -Infinity;
+  private localSticky = false;
+  /** True while the clock is this machine's own (the probe could not be written): see the header. */
   local = false;
+  /** Why the clock is local, one line naming the folder; null while it is the server's. */
+  localReason: string | null = null;
 
-  constructor(tmpDir: string, owner: string, private readonly maxAgeMs = 2_000) {
-    this.probe = join(tmpDir, `.probe-${owner}`);
+  constructor(private readonly tmpDir: string, private readonly owner: string, private readonly maxAgeMs = 2_000, private readonly opts: ClockOptions = {}) {}
+
+  /** The probe's path (random, made at the first sample), or null before it / when local. */
+  get probe(): string | null { return this.probePath; }
+
+  /** Write the probe through its descriptor and read back the server's time of that write. */
+  async sample(): Promise<number> {
+    if (this.local && (this.localSticky || performance.now() - this.localSince < LOCAL_RETRY_MS)) return this.sampleLocal();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (this.fd === null) this.createProbe();
+        const before = performance.now();
+        fss.writeSync(this.fd!, `${process.pid} ${before}\n`, 0);
+        const st = fss.fstatSync(this.fd!);
+        this.serverMs = st.mtimeMs;
+        this.monoAt = performance.now();
+        this.local = false;
+        this.localReason = null;
+        return this.serverMs;
+      } catch (err) {
+        const code = errnoOf(err);
+        if (isReadOnly(err) || code === 'EACCES' || code === 'EPERM' || isNoSpace(err)) {
+          this.closeProbe(true);
+          this.goLocal(`${this.tmpDir}: cannot write the clock probe (${code}); using this machine's clock`, !isNoSpace(err));
+          return this.sampleLocal();
+        }
+        // ESTALE: another client removed the probe on the server; EBADF after a forced close: make a new one.
+        if ((isGone(err) || code === 'EBADF') && attempt === 0) { this.closeProbe(false); continue; }
+        throw err;
+      }
+    }
   }
 
-  /** Write the probe and read back the server's time of that write. */
-  async sample(): Promise<number> {
-    const fh = await open(this.probe, 'w', 0o644);
-    try {
-      const before = performance.now();
-      await fh.write(`${process.pid} ${before}\n`, 0);
-      const st = await fh.stat();
-      this.serverMs = st.mtimeMs;
-      this.monoAt = performance.now();
-    } finally {
-      await fh.close();
-    }
+  private createProbe(): void {
+    const safeOwner = this.owner.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100);
+    const { fd, path } = createExclusiveOpenSync(this.tmpDir, `.probe-${safeOwner}-`, this.opts.mode ?? DEFAULT_FILE_MODE);
+    this.fd = fd;
+    this.probePath = path;
+  }
+
+  private goLocal(reason: string, sticky: boolean): void {
+    this.local = true;
+    this.localReason = reason;
+    this.localSticky = sticky;
+    this.localSince = performance.now();
+  }
+
+  private sampleLocal(): number {
+    this.serverMs = Date.now();
+    this.monoAt = performance.now();
     return this.serverMs;
   }
 
@@ -48,31 +110,51 @@ export class ServerClock {
     return this.serverMs + (performance.now() - this.monoAt);
   }
 
-  /** Age by the server's clock of the file at `path` (fresh mtime via open+fstat); null when it is gone. */
+  /**
+   * Age by the server's clock of the regular file or real folder at `path` (fresh mtime via open+fstat);
+   * null when it is gone, or is a symlink, FIFO, socket or device (never followed, never waited on).
+   */
   async ageOf(path: string): Promise<number | null> {
-    return (await this.inspect(path, false))?.ageMs ?? null;
+    const r = await this.inspect(path, false);
+    return r && 'ageMs' in r ? r.ageMs : null;
   }
 
-  /** Age and content of a small file (a heartbeat) with one open; null when it is gone. */
+  /** Age and content (at most 64 KiB) of a small regular file (a heartbeat) with one open; null when it is gone or not a regular file. */
   async readAged(path: string): Promise<{ ageMs: number; text: string } | null> {
     const r = await this.inspect(path, true);
-    return r ? { ageMs: r.ageMs, text: r.text ?? '' } : null;
+    return r && 'ageMs' in r ? { ageMs: r.ageMs, text: r.text ?? '' } : null;
   }
 
-  private async inspect(path: string, withText: boolean): Promise<{ ageMs: number; text?: string } | null> {
+  /** readAged that says why an entry was not read: `{ bad: "is a FIFO, not a regular file" }`. */
+  async readAgedChecked(path: string): Promise<{ ageMs: number; text: string } | { bad: string } | null> {
+    const r = await this.inspect(path, true);
+    if (r === null || 'bad' in r) return r;
+    return { ageMs: r.ageMs, text: r.text ?? '' };
+  }
+
+  private async inspect(path: string, withText: boolean): Promise<{ ageMs: number; text?: string } | { bad: string } | null> {
     // ENOENT/ESTALE from open or from fstat of the handle (another machine replaced or removed the file
     // meanwhile): look the name up again (NFS rule 9); null only when the name is really gone.
     for (let attempt = 1; ; attempt++) {
       let fh;
       try {
-        fh = await open(path, 'r');
+        fh = await open(path, O_READ_SAFE);
       } catch (err) {
         if (isGone(err)) { if (attempt < 3) continue; return null; }
+        const code = errnoOf(err);
+        if (code === 'ELOOP' || code === 'EMLINK') return { bad: 'is a symbolic link, not a regular file' };
+        if (code === 'ENXIO' || code === 'ENODEV') return { bad: 'is a FIFO or a socket, not a regular file' };
         throw err;
       }
       try {
         const st = await fh.stat();
-        const text = withText && st.isFile() ? await fh.readFile('utf8') : undefined;
+        if (!st.isFile() && !(st.isDirectory() && !withText)) return { bad: `${describeKind(kindOfStats(st))}, not a regular file` };
+        let text: string | undefined;
+        if (withText) {
+          const buf = Buffer.alloc(Math.min(st.size, MAX_AGED_TEXT));
+          const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+          text = buf.toString('utf8', 0, bytesRead);
+        }
         return { ageMs: (await this.now()) - st.mtimeMs, text };
       } catch (err) {
         if (isGone(err)) { if (attempt < 3) continue; return null; }
@@ -83,11 +165,31 @@ export class ServerClock {
     }
   }
 
+  /**
+   * Close the probe and remove it — only if the name still is our probe (same inode as our descriptor):
+   * a co-user may have renamed something else over it, and that is not ours to delete.
+   */
+  private closeProbe(unlinkIt: boolean): void {
+    const fd = this.fd;
+    const path = this.probePath;
+    this.fd = null;
+    this.probePath = null;
+    if (fd === null) return;
+    try {
+      if (unlinkIt && path !== null) {
+        const mine = fss.fstatSync(fd);
+        const there = fss.lstatSync(path);
+        if (mine.ino === there.ino && mine.dev === there.dev) fss.unlinkSync(path);
+      }
+    } catch { /* gone already, or not removable: a leftover for housekeeping */ }
+    try { fss.closeSync(fd); } catch { /* closing a probe: nothing to report */ }
+  }
+
   disposeSync(): void {
-    try { unlinkSync(this.probe); } catch { /* gone already */ }
+    this.closeProbe(true);
   }
 
   async dispose(): Promise<void> {
-    await unlink(this.probe).catch(() => undefined);
+    this.closeProbe(true);
   }
 }

@@ -20,8 +20,7 @@
 import { hostname } from 'node:os';
 import { parseJob, JobFormatError } from '../../job/format.js';
 import { recordError } from '../../job/policy.js';
-import { createExclusiveSync } from '../excl.js';
-import { MAX_JOB_BYTES, readRegularFileSync, renameOrGoneSync } from '../fsops.js';
+import { MAX_JOB_BYTES, readRegularFileSync, renameOrGoneSync, createExclusiveSync } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import type { Lease } from '../lease.js';
@@ -57,5 +56,5 @@ export async function cancelJob(lease: Lease, from: string, queue: string, id: s
 /** Ask the worker running `id` to cancel it: a request file its heartbeat reads. */
 export function requestCancel(l: Layout, id: string, durable: boolean): void {
   makeDir(l.modes, l.cancel);
-  createExclusiveSync(l.cancel, `${id}.`, new Date().toISOString() + '\n', durable, l.modes.file);
+  createExclusiveSync(l.cancel, `${id}.`, new Date().toISOString() + '\n', { durable: durable, mode: l.modes.fileMode });
 }

@@ -34,8 +34,7 @@ import { dirname } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { serializeJob, type Job } from '../../job/format.js';
 import type { Next } from '../../job/policy.js';
-import { openExclusiveSync } from '../excl.js';
-import { fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { jobPath, queueDir, type Layout } from '../layout.js';
 import type { Lease } from '../lease.js';
 import { makeDir } from '../modes.js';
@@ -76,7 +75,7 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
     if (await writeSpare(spare, text, lease.durable)) tmp = spare;
   }
   if (tmp === undefined) {
-    const t = openExclusiveSync(l.tmp, `.fin-${job.id}-`, l.modes.file);
+    const t = createExclusiveOpenSync(l.tmp, `.fin-${job.id}-`, l.modes.fileMode);
     try {
       fs.writeFileSync(t.fd, text);
       if (lease.durable) await fsyncOnPool(t.fd);
@@ -159,8 +158,7 @@ export async function writeSpare(path: string, text: string, durable: boolean): 
   try { fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK); } catch { unlinkQuietly(path); return false; }
   let ok = false;
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.nlink !== 1 || (process.getuid && st.uid !== process.getuid())) return false;
+    try { checkOwnedRegular(fd, path); } catch { return false; }
     fs.ftruncateSync(fd, 0);
     fs.writeFileSync(fd, text);
     if (durable) await fsyncOnPool(fd);

@@ -16,8 +16,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { randomName } from '../excl.js';
-import { renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { randomName, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { queueDir, type Layout } from '../layout.js';
 import { idFromName } from '../names.js';
 import { listQueues } from '../queues.js';
@@ -52,7 +51,7 @@ export function pruneFinished(l: Layout, serverNowMs: number, rule: PruneRule): 
       if (!tooOld && !tooMany) return;
       const id = idFromName(f.name)!;
       if (rule.dryRun) { rep.removed.push({ id, queue, ageMs: Math.round(serverNowMs - f.mtimeMs) }); return; }
-      const taken = randomName(l.tmp, '.prune-');
+      const taken = join(l.tmp, randomName('.prune-'));
       if (!renameOrGoneSync(join(dir, f.name), taken)) return;
       step('prune', 1, id);
       let st: fs.Stats;

@@ -24,9 +24,8 @@
  */
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fsyncDirSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { fsyncDirSync, renameOrGoneSync, unlinkQuietly, createExclusiveSync } from '../fsops.js';
 import { makeDir, umaskStrips, type SpoolModes } from '../modes.js';
-import { createExclusiveSync } from '../excl.js';
 import { queueDir, type Layout } from '../layout.js';
 import { bucketOf, deferredName, jobName } from '../names.js';
 import { step } from './steps.js';
@@ -69,7 +68,7 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
     }
   }
   step('put', 1);
-  const chmod = umaskStrips(modes.file);
+  const chmod = umaskStrips(modes.fileMode);
 
   const tmps: string[] = [];
   let failed: { path: string; err: NodeJS.ErrnoException } | undefined;
@@ -78,10 +77,10 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
   try {
     for (const f of files) {
       const tmp = (at = join(tmpDir, `${f.id}.json`));
-      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, modes.file & 0o777);
+      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, modes.fileMode & 0o777);
       tmps.push(tmp);
       try {
-        if (chmod) fs.fchmodSync(fd, modes.file & 0o777);
+        if (chmod) fs.fchmodSync(fd, modes.fileMode & 0o777);
         fs.writeFileSync(fd, f.text);
         if (durable && files.length === 1) fs.fsyncSync(fd);
       } catch (err) {
@@ -150,7 +149,7 @@ export function placeNewJob(l: Layout, queue: string, id: string, text: string, 
  * finds the marker without the job (see CronStore) links it in (EEXIST there is success).
  */
 export function putOnce(l: Layout, queue: string, id: string, text: string, marker: string, durable: boolean): boolean {
-  const tmp = createExclusiveSync(l.tmp, `.once-${id}-`, text, durable, l.modes.file);
+  const tmp = createExclusiveSync(l.tmp, `.once-${id}-`, text, { durable: durable, mode: l.modes.fileMode });
   try {
     fs.linkSync(tmp, marker);
   } catch (err) {

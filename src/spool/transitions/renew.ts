@@ -18,11 +18,9 @@
  *   holder marks the lease lost, aborts its jobs and takes a new lease. Nothing is ever written into a
  *   folder we do not hold.
  */
-import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { LeaseLostError, errnoOf } from '../../errors.js';
-import { createExclusiveSync } from '../excl.js';
-import { renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { createExclusiveSync, renameOrGoneSync, rewriteOwnedInPlaceSync, unlinkQuietly } from '../fsops.js';
 import type { Lease } from '../lease.js';
 
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
@@ -32,11 +30,11 @@ export async function renewLease(lease: Lease, extra: Record<string, unknown> = 
   const started = performance.now();
   const text = JSON.stringify({ id: lease.id, ...lease.info, ...extra, beat: new Date().toISOString() }) + '\n';
   try {
-    const tmp = createExclusiveSync(lease.layout.tmp, `.hb-${lease.id}-`, text, false, lease.layout.modes.file);
+    const tmp = createExclusiveSync(lease.layout.tmp, `.hb-${lease.id}-`, text, { durable: false, mode: lease.layout.modes.fileMode });
     if (!renameOrGoneSync(tmp, lease.heartbeatFile)) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
   } catch (err) {
     if (!NO_SPACE.has(errnoOf(err) ?? '') || lease.lastRenewed === -Infinity) throw err;
-    rewriteOwnHeartbeat(lease.heartbeatFile, text);
+    rewriteOwnedInPlaceSync(lease.heartbeatFile, text);
   }
   if (lease.lastRenewed !== -Infinity && !(await lease.folderStillOurs())) {
     lease.markLost();
@@ -44,19 +42,4 @@ export async function renewLease(lease: Lease, extra: Record<string, unknown> = 
   }
   // Count from when the write started: the server may have stamped it then.
   lease.lastRenewed = started;
-}
-
-/** Rewrite our heartbeat in place (no new inode): only a regular file of ours with no other name. */
-function rewriteOwnHeartbeat(path: string, text: string): void {
-  const C = fs.constants;
-  const fd = fs.openSync(path, C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.nlink !== 1 || (process.getuid && st.uid !== process.getuid())) throw Object.assign(new Error(`${path}: not our heartbeat file`), { code: 'EPERM' });
-    const buf = Buffer.from(text);
-    fs.writeSync(fd, buf, 0, buf.length, 0);
-    fs.ftruncateSync(fd, buf.length);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
