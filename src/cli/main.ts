@@ -21,6 +21,7 @@ const COMMANDS: Record<string, Loader> = {
   recover: () => import('./commands/recover.js'),
   doctor: () => import('./commands/doctor.js'),
   cron: () => import('./commands/cron.js'),
+  migrate: () => import('./commands/migrate.js'),
 };
 
 export async function main(argv: string[]): Promise<number> {
