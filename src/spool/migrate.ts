@@ -134,6 +134,7 @@ export async function migrate(dir: string, opts: MigrateOptions = {}): Promise<M
   }
 
   const m = new Migration(root, marker, report, opts);
+  m.removeOwnLeftovers();
   if (format === 1) m.quarantineStrays();
   if (!report.resumed) m.writeMarker(true);
   m.movePending('pending');
@@ -330,6 +331,18 @@ class Migration {
     }
   }
 
+  /**
+   * Temporaries an earlier, killed run left in tmp/ (a reason or marker written but not yet renamed): they
+   * are only ever written by migrate, and two migrations of one spool at once are not supported.
+   */
+  removeOwnLeftovers(): void {
+    if (this.dry) return;
+    const tmpDir = join(this.root, 'tmp');
+    for (const n of list(tmpDir)) {
+      if (n.startsWith('.zcq-migrate-')) { try { fs.unlinkSync(join(tmpDir, n)); } catch { /* gone */ } }
+    }
+  }
+
   /** Marker: write in tmp/, fsync, rename over the marker, fsync the root. */
   writeMarker(migrating: boolean): void {
     const { format: _f, migrating: _m, created, group, dirMode, fileMode, ...rest } = this.marker;
@@ -445,7 +458,11 @@ class Migration {
 
   /** fsync every folder this state's moves touched, once. */
   private syncTouched(): void {
-    if (!this.dry) for (const d of this.touched) fsyncDirSync(d);
+    if (!this.dry) {
+      for (const d of this.touched) {
+        try { fsyncDirSync(d); } catch (err) { if (!isGone(err)) throw err; } // a nested .dead folder removed since
+      }
+    }
     this.touched = new Set();
   }
 
