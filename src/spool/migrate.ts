@@ -99,9 +99,12 @@ export interface MigrateReport {
 export type MigrateLog = (event: string, fields: Record<string, unknown>) => void;
 export interface MigrateOptions { dryRun?: boolean; force?: boolean; log?: MigrateLog }
 
-/** Why migrate refused to start (exit 2): ZCQ_MIGRATE_FORMAT, ZCQ_MIGRATE_LIVE_LEASE. */
+/**
+ * Why migrate refused (exit 2): ZCQ_MIGRATE_FORMAT (the marker is not format 1 or 2), ZCQ_MIGRATE_LIVE_LEASE
+ * (a format-1 lease is live), ZCQ_MIGRATE_LAYOUT (a file stands where a format-2 folder must be).
+ */
 export class MigrateError extends ZcqError {
-  constructor(code: 'ZCQ_MIGRATE_FORMAT' | 'ZCQ_MIGRATE_LIVE_LEASE', message: string) { super(code, message, 2); }
+  constructor(code: 'ZCQ_MIGRATE_FORMAT' | 'ZCQ_MIGRATE_LIVE_LEASE' | 'ZCQ_MIGRATE_LAYOUT', message: string) { super(code, message, 2); }
 }
 
 type Marker = Record<string, unknown>;
@@ -133,6 +136,11 @@ export async function migrate(dir: string, opts: MigrateOptions = {}): Promise<M
     opts.log?.('migrate.forced', { dir: root, live: live.map((x) => x.lease) });
   }
 
+  // Refuse before writing anything when a file stands where a format-2 folder must be.
+  for (const d of ['tmp', 'quarantine', 'hold', 'paused', ...STATES]) {
+    const st = lstatOrNull(join(root, d));
+    if (st && !st.isDirectory()) throw new MigrateError('ZCQ_MIGRATE_LAYOUT', `${join(root, d)}: not a folder; move it away and run zcq migrate again`);
+  }
   const m = new Migration(root, marker, report, opts);
   m.removeOwnLeftovers();
   if (format === 1) m.quarantineStrays();
@@ -307,7 +315,7 @@ class Migration {
   /** Write `text` to a new file in tmp/ (O_EXCL|O_NOFOLLOW), fsync, close; returns its path. */
   private writeTemp(label: string, text: string): string {
     const tmpDir = join(this.root, 'tmp');
-    this.ensureDir(tmpDir);
+    if (!this.ensureDir(tmpDir)) throw new MigrateError('ZCQ_MIGRATE_LAYOUT', `${tmpDir}: not a folder; move it away and run zcq migrate again`);
     for (;;) {
       const p = join(tmpDir, `.zcq-migrate-${label}-${process.pid}-${++this.tmpSeq}-${Math.random().toString(36).slice(2, 8)}`);
       let fd: number;
@@ -435,7 +443,7 @@ class Migration {
     for (let i = 1; !this.free(to) || this.taken.has(`${to}.reason`); i++) to = join(qdir, `${base}.${i}`);
     const line = `${reason} (was ${this.rel(from)})`.replace(/[\r\n]+/g, ' ');
     if (!this.dry) {
-      if (!this.ensureDir(qdir)) throw new Error(`${qdir}: not a folder`);
+      if (!this.ensureDir(qdir)) throw new MigrateError('ZCQ_MIGRATE_LAYOUT', `${qdir}: not a folder; move it away and run zcq migrate again`);
       const tmp = this.writeTemp('reason', `${new Date().toISOString()} ${line}\n`);
       this.rename(tmp, `${to}.reason`);
       try {
@@ -640,7 +648,9 @@ class Migration {
     for (const name of list(deferred)) {
       if (BUCKET.test(name) && lstatOrNull(join(deferred, name))?.isDirectory()) this.removeIfEmpty(join(deferred, name));
     }
-    for (const d of ['hold', 'paused', 'quarantine', 'tmp']) this.ensureDir(join(this.root, d));
+    for (const d of ['hold', 'paused', 'quarantine', 'tmp']) {
+      if (!this.ensureDir(join(this.root, d))) throw new MigrateError('ZCQ_MIGRATE_LAYOUT', `${join(this.root, d)}: not a folder; move it away and run zcq migrate again`);
+    }
     this.syncTouched();
     this.writeMarker(false);
     this.log('migrate.done', { dir: this.root, moved: this.report.counts.moved, quarantined: this.report.counts.quarantined });

@@ -283,6 +283,12 @@ describe('zcq migrate', () => {
     const f3 = zcq(s3, ['migrate']);
     expect(f3.code).toBe(2);
     expect(f3.stderr).toMatch(/^zcq: .*format 3; zcq migrate converts format 1 to format 2\n$/);
+    // A file where a format-2 folder must be: refused before anything is written.
+    const s4 = fullSpool();
+    writeFileSync(join(s4, 'hold'), 'not a folder');
+    const before4 = tree(s4, { reasonText: true, mtimes: true });
+    expect((await migrate(s4, {}).catch((e) => e)).code).toBe('ZCQ_MIGRATE_LAYOUT');
+    expect(tree(s4, { reasonText: true, mtimes: true })).toEqual(before4);
     const none = zcq(join(tempDir(), 'nothing'), ['migrate']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/not a zcq spool \(no zcq-spool.json\)/);
