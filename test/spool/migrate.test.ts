@@ -168,6 +168,8 @@ describe('zcq migrate', () => {
     expect(jobFiles(s)).toEqual(FULL_EXPECTED);
     expect(r.counts).toMatchObject({ moved: 14, quarantined: 0, byState: { pending: 3, deferred: 2, done: 1, failed: 1, claimed: 7 } });
     expect(r.moves.find((m) => m.from === `claimed/${L}/c-done.json`)).toMatchObject({ to: 'done/mail/c-done.json', why: expect.stringMatching(/final record/) });
+    expect(r.created.sort()).toEqual(['deferred/default', 'deferred/default/20270101T1231', 'deferred/mail', 'deferred/mail/20270101T1230',
+      'done/default', 'done/mail', 'failed/default', 'hold', 'paused', 'pending/default', 'pending/mail']);
     expect(r.removed.sort()).toEqual([`claimed/${L}/dead.9.zzz.dead`, 'deferred/20270101T1230', 'deferred/20270101T1231']);
     for (const d of ['hold', 'paused', 'pending/mail', 'deferred/mail/20270101T1230']) {
       expect(statSync(join(s, d)).isDirectory()).toBe(true);
