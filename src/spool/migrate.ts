@@ -409,7 +409,7 @@ class Migration {
       return;
     }
     if (!this.free(to)) {
-      this.quarantine(from, `${this.rel(to)} already exists (kept as the format-2 copy; this is the format-1 copy of the same job, from a retried move)`);
+      this.quarantine(from, `${this.rel(to)} already exists and is kept (a format-2 name wins; a second copy of one job comes from a retried move, or from a job format 1 had in two folders)`);
       return;
     }
     if (!this.dry) {
