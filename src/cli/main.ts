@@ -24,6 +24,7 @@ const COMMANDS: Record<string, string> = {
   hold: './commands/hold.js',
   release: './commands/hold.js',
   pause: './commands/pause.js',
+  migrate: './commands/migrate.js',
   resume: './commands/pause.js',
 };
 
