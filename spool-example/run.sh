@@ -19,8 +19,8 @@ echo "$later (deferred: due in 3 s)"
 
 echo "== running a worker until the spool is idle (the deferred job is not due yet, so it waits)"
 zcq worker --root . --concurrency 2 --poll 200ms --exit-when-idle
-echo "== ls spool/deferred/*/"
-ls spool/deferred/*/
+echo "== ls spool/deferred/*/*/   (queue/minute bucket/due-ms.id.json)"
+ls spool/deferred/*/*/
 
 echo "== a worker in the background, and zcq wait for the deferred job"
 node ../bin/zcq worker --root . --poll 200ms &
@@ -33,11 +33,11 @@ echo "== zcq ls"
 zcq ls
 echo "== zcq status"
 zcq status
-echo "== ls spool/done spool/failed"
-ls spool/done spool/failed
+echo "== ls spool/done/default spool/failed/default   (state/queue/id.json)"
+ls spool/done/default spool/failed/default
 echo "== the failed job"
 zcq show "$(zcq ls failed --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].id))')"
-if [ "$(ls spool/done | wc -l)" -eq 5 ] && [ "$(ls spool/failed | wc -l)" -eq 1 ] && [ -s out/9.html ]; then
+if [ "$(ls spool/done/default | wc -l)" -eq 5 ] && [ "$(ls spool/failed/default | wc -l)" -eq 1 ] && [ -s out/9.html ]; then
   echo "== example OK: 5 done, 1 failed (as intended), out/7.html, out/8.html, out/9.html written"
 else
   echo "== example FAILED: expected 5 jobs in done/ and 1 in failed/" >&2
