@@ -1,5 +1,5 @@
 /**
- * Time inputs typed by people (CLI flags such as --delay / --every / --at, and API options): durations
+ * Time inputs typed by people (CLI flags such as --in / --at / --deadline / --timeout, and API options): durations
  * and "when" instants. Pure functions: "now" and the local time zone are arguments, never read here.
  *
  * Durations (`parseDuration`): one or more <number><unit> parts, units from largest to smallest and each
