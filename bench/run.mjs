@@ -2,7 +2,7 @@
 // zcq benchmark harness: runs zcq and its peers in the same run and prints one
 // table of medians with zcq/peer ratios (also written to bench/results.md).
 //
-//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,cli,memory,syscalls]
+//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,cli,memory,syscalls]
 //                      [--runs=N] [--dir=/path/for/temp/files] [--out=bench/results.md]
 import { cpus, totalmem, release, loadavg, hostname } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +17,7 @@ import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'backlog', 'cli', 'memory', 'syscalls'];
+const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'cli', 'memory', 'syscalls'];
 
 // ---------------------------------------------------------------- options
 
@@ -45,8 +45,8 @@ const OUT = resolve(opt('out') ?? join(here, 'results.md'));
 const BASE = setBaseTmp(opt('dir'));
 
 const C = QUICK
-  ? { tpN: 2000, latN: 50, backlog: [1000, 10000], backlogJobs: 1000, cliN: 10, memPending: 10000, memSec: 3, strN: 500, bulk: 100 }
-  : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100 };
+  ? { tpN: 2000, latN: 50, backlog: [1000, 10000], backlogJobs: 1000, queueBulk: [1000, 10000], urgent: 20, cliN: 10, memPending: 10000, memSec: 3, strN: 500, bulk: 100 }
+  : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, queueBulk: [1000, 100000], urgent: 20, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100 };
 const PROCS = 2;
 const CONC = 8;
 // The synchronous fsloop variant runs a quarter of the jobs (a steady rate, to save time).
@@ -218,6 +218,25 @@ async function backlog() {
   if (b) b.destroy();
 }
 
+/** Queue isolation: a worker serving queue urgent finishes its jobs behind small and large backlogs of queue bulk. */
+async function queues() {
+  if (ZCQ_MISSING) { for (const s of C.queueBulk) errors.set(`q.urgent.${s}`, ZCQ_MISSING); return; }
+  let q = null;
+  await attempt(C.queueBulk.map((s) => `q.urgent.${s}`), 'queues', async () => {
+    q = new zcq.QueueSpool(C.urgent);
+    // Interleaved: small, large, small, large ... so that the disk's drift hits both alike.
+    for (let r = 1; r <= R; r++) {
+      for (const s of C.queueBulk) {
+        q.setBulk(s);
+        await sleep(2000); // let the disk settle after writing the backlog
+        const res = await z(`q.urgent.${s}`, `queues: ${C.urgent} urgent behind ${s} bulk`, () => q.timeUrgent(QUICK ? 60000 : 180000));
+        if (res && !res.timedOut) { rec(`q.urgent.${s}`, res.ms); log(`  ${C.urgent} urgent behind ${s.toLocaleString('en-US')} bulk: ${fmtNum(res.ms)} ms`); }
+      }
+    }
+  });
+  if (q) q.destroy();
+}
+
 async function cli() {
   const n = C.cliN;
   const a = await z('cli.zcq', 'zcq put CLI', () => zcq.cliPut({ count: n, runs: R }));
@@ -324,6 +343,12 @@ function rows() {
       row('3 backlog', `${J} jobs, ${J} pending + ${s.toLocaleString('en-US')} deferred, ms`, '↓', 'zcq durable', `bl.deferred.${s}`, baseLabel, base);
     }
   }
+  if (ONLY.includes('queues')) {
+    const [small, ...larger] = C.queueBulk;
+    for (const s of [small, ...larger]) {
+      row('3b queues', `${C.urgent} jobs of queue urgent behind ${s.toLocaleString('en-US')} of queue bulk, ms`, '↓', '--queue urgent worker', `q.urgent.${s}`, `behind ${small.toLocaleString('en-US')}`, `q.urgent.${small}`);
+    }
+  }
   if (ONLY.includes('cli')) {
     for (const [pl, pk] of [['node -e 0', 'cli.node'], ['nq', 'cli.nq']]) {
       row('4 CLI', `enqueue from a shell (×${C.cliN}), ms per call`, '↓', 'zcq put', 'cli.zcq', pl, pk);
@@ -380,7 +405,7 @@ for (const s of SECTIONS) {
   if (!ONLY.includes(s)) continue;
   const t0 = Date.now();
   log(`== ${s}`);
-  await attempt([], s, { throughput, latency, backlog, cli, memory, syscalls }[s]);
+  await attempt([], s, { throughput, latency, backlog, queues, cli, memory, syscalls }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 

@@ -7,11 +7,12 @@
 //           node bin/zcq --spool DIR worker --root DIR --concurrency N
 //                 [--exit-when-idle] [--max-jobs N] [--poll 1s]   (--relaxed: global, before the command)
 //   library import { Spool } from dist/index.js
-//           const spool = await Spool.open(dir, { create: true, durable })
+//           const spool = await Spool.init(dir, { durable })
 //           (await spool.put(fn, args, opts)).id ; await spool.wait([id]) ; spool.close?.()
 //           await spool.putMany([{ fn, args }, ...])                    (batches, as BullMQ's addBulk)
-//   layout  pending/<id>.json, deferred/<YYYYMMDDTHHMM>/<13-digit dueMs>.<id>.json,
-//           done/<id>.json, failed/<id>.json, workers/<workerId>.json
+//   layout  (format 2) pending/<queue>/<id>.json, deferred/<queue>/<YYYYMMDDTHHMM>/<15-digit dueMs>.<id>.json,
+//           done/<queue>/<id>.json, failed/<queue>/<id>.json, workers/<workerId>.json; every job here is
+//           in queue Q ('default') unless a section says otherwise
 // Extra worker flags for every run: env ZCQ_BENCH_WORKER_ARGS (e.g. "--poll 100ms").
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync } from 'node:fs';
@@ -28,6 +29,8 @@ export const BIN = join(ROOT, 'bin', 'zcq');
 // flags per command (see bin/zcq). Other calls (init, status) go through `node BIN`.
 export const DIST = join(ROOT, 'dist', 'index.js');
 export const JOBS = join(here, 'jobs');
+/** The queue of every bench job unless a section says otherwise. */
+const Q = 'default';
 const EXTRA_WORKER_ARGS = (process.env.ZCQ_BENCH_WORKER_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 /** null when usable, else the reason. */
@@ -40,13 +43,13 @@ export function unavailable() {
 let libMod = null;
 async function lib() {
   libMod ??= await import(pathToFileURL(DIST).href);
-  if (typeof libMod.Spool?.open !== 'function') throw new Error('dist/index.js has no Spool.open');
+  if (typeof libMod.Spool?.init !== 'function') throw new Error('dist/index.js has no Spool.init');
   return libMod;
 }
 
 async function openSpool(dir, durable) {
   const { Spool } = await lib();
-  return Spool.open(dir, { create: true, durable });
+  return Spool.init(dir, { durable });
 }
 
 async function closeSpool(spool) {
@@ -67,9 +70,10 @@ export function initSpool(dir) {
   return dir;
 }
 
-function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = false, maxJobs = null } = {}) {
+function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = false, maxJobs = null, queues = [] } = {}) {
   // --relaxed is a global option: before the command.
   const a = [BIN, '--spool', spool, ...(relaxed ? ['--relaxed'] : []), 'worker', '--root', JOBS, '--concurrency', String(concurrency)];
+  for (const q of queues) a.push('--queue', q);
   if (exitWhenIdle) a.push('--exit-when-idle');
   if (maxJobs) a.push('--max-jobs', String(maxJobs));
   return [...a, ...EXTRA_WORKER_ARGS];
@@ -98,10 +102,10 @@ function workerError(w, what) {
 async function waitDone(spool, n, workers, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const d = countJson(join(spool, 'done'));
+    const d = countJson(join(spool, 'done', Q));
     if (d >= n) return d;
-    const f = countJson(join(spool, 'failed'));
-    if (f > 0) throw new Error(`${f} zcq jobs failed, e.g. ${readFileSync(join(spool, 'failed', readdirSync(join(spool, 'failed'))[0]), 'utf8').slice(0, 600)}`);
+    const f = countJson(join(spool, 'failed', Q));
+    if (f > 0) throw new Error(`${f} zcq jobs failed, e.g. ${readFileSync(join(spool, 'failed', Q, readdirSync(join(spool, 'failed', Q))[0]), 'utf8').slice(0, 600)}`);
     const dead = workers.find((w) => w.exitCode !== null || w.signalCode !== null);
     if (dead && workers.every((w) => w.exitCode !== null || w.signalCode !== null)) throw workerError(dead, `exited with ${d}/${n} done`);
     if (Date.now() > deadline) throw new Error(`timeout: ${d}/${n} zcq jobs done`);
@@ -110,7 +114,7 @@ async function waitDone(spool, n, workers, timeoutMs) {
 }
 
 /** Wall-clock ms of the last rename into done/ (the folder's mtime). */
-const lastDoneMs = (spool) => statSync(join(spool, 'done')).mtimeMs;
+const lastDoneMs = (spool) => statSync(join(spool, 'done', Q)).mtimeMs;
 
 async function waitWorkersRegistered(spool, count, ms = 5000) {
   const deadline = Date.now() + ms;
@@ -226,8 +230,8 @@ export async function latency({ n, durable = true, gapMs = 20, deadlineMs = 1200
   const spool = await openSpool(dir, durable);
   const stampFile = join(dir, '..', `stamps-${Date.now()}.txt`);
   writeFileSync(stampFile, '');
-  mkdirSync(join(dir, 'done'), { recursive: true });
-  const doneW = fileWaiter(join(dir, 'done'));
+  mkdirSync(join(dir, 'done', Q), { recursive: true });
+  const doneW = fileWaiter(join(dir, 'done', Q));
   const w = spawnWorker(dir, { concurrency: 1, relaxed: !durable });
   const put = new Map();
   const doneFs = [];
@@ -271,9 +275,9 @@ export async function latency({ n, durable = true, gapMs = 20, deadlineMs = 1200
 let genBatch = 0;
 const ts36 = (ms) => ms.toString(36).padStart(9, '0');
 
-function jobBody(id, created) {
+function jobBody(id, created, queue = Q) {
   return JSON.stringify({
-    zcq: 1, id, fn: 'noop.mjs#noop', args: [], queue: 'default', created, attempts: 0, retries: 0, history: [],
+    zcq: 1, id, fn: 'noop.mjs#noop', args: [], queue, created, attempts: 0, retries: 0, history: [],
   });
 }
 
@@ -281,15 +285,15 @@ function jobBody(id, created) {
  * Write count ready jobs straight into pending/ (no fsync: bench input). Ids are
  * "<ms base36>-bench<batch>-<counter>", so they sort by creation time like zcq's.
  */
-export function writePending(spool, count, { progress = 'pending' } = {}) {
-  const dir = join(spool, 'pending');
+export function writePending(spool, count, { progress = 'pending', queue = Q } = {}) {
+  const dir = join(spool, 'pending', queue);
   mkdirSync(dir, { recursive: true });
   const created = new Date().toISOString();
   const prefix = `${ts36(Date.now())}-bench${(genBatch++).toString(36)}-`;
   const t0 = Date.now();
   for (let i = 0; i < count; i++) {
     const id = prefix + i.toString(36).padStart(7, '0');
-    writeFileSync(join(dir, id + '.json'), jobBody(id, created));
+    writeFileSync(join(dir, id + '.json'), jobBody(id, created, queue));
     if (progress && i > 0 && i % 200000 === 0) log(`  ${progress}: ${i.toLocaleString('en-US')}/${count.toLocaleString('en-US')} files written`);
   }
   return Date.now() - t0;
@@ -304,7 +308,7 @@ function bucketOf(dueMs) {
 function deferredPath(spool, id, index, baseMs) {
   const due = baseMs + Math.floor(index / 1000) * 60000 + (index % 1000);
   const b = bucketOf(due);
-  return { bucket: join(spool, 'deferred', b), file: `${String(due).padStart(13, '0')}.${id}.json` };
+  return { bucket: join(spool, 'deferred', Q, b), file: `${String(due).padStart(15, '0')}.${id}.json` };
 }
 
 // ---------------------------------------------------------------- 3. backlog
@@ -324,7 +328,7 @@ export class BacklogSpool {
   }
 
   pendingCount() {
-    return countJson(join(this.dir, 'pending'));
+    return countJson(join(this.dir, 'pending', Q));
   }
 
   /** Make pending/ hold exactly n jobs (create new ones or delete the newest). */
@@ -332,8 +336,8 @@ export class BacklogSpool {
     const have = this.pendingCount();
     if (have < n) writePending(this.dir, n - have);
     else if (have > n) {
-      const names = readdirSync(join(this.dir, 'pending')).filter((x) => x.endsWith('.json')).sort();
-      for (const name of names.slice(n)) rmSync(join(this.dir, 'pending', name));
+      const names = readdirSync(join(this.dir, 'pending', Q)).filter((x) => x.endsWith('.json')).sort();
+      for (const name of names.slice(n)) rmSync(join(this.dir, 'pending', Q, name));
     }
   }
 
@@ -344,7 +348,7 @@ export class BacklogSpool {
    */
   setDeferred(n, keepPending) {
     if (this.deferredCount < n) {
-      const pdir = join(this.dir, 'pending');
+      const pdir = join(this.dir, 'pending', Q);
       const names = readdirSync(pdir).filter((x) => x.endsWith('.json')).sort();
       const movable = names.slice(keepPending);
       let moved = 0;
@@ -399,8 +403,8 @@ export class BacklogSpool {
    * done/ is emptied first; the jobs it took are replaced afterwards by the caller (setPending).
    */
   async timeMaxJobs(jobs, timeoutMs) {
-    rmrf(join(this.dir, 'done'));
-    mkdirSync(join(this.dir, 'done'));
+    rmrf(join(this.dir, 'done', Q));
+    mkdirSync(join(this.dir, 'done', Q));
     const t0 = process.hrtime.bigint();
     const w = spawnWorker(this.dir, { concurrency: 8, maxJobs: jobs });
     const r = await waitExit(w, timeoutMs);
@@ -410,13 +414,56 @@ export class BacklogSpool {
       return { ms: null, timedOut: true };
     }
     if (r.code !== 0) throw workerError(w, 'failed');
-    const d = countJson(join(this.dir, 'done'));
+    const d = countJson(join(this.dir, 'done', Q));
     if (d !== jobs) throw new Error(`worker with --max-jobs ${jobs} left ${d} jobs in done/`);
     return { ms, timedOut: false };
   }
 
   destroy() {
     log(`  removing backlog spool ${this.dir}`);
+    rmrf(this.dir);
+  }
+}
+
+// ---------------------------------------------------------------- 3b. queue isolation
+
+/**
+ * A spool with `urgent` jobs in queue urgent behind a backlog in queue bulk. timeUrgent(): ms from the spawn
+ * of a worker serving only `urgent` (--max-jobs urgent, durable, concurrency 8) to its exit. setBulk(n) tops
+ * the other queue up to n pending jobs between runs (it is never touched by the worker).
+ */
+export class QueueSpool {
+  constructor(urgent) {
+    this.urgent = urgent;
+    this.dir = makeTmp('zcq-queues');
+    initSpool(this.dir);
+  }
+
+  setBulk(n) {
+    const have = countJson(join(this.dir, 'pending', 'bulk'));
+    if (have < n) writePending(this.dir, n - have, { queue: 'bulk', progress: 'bulk' });
+    else if (have > n) {
+      const names = readdirSync(join(this.dir, 'pending', 'bulk')).filter((x) => x.endsWith('.json')).sort();
+      for (const name of names.slice(n)) rmSync(join(this.dir, 'pending', 'bulk', name));
+    }
+  }
+
+  async timeUrgent(timeoutMs) {
+    writePending(this.dir, this.urgent, { queue: 'urgent', progress: null });
+    rmrf(join(this.dir, 'done', 'urgent'));
+    const t0 = process.hrtime.bigint();
+    const w = spawnWorker(this.dir, { concurrency: 8, maxJobs: this.urgent, queues: ['urgent'] });
+    const r = await waitExit(w, timeoutMs);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.timedOut) { await stopChild(w, 10000); return { ms: null, timedOut: true }; }
+    if (r.code !== 0) throw workerError(w, 'failed');
+    const d = countJson(join(this.dir, 'done', 'urgent'));
+    if (d !== this.urgent) throw new Error(`urgent worker left ${d}/${this.urgent} jobs in done/urgent/`);
+    if (countJson(join(this.dir, 'done', 'bulk')) > 0) throw new Error('a worker serving only urgent ran a bulk job');
+    return { ms, timedOut: false };
+  }
+
+  destroy() {
     rmrf(this.dir);
   }
 }
@@ -450,15 +497,15 @@ export class MemorySpool {
   }
 
   async measure(seconds) {
-    const have = countJson(join(this.dir, 'pending'));
+    const have = countJson(join(this.dir, 'pending', Q));
     if (have < this.pending) writePending(this.dir, this.pending - have, { progress: null });
-    rmrf(join(this.dir, 'done'));
+    rmrf(join(this.dir, 'done', Q));
     const w = spawnWorker(this.dir, { concurrency: 8 });
     try {
       await sleep(seconds * 1000);
       if (w.exitCode !== null) throw workerError(w, 'exited early');
       const m = procMem(w.pid);
-      return { hwmKb: m?.hwmKb ?? null, doneInWindow: countJson(join(this.dir, 'done')) };
+      return { hwmKb: m?.hwmKb ?? null, doneInWindow: countJson(join(this.dir, 'done', Q)) };
     } finally {
       await stopChild(w, 15000);
     }
@@ -488,7 +535,7 @@ export async function syscalls({ n, durable = true }) {
     try {
       if (r.timedOut) throw new Error('zcq worker under strace timed out');
       if (r.code !== 0) throw workerError(w, 'failed under strace');
-      const d = countJson(join(spool, 'done'));
+      const d = countJson(join(spool, 'done', Q));
       if (d !== count) throw new Error(`strace run: ${d}/${count} done`);
       return parseStrace(readFileSync(out, 'utf8'));
     } finally {
