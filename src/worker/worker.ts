@@ -298,7 +298,12 @@ export class Worker {
       await this.execute(c, read.job);
     } catch (err) {
       if (isGone(err) || err instanceof LeaseLostError) this.log('job.lost', { id: c.id, worker: c.lease.id, reason: 'lease taken while running' });
-      else this.log('job.error', { id: c.id, worker: c.lease.id, error: (err as Error).message });
+      else {
+        // Not recorded, for a reason we do not know how to wait out: give the lease up so that recovery (a
+        // sibling's, or ours under a new lease) settles the job by its policy, instead of leaving it stranded.
+        this.log('job.error', { id: c.id, worker: c.lease.id, error: (err as Error).message });
+        if (!c.lease.isLost) this.loseLease(c.lease);
+      }
     } finally {
       this.running.delete(c.id);
       const wasFull = this.holding.size >= this.opts.concurrency;

@@ -71,7 +71,8 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   const l = lease.layout;
   // 2. the record, in a spare or a new temporary
   let tmp: string | undefined;
-  for (let spare = lease.spares.pop(); spare !== undefined && tmp === undefined; spare = lease.spares.pop()) {
+  while (tmp === undefined && lease.spares.length > 0) {
+    const spare = lease.spares.pop()!;
     if (await writeSpare(spare, text, lease.durable)) tmp = spare;
   }
   if (tmp === undefined) {
