@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 // Looked up once: os.hostname() is a system call, and put is a hot path.
 const HOST = hostname();
 import { SAFE_NAME } from '../spool/ids.js';
+import { checkJsonShape } from './json-limits.js';
 
 export const JOB_FORMAT = 1;
 
@@ -136,6 +137,7 @@ function isCount(v: unknown, max = 1_000_000): v is number {
  * Missing optional fields get their defaults so that hand-written job files work.
  */
 export function parseJob(text: string, expectedId?: string): Job {
+  checkJsonShape(text);
   let v: unknown;
   try {
     v = JSON.parse(text);
