@@ -1,15 +1,26 @@
-/** `zcq init [DIR]`: make a folder a spool (idempotent). */
+/** `zcq init [DIR] [--group NAME]`: make a folder a spool (idempotent); the only command that creates one. */
 import type { Command } from 'commander';
-import { globals } from '../common.js';
+import { UsageError } from '../../errors.js';
+import { globals, line, printJson, spoolDir } from '../common.js';
+
+/** A POSIX group name (as useradd accepts it) or a numeric gid. */
+const GROUP = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10})$/;
 
 export function register(program: Command): void {
   program.command('init [dir]')
-    .description('create the spool layout in DIR (default --spool, $ZCQ_SPOOL or ./spool)')
-    .action(async (dir: string | undefined, _o, cmd: Command) => {
+    .description('create the spool layout in DIR (default: --spool, $ZCQ_SPOOL or ./spool)')
+    .option('--group <name>', 'group that owns the spool, for several users sharing it (folders setgid, group-writable)')
+    .action(async (dir: string | undefined, o: { group?: string }, cmd: Command) => {
+      const group = o.group;
+      if (group !== undefined && !GROUP.test(group)) throw new UsageError(`--group '${group}': not a group name; give a group from /etc/group (getent group NAME) or a numeric gid`);
+      const target = dir ?? await spoolDir(cmd);
       const { Spool } = await import('../../spool/spool.js');
-      const { defaultSpoolDir } = await import('../../spool/layout.js');
-      const spool = await Spool.open(dir ?? globals(cmd).spool ?? defaultSpoolDir(), { create: true });
-      if (globals(cmd).json) process.stdout.write(JSON.stringify({ spool: spool.dir }) + '\n');
-      else process.stdout.write(`${spool.dir}\n`);
+      const init = (Spool as unknown as { init?: (dir: string, opts: { group?: string }) => Promise<{ dir: string }> }).init;
+      let spool: { dir: string };
+      if (typeof init === 'function') spool = await init.call(Spool, target, { group });
+      else if (group !== undefined) throw new UsageError('--group: this build of zcq cannot set a spool\'s group; create the spool without it and chgrp -R it');
+      else spool = await Spool.open(target, { create: true });
+      if (globals(cmd).json) printJson({ spool: spool.dir });
+      else line(spool.dir);
     });
 }
