@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { WORKER_DEFAULTS, JOB_DEFAULTS } from '../../dist/defaults.js';
+import { CLI_BOUNDS, CRON_DEFAULTS, JOB_BOUNDS, JOB_DEFAULTS, WORKER_BOUNDS, WORKER_DEFAULTS, defaultHeartbeatMs, inRange, maxHeartbeatMs } from '../../dist/defaults.js';
 import { formatDuration } from '../../dist/text.js';
 import { cleanupTemp, tempDir, zcq } from '../helpers.js';
 import { initSpool, jobPath } from './spool-files.js';
@@ -64,6 +64,20 @@ describe('bounds of duration and count options', () => {
     expect(line).toMatch(/must be/);
     // Refused before anything ran: no job, no worker heartbeat.
     for (const d of ['pending', 'workers']) expect(existsSync(join(spool, d)) ? readdirSync(join(spool, d)) : []).toEqual([]);
+  });
+
+  it('every default lies within its own range (defaults.ts)', () => {
+    for (const k of ['leaseMs', 'pollMs', 'graceMs', 'killGraceMs', 'leftoverAgeMs', 'goneWorkerAgeMs', 'housekeepingMs'] as const) {
+      expect(inRange(WORKER_DEFAULTS[k], WORKER_BOUNDS[k]), k).toBe(true);
+    }
+    for (const lease of [WORKER_BOUNDS.leaseMs.min, WORKER_DEFAULTS.leaseMs, WORKER_BOUNDS.leaseMs.max]) {
+      const hb = defaultHeartbeatMs(lease);
+      expect(hb >= WORKER_BOUNDS.heartbeatMs.min && hb <= maxHeartbeatMs(lease), `lease ${lease}`).toBe(true);
+    }
+    expect(inRange(JOB_DEFAULTS.retries, JOB_BOUNDS.retries)).toBe(true);
+    expect(inRange(JOB_DEFAULTS.maxInterrupts, JOB_BOUNDS.maxInterrupts)).toBe(true);
+    expect(inRange(JOB_DEFAULTS.backoff.baseMs, JOB_BOUNDS.backoffMs) && inRange(JOB_DEFAULTS.backoff.maxMs, JOB_BOUNDS.backoffMs)).toBe(true);
+    expect(inRange(CRON_DEFAULTS.cap, CLI_BOUNDS.cronCap)).toBe(true);
   });
 
   it('accepts the edges of the ranges', () => {
