@@ -11,7 +11,7 @@ import type { Spool } from '../spool/spool.js';
 import { AmbiguousIdError, UsageError, ZcqError } from '../errors.js';
 import { parseDuration } from '../schedule/time-input.js';
 import type { Range } from '../defaults.js';
-import { JSON_MAX_VALUE_DEPTH, checkJsonShape } from '../job/json-limits.js';
+import { JSON_MAX_DEPTH, JSON_MAX_VALUE_DEPTH, checkJsonShape } from '../job/json-limits.js';
 import { formatDuration, jsonLine, printable, printableValue } from '../text.js';
 
 export interface GlobalOptions { spool?: string; json?: boolean; relaxed?: boolean }
@@ -193,12 +193,14 @@ export function jobArgs(args: string[], argsJson: unknown): unknown[] {
   if (argsJson !== undefined) {
     if (args.length > 0) throw new UsageError('give string args or --args-json, not both');
     let parsed: unknown;
-    try { checkJsonShape(String(argsJson), { maxDepth: JSON_MAX_VALUE_DEPTH }); } catch (err) { throw new UsageError(`--args-json: ${(err as Error).message}`); }
+    try { checkJsonShape(String(argsJson), { maxDepth: JSON_MAX_VALUE_DEPTH }); } catch (err) { throw new UsageError(`--args-json: ${(err as Error).message}; a job file holds at most ${JSON_MAX_DEPTH} levels`); }
     try { parsed = JSON.parse(String(argsJson)); } catch (err) { throw new UsageError(`--args-json: not valid JSON (${(err as Error).message})`); }
     if (!Array.isArray(parsed)) throw new UsageError('--args-json: must be a JSON array, e.g. \'[{"id":7}]\'');
     return parsed;
   }
   if (args.length === 1 && /^\s*[[{]/.test(args[0]!)) {
+    // The value becomes args[0]: one level inside the args array.
+    try { checkJsonShape(args[0]!, { maxDepth: JSON_MAX_VALUE_DEPTH - 1 }); } catch (err) { throw new UsageError(`argument: ${(err as Error).message}; a job file holds at most ${JSON_MAX_DEPTH} levels`); }
     try { return [JSON.parse(args[0]!)]; } catch { return args; }
   }
   return args;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CLI_BOUNDS, CRON_DEFAULTS, JOB_BOUNDS, JOB_DEFAULTS, WORKER_BOUNDS, WORKER_DEFAULTS, defaultHeartbeatMs, inRange, maxHeartbeatMs } from '../../dist/defaults.js';
 import { formatDuration } from '../../dist/text.js';
 import { cleanupTemp, tempDir, zcq } from '../helpers.js';
-import { initSpool, jobPath } from './spool-files.js';
+import { filesUnder, initSpool, jobPath } from './spool-files.js';
 
 afterAll(cleanupTemp);
 
@@ -63,7 +63,7 @@ describe('bounds of duration and count options', () => {
     expect(line.startsWith(`zcq: ${option} '`), line).toBe(true);
     expect(line).toMatch(/must be/);
     // Refused before anything ran: no job, no worker heartbeat.
-    for (const d of ['pending', 'workers']) expect(existsSync(join(spool, d)) ? readdirSync(join(spool, d)) : []).toEqual([]);
+    for (const d of ['pending', 'workers']) expect(filesUnder(join(spool, d)), d).toEqual([]);
   });
 
   it('every default lies within its own range (defaults.ts)', () => {
@@ -86,6 +86,25 @@ describe('bounds of duration and count options', () => {
     expect(w.code, w.stderr).toBe(0);
     const p = zcq(spool, ['put', './jobs.mjs#add', '--retries', '10000', '--max-interrupts', '0', '--timeout', '365d', '--backoff', '0']);
     expect(p.code, p.stderr).toBe(0);
+  });
+
+  it('job arguments nested deeper than a job file may hold are refused at put, nothing enqueued', () => {
+    const spool = initSpool(tempDir());
+    const nest = (d: number) => '['.repeat(d) + ']'.repeat(d);
+    const deep: [string[], string | undefined, RegExp][] = [
+      [['put', './jobs.mjs#add', '--args-json', nest(64)], undefined, /^zcq: --args-json: nested deeper than 63 levels/],
+      [['put', './jobs.mjs#add', nest(63)], undefined, /^zcq: argument: nested deeper than 62 levels/],
+      [['put', '-'], `{"fn":"./jobs.mjs#add","args":${nest(64)}}\n`, /^zcq: standard input, line 1: nested deeper than 64 levels/],
+      [['put', '-'], `{"fn":"./jobs.mjs#add","args":${'['.repeat(100_000)}\n`, /^zcq: standard input, line 1: nested deeper than 64 levels/],
+    ];
+    for (const [args, input, re] of deep) {
+      const r = zcq(spool, args, { input });
+      expect(r.code, r.stderr).toBe(2);
+      expect(oneLine(r.stderr)).toMatch(re);
+    }
+    expect(filesUnder(join(spool, 'pending'))).toEqual([]);
+    // One level less is accepted.
+    expect(zcq(spool, ['put', './jobs.mjs#add', '--args-json', nest(63)]).code).toBe(0);
   });
 
   it('a --root that is not a folder is a usage error naming --root and the folder', () => {

@@ -1,7 +1,7 @@
 // Hand-made job files for the security tests. The spool layout is changing (format 1: STATE/ID.json;
 // format 2: STATE/QUEUE/ID.json), so every path a test builds comes from here, judged by the spool's marker.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, type Dirent } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { zcq } from '../helpers.js';
 
 /** The spool's format number, from its marker file. */
@@ -28,4 +28,12 @@ export function initSpool(dir: string): string {
   const r = zcq(null, ['init', spool]);
   if (r.code !== 0) throw new Error(`zcq init failed: ${r.stderr}`);
   return spool;
+}
+
+/** Every file under `dir` (recursively; none when it does not exist), as paths relative to it. */
+export function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return (readdirSync(dir, { recursive: true, withFileTypes: true }) as Dirent[])
+    .filter((e) => !e.isDirectory())
+    .map((e) => relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)));
 }
