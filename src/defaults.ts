@@ -1,16 +1,88 @@
 /**
- * Defaults and bounds of the worker's settings: the one source the CLI's help, the CLI's checks, the
- * worker library and housekeeping all read.
+ * The defaults and the accepted ranges of every tunable a worker or a job has, in one place: the worker
+ * library, the job format and the command line (its help text and its checks) read them from here, so a
+ * default shown by `zcq worker --help` is the default the worker uses.
+ *
+ * Durations are milliseconds. A range is inclusive. Why the ranges: below a minimum a worker would spin
+ * (poll, housekeeping) or lose its lease to ordinary scheduling delays (lease, heartbeat); above a maximum
+ * a mistyped unit (`--lease 30d` for 30s) would leave jobs stuck for days before anyone noticed.
  */
+
+export interface Range { readonly min: number; readonly max: number }
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
 export const WORKER_DEFAULTS = {
-  leaseMs: 30_000,
-  pollMs: 1000,
-  graceMs: 10_000,
-  killGraceMs: 5_000,
-  leftoverAgeMs: 3_600_000,
-  goneWorkerAgeMs: 86_400_000,
-  housekeepingMs: 60_000,
+  leaseMs: 30 * SECOND,
+  /** The heartbeat is leaseMs / heartbeatDivisor unless given (see defaultHeartbeatMs). */
+  heartbeatDivisor: 6,
+  pollMs: 1 * SECOND,
+  graceMs: 10 * SECOND,
+  killGraceMs: 5 * SECOND,
+  leftoverAgeMs: 1 * HOUR,
+  goneWorkerAgeMs: 1 * DAY,
+  housekeepingMs: 60 * SECOND,
+  runtime: 'threads',
 } as const;
 
-/** Heartbeats per lease time, by default. */
-export const HEARTBEATS_PER_LEASE = 6;
+export const WORKER_BOUNDS = {
+  leaseMs: { min: 1 * SECOND, max: 1 * DAY },
+  /** Also at most half the lease: a lease must survive one late heartbeat (see maxHeartbeatMs). */
+  heartbeatMs: { min: 100, max: DAY / 2 },
+  pollMs: { min: 50, max: 1 * HOUR },
+  housekeepingMs: { min: 1 * SECOND, max: 1 * DAY },
+  graceMs: { min: 0, max: 1 * DAY },
+  killGraceMs: { min: 0, max: 1 * HOUR },
+  concurrency: { min: 1, max: 1024 },
+  threads: { min: 1, max: 256 },
+  maxJobs: { min: 1, max: 1e9 },
+  leftoverAgeMs: { min: 1 * MINUTE, max: 365 * DAY },
+  goneWorkerAgeMs: { min: 1 * MINUTE, max: 365 * DAY },
+} as const satisfies Record<string, Range>;
+
+/** The heartbeat a worker uses when none is given: a sixth of the lease, at least the minimum heartbeat. */
+export function defaultHeartbeatMs(leaseMs: number): number {
+  return Math.max(WORKER_BOUNDS.heartbeatMs.min, Math.floor(leaseMs / WORKER_DEFAULTS.heartbeatDivisor));
+}
+
+/** The longest heartbeat a lease allows: half of it. */
+export function maxHeartbeatMs(leaseMs: number): number {
+  return Math.min(WORKER_BOUNDS.heartbeatMs.max, Math.floor(leaseMs / 2));
+}
+
+export const JOB_DEFAULTS = {
+  queue: 'default',
+  retries: 0,
+  maxInterrupts: 9,
+  onInterrupt: 'retry',
+  /** Exponential backoff with equal jitter from baseMs, doubling, capped at maxMs. */
+  backoff: { kind: 'exponential', baseMs: 1 * SECOND, maxMs: 1 * HOUR },
+} as const;
+
+export const JOB_BOUNDS = {
+  retries: { min: 0, max: 10_000 },
+  maxInterrupts: { min: 0, max: 10_000 },
+  timeoutMs: { min: 1, max: 365 * DAY },
+  backoffMs: { min: 0, max: 365 * DAY },
+} as const satisfies Record<string, Range>;
+
+/** Defaults of `zcq cron add` that the schedule store does not fill in itself. */
+export const CRON_DEFAULTS = { cap: 10 } as const;
+
+/** Ranges of the other commands' options. */
+export const CLI_BOUNDS = {
+  /** `zcq wait --timeout`: 0 looks once. */
+  waitTimeoutMs: { min: 0, max: 365 * DAY },
+  /** `zcq ls --limit`. */
+  limit: { min: 1, max: 1e9 },
+  /** `zcq cron add --cap`: catch-up runs after an outage with --missed all. */
+  cronCap: { min: 1, max: 1000 },
+} as const satisfies Record<string, Range>;
+
+/** Whether `v` is a whole number within `r`. */
+export function inRange(v: number, r: Range): boolean {
+  return Number.isInteger(v) && v >= r.min && v <= r.max;
+}

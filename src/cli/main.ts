@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ZcqError } from '../errors.js';
+import { printable } from '../text.js';
 
 
 /** Each command's module; a module may register several commands (hold and release). */
@@ -29,14 +30,17 @@ const COMMANDS: Record<string, string> = {
 };
 
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipes();
   const program = new Command('zcq')
     .description('a durable job spool: jobs are JSON files; their folder is their state')
-    .option('--spool <dir>', 'spool folder (default $ZCQ_SPOOL, else ./spool)')
+    .option('--spool <dir>', 'spool folder (default: $ZCQ_SPOOL, else ./spool)')
     .option('--json', 'machine-readable output (one JSON value; logs as JSON lines)')
     .option('--relaxed', 'skip fsync (faster; a power cut may lose the latest changes)')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'zcq: ')) })
+    // Subcommands inherit these (commander copies them when a command is added).
+    .configureHelp({ showGlobalOptions: true })
+    .configureOutput({ outputError: (str, write) => write(printableLines(str.replace(/^error: /, 'zcq: '))) })
     .showHelpAfterError('(run zcq --help for usage)');
 
   // Register only the command being run (plus all of them for help): loading is lazy.
@@ -49,14 +53,21 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // 'commander.help' with exit code 1: help printed to stderr because no (sub)command was given.
       return 2;
     }
     if (err instanceof ZcqError) {
-      process.stderr.write(`zcq: ${err.message}\n`);
+      process.stderr.write(`zcq: ${printable(err.message)}\n`);
       return err.exitCode;
     }
-    process.stderr.write(`zcq: ${(err as Error)?.stack ?? String(err)}\n`);
+    const e = err as NodeJS.ErrnoException | undefined;
+    if (e && typeof e.code === 'string' && typeof e.syscall === 'string') {
+      // A system call refused (EACCES, EROFS, ENOSPC...): its message names the call and the path.
+      process.stderr.write(`zcq: ${printable(e.message)}\n`);
+      return 1;
+    }
+    process.stderr.write(`zcq: internal error: ${printableLines(e?.stack ?? String(err))}\n`);
     return 1;
   }
 }
@@ -64,4 +75,29 @@ export async function main(argv: string[]): Promise<number> {
 /** Whether argv[i] is the value of a preceding global option that takes one (`--spool DIR`). */
 function isOptionValue(argv: string[], i: number): boolean {
   return i > 2 && argv[i - 1] === '--spool';
+}
+
+/** Text of several lines with every line made printable (the newlines between them kept). */
+function printableLines(s: string): string {
+  return s.split('\n').map(printable).join('\n');
+}
+
+/**
+ * `zcq ls | head -1`: once the reader of stdout or stderr is gone, writing gives EPIPE, which Node reports
+ * as an 'error' event that ends the process with a stack trace. Nobody reads the rest of the output, so it
+ * is dropped instead: the command runs to its end (a retry or cancel half done would be worse than output
+ * nobody reads) and exits with its own status. A worker keeps running jobs with its log lines dropped.
+ */
+function quietOnClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      // Later writes would each fail the same way: make them no-ops (the callback still runs).
+      stream.write = ((...args: unknown[]) => {
+        const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+        if (cb) process.nextTick(cb);
+        return true;
+      }) as typeof stream.write;
+    });
+  }
 }

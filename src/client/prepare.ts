@@ -6,6 +6,7 @@
  */
 import { MAX_DELAY_MS, QUEUE_NAME, FN_REF, newJob, parseBackoff, serializeJob, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
 import { UsageError } from '../errors.js';
+import { JSON_MAX_VALUE_DEPTH, checkValueShape } from '../job/json-limits.js';
 import { parseDuration, parseWhen } from '../schedule/time-input.js';
 import { MAX_JOB_BYTES } from '../spool/fsops.js';
 import { newJobId } from '../spool/ids.js';
@@ -92,6 +93,7 @@ function toDelayMs(v: string | number, what: string): number {
 export async function prepareJob(layout: Layout, fn: string, args: unknown[], opts: PutOptions, serverNow: () => Promise<number>): Promise<Prepared> {
   if (typeof fn !== 'string' || !FN_REF.test(fn)) throw new UsageError(`function '${fn}': must be 'module#export', e.g. './jobs.mjs#render'`, 'ZCQ_BAD_FN');
   if (!Array.isArray(args)) throw new UsageError('args: must be an array');
+  try { checkValueShape(args, { maxDepth: JSON_MAX_VALUE_DEPTH, what: 'args' }); } catch (err) { throw new UsageError(`args: ${(err as Error).message}`); }
   const queue = opts.queue ?? 'default';
   if (!QUEUE_NAME.test(queue)) throw new UsageError(`--queue '${queue}': use letters, digits, '.', '_' or '-' (at most 64)`);
   const retries = opts.retries ?? 0;

@@ -13,6 +13,8 @@ const HOST = hostname();
 
 /** What a job id (or a file name made from it) may contain: no path separators, no leading dot. */
 export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/;
+import { checkJsonShape } from './json-limits.js';
+import { JOB_DEFAULTS } from '../defaults.js';
 
 export const JOB_FORMAT = 1;
 
@@ -81,8 +83,8 @@ export interface Job {
   [extra: string]: unknown;
 }
 
-export const DEFAULT_BACKOFF: Backoff = { kind: 'exponential', baseMs: 1000, maxMs: 3_600_000 };
-export const DEFAULT_MAX_INTERRUPTS = 9;
+export const DEFAULT_BACKOFF: Backoff = { ...JOB_DEFAULTS.backoff };
+export const DEFAULT_MAX_INTERRUPTS: number = JOB_DEFAULTS.maxInterrupts;
 const MAX_HISTORY = 100;
 /** The longest timeout or backoff delay a job file may hold (a year). */
 export const MAX_DELAY_MS = 365 * 86_400_000;
@@ -143,6 +145,7 @@ function isCount(v: unknown, max = 1_000_000): v is number {
  * Missing optional fields get their defaults so that hand-written job files work.
  */
 export function parseJob(text: string, expectedId?: string): Job {
+  checkJsonShape(text);
   let v: unknown;
   try {
     v = JSON.parse(text);

@@ -99,3 +99,44 @@ function pickCondition(o: Record<string, unknown>): string | undefined {
   }
   return undefined;
 }
+
+/** Resolves function references for one worker, remembering what it found. */
+export interface RefResolver {
+  /** Where `ref` points, from the cache or found now; throws ModuleRefError when it cannot be used. */
+  resolve(ref: string): Promise<ResolvedRef>;
+  /** References remembered now. */
+  readonly size: number;
+  /** Forget every reference (after a deployment that moved modules, say). */
+  clear(): void;
+}
+
+/** How many resolved references a worker remembers by default. */
+export const REF_CACHE_MAX = 10_000;
+
+/**
+ * A resolver over `roots` (real paths, from realRoots) that remembers successful resolutions only, the
+ * least recently used forgotten past `max`. Failures are not remembered: a module deployed after a job
+ * failed to find it is found by the next job, and a reference refused because of a symlink is judged
+ * again once the link is fixed. A failure costs a few realpath calls, no more than the first look-up did.
+ */
+export function createRefResolver(roots: string[], opts: { max?: number } = {}): RefResolver {
+  const max = Math.max(1, opts.max ?? REF_CACHE_MAX);
+  const cache = new Map<string, ResolvedRef>();
+  return {
+    async resolve(ref) {
+      const hit = cache.get(ref);
+      if (hit) {
+        // Map keeps insertion order: re-inserting marks the entry as the most recently used.
+        cache.delete(ref);
+        cache.set(ref, hit);
+        return hit;
+      }
+      const found = await resolveRef(ref, roots);
+      cache.set(ref, found);
+      if (cache.size > max) cache.delete(cache.keys().next().value!);
+      return found;
+    },
+    get size() { return cache.size; },
+    clear() { cache.clear(); },
+  };
+}

@@ -10,15 +10,18 @@
  * - the default export — one pool task per job (the processes runtime: a job may take its process down).
  */
 import type { MessagePort } from 'node:worker_threads';
-import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeReplace } from '../spool/fsops.js';
 import { runWithJob } from '../job/context.js';
+import { JSON_MAX_DEPTH, JSON_MAX_VALUE_DEPTH, checkJsonShape } from '../job/json-limits.js';
 
 export interface RunTask {
   url: string;
   exportName: string;
   args: unknown[];
   ctx: { id: string; fn: string; queue: string; attempt: number; spool: string };
+  /** The spool's file mode, for progress annotations. */
+  fileMode?: number;
 }
 
 export interface RunError {
@@ -59,22 +62,23 @@ if ((process as { __tinypool_state__?: { isTinypoolWorker?: boolean } }).__tinyp
  */
 export async function runJob(task: RunTask, controller: AbortController, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
   try {
-    let mod: Record<string, unknown>;
+    let box: { ns: Record<string, unknown> };
     try {
-      mod = await import(task.url);
+      box = await importBoxed(task.url);
     } catch (err) {
-      return { ok: false, error: { ...flatten(err), name: 'ModuleLoadError', message: `cannot load ${task.url}: ${(err as Error)?.message ?? String(err)}`, permanent: true } };
+      const why = String((err as Error)?.message ?? err).replace(/ imported from data:\S*/, '');
+      return { ok: false, error: { ...flatten(err), name: 'ModuleLoadError', message: `cannot load ${task.url}: ${why}`, permanent: true } };
     }
-    const fn = mod[task.exportName];
+    const fn = box.ns[task.exportName];
     if (typeof fn !== 'function') {
       return { ok: false, error: { name: 'ExportNotFound', message: `${task.url} has no exported function '${task.exportName}'`, permanent: true } };
     }
     const progressFile = join(task.ctx.spool, 'progress', `${task.ctx.id}.json`);
-    let seq = 0;
+    // An exclusive temporary under a random name, renamed over the annotation: a co-user's symlink at
+    // either name is replaced, never written through.
     const progress = async (value: unknown) => {
-      const tmp = join(task.ctx.spool, 'tmp', `.progress-${task.ctx.id}-${process.pid}-${++seq}`);
-      await writeFile(tmp, JSON.stringify({ at: new Date().toISOString(), attempt: task.ctx.attempt, value }) + '\n');
-      await rename(tmp, progressFile);
+      const text = JSON.stringify({ at: new Date().toISOString(), attempt: task.ctx.attempt, value }) + '\n';
+      await writeReplace(progressFile, text, { tmpDir: join(task.ctx.spool, 'tmp'), durable: false, mode: task.fileMode });
     };
     const ctx = { ...task.ctx, args: Object.freeze([...task.args]), signal: controller.signal, progress };
     onContext?.(ctx);
@@ -86,10 +90,30 @@ export async function runJob(task: RunTask, controller: AbortController, onConte
       return { ok: false, error: { name: 'ResultNotSerializable', message: `the job returned a value that is not JSON-serialisable: ${(err as Error).message}`, permanent: true } };
     }
     if (json === undefined) return { ok: false, error: { name: 'ResultNotSerializable', message: `the job returned a ${typeof value}, which JSON cannot hold`, permanent: true } };
+    // The result goes into the job file: deeper than a job file may be, it would make the file unreadable.
+    try {
+      checkJsonShape(json, { maxDepth: JSON_MAX_VALUE_DEPTH });
+    } catch (err) {
+      return { ok: false, error: { name: 'ResultNotSerializable', message: `the job returned a value ${(err as Error).message} (a job file holds at most ${JSON_MAX_DEPTH})`, permanent: true } };
+    }
     return { ok: true, json };
   } catch (err) {
     return { ok: false, error: flatten(err) };
   }
+}
+
+/**
+ * Import a job module and hand back its namespace inside a box. `import(url)` resolves its promise with the
+ * namespace, and a namespace that exports `then` is a thenable: the promise would adopt it, calling the
+ * module's `then` and waiting for it (forever, if it never calls back). A one-line data: module imports the
+ * namespace and exports it as a property of a plain object, which no promise looks into. The namespace
+ * must stay in the box: returning it from an async function, or awaiting it, would assimilate it again.
+ * Works for ES modules and CommonJS alike (their namespace, as `import()` gives it); the data: module is
+ * cached by the loader like the module itself, one per module URL.
+ */
+function importBoxed(url: string): Promise<{ ns: Record<string, unknown> }> {
+  const source = `import * as ns from ${JSON.stringify(url)}; export const box = { ns };`;
+  return import(`data:text/javascript,${encodeURIComponent(source)}`).then((m: { box: { ns: Record<string, unknown> } }) => m.box);
 }
 
 /**

@@ -16,10 +16,10 @@
 import { availableParallelism, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { LeaseLostError, ModuleRefError, errnoOf, isGone } from '../errors.js';
-import { WORKER_DEFAULTS, HEARTBEATS_PER_LEASE } from '../defaults.js';
+import { WORKER_DEFAULTS, defaultHeartbeatMs } from '../defaults.js';
 import type { Attempt, Job } from '../job/format.js';
 import { recordError, type Next, type RunError } from '../job/policy.js';
-import { realRoots, resolveRef, type ResolvedRef } from '../job/resolve.js';
+import { createRefResolver, realRoots, type RefResolver, type ResolvedRef } from '../job/resolve.js';
 import { silentLogger, type Logger } from '../log.js';
 import { cleanLeftovers } from '../spool/housekeeping.js';
 import type { Layout } from '../spool/layout.js';
@@ -93,8 +93,6 @@ interface Running {
 }
 
 const runnerFile = fileURLToPath(new URL('./runner.js', import.meta.url));
-/** How long a failed module look-up is remembered: a module deployed after a failure is found soon after. */
-const MISSING_MODULE_MS = 2000;
 
 export class Worker {
   readonly opts: Required<Omit<WorkerOptions, 'queues' | 'duties' | 'maxJobs' | 'log' | 'scheduler'>> & { queues: string[] | null; maxJobs: number | null };
@@ -112,7 +110,7 @@ export class Worker {
   private readonly fsyncs = new GroupSync();
   /** Ids claimed and not yet released: the slots in use (set at claim, before the job starts). */
   private readonly holding = new Set<string>();
-  private readonly refCache = new Map<string, { ref: ResolvedRef | ModuleRefError; at: number }>();
+  private resolver!: RefResolver;
   private readonly duties: Array<(w: Worker) => Promise<void>>;
   private stopping = false;
   private readonly scheduler: boolean;
@@ -138,7 +136,7 @@ export class Worker {
       runtime: opts.runtime ?? 'threads',
       queues: opts.queues && opts.queues.length > 0 ? [...new Set(opts.queues)] : null,
       leaseMs,
-      heartbeatMs: opts.heartbeatMs ?? Math.max(100, Math.floor(leaseMs / HEARTBEATS_PER_LEASE)),
+      heartbeatMs: opts.heartbeatMs ?? defaultHeartbeatMs(leaseMs),
       graceMs: opts.graceMs ?? WORKER_DEFAULTS.graceMs,
       killGraceMs: opts.killGraceMs ?? WORKER_DEFAULTS.killGraceMs,
       watch: opts.watch ?? true,
@@ -160,6 +158,7 @@ export class Worker {
 
   async start(): Promise<void> {
     this.roots = await realRoots(this.opts.roots);
+    this.resolver = createRefResolver(this.roots);
     if (this.scheduler) {
       const { CronStore } = await import('../schedule/store.js');
       this.duties.push(CronStore.duty());
@@ -313,17 +312,12 @@ export class Worker {
     }
   }
 
+  /** The module of a job; a failed look-up is not remembered, so a module deployed afterwards is found by the next job. */
   private async resolve(fn: string): Promise<ResolvedRef | ModuleRefError> {
-    const hit = this.refCache.get(fn);
-    if (hit && (!(hit.ref instanceof ModuleRefError) || performance.now() - hit.at < MISSING_MODULE_MS)) return hit.ref;
-    let ref: ResolvedRef | ModuleRefError;
-    try { ref = await resolveRef(fn, this.roots); } catch (err) {
-      if (!(err instanceof ModuleRefError)) throw err;
-      ref = err;
+    try { return await this.resolver.resolve(fn); } catch (err) {
+      if (err instanceof ModuleRefError) return err;
+      throw err;
     }
-    if (this.refCache.size > 10_000) this.refCache.clear();
-    this.refCache.set(fn, { ref, at: performance.now() });
-    return ref;
   }
 
   private async execute(c: ClaimedJob, job: Job): Promise<void> {
@@ -343,7 +337,7 @@ export class Worker {
     this.running.set(job.id, entry);
     this.log('job.start', { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, worker: c.lease.id });
     const started = performance.now();
-    const task: RunTask = { url: ref.url, exportName: ref.exportName, args: job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.layout.root } };
+    const task: RunTask = { url: ref.url, exportName: ref.exportName, args: job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.layout.root }, fileMode: this.layout.modes.fileMode };
     const timeout = job.timeoutMs ? setTimeout(() => this.abortJob(entry, 'timeout', this.opts.killGraceMs), job.timeoutMs) : undefined;
     let outcome;
     try {

@@ -1,18 +1,19 @@
 /** `zcq cron add|ls|rm|pause|resume`: schedules stored in the spool, run by every worker's scheduler. */
 import { Command, Option } from 'commander';
-import { durationOption, globals, intOption, jobArgs, openSpool, printJson } from '../common.js';
+import { CLI_BOUNDS, CRON_DEFAULTS, JOB_BOUNDS, JOB_DEFAULTS } from '../../defaults.js';
+import { durationOpt, globals, intOpt, jobArgs, openSpool, printJson, row } from '../common.js';
 
 export function register(program: Command): void {
   const cron = program.command('cron').description('recurring jobs: cron schedules stored in the spool');
   cron.command('add <name> <expr> <fn> [args...]')
     .description("add or replace a schedule: 5 fields (or 6 with seconds first) or @hourly/@daily/…; args as for put")
-    .option('--tz <zone>', 'IANA time zone, e.g. Europe/Paris (default UTC)')
+    .option('--tz <zone>', 'IANA time zone, e.g. Europe/Paris', 'UTC')
     .option('--args-json <array>', "the job's arguments as a JSON array")
-    .option('-q, --queue <name>', 'queue of the jobs', 'default')
-    .option('-r, --retries <n>', 'retries of each job', intOption('--retries', 0, 10_000), 0)
-    .option('-t, --timeout <duration>', 'time limit of each job', durationOption('--timeout'))
+    .option('-q, --queue <name>', 'queue of the jobs', JOB_DEFAULTS.queue)
+    .addOption(intOpt('-r, --retries <n>', 'retries of each job', '--retries', JOB_BOUNDS.retries, JOB_DEFAULTS.retries))
+    .addOption(durationOpt('-t, --timeout <duration>', 'time limit of each job', '--timeout', JOB_BOUNDS.timeoutMs, undefined, 'none'))
     .addOption(new Option('--missed <policy>', 'after an outage: once (one run for the missed window), all (every missed tick up to --cap), skip').choices(['once', 'all', 'skip']).default('once'))
-    .option('--cap <n>', "with --missed all: at most this many catch-up runs", intOption('--cap', 1, 1000), 10)
+    .addOption(intOpt('--cap <n>', 'with --missed all: at most this many catch-up runs', '--cap', CLI_BOUNDS.cronCap, CRON_DEFAULTS.cap))
     .addOption(new Option('--overlap <policy>', 'skip: do not start a tick while the previous run is pending or running').choices(['allow', 'skip']).default('allow'))
     .action(async (name: string, expr: string, fn: string, args: string[], o: Record<string, unknown>, cmd: Command) => {
       const timeoutMs = (o.timeout as number | undefined) ?? null;
@@ -20,7 +21,7 @@ export function register(program: Command): void {
       const s = await spool.addSchedule({ name, expr, tz: o.tz as string | undefined, fn, args: jobArgs(args, o.argsJson), queue: o.queue as string, retries: o.retries as number, timeoutMs, missed: o.missed as 'once', cap: o.cap as number, overlap: o.overlap as 'allow' });
       const [view] = (await spool.listSchedules()).filter((v) => v.name === s.name);
       if (globals(cmd).json) printJson(view);
-      else process.stdout.write(`${s.name}\t${s.expr}\t${s.tz}\tnext ${view?.nextRun ?? '-'}\n`);
+      else row(s.name, s.expr, s.tz, `next ${view?.nextRun ?? '-'}`);
     });
   cron.command('ls')
     .description('schedules, their last tick and next run')
@@ -29,7 +30,7 @@ export function register(program: Command): void {
       const views = await spool.listSchedules();
       if (globals(cmd).json) { printJson(views); return; }
       for (const v of views) {
-        process.stdout.write(`${v.name}\t${v.expr}\t${v.tz}\t${v.fn}\t${v.paused ? 'paused' : `next ${v.nextRun ?? '-'}`}\tlast ${v.lastTick ?? '-'}\tmissed=${v.missed}${v.overlap === 'skip' ? ' overlap=skip' : ''}\n`);
+        row(v.name, v.expr, v.tz, v.fn, v.paused ? 'paused' : `next ${v.nextRun ?? '-'}`, `last ${v.lastTick ?? '-'}`, `missed=${v.missed}${v.overlap === 'skip' ? ' overlap=skip' : ''}`);
       }
     });
   cron.command('rm <name>').description('remove a schedule').action(async (name: string, _o, cmd: Command) => {

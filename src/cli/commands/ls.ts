@@ -1,16 +1,17 @@
 /** `zcq ls [state...]`: one job a line — id, state, fn, age, attempts (due time for deferred jobs). */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { age, globals, intOption, openSpool, printJson } from '../common.js';
+import { CLI_BOUNDS } from '../../defaults.js';
+import { age, globals, intOpt, openSpool, printJson, row } from '../common.js';
 
 import { STATES } from '../../spool/layout.js';
 
 export function register(program: Command): void {
   program.command('ls [states...]')
-    .description(`list jobs (states: ${STATES.join(', ')}; default all)`)
+    .description(`list jobs (states: ${STATES.join(', ')}; default: all)`)
     .option('-q, --queue <name>', 'only this queue')
     .option('--fn <ref>', 'only jobs whose function reference contains this')
-    .option('-n, --limit <n>', 'at most this many', intOption('--limit', 1, 1e9))
+    .addOption(intOpt('-n, --limit <n>', 'at most this many', '--limit', CLI_BOUNDS.limit))
     .action(async (states: string[], o: { queue?: string; fn?: string; limit?: number }, cmd: Command) => {
       for (const s of states) if (!(STATES as readonly string[]).includes(s)) throw new UsageError(`state '${s}': must be one of ${STATES.join(', ')}`);
       const spool = await openSpool(cmd);
@@ -23,7 +24,7 @@ export function register(program: Command): void {
       for (const r of recs) {
         const t = idTimeMs(r.id);
         const extra = r.state === 'deferred' && r.dueMs ? ` due=${new Date(r.dueMs).toISOString()}` : r.state === 'claimed' ? ` worker=${r.worker}` : r.job?.failure && r.state === 'failed' ? ` reason=${JSON.stringify(r.job.failure.reason)}` : '';
-        process.stdout.write(`${r.id}\t${r.state}\t${r.job?.fn ?? `(corrupt: ${r.corrupt})`}\t${age(t === null ? null : Date.now() - t)}\t${r.job?.attempts ?? '-'}${extra}\n`);
+        row(r.id, r.state, r.job?.fn ?? `(corrupt: ${r.corrupt})`, age(t === null ? null : Date.now() - t), `${r.job?.attempts ?? '-'}${extra}`);
       }
     });
 }

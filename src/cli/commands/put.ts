@@ -5,27 +5,31 @@
 import { Command, Option } from 'commander';
 import { PartialPutError, PutItemError, UsageError, ZcqError } from '../../errors.js';
 import type { PutItem, PutOptions } from '../../client/spool.js';
-import { globals, intOption, jobArgs, openSpool, printJson } from '../common.js';
+import { JOB_BOUNDS, JOB_DEFAULTS } from '../../defaults.js';
+import { JSON_MAX_DEPTH, checkJsonShape } from '../../job/json-limits.js';
+import { formatDuration, jsonLine, printable } from '../../text.js';
+import { durationOpt, globals, intOpt, jobArgs, line, openSpool, printJson, warn } from '../common.js';
 
 export function register(program: Command): void {
   program.command('put <fn> [args...]')
     .description("add a job running module#export with string args (or --args-json for typed args); prints its id. "
-      + "'put -' reads jobs from stdin, one JSON object a line ({\"fn\":\"./jobs.mjs#render\",\"args\":[7],\"queue\":\"x\"}); the options are their defaults")
+      + "'put -' reads jobs from stdin, one JSON object a line ({\"fn\":\"./jobs.mjs#render\",\"args\":[7],\"queue\":\"x\"}); "
+      + 'the options below apply to every line that does not set the field itself')
     .option('--args-json <array>', "the job's arguments as a JSON array, instead of string args")
-    .option('-q, --queue <name>', 'queue name', 'default')
-    .option('-r, --retries <n>', 'further attempts after a failure', intOption('--retries', 0, 10_000), 0)
-    .option('--backoff <duration>', 'fixed delay between retries (default: exponential with jitter)')
-    .option('-t, --timeout <duration>', 'time limit of one attempt, e.g. 30s')
+    .option('-q, --queue <name>', 'queue name', JOB_DEFAULTS.queue)
+    .addOption(intOpt('-r, --retries <n>', 'further attempts after a failure', '--retries', JOB_BOUNDS.retries, JOB_DEFAULTS.retries))
+    .addOption(durationOpt('--backoff <duration>', 'fixed delay between retries', '--backoff', JOB_BOUNDS.backoffMs, undefined, `exponential with jitter from ${formatDuration(JOB_DEFAULTS.backoff.baseMs)}, capped at ${formatDuration(JOB_DEFAULTS.backoff.maxMs)}`))
+    .addOption(durationOpt('-t, --timeout <duration>', 'time limit of one attempt, e.g. 30s', '--timeout', JOB_BOUNDS.timeoutMs, undefined, 'none'))
     .option('--at <time>', 'do not start before this time (ISO 8601, e.g. 2026-12-01T09:00:00+01:00)')
     .option('--in <duration>', 'do not start before this long from now, e.g. 90s, 15m, 2h')
     .option('--deadline <time|duration>', 'fail with "deadline passed" if not started by then')
-    .addOption(new Option('--on-interrupt <policy>', 'when its worker dies: retry or fail').choices(['retry', 'fail']).default('retry'))
-    .option('--max-interrupts <n>', 'interruptions before it fails as a poison job', intOption('--max-interrupts', 0, 10_000), 9)
+    .addOption(new Option('--on-interrupt <policy>', 'when its worker dies: retry or fail').choices(['retry', 'fail']).default(JOB_DEFAULTS.onInterrupt))
+    .addOption(intOpt('--max-interrupts <n>', 'interruptions before it fails as a poison job', '--max-interrupts', JOB_BOUNDS.maxInterrupts, JOB_DEFAULTS.maxInterrupts))
     .option('-w, --wait', 'block until the job finishes; print its result; exit 1 if it failed')
     .action(async (fn: string, args: string[], o: Record<string, string | number | boolean | undefined>, cmd: Command) => {
       const opts: PutOptions = {
-        queue: o.queue as string, retries: o.retries as number, backoff: o.backoff as string | undefined,
-        timeout: o.timeout as string | undefined, at: o.at as string | undefined, in: o.in as string | undefined,
+        queue: o.queue as string, retries: o.retries as number, backoff: o.backoff as number | undefined,
+        timeout: o.timeout as number | undefined, at: o.at as string | undefined, in: o.in as string | undefined,
         deadline: o.deadline as string | undefined, onInterrupt: o.onInterrupt as 'retry' | 'fail', maxInterrupts: o.maxInterrupts as number,
       };
       if (fn === '-') return putLines(cmd, args, o, opts);
@@ -33,13 +37,13 @@ export function register(program: Command): void {
       const job = await spool.put(fn, jobArgs(args, o.argsJson), opts);
       if (!o.wait) {
         if (globals(cmd).json) printJson({ id: job.id, notBefore: job.notBefore });
-        else process.stdout.write(job.id + '\n');
+        else line(job.id);
         return;
       }
       const [rec] = await spool.wait([job.id]);
       if (globals(cmd).json) printJson({ id: job.id, state: rec!.state, result: rec!.job?.result, failure: rec!.job?.failure });
-      else if (rec!.state === 'done') process.stdout.write(JSON.stringify(rec!.job?.result) + '\n');
-      else process.stderr.write(`zcq: job ${job.id} failed: ${rec!.job?.failure?.name}: ${rec!.job?.failure?.message}\n`);
+      else if (rec!.state === 'done') line(jsonLine(rec!.job?.result));
+      else warn(`job ${job.id} failed: ${rec!.job?.failure?.name}: ${rec!.job?.failure?.message}`);
       if (rec!.state !== 'done') process.exitCode = 1;
     });
 }
@@ -60,7 +64,7 @@ async function putLines(cmd: Command, args: string[], o: Record<string, unknown>
   const json = globals(cmd).json;
   const print = (ids: string[], notBefore: (string | null)[]) => {
     if (json) printJson(ids.map((id, i) => ({ id, notBefore: notBefore[i] })));
-    else if (ids.length > 0) process.stdout.write(ids.join('\n') + '\n');
+    else if (ids.length > 0) process.stdout.write(ids.map(printable).join('\n') + '\n');
   };
   let jobs;
   try {
@@ -102,10 +106,11 @@ function parseJobLines(text: string): { items: PutItem[]; lines: number[] } {
   const lines: number[] = [];
   const all = text.replace(/^\uFEFF/, '').split('\n');
   for (let i = 0; i < all.length; i++) {
-    const line = all[i]!.trim();
-    if (line === '') continue;
+    const text = all[i]!.trim();
+    if (text === '') continue;
     let v: unknown;
-    try { v = JSON.parse(line); } catch (err) { throw lineError(i + 1, `not valid JSON (${(err as Error).message})`); }
+    try { checkJsonShape(text, { maxDepth: JSON_MAX_DEPTH }); } catch (err) { throw lineError(i + 1, (err as Error).message); }
+    try { v = JSON.parse(text); } catch (err) { throw lineError(i + 1, `not valid JSON (${(err as Error).message})`); }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw lineError(i + 1, 'must be a JSON object such as {"fn":"./jobs.mjs#render","args":[7]}');
     const item = v as Record<string, unknown>;
     for (const k of Object.keys(item)) {

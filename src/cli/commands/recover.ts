@@ -1,6 +1,6 @@
 /** `zcq recover`: one recovery pass by hand — settle the jobs of every lease that has expired. */
 import type { Command } from 'commander';
-import { globals, openSpool, printJson } from '../common.js';
+import { globals, openSpool, printJson, row } from '../common.js';
 
 export function register(program: Command): void {
   program.command('recover')
@@ -9,6 +9,6 @@ export function register(program: Command): void {
       const spool = await openSpool(cmd);
       const events = await spool.recover();
       if (globals(cmd).json) printJson(events);
-      else for (const e of events) process.stdout.write(`${e.event}\t${e.worker}${e.id ? `\t${e.id}\t→ ${e.to}` : ''}${e.ageMs ? `\tage ${Math.round(e.ageMs / 1000)}s` : ''}\n`);
+      else for (const e of events) row(e.event, e.worker, ...(e.id ? [e.id, `→ ${e.to}`] : []), ...(e.ageMs ? [`age ${Math.round(e.ageMs / 1000)}s`] : []));
     });
 }

@@ -1,7 +1,7 @@
 /** `zcq retry <id...>` / `zcq retry --all-failed`: put finished jobs back in pending/. */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { globals, openSpool, printJson, readIds } from '../common.js';
+import { globals, openSpool, printJson, readIds, resolveRefs, row, warn } from '../common.js';
 
 export function register(program: Command): void {
   program.command('retry [ids...]')
@@ -10,11 +10,12 @@ export function register(program: Command): void {
     .action(async (ids: string[], o: { allFailed?: boolean }, cmd: Command) => {
       if (o.allFailed && ids.length > 0) throw new UsageError('give ids or --all-failed, not both');
       const spool = await openSpool(cmd);
-      const res = o.allFailed ? await spool.retryAllFailed() : await spool.retry(await readIds(ids));
+      // Ids are resolved first: an ambiguous prefix is a usage error (exit 2) and nothing is retried.
+      const res = o.allFailed ? await spool.retryAllFailed() : await spool.retry(await resolveRefs(spool, await readIds(ids)));
       if (globals(cmd).json) printJson(res);
       else for (const r of res) {
-        if (r.ok) process.stdout.write(`${r.id}\tpending\t(was ${r.from})\n`);
-        else process.stderr.write(`zcq: ${r.why}\n`);
+        if (r.ok) row(r.id, 'pending', `(was ${r.from})`);
+        else warn(r.why ?? `job ${r.id}: not retried`);
       }
       if (res.some((r) => !r.ok)) process.exitCode = 1;
     });

@@ -1,18 +1,20 @@
 /** `zcq show <id>`: everything about a job, failure stack included. */
 import type { Command } from 'commander';
-import { globals, openSpool, printJson, readIds } from '../common.js';
+import { globals, line, openSpool, printJson, readIds, resolveRefs } from '../common.js';
 
 export function register(program: Command): void {
   program.command('show <id...>')
     .description('print a job: state, fields, history, result or failure with its stack')
     .action(async (ids: string[], _o, cmd: Command) => {
       const spool = await openSpool(cmd);
-      for (const id of await readIds(ids)) {
+      // An ambiguous prefix anywhere is a usage error before anything is printed.
+      const refs = await resolveRefs(spool, await readIds(ids));
+      for (const id of refs) {
         const rec = await spool.get(id);
         const progress = await spool.progress(rec.id).catch(() => null);
         if (globals(cmd).json) { printJson({ state: rec.state, path: rec.path, due: rec.dueMs ? new Date(rec.dueMs).toISOString() : undefined, corrupt: rec.corrupt, progress, job: rec.job }); continue; }
         const j = rec.job;
-        const w = (k: string, v: unknown) => { if (v !== undefined && v !== null && v !== '') process.stdout.write(`${k.padEnd(12)}${typeof v === 'string' ? v : JSON.stringify(v)}\n`); };
+        const w = (k: string, v: unknown) => { if (v !== undefined && v !== null && v !== '') line(`${k.padEnd(12)}${typeof v === 'string' ? v : JSON.stringify(v)}`); };
         w('id', rec.id); w('state', rec.state); w('file', rec.path);
         if (rec.dueMs) w('due', new Date(rec.dueMs).toISOString());
         if (rec.worker) w('worker', rec.worker);
@@ -20,12 +22,13 @@ export function register(program: Command): void {
         w('fn', j.fn); w('args', j.args); w('queue', j.queue); w('created', j.created);
         w('attempts', `${j.attempts} (retries allowed: ${j.retries}; interruptions ${j.interrupts}/${j.maxInterrupts}, on interrupt: ${j.onInterrupt})`);
         w('timeout', j.timeoutMs ? `${j.timeoutMs} ms` : null); w('deadline', j.deadline); w('not before', j.notBefore); w('finished', j.finished);
-        for (const h of j.history) process.stdout.write(`${'attempt'.padEnd(12)}#${h.attempt} ${h.outcome ?? 'running'} on ${h.host} pid ${h.pid} (${h.worker}) ${h.start} → ${h.end ?? '…'}${h.error ? ` — ${h.error}` : ''}\n`);
+        for (const h of j.history) line(`${'attempt'.padEnd(12)}#${h.attempt} ${h.outcome ?? 'running'} on ${h.host} pid ${h.pid} (${h.worker}) ${h.start} → ${h.end ?? '…'}${h.error ? ` — ${h.error}` : ''}`);
         if (progress) w('progress', `${JSON.stringify(progress.value)} (attempt ${progress.attempt}, ${progress.at})`);
         if (rec.state === 'done' || j.result !== undefined) w('result', JSON.stringify(j.result));
         if (j.failure) {
           w('failure', `${j.failure.name}: ${j.failure.message} (reason: ${j.failure.reason}${j.failure.code ? `, code ${j.failure.code}` : ''})`);
-          if (j.failure.stack) process.stdout.write(j.failure.stack.split('\n').map((l) => `  ${l}`).join('\n') + '\n');
+          // A stack is several lines: each is printed (and escaped) on its own, indented.
+          if (typeof j.failure.stack === 'string') for (const l of j.failure.stack.split('\n')) line(`  ${l}`);
         }
       }
     });

@@ -1,6 +1,7 @@
 /** `zcq status`: counts per state and queue, oldest pending age, workers. */
 import type { Command } from 'commander';
-import { age, globals, openSpool, printJson } from '../common.js';
+import { printable } from '../../text.js';
+import { age, globals, line, openSpool, printJson } from '../common.js';
 
 export function register(program: Command): void {
   program.command('status')
@@ -9,13 +10,13 @@ export function register(program: Command): void {
       const spool = await openSpool(cmd);
       const s = await spool.status();
       if (globals(cmd).json) { printJson(s); return; }
-      const out = (l: string) => process.stdout.write(l + '\n');
-      out(`spool ${s.spool}`);
-      out(Object.entries(s.counts).map(([k, v]) => `${k} ${v}`).join('  ') + (s.quarantined ? `  quarantined ${s.quarantined}` : ''));
-      out(`oldest pending ${age(s.oldestPendingMs)}`);
-      for (const [q, c] of Object.entries(s.queues)) out(`queue ${q}: ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join('  ')}`);
+      // Queue names and worker ids come from files and file names: line() escapes them.
+      line(`spool ${s.spool}`);
+      line(Object.entries(s.counts).map(([k, v]) => `${k} ${v}`).join('  ') + (s.quarantined ? `  quarantined ${s.quarantined}` : ''));
+      line(`oldest pending ${age(s.oldestPendingMs)}`);
+      for (const [q, c] of Object.entries(s.queues)) line(`queue ${q}: ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join('  ')}`);
       const live = s.workers.filter((w) => w.alive);
-      out(`workers ${live.length} alive${s.workers.length > live.length ? `, ${s.workers.length - live.length} silent` : ''}`);
-      for (const w of s.workers) out(`  ${w.id}\t${w.alive ? 'alive' : 'silent'}\theartbeat ${age(w.ageMs)} ago${w.running !== undefined ? `\trunning ${w.running}` : ''}`);
+      line(`workers ${live.length} alive${s.workers.length > live.length ? `, ${s.workers.length - live.length} silent` : ''}`);
+      for (const w of s.workers) process.stdout.write(`  ${[w.id, w.alive ? 'alive' : 'silent', `heartbeat ${age(w.ageMs)} ago`, ...(w.running !== undefined ? [`running ${w.running}`] : [])].map((f) => printable(String(f))).join('\t')}\n`);
     });
 }
