@@ -46,8 +46,9 @@ describe('command output from hand-made files', () => {
       failure: { name: 'Error', message: `message ${EVIL}\nsecond line`, stack: `Error: ${EVIL}\n    at run (./x.mjs:1:1)\x1b[0m`, reason: `reason ${EVIL}` },
       history: [{ attempt: 1, worker: 'w\x1b[1m', host: 'h\x9b', pid: 1, start: new Date().toISOString(), outcome: 'failed', error: EVIL }],
     });
-    // A pending file with a bad queue: status counts its raw queue field.
-    writeJob(spool, 'pending', 'evil2', { fn: './x.mjs#run', queue: `q${EVIL}` });
+    // A queue folder whose name is not a queue name: never listed as a queue, raw or escaped.
+    mkdirSync(join(spool, 'pending', `q${EVIL}`), { recursive: true });
+    writeJob(spool, 'pending', 'evil2', { fn: './x.mjs#run' });
     // A heartbeat file's name is shown by status.
     mkdirSync(join(spool, 'workers'), { recursive: true });
     writeFileSync(join(spool, 'workers', 'host\x1b[2J.1.x.json'), '{}\n');
@@ -71,7 +72,8 @@ describe('command output from hand-made files', () => {
     const status = zcq(spool, ['status']);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).not.toMatch(RAW_CONTROL_BUT_TAB);
-    expect(status.stdout).toContain('queue qowned\\x1b]0;title');
+    expect(status.stdout).not.toContain('qowned');
+    expect(status.stdout).toContain('queue default: pending 1  failed 1');
     expect(status.stdout).toContain('host\\x1b[2J.1.x');
 
     // --json: one line, the same characters once parsed.
