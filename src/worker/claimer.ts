@@ -188,7 +188,8 @@ function readWindow(dir: string): string[] {
   try { d = fs.opendirSync(dir, { bufferSize: 256 }); } catch (err) { if (isGone(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return names; throw err; }
   try {
     for (let e = d.readSync(); e !== null; e = d.readSync()) {
-      if (e.name.startsWith('.')) continue;
+      // Only job names count toward the window: a co-user's thousand odd names must not hide the jobs.
+      if (idFromName(e.name) === null) continue;
       names.push(e.name);
       if (names.length >= SCAN_WINDOW) break;
     }
