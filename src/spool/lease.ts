@@ -22,6 +22,7 @@ import { makeDir } from './modes.js';
 import { claimedName, runToken, DEAD_SUFFIX } from './names.js';
 import type { ServerClock } from './server-clock.js';
 import { unlinkQuietly } from './fsops.js';
+import { renewLease } from './transitions/renew.js';
 
 export interface LeaseInfo {
   kind: 'worker' | 'client';
@@ -57,7 +58,6 @@ export class Lease {
   static async acquire(layout: Layout, info: Omit<LeaseInfo, 'host' | 'pid' | 'started'>, durable: boolean): Promise<Lease> {
     const full: LeaseInfo = { host: hostname(), pid: process.pid, started: new Date().toISOString(), ...info };
     const lease = new Lease(layout, newWorkerId(), full, durable);
-    const { renewLease } = await import('./transitions/renew.js');
     await renewLease(lease);
     makeDir(layout.modes, lease.dir);
     const st = fs.lstatSync(lease.dir);
