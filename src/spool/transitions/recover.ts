@@ -72,7 +72,7 @@ export async function takeDeadLease(layout: Layout, me: Lease, worker: string, i
   step('recover', 1, worker);
   log({ event: 'lease.expired', worker, ageMs });
   const n = await settleDeadFolder(layout, me, taken, info, log);
-  unlinkQuietly(join(layout.workers, `${worker}.json`));
+  forgetHeartbeat(layout, me, taken, worker);
   return n;
 }
 
@@ -92,6 +92,7 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
     if (inner !== null) {
       const text = (() => { try { const r = readRegularFileSync(join(layout.workers, `${inner}.json`), 64 * 1024); return 'text' in r ? r.text : undefined; } catch { return undefined; } })();
       n += await settleDeadFolder(layout, me, path, holderInfoFrom(inner, text, holder.leaseMs), log);
+      forgetHeartbeat(layout, me, path, inner);
       continue;
     }
     if (name.startsWith('.')) continue; // .nfs* silly renames: the client removes them
@@ -130,6 +131,15 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
   }
   try { fs.rmdirSync(dir); } catch { /* not empty (a .nfs file): left for the next pass */ }
   return n;
+}
+
+/**
+ * Step 3's heartbeat removal, only once the dead lease's jobs are all settled (its folder gone) and by a
+ * recoverer that still holds its own folder: one taken over mid-way leaves the heartbeat for the next
+ * recoverer, which judges the rest by it (a client's jobs go back uncounted, a worker's are counted).
+ */
+function forgetHeartbeat(layout: Layout, me: Lease, dir: string, worker: string): void {
+  if (me.folderIsOurs() && !isRealDir(dir)) unlinkQuietly(join(layout.workers, `${worker}.json`));
 }
 
 function isRealDir(path: string): boolean {
