@@ -64,6 +64,7 @@ export async function readClaimed(c: ClaimedJob): Promise<ClaimRead> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESTALE') return { gone: true };
     if (!(err instanceof JobFormatError)) throw err;
     const to = await quarantine(c.lease.layout, c.path, `${c.id}.json`, `${err.message} (claimed from pending/${c.queue}/)`);
+    step('claim', 2, c.id);
     return { quarantined: to ?? c.path, reason: err.message };
   }
   return { job, retried: startRun(job, c.queue) };

@@ -70,12 +70,14 @@ export async function promoteDue(l: Layout, nowMs: number, durable: boolean, que
       if (due.length === 0) continue;
       const pdir = queueDir(l, 'pending', queue);
       const made = makeDir(l.modes, pdir);
+      step('promote', 1, queue);
       const touched = new Set<string>();
       for (const e of due) {
         if (renameOrGoneSync(e.path, join(pdir, jobName(e.id)))) { rep.promoted++; step('promote', 2, e.id); }
         touched.add(e.bucket);
       }
       if (durable) { fsyncDirSync(pdir); if (made) fsyncDirSync(l.pending); }
+      step('promote', 3, queue);
       const old = bucketOf(nowMs - 120_000);
       for (const b of touched) {
         if (b < old) { try { fs.rmdirSync(join(queueDir(l, 'deferred', queue), b)); } catch (err) { if (!['ENOTEMPTY', 'ENOENT', 'EEXIST'].includes(errnoOf(err) ?? '')) throw err; } }
@@ -110,7 +112,8 @@ export async function adoptLoose(l: Layout, durable: boolean): Promise<PromoteRe
       }
       const dir = queueDir(l, 'pending', queue);
       const made = makeDir(l.modes, dir);
-      if (renameOrGoneSync(path, join(dir, e.name))) rep.adopted++;
+      step('adopt', 1, id);
+      if (renameOrGoneSync(path, join(dir, e.name))) { rep.adopted++; step('adopt', 2, id); }
       if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
     } catch (err) {
       rep.errors.push({ path, error: (err as Error).message });

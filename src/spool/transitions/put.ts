@@ -152,6 +152,7 @@ export function putOnce(l: Layout, queue: string, id: string, text: string, mark
   const tmp = createExclusiveSync(l.tmp, `.once-${id}-`, text, { durable: durable, mode: l.modes.fileMode });
   try {
     fs.linkSync(tmp, marker);
+    step('putOnce', 1, id);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
