@@ -28,7 +28,7 @@ import { ServerClock } from '../spool/server-clock.js';
 import { readClaimed, type ClaimedJob } from '../spool/transitions/claim.js';
 import { finishJob } from '../spool/transitions/finish.js';
 import { GroupSync } from '../spool/transitions/group-sync.js';
-import { adoptLoose, promoteDue } from '../spool/transitions/promote.js';
+import { adoptLoose, promoteDue, removeEmptyBuckets } from '../spool/transitions/promote.js';
 import { recoverDeadLeases } from '../spool/transitions/recover.js';
 import { Claimer } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
@@ -484,6 +484,7 @@ export class Worker {
   private async housekeeping(): Promise<void> {
     await this.duty('housekeeping', async () => {
       await cleanLeftovers(this.layout, this.clock, { log: this.log, tmpAgeMs: this.opts.leftoverAgeMs, workerAgeMs: this.opts.goneWorkerAgeMs });
+      removeEmptyBuckets(this.layout, await this.clock.now());
     });
   }
 }

@@ -129,3 +129,20 @@ async function setAside(l: Layout, path: string, name: string, why: string, rep:
     rep.errors.push({ path, error: (err as Error).message });
   }
 }
+
+/**
+ * Remove empty buckets more than two minutes past (workers' housekeeping): a promoter that died after
+ * emptying a bucket, or a put that died after making one, leaves it behind. Reads only bucket names.
+ */
+export function removeEmptyBuckets(l: Layout, nowMs: number): number {
+  const old = bucketOf(nowMs - 120_000);
+  let removed = 0;
+  for (const queue of listQueues(l.deferred).queues) {
+    const qdir = queueDir(l, 'deferred', queue);
+    for (const e of listEntries(qdir)) {
+      if (e.kind !== 'dir' || !BUCKET.test(e.name) || e.name >= old) continue;
+      try { fs.rmdirSync(join(qdir, e.name)); removed++; } catch { /* not empty (due jobs for the next pass) or gone */ }
+    }
+  }
+  return removed;
+}

@@ -120,9 +120,7 @@ describe('hold and release', () => {
     expect(rig.where('j1')).toEqual(['hold/q/j1.json']);
   });
 
-  // KNOWN BUG (reported): "the loser of a race (another hold) gets ENOENT" — with one shared target name,
-  // renameOrGoneSync's NFS-retransmit rule (source gone, target there) tells the loser it won.
-  it.fails('KNOWN BUG: of two holds the second is told it lost (it is told it won)', async () => {
+  it('of two holds the second is told it lost', async () => {
     await rig.put('j1', { queue: 'q' });
     let second: boolean | undefined;
     atStep('hold', 3, () => { second = holdJob(rig.l, pendingPath('j1'), 'q', 'j1', true); });

@@ -67,9 +67,7 @@ describe('quarantine', () => {
     expect(rig.tmp()).toEqual([]);
   });
 
-  // KNOWN GAP (reported): the header says of a crash after 3 "nobody completes it (doctor reports it)",
-  // and after 2 "Doctor may remove empty placeholders"; doctor does not look into quarantine/ at all.
-  it.fails('KNOWN GAP: doctor reports a quarantined entry without its .reason', async () => {
+  it('doctor reports a quarantined entry without its .reason', async () => {
     const p = join(rig.l.pending, 'x.json');
     fs.writeFileSync(p, 'x');
     crashAfter('quarantine', 3);

@@ -66,10 +66,7 @@ describe('retry', () => {
     expect(fs.readFileSync(join(rig.l.pending, 'q', 'j1.json'), 'utf8')).toBe(text);
   });
 
-  // KNOWN BUG (reported, not fixed): the header says the loser of two retries "gets ENOENT", but
-  // renameOrGoneSync takes "source gone, target there" for an NFS-retransmitted rename of our own and
-  // returns true: with one shared target name both retries report success. The job is still moved once.
-  it.fails('KNOWN BUG: of two retries the loser is told it lost (it is told it won)', async () => {
+  it('of two retries the loser is told it lost', async () => {
     const from = finished('failed');
     let second: boolean | undefined;
     atStep('retry', 2, () => { second = retryJob(rig.l, from, 'q', 'j1', true); });
