@@ -67,12 +67,17 @@ export function* scanState(l: Layout, state: JobState, queue?: string): Generato
   }
 }
 
+function isRealDir(path: string): boolean {
+  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
+}
+
 function* scanLease(dir: string, worker: string, queue?: string): Generator<Located> {
   for (const name of names(dir)) {
     const c = parseClaimedName(name);
     if (c) { if (queue === undefined) yield { id: c.id, state: 'claimed', queue: null, path: join(dir, name), worker, seq: c.seq }; continue; }
     const inner = deadLeaseOf(name);
-    if (inner) yield* scanLease(join(dir, name), inner, queue);
+    // Only a real folder: a co-user's symlink named LEASE.dead would have us list a folder outside the spool.
+    if (inner && isRealDir(join(dir, name))) yield* scanLease(join(dir, name), inner, queue);
   }
 }
 
