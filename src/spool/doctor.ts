@@ -16,7 +16,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { isGone } from '../errors.js';
+import { errnoOf, isGone } from '../errors.js';
 import { parseJob } from '../job/format.js';
 import { MAX_JOB_BYTES, readRegularFileSync } from './fsops.js';
 import { cleanLeftovers, findLeftovers } from './housekeeping.js';
@@ -29,7 +29,7 @@ import { findExact, pickCurrent, scanState, type Located } from './scan.js';
 import type { ServerClock } from './server-clock.js';
 import { adoptLoose } from './transitions/promote.js';
 
-export type ProblemKind = 'stale lease' | 'job in two places' | 'loose job' | 'leftover' | 'empty bucket' | 'stray file' | 'wrong mode';
+export type ProblemKind = 'stale lease' | 'job in two places' | 'loose job' | 'leftover' | 'empty bucket' | 'stray file' | 'wrong mode' | 'unreadable queue';
 export interface Problem { kind: ProblemKind; path: string; detail: string; repaired: boolean }
 
 export interface DoctorHooks {
@@ -71,7 +71,15 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
     }
     for (const q of queues) {
       const qdir = queueDir(l, state, q);
-      for (const e of listEntries(qdir)) {
+      let entries;
+      try { entries = listEntries(qdir); } catch (err) {
+        const code = errnoOf(err);
+        if (code !== 'EACCES' && code !== 'EPERM') throw err;
+        // A queue of another group (per-queue permissions): reported, not checked, not fatal.
+        problems.push({ kind: 'unreadable queue', path: qdir, detail: `cannot be listed by this user (${code}): not checked`, repaired: false });
+        continue;
+      }
+      for (const e of entries) {
         if (e.name.startsWith('.')) continue;
         const path = join(qdir, e.name);
         if (state === 'deferred') {
