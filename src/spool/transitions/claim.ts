@@ -45,6 +45,8 @@ export function claimJob(lease: Lease, queue: string, name: string): ClaimedJob 
   const id = idFromName(name);
   const src = join(queueDir(lease.layout, 'pending', queue), name);
   if (id === null) return null;
+  // Our folder, not a co-user's symlink in its place: the rename would follow it out of the spool.
+  if (!lease.folderIsOurs()) { lease.markLost(); return null; }
   const { path, token } = lease.nextClaim(id);
   if (!renameOrGoneSync(src, path)) return null;
   step('claim', 1, id);

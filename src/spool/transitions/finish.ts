@@ -101,10 +101,16 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
       fs.lstatSync(c.path);
     }
   } catch (err) {
-    unlinkQuietly(tmp);
-    if (isGone(err)) return lease.folderIsOurs() ? 'taken' : lost(lease);
+    // EEXIST, EMLINK, EPERM: no spare this time (the name is taken — perhaps planted by a co-user —, too
+    // many links, or a file protected_hardlinks will not let us link). link(2) reports them only after
+    // finding the source, so the claimed file is still there, and the record in `tmp` is still needed.
     spare = null;
-    if (errnoOf(err) !== 'EEXIST' && errnoOf(err) !== 'EMLINK' && errnoOf(err) !== 'EPERM') throw err;
+    const code = errnoOf(err);
+    if (code !== 'EEXIST' && code !== 'EMLINK' && code !== 'EPERM') {
+      unlinkQuietly(tmp);
+      if (isGone(err)) return lease.folderIsOurs() ? 'taken' : lost(lease);
+      throw err;
+    }
   }
   step('finish', 3, job.id);
   // 4. the fence, then the record replaces the claimed file
