@@ -115,9 +115,9 @@ export function table(columns: Column[], rows: unknown[][], width?: number): str
   return out;
 }
 
-/** A cell's text: absent as '-', strings escaped, anything else as JSON (escaped). */
+/** A cell's text: absent (null, undefined) as '-', strings escaped, anything else as JSON (escaped). */
 function cell(v: unknown): string {
-  if (v === undefined || v === null || v === '') return '-';
+  if (v === undefined || v === null) return '-';
   if (typeof v === 'string') return printable(v);
   if (typeof v === 'number') return String(v);
   let s: string | undefined;
