@@ -68,8 +68,12 @@ describe('zcq completion bash', () => {
     if (zsh) {
       const file = join(tempDir(), '_zcq');
       writeFileSync(file, z.stdout);
-      const r = spawnSync(zsh, ['-f', '-c', `source "$1"; COMP_WORDS=(zcq ls ''); COMP_CWORD=2; _zcq; print -l -- "\${COMPREPLY[@]}"`, 'zsh', file], { encoding: 'utf8' });
-      expect(r.stdout.trim().split('\n')).toEqual(['pending', 'deferred', 'claimed', 'done', 'failed', 'hold']);
+      // zsh's compgen -F runs the function under `emulate -L sh` (bashcompinit): so does this call.
+      const r = spawnSync(zsh, ['-f', '-c', `source "$1"; print -r -- "\${_comps[zcq]}"; () { emulate -L sh; setopt kshglob noshglob braceexpand; COMP_WORDS=(zcq ls ''); COMP_CWORD=2; _zcq; printf '%s\\n' "\${COMPREPLY[@]}"; }`, 'zsh', file], { encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      const [registered, ...words] = r.stdout.trim().split('\n');
+      expect(registered).toMatch(/_bash_complete -F _zcq/);
+      expect(words).toEqual(['pending', 'deferred', 'claimed', 'done', 'failed', 'hold']);
     }
     const fish = zcq(null, ['completion', 'fish']);
     expect(fish.code).toBe(2);
