@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, p50, p99, fmtNum, fmtRatio, markdownTable } from './lib/stats.mjs';
-import { setBaseTmp, spawnTracked, stopChild, procMem, sleep, log } from './lib/proc.mjs';
+import { setBaseTmp, spawnTracked, stopChild, procMem, sleep, log, hasCommand } from './lib/proc.mjs';
 import * as zcq from './zcq.mjs';
 import { startRedis, bullPutDrain, bullDrain, bullLatency, bullMemory, bullSyscalls } from './peers/bullmq.mjs';
 import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
@@ -39,6 +39,15 @@ const R = Number(opt('runs') ?? (QUICK ? 1 : 3));
 const ONLY = opt('only') ? opt('only').split(',') : SECTIONS;
 for (const s of ONLY) if (!SECTIONS.includes(s)) {
   console.error(`unknown section ${s}; sections: ${SECTIONS.join(', ')}`);
+  process.exit(2);
+}
+// What the chosen sections need beyond Node (Debian package = command). A missing one stops the run
+// at once with one line naming what to install, instead of an "error" cell per figure after minutes of
+// work. hyperfine is optional (the cli section times with its own clock without it).
+const NEEDS = { 'redis-server': ['throughput', 'latency', 'memory', 'syscalls'], nq: ['cli'], strace: ['syscalls'] };
+const missing = Object.keys(NEEDS).filter((cmd) => NEEDS[cmd].some((s) => ONLY.includes(s)) && !hasCommand(cmd));
+if (missing.length > 0) {
+  console.error(`bench: missing ${missing.join(', ')}; install: sudo apt-get install ${missing.join(' ')} (optional: hyperfine), or choose sections with --only=${SECTIONS.filter((s) => !Object.entries(NEEDS).some(([c, ss]) => missing.includes(c) && ss.includes(s))).join(',')}`);
   process.exit(2);
 }
 const OUT = resolve(opt('out') ?? join(here, 'results.md'));

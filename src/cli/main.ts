@@ -27,6 +27,8 @@ const COMMANDS: Record<string, string> = {
   pause: './commands/pause.js',
   migrate: './commands/migrate.js',
   resume: './commands/pause.js',
+  top: './commands/top.js',
+  completion: './commands/completion.js',
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -43,9 +45,10 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ outputError: (str, write) => write(printableLines(str.replace(/^error: /, 'zcq: '))) })
     .showHelpAfterError('(run zcq --help for usage)');
 
-  // Register only the command being run (plus all of them for help): loading is lazy.
+  // Register only the command being run (plus all of them for help, and for `completion`, which lists
+  // them all): loading is lazy.
   const first = argv.find((a, i) => i >= 2 && !a.startsWith('-') && !isOptionValue(argv, i));
-  const names = first && COMMANDS[first] ? [first] : Object.keys(COMMANDS);
+  const names = first && COMMANDS[first] && first !== 'completion' ? [first] : Object.keys(COMMANDS);
   for (const mod of new Set(names.map((n) => COMMANDS[n]!))) ((await import(mod)) as { register: (p: Command) => void }).register(program);
 
   try {
