@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Debian packages the test suite needs beyond Node: sshfs + sshd (the multi-host rig's network file
-# system), faketime (clock-skew tests). As root, missing ones are installed with apt-get; otherwise the
+# system), faketime (clock-skew tests), zsh (the completion test). As root, missing ones are installed with apt-get; otherwise the
 # script names them and fails, so that the multi-host tests never skip in silence.
 set -euo pipefail
 need=()
@@ -8,6 +8,7 @@ command -v sshfs >/dev/null || need+=(sshfs)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v faketime >/dev/null || need+=(faketime)
+command -v zsh >/dev/null || need+=(zsh)
 command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(fuse3)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
