@@ -27,6 +27,9 @@ const COMMANDS: Record<string, string> = {
   pause: './commands/pause.js',
   migrate: './commands/migrate.js',
   resume: './commands/pause.js',
+  prune: './commands/prune.js',
+  retention: './commands/retention.js',
+  logs: './commands/logs.js',
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -134,7 +134,8 @@ class Pass {
       try { const st = fs.lstatSync(join(dir, name)); if (st.isFile()) all.push({ name, mtimeMs: st.mtimeMs, ino: st.ino }); } catch { /* moved */ }
     }
     all.sort((a, b) => b.mtimeMs - a.mtimeMs);
-    for (let i = keep; i < all.length; i++) {
+    // The oldest first: a pass cut short (stopping) has removed the ones most surely past the count.
+    for (let i = all.length - 1; i >= keep; i--) {
       const f = all[i]!;
       this.take(dir, queue, f.name, (taken) => taken.ino === f.ino && taken.mtimeMs === f.mtimeMs, f);
       await this.tick();
