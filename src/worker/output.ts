@@ -7,8 +7,9 @@
  * the worker itself, so the streams' `write` is patched once per thread or process (installCapture): a
  * write made inside a job's async context (the AsyncLocalStorage run that wraps the job, and its
  * `currentJob()` context) goes to that job's file; any other write goes where it went before — the
- * worker's own log stays as it was (one JSON object per line under `zcq --json worker`). console's methods
- * write through these streams, so they are captured with them. The processes runtime captures the same way
+ * worker's own log stays as it was (one JSON object per line under `zcq --json worker`). console's printing
+ * methods (log, info, debug, warn, error, trace, dir) are patched the same way; its others (table, group,
+ * count, time...) write through the patched streams. The processes runtime captures the same way
  * inside the child process. Not captured: writes to file descriptors 1 and 2 made below Node's streams (a
  * child process spawned with inherited stdio, native code).
  *
@@ -25,7 +26,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { formatWithOptions } from 'node:util';
+import { formatWithOptions, inspect } from 'node:util';
 import { OUTPUT_CAP_BYTES } from '../defaults.js';
 import { errnoOf, isGone } from '../errors.js';
 import { currentJobOrNull, type JobContext } from '../job/context.js';
@@ -173,11 +174,30 @@ function currentSink(): OutputSink | undefined {
 
 const INSTALLED = Symbol.for('zcq.outputCapture');
 
-/** Patch process.stdout.write and process.stderr.write, once per thread or process. */
+/** console methods routed straight to the job's file (the console may not write through process.stdout). */
+const CONSOLE_METHODS = ['log', 'info', 'debug', 'warn', 'error', 'trace', 'dir'] as const;
+
+/**
+ * Patch console's printing methods and process.stdout.write / process.stderr.write, once per thread or
+ * process. console is patched as well as the streams because the global console may be one that does not
+ * write through process.stdout (a test runner's, an application's own).
+ */
 export function installCapture(): void {
   const g = globalThis as unknown as Record<symbol, boolean | undefined>;
   if (g[INSTALLED]) return;
   g[INSTALLED] = true;
+  const con = globalThis.console as unknown as Record<string, (...a: unknown[]) => void>;
+  for (const name of CONSOLE_METHODS) {
+    const before = con[name];
+    if (typeof before !== 'function') continue;
+    con[name] = function (this: unknown, ...args: unknown[]): void {
+      const sink = currentSink();
+      if (sink === undefined || sink.closed) return before.apply(this, args);
+      if (name === 'dir') sink.write(inspect(args[0], { colors: false, ...(args[1] as object | undefined) }) + '\n');
+      else if (name === 'trace') sink.write(`Trace: ${formatWithOptions({ colors: false }, ...args)}\n${(new Error().stack ?? '').split('\n').slice(2).join('\n')}\n`);
+      else sink.log(args);
+    };
+  }
   for (const stream of [process.stdout, process.stderr]) {
     const before = stream.write;
     stream.write = function write(this: NodeJS.WriteStream, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
