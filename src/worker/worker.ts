@@ -76,7 +76,7 @@ export interface WorkerOptions {
   leftoverAgeMs?: number;
   /** Heartbeats of workers gone (no lease folder) for this long are removed (default 1 day). */
   goneWorkerAgeMs?: number;
-  /** How often the worker cleans leftovers (default 60 s). */
+  /** How often the worker cleans leftovers and prunes finished records by the spool's retention settings (default 60 s). */
   housekeepingMs?: number;
   /** Extra periodic duties run each poll. */
   duties?: Array<(w: Worker) => Promise<void>>;
