@@ -26,7 +26,7 @@ import { readRegularTextSync, writeReplace } from './fsops.js';
 import { QUEUE_NAME, type Layout } from './layout.js';
 import { makeDir } from './modes.js';
 import { listQueues } from './queues.js';
-import { pruneFinished, type PruneOptions, type PruneReport } from './transitions/prune.js';
+import { pruneFinishedInSlices, type PruneOptions, type PruneReport } from './transitions/prune.js';
 
 /** One policy: ages in milliseconds, a count; null is "no limit". */
 export interface RetentionPolicy { done: number | null; failed: number | null; max: number | null }
@@ -191,7 +191,7 @@ export async function applyRetention(l: Layout, serverNowMs: number, config: Ret
       const olderThanMs = opts.olderThanMs !== undefined ? opts.olderThanMs : p[state];
       const keep = opts.keep !== undefined ? opts.keep : p.max;
       if (olderThanMs === null && keep === null) continue;
-      const r = await pruneFinished(l, serverNowMs, { state, queue, olderThanMs, keep, dryRun: opts.dryRun }, opts);
+      const r = await pruneFinishedInSlices(l, serverNowMs, { state, queue, olderThanMs, keep, dryRun: opts.dryRun }, opts);
       total.removed.push(...r.removed);
       total.count += r.count;
       total.errors.push(...r.errors);

@@ -7,9 +7,10 @@
  * Before: the caller chose what to keep (an age, a count per queue, by the file server's clock; the
  *   retention policy of config/retention.json, see spool/retention.ts, or `zcq prune`'s options).
  * Candidates: the queue folder is read in slices (opendir, 1,000 names at a time, yielding to the event
- *   loop between slices, so that a worker pruning a huge folder goes on claiming). By age: each name is
- *   lstat()ed and judged as it comes, nothing is kept in memory. By count: the names are counted first,
- *   and only a folder holding more than the count is listed whole (name, mtime, inode) to find its oldest.
+ *   loop between slices, so that a worker pruning a huge folder goes on claiming). By age: each slice's
+ *   names are lstat()ed and its old ones taken, newest first; no more than a slice is held in memory. By
+ *   count: the names are counted first, and only a folder holding more than the count is listed whole
+ *   (name, mtime, inode) to take its oldest beyond the count, oldest first.
  * Steps, per candidate:
  *   1. take it: ONE rename into tmp/ under a fresh name (ENOENT: a retry or a person moved it first);
  *   2. judge what was taken (lstat: its age by the file server's clock; for the count, whether it is the
@@ -41,11 +42,11 @@ export interface PruneRule {
 }
 
 export interface PruneOptions {
-  /** Names handled between two yields to the event loop (default 1,000). */
+  /** Names handled per slice (default 1,000); pruneFinishedInSlices lets the event loop run between slices. */
   slice?: number;
   /** List each removed record in the report (default true; false: count only, for housekeeping). */
   collect?: boolean;
-  /** Asked between slices: stop early (the worker is stopping). */
+  /** Asked between slices by pruneFinishedInSlices: stop early (the worker is stopping). */
   shouldStop?: () => boolean;
 }
 
@@ -59,94 +60,118 @@ export interface PruneReport {
 
 export const PRUNE_SLICE = 1000;
 
-const yieldNow = () => new Promise<void>((res) => setImmediate(res));
-
-export async function pruneFinished(l: Layout, serverNowMs: number, rule: PruneRule, opts: PruneOptions = {}): Promise<PruneReport> {
+/**
+ * Prune in one go (the command line's and tests' pass: a hook's SimulatedCrash comes out of this call).
+ * For a worker, pruneFinishedInSlices.
+ */
+export function pruneFinished(l: Layout, serverNowMs: number, rule: PruneRule, opts: PruneOptions = {}): PruneReport {
   const rep: PruneReport = { removed: [], count: 0, errors: [] };
-  const p = new Pass(l, serverNowMs, rule, opts, rep);
-  for (const queue of listQueues(l[rule.state]).queues) {
-    if (rule.queue && queue !== rule.queue) continue;
-    const dir = queueDir(l, rule.state, queue);
-    try {
-      if (rule.olderThanMs !== null) await p.byAge(dir, queue, rule.olderThanMs);
-      if (rule.keep !== null && !p.stopped()) await p.byCount(dir, queue, rule.keep);
-    } catch (err) {
-      rep.errors.push({ path: dir, error: errnoOf(err) ?? (err as Error).message });
-    }
-    if (p.stopped()) break;
+  for (const _ of new Pass(l, serverNowMs, rule, opts, rep).run()) { /* no pause between slices */ }
+  return rep;
+}
+
+/** Prune a slice at a time, letting the event loop run between slices (setImmediate); stops early on `shouldStop`. */
+export async function pruneFinishedInSlices(l: Layout, serverNowMs: number, rule: PruneRule, opts: PruneOptions = {}): Promise<PruneReport> {
+  const rep: PruneReport = { removed: [], count: 0, errors: [] };
+  for (const _ of new Pass(l, serverNowMs, rule, opts, rep).run()) {
+    await new Promise<void>((res) => setImmediate(res));
+    if (opts.shouldStop?.()) break;
   }
   return rep;
 }
 
 interface Listed { name: string; mtimeMs: number; ino: number }
 
+/** One pass; its run() yields between slices (the caller decides whether to pause there). */
 class Pass {
-  private handled = 0;
   private readonly slice: number;
   /** Dry run: names already reported by age, not counted again for the count. */
   private readonly reported = new Set<string>();
 
-  constructor(private readonly l: Layout, private readonly now: number, private readonly rule: PruneRule, private readonly opts: PruneOptions, private readonly rep: PruneReport) {
+  constructor(private readonly l: Layout, private readonly now: number, private readonly rule: PruneRule, opts: PruneOptions, private readonly rep: PruneReport) {
     this.slice = Math.max(1, opts.slice ?? PRUNE_SLICE);
+    this.collect = opts.collect !== false;
   }
 
-  stopped(): boolean { return this.opts.shouldStop?.() ?? false; }
+  private readonly collect: boolean;
 
-  /** Count one name handled; every `slice` names, let the event loop run. */
-  private async tick(): Promise<void> {
-    if (++this.handled % this.slice === 0) await yieldNow();
+  *run(): Generator<void> {
+    for (const queue of listQueues(this.l[this.rule.state]).queues) {
+      if (this.rule.queue && queue !== this.rule.queue) continue;
+      const dir = queueDir(this.l, this.rule.state, queue);
+      try {
+        if (this.rule.olderThanMs !== null) yield* this.byAge(dir, queue, this.rule.olderThanMs);
+        if (this.rule.keep !== null) yield* this.byCount(dir, queue, this.rule.keep);
+      } catch (err) {
+        // A folder we may not read (EACCES), or gone: skipped and reported; anything else is not ours to hide.
+        const code = errnoOf(err);
+        if (code === undefined) throw err;
+        this.rep.errors.push({ path: dir, error: code });
+      }
+    }
   }
 
-  /** The job names of `dir`, a slice at a time (opendir: the folder is never read whole). */
-  private async *names(dir: string): AsyncGenerator<string> {
+  /** The job names of `dir`, at most a slice at a time (opendir: the folder is never read whole). */
+  private *batches(dir: string): Generator<string[]> {
     let d: fs.Dir;
     try { d = fs.opendirSync(dir, { bufferSize: 128 }); } catch (err) { if (errnoOf(err) === 'ENOENT') return; throw err; }
     try {
       for (;;) {
-        const e = d.readSync();
+        const batch: string[] = [];
+        let e: fs.Dirent | null = null;
+        while (batch.length < this.slice && (e = d.readSync()) !== null) if (idFromName(e.name) !== null) batch.push(e.name);
+        if (batch.length > 0) yield batch;
         if (e === null) return;
-        if (idFromName(e.name) === null) continue;
-        yield e.name;
-        await this.tick();
-        if (this.stopped()) return;
       }
     } finally {
       d.closeSync();
     }
   }
 
-  async byAge(dir: string, queue: string, olderThanMs: number): Promise<void> {
-    for await (const name of this.names(dir)) {
-      let st: fs.Stats;
-      try { st = fs.lstatSync(join(dir, name)); } catch { continue; /* moved */ }
-      if (!st.isFile() || this.now - st.mtimeMs <= olderThanMs) continue;
-      this.take(dir, queue, name, (taken) => this.now - taken.mtimeMs > olderThanMs, st);
+  /** By age: each slice's old records, newest first (as one listing would be), taken and judged. */
+  private *byAge(dir: string, queue: string, olderThanMs: number): Generator<void> {
+    for (const batch of this.batches(dir)) {
+      const old: Listed[] = [];
+      for (const name of batch) {
+        try {
+          const st = fs.lstatSync(join(dir, name));
+          if (st.isFile() && this.now - st.mtimeMs > olderThanMs) old.push({ name, mtimeMs: st.mtimeMs, ino: st.ino });
+        } catch { /* moved */ }
+      }
+      old.sort((a, b) => b.mtimeMs - a.mtimeMs);
+      for (const f of old) this.take(dir, queue, f.name, (taken) => this.now - taken.mtimeMs > olderThanMs, f);
+      yield;
     }
   }
 
-  async byCount(dir: string, queue: string, keep: number): Promise<void> {
+  /** By count: count the names; only when over the count, list them all and take the oldest beyond it. */
+  private *byCount(dir: string, queue: string, keep: number): Generator<void> {
     let n = 0;
-    for await (const name of this.names(dir)) if (!this.reported.has(name)) n++;
-    if (n <= keep || this.stopped()) return;
+    for (const batch of this.batches(dir)) {
+      for (const name of batch) if (!this.reported.has(name)) n++;
+      yield;
+    }
+    if (n <= keep) return;
     const all: Listed[] = [];
-    for await (const name of this.names(dir)) {
-      if (this.reported.has(name)) continue;
-      try { const st = fs.lstatSync(join(dir, name)); if (st.isFile()) all.push({ name, mtimeMs: st.mtimeMs, ino: st.ino }); } catch { /* moved */ }
+    for (const batch of this.batches(dir)) {
+      for (const name of batch) {
+        if (this.reported.has(name)) continue;
+        try { const st = fs.lstatSync(join(dir, name)); if (st.isFile()) all.push({ name, mtimeMs: st.mtimeMs, ino: st.ino }); } catch { /* moved */ }
+      }
+      yield;
     }
     all.sort((a, b) => b.mtimeMs - a.mtimeMs);
-    // The oldest first: a pass cut short (stopping) has removed the ones most surely past the count.
-    for (let i = all.length - 1; i >= keep; i--) {
+    // The oldest first: a pass cut short (the worker stopping) has removed the ones most surely past the count.
+    for (let i = all.length - 1, k = 1; i >= keep; i--, k++) {
       const f = all[i]!;
       this.take(dir, queue, f.name, (taken) => taken.ino === f.ino && taken.mtimeMs === f.mtimeMs, f);
-      await this.tick();
-      if (this.stopped()) return;
+      if (k % this.slice === 0) yield;
     }
   }
 
   /** Steps 1-3 for one name; `remove` judges the file taken. */
-  private take(dir: string, queue: string, name: string, remove: (taken: fs.Stats) => boolean, listed: { mtimeMs: number }): void {
+  private take(dir: string, queue: string, name: string, remove: (taken: fs.Stats) => boolean, listed: Listed): void {
     const id = idFromName(name)!;
-    const state = this.rule.state;
     if (this.rule.dryRun) {
       this.reported.add(name);
       this.report(id, queue, listed.mtimeMs);
@@ -162,12 +187,12 @@ class Pass {
     if (!st.isFile() || !remove(st)) { renameOrGoneSync(taken, from); return; }
     unlinkQuietly(join(this.l.output, `${id}.log`));
     unlinkQuietly(taken);
-    step('prune', 3, `${state}/${queue}/${id}`);
+    step('prune', 3, `${this.rule.state}/${queue}/${id}`);
     this.report(id, queue, st.mtimeMs);
   }
 
   private report(id: string, queue: string, mtimeMs: number): void {
     this.rep.count++;
-    if (this.opts.collect !== false) this.rep.removed.push({ id, queue, state: this.rule.state, ageMs: Math.round(this.now - mtimeMs) });
+    if (this.collect) this.rep.removed.push({ id, queue, state: this.rule.state, ageMs: Math.round(this.now - mtimeMs) });
   }
 }
