@@ -75,8 +75,9 @@ export interface Job {
   failure?: Failure;
   finished?: string;
   /**
-   * The run that wrote this final record: `LEASE/SEQ`, the claim it ended. Recovery compares it with the
-   * claim a file sits under to tell a final record not yet moved from an older record moved back by hand.
+   * The run that wrote this record: `LEASE/SEQ`, the claim it ended (every record finish writes, final or a
+   * retry). Recovery compares it with the claim a file sits under to tell a record not yet moved from an
+   * older record moved back by hand.
    */
   run?: string;
   /** Fields this version does not know are kept as they are. */
@@ -183,7 +184,7 @@ export function parseJob(text: string, expectedId?: string): Job {
   const backoff = parseBackoff(o.backoff);
   const history = o.history ?? [];
   if (!Array.isArray(history) || history.some((h) => typeof h !== 'object' || h === null || Array.isArray(h))) throw new JobFormatError('"history" must be an array of objects');
-  if (o.run !== undefined && (typeof o.run !== 'string' || o.run.length > 300)) throw new JobFormatError('"run" must be a string (the claim that wrote the final record)');
+  if (o.run !== undefined && (typeof o.run !== 'string' || o.run.length > 300)) throw new JobFormatError('"run" must be a string (the claim that wrote the record)');
   const createdBy = (typeof o.createdBy === 'object' && o.createdBy !== null ? o.createdBy : { host: '?', pid: 0 }) as Job['createdBy'];
   return {
     ...o,

@@ -193,6 +193,10 @@ export class CronStore {
    */
   async runDue(clock: ServerClock, log: Logger, ownerTag: string): Promise<number> {
     let created = 0;
+    // cron/ is group-writable in a shared spool: a co-user can rename cron/state away and put a symlink to
+    // a folder of ours in its place; the lock, the state and the run markers would then be written there.
+    // dirs() refuses a symlink at cron, cron/schedules, cron/state or cron/runs (EEXIST, "not a folder").
+    await this.dirs();
     for (const s of await this.list()) {
       if (s.paused) continue;
       try {
@@ -212,6 +216,7 @@ export class CronStore {
     // Cheap test before taking the lock: is any tick due at all?
     if (nextTick(schedule, last ?? created).getTime() > now) return 0;
     const stateFile = join(this.stateDir, `${s.name}.json`);
+    await this.dirs(); // again just before the lock: the pass may have taken a while (see runDue)
     let release: (() => Promise<void>) | undefined;
     try {
       release = await lockfile.lock(stateFile, {

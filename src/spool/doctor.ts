@@ -16,12 +16,13 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { isGone } from '../errors.js';
+import { errnoOf, isGone } from '../errors.js';
 import { parseJob } from '../job/format.js';
-import { MAX_JOB_BYTES, readRegularFileSync } from './fsops.js';
+import { MAX_JOB_BYTES, createExclusiveSync, readRegularFileSync, renameOrGoneSync } from './fsops.js';
 import { cleanLeftovers, findLeftovers } from './housekeeping.js';
 import { AUX_DIRS, QUEUED_STATES, STATES, queueDir, type Layout } from './layout.js';
 import { judgeLease } from './lease.js';
+import { rootModeFor } from './modes.js';
 import { BUCKET, bucketOf, idFromName, parseDeferredName } from './names.js';
 import { quarantine } from './quarantine.js';
 import { listEntries, listQueues } from './queues.js';
@@ -29,7 +30,7 @@ import { findExact, pickCurrent, scanState, type Located } from './scan.js';
 import type { ServerClock } from './server-clock.js';
 import { adoptLoose } from './transitions/promote.js';
 
-export type ProblemKind = 'stale lease' | 'job in two places' | 'loose job' | 'leftover' | 'empty bucket' | 'stray file' | 'wrong mode';
+export type ProblemKind = 'stale lease' | 'job in two places' | 'loose job' | 'leftover' | 'empty bucket' | 'stray file' | 'wrong mode' | 'quarantine' | 'unreadable queue';
 export interface Problem { kind: ProblemKind; path: string; detail: string; repaired: boolean }
 
 export interface DoctorHooks {
@@ -71,7 +72,15 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
     }
     for (const q of queues) {
       const qdir = queueDir(l, state, q);
-      for (const e of listEntries(qdir)) {
+      let entries;
+      try { entries = listEntries(qdir); } catch (err) {
+        const code = errnoOf(err);
+        if (code !== 'EACCES' && code !== 'EPERM') throw err;
+        // A queue of another group (per-queue permissions): reported, not checked, not fatal.
+        problems.push({ kind: 'unreadable queue', path: qdir, detail: `cannot be listed by this user (${code}): not checked`, repaired: false });
+        continue;
+      }
+      for (const e of entries) {
         if (e.name.startsWith('.')) continue;
         const path = join(qdir, e.name);
         if (state === 'deferred') {
@@ -112,23 +121,57 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
   }
 
   // 4. Folder modes.
-  for (const dir of modeCheckedDirs(l)) {
+  for (const dir of [l.root, ...modeCheckedDirs(l)]) {
     let st: fs.Stats;
     try { st = fs.lstatSync(dir); } catch { continue; }
     if (!st.isDirectory()) continue;
-    const want = l.modes.dirMode & 0o7777;
+    const want = (dir === l.root ? rootModeFor(l.modes) : l.modes.dirMode) & 0o7777;
     const have = st.mode & 0o7777;
     if ((have & 0o777) === (want & 0o777) && (have & 0o2000) === (want & 0o2000)) continue;
     let repaired = false;
     if (repair) { try { fs.chmodSync(dir, want); repaired = true; } catch { /* not ours: its owner must */ } }
-    problems.push({ kind: 'wrong mode', path: dir, detail: `mode ${have.toString(8)}, the spool's folders are ${want.toString(8)}${repaired ? '' : repair ? ' (not ours to chmod: its owner must run doctor --repair)' : ''}`, repaired });
+    problems.push({ kind: 'wrong mode', path: dir, detail: `mode ${have.toString(8)}, ${dir === l.root ? 'the spool root is' : "the spool's folders are"} ${want.toString(8)}${repaired ? '' : repair ? ' (not ours to chmod: its owner must run doctor --repair)' : ''}`, repaired });
   }
 
-  // 5. Crash leftovers older than the safe age.
+  // 5. Quarantine cut short: an entry without its .reason, or the empty placeholder reserved for one.
+  problems.push(...(await quarantineProblems(l, clock, repair, opts.leftoverAgeMs ?? 3_600_000)));
+
+  // 6. Crash leftovers older than the safe age.
   const ageOpts = { tmpAgeMs: opts.leftoverAgeMs, workerAgeMs: opts.goneWorkerAgeMs ?? opts.leftoverAgeMs };
   const left = repair ? await cleanLeftovers(l, clock, ageOpts) : await findLeftovers(l, clock, ageOpts);
   for (const f of left) problems.push({ kind: 'leftover', path: f.path, detail: `${f.what}, ${Math.round(f.ageMs / 1000)} s old`, repaired: repair });
   return problems;
+}
+
+async function quarantineProblems(l: Layout, clock: ServerClock, repair: boolean, placeholderAgeMs: number): Promise<Problem[]> {
+  const out: Problem[] = [];
+  const entries = listEntries(l.quarantine);
+  const names = new Set(entries.map((e) => e.name));
+  for (const e of entries) {
+    if (e.name.endsWith('.reason') || e.name.startsWith('.') || names.has(`${e.name}.reason`)) continue;
+    const path = join(l.quarantine, e.name);
+    let st: fs.Stats;
+    try { st = fs.lstatSync(path); } catch { continue; }
+    if (st.isFile() && st.size === 0) {
+      // A name reserved for a quarantine that did not happen (the reserving process died before its rename).
+      const age = (await clock.now()) - st.mtimeMs;
+      if (age < placeholderAgeMs) continue;
+      let repaired = false;
+      if (repair) { try { fs.unlinkSync(path); repaired = true; } catch { /* gone */ } }
+      out.push({ kind: 'quarantine', path, detail: `empty placeholder of a quarantine cut short, ${Math.round(age / 1000)} s old${repaired ? '; removed' : ''}`, repaired });
+      continue;
+    }
+    let repaired = false;
+    if (repair) {
+      try {
+        // Written under a fresh name, then put in place by one rename of the file we just created.
+        const tmp = createExclusiveSync(l.quarantine, '.reason-', `${new Date().toISOString()} reason lost: the quarantine of this entry was cut short before its reason was written (found by zcq doctor)\n`, { mode: l.modes.fileMode });
+        repaired = renameOrGoneSync(tmp, `${path}.reason`);
+      } catch { /* read-only spool: reported only */ }
+    }
+    out.push({ kind: 'quarantine', path, detail: `quarantined without a .reason (a quarantine cut short)${repaired ? '; reason written' : ''}`, repaired });
+  }
+  return out;
 }
 
 /** Why a job file is not a job, or null when it is one; a file that moved away meanwhile is fine (null). */

@@ -201,6 +201,22 @@ export function renameOrGoneSync(src: string, dst: string): boolean {
   }
 }
 
+/**
+ * rename(2) for a move a person or a client makes (retry, hold, release): false when the source is gone.
+ * No NFS-retransmit guess here: the target may be another mover's (two retries of one job), and the loser
+ * must be told it lost. A retransmitted rename that did work is then reported as lost, harmlessly: the job
+ * is where it was asked to go.
+ */
+export function renameStrictSync(src: string, dst: string): boolean {
+  try {
+    fss.renameSync(src, dst);
+    return true;
+  } catch (err) {
+    if (isGone(err)) return false;
+    throw err;
+  }
+}
+
 function existsNoFollowSync(path: string): boolean {
   try { fss.lstatSync(path); return true; } catch { return false; }
 }

@@ -21,10 +21,14 @@ export function newJobId(nowMs = Date.now()): string {
   return `${nowMs.toString(36).padStart(9, '0')}-${hostTag}${process.pid.toString(36)}-${counter.toString(36)}${rand36(3)}`;
 }
 
-/** A worker's identity, used as its lease folder name under claimed/: `<host>.<pid>.<random>`. */
-export function newWorkerId(): string {
+/**
+ * A lease's identity, its folder name under claimed/: `<host>.<pid>.<random>`, and for a client (a cancel,
+ * a recovery by hand) `<host>.<pid>.<random>-client`: the kind is in the name, so a recoverer knows a
+ * client never ran its jobs even when the client's heartbeat is gone.
+ */
+export function newWorkerId(kind: 'worker' | 'client' = 'worker'): string {
   const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40) || 'host';
-  return `${host}.${process.pid}.${rand36(6)}`;
+  return `${host}.${process.pid}.${rand36(6)}${kind === 'client' ? '-client' : ''}`;
 }
 
 /** A short unique token for temp names. */

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { NotASpoolError, errnoOf } from '../errors.js';
 import { fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from './fsops.js';
 import { newToken } from './ids.js';
-import { PRIVATE_MODES, fixModeSync, makeDirs, markerFields, modesFromMarker, sharedModes, type SpoolModes } from './modes.js';
+import { PRIVATE_MODES, fixModeSync, makeDirs, rootModeFor, markerFields, modesFromMarker, sharedModes, type SpoolModes } from './modes.js';
 
 export const SPOOL_FORMAT = 2;
 export const MARKER = 'zcq-spool.json';
@@ -126,8 +126,10 @@ export function initSpool(dir: string, opts: { group?: string | null } = {}): La
   const modes: SpoolModes = opts.group ? sharedModes(opts.group) : PRIVATE_MODES;
   const l = layoutOf(root, modes);
   makeDirs(modes, [root]);
-  // The root gets the group (and setgid, so everything made below inherits it) before anything else.
+  // The root gets the group (and setgid, so everything made below inherits it) before anything else,
+  // and no group write (see rootModeFor).
   if (modes.group !== null) fixModeSync(root, modes);
+  fs.chmodSync(root, rootModeFor(modes));
   makeDirs(modes, [...STATES.map((s) => l[s]), ...AUX_DIRS.map((a) => l[a])]);
   const marker = { format: SPOOL_FORMAT, created: new Date().toISOString(), ...markerFields(modes) };
   const tmp = join(l.tmp, `.marker-${newToken()}`);

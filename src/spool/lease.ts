@@ -22,6 +22,7 @@ import { makeDir } from './modes.js';
 import { claimedName, runToken, DEAD_SUFFIX } from './names.js';
 import type { ServerClock } from './server-clock.js';
 import { unlinkQuietly } from './fsops.js';
+import { renewLease } from './transitions/renew.js';
 
 export interface LeaseInfo {
   kind: 'worker' | 'client';
@@ -56,8 +57,7 @@ export class Lease {
   /** Heartbeat first, folder second: a folder never exists without a heartbeat to judge it by. */
   static async acquire(layout: Layout, info: Omit<LeaseInfo, 'host' | 'pid' | 'started'>, durable: boolean): Promise<Lease> {
     const full: LeaseInfo = { host: hostname(), pid: process.pid, started: new Date().toISOString(), ...info };
-    const lease = new Lease(layout, newWorkerId(), full, durable);
-    const { renewLease } = await import('./transitions/renew.js');
+    const lease = new Lease(layout, newWorkerId(info.kind), full, durable);
     await renewLease(lease);
     makeDir(layout.modes, lease.dir);
     const st = fs.lstatSync(lease.dir);
@@ -152,8 +152,8 @@ export interface HolderInfo { worker: string; host: string; pid: number; leaseMs
 
 /** Who held a lease: from its heartbeat's content when readable (untrusted: bounded), else from the lease id. */
 export function holderInfoFrom(worker: string, heartbeat: string | undefined, defaultLeaseMs: number): HolderInfo {
-  const m = /^(.*)\.(\d+)\.[a-z0-9]+$/.exec(worker);
-  const info: HolderInfo = { worker, host: m?.[1] ?? '?', pid: m ? Number(m[2]) : 0, leaseMs: defaultLeaseMs, kind: 'worker' };
+  const m = /^(.*)\.(\d+)\.[a-z0-9]+(-client)?$/.exec(worker);
+  const info: HolderInfo = { worker, host: m?.[1] ?? '?', pid: m ? Number(m[2]) : 0, leaseMs: defaultLeaseMs, kind: m?.[3] ? 'client' : 'worker' };
   try {
     const hb = JSON.parse(heartbeat ?? '');
     if (typeof hb.host === 'string') info.host = hb.host.slice(0, 255);

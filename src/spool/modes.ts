@@ -314,3 +314,12 @@ export function fixModeSync(path: string, modes: SpoolModes): void {
   if (kind !== 'folder' && kind !== 'file') throw new ZcqError('ZCQ_UNSAFE_FILE', `${path}: ${describeKind(kind)}; its mode was not changed (quarantine or remove it)`, 1);
   fchmodChecked(path, kind, kind === 'folder' ? modes.dirMode : modes.fileMode, gidFor(modes));
 }
+
+/**
+ * The spool root's mode: the folder mode without group write. Members never need to create or rename
+ * entries at the top (they work inside the state folders), and a member who could would be able to swap
+ * a whole state folder (done/) for a symlink to somewhere else. Only the owner re-runs init or migrate.
+ */
+export function rootModeFor(modes: SpoolModes): number {
+  return modes.dirMode & ~0o022;
+}

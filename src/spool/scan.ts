@@ -27,8 +27,14 @@ export interface Located {
 
 export const ALL_STATES: readonly JobState[] = STATES;
 
+/** A folder's names; [] when it is gone, not a folder, or not ours to read (a queue of another group: per-queue permissions). */
 function names(dir: string): string[] {
-  try { return fs.readdirSync(dir); } catch (err) { if (isGone(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return []; throw err; }
+  try { return fs.readdirSync(dir); } catch (err) { if (isGone(err) || unreadable(err)) return []; throw err; }
+}
+
+function unreadable(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM';
 }
 
 /** Every job in `state` (optionally one queue), in folder order. */
@@ -67,12 +73,17 @@ export function* scanState(l: Layout, state: JobState, queue?: string): Generato
   }
 }
 
+function isRealDir(path: string): boolean {
+  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
+}
+
 function* scanLease(dir: string, worker: string, queue?: string): Generator<Located> {
   for (const name of names(dir)) {
     const c = parseClaimedName(name);
     if (c) { if (queue === undefined) yield { id: c.id, state: 'claimed', queue: null, path: join(dir, name), worker, seq: c.seq }; continue; }
     const inner = deadLeaseOf(name);
-    if (inner) yield* scanLease(join(dir, name), inner, queue);
+    // Only a real folder: a co-user's symlink named LEASE.dead would have us list a folder outside the spool.
+    if (inner && isRealDir(join(dir, name))) yield* scanLease(join(dir, name), inner, queue);
   }
 }
 
@@ -107,7 +118,7 @@ export function findPrefix(l: Layout, prefix: string): Located[] {
 /** Whether a folder holds at least one job name (reads only the first entries: O(1) in the folder size). */
 export function hasJobs(dir: string): boolean {
   let d: fs.Dir;
-  try { d = fs.opendirSync(dir, { bufferSize: 32 }); } catch (err) { if (isGone(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return false; throw err; }
+  try { d = fs.opendirSync(dir, { bufferSize: 32 }); } catch (err) { if (isGone(err) || unreadable(err)) return false; throw err; }
   try {
     for (let e = d.readSync(); e !== null; e = d.readSync()) if (!e.name.startsWith('.') && e.name.endsWith('.json')) return true;
     return false;

@@ -54,7 +54,9 @@ export class Claimer {
   /** Re-read which queues exist and which are paused (each poll); watch the new ones. */
   refreshQueues(): void {
     const paused = new Set(pausedQueues(this.layout));
-    const exist = listQueues(this.layout.pending).queues;
+    // A queue folder this user may not read (per-queue permissions: `chgrp team-a pending/Q; chmod 2770`)
+    // is not served: it belongs to the members of its group.
+    const exist = listQueues(this.layout.pending).queues.filter((q) => canRead(queueDir(this.layout, 'pending', q)));
     const wanted = this.queues ? this.queues.filter((q) => exist.includes(q)) : exist;
     const active = wanted.filter((q) => !paused.has(q));
     if (active.join('\0') !== this.active.join('\0')) { this.active = active; this.candidates = []; this.scanDue = true; }
@@ -182,13 +184,23 @@ export class Claimer {
   }
 }
 
+function canRead(dir: string): boolean {
+  try { fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK); return true; } catch { return false; }
+}
+
 function readWindow(dir: string): string[] {
   const names: string[] = [];
   let d: fs.Dir;
-  try { d = fs.opendirSync(dir, { bufferSize: 256 }); } catch (err) { if (isGone(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return names; throw err; }
+  try { d = fs.opendirSync(dir, { bufferSize: 256 }); } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // EACCES/EPERM: the folder's permissions changed since refreshQueues: skip it this round.
+    if (isGone(err) || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM') return names;
+    throw err;
+  }
   try {
     for (let e = d.readSync(); e !== null; e = d.readSync()) {
-      if (e.name.startsWith('.')) continue;
+      // Only job names count toward the window: a co-user's thousand odd names must not hide the jobs.
+      if (idFromName(e.name) === null) continue;
       names.push(e.name);
       if (names.length >= SCAN_WINDOW) break;
     }

@@ -15,7 +15,7 @@
  */
 import { availableParallelism, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { LeaseLostError, ModuleRefError, errnoOf, isGone } from '../errors.js';
+import { LeaseLostError, ModuleRefError, ZcqError, errnoOf, isGone } from '../errors.js';
 import { WORKER_DEFAULTS, defaultHeartbeatMs } from '../defaults.js';
 import type { Attempt, Job } from '../job/format.js';
 import { recordError, type Next, type RunError } from '../job/policy.js';
@@ -29,7 +29,7 @@ import { ServerClock } from '../spool/server-clock.js';
 import { readClaimed, type ClaimedJob } from '../spool/transitions/claim.js';
 import { finishJob } from '../spool/transitions/finish.js';
 import { GroupSync } from '../spool/transitions/group-sync.js';
-import { adoptLoose, promoteDue } from '../spool/transitions/promote.js';
+import { adoptLoose, promoteDue, removeEmptyBuckets } from '../spool/transitions/promote.js';
 import { recoverDeadLeases } from '../spool/transitions/recover.js';
 import { Claimer } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
@@ -165,7 +165,17 @@ export class Worker {
       this.duties.push(CronStore.duty());
     }
     await this.clock.sample();
-    this.lease = await this.newLease();
+    try {
+      this.lease = await this.newLease();
+    } catch (err) {
+      // A read-only spool, or one this user may not write (not a member of its group): one line, exit 2.
+      const code = errnoOf(err);
+      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+        const why = code === 'EROFS' ? 'the spool is on a read-only file system' : `this user may not write in it (${code}; is it a member of the spool's group?)`;
+        throw new ZcqError('ZCQ_CANNOT_WRITE', `${this.layout.root}: cannot run a worker: ${why}; ls, show, status, wait and doctor still work`, 2, { cause: err });
+      }
+      throw err;
+    }
     const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
     this.claimer = new Claimer(this.layout, this.opts.queues, this.opts.concurrency, this.opts.watch, () => this.wakeLoop());
     this.watchdog = new Watchdog(this.layout, {
@@ -499,6 +509,7 @@ export class Worker {
       try {
         await this.duty('housekeeping', async () => {
           await cleanLeftovers(this.layout, this.clock, { log: this.log, tmpAgeMs: this.opts.leftoverAgeMs, workerAgeMs: this.opts.goneWorkerAgeMs });
+          removeEmptyBuckets(this.layout, await this.clock.now());
         });
         if (this.stopping) return;
         await this.duty('retention', async () => {

@@ -18,6 +18,7 @@
  * Fence: the client's lease folder, as for a worker (finish.ts).
  */
 import { hostname } from 'node:os';
+import { isGone } from '../../errors.js';
 import { parseJob, JobFormatError } from '../../job/format.js';
 import { recordError } from '../../job/policy.js';
 import { MAX_JOB_BYTES, readRegularFileSync, renameOrGoneSync, createExclusiveSync } from '../fsops.js';
@@ -40,6 +41,8 @@ export async function cancelJob(lease: Lease, from: string, queue: string, id: s
     if ('bad' in r) throw new JobFormatError(r.bad);
     job = parseJob(r.text, id);
   } catch (err) {
+    // Gone from our lease between the claim and the read: taken from us (a person), or our folder was.
+    if (isGone(err)) { if (lease.folderIsOurs()) return 'taken'; lease.markLost(); return 'lost'; }
     if (!(err instanceof JobFormatError)) throw err;
     // Not ours to judge: back where it was found, for the worker to quarantine with its reason.
     renameOrGoneSync(path, from);

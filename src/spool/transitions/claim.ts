@@ -45,6 +45,8 @@ export function claimJob(lease: Lease, queue: string, name: string): ClaimedJob 
   const id = idFromName(name);
   const src = join(queueDir(lease.layout, 'pending', queue), name);
   if (id === null) return null;
+  // Our folder, not a co-user's symlink in its place: the rename would follow it out of the spool.
+  if (!lease.folderIsOurs()) { lease.markLost(); return null; }
   const { path, token } = lease.nextClaim(id);
   if (!renameOrGoneSync(src, path)) return null;
   step('claim', 1, id);
@@ -64,6 +66,7 @@ export async function readClaimed(c: ClaimedJob): Promise<ClaimRead> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESTALE') return { gone: true };
     if (!(err instanceof JobFormatError)) throw err;
     const to = await quarantine(c.lease.layout, c.path, `${c.id}.json`, `${err.message} (claimed from pending/${c.queue}/)`);
+    step('claim', 2, c.id);
     return { quarantined: to ?? c.path, reason: err.message };
   }
   return { job, retried: startRun(job, c.queue) };

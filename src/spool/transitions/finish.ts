@@ -9,7 +9,8 @@
  * Before: the holder's lease is fresh (the caller checked: a holder that may already be judged dead must
  *   leave the job to recovery), and the job object holds the new record (job/policy.ts decided `next`).
  * Steps:
- *   1. a final record (done, failed) gets `run: LEASE/SEQ`, this claim's token;
+ *   1. the record gets `run: LEASE/SEQ`, this claim's token — a final one (done, failed) and a retry's alike,
+ *      so that recovery can tell the record of this claim's attempt from the file as it was claimed;
  *   2. write the record into a spare inode of ours (nlink 1, our uid) or a new exclusive temp in tmp/,
  *      fsynced in durable mode;
  *   3. give the claimed file's current inode a second name in tmp/ (the next spare) — a hard link, which
@@ -22,7 +23,8 @@
  * Crash after 2 or 3: a temporary or spare in tmp/, removed by housekeeping; the job is claimed under a
  *   dead lease and recovery settles it by its interrupt policy. After 4: the claimed file is the record;
  *   recovery sees its `run` equal to the claim it sits under and completes the move (step 5) — a final
- *   record is never run again. A record moved back by hand carries an older token and is a retry.
+ *   record is never run again, a retry goes to its due time with no interrupt counted. A record moved
+ *   back by hand carries an older token and is a retry.
  *   After 5: done; a power cut before 6 may undo the move (durable mode then reports nothing yet).
  * Fence: steps 3–5 work only on names inside our own lease folder, which a recoverer takes by renaming it;
  *   a stale holder's renames then fail with ENOENT and it reports the job lost, never overwriting the
@@ -66,7 +68,7 @@ export function targetOf(l: Layout, job: Job, next: Next): string {
 export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: GroupSync): Promise<FinishResult> {
   const lease = c.lease;
   if (lease.isLost) return 'lost';
-  if (next.to === 'done' || next.to === 'failed') job.run = c.token;
+  job.run = c.token;
   const text = serializeJob(job);
   const l = lease.layout;
   // 2. the record, in a spare or a new temporary
@@ -99,10 +101,16 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
       fs.lstatSync(c.path);
     }
   } catch (err) {
-    unlinkQuietly(tmp);
-    if (isGone(err)) return lease.folderIsOurs() ? 'taken' : lost(lease);
+    // EEXIST, EMLINK, EPERM: no spare this time (the name is taken — perhaps planted by a co-user —, too
+    // many links, or a file protected_hardlinks will not let us link). link(2) reports them only after
+    // finding the source, so the claimed file is still there, and the record in `tmp` is still needed.
     spare = null;
-    if (errnoOf(err) !== 'EEXIST' && errnoOf(err) !== 'EMLINK' && errnoOf(err) !== 'EPERM') throw err;
+    const code = errnoOf(err);
+    if (code !== 'EEXIST' && code !== 'EMLINK' && code !== 'EPERM') {
+      unlinkQuietly(tmp);
+      if (isGone(err)) return lease.folderIsOurs() ? 'taken' : lost(lease);
+      throw err;
+    }
   }
   step('finish', 3, job.id);
   // 4. the fence, then the record replaces the claimed file

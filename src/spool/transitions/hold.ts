@@ -16,15 +16,18 @@
  * Fence: none needed (one rename of a job nobody holds).
  */
 import { dirname, join } from 'node:path';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync } from '../fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync } from '../fsops.js';
 import { queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { deferredPath, jobName } from '../names.js';
+import { step } from './steps.js';
 
 export function holdJob(l: Layout, from: string, queue: string, id: string, durable: boolean): boolean {
   const dir = queueDir(l, 'hold', queue);
   const made = makeDir(l.modes, dir);
-  if (!renameOrGoneSync(from, join(dir, jobName(id)))) return false;
+  step('hold', 2, id);
+  if (!renameStrictSync(from, join(dir, jobName(id)))) return false;
+  step('hold', 3, id);
   if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.hold); }
   return true;
 }
@@ -44,7 +47,9 @@ export function releaseJob(l: Layout, from: string, queue: string, id: string, s
   const made: string[] = [];
   if (dueMs !== null) { const q = queueDir(l, 'deferred', queue); if (makeDir(l.modes, q)) made.push(l.deferred); if (makeDir(l.modes, dirname(to))) made.push(q); }
   else if (makeDir(l.modes, dirname(to))) made.push(l.pending);
-  if (!renameOrGoneSync(from, to)) return false;
+  step('release', 2, id);
+  if (!renameStrictSync(from, to)) return false;
+  step('release', 3, id);
   if (durable) { fsyncDirSync(dirname(to)); for (const p of made) fsyncDirSync(p); }
   return dueMs === null ? 'pending' : 'deferred';
 }

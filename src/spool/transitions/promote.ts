@@ -70,12 +70,14 @@ export async function promoteDue(l: Layout, nowMs: number, durable: boolean, que
       if (due.length === 0) continue;
       const pdir = queueDir(l, 'pending', queue);
       const made = makeDir(l.modes, pdir);
+      step('promote', 1, queue);
       const touched = new Set<string>();
       for (const e of due) {
         if (renameOrGoneSync(e.path, join(pdir, jobName(e.id)))) { rep.promoted++; step('promote', 2, e.id); }
         touched.add(e.bucket);
       }
       if (durable) { fsyncDirSync(pdir); if (made) fsyncDirSync(l.pending); }
+      step('promote', 3, queue);
       const old = bucketOf(nowMs - 120_000);
       for (const b of touched) {
         if (b < old) { try { fs.rmdirSync(join(queueDir(l, 'deferred', queue), b)); } catch (err) { if (!['ENOTEMPTY', 'ENOENT', 'EEXIST'].includes(errnoOf(err) ?? '')) throw err; } }
@@ -110,7 +112,8 @@ export async function adoptLoose(l: Layout, durable: boolean): Promise<PromoteRe
       }
       const dir = queueDir(l, 'pending', queue);
       const made = makeDir(l.modes, dir);
-      if (renameOrGoneSync(path, join(dir, e.name))) rep.adopted++;
+      step('adopt', 1, id);
+      if (renameOrGoneSync(path, join(dir, e.name))) { rep.adopted++; step('adopt', 2, id); }
       if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
     } catch (err) {
       rep.errors.push({ path, error: (err as Error).message });
@@ -125,4 +128,21 @@ async function setAside(l: Layout, path: string, name: string, why: string, rep:
   } catch (err) {
     rep.errors.push({ path, error: (err as Error).message });
   }
+}
+
+/**
+ * Remove empty buckets more than two minutes past (workers' housekeeping): a promoter that died after
+ * emptying a bucket, or a put that died after making one, leaves it behind. Reads only bucket names.
+ */
+export function removeEmptyBuckets(l: Layout, nowMs: number): number {
+  const old = bucketOf(nowMs - 120_000);
+  let removed = 0;
+  for (const queue of listQueues(l.deferred).queues) {
+    const qdir = queueDir(l, 'deferred', queue);
+    for (const e of listEntries(qdir)) {
+      if (e.kind !== 'dir' || !BUCKET.test(e.name) || e.name >= old) continue;
+      try { fs.rmdirSync(join(qdir, e.name)); removed++; } catch { /* not empty (due jobs for the next pass) or gone */ }
+    }
+  }
+  return removed;
 }

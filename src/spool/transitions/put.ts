@@ -8,12 +8,12 @@
  * Steps, for a batch (a single put is a batch of one):
  *   1. make missing queue and bucket folders (with the spool's modes), remembering each new folder's
  *      parent, which must be fsynced too or a power cut could lose the folder with its jobs;
- *   2. create every file in tmp/ exclusively (O_EXCL: never through a planted name), write it, fsync it
+ *   2. create every file in tmp/ under a fresh random name (O_EXCL|O_NOFOLLOW), write it, fsync it
  *      (durable mode; a batch's fsyncs run together on the thread pool so the journal commits them at once),
  *      close it with its error checked (NFS reports write errors at close);
  *   3. rename each into place, in order;
  *   4. fsync each target folder, and each new folder's parent, once.
- * Crash after 1: empty folders, harmless (housekeeping removes old empty buckets). After 2: temporaries in
+ * Crash after 1: empty folders, harmless (workers' housekeeping removes empty buckets once past). After 2: temporaries in
  *   tmp/, removed after the leftover age; nothing published. During 3: a prefix of the batch is published
  *   and may already run; the caller reports which (PartialPutError.enqueued) rather than roll back.
  *   After 3, before 4 (durable mode): published, but a power cut may still lose them.
@@ -24,8 +24,8 @@
  */
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fsyncDirSync, renameOrGoneSync, unlinkQuietly, createExclusiveSync } from '../fsops.js';
-import { makeDir, umaskStrips, type SpoolModes } from '../modes.js';
+import { createExclusiveOpenSync, createExclusiveSync, fsyncDirSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { makeDir, type SpoolModes } from '../modes.js';
 import { queueDir, type Layout } from '../layout.js';
 import { bucketOf, deferredName, jobName } from '../names.js';
 import { step } from './steps.js';
@@ -68,7 +68,6 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
     }
   }
   step('put', 1);
-  const chmod = umaskStrips(modes.fileMode);
 
   const tmps: string[] = [];
   let failed: { path: string; err: NodeJS.ErrnoException } | undefined;
@@ -76,11 +75,10 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
   let at = tmpDir;
   try {
     for (const f of files) {
-      const tmp = (at = join(tmpDir, `${f.id}.json`));
-      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, modes.fileMode & 0o777);
+      const { fd, path: tmp } = createExclusiveOpenSync(tmpDir, `.put-${f.id}.`, modes.fileMode);
+      at = tmp;
       tmps.push(tmp);
       try {
-        if (chmod) fs.fchmodSync(fd, modes.fileMode & 0o777);
         fs.writeFileSync(fd, f.text);
         if (durable && files.length === 1) fs.fsyncSync(fd);
       } catch (err) {
@@ -152,6 +150,7 @@ export function putOnce(l: Layout, queue: string, id: string, text: string, mark
   const tmp = createExclusiveSync(l.tmp, `.once-${id}-`, text, { durable: durable, mode: l.modes.fileMode });
   try {
     fs.linkSync(tmp, marker);
+    step('putOnce', 1, id);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;

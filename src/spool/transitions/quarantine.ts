@@ -38,6 +38,7 @@ import { basename, join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import type { Layout } from '../layout.js';
 import { DEFAULT_FILE_MODE, writeReplace } from '../fsops.js';
+import { step } from './steps.js';
 
 /** Bytes of the caller's reason kept in a .reason line. */
 export const MAX_REASON_BYTES = 200;
@@ -61,6 +62,7 @@ export async function quarantine(layout: Layout, path: string, name: string, rea
     try { st = fss.lstatSync(path); } catch (err) { if (isGone(err)) return null; throw err; }
     const folder = st.isDirectory();
     const reserved = reserve(layout.quarantine, base, folder);
+    step('quarantine', 2, reserved);
     try {
       fss.renameSync(path, reserved);
       target = reserved;
@@ -72,6 +74,7 @@ export async function quarantine(layout: Layout, path: string, name: string, rea
       if (!kindChanged || attempt >= 2) throw err;
     }
   }
+  step('quarantine', 3, target);
   const line = `${new Date().toISOString()} ${escapeLine(capBytes(reason, MAX_REASON_BYTES))} (was ${escapeLine(path)})\n`;
   await writeReplace(`${target}.reason`, line, { tmpDir: layout.tmp, durable: opts.durable, mode: opts.mode ?? DEFAULT_FILE_MODE }).catch(() => undefined);
   return target;

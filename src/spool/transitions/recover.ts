@@ -3,6 +3,7 @@
  *
  *   claimed/DEAD/SEQ.ID.json  ->  claimed/ME/DEAD.dead/SEQ.ID.json  ->  each job by its policy:
  *       a final record of this claim (run = DEAD/SEQ)   ->  done/QUEUE/ or failed/QUEUE/ (the move the holder missed)
+ *       a retry record of this claim (run = DEAD/SEQ)   ->  deferred/QUEUE/ at its notBefore, else pending/QUEUE/, uncounted
  *       a claim by a client (cancel, hold) never run    ->  pending/QUEUE/, uncounted
  *       a job that was running                          ->  its interrupt policy: pending/QUEUE/ (counted) or failed/QUEUE/ ("worker lost")
  *       a finished record moved back by hand            ->  reset as a retry first (as the claim would have), then as above
@@ -74,7 +75,7 @@ export async function takeDeadLease(layout: Layout, me: Lease, worker: string, i
   step('recover', 1, worker);
   log({ event: 'lease.expired', worker, ageMs });
   const n = await settleDeadFolder(layout, me, taken, info, log);
-  unlinkQuietly(join(layout.workers, `${worker}.json`));
+  forgetHeartbeat(layout, me, taken, worker);
   return n;
 }
 
@@ -94,6 +95,7 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
     if (inner !== null) {
       const text = (() => { try { const r = readRegularFileSync(join(layout.workers, `${inner}.json`), 64 * 1024); return 'text' in r ? r.text : undefined; } catch { return undefined; } })();
       n += await settleDeadFolder(layout, me, path, holderInfoFrom(inner, text, holder.leaseMs), log);
+      forgetHeartbeat(layout, me, path, inner);
       continue;
     }
     if (name.startsWith('.')) continue; // .nfs* silly renames: the client removes them
@@ -113,9 +115,11 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
     }
     const token = runToken(holder.worker, claim.seq);
     let next: Next;
-    if (job.finished && job.run === token) {
-      // The holder wrote its final record but died before the move: finish the move for it.
-      next = job.failure ? { to: 'failed', reason: job.failure.reason } : { to: 'done' };
+    if (job.run === token) {
+      // The holder wrote the record of this claim but died before the move: finish the move for it.
+      const due = job.notBefore === null ? NaN : Date.parse(job.notBefore);
+      next = job.finished ? (job.failure ? { to: 'failed', reason: job.failure.reason } : { to: 'done' })
+        : Number.isFinite(due) ? { to: 'deferred', dueMs: due } : { to: 'pending' };
     } else {
       if (!QUEUE_NAME.test(job.queue)) job.queue = 'default';
       startRun(job, job.queue);
@@ -130,6 +134,15 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
   }
   try { fs.rmdirSync(dir); } catch { /* not empty (a .nfs file): left for the next pass */ }
   return n;
+}
+
+/**
+ * Step 3's heartbeat removal, only once the dead lease's jobs are all settled (its folder gone) and by a
+ * recoverer that still holds its own folder: one taken over mid-way leaves the heartbeat for the next
+ * recoverer, which judges the rest by it (a client's jobs go back uncounted, a worker's are counted).
+ */
+function forgetHeartbeat(layout: Layout, me: Lease, dir: string, worker: string): void {
+  if (me.folderIsOurs() && !isRealDir(dir)) unlinkQuietly(join(layout.workers, `${worker}.json`));
 }
 
 function isRealDir(path: string): boolean {

@@ -22,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { LeaseLostError, errnoOf } from '../../errors.js';
 import { createExclusiveSync, renameOrGoneSync, rewriteOwnedInPlaceSync, unlinkQuietly } from '../fsops.js';
 import type { Lease } from '../lease.js';
+import { step } from './steps.js';
 
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
 
@@ -31,11 +32,13 @@ export async function renewLease(lease: Lease, extra: Record<string, unknown> = 
   const text = JSON.stringify({ id: lease.id, ...lease.info, ...extra, beat: new Date().toISOString() }) + '\n';
   try {
     const tmp = createExclusiveSync(lease.layout.tmp, `.hb-${lease.id}-`, text, { durable: false, mode: lease.layout.modes.fileMode });
+    step('renew', 1, lease.id);
     if (!renameOrGoneSync(tmp, lease.heartbeatFile)) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
   } catch (err) {
     if (!NO_SPACE.has(errnoOf(err) ?? '') || lease.lastRenewed === -Infinity) throw err;
     rewriteOwnedInPlaceSync(lease.heartbeatFile, text);
   }
+  step('renew', 2, lease.id);
   if (lease.lastRenewed !== -Infinity && !(await lease.folderStillOurs())) {
     lease.markLost();
     throw new LeaseLostError(lease.id);

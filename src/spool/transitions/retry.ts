@@ -15,16 +15,18 @@
  * Fence: none needed. Retry never unlinks anything, so it cannot remove a record a worker wrote meanwhile.
  */
 import { join } from 'node:path';
-import { fsyncDirSync, renameOrGoneSync } from '../fsops.js';
+import { fsyncDirSync, renameStrictSync } from '../fsops.js';
 import { queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { jobName } from '../names.js';
+import { step } from './steps.js';
 
 /** False when the file was no longer at `from` (someone else moved it first). */
 export function retryJob(l: Layout, from: string, queue: string, id: string, durable: boolean): boolean {
   const dir = queueDir(l, 'pending', queue);
   const made = makeDir(l.modes, dir);
-  if (!renameOrGoneSync(from, join(dir, jobName(id)))) return false;
+  if (!renameStrictSync(from, join(dir, jobName(id)))) return false;
+  step('retry', 2, id);
   if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
   return true;
 }

@@ -1,0 +1,104 @@
+// put (src/spool/transitions/put.ts): (nothing) -> pending/QUEUE/ID.json or deferred/QUEUE/BUCKET/DUEMS.ID.json.
+// Crash after 1: empty folders; after 2: temporaries only (housekeeping removes them); during 3: a prefix
+// published; after 3: all published. putOnce: crash after its first link, completed by publishMarker.
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { newJob, serializeJob } from '../../../dist/job/format.js';
+import { PublishError, placeNewJob, publish, publishMarker, putOnce } from '../../../dist/spool/transitions/put.js';
+import { cleanLeftovers } from '../../../dist/spool/housekeeping.js';
+import { bucketOf, deferredName } from '../../../dist/spool/names.js';
+import { cleanupTemp } from '../../helpers.js';
+import { FN, Rig, SimulatedCrash, crashAfter, onStep } from './util.js';
+
+afterAll(cleanupTemp);
+
+describe('put', () => {
+  let rig: Rig;
+  beforeEach(async () => { rig = await Rig.make(); });
+  afterEach(async () => { onStep(); await rig.dispose(); });
+
+  const ids = ['j1', 'j2', 'j3'];
+  const batch = (queue = 'q', dueMs: number | null = null) =>
+    ids.map((id) => placeNewJob(rig.l, queue, id, serializeJob(newJob({ id, fn: FN, queue })), dueMs));
+
+  it('crash after 1: the new queue folder exists, empty; no temporary, nothing published', async () => {
+    crashAfter('put', 1);
+    await expect(publish(rig.l.tmp, batch(), true, rig.l.modes)).rejects.toThrow(SimulatedCrash);
+    expect(fs.readdirSync(join(rig.l.pending, 'q'))).toEqual([]);
+    expect(rig.tmp()).toEqual([]);
+    for (const id of ids) expect(rig.where(id)).toEqual([]);
+  });
+
+  it('crash after 2: every temporary written in tmp/, nothing published; housekeeping removes them after the leftover age', async () => {
+    crashAfter('put', 2);
+    await expect(publish(rig.l.tmp, batch(), true, rig.l.modes)).rejects.toThrow(SimulatedCrash);
+    const temps = rig.tmp();
+    expect(temps).toHaveLength(3);
+    // Fresh random names (nobody can plant one in advance), each starting with its job's id.
+    for (const id of ids) expect(temps.filter((t) => t.startsWith(`.put-${id}.`))).toHaveLength(1);
+    expect(JSON.parse(fs.readFileSync(join(rig.l.tmp, temps.find((t) => t.startsWith('.put-j2.'))!), 'utf8')).id).toBe('j2');
+    for (const id of ids) expect(rig.where(id)).toEqual([]);
+    // Young temporaries are kept (a put may be under way) ...
+    await cleanLeftovers(rig.l, rig.clock(), { tmpAgeMs: 3_600_000 });
+    expect(rig.tmp()).toHaveLength(3);
+    // ... old ones go.
+    rig.ageTmp();
+    await cleanLeftovers(rig.l, rig.clock(), { tmpAgeMs: 60_000 });
+    expect(rig.tmp()).toEqual([]);
+    for (const id of ids) expect(rig.where(id)).toEqual([]);
+  });
+
+  it('during 3 (after the first rename): the published prefix is reported and stays (a worker may run it); the rest is not', async () => {
+    crashAfter('put', 3, 'j1');
+    const err = await publish(rig.l.tmp, batch(), true, rig.l.modes).catch((e) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as PublishError).published).toBe(1);
+    expect(rig.where('j1')).toEqual(['pending/q/j1.json']);
+    expect(rig.where('j2')).toEqual([]);
+    expect(rig.where('j3')).toEqual([]);
+    expect(rig.tmp()).toEqual([]); // the unpublished temporaries were removed
+  });
+
+  it('crash after 3 (the last rename): all published, no temporaries left', async () => {
+    crashAfter('put', 3, 'j3');
+    await expect(publish(rig.l.tmp, batch(), true, rig.l.modes)).rejects.toThrow(SimulatedCrash);
+    for (const id of ids) expect(rig.where(id)).toEqual([`pending/q/${id}.json`]);
+    expect(rig.tmp()).toEqual([]);
+  });
+
+  it('a job due later goes to its bucket under its 15-digit due name', async () => {
+    const due = Date.UTC(2031, 4, 6, 7, 8, 9, 10);
+    await publish(rig.l.tmp, batch('q', due), true, rig.l.modes);
+    expect(rig.where('j1')).toEqual([`deferred/q/${bucketOf(due)}/${deferredName(due, 'j1')}`]);
+    expect(deferredName(due, 'j1')).toBe(`${String(due).padStart(15, '0')}.j1.json`);
+  });
+
+  it('a symlink planted at a predictable name in tmp/ is never written through: temporaries have random names', async () => {
+    const victim = join(rig.l.root, '..', `victim-${process.pid}`);
+    fs.writeFileSync(victim, 'untouched');
+    for (const id of ids) { fs.symlinkSync(victim, join(rig.l.tmp, `${id}.json`)); fs.symlinkSync(victim, join(rig.l.tmp, `.put-${id}.json`)); }
+    await publish(rig.l.tmp, batch(), true, rig.l.modes);
+    for (const id of ids) expect(rig.where(id)).toEqual([`pending/q/${id}.json`]);
+    expect(fs.readFileSync(victim, 'utf8')).toBe('untouched');
+    for (const id of ids) expect(fs.lstatSync(join(rig.l.tmp, `${id}.json`)).isSymbolicLink()).toBe(true);
+    fs.unlinkSync(victim);
+  });
+
+  describe('putOnce', () => {
+    it('crash after the first link: the marker exists, the job is not pending; publishMarker completes it; a second creator loses', async () => {
+      const marker = join(rig.l.root, 'marker-1');
+      const text = serializeJob(newJob({ id: 'c1', fn: FN, queue: 'q' }));
+      crashAfter('putOnce', 1);
+      expect(() => putOnce(rig.l, 'q', 'c1', text, marker, true)).toThrow(SimulatedCrash);
+      expect(fs.readFileSync(marker, 'utf8')).toBe(text);
+      expect(rig.where('c1')).toEqual([]);
+      // Another scheduler finds the marker: it lost the tick, and completes the publication.
+      expect(putOnce(rig.l, 'q', 'c1', text, marker, true)).toBe(false);
+      publishMarker(rig.l, 'q', 'c1', marker, true);
+      publishMarker(rig.l, 'q', 'c1', marker, true); // EEXIST is success
+      expect(rig.where('c1')).toEqual(['pending/q/c1.json']);
+      expect(rig.tmp('.once-')).toEqual([]);
+    });
+  });
+});

@@ -1,0 +1,64 @@
+// renew (src/spool/transitions/renew.ts): the heartbeat workers/LEASE.json rewritten (a fresh server mtime).
+// Crash after 1: a temporary in tmp/, the heartbeat as it was; after 2: renewed. Fence: a recoverer that
+// took our folder makes the next beat fail (lease lost), and nothing is written into a folder not ours.
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import { renewLease } from '../../../dist/spool/transitions/renew.js';
+import { claimJob } from '../../../dist/spool/transitions/claim.js';
+import { judgeLease } from '../../../dist/spool/lease.js';
+import { cleanLeftovers } from '../../../dist/spool/housekeeping.js';
+import { LeaseLostError } from '../../../dist/errors.js';
+import { cleanupTemp } from '../../helpers.js';
+import { Rig, SimulatedCrash, crashAfter, onStep } from './util.js';
+
+afterAll(cleanupTemp);
+
+describe('renew', () => {
+  let rig: Rig;
+  beforeEach(async () => { rig = await Rig.make(); });
+  afterEach(async () => { onStep(); await rig.dispose(); });
+
+  it('crash after 1: a temporary .hb-LEASE-* in tmp/, the heartbeat not renewed (still judged by its old age); housekeeping removes the temporary', async () => {
+    const a = await rig.lease();
+    rig.kill(a); // the last beat an hour ago
+    crashAfter('renew', 1);
+    await expect(renewLease(a)).rejects.toThrow(SimulatedCrash);
+    expect(rig.tmp(`.hb-${a.id}-`)).toHaveLength(1);
+    expect((await judgeLease(rig.l, rig.clock(), a.id, 30_000)).expired).toBe(true);
+    rig.ageTmp();
+    await cleanLeftovers(rig.l, rig.clock(), { tmpAgeMs: 60_000 });
+    expect(rig.tmp(`.hb-${a.id}-`)).toEqual([]);
+    expect(fs.existsSync(a.heartbeatFile)).toBe(true);
+  });
+
+  it('crash after 2: renewed — a fresh server mtime, the lease is alive again, no temporary left', async () => {
+    const a = await rig.lease();
+    rig.kill(a);
+    crashAfter('renew', 2);
+    await expect(renewLease(a, { running: 1 })).rejects.toThrow(SimulatedCrash);
+    const j = await judgeLease(rig.l, rig.clock(), a.id, 30_000);
+    expect(j.expired).toBe(false);
+    expect(j.ageMs!).toBeLessThan(10_000);
+    expect(JSON.parse(fs.readFileSync(a.heartbeatFile, 'utf8'))).toMatchObject({ id: a.id, running: 1, kind: 'worker' });
+    expect(rig.tmp(`.hb-${a.id}-`)).toEqual([]);
+    expect((await rig.recover()).n).toBe(0);
+    expect(fs.existsSync(a.dir)).toBe(true);
+  });
+
+  it('fence: a recoverer took our folder — the next beat marks the lease lost (LeaseLostError) and writes nothing into the folder', async () => {
+    await rig.put('j1', { queue: 'q' });
+    const a = await rig.lease();
+    expect(claimJob(a, 'q', 'j1.json')).not.toBeNull();
+    rig.kill(a);
+    const r = await rig.recover();
+    expect(r.n).toBe(1);
+    expect(rig.where('j1')).toEqual(['pending/q/j1.json']);
+    await expect(renewLease(a)).rejects.toBeInstanceOf(LeaseLostError);
+    expect(a.isLost).toBe(true);
+    expect(fs.existsSync(a.dir)).toBe(false); // never re-created
+    expect(fs.existsSync(a.heartbeatFile)).toBe(false);
+    expect(claimJob(a, 'q', 'j1.json')).toBeNull();
+    expect(rig.where('j1')).toEqual(['pending/q/j1.json']);
+    await expect(renewLease(a)).rejects.toBeInstanceOf(LeaseLostError);
+  });
+});
