@@ -69,6 +69,22 @@ export const JOB_BOUNDS = {
   backoffMs: { min: 0, max: 365 * DAY },
 } as const satisfies Record<string, Range>;
 
+/**
+ * How long finished records are kept (config/retention.json's built-in default; see spool/retention.ts):
+ * done 7 days, failed 30 days (a failure is what someone comes back to look at), and at most 100,000 per
+ * queue and state, so that one busy queue cannot fill a folder with millions of names. null: no limit.
+ */
+export const RETENTION_DEFAULTS: { readonly doneMs: number | null; readonly failedMs: number | null; readonly max: number | null } = { doneMs: 7 * DAY, failedMs: 30 * DAY, max: 100_000 };
+
+/** Ranges of a retention policy's values. */
+export const RETENTION_BOUNDS = {
+  ageMs: { min: 0, max: 100 * 365 * DAY },
+  max: { min: 0, max: 1e9 },
+} as const satisfies Record<string, Range>;
+
+/** Bytes of a job's output file (output/ID.log) kept over all its attempts; the rest is counted and dropped. */
+export const OUTPUT_CAP_BYTES = 1 << 20;
+
 /** Defaults of `zcq cron add` that the schedule store does not fill in itself. */
 export const CRON_DEFAULTS = { cap: 10 } as const;
 

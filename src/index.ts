@@ -8,3 +8,5 @@ export type { Job, Attempt, Failure, Backoff, InterruptPolicy, Outcome } from '.
 export type { JobState } from './spool/layout.js';
 export * from './errors.js';
 export { makeLogger, type Logger } from './log.js';
+export { Retention, type RetentionPatch, type RetentionView, type RetentionConfig, type RetentionPolicy } from './client/retention.js';
+export type { PruneRule, PruneReport } from './spool/transitions/prune.js';

@@ -29,6 +29,9 @@ const COMMANDS: Record<string, string> = {
   resume: './commands/pause.js',
   top: './commands/top.js',
   completion: './commands/completion.js',
+  prune: './commands/prune.js',
+  retention: './commands/retention.js',
+  logs: './commands/logs.js',
 };
 
 export async function main(argv: string[]): Promise<number> {

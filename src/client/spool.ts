@@ -22,11 +22,13 @@ import { ServerClock } from '../spool/server-clock.js';
 import { cancelJob, requestCancel } from '../spool/transitions/cancel.js';
 import { holdJob, releaseJob } from '../spool/transitions/hold.js';
 import { publish, PublishError } from '../spool/transitions/put.js';
-import { pruneFinished, type PruneReport, type PruneRule } from '../spool/transitions/prune.js';
+import type { PruneReport, PruneRule } from '../spool/transitions/prune.js';
+import { applyRetention, readRetention } from '../spool/retention.js';
 import { recoverDeadLeases, type RecoveryEvent } from '../spool/transitions/recover.js';
 import { retryJob } from '../spool/transitions/retry.js';
 import type { Worker, WorkerOptions } from '../worker/worker.js';
 import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } from './prepare.js';
+import { Retention } from './retention.js';
 
 export type { PutItem, PutOptions } from './prepare.js';
 
@@ -42,6 +44,9 @@ export interface InitOptions {
   group?: string | null;
   durable?: boolean;
 }
+
+/** The shortest rest between two looks of `wait` at the jobs it waits for. */
+const MIN_RESCAN_MS = 20;
 
 /** putMany publishes at most this many jobs per group (write, fsync, rename, fsync the folders once). */
 const PUT_GROUP = 1000;
@@ -73,7 +78,12 @@ export interface Status {
 export class Spool {
   private clockCache?: ServerClock;
 
-  private constructor(readonly layout: Layout, readonly durable: boolean) {}
+  /** The spool's retention settings (config/retention.json): get, set, remove (client/retention.ts). */
+  readonly retention: Retention;
+
+  private constructor(readonly layout: Layout, readonly durable: boolean) {
+    this.retention = new Retention(layout, durable);
+  }
 
   /** Open an existing spool (ZCQ_NO_SPOOL when there is none; `create: true` makes one as `init` does). */
   static async open(dir: string = defaultSpoolDir(), opts: OpenOptions = {}): Promise<Spool> {
@@ -361,7 +371,12 @@ export class Spool {
           const left = ids.filter((id) => !results.has(id));
           throw Object.assign(new UsageError(`wait: timed out; not finished: ${left.join(' ')}`, 'ZCQ_WAIT_TIMEOUT'), { exitCode: 1 });
         }
+        // A change event ends the pause early, but never before MIN_RESCAN_MS: a folder busy with other
+        // jobs' events (a pruning or draining worker in this process) would otherwise rescan without rest.
+        const slept = Date.now();
         await new Promise<void>((res) => { const t = setTimeout(res, Math.min(pause, Math.max(1, deadline - Date.now()))); wake.fn = () => { clearTimeout(t); res(); }; });
+        const rested = Date.now() - slept;
+        if (rested < MIN_RESCAN_MS) await new Promise((res) => setTimeout(res, MIN_RESCAN_MS - rested));
         pause = Math.min(pause * 2, 1000);
       }
     } finally {
@@ -415,9 +430,30 @@ export class Spool {
     try { return JSON.parse(r.text); } catch { return null; }
   }
 
-  /** Remove finished records past a retention rule (transitions/prune.ts). */
-  async prune(rule: PruneRule): Promise<PruneReport> {
-    return pruneFinished(this.layout, await (await this.clock()).now(), rule);
+  /**
+   * Remove finished records (and their output files) past their retention (transitions/prune.ts). What the
+   * rule leaves out comes from the spool's retention settings, queue by queue (`spool.retention`): with no
+   * rule at all, this is the pass workers make in their housekeeping. `state` limits it to done or failed,
+   * `queue` to one queue; `olderThanMs` / `keep` replace the policy's age / count (null: no such limit).
+   */
+  async prune(rule: Partial<PruneRule> = {}): Promise<PruneReport> {
+    const { config } = readRetention(this.layout);
+    return applyRetention(this.layout, await (await this.clock()).now(), config, {
+      state: rule.state, queue: rule.queue, olderThanMs: rule.olderThanMs, keep: rule.keep, dryRun: rule.dryRun,
+    });
+  }
+
+  /** Where a job's captured output is (output/ID.log) and its size; null when it has none. Takes a full id. */
+  output(id: string): { path: string; bytes: number } | null {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/.test(id)) throw new UsageError(`job id '${id}': ids are made of [A-Za-z0-9._@-]`);
+    const path = join(this.layout.output, `${id}.log`);
+    try {
+      const st = fs.lstatSync(path);
+      return st.isFile() ? { path, bytes: st.size } : null;
+    } catch (err) {
+      if (isGone(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+      throw err;
+    }
   }
 
   private async cronStore(): Promise<import('../schedule/store.js').CronStore> {

@@ -21,6 +21,11 @@ export interface JobContext {
    * `spool.progress(id)`: written atomically to progress/<id>.json; the last one wins.
    */
   progress(value: unknown): Promise<void>;
+  /**
+   * Write one line to the job's output (output/ID.log, read with `zcq logs ID`), formatted as console.log
+   * formats its arguments. console.log and console.error inside a job go there too.
+   */
+  log(...args: unknown[]): void;
 }
 
 const KEY = Symbol.for('zcq.currentJob');
@@ -33,6 +38,11 @@ export function currentJob(): JobContext {
   const ctx = holder.als.getStore();
   if (!ctx) throw new Error('currentJob() called outside a zcq job');
   return ctx;
+}
+
+/** The job this code runs for, or null outside a job. */
+export function currentJobOrNull(): JobContext | null {
+  return holder.als.getStore() ?? null;
 }
 
 export function runWithJob<T>(ctx: JobContext, fn: () => T): T {

@@ -24,7 +24,7 @@ export type JobState = (typeof STATES)[number];
 export const QUEUED_STATES = ['pending', 'deferred', 'done', 'failed', 'hold'] as const;
 export type QueuedState = (typeof QUEUED_STATES)[number];
 /** The other folders of a spool. */
-export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused'] as const;
+export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config'] as const;
 
 export { QUEUE_NAME } from '../job/format.js';
 export const DEFAULT_QUEUE = 'default';
@@ -33,6 +33,10 @@ export interface Layout {
   root: string;
   tmp: string; pending: string; deferred: string; claimed: string; done: string; failed: string; hold: string;
   quarantine: string; workers: string; cancel: string; progress: string; cron: string; paused: string;
+  /** Jobs' captured stdout and stderr, output/ID.log. */
+  output: string;
+  /** Spool-wide settings (config/retention.json). */
+  config: string;
   modes: SpoolModes;
 }
 
@@ -42,7 +46,7 @@ export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout
   return {
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
     failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),
-    progress: p('progress'), cron: p('cron'), paused: p('paused'), modes,
+    progress: p('progress'), cron: p('cron'), paused: p('paused'), output: p('output'), config: p('config'), modes,
   };
 }
 

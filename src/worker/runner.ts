@@ -12,6 +12,8 @@
 import type { MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
 import { writeReplace } from '../spool/fsops.js';
+import type { SpoolModes } from '../spool/modes.js';
+import { OutputSink, bindContext, runWithOutput } from './output.js';
 import { runWithJob } from '../job/context.js';
 import { JSON_MAX_DEPTH, JSON_MAX_VALUE_DEPTH, checkJsonShape } from '../job/json-limits.js';
 
@@ -22,6 +24,10 @@ export interface RunTask {
   ctx: { id: string; fn: string; queue: string; attempt: number; spool: string };
   /** The spool's file mode, for progress annotations. */
   fileMode?: number;
+  /** The spool's modes, for the output file (output/ID.log) and its folder. */
+  modes?: SpoolModes;
+  /** Don't capture the job's output (default: capture it into output/ID.log). */
+  noOutput?: boolean;
 }
 
 export interface RunError {
@@ -61,6 +67,17 @@ if ((process as { __tinypool_state__?: { isTinypoolWorker?: boolean } }).__tinyp
  * see `RunningJob.abort`) fires the job's `currentJob().signal`.
  */
 export async function runJob(task: RunTask, controller: AbortController, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
+  // The output file is opened before the module is imported: what the module prints as it loads is the
+  // output of the job that loaded it.
+  const sink = task.noOutput ? OutputSink.none() : await OutputSink.open(task.ctx.spool, task.ctx.id, task.ctx.attempt, task.modes);
+  try {
+    return await runWithOutput(sink, () => callJob(task, controller, sink, onContext));
+  } finally {
+    sink.close();
+  }
+}
+
+async function callJob(task: RunTask, controller: AbortController, sink: OutputSink, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
   try {
     let box: { ns: Record<string, unknown> };
     try {
@@ -80,7 +97,9 @@ export async function runJob(task: RunTask, controller: AbortController, onConte
       const text = JSON.stringify({ at: new Date().toISOString(), attempt: task.ctx.attempt, value }) + '\n';
       await writeReplace(progressFile, text, { tmpDir: join(task.ctx.spool, 'tmp'), durable: false, mode: task.fileMode });
     };
-    const ctx = { ...task.ctx, args: Object.freeze([...task.args]), signal: controller.signal, progress };
+    const log = (...args: unknown[]) => sink.log(args);
+    const ctx = { ...task.ctx, args: Object.freeze([...task.args]), signal: controller.signal, progress, log };
+    bindContext(ctx, sink);
     onContext?.(ctx);
     const value = await runWithJob(ctx, () => (fn as (...a: unknown[]) => unknown)(...task.args));
     let json: string | undefined;

@@ -22,6 +22,7 @@ import { recordError, type Next, type RunError } from '../job/policy.js';
 import { createRefResolver, realRoots, type RefResolver, type ResolvedRef } from '../job/resolve.js';
 import { silentLogger, type Logger } from '../log.js';
 import { cleanLeftovers } from '../spool/housekeeping.js';
+import { applyRetention, readRetention } from '../spool/retention.js';
 import type { Layout } from '../spool/layout.js';
 import { Lease } from '../spool/lease.js';
 import { ServerClock } from '../spool/server-clock.js';
@@ -75,7 +76,7 @@ export interface WorkerOptions {
   leftoverAgeMs?: number;
   /** Heartbeats of workers gone (no lease folder) for this long are removed (default 1 day). */
   goneWorkerAgeMs?: number;
-  /** How often the worker cleans leftovers (default 60 s). */
+  /** How often the worker cleans leftovers and prunes finished records by the spool's retention settings (default 60 s). */
   housekeepingMs?: number;
   /** Extra periodic duties run each poll. */
   duties?: Array<(w: Worker) => Promise<void>>;
@@ -280,6 +281,7 @@ export class Worker {
   private async shutdown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.claimer?.stop();
+    await this.housekeepingPass?.catch(() => undefined);
     if (this.signalHandler) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, this.signalHandler);
     await this.hosts?.destroy().catch(() => undefined);
     await this.lease.end().catch(() => undefined);
@@ -347,7 +349,7 @@ export class Worker {
     this.running.set(job.id, entry);
     this.log('job.start', { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, worker: c.lease.id });
     const started = performance.now();
-    const task: RunTask = { url: ref.url, exportName: ref.exportName, args: job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.layout.root }, fileMode: this.layout.modes.fileMode };
+    const task: RunTask = { url: ref.url, exportName: ref.exportName, args: job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.layout.root }, fileMode: this.layout.modes.fileMode, modes: this.layout.modes };
     const timeout = job.timeoutMs ? setTimeout(() => this.abortJob(entry, 'timeout', this.opts.killGraceMs), job.timeoutMs) : undefined;
     let outcome;
     try {
@@ -491,10 +493,41 @@ export class Worker {
     }
   }
 
-  private async housekeeping(): Promise<void> {
-    await this.duty('housekeeping', async () => {
-      await cleanLeftovers(this.layout, this.clock, { log: this.log, tmpAgeMs: this.opts.leftoverAgeMs, workerAgeMs: this.opts.goneWorkerAgeMs });
-      removeEmptyBuckets(this.layout, await this.clock.now());
-    });
+  /** The housekeeping pass under way, if any: a pass that outlasts the interval is not started again. */
+  private housekeepingPass?: Promise<void>;
+  /** The retention problems last logged: each distinct set is logged once. */
+  private retentionProblems = '';
+
+  /**
+   * Each housekeeping interval, at most one pass: clean crash leftovers, then prune finished records by
+   * the spool's retention settings (spool/retention.ts). Pruning goes a slice of names at a time with the
+   * event loop free in between, so claims and heartbeats go on during a long prune; it stops early when
+   * the worker stops.
+   */
+  private housekeeping(): Promise<void> {
+    this.housekeepingPass ??= (async () => {
+      try {
+        await this.duty('housekeeping', async () => {
+          await cleanLeftovers(this.layout, this.clock, { log: this.log, tmpAgeMs: this.opts.leftoverAgeMs, workerAgeMs: this.opts.goneWorkerAgeMs });
+          removeEmptyBuckets(this.layout, await this.clock.now());
+        });
+        if (this.stopping) return;
+        await this.duty('retention', async () => {
+          const { config, problems } = readRetention(this.layout);
+          const key = problems.join('\n');
+          if (key !== this.retentionProblems) {
+            this.retentionProblems = key;
+            for (const problem of problems) this.log('retention.invalid', { problem, note: 'the default applies in its place' });
+          }
+          const started = performance.now();
+          const rep = await applyRetention(this.layout, await this.clock.now(), config, { collect: false, shouldStop: () => this.stopping });
+          for (const e of rep.errors) this.log('retention.skipped', { path: e.path, error: e.error });
+          if (rep.count > 0) this.log('retention.pruned', { worker: this.lease.id, removed: rep.count, ms: Math.round(performance.now() - started) });
+        });
+      } finally {
+        this.housekeepingPass = undefined;
+      }
+    })();
+    return this.housekeepingPass;
   }
 }

@@ -12,7 +12,8 @@ export function register(program: Command): void {
       for (const id of refs) {
         const rec = await spool.get(id);
         const progress = await spool.progress(rec.id).catch(() => null);
-        if (globals(cmd).json) { printJson({ state: rec.state, path: rec.path, due: rec.dueMs ? new Date(rec.dueMs).toISOString() : undefined, corrupt: rec.corrupt, progress, job: rec.job }); continue; }
+        const output = spool.output(rec.id);
+        if (globals(cmd).json) { printJson({ state: rec.state, path: rec.path, due: rec.dueMs ? new Date(rec.dueMs).toISOString() : undefined, corrupt: rec.corrupt, progress, output, job: rec.job }); continue; }
         const j = rec.job;
         const w = (k: string, v: unknown) => { if (v !== undefined && v !== null && v !== '') line(`${k.padEnd(12)}${typeof v === 'string' ? v : JSON.stringify(v)}`); };
         w('id', rec.id); w('state', rec.state); w('file', rec.path);
@@ -23,6 +24,7 @@ export function register(program: Command): void {
         w('attempts', `${j.attempts} (retries allowed: ${j.retries}; interruptions ${j.interrupts}/${j.maxInterrupts}, on interrupt: ${j.onInterrupt})`);
         w('timeout', j.timeoutMs ? `${j.timeoutMs} ms` : null); w('deadline', j.deadline); w('not before', j.notBefore); w('finished', j.finished);
         for (const h of j.history) line(`${'attempt'.padEnd(12)}#${h.attempt} ${h.outcome ?? 'running'} on ${h.host} pid ${h.pid} (${h.worker}) ${h.start} → ${h.end ?? '…'}${h.error ? ` — ${h.error}` : ''}`);
+        w('output', output ? `${output.path} (${output.bytes} bytes; zcq logs ${rec.id})` : 'none');
         if (progress) w('progress', `${JSON.stringify(progress.value)} (attempt ${progress.attempt}, ${progress.at})`);
         if (rec.state === 'done' || j.result !== undefined) w('result', JSON.stringify(j.result));
         if (j.failure) {

@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .addOption(durationOpt('--grace <duration>', 'on SIGINT/SIGTERM, time running jobs get to finish', '--grace', B.graceMs, D.graceMs))
     .addOption(durationOpt('--kill-grace <duration>', 'after a timeout or cancel, time before the thread is terminated', '--kill-grace', B.killGraceMs, D.killGraceMs))
     .addOption(durationOpt('--leftover-age <duration>', `remove crash leftovers (temp and .nfs* files) older than this; heartbeats of gone workers after ${formatDuration(D.goneWorkerAgeMs)}, or this when given`, '--leftover-age', B.leftoverAgeMs, D.leftoverAgeMs))
-    .addOption(durationOpt('--housekeeping <duration>', 'how often to clean leftovers', '--housekeeping', B.housekeepingMs, D.housekeepingMs))
+    .addOption(durationOpt('--housekeeping <duration>', 'how often to clean leftovers and prune finished records by the retention settings (zcq retention)', '--housekeeping', B.housekeepingMs, D.housekeepingMs))
     .option('--no-watch', 'poll only (no fs.watch)')
     .option('--no-scheduler', 'do not act as a cron scheduler')
     .option('-v, --verbose', 'log every job start, not only outcomes')
