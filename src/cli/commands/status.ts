@@ -14,7 +14,8 @@ export function register(program: Command): void {
       line(`spool ${s.spool}`);
       line(Object.entries(s.counts).map(([k, v]) => `${k} ${v}`).join('  ') + (s.quarantined ? `  quarantined ${s.quarantined}` : ''));
       line(`oldest pending ${age(s.oldestPendingMs)}`);
-      for (const [q, c] of Object.entries(s.queues)) line(`queue ${q}: ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join('  ')}`);
+      for (const [q, c] of Object.entries(s.queues)) line(`queue ${q}: ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join('  ')}${s.paused.includes(q) ? '  (paused)' : ''}`);
+      if (s.paused.length > 0) line(`paused ${s.paused.join(' ')}`);
       const live = s.workers.filter((w) => w.alive);
       line(`workers ${live.length} alive${s.workers.length > live.length ? `, ${s.workers.length - live.length} silent` : ''}`);
       for (const w of s.workers) process.stdout.write(`  ${[w.id, w.alive ? 'alive' : 'silent', `heartbeat ${age(w.ageMs)} ago`, ...(w.running !== undefined ? [`running ${w.running}`] : [])].map((f) => printable(String(f))).join('\t')}\n`);
