@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { CronStore } from '../dist/schedule/store.js';
-import { ensureLayout } from '../dist/spool/layout.js';
+import { initSpool, queueDir, type Layout } from '../dist/spool/layout.js';
 import { cleanupTemp, names, tempDir } from './helpers.js';
 
 afterAll(cleanupTemp);
@@ -13,8 +13,11 @@ const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const clockAt = (ms: number) => ({ now: async () => ms });
 const quiet = () => undefined;
 
+/** The runs a schedule published: pending/<its queue>/ (the default queue here). */
+const pendingOf = (layout: Layout, queue = 'default') => names(queueDir(layout, 'pending', queue));
+
 async function storeWith(spec: Record<string, unknown>) {
-  const layout = await ensureLayout(join(tempDir(), 'spool'), true);
+  const layout = initSpool(join(tempDir(), 'spool'));
   const store = new CronStore(layout, false);
   await store.add({ name: 's', expr: '* * * * *', fn: './jobs.mjs#add', args: [1, 1], ...spec } as never, T0);
   return { layout, store };
@@ -24,7 +27,7 @@ describe('missed ticks after all workers were down for an hour (per-minute sched
   it("'once' (default) runs once for the missed window", async () => {
     const { layout, store } = await storeWith({});
     expect(await store.runDue(clockAt(T0 + HOUR) as never, quiet, 't')).toBe(1);
-    expect(names(layout.pending)).toEqual(['s@20261126T130000.000Z.json']);
+    expect(pendingOf(layout)).toEqual(['s@20261126T130000.000Z.json']);
     expect(await store.lastTick('s')).toBe(T0 + HOUR);
     // the next pass a minute later is back to normal
     expect(await store.runDue(clockAt(T0 + HOUR + 60_000) as never, quiet, 't')).toBe(1);
@@ -33,28 +36,37 @@ describe('missed ticks after all workers were down for an hour (per-minute sched
   it("'all' runs the most recent missed ticks up to the cap, never a burst", async () => {
     const { layout, store } = await storeWith({ missed: 'all', cap: 10 });
     expect(await store.runDue(clockAt(T0 + HOUR) as never, quiet, 't')).toBe(10);
-    expect(names(layout.pending).sort()[0]).toBe('s@20261126T125100.000Z.json');
+    expect(pendingOf(layout).sort()[0]).toBe('s@20261126T125100.000Z.json');
   });
 
   it("'skip' runs nothing for an old window", async () => {
     const { layout, store } = await storeWith({ missed: 'skip' });
     expect(await store.runDue(clockAt(T0 + HOUR + 30_000) as never, quiet, 't')).toBe(1);
     // only the tick within the grace (13:00, 30 s ago) runs, none of the hour before
-    expect(names(layout.pending)).toEqual(['s@20261126T130000.000Z.json']);
+    expect(pendingOf(layout)).toEqual(['s@20261126T130000.000Z.json']);
     // an hourly schedule down for 3.5 h: its latest tick is 30 min old, beyond the grace: nothing runs
     const { store: s2, layout: l2 } = await storeWith({ missed: 'skip', expr: '0 * * * *' });
     expect(await s2.runDue(clockAt(T0 + 3.5 * HOUR) as never, quiet, 't')).toBe(0);
-    expect(names(l2.pending)).toEqual([]);
+    expect(pendingOf(l2)).toEqual([]);
     expect(await s2.lastTick('s')).toBe(T0 + 3 * HOUR);
   });
 
   it('a clock that goes back never re-runs a tick: lastTick only moves forward', async () => {
     const { layout, store } = await storeWith({});
     await store.runDue(clockAt(T0 + 5 * 60_000) as never, quiet, 't');
-    const before = names(layout.pending).length;
+    const before = pendingOf(layout).length;
     expect(await store.runDue(clockAt(T0 + 2 * 60_000) as never, quiet, 't')).toBe(0);
-    expect(names(layout.pending).length).toBe(before);
+    expect(pendingOf(layout).length).toBe(before);
     expect(await store.lastTick('s')).toBe(T0 + 5 * 60_000);
+  });
+});
+
+describe('where runs go', () => {
+  it("a schedule's runs go to pending/<its queue>/, nowhere else", async () => {
+    const { layout, store } = await storeWith({ queue: 'reports' });
+    expect(await store.runDue(clockAt(T0 + 2 * 60_000) as never, quiet, 't')).toBe(1);
+    expect(pendingOf(layout, 'reports')).toEqual(['s@20261126T120200.000Z.json']);
+    expect(names(layout.pending)).toEqual(['reports']);
   });
 });
 
@@ -63,7 +75,7 @@ describe('overlap and racing schedulers', () => {
     const { layout, store } = await storeWith({ overlap: 'skip' });
     expect(await store.runDue(clockAt(T0 + 60_000) as never, quiet, 't')).toBe(1);
     expect(await store.runDue(clockAt(T0 + 120_000) as never, quiet, 't')).toBe(0);
-    expect(names(layout.pending)).toHaveLength(1);
+    expect(pendingOf(layout)).toHaveLength(1);
   });
 
   it('ten schedulers on the same ticks create each job once', async () => {
@@ -72,6 +84,6 @@ describe('overlap and racing schedulers', () => {
     const created = await Promise.all(stores.map((s) => s.runDue(clockAt(T0 + 30 * 60_000) as never, quiet, 't')));
     // 30 ticks, whoever created them
     expect(created.reduce((a, b) => a + b, 0)).toBe(30);
-    expect(names(layout.pending)).toHaveLength(30);
+    expect(pendingOf(layout)).toHaveLength(30);
   });
 });

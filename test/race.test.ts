@@ -4,7 +4,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { existsSync, linkSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spool } from '../dist/index.js';
-import { cleanupTemp, killAll, ledgerLines, names, readJob, startWorker, tempDir } from './helpers.js';
+import { cleanupTemp, donePath, idsIn, killAll, ledgerLines, names, readJob, startWorker, tempDir, whereIs } from './helpers.js';
 
 afterEach(killAll);
 afterAll(cleanupTemp);
@@ -13,7 +13,7 @@ describe('racing workers', () => {
   it('4 worker processes × 1,000 jobs: each job runs once and ends in done/', async () => {
     const dir = join(tempDir(), 'spool');
     const ledger = join(tempDir(), 'ledger');
-    const spool = await Spool.open(dir, { durable: false });
+    const spool = await Spool.init(dir, { durable: false });
     const ids = new Set<string>();
     for (let i = 0; i < 1000; i++) ids.add((await spool.put('./jobs.mjs#record', [ledger, String(i)])).id);
     const workers = Array.from({ length: 4 }, () => startWorker(dir, ['--exit-when-idle', '--concurrency', '4', '--poll', '50ms']));
@@ -23,26 +23,33 @@ describe('racing workers', () => {
     const ran = lines.map((l) => l.split(' ')[0]!);
     expect(ran.length).toBe(1000);
     expect(new Set(ran)).toEqual(ids);
-    expect(names(join(dir, 'done')).length).toBe(1000);
-    expect(names(join(dir, 'pending')).length + names(join(dir, 'failed')).length).toBe(0);
+    expect(idsIn(dir, 'done', 'default')).toEqual([...ids].sort());
+    expect(idsIn(dir, 'pending').length + idsIn(dir, 'failed').length + idsIn(dir, 'claimed').length).toBe(0);
+    expect(names(join(dir, 'claimed'))).toEqual([]); // every lease folder was given up
     // the work was shared: more than one worker process ran jobs
     expect(new Set(lines.map((l) => l.split(' ')[2])).size).toBeGreaterThan(1);
     // Outcomes are written into recycled inodes (Lease spares): each done/ file is its own job's record,
     // with no second name anywhere, and the workers left no spare behind in tmp/.
-    for (const name of names(join(dir, 'done'))) {
-      const path = join(dir, 'done', name);
+    // The final record carries its run token LEASE/SEQ (the lease that ran it, its claim number).
+    const leases = new Set<string>();
+    for (const id of ids) {
+      const path = donePath(dir, id);
       const job = readJob(path);
-      expect(`${job.id}.json`).toBe(name);
+      expect(job.id).toBe(id);
       expect(job.history.at(-1).outcome).toBe('done');
+      expect(job.run).toMatch(/^[^/]+\/\d+$/);
+      leases.add(job.run.split('/')[0]);
       expect(statSync(path).nlink).toBe(1);
     }
+    expect(leases.size).toBeGreaterThan(1);
+    expect(whereIs(dir, [...ids][0]!)).toEqual([`done/default/${[...ids][0]}.json`]);
     expect(readdirSync(join(dir, 'tmp')).filter((n) => !n.startsWith('.probe-'))).toEqual([]);
   }, 120_000);
 });
 
 describe('spare inodes', () => {
   it('are written only while nothing else names them', async () => {
-    const { writeSpare } = await import('../dist/spool/lease.js');
+    const { writeSpare } = await import('../dist/spool/transitions/finish.js');
     const d = tempDir();
     const live = join(d, 'live.json');
     const spare = join(d, '.spare');

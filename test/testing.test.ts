@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { join } from 'node:path';
 import { JobNotFoundError } from '../dist/index.js';
 import { createTestSpool, JobNotFinishedError, NotIdleError, type TestSpool } from '../dist/testing/index.js';
-import { cleanupTemp, FIXTURES, ROOT, tempDir } from './helpers.js';
+import { cleanupTemp, FIXTURES, readJob, ROOT, tempDir, whereIs } from './helpers.js';
 
 const made: TestSpool[] = [];
 async function testSpool(): Promise<TestSpool> {
@@ -23,6 +23,7 @@ describe('zcq/testing', () => {
     const t = await testSpool();
     expect(t.spool.durable).toBe(false);
     expect(t.spool.dir).toBe(join(t.tempDir, 'spool'));
+    expect(readJob(join(t.spool.dir, 'zcq-spool.json'))).toMatchObject({ format: 2 });
     const job = await t.spool.put('./jobs.mjs#add', [2, 3]);
     expect(await t.idsIn('pending')).toEqual([job.id]);
     const summary = await t.runUntilIdle({ roots });
@@ -78,6 +79,7 @@ describe('zcq/testing', () => {
     // The stopped worker handed the job back: pending, not stuck in a lease, and no attempt charged.
     expect(await t.idsIn('pending')).toEqual([slow.id]);
     expect(await t.idsIn('claimed')).toEqual([]);
+    expect(whereIs(t.spool.dir, slow.id)).toEqual([`pending/default/${slow.id}.json`]);
     expect((await t.spool.get(slow.id)).job!.attempts).toBe(0);
   });
 

@@ -68,6 +68,7 @@ export function renderStatus(v: StatusView, width?: number): string[] {
   out.push(...table(cols, rows, width));
   out.push('');
   say(`oldest pending: ${v.oldestPendingMs === null ? 'none' : ago(v.oldestPendingMs)}`);
+  if (v.paused.length > 0) say(`paused ${v.paused.join(' ')}`);
   if (v.quarantined > 0) say(`quarantined: ${v.quarantined} (see zcq doctor; files in quarantine/)`);
 
   if (v.schedules.length > 0) {
