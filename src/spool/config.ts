@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf, isGone, UsageError } from '../errors.js';
 import { CONFIG_BOUNDS, WORKER_BOUNDS } from '../defaults.js';
-import { lstatDirSync, readRegularTextSync, unlinkQuietly, writeReplace } from './fsops.js';
+import { lstatDirSync, openRegularSync, readRegularTextSync, unlinkQuietly, writeReplace } from './fsops.js';
 import { QUEUE_NAME, type Layout } from './layout.js';
 import { makeDir } from './modes.js';
 
@@ -315,7 +315,7 @@ export function fnFilter(patterns: readonly string[] | null): (fn: string) => bo
 
 /**
  * A worker's view of its three files, re-read each poll. A file whose identity, size and mtime have not
- * changed since the last look is not read again (one lstat each: at most three small files per poll).
+ * changed since the last look is not read again (an open and fstat each: at most three small files per poll).
  */
 export class ConfigReader {
   private readonly cache = new Map<string, { key: string; read: TargetRead }>();
@@ -337,8 +337,11 @@ export class ConfigReader {
       const path = targetPath(this.layout, target);
       let key: string;
       try {
-        const st = fs.lstatSync(path);
-        key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}`;
+        // open+fstat, not stat: on NFS an open revalidates the attributes (close-to-open), so a change made
+        // on another machine is seen at the next poll rather than after the attribute cache time.
+        const { fd, st } = openRegularSync(path);
+        fs.closeSync(fd);
+        key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
       } catch (err) {
         if (!isGone(err) && errnoOf(err) !== 'ENOTDIR') problems.push(`${path}: ${(err as Error).message}`);
         this.cache.delete(path);
