@@ -43,6 +43,17 @@ export const WORKER_BOUNDS = {
   goneWorkerAgeMs: { min: 1 * MINUTE, max: 365 * DAY },
 } as const satisfies Record<string, Range>;
 
+/**
+ * Live worker configuration (config/workers/*.json, spool/config.ts): how many queue names a `queues`
+ * list and how many patterns an `fn` list may hold, and how long one pattern may be. `concurrency` has
+ * WORKER_BOUNDS.concurrency.
+ */
+export const CONFIG_BOUNDS = {
+  queues: { min: 1, max: 64 },
+  fnPatterns: { min: 1, max: 32 },
+  fnPatternChars: { min: 1, max: 256 },
+} as const satisfies Record<string, Range>;
+
 /** The heartbeat a worker uses when none is given: a sixth of the lease, at least the minimum heartbeat. */
 export function defaultHeartbeatMs(leaseMs: number): number {
   return Math.max(WORKER_BOUNDS.heartbeatMs.min, Math.floor(leaseMs / WORKER_DEFAULTS.heartbeatDivisor));

@@ -1,7 +1,7 @@
 /**
  * zcq's public API. `import { Spool, currentJob } from 'zcq'`.
  */
-export { Spool, type OpenOptions, type PutOptions, type PutItem, type JobRecord, type Status, type RetryResult, type CancelResult } from './client/spool.js';
+export { Spool, type OpenOptions, type PutOptions, type PutItem, type JobRecord, type Status, type WorkerView, type RetryResult, type CancelResult } from './client/spool.js';
 export { Worker, type WorkerOptions, type WorkerSummary } from './worker/worker.js';
 export { currentJob, type JobContext } from './job/context.js';
 export type { Job, Attempt, Failure, Backoff, InterruptPolicy, Outcome } from './job/format.js';
@@ -9,4 +9,5 @@ export type { JobState } from './spool/layout.js';
 export * from './errors.js';
 export { makeLogger, type Logger } from './log.js';
 export { Retention, type RetentionPatch, type RetentionView, type RetentionConfig, type RetentionPolicy } from './client/retention.js';
+export { WorkerConfig, type WorkerSettingsInput, type ConfigEntry, type WorkerSettings, type EffectiveSettings, type SettingSource, type SettingSources, type ConfigKey } from './client/config.js';
 export type { PruneRule, PruneReport } from './spool/transitions/prune.js';

@@ -32,6 +32,7 @@ const COMMANDS: Record<string, string> = {
   prune: './commands/prune.js',
   retention: './commands/retention.js',
   logs: './commands/logs.js',
+  config: './commands/config.js',
 };
 
 export async function main(argv: string[]): Promise<number> {

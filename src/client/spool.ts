@@ -29,6 +29,8 @@ import { retryJob } from '../spool/transitions/retry.js';
 import type { Worker, WorkerOptions } from '../worker/worker.js';
 import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } from './prepare.js';
 import { Retention } from './retention.js';
+import { WorkerConfig } from './config.js';
+import { CONFIG_KEYS, type EffectiveSettings, type SettingSources } from '../spool/config.js';
 
 export type { PutItem, PutOptions } from './prepare.js';
 
@@ -61,7 +63,15 @@ export interface RetryResult { id: string; from: JobState | null; ok: boolean; w
 export interface CancelResult { id: string; was: JobState | null; result: 'cancelled' | 'requested' | 'finished' | 'not found' | 'lost'; why?: string }
 export interface HoldResult { id: string; was: JobState | null; ok: boolean; to?: JobState; why?: string }
 
-export interface WorkerView { id: string; host: string; pid: number; ageMs: number; alive: boolean; running?: number; concurrency?: number; queues?: string[] | null; name?: string }
+export interface WorkerView {
+  id: string; host: string; pid: number; ageMs: number; alive: boolean; running?: number; concurrency?: number; queues?: string[] | null;
+  /** The worker's name (`zcq worker --name`; the host name by default). */
+  name?: string;
+  /** Its effective settings, as its last heartbeat gave them (workers of this version). */
+  settings?: EffectiveSettings;
+  /** Where each setting came from: 'flag', 'name' (config for its name), 'host', '*', or 'default'. */
+  sources?: SettingSources;
+}
 
 export interface Status {
   spool: string;
@@ -80,9 +90,12 @@ export class Spool {
 
   /** The spool's retention settings (config/retention.json): get, set, remove (client/retention.ts). */
   readonly retention: Retention;
+  /** Live worker configuration (config/workers/): set, get, ls, rm (client/config.ts). */
+  readonly config: WorkerConfig;
 
   private constructor(readonly layout: Layout, readonly durable: boolean) {
     this.retention = new Retention(layout, durable);
+    this.config = new WorkerConfig(layout, durable);
   }
 
   /** Open an existing spool (ZCQ_NO_SPOOL when there is none; `create: true` makes one as `init` does). */
@@ -406,14 +419,15 @@ export class Spool {
       const id = name.slice(0, -5);
       const j = await judgeLease(this.layout, clock, id, 30_000).catch(() => null);
       if (!j || j.ageMs === null || j.info.kind === 'client') continue;
-      let extra: { running?: unknown; concurrency?: unknown; queues?: unknown; name?: unknown } = {};
+      let extra: { running?: unknown; concurrency?: unknown; queues?: unknown; name?: unknown; fn?: unknown; paused?: unknown; sources?: unknown } = {};
       try { const r = readRegularFileSync(join(this.layout.workers, name), 64 * 1024); if ('text' in r) extra = JSON.parse(r.text); } catch { /* torn: age still counts */ }
       workers.push({
         id, host: j.info.host, pid: j.info.pid, ageMs: Math.round(j.ageMs), alive: !j.expired,
         running: typeof extra.running === 'number' ? extra.running : undefined,
         concurrency: typeof extra.concurrency === 'number' ? extra.concurrency : undefined,
         queues: Array.isArray(extra.queues) ? extra.queues.filter((q): q is string => typeof q === 'string') : null,
-        name: typeof extra.name === 'string' ? extra.name : undefined,
+        name: typeof extra.name === 'string' ? extra.name.slice(0, 240) : undefined,
+        ...settingsOf(extra),
       });
     }
     let quarantined = 0;
@@ -519,3 +533,16 @@ function disposeAtExit(clock: ServerClock): void {
   openClocks.add(clock);
 }
 let exitHooked = false;
+
+const SOURCES = new Set(['flag', 'name', 'host', '*', 'default']);
+
+/** A heartbeat's settings and their sources (untrusted: checked, dropped when odd). */
+function settingsOf(hb: { concurrency?: unknown; queues?: unknown; fn?: unknown; paused?: unknown; sources?: unknown }): { settings?: EffectiveSettings; sources?: SettingSources } {
+  const strings = (v: unknown) => (v === null ? null : Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined);
+  const queues = strings(hb.queues);
+  const fn = strings(hb.fn);
+  const src = hb.sources as Record<string, unknown> | undefined;
+  if (typeof hb.concurrency !== 'number' || queues === undefined || fn === undefined || typeof hb.paused !== 'boolean' || typeof src !== 'object' || src === null) return {};
+  if (!CONFIG_KEYS.every((k) => typeof src[k] === 'string' && SOURCES.has(src[k] as string))) return {};
+  return { settings: { concurrency: hb.concurrency, queues, fn, paused: hb.paused }, sources: Object.fromEntries(CONFIG_KEYS.map((k) => [k, src[k]])) as SettingSources };
+}

@@ -9,6 +9,13 @@
  * - File-change events name the file: a job arriving while the worker has nothing else to look at is
  *   claimed by that name, without reading the folder. Any other wake (the poll timer, a freed slot,
  *   promoted or recovered jobs) sets `scanDue`, so a lost or coalesced event only delays a job to the next poll.
+ * - The queues served and the concurrency can change while it runs (live configuration, spool/config.ts):
+ *   setQueues takes effect at the next claim.
+ * - A job the worker put back because its function does not match the worker's `fn` filter
+ *   (transitions/unclaim.ts) is remembered by name and skipped — not claimed, not opened, and not counted
+ *   in a scan's window, so that jobs behind a thousand unwanted ones are still found — until the filter
+ *   changes (forgetPutBack) or the file is not the one put back (its inode, size or mtime differ: checked
+ *   with one lstat at most every PUT_BACK_RECHECK_MS per name).
  */
 import { watch as fsWatch } from 'node:fs/promises';
 import * as fs from 'node:fs';
@@ -26,6 +33,12 @@ import { dueIn } from '../spool/transitions/promote.js';
 const SCAN_WINDOW = 1000;
 /** Longest stretch of synchronous claim attempts before the claim loop lets timers (the heartbeat) run. */
 const CLAIM_YIELD_MS = 20;
+/** How often a remembered put-back name is looked at (lstat) to see whether it is still the same file. */
+const PUT_BACK_RECHECK_MS = 60_000;
+/** Names remembered at most; the oldest are forgotten first (and cost one more claim each). */
+const PUT_BACK_MAX = 100_000;
+
+interface PutBack { at: number; ident: string | null }
 
 interface Candidate { queue: string; name: string }
 
@@ -40,16 +53,73 @@ export class Claimer {
   private active: string[] = [];
   private readonly watchers = new Map<string, AbortController>();
   private readonly watchAbort = new AbortController();
+  /** Names put back (queue/name), not to be claimed again while unchanged. */
+  private readonly putBack = new Map<string, PutBack>();
 
   constructor(
     private readonly layout: Layout,
-    private readonly queues: readonly string[] | null,
-    private readonly concurrency: number,
+    private queues: readonly string[] | null,
+    private concurrency: number,
     private readonly watch: boolean,
     private readonly wake: () => void,
   ) {}
 
   get activeQueues(): readonly string[] { return this.active; }
+  get servedQueues(): readonly string[] | null { return this.queues; }
+
+  /** Serve these queues from now on (null: all), in this order of preference. */
+  setQueues(queues: readonly string[] | null): void {
+    const next = queues && queues.length > 0 ? [...new Set(queues)] : null;
+    if (JSON.stringify(next) === JSON.stringify(this.queues)) return;
+    this.queues = next;
+    this.refreshQueues();
+    this.candidates = [];
+    this.scanDue = true;
+  }
+
+  setConcurrency(n: number): void { this.concurrency = n; }
+
+  /** Do not claim pending/QUEUE/NAME again while it is unchanged (called before the file is put back). */
+  rememberPutBack(queue: string, name: string): void {
+    const key = `${queue}/${name}`;
+    this.putBack.delete(key);
+    if (this.putBack.size >= PUT_BACK_MAX) this.putBack.delete(this.putBack.keys().next().value!);
+    this.putBack.set(key, { at: performance.now(), ident: null });
+  }
+
+  /** The file was put back (its identity now known), or could not be (forget it). */
+  putBackDone(queue: string, name: string, ok: boolean): void {
+    const key = `${queue}/${name}`;
+    const e = this.putBack.get(key);
+    if (!e) return;
+    if (!ok) { this.putBack.delete(key); return; }
+    e.ident = identOf(join(queueDir(this.layout, 'pending', queue), name));
+    if (e.ident === null) this.putBack.delete(key);
+  }
+
+  /** The filter changed: every job put back may be wanted now. */
+  forgetPutBack(): void {
+    if (this.putBack.size === 0) return;
+    this.putBack.clear();
+    this.candidates = [];
+    this.scanDue = true;
+  }
+
+  get putBackCount(): number { return this.putBack.size; }
+
+  /** Whether pending/QUEUE/NAME is a job put back and unchanged since. */
+  private isPutBack(queue: string, name: string): boolean {
+    if (this.putBack.size === 0) return false;
+    const key = `${queue}/${name}`;
+    const e = this.putBack.get(key);
+    if (!e) return false;
+    const now = performance.now();
+    if (now - e.at < PUT_BACK_RECHECK_MS || e.ident === null) return true;
+    const ident = identOf(join(queueDir(this.layout, 'pending', queue), name));
+    if (ident === null || ident !== e.ident) { this.putBack.delete(key); return false; }
+    e.at = now;
+    return true;
+  }
 
   /** Re-read which queues exist and which are paused (each poll); watch the new ones. */
   refreshQueues(): void {
@@ -57,7 +127,8 @@ export class Claimer {
     // A queue folder this user may not read (per-queue permissions: `chgrp team-a pending/Q; chmod 2770`)
     // is not served: it belongs to the members of its group.
     const exist = listQueues(this.layout.pending).queues.filter((q) => canRead(queueDir(this.layout, 'pending', q)));
-    const wanted = this.queues ? this.queues.filter((q) => exist.includes(q)) : exist;
+    const queues = this.queues;
+    const wanted = queues ? queues.filter((q) => exist.includes(q)) : exist;
     const active = wanted.filter((q) => !paused.has(q));
     if (active.join('\0') !== this.active.join('\0')) { this.active = active; this.candidates = []; this.scanDue = true; }
     if (!this.watch) return;
@@ -118,7 +189,7 @@ export class Claimer {
       if (this.candidates.length === 0) {
         if (!this.scanDue && this.hints.length > 0) {
           const active = new Set(this.active);
-          this.candidates = this.hints.filter((h) => active.has(h.queue)).reverse();
+          this.candidates = this.hints.filter((h) => active.has(h.queue) && !this.isPutBack(h.queue, h.name)).reverse();
           this.hints.length = 0;
           continue;
         }
@@ -145,7 +216,7 @@ export class Claimer {
     const perQueue: Candidate[][] = [];
     let full = false;
     for (const queue of this.active) {
-      const names = readWindow(queueDir(this.layout, 'pending', queue));
+      const names = readWindow(queueDir(this.layout, 'pending', queue), (name) => this.isPutBack(queue, name));
       if (names.length >= SCAN_WINDOW) full = true;
       names.sort();
       // Every claimer wants the oldest names, so N workers reading one folder collide on the same few files.
@@ -168,7 +239,10 @@ export class Claimer {
 
   /** Nothing pending or due in the served queues, and no job of theirs held by another lease. */
   idle(lease: Lease, serverNowMs: number): boolean {
-    for (const q of this.active) if (hasJobs(queueDir(this.layout, 'pending', q))) return false;
+    for (const q of this.active) {
+      const dir = queueDir(this.layout, 'pending', q);
+      if (this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name), 1).length > 0) return false;
+    }
     if (listQueues(this.layout.pending).odd.some((e) => idFromName(e.name) !== null)) return false; // loose jobs, adopted next pass
     const deferred = listQueues(this.layout.deferred).queues.filter((q) => !this.queues || this.queues.includes(q));
     for (const q of deferred) if (dueIn(this.layout, q, serverNowMs, 1).due.length > 0) return false;
@@ -188,7 +262,8 @@ function canRead(dir: string): boolean {
   try { fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK); return true; } catch { return false; }
 }
 
-function readWindow(dir: string): string[] {
+/** Up to `max` job names of a folder, in directory order, leaving out those `skip` says (not counted). */
+function readWindow(dir: string, skip?: (name: string) => boolean, max = SCAN_WINDOW): string[] {
   const names: string[] = [];
   let d: fs.Dir;
   try { d = fs.opendirSync(dir, { bufferSize: 256 }); } catch (err) {
@@ -200,9 +275,9 @@ function readWindow(dir: string): string[] {
   try {
     for (let e = d.readSync(); e !== null; e = d.readSync()) {
       // Only job names count toward the window: a co-user's thousand odd names must not hide the jobs.
-      if (idFromName(e.name) === null) continue;
+      if (idFromName(e.name) === null || skip?.(e.name)) continue;
       names.push(e.name);
-      if (names.length >= SCAN_WINDOW) break;
+      if (names.length >= max) break;
     }
   } catch (err) {
     if (!isGone(err)) throw err;
@@ -210,6 +285,11 @@ function readWindow(dir: string): string[] {
     d.closeSync();
   }
   return names;
+}
+
+/** dev:ino:size:mtime of a name (lstat), or null when it is gone. */
+function identOf(path: string): string | null {
+  try { const st = fs.lstatSync(path); return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`; } catch { return null; }
 }
 
 function safeNames(dir: string): string[] {

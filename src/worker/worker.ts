@@ -11,16 +11,24 @@
  *   failure records, a hung job is aborted at its timeout and its thread terminated after a grace period;
  * - an outcome it cannot record (disk full, read-only spool) is kept and tried again while the worker
  *   takes no new job, so that no job runs twice because the disk filled;
- * - one failing duty (promotion, recovery, cron, housekeeping) is logged and the others go on.
+ * - one failing duty (promotion, recovery, cron, housekeeping) is logged and the others go on;
+ * - its settings (concurrency, queues, fn, paused) are re-read from the spool's live configuration each
+ *   poll (spool/config.ts: its options win, then the entry for its name, its host, `*`, the defaults) and
+ *   applied without a restart: a lower concurrency lets running jobs finish, `paused` takes no new job, a
+ *   job whose function the `fn` filter refuses is put back (transitions/unclaim.ts). Its heartbeat carries
+ *   its name and its effective settings with where each came from (`zcq status`).
  */
 import { availableParallelism, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { LeaseLostError, ModuleRefError, ZcqError, errnoOf, isGone } from '../errors.js';
-import { WORKER_DEFAULTS, defaultHeartbeatMs } from '../defaults.js';
+import { LeaseLostError, ModuleRefError, UsageError, ZcqError, errnoOf, isGone } from '../errors.js';
+import { WORKER_BOUNDS, WORKER_DEFAULTS, defaultHeartbeatMs } from '../defaults.js';
 import type { Attempt, Job } from '../job/format.js';
 import { recordError, type Next, type RunError } from '../job/policy.js';
 import { createRefResolver, realRoots, type RefResolver, type ResolvedRef } from '../job/resolve.js';
 import { silentLogger, type Logger } from '../log.js';
+import {
+  ConfigReader, WORKER_NAME, fnFilter, nameFromHost, resolveSettings, type EffectiveSettings, type SettingSources, type WorkerSettings,
+} from '../spool/config.js';
 import { cleanLeftovers } from '../spool/housekeeping.js';
 import { applyRetention, readRetention } from '../spool/retention.js';
 import type { Layout } from '../spool/layout.js';
@@ -31,6 +39,8 @@ import { finishJob } from '../spool/transitions/finish.js';
 import { GroupSync } from '../spool/transitions/group-sync.js';
 import { adoptLoose, promoteDue, removeEmptyBuckets } from '../spool/transitions/promote.js';
 import { recoverDeadLeases } from '../spool/transitions/recover.js';
+import { unclaimJob } from '../spool/transitions/unclaim.js';
+import { jobName } from '../spool/names.js';
 import { Claimer } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
 import { classifyOutcome, type StopReason } from './outcome.js';
@@ -38,10 +48,17 @@ import type { RunTask } from './runner.js';
 import { Watchdog } from './watchdog.js';
 
 export interface WorkerOptions {
+  /**
+   * The worker's name (default: the host name): the live configuration for NAME (config/workers/NAME.json)
+   * applies to it. Several workers may share a name.
+   */
+  name?: string;
   /** Folders job modules must live in (default: the current folder). */
   roots?: string[];
-  /** Jobs run at once (default: CPU count). */
+  /** Jobs run at once (default: the live configuration, else the CPU count). Given, it wins over the configuration. */
   concurrency?: number;
+  /** Take only jobs whose function matches these globs (`*`, `?`, `!PATTERN` excludes); given, it wins over the configuration. */
+  fn?: string[] | null;
   /** Pool threads the jobs share, with runtime 'threads' (default: the CPU count, at most `concurrency`). */
   threads?: number;
   /** Poll interval when no file-change events arrive (default 1000 ms). */
@@ -55,7 +72,7 @@ export interface WorkerOptions {
    * process, 'inline' for the worker's own event loop (least memory and CPU; timeouts cannot stop a job).
    */
   runtime?: 'threads' | 'processes' | 'inline';
-  /** Serve only these queues, in this order of preference (default: all, in turn). */
+  /** Serve only these queues, in this order of preference (default: the live configuration, else all, in turn). Given, it wins over the configuration. */
   queues?: string[] | null;
   /** A lease not renewed for this long is dead (default 30 000 ms; on NFS at least heartbeat + actimeo). */
   leaseMs?: number;
@@ -96,7 +113,9 @@ interface Running {
 const runnerFile = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 export class Worker {
-  readonly opts: Required<Omit<WorkerOptions, 'queues' | 'duties' | 'maxJobs' | 'log' | 'scheduler'>> & { queues: string[] | null; maxJobs: number | null };
+  readonly opts: Required<Omit<WorkerOptions, 'name' | 'fn' | 'queues' | 'duties' | 'maxJobs' | 'log' | 'scheduler'>> & { queues: string[] | null; maxJobs: number | null };
+  /** The worker's name (its live configuration is config/workers/NAME.json). */
+  readonly name: string;
   readonly log: Logger;
   readonly clock: ServerClock;
   lease!: Lease;
@@ -123,10 +142,32 @@ export class Worker {
   private watchdog!: Watchdog;
   /** Outcomes that could not be written (disk full, read-only): no new job is taken while any waits. */
   private unrecorded = 0;
+  /** Settings given as options (they win over the live configuration). */
+  private readonly flags: WorkerSettings;
+  private readonly defaults: EffectiveSettings;
+  private readonly config: ConfigReader;
+  private current: { settings: EffectiveSettings; sources: SettingSources };
+  private accepts: (fn: string) => boolean = () => true;
+  /** The configuration problems last logged: each distinct set is logged once. */
+  private configProblems = '';
+  private readonly threadsGiven: boolean;
 
   constructor(readonly layout: Layout, readonly durable: boolean, opts: WorkerOptions = {}) {
     const leaseMs = opts.leaseMs ?? WORKER_DEFAULTS.leaseMs;
-    const concurrency = Math.max(1, opts.concurrency ?? availableParallelism());
+    this.name = opts.name ?? nameFromHost(hostname());
+    if (!WORKER_NAME.test(this.name)) throw new UsageError(`worker name '${this.name.slice(0, 80)}': use letters, digits, '.', '_' or '-' (at most 240), starting with a letter or digit`);
+    const queues = opts.queues && opts.queues.length > 0 ? [...new Set(opts.queues)] : null;
+    this.flags = {
+      concurrency: opts.concurrency !== undefined ? Math.min(WORKER_BOUNDS.concurrency.max, Math.max(1, opts.concurrency)) : undefined,
+      queues: queues ?? undefined,
+      fn: opts.fn && opts.fn.length > 0 ? opts.fn : undefined,
+    };
+    this.defaults = { concurrency: Math.min(WORKER_BOUNDS.concurrency.max, availableParallelism()), queues: null, fn: null, paused: false };
+    this.config = new ConfigReader(layout, this.name, hostname());
+    this.current = resolveSettings(this.flags, { name: {}, host: {}, all: {} }, this.defaults);
+    this.accepts = fnFilter(this.current.settings.fn);
+    this.threadsGiven = opts.threads !== undefined;
+    const concurrency = this.flags.concurrency ?? this.defaults.concurrency;
     this.opts = {
       roots: opts.roots && opts.roots.length > 0 ? opts.roots : [process.cwd()],
       concurrency,
@@ -135,7 +176,7 @@ export class Worker {
       exitWhenIdle: opts.exitWhenIdle ?? false,
       maxJobs: opts.maxJobs ?? null,
       runtime: opts.runtime ?? 'threads',
-      queues: opts.queues && opts.queues.length > 0 ? [...new Set(opts.queues)] : null,
+      queues,
       leaseMs,
       heartbeatMs: opts.heartbeatMs ?? defaultHeartbeatMs(leaseMs),
       graceMs: opts.graceMs ?? WORKER_DEFAULTS.graceMs,
@@ -154,6 +195,10 @@ export class Worker {
 
   get id(): string { return this.lease.id; }
   get runningCount(): number { return this.holding.size; }
+  /** Jobs at once now (the live configuration may change it). */
+  get concurrency(): number { return this.current.settings.concurrency; }
+  /** The settings in force now, and where each came from. */
+  get settings(): { settings: EffectiveSettings; sources: SettingSources } { return { settings: { ...this.current.settings }, sources: { ...this.current.sources } }; }
   /** The spool folder. */
   get dir(): string { return this.layout.root; }
 
@@ -165,6 +210,9 @@ export class Worker {
       this.duties.push(CronStore.duty());
     }
     await this.clock.sample();
+    this.readSettings();
+    // Threads serve many jobs each: their number is fixed at start (the CPU count, at most the concurrency then).
+    if (!this.threadsGiven) this.opts.threads = Math.max(1, Math.min(availableParallelism(), this.concurrency));
     try {
       this.lease = await this.newLease();
     } catch (err) {
@@ -177,17 +225,21 @@ export class Worker {
       throw err;
     }
     const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
-    this.claimer = new Claimer(this.layout, this.opts.queues, this.opts.concurrency, this.opts.watch, () => this.wakeLoop());
+    this.claimer = new Claimer(this.layout, this.current.settings.queues, this.concurrency, this.opts.watch, () => this.wakeLoop());
     this.watchdog = new Watchdog(this.layout, {
       get lease() { return self.lease; },
       runningIds: () => this.running.keys(),
       runningCount: () => this.running.size,
       loseLease: (l) => this.loseLease(l),
       cancelRunning: (id) => { const r = this.running.get(id); if (r && !r.stop) this.abortJob(r, 'cancelled', this.opts.killGraceMs); },
-      heartbeatExtra: () => ({ running: this.running.size }),
+      heartbeatExtra: () => ({
+        running: this.running.size, name: this.name, concurrency: this.concurrency, queues: this.current.settings.queues,
+        fn: this.current.settings.fn, paused: this.current.settings.paused, sources: this.current.sources,
+      }),
     }, this.log);
     this.hosts = await this.startHosts();
-    this.log('worker.start', { worker: this.lease.id, spool: this.layout.root, concurrency: this.opts.concurrency, runtime: this.opts.runtime, threads: this.opts.runtime === 'threads' ? this.opts.threads : undefined, leaseMs: this.opts.leaseMs, queues: this.opts.queues?.join(','), roots: this.roots.join(':') });
+    const eff = this.current.settings;
+    this.log('worker.start', { worker: this.lease.id, name: this.name, spool: this.layout.root, concurrency: eff.concurrency, runtime: this.opts.runtime, threads: this.opts.runtime === 'threads' ? this.opts.threads : undefined, leaseMs: this.opts.leaseMs, queues: eff.queues?.join(','), fn: eff.fn?.join(','), paused: eff.paused || undefined, roots: this.roots.join(':') });
     if (this.opts.handleSignals) {
       let count = 0;
       this.signalHandler = () => {
@@ -209,7 +261,8 @@ export class Worker {
     if (this.opts.runtime === 'processes') {
       return new ProcessHosts(new Pool({
         filename: runnerFile, runtime: 'child_process', isolateWorkers: false, idleTimeout: 60_000,
-        minThreads: Math.min(this.opts.concurrency, availableParallelism()), maxThreads: this.opts.concurrency,
+        // One process per running job: as many as the concurrency may become (live configuration), made on demand.
+        minThreads: Math.min(this.concurrency, availableParallelism()), maxThreads: this.flags.concurrency ?? WORKER_BOUNDS.concurrency.max,
       }));
     }
     // One agent task per thread for the worker's whole life: tinypool starts, replaces and terminates the
@@ -219,7 +272,7 @@ export class Worker {
   }
 
   private async newLease(): Promise<Lease> {
-    return Lease.acquire(this.layout, { kind: 'worker', leaseMs: this.opts.leaseMs, concurrency: this.opts.concurrency, queues: this.opts.queues }, this.durable);
+    return Lease.acquire(this.layout, { kind: 'worker', leaseMs: this.opts.leaseMs, concurrency: this.concurrency, queues: this.current.settings.queues, name: this.name }, this.durable);
   }
 
   /** Stop claiming; let running jobs finish within `graceMs`, then release the rest to pending/. */
@@ -260,15 +313,15 @@ export class Worker {
             continue;
           }
         }
-        const free = this.unrecorded > 0 ? 0 : this.opts.concurrency - this.holding.size;
+        const free = this.unrecorded > 0 || this.current.settings.paused ? 0 : this.concurrency - this.holding.size;
         const budget = this.opts.maxJobs === null ? free : Math.min(free, this.opts.maxJobs - this.claimedTotal);
         let scan = { claimed: 0, seen: 0 };
         if (budget > 0) scan = await this.claimer.claimSome(this.lease, budget, () => this.stopping, (c) => this.startClaimed(c));
         if (this.opts.maxJobs !== null && this.claimedTotal >= this.opts.maxJobs && this.holding.size === 0) break;
-        if (scan.claimed > 0 && this.holding.size < this.opts.concurrency) continue;
+        if (scan.claimed > 0 && this.holding.size < this.concurrency) continue;
         if (scan.seen > 0 && scan.claimed === 0 && budget > 0) continue; // lost every race: rescan at once
         if (this.opts.exitWhenIdle && this.holding.size === 0 && scan.claimed === 0 && this.claimer.idle(this.lease, await this.clock.now())) break;
-        await this.sleep(this.holding.size >= this.opts.concurrency ? 60_000 : this.opts.pollMs);
+        await this.sleep(this.holding.size >= this.concurrency ? 60_000 : this.opts.pollMs);
       }
       // Drain: running jobs finish (or are released by stop()'s grace timer).
       while (this.holding.size > 0) await this.sleep(1000);
@@ -305,6 +358,7 @@ export class Worker {
         this.log('job.quarantined', { id: c.id, queue: c.queue, reason: read.reason, to: read.quarantined });
         return;
       }
+      if (!this.accepts(read.job.fn)) { this.putBack(c, read.job.fn); return; }
       if (read.retried) this.log('job.retried', { id: c.id, queue: c.queue, reason: 'a finished record was moved back to pending/' });
       await this.execute(c, read.job);
     } catch (err) {
@@ -317,11 +371,54 @@ export class Worker {
       }
     } finally {
       this.running.delete(c.id);
-      const wasFull = this.holding.size >= this.opts.concurrency;
+      const wasFull = this.holding.size >= this.concurrency;
       this.holding.delete(c.id);
       // A full worker stopped reading the queue folders: a freed slot must look again.
       if (wasFull) this.wake(); else this.wakeLoop();
     }
+  }
+
+  /**
+   * A job whose function the `fn` filter refuses goes back to pending/ untouched (transitions/unclaim.ts),
+   * and the claimer leaves its name alone while the filter and the file stay as they are.
+   */
+  private putBack(c: ClaimedJob, fn: string): void {
+    const name = jobName(c.id);
+    this.claimer.rememberPutBack(c.queue, name);
+    const ok = unclaimJob(c);
+    this.claimer.putBackDone(c.queue, name, ok);
+    this.claimedTotal--;
+    this.log('job.skipped', { id: c.id, queue: c.queue, fn, worker: c.lease.id, reason: ok ? 'its function does not match this worker\'s fn filter: put back in pending/' : 'its function does not match this worker\'s fn filter; gone before it could be put back' });
+  }
+
+  /**
+   * Read the live configuration (at most three small files, each parsed again only when it changed) and
+   * apply what changed: the claimer's queues and window, the fn filter, and the heartbeat at once.
+   */
+  private readSettings(): boolean {
+    const { layers, problems } = this.config.read();
+    const key = problems.join('\n');
+    if (key !== this.configProblems) {
+      this.configProblems = key;
+      for (const problem of problems) this.log('config.invalid', { problem, note: 'the next level applies in its place' });
+    }
+    const next = resolveSettings(this.flags, layers, this.defaults);
+    const before = this.current;
+    if (JSON.stringify(next) === JSON.stringify(before)) return false;
+    this.current = next;
+    if (JSON.stringify(next.settings.fn) !== JSON.stringify(before.settings.fn)) {
+      this.accepts = fnFilter(next.settings.fn);
+      this.claimer?.forgetPutBack();
+    }
+    if (this.claimer) {
+      this.claimer.setQueues(next.settings.queues);
+      this.claimer.setConcurrency(next.settings.concurrency);
+      const changed = (Object.keys(next.settings) as (keyof EffectiveSettings)[]).filter((k) => JSON.stringify(next.settings[k]) !== JSON.stringify(before.settings[k]) || next.sources[k] !== before.sources[k]);
+      this.log('worker.config', { worker: this.lease.id, name: this.name, ...Object.fromEntries(changed.map((k) => [k, `${show(next.settings[k])} (${next.sources[k]})`])) });
+      this.wake();
+      void this.watchdog.beat();
+    }
+    return true;
   }
 
   /** The module of a job; a failed look-up is not remembered, so a module deployed afterwards is found by the next job. */
@@ -460,6 +557,7 @@ export class Worker {
     if (this.periodicRunning) return;
     this.periodicRunning = true;
     try {
+      await this.duty('config', async () => { this.readSettings(); });
       await this.duty('queues', async () => { this.claimer.refreshQueues(); });
       await this.duty('promote', async () => {
         const rep = await promoteDue(this.layout, await this.clock.now(), this.durable);
@@ -530,4 +628,8 @@ export class Worker {
     })();
     return this.housekeepingPass;
   }
+}
+
+function show(v: unknown): string {
+  return v === null ? '*' : Array.isArray(v) ? v.join(',') : String(v);
 }

@@ -2,13 +2,14 @@
  * `zcq status`: the spool at a glance, as `rq info` and `postqueue -p` give it — jobs per queue and state
  * (done and hold included; paused queues marked), the oldest pending job, quarantined files, cron
  * schedules with their next run on their own time zone's wall clock, and the workers: their queues,
- * concurrency, running jobs and heartbeat age. Ages are by the file server's clock (spool.status()).
+ * concurrency, running jobs and heartbeat age, and each live worker's name, host and effective settings
+ * (concurrency, queues, fn, paused) with where each came from (zcq config). Ages are by the file server's clock (spool.status()).
  *
  * The same text on a terminal and in a pipe (cut to the width on a terminal only); scripts use --json.
  * `zcq top` redraws this view every second (top.ts).
  */
 import type { Command } from 'commander';
-import type { Spool, Status } from '../../client/spool.js';
+import type { Spool, Status, WorkerView } from '../../client/spool.js';
 import type { ScheduleView } from '../../schedule/store.js';
 import type { JobState } from '../../spool/layout.js';
 import { globals, openSpool, printJson } from '../common.js';
@@ -91,6 +92,28 @@ export function renderStatus(v: StatusView, width?: number): string[] {
         `${w.running ?? '?'}/${w.concurrency ?? '?'}`, ago(w.ageMs),
       ]),
       width));
+    // Each live worker's name, host and effective settings, with where each came from (zcq config).
+    const named = live.filter((w) => w.settings && w.sources);
+    if (named.length > 0) {
+      out.push('');
+      const cell = (w: (typeof named)[number], k: keyof NonNullable<WorkerView['settings']>) => {
+        const v = w.settings![k];
+        const shown = v === null ? (k === 'queues' ? 'all' : '*') : Array.isArray(v) ? v.join(',') : typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v);
+        return `${shown} (${sourceLabel(w, w.sources![k])})`;
+      };
+      out.push(...table(
+        [{ header: 'WORKER', shrink: 2, min: 12 }, { header: 'NAME', shrink: 1, min: 6 }, { header: 'HOST', shrink: 1, min: 6 }, { header: 'CONCURRENCY' }, { header: 'QUEUES', shrink: 1, min: 8 }, { header: 'FN', shrink: 1, min: 8 }, { header: 'PAUSED' }],
+        named.map((w) => [w.id, w.name ?? '?', w.host, cell(w, 'concurrency'), cell(w, 'queues'), cell(w, 'fn'), cell(w, 'paused')]),
+        width));
+    }
   }
   return out;
+}
+
+/** Where a setting came from, as `zcq config` names it: flag, config NAME / host:HOST / *, default. */
+function sourceLabel(w: WorkerView, src: string): string {
+  if (src === 'name') return `config ${w.name ?? '?'}`;
+  if (src === 'host') return `config host:${w.host}`;
+  if (src === '*') return 'config *';
+  return src;
 }

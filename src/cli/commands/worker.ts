@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { stat } from 'node:fs/promises';
 import { UsageError } from '../../errors.js';
 import { WORKER_BOUNDS, WORKER_DEFAULTS, defaultHeartbeatMs, maxHeartbeatMs } from '../../defaults.js';
+import { WORKER_NAME, parseSetting } from '../../spool/config.js';
 import { formatDuration } from '../../text.js';
 import { collect, durationOpt, durationOption, globals, intOpt, openSpool } from '../common.js';
 
@@ -12,10 +13,12 @@ const D = WORKER_DEFAULTS;
 export function register(program: Command): void {
   program.command('worker')
     .description('claim and run jobs')
+    .option('--name <name>', 'the worker\'s name: the live configuration for it applies (zcq config set NAME ...); several workers may share one (default: the host name)')
     .option('--root <dir>', 'folder job modules must live in (repeatable; default: the current folder)', collect)
-    .addOption(intOpt('-c, --concurrency <n>', 'jobs at once', '--concurrency', B.concurrency, undefined, 'CPU count'))
+    .addOption(intOpt('-c, --concurrency <n>', 'jobs at once (wins over zcq config concurrency=)', '--concurrency', B.concurrency, undefined, 'zcq config, else the CPU count'))
     .addOption(durationOpt('--poll <duration>', 'poll interval', '--poll', B.pollMs, D.pollMs))
-    .option('--queue <name>', 'serve only this queue (repeatable; default: all)', collect)
+    .option('--queue <name>', 'serve only this queue, in the order given (repeatable; wins over zcq config queues=; default: all)', collect)
+    .option('--fn <glob>', 'take only jobs whose function matches (repeatable; * any characters, ? one, !GLOB excludes; wins over zcq config fn=)', collect)
     .option('--exit-when-idle', 'exit 0 once no job is pending, claimed or due')
     .addOption(intOpt('--max-jobs <n>', 'claim this many jobs, finish them, exit', '--max-jobs', B.maxJobs))
     .addOption(intOpt('--threads <n>', 'pool threads the jobs share, with --runtime threads', '--threads', B.threads, undefined, 'CPU count, at most --concurrency'))
@@ -35,15 +38,19 @@ export function register(program: Command): void {
       if (heartbeatMs !== undefined && heartbeatMs > maxHeartbeatMs(leaseMs)) {
         throw new UsageError(`--heartbeat '${formatDuration(heartbeatMs)}': must be at most half the lease (${formatDuration(maxHeartbeatMs(leaseMs))} with --lease ${formatDuration(leaseMs)}); give a shorter heartbeat or a longer --lease`);
       }
+      const name = o.name as string | undefined;
+      if (name !== undefined && !WORKER_NAME.test(name)) throw new UsageError(`--name '${name.slice(0, 80)}': use letters, digits, '.', '_' or '-' (at most 240), starting with a letter or digit`);
+      const fn = o.fn as string[] | undefined;
+      if (fn) parseSetting('fn', fn);
       const roots = (o.root as string[] | undefined) ?? [];
       await checkRoots(roots);
       const spool = await openSpool(cmd);
       const { makeLogger } = await import('../../log.js');
       const base = makeLogger({ json: globals(cmd).json });
-      const log = o.verbose ? base : (event: string, fields?: Record<string, unknown>) => { if (event !== 'job.start') base(event, fields); };
+      const log = o.verbose ? base : (event: string, fields?: Record<string, unknown>) => { if (event !== 'job.start' && event !== 'job.skipped') base(event, fields); };
       const leftoverGiven = cmd.getOptionValueSource('leftoverAge') !== 'default';
       const worker = await spool.runWorker({
-        roots, concurrency: o.concurrency as number | undefined, pollMs: o.poll as number,
+        name, fn, roots, concurrency: o.concurrency as number | undefined, pollMs: o.poll as number,
         queues: (o.queue as string[] | undefined) ?? [], exitWhenIdle: Boolean(o.exitWhenIdle), maxJobs: o.maxJobs as number | undefined,
         runtime: o.runtime as 'threads' | 'processes' | 'inline', threads: o.threads as number | undefined,
         leaseMs, heartbeatMs: heartbeatMs ?? defaultHeartbeatMs(leaseMs),
