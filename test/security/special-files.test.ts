@@ -73,12 +73,10 @@ describe.runIf(canRun)('special files planted by a co-member', () => {
     plantFile(r, 'zcqb', join(r.spool, 'pending', 'bomb3.json'), `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
     good.push(putRecord(r, 'zcqb'));
     readersFinish('zcqa');
-    // DEPTH LIMIT: `zcq show` of a job nested 100000 deep dies with "RangeError: Maximum call stack size
-    // exceeded" and a stack trace until src/job/json-limits.ts (the CLI engineer's) bounds the depth. It never hangs.
-    const depthLimit = fs.existsSync(join(r.pkg, 'dist', 'job', 'json-limits.js'));
+    // `zcq show` of a job nested 100000 deep says it is not a job (the depth limit, src/job/json-limits.ts), in one line.
     const show = zcq(r, 'zcqa', ['show', 'bomb2']);
     expect(show.timedOut).toBe(false);
-    if (depthLimit) expect(show.stderr).not.toMatch(/^\s+at /m);
+    expect(show.stderr).not.toMatch(/^\s+at /m);
     const w = startWorker(r, 'zcqa');
     await until(() => good.every((id) => whereIs(r, id)[0]?.startsWith('done/')), BOUND_MS, 'the good jobs', () => w.output());
     await until(() => ['bomb1', 'bomb2'].every((b) => !fs.existsSync(join(pend, `${b}.json`))) && !fs.existsSync(join(r.spool, 'pending', 'bomb3.json')), BOUND_MS, 'the bombs set aside', () => w.output());
@@ -86,9 +84,7 @@ describe.runIf(canRun)('special files planted by a co-member', () => {
     await until(() => after.every((id) => whereIs(r, id)[0]?.startsWith('done/')), BOUND_MS, 'a job after the bombs', () => w.output());
     const stopped = await stopWorker(w);
     expect(stopped.signal, w.output()).toBe(null);
-    // DEPTH LIMIT: until then the worker logs "job.error id=bomb2 ... Maximum call stack size exceeded" and
-    // leaves bomb2 in its lease (recovery hands it back later: stuck, never lost). Other lines must be clean.
-    const log = depthLimit ? w.output() : w.output().split('\n').filter((l) => !l.includes('id=bomb2')).join('\n');
+    const log = w.output();
     expect(log).not.toMatch(/Maximum call stack|RangeError|job\.error/);
     const q = join(r.spool, 'quarantine');
     for (const b of ['bomb1', 'bomb3']) {
@@ -96,11 +92,11 @@ describe.runIf(canRun)('special files planted by a co-member', () => {
       expect(n, `${b} quarantined`).toBeDefined();
       expect(fs.readFileSync(join(q, `${n}.reason`), 'utf8').length).toBeGreaterThan(10);
     }
-    // bomb2 is valid JSON: quarantined (once json-limits.ts has a depth limit) — or, today, run/failed; never lost.
-    const where2 = whereIs(r, 'bomb2').concat(fs.readdirSync(q).filter((x) => x.startsWith('bomb2.json') && !x.endsWith('.reason')));
-    expect(where2.length, `bomb2 is somewhere: ${where2}`).toBe(1);
-    // DEPTH LIMIT (src/job/json-limits.ts, the CLI engineer's): with it, bomb2 goes to quarantine/ with a reason.
-    if (depthLimit) expect(where2[0]).toMatch(/^bomb2\.json/);
+    // bomb2 is valid JSON nested past the depth limit (src/job/json-limits.ts): quarantined with a reason, never lost.
+    const where2 = whereIs(r, 'bomb2');
+    expect(where2, `bomb2 is in exactly one place: ${where2}`).toEqual([expect.stringMatching(/^quarantine\/bomb2\.json/)]);
+    const n2 = fs.readdirSync(q).find((x) => x.startsWith('bomb2.json') && !x.endsWith('.reason'))!;
+    expect(fs.readFileSync(join(q, `${n2}.reason`), 'utf8')).toMatch(/nested deeper than/);
     expectDoneOnce([...good, ...after]);
   });
 

@@ -286,9 +286,9 @@ describe('errno classes', () => {
 describe('the cron store writes with writeReplace and reads with readRegularText', () => {
   it('a symlink planted at a schedule or cron-state name is replaced, never written through; a FIFO there never blocks', async () => {
     const { CronStore } = await import('../../dist/schedule/store.js');
-    const { ensureLayout } = await import('../../dist/spool/layout.js');
+    const { initSpool } = await import('../../dist/spool/layout.js');
     const { base, outside, v } = setup();
-    const layout = await ensureLayout(join(base, 'cron-spool'), true);
+    const layout = initSpool(join(base, 'cron-spool'));
     mkdirSync(join(layout.cron, 'schedules'), { recursive: true });
     mkdirSync(join(layout.cron, 'state'), { recursive: true });
     symlinkSync(v.path, join(layout.cron, 'state', 's.json'));
