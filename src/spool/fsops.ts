@@ -519,59 +519,56 @@ function writeAllSync(fd: number, data: string | Uint8Array): void {
   fss.writeFileSync(fd, data);
 }
 
+/** Open a fresh name `prefix` + random in `dir` exclusively; EEXIST (a name someone prepared) is retried under a new name. */
+function openFreshSync(dir: string, prefix: string, mode: number): { fd: number; path: string } {
+  for (let attempt = 0; ; attempt++) {
+    const path = join(dir, randomName(prefix));
+    try {
+      return { fd: openExclusiveSync(path, mode), path };
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST' || attempt >= 3) throw err;
+    }
+  }
+}
+
+/** Write `data` through `fd`, `sync` it, close (its error checked: NFS reports write errors there); on failure remove `path`. */
+async function fillAndClose(fd: number, path: string, data: string | Uint8Array, sync: (fd: number) => void | Promise<void>): Promise<void> {
+  try {
+    writeAllSync(fd, data);
+    await sync(fd);
+  } catch (err) {
+    try { fss.closeSync(fd); } catch { /* already failing */ }
+    unlinkQuietly(path);
+    throw err;
+  }
+  try { fss.closeSync(fd); } catch (err) { unlinkQuietly(path); throw err; }
+}
+
 /**
  * Create a new file in `dir` under `prefix` + a crypto-random suffix with O_CREAT|O_EXCL|O_NOFOLLOW (so it
  * cannot be a name someone prepared: EEXIST is retried under a new name), write `data`, fsync when durable,
  * close with its error checked (NFS reports write errors at close). Removed on any failure. Returns its path.
  */
 export function createExclusiveSync(dir: string, prefix: string, data: string | Uint8Array, opts: CreateOptions = {}): string {
-  const mode = opts.mode ?? DEFAULT_FILE_MODE;
-  for (let attempt = 0; ; attempt++) {
-    const path = join(dir, randomName(prefix));
-    let fd: number;
-    try {
-      fd = openExclusiveSync(path, mode);
-    } catch (err) {
-      if (errnoOf(err) === 'EEXIST' && attempt < 3) continue;
-      throw err;
-    }
-    try {
-      writeAllSync(fd, data);
-      if (opts.durable) fss.fsyncSync(fd);
-    } catch (err) {
-      try { fss.closeSync(fd); } catch { /* already failing */ }
-      unlinkQuietly(path);
-      throw err;
-    }
-    try { fss.closeSync(fd); } catch (err) { unlinkQuietly(path); throw err; }
-    return path;
+  const { fd, path } = openFreshSync(dir, prefix, opts.mode ?? DEFAULT_FILE_MODE);
+  try {
+    writeAllSync(fd, data);
+    if (opts.durable) fss.fsyncSync(fd);
+  } catch (err) {
+    try { fss.closeSync(fd); } catch { /* already failing */ }
+    unlinkQuietly(path);
+    throw err;
   }
+  try { fss.closeSync(fd); } catch (err) { unlinkQuietly(path); throw err; }
+  return path;
 }
 
 /** createExclusiveSync with its fsync on libuv's pool. */
 export async function createExclusive(dir: string, prefix: string, data: string | Uint8Array, opts: CreateOptions = {}): Promise<string> {
   if (!opts.durable) return createExclusiveSync(dir, prefix, data, opts);
-  const mode = opts.mode ?? DEFAULT_FILE_MODE;
-  for (let attempt = 0; ; attempt++) {
-    const path = join(dir, randomName(prefix));
-    let fd: number;
-    try {
-      fd = openExclusiveSync(path, mode);
-    } catch (err) {
-      if (errnoOf(err) === 'EEXIST' && attempt < 3) continue;
-      throw err;
-    }
-    try {
-      writeAllSync(fd, data);
-      await fsyncOnPool(fd);
-    } catch (err) {
-      try { fss.closeSync(fd); } catch { /* already failing */ }
-      unlinkQuietly(path);
-      throw err;
-    }
-    try { fss.closeSync(fd); } catch (err) { unlinkQuietly(path); throw err; }
-    return path;
-  }
+  const { fd, path } = openFreshSync(dir, prefix, opts.mode ?? DEFAULT_FILE_MODE);
+  await fillAndClose(fd, path, data, fsyncOnPool);
+  return path;
 }
 
 export interface ReplaceOptions extends CreateOptions {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { writeReplace } from '../spool/fsops.js';
 import type { SpoolModes } from '../spool/modes.js';
 import { OutputSink, bindContext, runWithOutput } from './output.js';
+import type { RunError } from '../job/policy.js';
 import { runWithJob } from '../job/context.js';
 import { JSON_MAX_DEPTH, JSON_MAX_VALUE_DEPTH, checkJsonShape } from '../job/json-limits.js';
 
@@ -30,14 +31,7 @@ export interface RunTask {
   noOutput?: boolean;
 }
 
-export interface RunError {
-  name: string;
-  message: string;
-  stack?: string;
-  code?: string;
-  permanent?: boolean;
-  retryAt?: string;
-}
+export type { RunError } from '../job/policy.js';
 
 /**
  * What became of a run. `lost` means the job's host (thread or process) ended under it: `killed` when
