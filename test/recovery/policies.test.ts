@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { cleanupTemp, tempDir, until, zcq } from '../helpers.js';
-import { events, jobIn, killWorkers, readLedger, sleep, worker } from './util.js';
+import { deferredFiles, events, jobIn, killWorkers, newSpool, readLedger, sleep, worker } from './util.js';
 
 afterEach(killWorkers);
 afterAll(cleanupTemp);
@@ -19,17 +19,9 @@ function put(spool: string, ...args: string[]): string {
 }
 const FAST = ['--lease', '1s', '--heartbeat', '150ms', '--poll', '100ms'];
 
-function deferredFiles(spool: string): { name: string; dueMs: number; id: string; path: string }[] {
-  const root = join(spool, 'deferred');
-  return readdirSync(root).flatMap((b) => readdirSync(join(root, b)).map((name) => {
-    const m = /^(\d{13})\.(.+)\.json$/.exec(name)!;
-    return { name, dueMs: Number(m[1]), id: m[2]!, path: join(root, b, name) };
-  }));
-}
-
 describe('when a worker dies', () => {
   it('--on-interrupt fail ends in failed/ "worker lost"; the default retries, naming the dead worker; zcq recover waits for the lease', async () => {
-    const spool = join(tempDir(), 'spool');
+    const spool = await newSpool();
     const ledger = join(tempDir(), 'ledger');
     const failing = put(spool, '--on-interrupt', 'fail', './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 30000]));
     const retrying = put(spool, './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 30000]));
@@ -42,7 +34,10 @@ describe('when a worker dies', () => {
     const early = zcq(spool, ['recover']);
     expect(early.code).toBe(0);
     expect(early.stdout).toBe('');
-    expect(readdirSync(join(spool, 'claimed', lease)).sort()).toEqual([`${failing}.json`, `${retrying}.json`].sort());
+    // Each claim is claimed/LEASE/SEQ.ID.json, SEQ the lease's own claim counter (1 and 2 here).
+    const held = readdirSync(join(spool, 'claimed', lease)).sort();
+    expect(held.map((n) => n.replace(/^\d+\./, '')).sort()).toEqual([`${failing}.json`, `${retrying}.json`].sort());
+    expect(held.map((n) => Number(/^(\d+)\./.exec(n)?.[1])).sort()).toEqual([1, 2]);
     await sleep(1300);
     const r = zcq(spool, ['recover']);
     expect(r.code).toBe(0);
@@ -63,7 +58,7 @@ describe('when a worker dies', () => {
   }, 30_000);
 
   it('a poison job that kills its worker fails once --max-interrupts is used up', async () => {
-    const spool = join(tempDir(), 'spool');
+    const spool = await newSpool();
     const ledger = join(tempDir(), 'ledger');
     const id = put(spool, '--max-interrupts', '2', './jobs.mjs#killSelf', ledger);
     const pids: number[] = [];
@@ -88,7 +83,7 @@ describe('when a worker dies', () => {
 
 describe('when a job throws', () => {
   it('stores the backoff delay in the job and the deferred name: exponential with jitter, or fixed', async () => {
-    const spool = join(tempDir(), 'spool');
+    const spool = await newSpool();
     const ledger = join(tempDir(), 'ledger');
     const expo = put(spool, '--retries', '3', './jobs.mjs#flakyRecord', ledger, '3');
     const fixed = put(spool, '--retries', '3', '--backoff', '700ms', './jobs.mjs#flakyRecord', ledger, '3');
@@ -99,6 +94,9 @@ describe('when a job throws', () => {
     expect(waiting.map((d) => d.id).sort()).toEqual([expo, fixed].sort());
     for (const d of waiting) {
       const j = JSON.parse(readFileSync(d.path, 'utf8'));
+      // deferred/QUEUE/BUCKET/DUEMS15.ID.json: its queue's folder, the UTC minute of its due time.
+      expect(d.queue).toBe('default');
+      expect(d.bucket).toBe(new Date(d.dueMs).toISOString().slice(0, 16).replace(/[-:]/g, ''));
       expect(Date.parse(j.notBefore)).toBe(d.dueMs);
       expect(j.history[0].outcome).toBe('retry');
       const delay = d.dueMs - Date.parse(j.history[0].end);
@@ -125,7 +123,7 @@ describe('when a job throws', () => {
   const ran = (j: any) => j.history.filter((h: any) => !(h.outcome === 'interrupted' && /thread was terminated/.test(h.error)));
 
   it('permanent errors are not retried; RetryAtError / err.retryAt set the next attempt; timeouts abort, terminate and retry; deadlines fail', async () => {
-    const spool = join(tempDir(), 'spool');
+    const spool = await newSpool();
     const ledger = join(tempDir(), 'ledger');
     const late = put(spool, '--deadline', '1s', './jobs.mjs#add', '1', '2');
     const lateOk = put(spool, '--deadline', '1m', './jobs.mjs#add', '1', '2');
@@ -191,7 +189,7 @@ describe('when a job throws', () => {
   }, 60_000);
 
   it('--runtime inline: a job that ignores its signal past the timeout is recorded as timed out and abandoned; the worker goes on', async () => {
-    const spool = join(tempDir(), 'spool');
+    const spool = await newSpool();
     const stuck = put(spool, '--timeout', '300ms', './jobs.mjs#sleep', '5000');
     const next = put(spool, './jobs.mjs#add', '1', '2');
     const w = worker(spool, [...FAST, '--runtime', 'inline', '--concurrency', '1', '--kill-grace', '200ms']);
@@ -204,7 +202,7 @@ describe('when a job throws', () => {
   }, 20_000);
 
   it('jobs sharing a thread with a job terminated at its timeout run again, the attempt uncounted', async () => {
-    const spool = join(tempDir(), 'spool');
+    const spool = await newSpool();
     const ledger = join(tempDir(), 'ledger');
     const spin = put(spool, '--timeout', '300ms', './jobs.mjs#spinRecord', ledger, '3000');
     const by = put(spool, './jobs.mjs#add', '2', '3');
