@@ -563,6 +563,7 @@ export class Worker {
         const rep = await promoteDue(this.layout, await this.clock.now(), this.durable);
         const adopted = await adoptLoose(this.layout, this.durable);
         for (const e of [...rep.errors, ...adopted.errors]) this.log('worker.duty.error', { duty: 'promote', path: e.path, error: e.error });
+        for (const q of [...rep.setAside, ...adopted.setAside]) this.log('job.quarantined', { path: q.path, to: q.to, reason: q.reason });
         this.summary.quarantined += rep.quarantined + adopted.quarantined;
         if (rep.promoted + adopted.adopted > 0) this.wake();
       });

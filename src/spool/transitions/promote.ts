@@ -30,7 +30,11 @@ import { quarantine } from '../quarantine.js';
 import { listEntries, listQueues } from '../queues.js';
 import { step } from './steps.js';
 
-export interface PromoteReport { promoted: number; adopted: number; quarantined: number; errors: { path: string; error: string }[] }
+export interface PromoteReport {
+  promoted: number; adopted: number; quarantined: number; errors: { path: string; error: string }[];
+  /** What was quarantined, for the caller's log. */
+  setAside: { path: string; to: string; reason: string }[];
+}
 
 export interface DueEntry { path: string; dueMs: number; id: string; queue: string; bucket: string }
 
@@ -59,7 +63,7 @@ export function dueIn(l: Layout, queue: string, nowMs: number, limit = 1000): { 
 
 /** One promotion pass over every queue's deferred jobs (or only `queues`). */
 export async function promoteDue(l: Layout, nowMs: number, durable: boolean, queues?: readonly string[] | null): Promise<PromoteReport> {
-  const rep: PromoteReport = { promoted: 0, adopted: 0, quarantined: 0, errors: [] };
+  const rep: PromoteReport = { promoted: 0, adopted: 0, quarantined: 0, errors: [], setAside: [] };
   const listed = listQueues(l.deferred);
   for (const odd of listed.odd) await setAside(l, join(l.deferred, odd.name), odd.name, 'not a queue folder in deferred/', rep);
   for (const queue of listed.queues) {
@@ -91,7 +95,7 @@ export async function promoteDue(l: Layout, nowMs: number, durable: boolean, que
 
 /** File loose job files in pending/ under their queue folder; quarantine what is not a job or a queue folder. */
 export async function adoptLoose(l: Layout, durable: boolean): Promise<PromoteReport> {
-  const rep: PromoteReport = { promoted: 0, adopted: 0, quarantined: 0, errors: [] };
+  const rep: PromoteReport = { promoted: 0, adopted: 0, quarantined: 0, errors: [], setAside: [] };
   const { odd } = listQueues(l.pending);
   for (const e of odd) {
     const path = join(l.pending, e.name);
@@ -124,7 +128,8 @@ export async function adoptLoose(l: Layout, durable: boolean): Promise<PromoteRe
 
 async function setAside(l: Layout, path: string, name: string, why: string, rep: PromoteReport): Promise<void> {
   try {
-    if (await quarantine(l, path, name, why)) rep.quarantined++;
+    const to = await quarantine(l, path, name, why);
+    if (to) { rep.quarantined++; rep.setAside.push({ path, to, reason: why }); }
   } catch (err) {
     rep.errors.push({ path, error: (err as Error).message });
   }
