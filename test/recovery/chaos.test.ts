@@ -2,10 +2,9 @@
 // every job has ended. Nothing lost, nothing left claimed, and a job runs twice only when a worker running
 // it was killed. The ledger (appended by the job itself) counts executions independently of the spool.
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupTemp, tempDir } from '../helpers.js';
-import { claimedFiles, jobIn, killWorkers, putMany, readLedger, sleep, worker } from './util.js';
+import { claimedFiles, jobIn, killWorkers, namesIn, newSpool, putMany, readLedger, sleep, worker } from './util.js';
 
 afterEach(killWorkers);
 afterAll(cleanupTemp);
@@ -14,7 +13,7 @@ const JOBS = 2000;
 const WORKERS = 8;
 
 it(`${JOBS} jobs, ${WORKERS} workers, one SIGKILLed every 200 ms: none lost, repeats only after kills`, async () => {
-  const spool = join(tempDir(), 'spool');
+  const spool = await newSpool();
   const ledger = join(tempDir(), 'ledger');
   const ids = await putMany(spool, JOBS, './jobs.mjs#sleepRecord', [ledger, 5]);
   const args = ['--lease', '2s', '--heartbeat', '300ms', '--poll', '100ms', '--concurrency', '2'];
@@ -24,7 +23,7 @@ it(`${JOBS} jobs, ${WORKERS} workers, one SIGKILLed every 200 ms: none lost, rep
   const workers = Array.from({ length: WORKERS }, spawnOne);
   const killed = new Set<number>();
   const t0 = Date.now();
-  const ended = () => readdirSync(join(spool, 'done')).length + readdirSync(join(spool, 'failed')).length;
+  const ended = () => namesIn(spool, 'done').length + namesIn(spool, 'failed').length;
   while (ended() < JOBS) {
     if (Date.now() - t0 > 100_000) throw new Error(`chaos: only ${ended()} of ${JOBS} ended after 100 s`);
     await sleep(200);

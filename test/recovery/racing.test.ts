@@ -4,13 +4,13 @@ import { afterAll, afterEach, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupTemp, ledgerLines, tempDir } from '../helpers.js';
-import { claimedFiles, events, killWorkers, putMany, worker } from './util.js';
+import { claimedFiles, events, killWorkers, namesIn, newSpool, putMany, worker } from './util.js';
 
 afterEach(killWorkers);
 afterAll(cleanupTemp);
 
 it('16 processes scanning one pending/ of 5,000 jobs claim each exactly once', async () => {
-  const spool = join(tempDir(), 'spool');
+  const spool = await newSpool();
   const ledger = join(tempDir(), 'ledger');
   const ids = await putMany(spool, 5000, './jobs.mjs#record', [ledger]);
   const t0 = Date.now();
@@ -23,7 +23,8 @@ it('16 processes scanning one pending/ of 5,000 jobs claim each exactly once', a
   expect(runs.length).toBe(5000);
   expect(unique.size).toBe(5000);
   expect([...unique].sort()).toEqual([...ids].sort());
-  expect(readdirSync(join(spool, 'done'))).toHaveLength(5000);
+  expect(readdirSync(join(spool, 'done', 'default'))).toHaveLength(5000);
+  expect(namesIn(spool, 'pending')).toEqual([]);
   expect(claimedFiles(spool)).toEqual([]);
   // It was a race: the work was spread over many processes, and their own counts add up.
   const perWorker = ws.map((w) => events(w.output()).find((e) => e.event === 'worker.stop')?.done ?? 0);

@@ -5,7 +5,7 @@ import { afterAll, afterEach, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupTemp, tempDir, until } from '../helpers.js';
-import { claimedFiles, events, jobIn, killWorkers, putMany, readLedger, sleep, worker } from './util.js';
+import { claimedFiles, events, jobIn, killWorkers, newSpool, putMany, readLedger, sleep, worker } from './util.js';
 
 afterEach(killWorkers);
 afterAll(cleanupTemp);
@@ -13,7 +13,7 @@ afterAll(cleanupTemp);
 const LEASE = ['--lease', '2s', '--heartbeat', '300ms', '--poll', '100ms', '--concurrency', '2'];
 
 it('a SIGSTOPped worker loses its jobs to a sibling and, resumed, does not overwrite their results', async () => {
-  const spool = join(tempDir(), 'spool');
+  const spool = await newSpool();
   const ledger = join(tempDir(), 'ledger');
   // slow: attempt 1 would run 30 s (and honours its signal); fast: attempt 1 ends 1.5 s in, so it is
   // already finished inside the frozen process when that process resumes.
@@ -26,7 +26,8 @@ it('a SIGSTOPped worker loses its jobs to a sibling and, resumed, does not overw
   const b = worker(spool, LEASE);
   await until(() => jobIn(spool, 'done', slow!) !== null && jobIn(spool, 'done', fast!) !== null, 15_000);
   const tookMs = Date.now() - stoppedAt;
-  const before = { slow: readFileSync(join(spool, 'done', `${slow}.json`), 'utf8'), fast: readFileSync(join(spool, 'done', `${fast}.json`), 'utf8') };
+  const doneFile = (id: string) => join(spool, 'done', 'default', `${id}.json`);
+  const before = { slow: readFileSync(doneFile(slow!), 'utf8'), fast: readFileSync(doneFile(fast!), 'utf8') };
   const recovered = events(b.output()).filter((e) => e.event === 'job.recovered');
   expect(recovered.map((e) => e.id).sort()).toEqual([slow, fast].sort());
   // Not before the lease could have expired (2 s after the last heartbeat, at most 300 ms before the stop).
@@ -38,6 +39,7 @@ it('a SIGSTOPped worker loses its jobs to a sibling and, resumed, does not overw
     expect(j.history[0].error).toMatch(/worker lost/);
     expect(j.history[1].pid).toBe(b.pid);
     expect(j.result).toEqual({ attempt: 2, pid: b.pid });
+    expect(j.run).toMatch(new RegExp(`^${j.history[1].worker.replace(/\./g, '\\.')}/\\d+$`));
   }
   b.kill('SIGTERM');
   expect(await b.exited).toBe(0);
@@ -52,8 +54,8 @@ it('a SIGSTOPped worker loses its jobs to a sibling and, resumed, does not overw
   expect(aborted.map((e) => [e.id, e.pid, e.attempt, e.extra])).toEqual([[slow, a.pid, 1, 'lease lost']]);
   await sleep(1000);
   // Nothing written over the newer attempt's record; the job is in no other folder.
-  expect(readFileSync(join(spool, 'done', `${slow}.json`), 'utf8')).toBe(before.slow);
-  expect(readFileSync(join(spool, 'done', `${fast}.json`), 'utf8')).toBe(before.fast);
+  expect(readFileSync(doneFile(slow!), 'utf8')).toBe(before.slow);
+  expect(readFileSync(doneFile(fast!), 'utf8')).toBe(before.fast);
   for (const id of [slow!, fast!]) { expect(jobIn(spool, 'pending', id)).toBeNull(); expect(jobIn(spool, 'failed', id)).toBeNull(); }
   expect(claimedFiles(spool)).toEqual([]);
   // The resumed worker works on under its new lease.

@@ -7,7 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupTemp, tempDir, until } from '../helpers.js';
-import { events, jobIn, killWorkers, putMany, readLedger, worker } from './util.js';
+import { events, jobIn, killWorkers, newSpool, putMany, readLedger, worker } from './util.js';
 
 afterEach(killWorkers);
 afterAll(cleanupTemp);
@@ -18,7 +18,7 @@ const LEASE = ['--lease', '2s', '--heartbeat', '300ms', '--poll', '100ms'];
 
 describe.skipIf(!existsSync(LIB))('clock skew (faketime ±5 min)', () => {
   it('skewed workers do not steal a live lease, and take a dead one within the lease bound', async () => {
-    const spool = join(tempDir(), 'spool');
+    const spool = await newSpool();
     const ledger = join(tempDir(), 'ledger');
     // Skewed workers serve another queue, so every job here is held by a normal worker; recovery is not
     // filtered by queue, so they still judge (and could steal) every lease.
