@@ -1,0 +1,91 @@
+// A client lease (kind "client": a cancel or hold in progress) that dies after its claim: the job it held
+// was never run by it, so recovery puts it back in pending/ with attempts, interrupts and history as they
+// were — not failed (the cancel never completed), not counted as an interrupt.
+import { afterAll, afterEach, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanupTemp, FIXTURES, tempDir, until, zcq } from '../helpers.js';
+import { claimedOf, events, jobIn, killWorkers, newSpool, putMany, readLedger, sleep, track, worker } from './util.js';
+
+afterEach(killWorkers);
+afterAll(cleanupTemp);
+
+const FAST = ['--lease', '1s', '--heartbeat', '150ms', '--poll', '100ms'];
+const ago = (p: string, s: number) => { const t = new Date(Date.now() - s * 1000); utimesSync(p, t, t); };
+
+it('a cancel killed right after its claim: once its client lease expires, the job is back in pending/ unchanged', async () => {
+  const spool = await newSpool();
+  const ledger = join(tempDir(), 'ledger');
+  const [id] = await putMany(spool, 1, './jobs.mjs#abortableRecord', [ledger, 30_000, 50]);
+  // First give the job a history: its worker is SIGKILLed mid-run and recovery counts the interrupt.
+  const w1 = worker(spool, FAST);
+  await until(() => readLedger(ledger).length === 1, 15_000);
+  w1.kill('SIGKILL');
+  await w1.exited;
+  await sleep(1300);
+  expect(zcq(spool, ['recover']).code).toBe(0);
+  const before = jobIn(spool, 'pending', id!)!;
+  expect([before.attempts, before.interrupts, before.history.length]).toEqual([1, 1, 1]);
+
+  // A cancel, through the library in its own process, killed right after it claimed the job.
+  const child = track(spawn(process.execPath, [join(FIXTURES, 'cancel-then-die.mjs'), spool, id!], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] }));
+  await child.exited;
+  expect(child.signalCode).toBe('SIGKILL');
+  expect(child.output()).toBe('claimed\n');
+  const held = claimedOf(spool, id!);
+  expect(held).toHaveLength(1);
+  const clientLease = held[0]!.split('/').at(-2)!;
+  const hb = join(spool, 'workers', `${clientLease}.json`);
+  expect(JSON.parse(readFileSync(hb, 'utf8'))).toMatchObject({ kind: 'client', pid: child.pid });
+
+  // Within the client's own lease time (60 s) nobody takes it.
+  const early = zcq(spool, ['recover']);
+  expect(early.code).toBe(0);
+  expect(early.stdout).toBe('');
+  expect(claimedOf(spool, id!)).toEqual(held);
+
+  // Its heartbeat ages past the lease (as two minutes of silence would make it).
+  ago(hb, 120); ago(join(spool, 'claimed', clientLease), 120);
+  const r = zcq(spool, ['recover']);
+  expect(r.code, r.stderr).toBe(0);
+  const lines = r.stdout.trim().split('\n');
+  expect(lines[0]).toMatch(new RegExp(`^lease\\.expired\\t${clientLease.replace(/\./g, '\\.')}\\tage \\d+s$`));
+  expect(lines.slice(1)).toEqual([`job.recovered\t${clientLease}\t${id}\t→ pending`]);
+  expect(jobIn(spool, 'failed', id!)).toBeNull();
+  expect(claimedOf(spool, id!)).toEqual([]);
+  const after = jobIn(spool, 'pending', id!)!;
+  expect(after).toEqual(before);
+
+  // And it runs on as if the cancel had never been tried.
+  const w2 = worker(spool, FAST);
+  await until(() => jobIn(spool, 'done', id!) !== null, 15_000);
+  w2.kill('SIGTERM');
+  const done = jobIn(spool, 'done', id!)!;
+  expect(done.history.map((h: any) => h.outcome)).toEqual(['interrupted', 'done']);
+  expect([done.attempts, done.interrupts]).toEqual([2, 1]);
+  expect(readLedger(ledger).filter((e) => e.event === 'start')).toHaveLength(2);
+}, 40_000);
+
+it('a worker settles an expired client lease made by hand: the job runs once, its attempt the first', async () => {
+  const spool = await newSpool();
+  const ledger = join(tempDir(), 'ledger');
+  const [id] = await putMany(spool, 1, './jobs.mjs#abortableRecord', [ledger, 50]);
+  const lease = 'clienthost.4343.abcdef';
+  mkdirSync(join(spool, 'claimed', lease));
+  renameSync(join(spool, 'pending', 'default', `${id}.json`), join(spool, 'claimed', lease, `3.${id}.json`));
+  writeFileSync(join(spool, 'workers', `${lease}.json`), JSON.stringify({ kind: 'client', host: 'clienthost', pid: 4343, leaseMs: 60_000, started: new Date().toISOString() }));
+  ago(join(spool, 'workers', `${lease}.json`), 120); ago(join(spool, 'claimed', lease), 120);
+
+  const w = worker(spool, FAST);
+  await until(() => jobIn(spool, 'done', id!) !== null, 15_000);
+  w.kill('SIGTERM');
+  expect(await w.exited).toBe(0);
+  const ev = events(w.output());
+  expect(ev.filter((e) => e.event === 'job.recovered').map((e) => [e.worker, e.id, e.to])).toEqual([[lease, id, 'pending']]);
+  const done = jobIn(spool, 'done', id!)!;
+  expect(done.history.map((h: any) => [h.attempt, h.outcome])).toEqual([[1, 'done']]);
+  expect([done.attempts, done.interrupts]).toEqual([1, 0]);
+  expect(readLedger(ledger).filter((e) => e.event === 'start')).toHaveLength(1);
+  expect(claimedOf(spool, id!)).toEqual([]);
+}, 30_000);
