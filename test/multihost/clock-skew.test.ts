@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkRigPrerequisites } from './rig.js';
 import {
-  JOBS, countBy, noiseIn, readLedger, serverClaimed, serverJob, serverNames, sleep, spoolReport, startWorker,
+  JOBS, countBy, noiseIn, readLedger, serverClaimed, serverJob, serverJobNames, sleep, spoolReport, startWorker,
   stopWorkers, waitFor, zcqOn, type RigWorker, useSpoolRig,
 } from './zcq-rig.js';
 
@@ -54,7 +54,7 @@ describe('machines whose clocks are 5 minutes apart', () => {
     }, 60_000, 'dead leases taken', 20).catch((err) => { throw new Error(`${err.message}\n${spoolReport(rig, workers)}`); });
 
     // The long jobs of the live skewed workers run to the end, 2.5 lease times, untouched.
-    await waitFor(() => { const d = new Set(serverNames(rig, 'done')); return d.has(`${la}.json`) && d.has(`${lb}.json`); }, 60_000, 'long jobs done')
+    await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return d.has(`${la}.json`) && d.has(`${lb}.json`); }, 60_000, 'long jobs done')
       .catch((err) => { throw new Error(`${err.message}\n${spoolReport(rig, workers)}`); });
     const longMs = performance.now() - tStart;
     expect(serverJob(rig, 'done', la).history).toMatchObject([{ host: 'host-a', outcome: 'done' }]);
@@ -65,7 +65,7 @@ describe('machines whose clocks are 5 minutes apart', () => {
     // The killed workers' jobs are back in pending/, interrupted on their machine; a worker serving their
     // queues on host-c runs them.
     const runner = startWorker(rig, 2, opts('--concurrency', '2', '--queue', 'ka', '--queue', 'kb'));
-    await waitFor(() => { const d = new Set(serverNames(rig, 'done')); return d.has(`${ka}.json`) && d.has(`${kb}.json`); }, 30_000, 'recovered jobs done');
+    await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return d.has(`${ka}.json`) && d.has(`${kb}.json`); }, 30_000, 'recovered jobs done');
     const live = [workers[0]!, workers[1]!, workers[4]!, runner];
     await stopWorkers(live);
     expect(serverJob(rig, 'done', ka).history.map((h: { host: string; outcome: string }) => [h.host, h.outcome])).toEqual([['host-a', 'interrupted'], ['host-c', 'done']]);
@@ -97,10 +97,10 @@ describe('machines whose clocks are 5 minutes apart', () => {
     expect(rm.code, rm.stderr).toBe(0);
     const realEnd = Date.now();
     await sleep(rig.staleWindowMs);
-    await waitFor(() => serverNames(rig, 'pending').length === 0 && [...serverClaimed(rig).values()].every((v) => v.length === 0), 30_000, 'cron jobs run');
+    await waitFor(() => serverJobNames(rig, 'pending').length === 0 && [...serverClaimed(rig).values()].every((v) => v.length === 0), 30_000, 'cron jobs run');
     await stopWorkers(workers);
 
-    const names = serverNames(rig, 'done').filter((n) => n.startsWith('tick@')).map((n) => n.slice(0, -5));
+    const names = serverJobNames(rig, 'done').filter((n) => n.startsWith('tick@')).map((n) => n.slice(0, -5));
     const tickMs = names.map((n) => {
       const m = /^tick@(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{3})Z$/.exec(n);
       expect(m, n).not.toBeNull();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkRigPrerequisites } from './rig.js';
 import {
-  JOBS, countBy, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverNames, spoolReport,
+  JOBS, countBy, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverJobNames, serverNames, spoolReport,
   startWorker, stopWorkers, waitFor, type RigWorker, useSpoolRig,
 } from './zcq-rig.js';
 
@@ -36,16 +36,17 @@ describe('a machine dies', () => {
     // Recovery: the dead lease folders are taken (renamed into a recoverer's lease), then their jobs run again.
     const takenMs = await waitFor(() => { const c = serverClaimed(rig); return aLeases.every((l) => !c.has(l)); }, 60_000, 'dead leases taken', 20)
       .catch((err) => { throw new Error(`${err.message}\n${spoolReport(rig, workers)}`); });
-    const settledMs = await waitFor(() => { const d = new Set(serverNames(rig, 'done')); return held.every((id) => d.has(`${id}.json`)); }, 60_000, 'held jobs done', 20)
+    const settledMs = await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return held.every((id) => d.has(`${id}.json`)); }, 60_000, 'held jobs done', 20)
       .then((ms) => ms + takenMs);
-    await waitFor(() => serverNames(rig, 'done').length >= ids.length, 90_000, 'all jobs done', 100)
+    await waitFor(() => serverJobNames(rig, 'done').length >= ids.length, 90_000, 'all jobs done', 100)
       .catch((err) => { throw new Error(`${err.message}\n${spoolReport(rig, workers)}`); });
     const live = workers.slice(2);
     await stopWorkers(live);
 
     // No job lost, none left anywhere else.
-    expect(serverNames(rig, 'done').sort()).toEqual(ids.map((id) => `${id}.json`).sort());
-    for (const s of ['pending', 'failed', 'quarantine']) expect(serverNames(rig, s), s).toEqual([]);
+    expect(serverJobNames(rig, 'done').sort()).toEqual(ids.map((id) => `${id}.json`).sort());
+    for (const s of ['pending', 'failed'] as const) expect(serverJobNames(rig, s), s).toEqual([]);
+    expect(serverNames(rig, 'quarantine')).toEqual([]);
     expect([...serverClaimed(rig).keys()]).toEqual([]);
 
     // The held jobs: interrupted on host-a, then done on host-b or host-c. The others: one attempt.

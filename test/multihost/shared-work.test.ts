@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkRigPrerequisites } from './rig.js';
 import {
-  JOBS, countBy, spoolReport, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverNames, startWorker, stopWorkers,
+  JOBS, countBy, spoolReport, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverJobNames, serverNames, startWorker, stopWorkers,
   sleep, spoolOn, waitFor, zcqOn, type RigWorker, useSpoolRig,
 } from './zcq-rig.js';
 
@@ -29,15 +29,16 @@ describe('three machines sharing one spool', () => {
     const putMs = performance.now() - t0;
     const ids = perMachine.flat();
     expect(new Set(ids).size).toBe(3000);
-    await waitFor(() => serverNames(rig, 'done').length >= 3000, 180_000, 'all 3,000 jobs done', 250).catch((err) => {
+    await waitFor(() => serverJobNames(rig, 'done').length >= 3000, 180_000, 'all 3,000 jobs done', 250).catch((err) => {
       throw new Error(`${err.message}\n${spoolReport(rig, workers)}`);
     });
     const runMs = performance.now() - t0;
     await stopWorkers(workers);
 
     // The spool: every job in done/, nothing anywhere else.
-    expect(serverNames(rig, 'done').sort()).toEqual(ids.map((id) => `${id}.json`).sort());
-    for (const s of ['pending', 'failed', 'quarantine']) expect(serverNames(rig, s), s).toEqual([]);
+    expect(serverJobNames(rig, 'done').sort()).toEqual(ids.map((id) => `${id}.json`).sort());
+    for (const s of ['pending', 'failed'] as const) expect(serverJobNames(rig, s), s).toEqual([]);
+    expect(serverNames(rig, 'quarantine')).toEqual([]);
     expect([...serverClaimed(rig).keys()]).toEqual([]); // every worker ended its lease on SIGTERM
 
     // The ledger (local disk, exact): each job started and ended exactly once.
@@ -80,13 +81,13 @@ describe('three machines sharing one spool', () => {
     const b = startWorker(rig, 1, ['--concurrency', '4', '--lease', '8s', '--heartbeat', '1s', '--poll', '200ms']);
     const onHost = (h: string, ev: string) => readLedger(ledger).filter((l) => l.host === h && l.event === ev);
     await waitFor(() => onHost('host-b', 'start').length >= 4, 30_000, 'host-b started 4 jobs');
-    const listedOnB = fs.readdirSync(join(spoolOn(rig, 1), 'pending')).length;
+    const listedOnB = fs.readdirSync(join(spoolOn(rig, 1), 'pending', 'default')).length;
     // host-a takes and runs the other 36 through its own mount while host-b is busy.
     const a = startWorker(rig, 0, ['--concurrency', '4', '--lease', '8s', '--heartbeat', '1s', '--poll', '200ms']);
     await waitFor(() => onHost('host-a', 'end').length === 36, 30_000, 'host-a ran the other 36');
     const bStillBusy = onHost('host-b', 'end').length === 0;
     // host-b's jobs end: it now tries the 36 names it listed (all gone), then rescans through its mount.
-    await waitFor(() => { const d = new Set(serverNames(rig, 'done')); return ids.every((id) => d.has(`${id}.json`)); }, 30_000, 'all 40 done');
+    await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return ids.every((id) => d.has(`${id}.json`)); }, 30_000, 'all 40 done');
     await sleep(rig.staleWindowMs);
     await stopWorkers([a, b]);
 

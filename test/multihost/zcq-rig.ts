@@ -1,7 +1,7 @@
 // zcq on the multi-machine rig: workers, puts and commands run "on" a machine (its hostname, its mount,
 // its clock), logs kept per worker, and the checks every multi-machine test shares.
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT } from '../helpers.js';
@@ -107,14 +107,41 @@ export function serverNames(rig: Rig, ...parts: string[]): string[] {
   return existsSync(d) ? readdirSync(d).filter((n) => !n.startsWith('.')) : [];
 }
 
-export function serverJob(rig: Rig, state: string, id: string): Record<string, any> {
-  return JSON.parse(readFileSync(join(serverSpool(rig), state, `${id}.json`), 'utf8'));
+/** The queue folders of a state (format 2: pending/QUEUE/, done/QUEUE/, failed/QUEUE/, ...), server's view. */
+export function serverQueues(rig: Rig, state: string): string[] {
+  const d = join(serverSpool(rig), state);
+  return serverNames(rig, state).filter((n) => statSync(join(d, n)).isDirectory());
 }
 
-/** Jobs held by every lease (claimed/<lease>/<id>.json), by the server's exact view. */
+/**
+ * Job file names (`ID.json`) of a queued state over all its queue folders, server's view. A name that is
+ * not a queue folder straight in the state folder (a loose job, a stray) is listed too, so that nothing
+ * left there escapes an assertion.
+ */
+export function serverJobNames(rig: Rig, state: 'pending' | 'done' | 'failed' | 'hold'): string[] {
+  const d = join(serverSpool(rig), state);
+  return serverNames(rig, state).flatMap((n) => (statSync(join(d, n)).isDirectory() ? serverNames(rig, state, n) : [n]));
+}
+
+/** A job's record in a queued state (in whichever queue folder it is). */
+export function serverJob(rig: Rig, state: 'pending' | 'done' | 'failed' | 'hold', id: string): Record<string, any> {
+  const found = serverQueues(rig, state).map((q) => join(serverSpool(rig), state, q, `${id}.json`)).filter((p) => existsSync(p));
+  if (found.length !== 1) throw new Error(`job ${id}: ${found.length} files in ${state}/ (${found.join(', ')})`);
+  return JSON.parse(readFileSync(found[0]!, 'utf8'));
+}
+
+/**
+ * Jobs held by every lease folder of claimed/, by the server's exact view: claimed/LEASE/SEQ.ID.json, and
+ * the jobs of dead leases it took and is settling (claimed/LEASE/DEAD.dead/SEQ.ID.json) count as its own.
+ */
 export function serverClaimed(rig: Rig): Map<string, string[]> {
   const m = new Map<string, string[]>();
-  for (const lease of serverNames(rig, 'claimed')) m.set(lease, serverNames(rig, 'claimed', lease).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+  const idsIn = (...parts: string[]): string[] => serverNames(rig, 'claimed', ...parts).flatMap((n) => {
+    if (n.endsWith('.dead')) return idsIn(...parts, n);
+    const c = /^\d+\.(.+)\.json$/.exec(n);
+    return c ? [c[1]!] : [];
+  });
+  for (const lease of serverNames(rig, 'claimed')) m.set(lease, idsIn(lease));
   return m;
 }
 
@@ -155,7 +182,7 @@ export function spoolReport(rig: Rig, workers: RigWorker[] = [], tail = 8): stri
     mkdirSync(dump, { recursive: true });
     for (const w of workers) writeFileSync(join(dump, `${rig.machines[w.machine]!.name}-${w.child.pid}.log`), w.output());
   }
-  const counts = ['pending', 'done', 'failed', 'quarantine'].map((s) => `${s}=${serverNames(rig, s).length}`);
+  const counts = [...(['pending', 'done', 'failed'] as const).map((s) => `${s}=${serverJobNames(rig, s).length}`), `quarantine=${serverNames(rig, 'quarantine').length}`];
   const claimed = [...serverClaimed(rig)].map(([l, ids]) => `${l}:${ids.length}`);
   const logs = workers.map((w) => `--- ${rig.machines[w.machine]!.name} pid ${w.child.pid} exit ${w.child.exitCode ?? w.child.signalCode ?? 'running'}\n` + w.output().trimEnd().split('\n').slice(-tail).join('\n'));
   return `${counts.join(' ')} claimed: ${claimed.join(' ') || 'none'}\n${logs.join('\n')}`;
