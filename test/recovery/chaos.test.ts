@@ -1,5 +1,5 @@
 // Chaos: 8 worker processes over 2,000 jobs, one random worker SIGKILLed every 200 ms and restarted, until
-// every job has ended. Nothing lost, nothing left claimed, and a job runs twice only when a worker running
+// every job has ended (or for 80 s; then the last workers finish unharmed). Nothing lost, nothing left claimed, and a job runs twice only when a worker running
 // it was killed. The ledger (appended by the job itself) counts executions independently of the spool.
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ afterAll(cleanupTemp);
 
 const JOBS = 2000;
 const WORKERS = 8;
+const KILL_MS = 80_000;
 
 it(`${JOBS} jobs, ${WORKERS} workers, one SIGKILLed every 200 ms: none lost, repeats only after kills`, async () => {
   const spool = await newSpool();
@@ -24,14 +25,21 @@ it(`${JOBS} jobs, ${WORKERS} workers, one SIGKILLed every 200 ms: none lost, rep
   const killed = new Set<number>();
   const t0 = Date.now();
   const ended = () => namesIn(spool, 'done').length + namesIn(spool, 'failed').length;
-  while (ended() < JOBS) {
-    if (Date.now() - t0 > 100_000) throw new Error(`chaos: only ${ended()} of ${JOBS} ended after 100 s`);
+  // Kills go on for at most KILL_MS (on a loaded 2-core machine a worker restarted every 1.6 s may spend
+  // its life starting up); then the last generation, unharmed, finishes. The bound is a guard against a
+  // hang, not a performance figure.
+  while (ended() < JOBS && Date.now() - t0 < KILL_MS) {
     await sleep(200);
     const i = Math.floor(Math.random() * workers.length);
     const victim = workers[i]!;
     killed.add(victim.pid!);
     victim.kill('SIGKILL');
     workers[i] = spawnOne();
+  }
+  const endedInKills = ended();
+  while (ended() < JOBS) {
+    if (Date.now() - t0 > 200_000) throw new Error(`chaos: only ${ended()} of ${JOBS} ended after 200 s (${endedInKills} while killing)`);
+    await sleep(200);
   }
   const elapsed = Date.now() - t0;
   killWorkers();
@@ -61,6 +69,6 @@ it(`${JOBS} jobs, ${WORKERS} workers, one SIGKILLed every 200 ms: none lost, rep
     interruptedEntries += interrupted.length;
   }
   expect(execs.size).toBe(JOBS);
-  console.log(`chaos: ${JOBS} jobs, ${killed.size} kills, ${elapsed} ms, ${doubles} jobs ran more than once (all by killed workers), ${interruptedEntries} interrupted history entries`);
+  console.log(`chaos: ${JOBS} jobs, ${killed.size} kills (${endedInKills} jobs ended while killing), ${elapsed} ms, ${doubles} jobs ran more than once (all by killed workers), ${interruptedEntries} interrupted history entries`);
   expect(killed.size).toBeGreaterThan(5);
-}, 150_000);
+}, 260_000);
