@@ -1,12 +1,14 @@
 // A client lease (kind "client": a cancel or hold in progress) that dies after its claim: the job it held
 // was never run by it, so recovery puts it back in pending/ with attempts, interrupts and history as they
-// were — not failed (the cancel never completed), not counted as an interrupt.
+// were — not failed (the cancel never completed), not counted as an interrupt. And a client recovering a
+// dead worker (`zcq recover`) that dies after taking its lease: the next recovery settles the nested
+// claimed/CLIENT/DEAD.dead/ by the dead worker's policy, counting its interrupt once.
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupTemp, FIXTURES, tempDir, until, zcq } from '../helpers.js';
-import { claimedOf, events, jobIn, killWorkers, newSpool, putMany, readLedger, sleep, track, worker } from './util.js';
+import { cleanupTemp, FIXTURES, names, tempDir, until, zcq } from '../helpers.js';
+import { claimedFiles, claimedOf, events, jobIn, killWorkers, newSpool, putMany, readLedger, sleep, track, worker } from './util.js';
 
 afterEach(killWorkers);
 afterAll(cleanupTemp);
@@ -89,3 +91,42 @@ it('a worker settles an expired client lease made by hand: the job runs once, it
   expect(readLedger(ledger).filter((e) => e.event === 'start')).toHaveLength(1);
   expect(claimedOf(spool, id!)).toEqual([]);
 }, 30_000);
+
+it('a zcq recover killed after taking a dead lease: the next recovery settles claimed/CLIENT/DEAD.dead/ by the dead worker\'s policy', async () => {
+  const spool = await newSpool();
+  const ledger = join(tempDir(), 'ledger');
+  const [id] = await putMany(spool, 1, './jobs.mjs#abortableRecord', [ledger, 30_000, 50]);
+  const w = worker(spool, FAST);
+  await until(() => readLedger(ledger).length === 1, 15_000);
+  const dead = events(w.output()).find((e) => e.event === 'worker.start')!.worker;
+  w.kill('SIGKILL');
+  await w.exited;
+  await sleep(1300);
+
+  const child = track(spawn(process.execPath, [join(FIXTURES, 'recover-then-die.mjs'), spool], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] }));
+  await child.exited;
+  expect(child.signalCode).toBe('SIGKILL');
+  expect(child.output()).toBe('taken\n');
+  const held = claimedOf(spool, id!);
+  expect(held).toHaveLength(1);
+  const parts = held[0]!.split('/');
+  const client = parts.at(-3)!;
+  expect(parts.at(-2)).toBe(`${dead}.dead`);
+  expect(parts.at(-1)).toMatch(new RegExp(`^\\d+\\.${id}\\.json$`));
+  expect(JSON.parse(readFileSync(join(spool, 'workers', `${client}.json`), 'utf8')).kind).toBe('client');
+
+  ago(join(spool, 'workers', `${client}.json`), 120); ago(join(spool, 'claimed', client), 120);
+  const r = zcq(spool, ['recover']);
+  expect(r.code, r.stderr).toBe(0);
+  const lines = r.stdout.trim().split('\n');
+  expect(lines[0]).toMatch(new RegExp(`^lease\\.expired\\t${client.replace(/\./g, '\\.')}\\t`));
+  // The job is settled as the dead worker's (it was running there), not as the client's (never run).
+  expect(lines.slice(1)).toEqual([`job.recovered\t${dead}\t${id}\t→ pending`]);
+  const back = jobIn(spool, 'pending', id!)!;
+  expect([back.attempts, back.interrupts]).toEqual([1, 1]);
+  expect(back.history.map((h: any) => [h.outcome, h.worker, h.pid])).toEqual([['interrupted', dead, w.pid]]);
+  expect(claimedFiles(spool)).toEqual([]);
+  expect(names(join(spool, 'claimed'))).toEqual([]);
+  // Both leases are gone, heartbeats included.
+  for (const l of [client, dead]) expect(existsSync(join(spool, 'workers', `${l}.json`)), l).toBe(false);
+}, 40_000);
