@@ -48,9 +48,14 @@ export function resetForRetry(job: Job): void {
 
 /**
  * The interrupt policy for a holder that never ran the job (a client holding it for a cancel or a hold
- * that did not complete): back to pending/, attempt not counted.
+ * that did not complete): back to pending/ (or to deferred/ while it has a due time), attempt not counted.
  */
-export function recordUntouched(): Next { return { to: 'pending' }; }
+export function recordUntouched(job: Job): Next {
+  // A job the client took out of deferred/ (a cancel of a waiting retry or a job put --in) keeps its due
+  // time: back to deferred/ at its notBefore (promoted at once when that has passed), never run early.
+  const due = job.notBefore === null ? NaN : Date.parse(job.notBefore);
+  return Number.isFinite(due) ? { to: 'deferred', dueMs: due } : { to: 'pending' };
+}
 
 export function recordSuccess(job: Job, attempt: Attempt, result: unknown, endIso: string): Next {
   attempt.end = endIso;

@@ -4,7 +4,7 @@
  *   claimed/DEAD/SEQ.ID.json  ->  claimed/ME/DEAD.dead/SEQ.ID.json  ->  each job by its policy:
  *       a final record of this claim (run = DEAD/SEQ)   ->  done/QUEUE/ or failed/QUEUE/ (the move the holder missed)
  *       a retry record of this claim (run = DEAD/SEQ)   ->  deferred/QUEUE/ at its notBefore, else pending/QUEUE/, uncounted
- *       a claim by a client (cancel, hold) never run    ->  pending/QUEUE/, uncounted
+ *       a claim by a client (cancel, hold) never run    ->  deferred/QUEUE/ at its notBefore, else pending/QUEUE/, uncounted
  *       a job that was running                          ->  its interrupt policy: pending/QUEUE/ (counted) or failed/QUEUE/ ("worker lost")
  *       a finished record moved back by hand            ->  reset as a retry first (as the claim would have), then as above
  *       not a job (corrupt, a symlink, a FIFO)          ->  quarantine/
@@ -123,7 +123,7 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
     } else {
       if (!QUEUE_NAME.test(job.queue)) job.queue = 'default';
       startRun(job, job.queue);
-      next = holder.kind === 'client' ? recordUntouched() : recordInterrupt(job, holder, endIso);
+      next = holder.kind === 'client' ? recordUntouched(job) : recordInterrupt(job, holder, endIso);
     }
     const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me }, job, next);
     if (r === 'lost') return n;
