@@ -149,8 +149,8 @@ describe('bad input and leftovers', () => {
     mkdirSync(join(spool, 'claimed', 'live.host.2.abcdef'));
     const liveSpare = old(join(spool, 'tmp', '.spare-live.host.2.abcdef-7'));
     mkdirSync(join(spool, 'quarantine'), { recursive: true });
-    const w = worker(spool, ['--poll', '100ms', '--leftover-age', '10m', '--housekeeping', '200ms']);
-    await until(() => stale.every((p) => !existsSync(p)), 10_000);
+    const w = worker(spool, ['--poll', '100ms', '--leftover-age', '10m', '--housekeeping', '1s']);
+    await until(() => stale.every((p) => !existsSync(p)), 10_000).catch((err) => { throw new Error(`${err.message}: left ${stale.filter((p) => existsSync(p)).join(", ")}\n${w.output()}`); });
     expect(existsSync(fresh)).toBe(true);
     expect(existsSync(liveSpare)).toBe(true);
     const cleaned = events(w.output()).filter((e) => e.event === 'spool.cleaned').map((e) => e.path).sort();

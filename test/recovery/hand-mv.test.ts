@@ -64,7 +64,9 @@ describe('a finished job moved back to pending/ by hand, its new run killed', ()
     expect(jobIn(spool, 'failed', id!)).toBeNull();
     expect(pathsIn(spool, 'pending', id!)).toEqual([join(spool, 'pending', 'default', `${id}.json`)]);
     const back = jobIn(spool, 'pending', id!)!;
-    for (const k of ['finished', 'result', 'failure', 'run']) expect(back[k], k).toBeUndefined();
+    for (const k of ['finished', 'result', 'failure']) expect(back[k], k).toBeUndefined();
+    // Its record now names the dead claim it was settled under, no longer run 1's.
+    expect(back.run).toMatch(new RegExp(`^${esc(lease2)}/\\d+$`));
     expect(back.interrupts).toBe(1);
     expect(back.history.at(-1)).toMatchObject({ outcome: 'interrupted', worker: lease2, pid: w2.pid });
 
