@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupTemp, FIXTURES, names, tempDir, until, zcq } from '../helpers.js';
-import { claimedFiles, claimedOf, events, jobIn, killWorkers, newSpool, putMany, readLedger, sleep, track, worker } from './util.js';
+import { claimedFiles, claimedOf, deferredFiles, events, jobIn, killWorkers, newSpool, putMany, readLedger, sleep, track, worker } from './util.js';
 
 afterEach(killWorkers);
 afterAll(cleanupTemp);
@@ -57,7 +57,9 @@ it('a cancel killed right after its claim: once its client lease expires, the jo
   expect(jobIn(spool, 'failed', id!)).toBeNull();
   expect(claimedOf(spool, id!)).toEqual([]);
   const after = jobIn(spool, 'pending', id!)!;
-  expect(after).toEqual(before);
+  // Everything as it was but the run token: the record names the client's claim it was settled under.
+  expect(after.run).toBe(`${clientLease}/${held[0]!.split('/').at(-1)!.split('.')[0]}`);
+  expect({ ...after, run: undefined }).toEqual({ ...before, run: undefined });
 
   // And it runs on as if the cancel had never been tried.
   const w2 = worker(spool, FAST);
@@ -73,7 +75,7 @@ it('a worker settles an expired client lease made by hand: the job runs once, it
   const spool = await newSpool();
   const ledger = join(tempDir(), 'ledger');
   const [id] = await putMany(spool, 1, './jobs.mjs#abortableRecord', [ledger, 50]);
-  const lease = 'clienthost.4343.abcdef';
+  const lease = 'clienthost.4343.abcdef-client'; // a client lease's name ends in -client (ids.ts)
   mkdirSync(join(spool, 'claimed', lease));
   renameSync(join(spool, 'pending', 'default', `${id}.json`), join(spool, 'claimed', lease, `3.${id}.json`));
   writeFileSync(join(spool, 'workers', `${lease}.json`), JSON.stringify({ kind: 'client', host: 'clienthost', pid: 4343, leaseMs: 60_000, started: new Date().toISOString() }));
@@ -130,3 +132,25 @@ it('a zcq recover killed after taking a dead lease: the next recovery settles cl
   // Both leases are gone, heartbeats included.
   for (const l of [client, dead]) expect(existsSync(join(spool, 'workers', `${l}.json`)), l).toBe(false);
 }, 40_000);
+
+it('a cancel of a deferred job killed after its claim: recovery puts it back in deferred/ at its due time, not in pending/', async () => {
+  const spool = await newSpool();
+  const dueMs = Date.now() + 3600_000;
+  const [id] = await putMany(spool, 1, './jobs.mjs#add', [1, 2], { at: new Date(dueMs) });
+  const [was] = deferredFiles(spool);
+  expect(was!.id).toBe(id);
+  const child = track(spawn(process.execPath, [join(FIXTURES, 'cancel-then-die.mjs'), spool, id!], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] }));
+  await child.exited;
+  expect(child.output()).toBe('claimed\n');
+  expect(deferredFiles(spool)).toEqual([]);
+  const clientLease = claimedOf(spool, id!)[0]!.split('/').at(-2)!;
+  ago(join(spool, 'workers', `${clientLease}.json`), 120); ago(join(spool, 'claimed', clientLease), 120);
+  const r = zcq(spool, ['recover']);
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout.trim().split('\n').slice(1)).toEqual([`job.recovered\t${clientLease}\t${id}\t→ deferred`]);
+  // Where it waited, under the same name: a worker does not run it an hour early.
+  expect(deferredFiles(spool).map((d) => d.path)).toEqual([was!.path]);
+  expect(jobIn(spool, 'pending', id!)).toBeNull();
+  const job = JSON.parse(readFileSync(was!.path, 'utf8'));
+  expect([job.attempts, job.interrupts, job.history]).toEqual([0, 0, []]);
+}, 30_000);
