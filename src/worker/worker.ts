@@ -320,7 +320,10 @@ export class Worker {
         if (this.opts.maxJobs !== null && this.claimedTotal >= this.opts.maxJobs && this.holding.size === 0) break;
         if (scan.claimed > 0 && this.holding.size < this.concurrency) continue;
         if (scan.seen > 0 && scan.claimed === 0 && budget > 0) continue; // lost every race: rescan at once
-        if (this.opts.exitWhenIdle && this.holding.size === 0 && scan.claimed === 0 && this.claimer.idle(this.lease, await this.clock.now())) break;
+        // Not while a periodic pass runs: a dead lease it is settling sits in our own folder (which idle()
+        // does not look into) and its jobs reach pending/ only as the pass goes on; promotion and adoption
+        // likewise move jobs between the folders idle() reads one after the other.
+        if (this.opts.exitWhenIdle && this.holding.size === 0 && scan.claimed === 0 && !this.periodicRunning && this.claimer.idle(this.lease, await this.clock.now())) break;
         await this.sleep(this.holding.size >= this.concurrency ? 60_000 : this.opts.pollMs);
       }
       // Drain: running jobs finish (or are released by stop()'s grace timer).
