@@ -4,7 +4,7 @@
 //
 // Format 2 layout read here: pending/QUEUE/ID.json, done/QUEUE/ID.json, failed/QUEUE/ID.json,
 // deferred/QUEUE/BUCKET/DUEMS15.ID.json, claimed/LEASE/SEQ.ID.json (and claimed/ME/LEASE.dead/SEQ.ID.json).
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spool } from '../../dist/index.js';
 import { ledgerLines, tempDir } from '../helpers.js';
@@ -27,15 +27,19 @@ export async function putMany(spool: string, n: number, fn: string, args: unknow
   return ids;
 }
 
-/** Every job file under claimed/ (lease folders and nested `<lease>.dead/` folders). */
+/**
+ * Every job file under claimed/ (lease folders and nested `<lease>.dead/` folders). Safe beside live
+ * workers: a folder or file that moves away while it is read is simply not listed.
+ */
 export function claimedFiles(spool: string): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
-    if (!existsSync(dir)) return;
-    for (const n of readdirSync(dir)) {
-      const p = join(dir, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (n.endsWith('.json')) out.push(p);
+    let ents;
+    try { ents = readdirSync(dir, { withFileTypes: true }); } catch (err) { if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code!)) return; throw err; }
+    for (const e of ents) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.json')) out.push(p);
     }
   };
   walk(join(spool, 'claimed'));
