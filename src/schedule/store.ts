@@ -31,7 +31,7 @@ import { makeDir, mkdirModeRecursive, type SpoolModes } from '../spool/modes.js'
 import { findExact } from '../spool/scan.js';
 import { putOnce } from '../spool/transitions/put.js';
 import type { ServerClock } from '../spool/server-clock.js';
-import { DEFAULT_GRACE_MS, assertScheduleName, nextTick, parseSchedule, runName, ticksBetween, dueTicks, type MissedPolicy } from './cron-ticks.js';
+import { DEFAULT_GRACE_MS, assertScheduleName, nextTick, parseSchedule, runName, parseRunName, ticksBetween, dueTicks, type MissedPolicy } from './cron-ticks.js';
 
 export interface ScheduleSpec {
   name: string;
@@ -56,7 +56,12 @@ export interface StoredSchedule extends Required<Omit<ScheduleSpec, 'tz'>> {
   updated: string;
 }
 
-export interface ScheduleView extends StoredSchedule { lastTick: string | null; nextRun: string | null }
+/**
+ * A schedule as the commands show it. `lastTick` is where the scheduler's next window starts: the latest
+ * tick handled, or, before the first, the time the schedule was added (or resumed). `lastRun` is the tick of
+ * the latest job the schedule made (its newest run marker), null before the first: what "last" means to a reader.
+ */
+export interface ScheduleView extends StoredSchedule { lastTick: string | null; lastRun: string | null; nextRun: string | null }
 
 /** Ticks this close to now are normal scheduling jitter and all run; older ones are "missed". */
 const RECENT_MS = DEFAULT_GRACE_MS;
@@ -143,9 +148,20 @@ export class CronStore {
       const last = await this.lastTick(s.name);
       let next: string | null = null;
       try { next = s.paused ? null : nextTick(parseSchedule(s.expr, s.tz), Math.max(serverNowMs, last ?? 0)).toISOString(); } catch { /* stored expr no longer valid */ }
-      out.push({ ...s, lastTick: last === null ? null : new Date(last).toISOString(), nextRun: next });
+      out.push({ ...s, lastTick: last === null ? null : new Date(last).toISOString(), lastRun: await this.lastRun(s.name), nextRun: next });
     }
     return out;
+  }
+
+  /** The tick of the newest run marker (cron/runs/NAME/NAME@TICK.json; the names sort by time), or null. */
+  private async lastRun(name: string): Promise<string | null> {
+    let newest: Date | null = null;
+    for (const f of await listNames(join(this.runsDir, name)).catch(() => [] as string[])) {
+      if (!f.endsWith('.json')) continue;
+      const r = parseRunName(f.slice(0, -5));
+      if (r && r.scheduleName === name && (newest === null || r.tick > newest)) newest = r.tick;
+    }
+    return newest === null ? null : newest.toISOString();
   }
 
   async remove(name: string): Promise<void> {

@@ -1,7 +1,9 @@
 /** `zcq cron add|ls|rm|pause|resume`: schedules stored in the spool, run by every worker's scheduler. */
 import { Command, Option } from 'commander';
 import { CLI_BOUNDS, CRON_DEFAULTS, JOB_BOUNDS, JOB_DEFAULTS } from '../../defaults.js';
+import type { ScheduleView } from '../../schedule/store.js';
 import { durationOpt, globals, intOpt, jobArgs, openSpool, printJson, row } from '../common.js';
+import { zoned } from '../format.js';
 
 export function register(program: Command): void {
   const cron = program.command('cron').description('recurring jobs: cron schedules stored in the spool');
@@ -20,17 +22,18 @@ export function register(program: Command): void {
       const spool = await openSpool(cmd);
       const s = await spool.addSchedule({ name, expr, tz: o.tz as string | undefined, fn, args: jobArgs(args, o.argsJson), queue: o.queue as string, retries: o.retries as number, timeoutMs, missed: o.missed as 'once', cap: o.cap as number, overlap: o.overlap as 'allow' });
       const [view] = (await spool.listSchedules()).filter((v) => v.name === s.name);
-      if (globals(cmd).json) printJson(view);
-      else row(s.name, s.expr, s.tz, `next ${view?.nextRun ?? '-'}`);
+      if (globals(cmd).json) printJson(view && withLocal(view));
+      else row(s.name, s.expr, s.tz, `next ${view ? nextText(view) : '-'}`);
     });
   cron.command('ls')
     .description('schedules, their last tick and next run')
     .action(async (_o, cmd: Command) => {
       const spool = await openSpool(cmd);
       const views = await spool.listSchedules();
-      if (globals(cmd).json) { printJson(views); return; }
+      if (globals(cmd).json) { printJson(views.map(withLocal)); return; }
+      // Times on the schedule's own zone's clock: "next 2026-12-02 02:30:00 GMT+1 Europe/Paris".
       for (const v of views) {
-        row(v.name, v.expr, v.tz, v.fn, v.paused ? 'paused' : `next ${v.nextRun ?? '-'}`, `last ${v.lastTick ?? '-'}`, `missed=${v.missed}${v.overlap === 'skip' ? ' overlap=skip' : ''}`);
+        row(v.name, v.expr, v.tz, v.fn, v.paused ? 'paused' : `next ${nextText(v)}`, `last ${v.lastRun ? inZone(v.lastRun, v.tz) : 'never'}`, `missed=${v.missed}${v.overlap === 'skip' ? ' overlap=skip' : ''}`);
       }
     });
   cron.command('rm <name>').description('remove a schedule').action(async (name: string, _o, cmd: Command) => {
@@ -42,4 +45,23 @@ export function register(program: Command): void {
   cron.command('resume <name>').description('produce jobs again, from now on (paused ticks are not replayed)').action(async (name: string, _o, cmd: Command) => {
     await (await openSpool(cmd)).resumeSchedule(name);
   });
+}
+
+/**
+ * An instant on the zone's clock with its abbreviation or offset and the zone's name (once when they are the
+ * same): "2026-12-02 02:30:00 GMT+1 Europe/Paris", "2026-12-02 01:30:00 UTC".
+ */
+function inZone(iso: string, tz: string): string {
+  const local = zoned(Date.parse(iso), tz);
+  return local.endsWith(` ${tz}`) ? local : `${local} ${tz}`;
+}
+
+/** The next run on the schedule's zone's clock; '-' when none. */
+function nextText(v: ScheduleView): string {
+  return v.nextRun ? inZone(v.nextRun, v.tz) : '-';
+}
+
+/** --json: the view with the next run as the zone's clock reads it (as status gives it). */
+function withLocal(v: ScheduleView): ScheduleView & { nextRunLocal: string | null } {
+  return { ...v, nextRunLocal: v.nextRun ? zoned(Date.parse(v.nextRun), v.tz) : null };
 }
