@@ -2,7 +2,7 @@
 // zcq benchmark harness: runs zcq and its peers in the same run and prints one
 // table of medians with zcq/peer ratios (also written to bench/results.md).
 //
-//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,cli,memory,syscalls]
+//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls]
 //                      [--runs=N] [--dir=/path/for/temp/files] [--out=bench/results.md]
 import { cpus, totalmem, release, loadavg, hostname } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +17,7 @@ import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'cli', 'memory', 'syscalls'];
+const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls'];
 
 // ---------------------------------------------------------------- options
 
@@ -54,8 +54,8 @@ const OUT = resolve(opt('out') ?? join(here, 'results.md'));
 const BASE = setBaseTmp(opt('dir'));
 
 const C = QUICK
-  ? { tpN: 2000, latN: 50, backlog: [1000, 10000], backlogJobs: 1000, queueBulk: [1000, 10000], urgent: 20, cliN: 10, memPending: 10000, memSec: 3, strN: 500, bulk: 100 }
-  : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, queueBulk: [1000, 100000], urgent: 20, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100 };
+  ? { tpN: 2000, latN: 50, backlog: [1000, 10000], backlogJobs: 1000, queueBulk: [1000, 10000], urgent: 20, pruneN: 20000, pruneJobs: 200, cliN: 10, memPending: 10000, memSec: 3, strN: 500, bulk: 100 }
+  : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, queueBulk: [1000, 100000], urgent: 20, pruneN: 1000000, pruneJobs: 200, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100 };
 const PROCS = 2;
 const CONC = 8;
 // The synchronous fsloop variant runs a quarter of the jobs (a steady rate, to save time).
@@ -246,6 +246,31 @@ async function queues() {
   if (q) q.destroy();
 }
 
+/**
+ * Pruning beside claims: put→start of jobs put one at a time to a worker whose housekeeping prunes
+ * C.pruneN finished records (30 days old), beside the same worker with nothing to prune.
+ */
+async function prune() {
+  const keys = ['base', 'busy', 'during'].flatMap((k) => [`prune.${k}.p50`, `prune.${k}.p99`]);
+  if (ZCQ_MISSING) { for (const k of keys) errors.set(k, ZCQ_MISSING); return; }
+  const N = C.pruneN.toLocaleString('en-US');
+  // Interleaved, baseline first in each run, so that the disk's drift hits both alike.
+  for (let r = 1; r <= R; r++) {
+    log(`prune run ${r}/${R} (${C.pruneJobs} jobs one at a time; ${N} finished records to prune)`);
+    const a = await z(['prune.base.p50', 'prune.base.p99'], 'prune: no backlog', () => zcq.pruneLatency({ finished: 0, n: C.pruneJobs }));
+    if (a) rec('prune.base.p50', p50(a.start)), rec('prune.base.p99', p99(a.start));
+    const b = await z(keys.filter((k) => !k.startsWith('prune.base')), `prune: ${N} finished`, () => zcq.pruneLatency({ finished: C.pruneN, n: C.pruneJobs }));
+    if (b) {
+      rec('prune.busy.p50', p50(b.start)), rec('prune.busy.p99', p99(b.start));
+      if (b.during.length > 0) rec('prune.during.p50', p50(b.during)), rec('prune.during.p99', p99(b.during));
+      const pass = b.pruned ? `the pass removed ${b.pruned.removed.toLocaleString('en-US')} records in ${fmtNum(b.pruned.ms)} ms` : 'the pass did not end within the wait';
+      const line = `prune run ${r}: ${N} finished records written in ${fmtNum(b.writeMs)} ms; ${pass}; ${b.during.length}/${b.count} jobs put while it ran; ${b.left.toLocaleString('en-US')} records left in done/default/ (the ${b.count} bench jobs among them).`;
+      log(`  ${line}`);
+      notes.push(line);
+    }
+  }
+}
+
 async function cli() {
   const n = C.cliN;
   const a = await z('cli.zcq', 'zcq put CLI', () => zcq.cliPut({ count: n, runs: R }));
@@ -358,6 +383,13 @@ function rows() {
       row('3b queues', `${C.urgent} jobs of queue urgent behind ${s.toLocaleString('en-US')} of queue bulk, ms`, '↓', '--queue urgent worker', `q.urgent.${s}`, `behind ${small.toLocaleString('en-US')}`, `q.urgent.${small}`);
     }
   }
+  if (ONLY.includes('prune')) {
+    const N = C.pruneN.toLocaleString('en-US');
+    for (const p of ['p50', 'p99']) {
+      row('3c prune', `put→start ${p}, ${C.pruneJobs} jobs one at a time, ms`, '↓', `worker pruning ${N} done (all ${C.pruneJobs})`, `prune.busy.${p}`, 'nothing to prune', `prune.base.${p}`);
+      row('3c prune', `put→start ${p}, ${C.pruneJobs} jobs one at a time, ms`, '↓', `worker pruning ${N} done (jobs put during the pass)`, `prune.during.${p}`, 'nothing to prune', `prune.base.${p}`);
+    }
+  }
   if (ONLY.includes('cli')) {
     for (const [pl, pk] of [['node -e 0', 'cli.node'], ['nq', 'cli.nq']]) {
       row('4 CLI', `enqueue from a shell (×${C.cliN}), ms per call`, '↓', 'zcq put', 'cli.zcq', pl, pk);
@@ -414,7 +446,7 @@ for (const s of SECTIONS) {
   if (!ONLY.includes(s)) continue;
   const t0 = Date.now();
   log(`== ${s}`);
-  await attempt([], s, { throughput, latency, backlog, queues, cli, memory, syscalls }[s]);
+  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 

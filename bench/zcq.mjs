@@ -15,7 +15,7 @@
 //           in queue Q ('default') unless a section says otherwise
 // Extra worker flags for every run: env ZCQ_BENCH_WORKER_ARGS (e.g. "--poll 100ms").
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, watch, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawnTracked, waitExit, stopChild, procMem, sleep, makeTmp, rmrf, log } from './lib/proc.mjs';
@@ -70,9 +70,9 @@ export function initSpool(dir) {
   return dir;
 }
 
-function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = false, maxJobs = null, queues = [] } = {}) {
+function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = false, maxJobs = null, queues = [], extra = [] } = {}) {
   // --relaxed is a global option: before the command.
-  const a = [BIN, '--spool', spool, ...(relaxed ? ['--relaxed'] : []), 'worker', '--root', JOBS, '--concurrency', String(concurrency)];
+  const a = [BIN, '--spool', spool, ...(relaxed ? ['--relaxed'] : []), 'worker', '--root', JOBS, '--concurrency', String(concurrency), ...extra];
   for (const q of queues) a.push('--queue', q);
   if (exitWhenIdle) a.push('--exit-when-idle');
   if (maxJobs) a.push('--max-jobs', String(maxJobs));
@@ -466,6 +466,98 @@ export class QueueSpool {
   destroy() {
     rmrf(this.dir);
   }
+}
+
+// ---------------------------------------------------------------- 3c. pruning beside claims
+
+/**
+ * Does pruning a huge done/ stall a worker's claims? A spool whose done/default/ holds `finished` records
+ * finished 30 days ago (mtime backdated: the default retention keeps done 7 days), one worker (concurrency 1,
+ * --housekeeping 1s: its first pass, a second after it starts, prunes them all), and `n` jobs put one at a
+ * time while it prunes, each awaited: put→start (the job's own hrtime stamp, as in latency()). With
+ * finished = 0 the same worker has nothing to prune: the baseline.
+ * Also returned: the prune pass's removed count and duration (its retention.pruned log line), and which
+ * jobs were put while the pass ran (between its start, the line's time less its ms, and the line).
+ */
+export async function pruneLatency({ finished, n, gapMs = 20, pruneWaitMs = 600000 }) {
+  const dir = makeTmp('zcq-prune');
+  initSpool(dir);
+  let writeMs = 0;
+  if (finished > 0) writeMs = writeFinished(dir, finished, 30 * 86400000);
+  const spool = await openSpool(dir, true);
+  const stampFile = join(dir, '..', `prune-stamps-${Date.now()}.txt`);
+  writeFileSync(stampFile, '');
+  const w = spawnWorker(dir, { concurrency: 1, extra: ['--housekeeping', '1s'] });
+  // The worker's log, line by line (stderrText keeps only the first 20 kB; job.done lines come first).
+  let pruned = null;
+  let buf = '';
+  w.stderr.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      const m = / retention\.pruned .*removed=(\d+) ms=(\d+)/.exec(line);
+      if (m && !pruned) pruned = { at: process.hrtime.bigint(), removed: Number(m[1]), ms: Number(m[2]) };
+    }
+  });
+  const spawnedAt = process.hrtime.bigint();
+  const put = new Map();
+  try {
+    await waitWorkersRegistered(dir, 1);
+    for (let i = 0; i < n; i++) {
+      if (w.exitCode !== null) throw workerError(w, 'exited');
+      const t0 = process.hrtime.bigint();
+      const job = await spool.put('noop.mjs#stamp', [stampFile, String(i)], {});
+      put.set(String(i), t0);
+      await Promise.race([spool.wait([job.id]), sleep(60000).then(() => { throw new Error(`job ${job.id} not done after 60 s`); })]);
+      await sleep(gapMs);
+    }
+    // Let the pass end (to report its length), unless there was nothing to prune.
+    const deadline = Date.now() + pruneWaitMs;
+    while (finished > 0 && !pruned && Date.now() < deadline && w.exitCode === null) await sleep(200);
+  } finally {
+    await stopChild(w, 15000);
+    await closeSpool(spool);
+  }
+  const start = [];
+  const during = [];
+  const pruneStart = pruned ? pruned.at - BigInt(pruned.ms) * 1000000n : null;
+  for (const line of readFileSync(stampFile, 'utf8').split('\n')) {
+    const [tag, ns] = line.split(' ');
+    if (!put.has(tag)) continue;
+    const t0 = put.get(tag);
+    const ms = Number(BigInt(ns) - t0) / 1e6;
+    start.push(ms);
+    // Put while the pass ran: after its start and before its end (a pass that never ended: after 1 s).
+    const from = pruneStart ?? spawnedAt + 1000000000n;
+    if (finished > 0 && t0 >= from && (!pruned || t0 <= pruned.at)) during.push(ms);
+  }
+  const left = countJson(join(dir, 'done', Q));
+  rmrf(dir);
+  rmrf(stampFile);
+  return { start, during, count: start.length, writeMs, pruned, left };
+}
+
+/** Write `count` finished records into done/default/ with their mtime `ageMs` ago (bench input, no fsync). */
+function writeFinished(spool, count, ageMs) {
+  const dir = join(spool, 'done', Q);
+  mkdirSync(dir, { recursive: true });
+  const at = new Date(Date.now() - ageMs);
+  const iso = at.toISOString();
+  const prefix = `${ts36(at.getTime())}-bench${(genBatch++).toString(36)}-`;
+  const t0 = Date.now();
+  for (let i = 0; i < count; i++) {
+    const id = prefix + i.toString(36).padStart(7, '0');
+    const path = join(dir, id + '.json');
+    writeFileSync(path, JSON.stringify({
+      zcq: 1, id, fn: 'noop.mjs#noop', args: [], queue: Q, created: iso, attempts: 1, retries: 0, history: [],
+      finished: iso, result: null,
+    }));
+    utimesSync(path, at, at);
+    if (i > 0 && i % 200000 === 0) log(`  finished: ${i.toLocaleString('en-US')}/${count.toLocaleString('en-US')} files written`);
+  }
+  return Date.now() - t0;
 }
 
 // ---------------------------------------------------------------- 4. CLI
