@@ -1,7 +1,7 @@
 // zcq wait (progress in place on a terminal, warnings when nothing will run a job) and zcq top (redrawn
 // until q or Ctrl-C on a terminal, refused in a pipe), through the real binary with real workers.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupTemp, tempDir, until, zcq } from '../helpers.js';
 import { OPS, onPty, spawnOnPty, worker } from './util.js';
@@ -23,11 +23,13 @@ function newSpool(): string {
 const put = (spool: string, ...args: string[]) => ok(spool, ['put', ...args]).trim();
 
 describe('zcq wait', () => {
-  it('on a terminal: the state and latest progress on one line rewritten in place, erased before the result', () => {
+  it('on a terminal: the state and latest progress on one line rewritten in place, erased before the result', async () => {
     const spool = newSpool();
     const id = put(spool, './ops.mjs#steps', '5', '400');
     const w = worker(spool, ['--lease', '3s']);
     procs.push(w);
+    // Until its first heartbeat no worker serves the queue, and wait would rightly warn.
+    await until(() => readdirSync(join(spool, 'workers')).some((n) => n.endsWith('.json')));
     const r = onPty(['--spool', spool, 'wait', id], { cols: 200 });
     expect(r.code, r.out).toBe(0);
     // Rewritten in place: carriage return, text, erase to the end of the line; several progress steps seen.
