@@ -78,8 +78,10 @@ export async function takeDeadLease(layout: Layout, me: Lease, worker: string, i
 /** Settle every job in a dead lease folder (and nested DEAD.dead folders a dead recoverer was settling). */
 export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, holder: HolderInfo, log: (e: RecoveryEvent) => void): Promise<number> {
   if (!isRealDir(dir)) {
-    await quarantine(layout, dir, holder.worker, 'not a lease folder (a symbolic link or file where a folder was)');
-    log({ event: 'job.quarantined', worker: holder.worker, reason: 'not a lease folder' });
+    // Gone rather than odd when our own lease was taken meanwhile (the folder moved on with it): nothing
+    // was quarantined then, and the log must not say so.
+    const to = await quarantine(layout, dir, holder.worker, 'not a lease folder (a symbolic link or file where a folder was)');
+    if (to) log({ event: 'job.quarantined', worker: holder.worker, reason: 'not a lease folder' });
     return 0;
   }
   let n = 0;
