@@ -35,6 +35,7 @@ import { deadLeaseOf, holderInfoFrom, judgeLease, type HolderInfo, type Lease } 
 import { DEAD_SUFFIX, parseClaimedName, runToken } from '../names.js';
 import { quarantine } from '../quarantine.js';
 import type { ServerClock } from '../server-clock.js';
+import { dropCancelRequests } from './cancel.js';
 import { startRun } from './claim.js';
 import { finishJob } from './finish.js';
 import { step } from './steps.js';
@@ -123,6 +124,7 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
     const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me }, job, next);
     if (r === 'lost') return n;
     if (r !== 'moved') continue;
+    if (next.to === 'done' || next.to === 'failed') dropCancelRequests(layout, job.id);
     n++;
     step('recover', 2, job.id);
     log({ event: 'job.recovered', worker: holder.worker, id: job.id, to: next.to });
