@@ -49,8 +49,8 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
   const model = new Model();
   const counts: Record<string, number> = {};
   const count = (k: string, n = 1) => { counts[k] = (counts[k] ?? 0) + n; };
-  const killedPids = new Set<number>();
-  const lostLeases = new Set<string>();
+  const killedPids = model.killedPids;
+  const lostLeases = model.lostLeases;
   const eventsSeen = new Map<WorkerProc, number>();
   const deferredRecoveries: { id: string; lease: string; to: string; how: string }[] = [];
   const t0 = Date.now();

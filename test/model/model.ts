@@ -95,6 +95,7 @@ export class Model {
     j.mode = 'flow';
     j.life++;
     j.interrupted = false;
+    j.cancelAsked = false; // a retry starts clean: requests of the life before were dropped when it ended
     j.seen = undefined;
   }
 
@@ -121,10 +122,18 @@ export class Model {
       const p = places[0]!;
       this.checkPlace(j, p, runs);
     }
-    // A cancel request is answered (removed) by the worker that honours it. One left behind, for a job that
-    // finished before its worker read it, is still there for the job's next life: it may cancel that.
-    for (const j of this.jobs.values()) j.cancelAsked = scan.cancels.has(j.id);
+    // A cancel request is answered (removed) when the job it asks about ends, read or not: one left for a
+    // finished job would cancel its next life, a retry that promises a fresh start. A held job's request
+    // still stands (its life goes on).
+    for (const j of this.jobs.values()) {
+      if (j.mode === 'final' && scan.cancels.has(j.id)) this.violate(`a cancel request is left in cancel/ for ${j.id}, which ended ${j.seen}: it would cancel a retry`);
+      if (!scan.cancels.has(j.id)) j.cancelAsked = false;
+    }
   }
+
+  /** Pids the driver killed and leases their workers logged lost, for judging `interrupted` history entries. */
+  killedPids = new Set<number>();
+  lostLeases = new Set<string>();
 
   private checkPlace(j: MJob, p: Place, runs: Map<string, LedgerRun>): void {
     if (p.state === 'pending' || p.state === 'deferred' || p.state === 'claimed') {
@@ -135,6 +144,11 @@ export class Model {
     const rec = readRecord(p.path);
     if (!rec) { this.violate(`unreadable record ${p.path}: ${j.describe()}`); return; }
     if (rec.id !== j.id) this.violate(`record ${p.path} has id ${rec.id}`);
+    for (const h of Array.isArray(rec.history) ? rec.history : []) {
+      if (h.outcome !== 'interrupted') continue;
+      const pid = pidOfLease(String(h.worker));
+      if ((pid === null || !this.killedPids.has(pid)) && !this.lostLeases.has(String(h.worker))) this.violate(`history of ${j.id} says attempt ${h.attempt} was interrupted on ${h.worker} (${h.error}), a worker neither killed nor ever without its lease`);
+    }
     if (p.state === 'hold') {
       if (j.mode !== 'hold') this.violate(`job in hold/ that was never held (or was released): ${j.describe()}`);
       return;
@@ -149,6 +163,24 @@ export class Model {
       }
     }
     if (p.state === 'failed' && (!rec.failure || !rec.finished)) this.violate(`failed record without failure or finished: ${p.path}`);
+    // This life's attempts: the history from its last first attempt on. An interruption there that the model
+    // did not see must be a stall (a lease its worker logged lost, seen by a recovery we could not watch,
+    // such as doctor's); one by a killed worker means the kill's listing missed a job.
+    const hist: any[] = Array.isArray(rec.history) ? rec.history : [];
+    let from = -1;
+    for (let i = hist.length - 1; i >= 0; i--) if (hist[i]?.attempt === 1) { from = i; break; }
+    const cut = hist.slice(Math.max(0, from)).filter((h) => h?.outcome === 'interrupted');
+    if (j.mode === 'flow' && !j.interrupted && cut.length > 0) {
+      const byKill = cut.find((h) => this.killedPids.has(pidOfLease(String(h.worker)) ?? -1));
+      if (byKill) this.violate(`history of ${j.id} shows an interruption by killed ${byKill.worker} that the kill's listing did not show: ${j.describe()}`);
+      else this.note('interruption by a lost lease, seen in history');
+      j.interrupted = true;
+    }
+    // Attempts are counted as the policy says: without an interruption, a life that ends done took exactly
+    // failUntil + 1 attempts, and one that failed with an error exactly retries + 1.
+    const life = j.mode === 'flow' && !j.interrupted;
+    if (life && p.state === 'done' && rec.attempts !== j.spec.failUntil + 1) this.violate(`done after ${rec.attempts} attempts, expected ${j.spec.failUntil + 1}: ${j.describe()}`);
+    if (life && p.state === 'failed' && rec.failure?.reason === 'error' && rec.attempts !== j.spec.retries + 1) this.violate(`failed after ${rec.attempts} attempts, expected ${j.spec.retries + 1}: ${j.describe()}`);
     this.sawFinished(j, p.state, p.state === 'failed' ? rec.failure?.reason : undefined, 'settle');
   }
 
