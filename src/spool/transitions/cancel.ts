@@ -56,7 +56,10 @@ export async function cancelJob(lease: Lease, from: string, queue: string, id: s
   job.attempts += 1;
   const next = recordError(job, { attempt: job.attempts, worker: lease.id, host: hostname(), pid: process.pid, start: now }, { name: 'Cancelled', message: `cancelled by ${hostname()} pid ${process.pid}` }, 'cancelled', now, Date.now());
   job.attempts -= 1; // a cancel is not an attempt
-  return finishJob({ id, queue, path, token, lease }, job, next);
+  const r = await finishJob({ id, queue, path, token, lease }, job, next);
+  // A request made while it ran before (its worker died, it went back to pending) ends here too.
+  if (r === 'moved') dropCancelRequests(lease.layout, id);
+  return r;
 }
 
 /** Ask the worker running `id` to cancel it: a request file its heartbeat reads. */
