@@ -9,7 +9,13 @@
 //
 //   ZCQ_MODEL_SEED=N   replay a sequence (the seed is printed on failure and in the summary)
 //   ZCQ_MODEL_OPS=N    operations (default 2000; the long run: 20000)
-// The interleaving with the workers is real and not replayed by the seed; the operations are.
+//   ZCQ_MODEL_DEBUG=1  wave timings (2: every zcq call and its answer)
+// The seed fixes every random draw (kinds, sizes, delays, job args, victims), all made before the wave's
+// first await. What it cannot fix is the workers' timing: which job a draw picks depends on the model's
+// state, which depends on earlier answers, so a replay follows the same plan until the first race that
+// goes the other way. Each kind of operation goes, per wave, through one `zcq` process (30% of waves, all
+// its ids in one call) or through the library facade the CLI calls (the rest): process start-up on a
+// shared 2-core machine would otherwise cost minutes.
 import { afterAll, expect, it } from 'vitest';
 import { renameSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +23,7 @@ import { tempDir, zcq } from '../helpers.js';
 import { Spool } from '../../dist/index.js';
 import { Model, MJob, type JobSpec } from './model.js';
 import { Prng, modelSeed } from './prng.js';
-import { Rig, cli, now, readRuns, scanSpool, sleep, type CliResult, type WorkerProc } from './rig.js';
+import { Ledger, Rig, cli, now, scanSpool, sleep, type CliResult, type WorkerProc } from './rig.js';
 
 const SEED = modelSeed();
 const OPS = Number(process.env.ZCQ_MODEL_OPS ?? 2000);
@@ -37,13 +43,18 @@ const OP_WEIGHTS = {
 type OpKind = keyof typeof OP_WEIGHTS;
 
 let keep = false;
+let rigOf: Rig | undefined;
 const root = tempDir('zcq-model-');
-afterAll(() => { if (!keep) rmSync(root, { recursive: true, force: true }); });
+afterAll(() => {
+  rigOf?.stopAll(); // also after a timeout, when the test body never reached its finally
+  if (!keep) rmSync(root, { recursive: true, force: true });
+});
 
 it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and checked every ${BATCH}`, async () => {
   const rng = new Prng(SEED);
   const spool = join(root, 'spool');
   const ledger = join(root, 'ledger');
+  const runsOf = new Ledger(ledger);
   expect(zcq(null, ['init', spool]).code).toBe(0);
   const lib = await Spool.open(spool, { durable: false });
   const model = new Model();
@@ -52,6 +63,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
   const killedPids = model.killedPids;
   const lostLeases = model.lostLeases;
   const eventsSeen = new Map<WorkerProc, number>();
+  const otherSeen = new Map<WorkerProc, number>();
   const deferredRecoveries: { id: string; lease: string; to: string; how: string }[] = [];
   const t0 = Date.now();
 
@@ -59,6 +71,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
   const rig = new Rig(spool,
     () => ['--lease', `${LEASE_MS}ms`, '--heartbeat', '300ms', '--poll', '100ms', '--concurrency', '2', '--no-scheduler'],
     (n) => (n === 0 ? [] : ['--relaxed']));
+  rigOf = rig;
   for (let i = 0; i < WORKERS; i++) rig.startWorker();
 
   const fail = (why: string): never => {
@@ -96,6 +109,10 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
         else if (e.event === 'job.abandoned' || e.event === 'job.lost') model.note(`${e.event}: ${e.reason}`);
       }
       eventsSeen.set(w, w.events.length);
+      // Under --json a worker writes JSON lines only: anything else is a warning or a crash trace.
+      const seenOther = otherSeen.get(w) ?? 0;
+      for (const line of w.other.slice(seenOther)) model.violate(`worker pid ${w.pid} wrote: ${line.slice(0, 300)}`);
+      otherSeen.set(w, w.other.length);
     }
   };
 
@@ -109,6 +126,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
     if (xs.length === 0) return null;
     const j = rng.pick(xs);
     inWave.add(j.id);
+    j.verified = undefined; // an operation on it: read its record again at the next settle
     return j;
   };
   const any = () => true;
@@ -351,7 +369,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
       let busy = 0;
       for (const places of scan.places.values()) for (const p of places) if (p.state === 'pending' || p.state === 'deferred' || p.state === 'claimed') busy++;
       const live = new Set(rig.live().map((w) => w.pid));
-      const open = [...readRuns(ledger).values()].filter((r) => r.endNs === undefined && live.has(r.pid)).length;
+      const open = [...runsOf.read().values()].filter((r) => r.endNs === undefined && live.has(r.pid)).length;
       if (busy === 0 && open === 0) { if (quietOnce) break; quietOnce = true; } else quietOnce = false;
       if (Date.now() - started > 60_000) {
         const left = [...scan.places.entries()].filter(([, ps]) => ps.some((p) => p.state !== 'done' && p.state !== 'failed' && p.state !== 'hold')).slice(0, 10);
@@ -366,7 +384,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
     for (const w of rig.workers) if (w.exited && !w.killed) model.violate(`worker pid ${w.pid} exited by itself (code ${w.exitCode}, signal ${w.exitSignal}): ${w.other.slice(-5).join(' | ')}`);
     model.where = `batch ${batch} settle`;
     for (const r of deferredRecoveries.splice(0)) model.recovered(r.id, r.lease, r.to, killedPids, lostLeases, r.how);
-    const runs = readRuns(ledger);
+    const runs = runsOf.read();
     model.checkSettled(scanSpool(spool), runs);
     model.checkLedger(runs, rig.kills, rig.workers, LEASE_MS, quietNs);
     count('settle ms', Date.now() - started);
@@ -396,7 +414,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
     rig.stopAll();
   }
 
-  const runs = readRuns(ledger);
+  const runs = runsOf.read();
   const ops = Object.entries(counts).filter(([k]) => (k in OP_WEIGHTS)).map(([k, v]) => `${k} ${v}`).join(', ');
   const total = Object.entries(counts).filter(([k]) => (k in OP_WEIGHTS)).reduce((s, [, v]) => s + v, 0);
   const finals = { done: 0, failed: 0, hold: 0 };

@@ -26,6 +26,8 @@ export class MJob {
   cancelAsked = false;
   /** When final: the outcome seen (state only when seen through an operation's answer: 'done' | 'failed'). */
   seen?: Outcome | 'failed';
+  /** The record checked at a settle while final, and untouched since (the driver clears it on every operation). */
+  verified?: string;
   constructor(readonly id: string, readonly spec: JobSpec, readonly via: string) {}
 
   legal(): Set<Outcome> {
@@ -141,6 +143,7 @@ export class Model {
       return;
     }
     if (p.queue !== j.spec.queue) { this.violate(`job in queue folder ${p.queue ?? '(loose)'} of ${p.state}/, put in ${j.spec.queue}: ${j.describe()}`); }
+    if (j.mode === 'final' && j.verified === p.path) return; // read at an earlier settle; nothing of ours moved it since
     const rec = readRecord(p.path);
     if (!rec) { this.violate(`unreadable record ${p.path}: ${j.describe()}`); return; }
     if (rec.id !== j.id) this.violate(`record ${p.path} has id ${rec.id}`);
@@ -182,6 +185,7 @@ export class Model {
     if (life && p.state === 'done' && rec.attempts !== j.spec.failUntil + 1) this.violate(`done after ${rec.attempts} attempts, expected ${j.spec.failUntil + 1}: ${j.describe()}`);
     if (life && p.state === 'failed' && rec.failure?.reason === 'error' && rec.attempts !== j.spec.retries + 1) this.violate(`failed after ${rec.attempts} attempts, expected ${j.spec.retries + 1}: ${j.describe()}`);
     this.sawFinished(j, p.state, p.state === 'failed' ? rec.failure?.reason : undefined, 'settle');
+    j.verified = p.path;
   }
 
   // ---- the ledger ----

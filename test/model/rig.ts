@@ -2,7 +2,7 @@
 // `zcq` CLI calls run in parallel, a scan of every folder of the spool that relies on nothing in src/, and
 // the ledger the job function (fixtures/jobs.mjs) appends to.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BIN } from '../helpers.js';
@@ -143,6 +143,7 @@ export function cli(spool: string, args: string[], input?: string, timeoutMs = 6
       try { json = JSON.parse(stdout.trim().split('\n').pop() ?? ''); } catch { json = undefined; }
       res({ code, stdout, stderr, json });
     });
+    child.stdin.on('error', () => undefined); // EPIPE: a command that exits without reading its stdin
     child.stdin.end(input ?? '');
   });
 }
@@ -225,11 +226,36 @@ export function readRecord(path: string): Record<string, any> | null {
 
 export interface LedgerRun { run: string; id: string; pid: number; attempt: number; startNs: bigint; endNs?: bigint; outcome?: string }
 
-/** Runs by token, from the ledger's S and E lines (a torn last line, if any, is left for the next read). */
-export function readRuns(ledger: string): Map<string, LedgerRun> {
-  const runs = new Map<string, LedgerRun>();
-  if (!existsSync(ledger)) return runs;
-  for (const line of readFileSync(ledger, 'utf8').split('\n')) {
+/** Runs by token, from the ledger's S and E lines, read incrementally (a torn last line waits for the next read). */
+export class Ledger {
+  readonly runs = new Map<string, LedgerRun>();
+  private offset = 0;
+  private rest = '';
+  constructor(readonly path: string) {}
+
+  read(): Map<string, LedgerRun> {
+    if (!existsSync(this.path)) return this.runs;
+    const fd = openSync(this.path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size > this.offset) {
+        const buf = Buffer.alloc(size - this.offset);
+        const n = readSync(fd, buf, 0, buf.length, this.offset);
+        this.offset += n;
+        const text = this.rest + buf.subarray(0, n).toString('utf8');
+        const cut = text.lastIndexOf('\n');
+        this.rest = text.slice(cut + 1);
+        addLines(this.runs, text.slice(0, cut + 1));
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return this.runs;
+  }
+}
+
+function addLines(runs: Map<string, LedgerRun>, text: string): void {
+  for (const line of text.split('\n')) {
     const f = line.split(' ');
     if (f[0] === 'S' && f.length === 6) {
       const r = runs.get(f[4]!);
@@ -241,5 +267,4 @@ export function readRuns(ledger: string): Map<string, LedgerRun> {
       else runs.set(f[4]!, { run: f[4]!, id: f[1]!, pid: Number(f[2]), attempt: Number(f[3]), startNs: -1n, endNs: BigInt(f[5]!), outcome: f[6] });
     }
   }
-  return runs;
 }
