@@ -19,7 +19,7 @@ import { makeDir } from '../spool/modes.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
 import { ALL_STATES, findExact, findPrefix, hasJobs, pickCurrent, scanState, type Located } from '../spool/scan.js';
 import { ServerClock } from '../spool/server-clock.js';
-import { cancelJob, requestCancel } from '../spool/transitions/cancel.js';
+import { cancelJob, dropCancelRequests, requestCancel } from '../spool/transitions/cancel.js';
 import { holdJob, releaseJob } from '../spool/transitions/hold.js';
 import { publish, PublishError } from '../spool/transitions/put.js';
 import type { PruneReport, PruneRule } from '../spool/transitions/prune.js';
@@ -273,7 +273,16 @@ export class Spool {
           let loc: Located;
           try { loc = await this.locate(ref); } catch (err) { if (err instanceof AmbiguousIdError) throw err; result = { id: ref, was: null, result: 'not found', why: (err as Error).message }; break; }
           if (loc.state === 'done' || loc.state === 'failed') { result = { id: loc.id, was: loc.state, result: 'finished' }; break; }
-          if (loc.state === 'claimed') { requestCancel(this.layout, loc.id, this.durable); result = { id: loc.id, was: loc.state, result: 'requested' }; break; }
+          if (loc.state === 'claimed') {
+            requestCancel(this.layout, loc.id, this.durable);
+            // It may have ended between our look and the request: then nobody will read the request, which
+            // would cancel its next life (a retry) instead. Drop it and say so.
+            const now = findExact(this.layout, loc.id);
+            const ended = now.length > 0 && now.every((l) => l.state === 'done' || l.state === 'failed');
+            if (ended) { dropCancelRequests(this.layout, loc.id); result = { id: loc.id, was: now[0]!.state, result: 'finished' }; break; }
+            result = { id: loc.id, was: loc.state, result: 'requested' };
+            break;
+          }
           lease ??= await Lease.acquire(this.layout, { kind: 'client', leaseMs: 60_000 }, this.durable);
           const r = await cancelJob(lease, loc.path, loc.queue ?? this.queueOfFile(loc.path), loc.id);
           if (r === 'moved-away') continue; // claimed or moved a moment ago: look again

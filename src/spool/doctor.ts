@@ -117,7 +117,8 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
     if (n < 2) continue;
     const copies = findExact(l, id);
     if (copies.length < 2) continue; // it moved on while we looked: one copy
-    problems.push(await twoPlaces(l, clock, id, copies, repair));
+    const p = await twoPlaces(l, clock, id, copies, repair);
+    if (p) problems.push(p); // null: one file that moved while we looked, no problem
   }
 
   // 4. Folder modes.
@@ -187,7 +188,7 @@ function checkJobFile(path: string, id: string): string | null {
   }
 }
 
-async function twoPlaces(l: Layout, clock: ServerClock, id: string, copies: Located[], repair: boolean): Promise<Problem> {
+async function twoPlaces(l: Layout, clock: ServerClock, id: string, copies: Located[], repair: boolean): Promise<Problem | null> {
   const keep = pickCurrent(copies);
   const where = copies.map((c) => (c.queue ? `${c.state}/${c.queue}` : c.state)).join(' and ');
   for (const c of copies) {
@@ -196,6 +197,11 @@ async function twoPlaces(l: Layout, clock: ServerClock, id: string, copies: Loca
     if (!j || !j.expired) return { kind: 'job in two places', path: keep.path, detail: `job ${id} is in ${where}; one copy is held by a live lease (${c.worker}): left alone`, repaired: false };
   }
   if (copies.some((c) => c.state === 'claimed')) return { kind: 'job in two places', path: keep.path, detail: `job ${id} is in ${where}; a copy is in a dead lease: recovery settles it first`, repaired: false };
+  // One file seen twice is not two copies: a job renamed between our looks (a person's hold, pending/Q ->
+  // hold/Q) keeps its inode, and quarantining the "other copy" would take the only one. A second copy
+  // (cp) has its own inode; hard links (nlink > 1) are two names of one file, either may go.
+  const keys = copies.map((c) => { try { const st = fs.lstatSync(c.path); return st.nlink > 1 ? `link:${c.path}` : `${st.dev}:${st.ino}`; } catch { return null; } });
+  if (keys.some((k) => k === null) || new Set(keys).size < keys.length) return null;
   const moved: string[] = [];
   if (repair) {
     for (const c of copies) {

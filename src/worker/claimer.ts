@@ -145,7 +145,9 @@ export class Claimer {
 
   private watchDir(queue: string, dir: string): void {
     const ac = new AbortController();
-    this.watchAbort.signal.addEventListener('abort', () => ac.abort(), { once: true });
+    // The listener goes with this watcher (signal: ac.signal): a queue paused and resumed, or a folder
+    // removed and made again, gets a new watcher each time, and the worker-long signal must not keep them all.
+    this.watchAbort.signal.addEventListener('abort', () => ac.abort(), { once: true, signal: ac.signal });
     this.watchers.set(queue, ac);
     void (async () => {
       try {

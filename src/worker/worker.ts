@@ -34,6 +34,7 @@ import { applyRetention, readRetention } from '../spool/retention.js';
 import type { Layout } from '../spool/layout.js';
 import { Lease } from '../spool/lease.js';
 import { ServerClock } from '../spool/server-clock.js';
+import { dropCancelRequests } from '../spool/transitions/cancel.js';
 import { readClaimed, type ClaimedJob } from '../spool/transitions/claim.js';
 import { finishJob } from '../spool/transitions/finish.js';
 import { GroupSync } from '../spool/transitions/group-sync.js';
@@ -514,6 +515,7 @@ export class Worker {
     } finally {
       if (waiting) { this.unrecorded--; if (this.unrecorded === 0) this.log('spool.writable', { worker: c.lease.id }); }
     }
+    if (next.to === 'done' || next.to === 'failed') dropCancelRequests(this.layout, job.id);
     if (next.to === 'done') this.summary.done++;
     else if (next.to === 'failed') this.summary.failed++;
     else this.summary.retried++;

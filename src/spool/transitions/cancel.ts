@@ -13,15 +13,21 @@
  *   3. finish it to failed/ (transitions/finish.ts), which reports a lease lost on the way honestly.
  * Steps, running: create cancel/ID.TOKEN exclusively; the worker reads the requests at its next heartbeat,
  *   aborts the job's signal, records the cancel through finish, and removes the requests for the job.
+ *   A job that ends (done or failed) before its worker read a request has its requests removed by whoever
+ *   recorded the end (dropCancelRequests), and the client drops its own request when it then finds the job
+ *   finished: a request left behind would cancel the job's next life, a `zcq retry` that promises a fresh start.
  * Crash after 1: the job sits in the client's lease; when it expires, recovery returns it to pending/
  *   uncounted (a client never ran it) — cancel again. After 3: cancelled.
  * Fence: the client's lease folder, as for a worker (finish.ts).
  */
+import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { isGone } from '../../errors.js';
+import { join } from 'node:path';
 import { parseJob, JobFormatError } from '../../job/format.js';
 import { recordError } from '../../job/policy.js';
-import { MAX_JOB_BYTES, readRegularFileSync, renameOrGoneSync, createExclusiveSync } from '../fsops.js';
+import { MAX_JOB_BYTES, readRegularFileSync, renameOrGoneSync, createExclusiveSync, unlinkQuietly } from '../fsops.js';
+import { idOfCancelRequest } from '../names.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import type { Lease } from '../lease.js';
@@ -53,11 +59,21 @@ export async function cancelJob(lease: Lease, from: string, queue: string, id: s
   job.attempts += 1;
   const next = recordError(job, { attempt: job.attempts, worker: lease.id, host: hostname(), pid: process.pid, start: now }, { name: 'Cancelled', message: `cancelled by ${hostname()} pid ${process.pid}` }, 'cancelled', now, Date.now());
   job.attempts -= 1; // a cancel is not an attempt
-  return finishJob({ id, queue, path, token, lease }, job, next);
+  const r = await finishJob({ id, queue, path, token, lease }, job, next);
+  // A request made while it ran before (its worker died, it went back to pending) ends here too.
+  if (r === 'moved') dropCancelRequests(lease.layout, id);
+  return r;
 }
 
 /** Ask the worker running `id` to cancel it: a request file its heartbeat reads. */
 export function requestCancel(l: Layout, id: string, durable: boolean): void {
   makeDir(l.modes, l.cancel);
   createExclusiveSync(l.cancel, `${id}.`, new Date().toISOString() + '\n', { durable: durable, mode: l.modes.fileMode });
+}
+
+/** The job's life ended (done or failed): requests to cancel it are moot, and left behind they would cancel a retry. */
+export function dropCancelRequests(l: Layout, id: string): void {
+  let names: string[];
+  try { names = fs.readdirSync(l.cancel); } catch { return; }
+  for (const f of names) if (idOfCancelRequest(f) === id) unlinkQuietly(join(l.cancel, f));
 }

@@ -36,6 +36,7 @@ import { deadLeaseOf, holderInfoFrom, judgeLease, type HolderInfo, type Lease } 
 import { DEAD_SUFFIX, parseClaimedName, runToken } from '../names.js';
 import { quarantine } from '../quarantine.js';
 import type { ServerClock } from '../server-clock.js';
+import { dropCancelRequests } from './cancel.js';
 import { startRun } from './claim.js';
 import { finishJob } from './finish.js';
 import { step } from './steps.js';
@@ -82,8 +83,10 @@ export async function takeDeadLease(layout: Layout, me: Lease, worker: string, i
 /** Settle every job in a dead lease folder (and nested DEAD.dead folders a dead recoverer was settling). */
 export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, holder: HolderInfo, log: (e: RecoveryEvent) => void): Promise<number> {
   if (!isRealDir(dir)) {
-    await quarantine(layout, dir, holder.worker, 'not a lease folder (a symbolic link or file where a folder was)');
-    log({ event: 'job.quarantined', worker: holder.worker, reason: 'not a lease folder' });
+    // Gone rather than odd when our own lease was taken meanwhile (the folder moved on with it): nothing
+    // was quarantined then, and the log must not say so.
+    const to = await quarantine(layout, dir, holder.worker, 'not a lease folder (a symbolic link or file where a folder was)');
+    if (to) log({ event: 'job.quarantined', worker: holder.worker, reason: 'not a lease folder' });
     return 0;
   }
   let n = 0;
@@ -128,6 +131,7 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
     const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me }, job, next);
     if (r === 'lost') return n;
     if (r !== 'moved') continue;
+    if (next.to === 'done' || next.to === 'failed') dropCancelRequests(layout, job.id);
     n++;
     step('recover', 2, job.id);
     log({ event: 'job.recovered', worker: holder.worker, id: job.id, to: next.to });
