@@ -122,7 +122,7 @@ describe('job output', () => {
     await worker.exited;
   }, 60_000);
 
-  it('zcq logs escapes control characters unless --raw; a job that printed nothing has its header only', async () => {
+  it('zcq logs escapes control characters unless --raw; a job that printed nothing has no output file', async () => {
     const spool = await newSpool();
     const job = await spool.put('./output-jobs.mjs#hello', ['\x1b[31mred\tcell']);
     const quiet = await spool.put('./jobs.mjs#add', [1, 2]);
@@ -130,9 +130,11 @@ describe('job output', () => {
     await worker.done;
     expect(zcq(spool.dir, ['logs', job.id]).stdout.split('\n')[1]).toBe('\\x1b[31mred\tcell');
     expect(zcq(spool.dir, ['logs', '--raw', job.id]).stdout.split('\n')[1]).toBe('\x1b[31mred\tcell');
+    // Nothing printed, no file made (creating a file per job would be the dearest step of a no-op job).
+    expect(existsSync(join(spool.dir, 'output', `${quiet.id}.log`))).toBe(false);
     const r = zcq(spool.dir, ['logs', quiet.id]);
-    expect(r.code).toBe(0);
-    expect(r.stdout.split('\n')[0]).toMatch(HEADER);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('');
     expect(zcq(spool.dir, ['logs', 'nosuchjob']).code).toBe(1);
   }, 60_000);
 });

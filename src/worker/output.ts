@@ -42,40 +42,42 @@ export function outputPath(spool: string, id: string): string {
 }
 
 export class OutputSink {
-  private fd: number | null;
-  private size: number;
+  /** undefined: not opened yet (nothing written so far); null: writes are dropped. */
+  private fd: number | null | undefined;
+  private size = 0;
   private dropped = 0;
+  /** Writes made while an unsafe entry at the name is being moved aside (async), to be flushed after. */
+  private waiting: Buffer[] | null = null;
+  /** The moving aside and making afresh under way, if any. */
+  private pending: Promise<void> = Promise.resolve();
   closed = false;
 
-  private constructor(fd: number | null, size: number, private readonly cap: number) {
-    this.fd = fd;
-    this.size = size;
+  private constructor(private readonly where: { spool: string; id: string; attempt: number; modes?: SpoolModes } | null, private readonly cap: number) {
+    if (where === null) this.fd = null;
   }
 
-  /** A sink that drops everything (the file could not be opened). */
-  static none(): OutputSink { return new OutputSink(null, 0, 0); }
+  /** A sink that drops everything. */
+  static none(): OutputSink { return new OutputSink(null, 0); }
 
   /**
-   * Open (or create) output/ID.log for one attempt and write its header. Never throws: a file that cannot
-   * be opened gives a sink that drops what is written.
+   * The sink of one attempt of a job. output/ID.log is opened (or created) at the first write, with the
+   * attempt's header: a job that prints nothing costs no file (creating one is the dearest file operation
+   * on many disks, and most jobs print nothing). Never throws: a file that cannot be opened drops output.
    */
   static async open(spool: string, id: string, attempt: number, modes?: SpoolModes, cap = OUTPUT_CAP_BYTES): Promise<OutputSink> {
-    let fd: number | null = null;
-    try { fd = await openOutput(spool, id, modes); } catch { return OutputSink.none(); }
-    let size = 0;
-    try { size = fs.fstatSync(fd).size; } catch { /* size unknown: counted from 0 */ }
-    const sink = new OutputSink(fd, size, cap);
-    sink.raw(`--- attempt ${attempt} on ${hostname()} pid ${process.pid} at ${new Date().toISOString()} ---\n`);
-    return sink;
+    return new OutputSink({ spool, id, attempt, modes }, cap);
   }
 
   /** Append what a stream write or log call gave; beyond the cap, count it and drop it. */
   write(chunk: unknown, encoding?: BufferEncoding): void {
-    if (this.fd === null) return;
+    if (this.fd === null && this.waiting === null) return;
     let buf: Buffer;
     if (typeof chunk === 'string') buf = Buffer.from(chunk, encoding && Buffer.isEncoding(encoding) ? encoding : 'utf8');
     else if (chunk instanceof Uint8Array) buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     else buf = Buffer.from(String(chunk));
+    if (!this.opened()) {
+      if (this.waiting === null) return;
+    }
     const room = Math.max(0, this.cap - this.size);
     if (buf.length > room) { this.dropped += buf.length - room; buf = buf.subarray(0, room); }
     if (buf.length > 0) this.raw(buf);
@@ -86,9 +88,43 @@ export class OutputSink {
     this.write(formatWithOptions({ colors: false }, ...args) + '\n');
   }
 
+  /** Open at the first write: true when writes go to the file (or wait for it). */
+  private opened(): boolean {
+    if (this.fd !== undefined) return this.fd !== null;
+    const w = this.where!;
+    try {
+      this.fd = openOutputSync(w.spool, w.id, w.modes);
+    } catch (err) {
+      this.fd = null;
+      if (!(err instanceof MovedAside)) return false;
+      // Something unsafe stands at the name: moved aside (async) and a fresh file made; writes wait.
+      this.waiting = [];
+      this.pending = openOutput(w.spool, w.id, w.modes).then((fd) => this.adopt(fd), () => { this.waiting = null; });
+      this.header();
+      return false;
+    }
+    try { this.size = fs.fstatSync(this.fd).size; } catch { /* size unknown: counted from 0 */ }
+    this.header();
+    return true;
+  }
+
+  private header(): void {
+    const w = this.where!;
+    this.raw(`--- attempt ${w.attempt} on ${hostname()} pid ${process.pid} at ${new Date().toISOString()} ---\n`);
+  }
+
+  private adopt(fd: number): void {
+    const queued = this.waiting ?? [];
+    this.waiting = null;
+    this.fd = fd;
+    for (const b of queued) this.raw(b);
+    if (this.closed) { this.closed = false; this.close(); }
+  }
+
   private raw(data: string | Buffer): void {
-    if (this.fd === null) return;
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    if (this.waiting !== null) { this.waiting.push(buf); this.size += buf.length; return; }
+    if (this.fd === null || this.fd === undefined) return;
     try {
       let n = 0;
       while (n < buf.length) n += fs.writeSync(this.fd, buf, n, buf.length - n);
@@ -99,14 +135,52 @@ export class OutputSink {
     }
   }
 
-  /** End the attempt's output: say what was dropped, close the file. */
+  /** Resolves once the output file is in place and closed (when an unsafe entry had to be moved aside first). */
+  settled(): Promise<void> { return this.pending; }
+
+  /** End the attempt's output: say what was dropped, close the file (once it is open, if it is being made). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.fd === null) return;
+    if (this.waiting !== null) return; // adopt() closes it
+    if (this.fd === null || this.fd === undefined) return;
     if (this.dropped > 0) this.raw(`--- output capped at ${this.cap} bytes per job: ${this.dropped} bytes of this attempt dropped ---\n`);
     try { fs.closeSync(this.fd); } catch { /* nothing to do about it now */ }
     this.fd = null;
+  }
+}
+
+/** openOutputSync found something unsafe at the name: it must be moved aside first (openOutput does). */
+class MovedAside extends Error {}
+
+/** openOutput without the quarantine step, for the first write of a job (synchronous). */
+function openOutputSync(spool: string, id: string, modes?: SpoolModes): number {
+  const path = outputPath(spool, id);
+  const mode = modes?.fileMode ?? DEFAULT_FILE_MODE;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = fs.openSync(path, C.O_WRONLY | C.O_APPEND | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW | C.O_NONBLOCK, mode & 0o777);
+      try { applyModeSync(fd, mode); } catch { /* the mode is a nicety: the output is still written */ }
+      return fd;
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' && attempt < 3) { if (modes) makeDir(modes, join(spool, 'output')); else fs.mkdirSync(join(spool, 'output'), { recursive: true }); continue; }
+      if (code !== 'EEXIST' || attempt >= 3) throw err;
+    }
+    try {
+      const { fd } = openRegularSync(path, C.O_WRONLY | C.O_APPEND);
+      try {
+        checkOwnedRegular(fd, path);
+        return fd;
+      } catch (err) {
+        fs.closeSync(fd);
+        throw err;
+      }
+    } catch (err) {
+      if (isGone(err)) continue;
+      if (!isUnsafeFile(err) && errnoOf(err) !== 'EACCES' && errnoOf(err) !== 'EPERM') throw err;
+      throw new MovedAside();
+    }
   }
 }
 

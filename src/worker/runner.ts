@@ -61,13 +61,14 @@ if ((process as { __tinypool_state__?: { isTinypoolWorker?: boolean } }).__tinyp
  * see `RunningJob.abort`) fires the job's `currentJob().signal`.
  */
 export async function runJob(task: RunTask, controller: AbortController, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
-  // The output file is opened before the module is imported: what the module prints as it loads is the
-  // output of the job that loaded it.
+  // The sink is set up before the module is imported: what the module prints as it loads is the output
+  // of the job that loaded it (the file itself is made at the first write).
   const sink = task.noOutput ? OutputSink.none() : await OutputSink.open(task.ctx.spool, task.ctx.id, task.ctx.attempt, task.modes);
   try {
     return await runWithOutput(sink, () => callJob(task, controller, sink, onContext));
   } finally {
     sink.close();
+    await sink.settled();
   }
 }
 
