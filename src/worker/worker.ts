@@ -111,8 +111,8 @@ interface Running {
   killTimer?: NodeJS.Timeout;
 }
 
-/** Records a worker's housekeeping prunes between two turns of the event loop. */
-const WORKER_PRUNE_SLICE = 100;
+/** Records a worker's housekeeping prunes between two looks at the time (prune.ts yields every 2 ms). */
+const WORKER_PRUNE_SLICE = 10;
 const runnerFile = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 export class Worker {
@@ -626,8 +626,8 @@ export class Worker {
             for (const problem of problems) this.log('retention.invalid', { problem, note: 'the default applies in its place' });
           }
           const started = performance.now();
-          // Small slices: each is synchronous file work, and a claim waits for the slice under way (with 1,000 a
-          // slice, put->start rose from ~5 to ~50 ms during a pass; bench section prune).
+          // Small slices, and a turn of the event loop every few ms: a claim waits for the slice under way
+          // (bench section prune measures put->start during a pass).
           const rep = await applyRetention(this.layout, await this.clock.now(), config, { collect: false, slice: WORKER_PRUNE_SLICE, shouldStop: () => this.stopping });
           for (const e of rep.errors) this.log('retention.skipped', { path: e.path, error: e.error });
           if (rep.count > 0) this.log('retention.pruned', { worker: this.lease.id, removed: rep.count, ms: Math.round(performance.now() - started) });

@@ -59,6 +59,8 @@ export interface PruneReport {
 }
 
 export const PRUNE_SLICE = 1000;
+/** The longest stretch of pruning between two turns of the event loop (pruneFinishedInSlices). */
+const PRUNE_TURN_MS = 2;
 
 /**
  * Prune in one go (the command line's and tests' pass: a hook's SimulatedCrash comes out of this call).
@@ -73,8 +75,13 @@ export function pruneFinished(l: Layout, serverNowMs: number, rule: PruneRule, o
 /** Prune a slice at a time, letting the event loop run between slices (setImmediate); stops early on `shouldStop`. */
 export async function pruneFinishedInSlices(l: Layout, serverNowMs: number, rule: PruneRule, opts: PruneOptions = {}): Promise<PruneReport> {
   const rep: PruneReport = { removed: [], count: 0, errors: [] };
+  // Between slices, the event loop gets a turn once PRUNE_TURN_MS of work has gone by: every asynchronous
+  // step of a claim (a thread's message, a file event) waits for the slice under way.
+  let since = performance.now();
   for (const _ of new Pass(l, serverNowMs, rule, opts, rep).run()) {
+    if (performance.now() - since < PRUNE_TURN_MS) continue;
     await new Promise<void>((res) => setImmediate(res));
+    since = performance.now();
     if (opts.shouldStop?.()) break;
   }
   return rep;
