@@ -150,7 +150,7 @@ export class OutputSink {
   }
 }
 
-/** openOutputSync found something unsafe at the name: it must be moved aside first (openOutput does). */
+/** openOutputSync found something unsafe at the name (the message says what): it must be moved aside first (openOutput does). */
 class MovedAside extends Error {}
 
 /** openOutput without the quarantine step, for the first write of a job (synchronous). */
@@ -179,7 +179,7 @@ function openOutputSync(spool: string, id: string, modes?: SpoolModes): number {
     } catch (err) {
       if (isGone(err)) continue;
       if (!isUnsafeFile(err) && errnoOf(err) !== 'EACCES' && errnoOf(err) !== 'EPERM') throw err;
-      throw new MovedAside();
+      throw new MovedAside(isUnsafeFile(err) ? err.why : `cannot be opened (${errnoOf(err)})`);
     }
   }
 }
@@ -190,34 +190,13 @@ function openOutputSync(spool: string, id: string, modes?: SpoolModes): number {
  * the file created afresh.
  */
 async function openOutput(spool: string, id: string, modes?: SpoolModes): Promise<number> {
-  const path = outputPath(spool, id);
-  const mode = modes?.fileMode ?? DEFAULT_FILE_MODE;
   for (let attempt = 0; ; attempt++) {
     try {
-      const fd = fs.openSync(path, C.O_WRONLY | C.O_APPEND | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW | C.O_NONBLOCK, mode & 0o777);
-      try { applyModeSync(fd, mode); } catch { /* the mode is a nicety: the output is still written */ }
-      return fd;
+      return openOutputSync(spool, id, modes);
     } catch (err) {
-      const code = errnoOf(err);
-      if (code === 'ENOENT' && attempt < 3) { if (modes) makeDir(modes, join(spool, 'output')); else fs.mkdirSync(join(spool, 'output'), { recursive: true }); continue; }
-      if (code !== 'EEXIST' || attempt >= 3) throw err;
+      if (!(err instanceof MovedAside) || attempt >= 3) throw err;
+      await quarantine(layoutOf(spool, modes), outputPath(spool, id), `${id}.log`, `output file of job ${id} ${err.message}; moved aside and a new one made`, { mode: modes?.fileMode ?? DEFAULT_FILE_MODE });
     }
-    let why: string;
-    try {
-      const { fd } = openRegularSync(path, C.O_WRONLY | C.O_APPEND);
-      try {
-        checkOwnedRegular(fd, path);
-        return fd;
-      } catch (err) {
-        fs.closeSync(fd);
-        throw err;
-      }
-    } catch (err) {
-      if (isGone(err)) continue;
-      if (!isUnsafeFile(err) && errnoOf(err) !== 'EACCES' && errnoOf(err) !== 'EPERM') throw err;
-      why = isUnsafeFile(err) ? err.why : `cannot be opened (${errnoOf(err)})`;
-    }
-    await quarantine(layoutOf(spool, modes), path, `${id}.log`, `output file of job ${id} ${why}; moved aside and a new one made`, { mode });
   }
 }
 
