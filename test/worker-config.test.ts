@@ -251,7 +251,8 @@ describe('running workers apply a change within a poll, without a restart', () =
     const badFn = zcq(spool.dir, ['worker', '--fn', 'a,b c', '--exit-when-idle']);
     expect(badFn.code).toBe(2);
     startWorker(spool.dir, FAST);
-    await until(() => (JSON.parse(zcq(spool.dir, ['--json', 'status']).stdout).workers as unknown[]).length === 1);
+    // The first heartbeat (taking the lease) has no settings yet; the next one carries them and their sources.
+    await until(() => (JSON.parse(zcq(spool.dir, ['--json', 'status']).stdout).workers as { sources?: unknown }[])[0]?.sources !== undefined);
     const v = JSON.parse(ok(spool, ['--json', 'status'])).workers[0];
     expect(v.name).toBe(HOST.replace(/[^A-Za-z0-9._-]/g, '-'));
     expect(v.sources).toEqual({ concurrency: 'default', queues: 'default', fn: 'default', paused: 'default' });
