@@ -2,9 +2,8 @@
  * The file-system primitives every state change is built from. Invariants kept here:
  * - nothing half-written is ever visible under a published name: content is written in tmp/, fsynced
  *   (durable mode), closed with its return value checked (NFS reports write errors at close), then renamed
- *   or linked into place (NFS rule 4);
- * - a move that could collide never overwrites: `moveNoClobber` uses link()+unlink(), whose EEXIST is the
- *   collision (NFS rule 3), and counts an EEXIST whose target is our own inode as success (rule 2);
+ *   or linked into place (NFS rule 4); a job leaves a state by one rename of its only copy, never by
+ *   link+unlink (a crash between the two left a second copy), and a move never aims at a name in use (rule 3);
  * - fresh metadata comes from open()+fstat(), not stat() (rule 7); ENOENT and ESTALE mean "gone" (rule 9).
  *
  * The spool may be group-writable: a co-user can plant a symlink, a FIFO, a socket, a hard link or an odd
@@ -31,108 +30,11 @@
  * - cleanup removes entries with unlink/rmdir/rm, which act on a symlink itself, never on its target.
  */
 import * as fss from 'node:fs';
-import { open, link, unlink, rename, readdir, lstat, constants } from 'node:fs/promises';
+import { rename, readdir, lstat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { basename, dirname, join, sep } from 'node:path';
 import { isGone, errnoOf, ZcqError } from '../errors.js';
-
-/** Create `path` exclusively, write `data`, fsync when durable, close. Removes the file on failure. */
-export async function writeFileDurable(path: string, data: string | Uint8Array, durable: boolean, mode = DEFAULT_FILE_MODE): Promise<void> {
-  writeFileSyncDurable(path, data, durable, true, mode);
-}
-
-/** fsync a folder so that a rename into it survives a power cut (a no-op where folders cannot be opened). */
-export async function fsyncDir(dir: string): Promise<void> {
-  fsyncDirSync(dir);
-}
-
-let linkUnsupported = false;
-
-/**
- * Move `src` to `dst` without ever replacing an existing `dst`. Returns false when `src` is gone (someone
- * else moved it: a lost race). Throws EEXIST when `dst` exists and is not the same file.
- */
-export async function moveNoClobber(src: string, dst: string): Promise<boolean> {
-  if (!linkUnsupported) {
-    try {
-      await link(src, dst);
-    } catch (err) {
-      const code = errnoOf(err);
-      if (isGone(err)) return false;
-      if (code === 'EEXIST') {
-        if (!(await sameFile(src, dst))) throw err;
-        // A retransmitted LINK that had already succeeded (NFS rule 2): carry on and unlink the source.
-      } else if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EOPNOTSUPP' || code === 'EXDEV') {
-        linkUnsupported = code !== 'EXDEV';
-        return renameIfAbsent(src, dst);
-      } else {
-        throw err;
-      }
-    }
-    try { await unlink(src); } catch (err) { if (!isGone(err)) throw err; }
-    return true;
-  }
-  return renameIfAbsent(src, dst);
-}
-
-/** Fallback where hard links are unavailable: check then rename (names are unique, so the window is academic). */
-async function renameIfAbsent(src: string, dst: string): Promise<boolean> {
-  if (await exists(dst)) {
-    const e = new Error(`EEXIST: ${dst} exists`) as NodeJS.ErrnoException;
-    e.code = 'EEXIST';
-    throw e;
-  }
-  return renameOrGone(src, dst);
-}
-
-/**
- * rename(2) that reports a lost race as `false` instead of throwing. Used where the target name is unique
- * to the caller (a worker's own lease folder, a fresh id) so that replacing cannot happen.
- * A rename error after which the source is gone and the target exists counts as success (NFS rule 2).
- */
-export async function renameOrGone(src: string, dst: string): Promise<boolean> {
-  try {
-    await rename(src, dst);
-    return true;
-  } catch (err) {
-    if (isGone(err)) {
-      if (errnoOf(err) === 'ENOENT' && !(await exists(src)) && (await exists(dst)) && (await exists(dirname(dst)))) {
-        // Could be a retransmitted rename that worked — or someone else's rename to the same target; the
-        // caller only uses unique targets, so the target is ours.
-        return true;
-      }
-      return false;
-    }
-    throw err;
-  }
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    await fh.close();
-    return true;
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ELOOP') return true; // a symlink is there
-    if (isGone(err) || code === 'ENOTDIR') return false;
-    return true; // EACCES etc.: something is there
-  }
-}
-
-/**
- * Whether two names are one inode. lstat, not open: opening would follow a symlink planted at either name
- * and could meet a FIFO; link() gives the new name the very inode of the old one, symlink or not.
- */
-async function sameFile(a: string, b: string): Promise<boolean> {
-  try {
-    const [sa, sb] = await Promise.all([lstat(a), lstat(b)]);
-    return sa.ino === sb.ino && sa.dev === sb.dev;
-  } catch {
-    return false;
-  }
-}
 
 /** readdir that treats a vanished folder as empty. */
 export async function listNames(dir: string): Promise<string[]> {
@@ -144,21 +46,7 @@ export async function listNames(dir: string): Promise<string[]> {
   }
 }
 
-/** Names a reader must ignore: dot-names (temporaries, `.nfs*` silly renames) and `.reason` side files. */
-export function isJobName(name: string): boolean {
-  return name.endsWith('.json') && !name.startsWith('.');
-}
-
 export const MAX_JOB_BYTES = 1 << 20;
-
-/**
- * Read a job file without following a symlink, refusing anything that is not a regular file or is larger
- * than `maxBytes`. Returns the text, or a reason string (prefixed "!") describing why it is not a job file.
- * Throws ENOENT/ESTALE (gone) to the caller.
- */
-export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): Promise<{ text: string; mtimeMs: number } | { bad: string }> {
-  return readRegularFileSync(path, maxBytes);
-}
 
 /*
  * The synchronous primitives. The hot paths (put; read the claimed job, write its outcome, move it) call
@@ -267,20 +155,6 @@ export function unlinkQuietly(path: string): void {
  * goes on, and the file system's journal merges the concurrent fsyncs into few commits.
  */
 export const fsyncOnPool: (fd: number) => Promise<void> = promisify(fss.fsync);
-
-/** writeFileSyncDurable (created or truncated), with its fsync on the pool. Removes the file on failure. */
-export async function writeFileDurableOnPool(path: string, data: string, durable: boolean, mode = DEFAULT_FILE_MODE): Promise<void> {
-  const fd = openForRewriteSync(path, mode);
-  try {
-    fss.writeFileSync(fd, data);
-    if (durable) await fsyncOnPool(fd);
-  } catch (err) {
-    try { fss.closeSync(fd); } catch { /* already failing */ }
-    unlinkQuietly(path);
-    throw err;
-  }
-  fss.closeSync(fd);
-}
 
 /** fsyncDirSync, with the fsync on the pool. */
 export async function fsyncDirOnPool(dir: string): Promise<void> {
@@ -672,20 +546,6 @@ export function rewriteOwnedInPlaceSync(path: string, data: string | Uint8Array,
   fss.closeSync(fd);
 }
 
-export async function rewriteOwnedInPlace(path: string, data: string | Uint8Array, opts: { durable?: boolean } = {}): Promise<void> {
-  const fd = rewriteFd(path);
-  const buf = typeof data === 'string' ? Buffer.from(data) : data;
-  try {
-    let n = 0;
-    while (n < buf.length) n += fss.writeSync(fd, buf, n, buf.length - n, n);
-    fss.ftruncateSync(fd, buf.length);
-    if (opts.durable) await fsyncOnPool(fd);
-  } catch (err) {
-    try { fss.closeSync(fd); } catch { /* already failing */ }
-    throw err;
-  }
-  fss.closeSync(fd);
-}
 
 /* ------------------------------------------------------------------------------------------------------
  * Folders: descend only into real ones.
