@@ -113,3 +113,10 @@ export const CLI_BOUNDS = {
 export function inRange(v: number, r: Range): boolean {
   return Number.isInteger(v) && v >= r.min && v <= r.max;
 }
+
+/** `zcq dashboard`: where it listens and how often it looks at the spool (port 0: any free port, printed). */
+export const DASHBOARD_DEFAULTS = { host: '127.0.0.1', port: 8080, refreshMs: 1 * SECOND } as const;
+export const DASHBOARD_BOUNDS = {
+  port: { min: 0, max: 65535 },
+  refreshMs: { min: 200, max: 1 * MINUTE },
+} as const satisfies Record<string, Range>;

@@ -1,4 +1,4 @@
-// The folders of src/ form layers: a folder imports only from folders below it (and from the files at
+// The folders of src/ form layers (the dashboard, a server, sits below the command line that starts it): a folder imports only from folders below it (and from the files at
 // src/'s top, errors.ts, log.ts, text.ts, defaults.ts). The on-disk spool knows nothing of the scheduler,
 // the worker, the client facade or the command line; no import cycle between folders.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers.js';
 
-const LAYERS = ['job', 'spool', 'schedule', 'worker', 'client', 'testing', 'cli'];
+const LAYERS = ['job', 'spool', 'schedule', 'worker', 'client', 'testing', 'dashboard', 'cli'];
 const SRC = join(ROOT, 'src');
 
 function files(dir: string): string[] {

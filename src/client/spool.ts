@@ -422,6 +422,15 @@ export class Spool {
     const clock = await this.clock();
     // Age by the file server's clock (the file's mtime), not by comparing our clock with the putter's.
     const oldestPendingMs = oldest ? await clock.ageOf(oldest.path) : null;
+    const workers = await this.workers();
+    let quarantined = 0;
+    try { quarantined = fs.readdirSync(this.layout.quarantine).filter((n) => !n.endsWith('.reason')).length; } catch { /* none */ }
+    return { spool: this.layout.root, counts, queues, paused: this.paused(), oldestPendingMs: oldestPendingMs === null ? null : Math.max(0, Math.round(oldestPendingMs)), workers, quarantined, localClock: clock.local };
+  }
+
+  /** The leases in workers/ that are workers (clients' leases left out): heartbeat age by the file server's clock, settings. */
+  async workers(): Promise<WorkerView[]> {
+    const clock = await this.clock();
     const workers: WorkerView[] = [];
     for (const name of fs.existsSync(this.layout.workers) ? fs.readdirSync(this.layout.workers) : []) {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
@@ -439,9 +448,7 @@ export class Spool {
         ...settingsOf(extra),
       });
     }
-    let quarantined = 0;
-    try { quarantined = fs.readdirSync(this.layout.quarantine).filter((n) => !n.endsWith('.reason')).length; } catch { /* none */ }
-    return { spool: this.layout.root, counts, queues, paused: this.paused(), oldestPendingMs: oldestPendingMs === null ? null : Math.max(0, Math.round(oldestPendingMs)), workers, quarantined, localClock: clock.local };
+    return workers;
   }
 
   /** The last progress annotation a job published, or null. */
