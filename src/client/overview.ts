@@ -181,7 +181,7 @@ export class Overview {
     for (const dir of this.looks.keys()) if (!seen.has(dir)) this.looks.delete(dir);
 
     const workers = await this.spool.workers();
-    const running = this.running(workers);
+    const running = this.running(workers, await clock.now());
     totals.claimed = running.total;
     for (const r of running.items) if (r.queue) add(r.queue, 'claimed', 1);
     this.countTakeovers(workers, running.deadLeases);
@@ -274,7 +274,7 @@ export class Overview {
   }
 
   /** The jobs in claimed/: read (they are few), with their worker and latest progress. */
-  private running(workers: WorkerView[]): { items: RunningView[]; total: number; deadLeases: string[] } {
+  private running(workers: WorkerView[], serverNow: number): { items: RunningView[]; total: number; deadLeases: string[] } {
     const l = this.spool.layout;
     const byId = new Map(workers.map((w) => [w.id, w]));
     const items: RunningView[] = [];
@@ -285,7 +285,7 @@ export class Overview {
         const c = parseClaimedName(e.name);
         if (c && e.kind === 'file') {
           total++;
-          if (items.length < RUNNING_MAX) items.push(this.runningJob(join(dir, e.name), c.id, lease, byId.get(lease)));
+          if (items.length < RUNNING_MAX) items.push(this.runningJob(join(dir, e.name), c.id, lease, byId.get(lease), serverNow));
           continue;
         }
         const inner = deadLeaseOf(e.name);
@@ -297,19 +297,24 @@ export class Overview {
     return { items, total, deadLeases };
   }
 
-  private runningJob(path: string, id: string, lease: string, w: WorkerView | undefined): RunningView {
+  /**
+   * A running job: its worker, the attempt it runs (the claimed file holds the attempts before it), since when
+   * (the claim's rename set the file's ctime, stamped by the file server: compared with the server's now),
+   * and its latest progress.
+   */
+  private runningJob(path: string, id: string, lease: string, w: WorkerView | undefined, serverNow: number): RunningView {
     const j = readLoose(path);
-    const h = j && Array.isArray(j.history) ? j.history[j.history.length - 1] : undefined;
-    const startedAt = h && typeof h === 'object' && typeof (h as { start?: unknown }).start === 'string' ? text((h as { start: string }).start) : null;
-    const started = startedAt ? Date.parse(startedAt) : NaN;
+    let claimedAt: number | null = null;
+    try { claimedAt = fs.lstatSync(path).ctimeMs; } catch { /* settled meanwhile */ }
     let progress: unknown = null;
     const p = readRegularFileSafe(join(this.spool.layout.progress, `${id}.json`), 64 * 1024);
     if (p) { try { progress = (JSON.parse(p) as { value?: unknown }).value ?? null; } catch { /* torn or odd: none */ } }
     return {
       id, queue: j && typeof j.queue === 'string' && QUEUE_NAME.test(j.queue) ? j.queue : null, fn: j ? text(j.fn) : null,
       worker: lease, workerName: w?.name ?? null, host: w?.host ?? null,
-      attempt: j && typeof j.attempts === 'number' ? j.attempts : null, startedAt,
-      elapsedMs: Number.isFinite(started) ? Math.max(0, Date.now() - started) : null, progress,
+      attempt: j && typeof j.attempts === 'number' ? j.attempts + 1 : null,
+      startedAt: claimedAt === null ? null : new Date(claimedAt).toISOString(),
+      elapsedMs: claimedAt === null ? null : Math.max(0, Math.round(serverNow - claimedAt)), progress,
     };
   }
 

@@ -165,7 +165,7 @@ async function loadJobs() {
       st === 'claimed' ? td(j.worker) : null,
       el('td', {}, ...actionButtons(j.state, j.id)))));
     const end = page.offset + page.items.length;
-    $('page-info').textContent = page.total === 0 ? 'none' : `${page.offset + 1}–${end} of ${page.total}${page.partial ? ` (from the first ${page.items.length ? 'names' : ''} listed of a large folder; zcq ls lists all)` : ''}`;
+    $('page-info').textContent = page.total === 0 ? 'none' : `${page.offset + 1}–${end} of ${page.total}${page.partial ? ` ; a large folder: these come from the first 20,000 names it lists, zcq ls lists all` : ''}`;
     $('prev').disabled = page.offset === 0;
     $('next').disabled = end >= page.total;
   } catch (err) {
