@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian packages the test suite needs beyond Node: sshfs + sshd (the multi-host rig's network file
 # system), faketime (clock-skew tests), zsh (the completion test), chromium (the dashboard's browser tests,
-# driven by playwright-core: no browser download). As root, missing ones are installed with apt-get; otherwise the
+# driven by playwright-core: no browser download), python3-prometheus-client (the Prometheus project's own
+# parsers read /metrics in the metrics test). As root, missing ones are installed with apt-get; otherwise the
 # script names them and fails, so that the multi-host tests never skip in silence.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ command -v sshfs >/dev/null || need+=(sshfs)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v faketime >/dev/null || need+=(faketime)
 command -v zsh >/dev/null || need+=(zsh)
+/usr/bin/python3 -c "import prometheus_client" 2>/dev/null || need+=(python3-prometheus-client)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(fuse3)
 [ ${#need[@]} -eq 0 ] && exit 0

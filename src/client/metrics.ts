@@ -4,14 +4,14 @@
  * One registry per spool, no process metrics: what it measures is the spool, wherever it is scraped from.
  * Each metric's name, type, labels and meaning are listed in zcq(1), METRICS.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import type { Overview, Snapshot } from './overview.js';
 
 /** Run-time buckets (seconds): from a no-op job to an hour-long one. */
 export const RUN_SECONDS_BUCKETS = [0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600];
 
 export class SpoolMetrics {
-  readonly registry = new Registry();
+  readonly registry = new Registry<RegistryContentType>();
   private readonly jobs: Gauge;
   private readonly oldestPending: Gauge;
   private readonly queuePaused: Gauge;
@@ -82,8 +82,17 @@ export class SpoolMetrics {
     if (s.quarantinedSeen > this.quarantinedSeen) { this.quarantinedTotal.inc(s.quarantinedSeen - this.quarantinedSeen); this.quarantinedSeen = s.quarantinedSeen; }
   }
 
-  /** The text exposition (Prometheus text format 0.0.4) and its content type. */
-  async text(): Promise<{ body: string; contentType: string }> {
-    return { body: await this.registry.metrics(), contentType: this.registry.contentType };
+  /**
+   * The text exposition and its content type: Prometheus text 0.0.4, or OpenMetrics 1.0 when asked
+   * (Prometheus asks for it in its Accept header). The registry has one format at a time: calls take turns.
+   */
+  text(openMetrics = false): Promise<{ body: string; contentType: string }> {
+    const turn = this.turn.then(async () => {
+      this.registry.setContentType(openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE);
+      return { body: await this.registry.metrics(), contentType: this.registry.contentType };
+    });
+    this.turn = turn.then(() => undefined, () => undefined);
+    return turn;
   }
+  private turn: Promise<void> = Promise.resolve();
 }

@@ -161,7 +161,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       }
       case '/metrics': {
         await snapshot();
-        const m = await metrics.text();
+        const m = await metrics.text(/application\/openmetrics-text/.test(req.headers.accept ?? ''));
         res.writeHead(200, { 'Content-Type': m.contentType, 'Cache-Control': 'no-store' });
         return void res.end(m.body);
       }
