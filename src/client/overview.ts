@@ -29,7 +29,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { isGone } from '../errors.js';
-import { MAX_JOB_BYTES, readRegularFileSync } from '../spool/fsops.js';
+import { MAX_JOB_BYTES, readRegularFile, readRegularFileSync } from '../spool/fsops.js';
 import { QUEUE_NAME, STATES, type JobState } from '../spool/layout.js';
 import { deadLeaseOf } from '../spool/lease.js';
 import { BUCKET, idFromName, parseClaimedName, parseDeferredName } from '../spool/names.js';
@@ -247,7 +247,7 @@ export class Overview {
       // A folder first seen after the baseline holds only new records.
       if (all) { all.add(n); if (prev ? prev.all && !prev.all.has(n) : true) fresh.push(n); }
       // A million names: let requests in between.
-      if (i % 50_000 === 49_999) await new Promise((r) => setImmediate(r));
+      if (i % 10_000 === 9_999) await new Promise((r) => setImmediate(r));
     }
     look.sample.sort();
     look.all = all;
@@ -356,34 +356,43 @@ export class Overview {
       const rs = snap.running.filter((r) => !q.queue || r.queue === q.queue);
       return {
         state: 'claimed', queue: q.queue ?? null, total: rs.length, offset, partial: rs.length < snap.totals.claimed,
-        items: rs.slice(offset, offset + limit).map((r) => ({ ...this.summaryAt(this.claimedPath(r), r.id, 'claimed', r.queue), worker: r.worker })),
+        items: await Promise.all(rs.slice(offset, offset + limit).map(async (r) => ({ ...(await this.summaryAt(this.claimedPath(r), r.id, 'claimed', r.queue)), worker: r.worker }))),
       };
     }
     const queues = q.queue ? [q.queue] : listQueues(l[q.state]).queues;
-    const names: { path: string; name: string; queue: string }[] = [];
-    let total = 0;
-    let partial = false;
-    const take = (dir: string, look: FolderLook | undefined, queue: string) => {
-      if (!look) return;
-      total += look.count;
-      if (look.sample.length < look.count) partial = true;
-      for (const n of look.sample) names.push({ path: join(dir, n), name: n, queue });
-    };
+    const folders: { dir: string; look: FolderLook; queue: string }[] = [];
     for (const queue of queues) {
       const qdir = join(l[q.state], queue);
-      if (q.state === 'deferred') {
-        const buckets = listEntries(qdir).filter((b) => b.kind === 'dir' && BUCKET.test(b.name)).map((b) => b.name).sort();
-        for (const b of buckets) take(join(qdir, b), this.looks.get(join(qdir, b)), queue);
-      } else take(qdir, this.looks.get(qdir), queue);
+      const dirs = q.state === 'deferred'
+        ? listEntries(qdir).filter((b) => b.kind === 'dir' && BUCKET.test(b.name)).map((b) => join(qdir, b.name)).sort()
+        : [qdir];
+      for (const dir of dirs) { const look = this.looks.get(dir); if (look) folders.push({ dir, look, queue }); }
     }
+    const total = folders.reduce((n, f) => n + f.look.count, 0);
+    const partial = folders.some((f) => f.look.sample.length < f.look.count);
     const newestFirst = q.state === 'done' || q.state === 'failed';
-    names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    if (newestFirst) names.reverse();
-    const items = names.slice(offset, offset + limit).map((n) => {
+    // One folder's sample is sorted already (the common case: a queue chosen): only the page is sliced out.
+    // Several (all queues; deferred buckets, which sort among themselves) are merged first.
+    let names: { dir: string; name: string; queue: string }[];
+    if (folders.length === 1) {
+      const f = folders[0]!;
+      const n = f.look.sample.length;
+      const idx = Array.from({ length: Math.max(0, Math.min(limit, n - offset)) }, (_, i) => (newestFirst ? n - 1 - offset - i : offset + i));
+      names = idx.map((i) => ({ dir: f.dir, name: f.look.sample[i]!, queue: f.queue }));
+    } else {
+      // Each sample is sorted: only its first (or last) offset+limit names can be on the page.
+      const keep = offset + limit;
+      const all = folders.flatMap((f) => (newestFirst ? f.look.sample.slice(-keep) : f.look.sample.slice(0, keep)).map((name) => ({ dir: f.dir, name, queue: f.queue })));
+      all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      if (newestFirst) all.reverse();
+      names = all.slice(offset, offset + limit);
+    }
+    // The page's files are read at once: on a cold cache (a big backlog) their disk waits overlap.
+    const items = await Promise.all(names.map(async (n) => {
       const due = q.state === 'deferred' ? parseDeferredName(n.name) : null;
       const id = due ? due.id : idFromName(n.name)!;
-      return { ...this.summaryAt(n.path, id, q.state, n.queue), due: due ? new Date(due.dueMs).toISOString() : null };
-    });
+      return { ...(await this.summaryAt(join(n.dir, n.name), id, q.state, n.queue)), due: due ? new Date(due.dueMs).toISOString() : null };
+    }));
     return { state: q.state, queue: q.queue ?? null, total, offset, items, partial };
   }
 
@@ -394,8 +403,9 @@ export class Overview {
     return join(this.spool.layout.claimed, r.worker, `?.${r.id}.json`);
   }
 
-  private summaryAt(path: string, id: string, state: JobState, queue: string | null): JobSummary {
-    const j = readLoose(path);
+  private async summaryAt(path: string, id: string, state: JobState, queue: string | null): Promise<JobSummary> {
+    let j: Record<string, unknown> | null = null;
+    try { const r = await readRegularFile(path); if ('text' in r) j = looseObject(r.text); } catch { /* moved since the listing */ }
     const f = j && typeof j.failure === 'object' && j.failure !== null ? (j.failure as Record<string, unknown>) : null;
     return {
       id, state, queue, fn: j ? text(j.fn) : null, attempts: j && typeof j.attempts === 'number' ? j.attempts : null,
@@ -456,7 +466,10 @@ function readRegularFileSafe(path: string, max: number): string | null {
 /** A job file as a loose object (any shape: fields are checked where used); null when unreadable. */
 function readLoose(path: string): Record<string, unknown> | null {
   const t = readRegularFileSafe(path, MAX_JOB_BYTES);
-  if (t === null) return null;
+  return t === null ? null : looseObject(t);
+}
+
+function looseObject(t: string): Record<string, unknown> | null {
   try { const o = JSON.parse(t) as unknown; return typeof o === 'object' && o !== null && !Array.isArray(o) ? (o as Record<string, unknown>) : null; } catch { return null; }
 }
 

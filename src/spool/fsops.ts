@@ -109,6 +109,44 @@ function existsNoFollowSync(path: string): boolean {
   try { fss.lstatSync(path); return true; } catch { return false; }
 }
 
+/**
+ * A file that must be a regular file of at most maxBytes, read on the thread pool: opened with the same
+ * O_NOFOLLOW|O_NONBLOCK flags and fstat check as readRegularFileSync. Several reads at once overlap their
+ * disk (or NFS) waits: the dashboard reads a page of job files so.
+ */
+export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): Promise<{ text: string; mtimeMs: number } | { bad: string }> {
+  let fh: fss.promises.FileHandle;
+  try {
+    fh = await fss.promises.open(path, O_READ_SAFE);
+  } catch (err) {
+    const code = errnoOf(err);
+    const why = refusedOpen(path, code);
+    if (why) return { bad: `${why}, not a regular file` };
+    if (code === 'EACCES' || code === 'EPERM') return { bad: `unreadable (${code})` };
+    throw err;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return { bad: `${describeKind(kindOfStats(st))}, not a regular file` };
+    if (st.size > maxBytes) return { bad: `is ${st.size} bytes, larger than the ${maxBytes}-byte limit for a job file` };
+    const buf = Buffer.allocUnsafe(Math.min(st.size + 1, maxBytes + 1));
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > maxBytes) return { bad: `is larger than the ${maxBytes}-byte limit for a job file` };
+      if (n >= st.size) break;
+    }
+    return { text: buf.toString('utf8', 0, n), mtimeMs: st.mtimeMs };
+  } catch (err) {
+    if (errnoOf(err) === 'EISDIR') return { bad: 'is a folder, not a regular file' };
+    throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** readRegularFile, synchronously. */
 export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): { text: string; mtimeMs: number } | { bad: string } {
   let fd: number;
