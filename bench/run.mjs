@@ -15,9 +15,10 @@ import * as zcq from './zcq.mjs';
 import { startRedis, bullPutDrain, bullDrain, bullLatency, bullMemory, bullSyscalls } from './peers/bullmq.mjs';
 import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
+import { dashboardBench } from './sections/dashboard.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls'];
+const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'dashboard'];
 
 // ---------------------------------------------------------------- options
 
@@ -54,8 +55,8 @@ const OUT = resolve(opt('out') ?? join(here, 'results.md'));
 const BASE = setBaseTmp(opt('dir'));
 
 const C = QUICK
-  ? { tpN: 2000, latN: 50, backlog: [1000, 10000], backlogJobs: 1000, queueBulk: [1000, 10000], urgent: 20, pruneN: 20000, pruneJobs: 200, cliN: 10, memPending: 10000, memSec: 3, strN: 500, bulk: 100 }
-  : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, queueBulk: [1000, 100000], urgent: 20, pruneN: 1000000, pruneJobs: 200, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100 };
+  ? { tpN: 2000, latN: 50, backlog: [1000, 10000], backlogJobs: 1000, queueBulk: [1000, 10000], urgent: 20, pruneN: 20000, pruneJobs: 200, cliN: 10, memPending: 10000, memSec: 3, strN: 500, bulk: 100, dash: [1000, 100000], dashDrain: 5000 }
+  : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, queueBulk: [1000, 100000], urgent: 20, pruneN: 1000000, pruneJobs: 200, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100, dash: [1000, 1000000], dashDrain: 10000 };
 const PROCS = 2;
 const CONC = 8;
 // The synchronous fsloop variant runs a quarter of the jobs (a steady rate, to save time).
@@ -336,6 +337,12 @@ async function syscalls() {
 
 // ---------------------------------------------------------------- table
 
+// The dashboard's answer times with a small and a large spool, and its cost to a draining worker
+// (bench/sections/dashboard.mjs).
+async function dashboard() {
+  await z([], 'dashboard', () => dashboardBench({ sizes: C.dash, runs: R, drainN: C.dashDrain, rec }));
+}
+
 function rows() {
   const out = [];
   const row = (sec, measure, better, zl, zk, pl, pk) => out.push({ sec, measure, better, zl, zk, pl, pk });
@@ -408,6 +415,17 @@ function rows() {
     }
     row('6 syscalls', `syscalls per job (worker)`, '↓', 'zcq durable', 'sys.zcq.durable', 'BullMQ worker (client side)', 'sys.bull');
   }
+  if (ONLY.includes('dashboard')) {
+    const [small, large] = C.dash.map((n) => n.toLocaleString('en-US'));
+    const [ks, kl] = C.dash;
+    row('9 dashboard', `page (6 requests), ${large} vs ${small} pending, ms`, '↓', `${large} pending`, `dash.page.${kl}`, `${small} pending`, `dash.page.${ks}`);
+    row('9 dashboard', `page of pending jobs, ${large} vs ${small}, ms`, '↓', `${large} pending`, `dash.list.${kl}`, `${small} pending`, `dash.list.${ks}`);
+    row('9 dashboard', `/metrics, ${large} vs ${small} pending, ms`, '↓', `${large} pending`, `dash.metrics.${kl}`, `${small} pending`, `dash.metrics.${ks}`);
+    row('9 dashboard', `first snapshot (cold), ${large} vs ${small}, ms`, '↓', `${large} pending`, `dash.cold.${kl}`, `${small} pending`, `dash.cold.${ks}`);
+    row('9 dashboard', `drain ${C.dashDrain.toLocaleString('en-US')}, jobs/s`, '↑', 'dashboard, /metrics scraped every 1 s', 'dash.drain.metrics', 'worker alone', 'dash.drain.alone');
+    row('9 dashboard', `drain ${C.dashDrain.toLocaleString('en-US')}, jobs/s`, '↑', 'dashboard, a page open + /metrics', 'dash.drain.page', 'worker alone', 'dash.drain.alone');
+    row('9 dashboard', `dashboard CPU during the drain, % of the worker's CPU`, '↓', '/metrics scraped every 1 s', 'dash.cpu.metrics', 'a page open + /metrics', 'dash.cpu.page');
+  }
   return out;
 }
 
@@ -446,7 +464,7 @@ for (const s of SECTIONS) {
   if (!ONLY.includes(s)) continue;
   const t0 = Date.now();
   log(`== ${s}`);
-  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls }[s]);
+  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, dashboard }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 

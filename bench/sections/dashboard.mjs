@@ -9,7 +9,7 @@
 // time is reported too, as "cold snapshot").
 import { spawnTracked, stopChild, makeTmp, rmrf, sleep, log } from '../lib/proc.mjs';
 import { BIN, JOBS, initSpool, writePending } from '../zcq.mjs';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const PAGE = ['/', '/app.js', '/style.css', '/api/session', '/api/overview', '/api/jobs?state=failed'];
@@ -39,6 +39,12 @@ function failedJobs(spool, n) {
     const id = `${Date.now().toString(36).padStart(9, '0')}-benchf-${i}`;
     writeFileSync(join(dir, `${id}.json`), JSON.stringify({ zcq: 1, id, fn: 'noop.mjs#noop', args: [], queue: 'default', created: now, attempts: 1, retries: 0, history: [], finished: now, failure: { name: 'Error', message: 'bench', stack: 'Error: bench', reason: 'error' } }));
   }
+}
+
+/** CPU time (user + system) a live process has used, ms (/proc/PID/stat fields 14 and 15, in ticks of 10 ms). */
+function cpuMs(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : null; };
@@ -92,10 +98,12 @@ export function filledSpool(pending) {
 }
 
 /**
- * jobs/s of one worker (concurrency 8, durable) draining `n` pending jobs, alone or with a dashboard
- * watching the spool: an event stream open (as a page is) and /metrics scraped every second.
+ * jobs/s of one worker (concurrency 8, durable) draining `n` pending jobs: alone (`watch` null), with a
+ * dashboard whose /metrics is scraped every second ('metrics': 15 times Prometheus' default rate), or with a
+ * page open as well ('page': an event stream, which keeps the dashboard refreshing every second).
  */
-export async function drainWith({ n, dashboard }) {
+export async function drainWith({ n, watch }) {
+  const dashboard = watch !== null;
   const dir = makeTmp('zcq-dash-drain');
   let d = null, scraper = null, events = null;
   try {
@@ -105,16 +113,22 @@ export async function drainWith({ n, dashboard }) {
       d = await startDashboard(dir);
       await get(new URL('/api/overview', d.url));
       const ac = new AbortController();
-      events = { ac, done: fetch(new URL('/api/events', d.url), { signal: ac.signal }).then(async (r) => { for await (const _ of r.body) { /* drain */ } }).catch(() => {}) };
+      if (watch === 'page') events = { ac, done: fetch(new URL('/api/events', d.url), { signal: ac.signal }).then(async (r) => { for await (const _ of r.body) { /* drain */ } }).catch(() => {}) };
       let stop = false;
       scraper = { stop: () => { stop = true; }, done: (async () => { while (!stop) { await get(new URL('/metrics', d.url)).catch(() => {}); await sleep(1000); } })() };
     }
+    // CPU shares are steadier than rates on a machine others load too: the worker's CPU comes from the
+    // shell's `times` (its children's user and system time), the dashboard's from /proc.
+    const dashCpu0 = d ? cpuMs(d.child.pid) : 0;
     const t0 = performance.now();
-    const w = spawnTracked(BIN, ['--spool', dir, 'worker', '--root', JOBS, '--concurrency', '8', '--exit-when-idle']);
-    const code = await new Promise((res) => w.on('exit', (c) => res(c)));
+    const w = spawnTracked('bash', ['-c', '"$@" 2>/dev/null; rc=$?; times >&2; exit $rc', 'bash', BIN, '--spool', dir, 'worker', '--root', JOBS, '--concurrency', '8', '--exit-when-idle']);
+    const code = await new Promise((res) => w.on('close', (c) => res(c)));
     const ms = performance.now() - t0;
-    if (code !== 0) throw new Error(`worker exited ${code}: ${w.stderrText.slice(-400)}`);
-    return { jobsPerSec: (n * 1000) / ms };
+    const dashCpu = d ? cpuMs(d.child.pid) - dashCpu0 : 0;
+    if (code !== 0) throw new Error(`worker exited ${code} (its log: run it by hand)`);
+    const t = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(w.stderrText);
+    const workerCpu = t ? (Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4])) * 1000 : null;
+    return { jobsPerSec: (n * 1000) / ms, workerCpuMs: workerCpu, dashboardCpuMs: dashCpu };
   } finally {
     scraper?.stop();
     await scraper?.done;
@@ -141,11 +155,14 @@ export async function dashboardBench({ sizes, runs, drainN, rec }) {
       if (big) rmrf(big);
     }
   }
+  // Interleaved, so that the machine's other load falls on all three alike.
   for (let r = 1; r <= runs; r++) {
-    for (const dashboard of [false, true]) {
-      const x = await drainWith({ n: drainN, dashboard });
-      log(`dashboard: drain ${drainN.toLocaleString('en-US')} ${dashboard ? 'with a dashboard watching' : 'alone'}: ${x.jobsPerSec.toFixed(0)} jobs/s`);
-      rec(`dash.drain.${dashboard ? 'watched' : 'alone'}`, x.jobsPerSec);
+    for (const watch of [null, 'metrics', 'page']) {
+      const x = await drainWith({ n: drainN, watch });
+      const share = x.workerCpuMs ? (100 * x.dashboardCpuMs) / x.workerCpuMs : null;
+      log(`dashboard: drain ${drainN.toLocaleString('en-US')} ${watch === null ? 'alone' : watch === 'metrics' ? 'with /metrics scraped every 1 s' : 'with a page open and /metrics scraped'}: ${x.jobsPerSec.toFixed(0)} jobs/s; worker CPU ${x.workerCpuMs} ms${watch ? `, dashboard CPU ${x.dashboardCpuMs} ms (${share?.toFixed(1)}% of the worker's)` : ''}`);
+      rec(`dash.drain.${watch ?? 'alone'}`, x.jobsPerSec);
+      if (watch) rec(`dash.cpu.${watch}`, share);
     }
   }
 }

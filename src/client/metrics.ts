@@ -44,7 +44,7 @@ export class SpoolMetrics {
     this.snapshotTime = new Gauge({ name: 'zcq_snapshot_timestamp_seconds', help: 'When the snapshot these values come from was made (Unix time).', registers });
     const counters = opts.withCounters !== false ? registers : [];
     this.finished = new Counter({ name: 'zcq_jobs_finished_total', help: 'Jobs seen finishing since this process started, per queue and outcome (done, failed).', labelNames: ['queue', 'outcome'], registers: counters });
-    this.runSeconds = new Histogram({ name: 'zcq_job_run_seconds', help: "Run time of finished jobs' last attempt, per queue.", labelNames: ['queue'], buckets: RUN_SECONDS_BUCKETS, registers: counters });
+    this.runSeconds = new Histogram({ name: 'zcq_job_run_seconds', help: "Run time of finished jobs' last attempt, per queue (at most 100 jobs per snapshot: a sample when more finish).", labelNames: ['queue'], buckets: RUN_SECONDS_BUCKETS, registers: counters });
     this.takeovers = new Counter({ name: 'zcq_lease_takeovers_total', help: "Dead workers' leases seen taken over (their jobs settled by another) since this process started.", registers: counters });
     this.quarantinedTotal = new Counter({ name: 'zcq_quarantined_files_total', help: 'Files seen arriving in quarantine/ since this process started.', registers: counters });
     overview?.onFinish((e) => {

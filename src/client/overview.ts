@@ -20,7 +20,7 @@
  * folder's names are kept while it holds at most TRACK_MAX), heartbeats of expired leases that went away
  * (their jobs were taken over) or dead-lease folders seen in claimed/, new files in quarantine/. They start at
  * zero when the process starts, as Prometheus counters do. Run times come from the new records' last attempt
- * (at most OBSERVE_MAX records read per refresh: beyond that, a finish is counted but not timed).
+ * (at most OBSERVE_MAX records read per snapshot, over all queues: beyond that, a finish is counted but not timed).
  *
  * States come from layout.ts's STATES: a state added there shows up here with no change (a flat state is
  * counted as one folder per queue; deferred/ and claimed/ have their own shapes).
@@ -41,8 +41,12 @@ import type { JobRecord, Spool, WorkerView } from './spool.js';
 export const SAMPLE_MAX = 20_000;
 /** A done/ or failed/ folder's names are kept (to see which records are new) while it holds at most this many. */
 export const TRACK_MAX = 200_000;
-/** New finished records read per refresh for their run time. */
-export const OBSERVE_MAX = 1_000;
+/**
+ * New finished records read per snapshot for their run time. Reading every record costs a draining worker
+ * a share of its throughput (an open and a parse per job, on the same cores); when more finish between two
+ * snapshots, these are a sample of them (readdir order, which is no order of time or outcome).
+ */
+export const OBSERVE_MAX = 100;
 /** Running jobs whose files are read per snapshot (a worker's concurrency is at most 1,024). */
 export const RUNNING_MAX = 500;
 /** Completion and failure rates are over this window. */
@@ -127,6 +131,8 @@ export class Overview {
   private silentLeases = new Set<string>();
   private readonly deadSeen = new Set<string>();
   private first = true;
+  /** Records read for their run time in the snapshot being made. */
+  private observed = 0;
   private last: Snapshot | null = null;
   private refreshing: Promise<Snapshot> | null = null;
   private readonly listeners: ((e: FinishEvent) => void)[] = [];
@@ -147,6 +153,7 @@ export class Overview {
 
   private async make(): Promise<Snapshot> {
     const t0 = performance.now();
+    this.observed = 0;
     const l = this.spool.layout;
     const clock = await this.spool.clock();
     const totals = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<JobState, number>;
@@ -265,10 +272,9 @@ export class Overview {
   private finished(queue: string, outcome: 'done' | 'failed', n: number, paths: string[]): void {
     const t = (this.finishedTotals[queue] ??= { done: 0, failed: 0 });
     t[outcome] += n;
-    let read = 0;
     for (let i = 0; i < n; i++) {
       let runSeconds: number | null = null;
-      if (i < paths.length && read < OBSERVE_MAX) { read++; runSeconds = runSecondsOf(paths[i]!); }
+      if (i < paths.length && this.observed < OBSERVE_MAX) { this.observed++; runSeconds = runSecondsOf(paths[i]!); }
       for (const fn of this.listeners) fn({ queue, outcome, runSeconds });
     }
   }

@@ -4,10 +4,12 @@
  * metrics (client/metrics.ts), what it does from the library facade (client/spool.ts). The page is plain
  * HTML, CSS and JS from assets/ (no build step, nothing fetched from elsewhere: it works with no internet).
  *
- * Requests never wait for the spool to be listed: a refresh loop makes a snapshot every refreshMs (slower
- * when a snapshot takes long: at most a third of the time spent listing), while a page is open or was asked
- * for within IDLE_MS, and every answer comes from the latest one. Live updates are server-sent events: each
- * new snapshot is pushed to the open pages.
+ * Snapshots: while a page is open (its event stream connected), a refresh loop makes one every refreshMs
+ * (slower when a snapshot takes long: at most a third of the time is spent listing), pushes it to the open
+ * pages (server-sent events: live updates with no reload), and every answer comes from the latest one. With
+ * no page open nothing runs: a request (a /metrics scrape) finding the snapshot older than refreshMs has one
+ * made, waiting for it at most FRESH_WAIT_MS (then the previous one answers). So what the dashboard costs
+ * the machine follows how often it is looked at, not how long it has been running.
  *
  * Security (job files are untrusted: anyone who can write the spool writes their fields):
  * - it binds 127.0.0.1 by default, and there it answers only requests whose Host is a loopback name (a
@@ -31,8 +33,8 @@ import { SpoolMetrics } from '../client/metrics.js';
 import { JOB_ID, Overview, type Snapshot } from '../client/overview.js';
 import type { Spool } from '../client/spool.js';
 
-/** The loop keeps refreshing this long after the last request, even with no page open. */
-export const IDLE_MS = 60_000;
+/** How long a request with no page open waits for a fresh snapshot before the previous one answers. */
+export const FRESH_WAIT_MS = 1_000;
 export const DEFAULT_REFRESH_MS = 1_000;
 const MAX_BODY = 64 * 1024;
 const MAX_IDS = 1_000;
@@ -87,14 +89,25 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const csrf = randomBytes(24).toString('base64url');
   const token = o.token ? Buffer.from(o.token) : null;
   const streams = new Set<ServerResponse>();
-  let lastAsked = Date.now();
+  let refreshedAt = -Infinity;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   let port = 0;
 
-  const snapshot = async (): Promise<Snapshot> => { lastAsked = Date.now(); return overview.latest() ?? (await refresh()); };
+  const snapshot = async (): Promise<Snapshot> => {
+    const last = overview.latest();
+    if (!last) return refresh();
+    if (streams.size > 0 || performance.now() - refreshedAt < refreshMs) return last;
+    const fresh = refresh();
+    fresh.catch(() => undefined);
+    let waited: NodeJS.Timeout | undefined;
+    const s = await Promise.race([fresh, new Promise<null>((r) => { waited = setTimeout(() => r(null), FRESH_WAIT_MS); })]);
+    clearTimeout(waited);
+    return s ?? overview.latest()!;
+  };
   const refresh = async (): Promise<Snapshot> => {
     const s = await overview.refresh();
+    refreshedAt = performance.now();
     metrics.update(s);
     const data = `event: overview\ndata: ${JSON.stringify(s)}\n\n`;
     for (const r of streams) r.write(data);
@@ -102,15 +115,13 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   };
   const loop = async () => {
     timer = undefined;
-    if (closed) return;
+    if (closed || streams.size === 0) return;
     let took = 0;
-    if (streams.size > 0 || Date.now() - lastAsked < IDLE_MS) {
-      try { took = (await refresh()).tookMs; } catch (err) { log('dashboard.error', { error: (err as Error).message }); }
-    }
-    if (!closed) timer = setTimeout(loop, Math.max(refreshMs, took * 3));
+    try { took = (await refresh()).tookMs; } catch (err) { log('dashboard.error', { error: (err as Error).message }); }
+    if (!closed && streams.size > 0) timer = setTimeout(loop, Math.max(refreshMs, took * 3));
   };
-  /** A refresh now (after an action), then the loop's pace again. */
-  const kick = () => { if (timer) { clearTimeout(timer); timer = setTimeout(loop, 0); } };
+  /** After an action: a refresh now (a page open), or at the next request. */
+  const kick = () => { refreshedAt = -Infinity; if (timer) { clearTimeout(timer); timer = setTimeout(loop, 0); } };
 
   const allowedHost = (h: string | undefined): boolean => {
     if (!isLoopback(host)) return true; // a token guards it
@@ -150,7 +161,6 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         return send(res, 200, await overview.jobs({ state: state as JobState, queue, offset: int(url.searchParams.get('offset'), 0), limit: int(url.searchParams.get('limit'), 50) }));
       }
       case '/api/events': {
-        lastAsked = Date.now();
         res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
         const s = overview.latest();
         res.write(s ? `event: overview\ndata: ${JSON.stringify(s)}\n\n` : ': waiting for the first snapshot\n\n');
@@ -219,7 +229,6 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   });
   port = (server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
-  timer = setTimeout(loop, 0);
   return {
     url: `http://${shown}:${port}/`, port, host, overview,
     close: async () => {
