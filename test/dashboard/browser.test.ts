@@ -4,7 +4,8 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, donePath, failedPath, killAll, newSpool, pendingPath, startWorker, until, zcq } from '../helpers.js';
+import { join } from 'node:path';
+import { cleanupTemp, donePath, failedPath, holdPath, killAll, newSpool, pendingPath, startWorker, until, zcq } from '../helpers.js';
 import { CHROMIUM, artifact, startDashboard, type DashboardProcess } from './util.js';
 
 /** A failure message that is markup: the page must show it as text and run none of it. */
@@ -41,7 +42,7 @@ function put(spool: string, args: string[]): string {
 }
 
 describe('zcq dashboard in a browser', () => {
-  it('shows a job fail live with its message as text, and retry (with --actions) moves its file to pending/', async () => {
+  it('shows a job fail live with its message as text; retry (with --actions) moves its file to pending/, hold to hold/, pause makes the marker', async () => {
     const spool = newSpool();
     const { page } = await open(spool, ['--actions']);
     await page.click('#state-tabs button[data-state="failed"]');
@@ -66,6 +67,14 @@ describe('zcq dashboard in a browser', () => {
     expect(existsSync(failedPath(spool, id))).toBe(false);
     await expect.poll(() => page.locator(`#jobs tr[data-id="${id}"]`).count()).toBe(0);
     await expect.poll(() => page.locator('#footer').textContent()).toBe('retry: done');
+
+    // The other actions are the same path: hold the job from the pending list, pause its queue.
+    await page.click('#state-tabs button[data-state="pending"]');
+    await page.locator(`#jobs tr[data-id="${id}"] button[data-action="hold"]`).click();
+    await until(() => existsSync(holdPath(spool, id)), 10_000);
+    await page.locator('#queues tr[data-queue="default"] button[data-action="pause"]').click();
+    await until(() => existsSync(join(spool, 'paused', 'default')), 10_000);
+    await page.locator('#queues tr[data-queue="default"] .paused').waitFor();
   });
 
   it('a read-only dashboard offers no action and refuses the POST; with --actions, a POST without the CSRF token or from another origin is refused', async () => {
