@@ -113,12 +113,15 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     for (const r of streams) r.write(data);
     return s;
   };
+  let looping = false;
   const loop = async () => {
     timer = undefined;
-    if (closed || streams.size === 0) return;
+    if (closed || streams.size === 0) { looping = false; return; }
+    looping = true;
     let took = 0;
     try { took = (await refresh()).tookMs; } catch (err) { log('dashboard.error', { error: (err as Error).message }); }
     if (!closed && streams.size > 0) timer = setTimeout(loop, Math.max(refreshMs, took * 3));
+    else looping = false;
   };
   /** After an action: a refresh now (a page open), or at the next request. */
   const kick = () => { refreshedAt = -Infinity; if (timer) { clearTimeout(timer); timer = setTimeout(loop, 0); } };
@@ -166,7 +169,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         res.write(s ? `event: overview\ndata: ${JSON.stringify(s)}\n\n` : ': waiting for the first snapshot\n\n');
         streams.add(res);
         req.on('close', () => streams.delete(res));
-        if (!timer && !closed) timer = setTimeout(loop, 0);
+        if (!looping && !closed) { looping = true; timer = setTimeout(loop, 0); }
         return;
       }
       case '/metrics': {
@@ -189,8 +192,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const action = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     if (url.pathname !== '/api/action') return send(res, 404, { error: 'no such action' });
     if (!o.actions) return send(res, 403, { error: 'read-only dashboard: start it with --actions to retry, cancel, hold, release, pause or resume' });
+    // http, or https through a TLS proxy in front that passes the Host on.
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== `http://${req.headers.host}`) return send(res, 403, { error: 'cross-origin request refused' });
+    if (origin !== undefined && origin !== `http://${req.headers.host}` && origin !== `https://${req.headers.host}`) return send(res, 403, { error: 'cross-origin request refused' });
     const site = req.headers['sec-fetch-site'];
     if (site !== undefined && site !== 'same-origin' && site !== 'none') return send(res, 403, { error: 'cross-site request refused' });
     const given = req.headers['x-csrf-token'];
