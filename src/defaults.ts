@@ -114,8 +114,12 @@ export function inRange(v: number, r: Range): boolean {
   return Number.isInteger(v) && v >= r.min && v <= r.max;
 }
 
-/** `zcq dashboard`: where it listens and how often it looks at the spool (port 0: any free port, printed). */
-export const DASHBOARD_DEFAULTS = { host: '127.0.0.1', port: 8080, refreshMs: 1 * SECOND } as const;
+/**
+ * `zcq dashboard`: where it listens and how often it looks at the spool (port 0: any free port, printed).
+ * Every 2 s (Sidekiq Web polls every 5 s): a look while jobs move re-lists the folders that changed, which a
+ * worker draining on the same cores pays for; 1 s doubles that (see bench/results-dashboard.md).
+ */
+export const DASHBOARD_DEFAULTS = { host: '127.0.0.1', port: 8080, refreshMs: 2 * SECOND } as const;
 export const DASHBOARD_BOUNDS = {
   port: { min: 0, max: 65535 },
   refreshMs: { min: 200, max: 1 * MINUTE },

@@ -113,8 +113,9 @@ interface FolderLook {
   count: number;
   /** The smallest name (ids sort by creation time; deferred names by due time). */
   first: string | null;
-  /** Sorted names, at most SAMPLE_MAX (the first ones in folder order when the folder has more). */
+  /** Names, at most SAMPLE_MAX (the first ones in folder order when the folder has more); sorted when a page needs it. */
   sample: string[];
+  sorted: boolean;
   /** All names, for done/ and failed/ folders of at most TRACK_MAX. */
   all?: Set<string>;
 }
@@ -241,7 +242,7 @@ export class Overview {
     if (same && prev.confirmed) return prev;
     let names: string[];
     try { names = await fsp.readdir(dir); } catch (err) { if (isGone(err) || unreadable(err)) return null; throw err; }
-    const look: FolderLook = { mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, confirmed: same, count: 0, first: null, sample: [] };
+    const look: FolderLook = { mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, confirmed: same, count: 0, first: null, sample: [], sorted: false };
     const keepAll = track && names.length <= TRACK_MAX;
     const all = keepAll ? new Set<string>() : undefined;
     const fresh: string[] = [];
@@ -256,7 +257,6 @@ export class Overview {
       // A million names: let requests in between.
       if (i % 10_000 === 9_999) await new Promise((r) => setImmediate(r));
     }
-    look.sample.sort();
     look.all = all;
     this.looks.set(dir, look);
     if (finish && !this.first) {
@@ -372,7 +372,13 @@ export class Overview {
       const dirs = q.state === 'deferred'
         ? listEntries(qdir).filter((b) => b.kind === 'dir' && BUCKET.test(b.name)).map((b) => join(qdir, b.name)).sort()
         : [qdir];
-      for (const dir of dirs) { const look = this.looks.get(dir); if (look) folders.push({ dir, look, queue }); }
+      for (const dir of dirs) {
+        const look = this.looks.get(dir);
+        if (!look) continue;
+        // Sorted once per listing, when first paged (most listings are never paged: a snapshot lists every folder).
+        if (!look.sorted) { look.sample.sort(); look.sorted = true; }
+        folders.push({ dir, look, queue });
+      }
     }
     const total = folders.reduce((n, f) => n + f.look.count, 0);
     const partial = folders.some((f) => f.look.sample.length < f.look.count);

@@ -26,6 +26,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
+import { DASHBOARD_DEFAULTS } from '../defaults.js';
 import { UsageError, ZcqError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { QUEUE_NAME, STATES, type JobState } from '../spool/layout.js';
@@ -35,7 +36,7 @@ import type { Spool } from '../client/spool.js';
 
 /** How long a request with no page open waits for a fresh snapshot before the previous one answers. */
 export const FRESH_WAIT_MS = 1_000;
-export const DEFAULT_REFRESH_MS = 1_000;
+export const DEFAULT_REFRESH_MS = DASHBOARD_DEFAULTS.refreshMs;
 const MAX_BODY = 64 * 1024;
 const MAX_IDS = 1_000;
 
