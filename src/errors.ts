@@ -136,9 +136,11 @@ export class RetryAtError extends Error {
  *                                      retrying the name does not help; back off and report once
  *   transient  EAGAIN, EINTR, EBUSY    the same call may work a moment later: retry it a few times
  */
+/** Linux numbers Node's os.constants.errno leaves out. */
+const LINUX_ERRNO: Readonly<Record<string, number>> = { ESHUTDOWN: 108 };
 const ERRNO = new Map<number, string>();
 for (const name of ['ENOENT', 'ESTALE', 'EIO', 'ENOTCONN', 'ESHUTDOWN', 'ECONNABORTED', 'EAGAIN', 'EINTR', 'EBUSY']) {
-  const n = osErrno[name];
+  const n = osErrno[name] ?? (process.platform === 'linux' ? LINUX_ERRNO[name] : undefined);
   if (typeof n === 'number') ERRNO.set(n, name);
 }
 const GONE = ['ENOENT', 'ESTALE'] as const;
