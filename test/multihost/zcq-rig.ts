@@ -89,7 +89,7 @@ export async function stopWorkers(ws: RigWorker[]): Promise<void> {
  * events that mean something went wrong rather than a lost race. ENOENT/ESTALE on a lost race are normal
  * and must not show up at all.
  */
-export const NOISE_EVENTS = new Set(['worker.periodic.error', 'worker.housekeeping.error', 'job.unrecorded', 'lease.renew.failed', 'job.quarantined']);
+export const NOISE_EVENTS = new Set(['worker.periodic.error', 'worker.housekeeping.error', 'worker.duty.error', 'job.unrecorded', 'lease.renew.failed', 'job.quarantined', 'spool.unreachable']);
 export function noiseIn(output: string, alsoBad: string[] = []): string[] {
   const bad = new Set([...NOISE_EVENTS, ...alsoBad]);
   return output.split('\n').filter((l) => {
@@ -97,7 +97,7 @@ export function noiseIn(output: string, alsoBad: string[] = []): string[] {
     let e: LogEvent;
     try { e = JSON.parse(l); } catch { return true; }
     if (bad.has(e.event)) return true;
-    return /ENOENT|ESTALE|EEXIST|Error:|\\n\s+at /.test(JSON.stringify(e)) && !['job.failed', 'job.retry'].includes(e.event);
+    return /ENOENT|ESTALE|EEXIST|EIO|ENOTCONN|Unknown system error|Error:|\\n\s+at /.test(JSON.stringify(e)) && !['job.failed', 'job.retry'].includes(e.event);
   });
 }
 
