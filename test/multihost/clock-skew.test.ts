@@ -3,7 +3,7 @@
 // (judged by the same clock) still produce exactly one job each.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkRigPrerequisites } from './rig.js';
+import { checkRigPrerequisites, rigFileSystems } from './rig.js';
 import {
   JOBS, countBy, noiseIn, readLedger, serverClaimed, serverJob, serverJobNames, sleep, spoolReport, startWorker,
   stopWorkers, waitFor, zcqOn, type RigWorker, useSpoolRig,
@@ -15,9 +15,9 @@ const LEASE_MS = 8000;
 const POLL_MS = 250;
 const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat', '1s', '--poll', `${POLL_MS}ms`, ...extra];
 
-describe('machines whose clocks are 5 minutes apart', () => {
+for (const fsKind of rigFileSystems()) describe(`machines whose clocks are 5 minutes apart (${fsKind})`, () => {
   // host-a 5 minutes ahead, host-b 5 minutes behind, host-c on time.
-  const { rig, local } = useSpoolRig({ machines: 3, clockOffsets: ['+5m', '-5m', undefined] }, 2);
+  const { rig, local } = useSpoolRig({ machines: 3, fs: fsKind, clockOffsets: ['+5m', '-5m', undefined] }, 2);
 
   it('no live lease is stolen and no dead lease is kept alive', async () => {
     const ledger = join(local.dir, 'skew.ledger');
@@ -80,7 +80,7 @@ describe('machines whose clocks are 5 minutes apart', () => {
     const bound = LEASE_MS + POLL_MS + 2000;
     for (const l of dead) expect(takenAt[l]!).toBeLessThan(bound);
     const judges = countBy(live.flatMap((w) => w.events().filter((e) => e.event === 'lease.expired').map(() => rig.machines[w.machine]!.name)), (h) => h);
-    console.log(`[multihost] clocks +5m/-5m/0: 20 s jobs on host-a (+5m) and host-b (-5m) ran once, untouched (${Math.round(longMs)} ms); ` +
+    console.log(`[multihost] ${fsKind}: clocks +5m/-5m/0: 20 s jobs on host-a (+5m) and host-b (-5m) ran once, untouched (${Math.round(longMs)} ms); ` +
       `killed workers on host-a (+5m) and host-b (-5m) had their leases taken after ${Math.round(takenAt[dead[0]!]!)} / ${Math.round(takenAt[dead[1]!]!)} ms ` +
       `(lease ${LEASE_MS} ms, bound ${bound} ms) by ${JSON.stringify(judges)}`);
   }, 150_000);
@@ -119,7 +119,7 @@ describe('machines whose clocks are 5 minutes apart', () => {
     for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.lost', 'job.abandoned', 'lease.lost', 'lease.stale']), rig.machines[w.machine]!.name).toEqual([]);
     const creators = countBy(names, (n) => serverJob(rig, 'done', n).createdBy?.host ?? '?');
     const runners = countBy(names, (n) => ranAt.get(n)!.host);
-    console.log(`[multihost] cron '* * * * * *' on 3 schedulers (+5m/-5m/0) for 8 s: ${names.length} ticks, consecutive seconds, each run once; ` +
+    console.log(`[multihost] ${fsKind}: cron '* * * * * *' on 3 schedulers (+5m/-5m/0) for 8 s: ${names.length} ticks, consecutive seconds, each run once; ` +
       `created by ${JSON.stringify(creators)}, run on ${JSON.stringify(runners)}; first tick ${new Date(tickMs[0]!).toISOString()}`);
   }, 120_000);
 });
