@@ -11,7 +11,7 @@ import { isGone } from '../../dist/errors.js';
 import { checkRigPrerequisites, rigFileSystems, startRig, sweepStaleRigs, useRig, type FsKind } from './rig.js';
 
 const GLUSTER: FsKind[] = rigFileSystems().filter((k) => k !== 'sshfs');
-checkRigPrerequisites({ needFaketime: false, fileSystems: GLUSTER.length ? GLUSTER : ['gluster-replica'] });
+checkRigPrerequisites({ fileSystems: GLUSTER.length ? GLUSTER : ['gluster-replica'] });
 
 const NODE = process.execPath;
 
@@ -113,6 +113,30 @@ for (const fsKind of GLUSTER) {
     }, 60_000);
   });
 }
+
+describe('GlusterFS: whose clock stamps an mtime (features.ctime)', () => {
+  // host-a's clock (and its GlusterFS client's) runs 5 minutes ahead; host-b's is on time.
+  for (const ctime of ['on', 'off'] as const) {
+    it(`features.ctime ${ctime}: a file written from the machine 5 minutes ahead has mtime ${ctime === 'on' ? '≈ its clock (+5 min): the writer\'s clock, not the server\'s' : '≈ the server\'s clock'}`, async () => {
+      const rig = await startRig({ machines: 2, fs: GLUSTER[0] ?? 'gluster-replica', clockOffsets: ['+5m', undefined], glusterVolumeOptions: { 'features.ctime': ctime } });
+      try {
+        const w = await rig.run(0, NODE, ['-e', `require('fs').writeFileSync(${JSON.stringify(rig.path(0, 'beat'))}, String(Date.now()))`]);
+        expect(w.code, w.stderr).toBe(0);
+        const writerNow = Number(fs.readFileSync(rig.path(1, 'beat'), 'utf8'));
+        const fd = fs.openSync(rig.path(1, 'beat'), 'r');
+        const mtimeMs = fs.fstatSync(fd).mtimeMs;
+        fs.closeSync(fd);
+        const realNow = Date.now();
+        expect(writerNow - realNow).toBeGreaterThan(290_000); // the writer's clock is 5 minutes ahead
+        if (ctime === 'on') expect(Math.abs(mtimeMs - writerNow)).toBeLessThan(10_000);
+        else expect(Math.abs(mtimeMs - realNow)).toBeLessThan(10_000);
+        console.log(`[gluster] features.ctime ${ctime}: mtime - real clock = ${Math.round((mtimeMs - realNow) / 1000)} s for a file written by a machine ${Math.round((writerNow - realNow) / 1000)} s ahead`);
+      } finally {
+        await rig.stop();
+      }
+    }, 120_000);
+  }
+});
 
 describe('GlusterFS rig teardown', () => {
   const kind = GLUSTER[0] ?? 'gluster-replica';

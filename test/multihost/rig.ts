@@ -81,6 +81,11 @@ export interface RigOptions {
   extraSshfsOptions?: string[];
   /** `-o` options of every GlusterFS machine mount (default none: the client's defaults, as an operator gets them). */
   glusterMountOptions?: string[];
+  /**
+   * `gluster volume set` options of the rig's volume, over GLUSTER_VOLUME_DEFAULTS (features.ctime off, as
+   * docs/nfs.md asks of a zcq volume). Pass { 'features.ctime': 'on' } for GlusterFS's own default.
+   */
+  glusterVolumeOptions?: Record<string, string>;
 }
 
 export interface Machine {
@@ -178,6 +183,14 @@ export const GLUSTER_CACHE: CacheOptions = {
   negativeTimeout: 0,
   dirCacheTimeout: 1,
 };
+
+/**
+ * Volume options the rig sets. features.ctime on (GlusterFS 10's default) stores the times the *client*
+ * sends, so a file's mtime is the writing machine's clock, not the file server's: a heartbeat from a
+ * machine 5 minutes ahead looks 5 minutes young. zcq judges leases by mtimes (NFS rule 6), so a zcq volume
+ * runs with it off, which makes the bricks stamp mtimes (gluster.test.ts shows both).
+ */
+export const GLUSTER_VOLUME_DEFAULTS: Readonly<Record<string, string>> = { 'features.ctime': 'off' };
 
 const TMP_PREFIX = 'zcq-rig-';
 const RUN_SSHD_DIR = '/run/sshd'; // sshd's privilege separation directory; must exist
@@ -736,15 +749,28 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
       if (!created.ok) throw new Error(`gluster volume create ${volume} failed: ${created.out}`);
       st.volume = volume;
       fs.writeFileSync(path.join(tmpDir, 'rig.json'), JSON.stringify({ ownerPid: process.pid, volume }, null, 2));
+      for (const [k, v] of Object.entries({ ...GLUSTER_VOLUME_DEFAULTS, ...opts.glusterVolumeOptions })) {
+        const set = glusterSync(['volume', 'set', volume, k, v]);
+        if (!set.ok) throw new Error(`gluster volume set ${volume} ${k} ${v} failed: ${set.out}`);
+      }
       const started = glusterSync(['volume', 'start', volume]);
       if (!started.ok) throw new Error(`gluster volume start ${volume} failed: ${started.out}`);
       mountOptions = (opts.glusterMountOptions ?? []).join(',');
-      const mountGluster = (mnt: string, o: string) => {
+      const mountGluster = (mnt: string, o: string, clockOffset?: string) => {
         fs.mkdirSync(mnt, { recursive: true });
         // The first mount after a start can race the bricks coming up: try a few times.
         let last = '';
         for (let attempt = 0; attempt < 5; attempt++) {
-          const r = spawnSync('mount', ['-t', 'glusterfs', ...(o ? ['-o', o] : []), `${host}:/${volume}`, mnt], { encoding: 'utf8', timeout: 30_000 });
+          // A machine whose clock is off runs its file-system client on that clock too (with features.ctime
+          // on, the client's clock is what stamps mtimes). mount(8) drops LD_PRELOAD on the way to the
+          // client, so that one is started as mount.glusterfs starts it.
+          const r = clockOffset
+            ? spawnSync('glusterfs', ['--process-name', 'fuse', `--volfile-server=${host}`, `--volfile-id=/${volume}`, mnt], {
+              encoding: 'utf8', timeout: 30_000,
+              env: { ...process.env, LD_PRELOAD: libfaketime!, FAKETIME: clockOffset, FAKETIME_DONT_FAKE_MONOTONIC: '1' },
+            })
+            : spawnSync('mount', ['-t', 'glusterfs', ...(o ? ['-o', o] : []), `${host}:/${volume}`, mnt], { encoding: 'utf8', timeout: 30_000 });
+          for (let w = 0; r.status === 0 && !isMounted(mnt) && w < 50; w++) sleepSync(100); // a daemon's mount lands after its parent exits
           if (r.status === 0 && isMounted(mnt)) {
             st.mounts.push(mnt);
             // A fresh client may answer ENOTCONN until it has connected to every brick.
@@ -763,7 +789,7 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
       for (let i = 0; i < n; i++) {
         const name = `host-${MACHINE_LETTERS[i]}`;
         const mount = path.join(tmpDir, 'mnt', name);
-        mountGluster(mount, mountOptions);
+        mountGluster(mount, mountOptions, offsets[i]);
         machines.push({ index: i, name, mount, clockOffset: offsets[i] });
       }
     }
