@@ -104,13 +104,14 @@ export function noiseIn(output: string, alsoBad: string[] = []): string[] {
 /** Names in a folder of the server's copy of the spool (exact; dot-names skipped). */
 export function serverNames(rig: Rig, ...parts: string[]): string[] {
   const d = join(serverSpool(rig), ...parts);
-  return existsSync(d) ? readdirSync(d).filter((n) => !n.startsWith('.')) : [];
+  // A folder can go between a listing of its parent and its own (a recoverer's LEASE.dead settled): none.
+  try { return readdirSync(d).filter((n) => !n.startsWith('.')); } catch (e) { if (['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')) return []; throw e; }
 }
 
 /** The queue folders of a state (format 2: pending/QUEUE/, done/QUEUE/, failed/QUEUE/, ...), server's view. */
 export function serverQueues(rig: Rig, state: string): string[] {
   const d = join(serverSpool(rig), state);
-  return serverNames(rig, state).filter((n) => statSync(join(d, n)).isDirectory());
+  return serverNames(rig, state).filter((n) => { try { return statSync(join(d, n)).isDirectory(); } catch { return false; } });
 }
 
 /**
@@ -120,7 +121,7 @@ export function serverQueues(rig: Rig, state: string): string[] {
  */
 export function serverJobNames(rig: Rig, state: 'pending' | 'done' | 'failed' | 'hold'): string[] {
   const d = join(serverSpool(rig), state);
-  return serverNames(rig, state).flatMap((n) => (statSync(join(d, n)).isDirectory() ? serverNames(rig, state, n) : [n]));
+  return serverNames(rig, state).flatMap((n) => { let dir = false; try { dir = statSync(join(d, n)).isDirectory(); } catch { return []; } return dir ? serverNames(rig, state, n) : [n]; });
 }
 
 /** A job's record in a queued state (in whichever queue folder it is). */
