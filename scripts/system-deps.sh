@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The Debian packages the test suite needs beyond Node: sshfs + sshd (the multi-host rig's network file
-# system), faketime (clock-skew tests), zsh (the completion test), chromium (the dashboard's browser tests,
-# driven by playwright-core: no browser download), python3-prometheus-client (the Prometheus project's own
-# parsers read /metrics in the metrics test). As root, missing ones are installed with apt-get; otherwise the
+# The Debian packages the test suite needs beyond Node: sshfs + sshd and GlusterFS (the multi-host rig's
+# network file systems), faketime (clock-skew tests), zsh (the completion test), chromium (the dashboard's
+# browser tests, driven by playwright-core: no browser download), python3-prometheus-client (the Prometheus
+# project's own parsers read /metrics in the metrics test). As root, missing ones are installed with apt-get; otherwise the
 # script names them and fails, so that the multi-host tests never skip in silence.
 set -euo pipefail
 need=()
@@ -14,6 +14,9 @@ command -v zsh >/dev/null || need+=(zsh)
 /usr/bin/python3 -c "import prometheus_client" 2>/dev/null || need+=(python3-prometheus-client)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(fuse3)
+# GlusterFS (the rig's distributed file system: test/multihost/rig.ts, bench/fs-matrix.mjs)
+[ -x /usr/sbin/glusterd ] || need+=(glusterfs-server)
+command -v mount.glusterfs >/dev/null || [ -x /sbin/mount.glusterfs ] || [ -x /usr/sbin/mount.glusterfs ] || need+=(glusterfs-client)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "system-deps: installing ${need[*]}" >&2

@@ -3,6 +3,10 @@
  * (`err.code === 'ZCQ_NOT_FOUND'`) and a one-line message naming the file or argument at fault and what
  * to do. The CLI maps `exitCode` to the process exit status.
  */
+import { constants } from 'node:os';
+
+const osErrno = constants.errno as Readonly<Record<string, number | undefined>>;
+
 export class ZcqError extends Error {
   readonly code: string;
   readonly exitCode: number;
@@ -119,14 +123,73 @@ export class RetryAtError extends Error {
   }
 }
 
-/** errno codes that mean "the name is gone": a lost race, normal on a shared spool (NFS rule 9). */
-export function isGone(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOENT' || code === 'ESTALE';
+/**
+ * Errors of local and networked file systems by meaning: the one place that maps an errno to what zcq
+ * does about it. Node names the errors libuv knows (err.code 'ENOENT'); for those it does not — ESTALE on
+ * Linux, which NFS and GlusterFS clients return — err.code is a message like 'Unknown system error -116'
+ * and only err.errno (-116) says what it is. So every test here looks at the name and at the number.
+ *
+ *   gone       ENOENT, ESTALE          the name is gone or now stands for another file: look it up again;
+ *                                      on a claim or a move, another worker won (NFS rule 9)
+ *   mount gone EIO, ENOTCONN,          the mount itself fails (a soft NFS mount timing out, a FUSE client
+ *              ESHUTDOWN, ECONNABORTED  or sshfs transport gone, every GlusterFS brick of a name down):
+ *                                      retrying the name does not help; back off and report once
+ *   transient  EAGAIN, EINTR, EBUSY    the same call may work a moment later: retry it a few times
+ */
+/** Linux numbers Node's os.constants.errno leaves out. */
+const LINUX_ERRNO: Readonly<Record<string, number>> = { ESHUTDOWN: 108 };
+const ERRNO = new Map<number, string>();
+for (const name of ['ENOENT', 'ESTALE', 'EIO', 'ENOTCONN', 'ESHUTDOWN', 'ECONNABORTED', 'EAGAIN', 'EINTR', 'EBUSY']) {
+  const n = osErrno[name] ?? (process.platform === 'linux' ? LINUX_ERRNO[name] : undefined);
+  if (typeof n === 'number') ERRNO.set(n, name);
+}
+const GONE = ['ENOENT', 'ESTALE'] as const;
+const MOUNT_GONE = ['EIO', 'ENOTCONN', 'ESHUTDOWN', 'ECONNABORTED'] as const;
+const TRANSIENT = ['EAGAIN', 'EINTR', 'EBUSY'] as const;
+
+/** The errno name of an error (ENOENT, ESTALE, ...), also where Node had no name for it and said 'Unknown system error -116'. */
+export function errnoName(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException | undefined;
+  const code = e?.code;
+  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return code;
+  const n = typeof e?.errno === 'number' ? Math.abs(e.errno) : numberInCode(code);
+  if (n === undefined) return code;
+  return ERRNO.get(n) ?? code;
 }
 
+function numberInCode(code: unknown): number | undefined {
+  const m = typeof code === 'string' ? /error -?(\d+)$/.exec(code) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+function oneOf(err: unknown, names: readonly string[]): boolean {
+  const name = errnoName(err);
+  return name !== undefined && names.includes(name);
+}
+
+/** "The name is gone": ENOENT or ESTALE — a lost race, normal on a shared spool (NFS rule 9). Look it up again. */
+export function isGone(err: unknown): boolean {
+  return oneOf(err, GONE);
+}
+
+/** A call that may work if made again at once: EAGAIN, EINTR (a signal on an interruptible mount), EBUSY. */
+export function isTransient(err: unknown): boolean {
+  return oneOf(err, TRANSIENT);
+}
+
+/**
+ * Run a synchronous file operation, again up to `tries` times in all while it fails with a transient
+ * error (isTransient); other errors, and the last transient one, are thrown as they come.
+ */
+export function retryTransient<T>(op: () => T, tries = 3): T {
+  for (let i = 1; ; i++) {
+    try { return op(); } catch (err) { if (i >= tries || !isTransient(err)) throw err; }
+  }
+}
+
+/** The errno name of an error (see errnoName: ESTALE also where Node reports it as 'Unknown system error -116'). */
 export function errnoOf(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
+  return errnoName(err);
 }
 
 /**
@@ -144,11 +207,11 @@ export function isReadOnly(err: unknown): boolean {
 }
 
 /**
- * The mount itself is failing: an I/O error (EIO: a dying disk, a soft NFS mount timing out) or a FUSE /
- * sshfs mount whose transport is gone (ENOTCONN). Unlike ESTALE (the *name* is gone: look again, see
- * isGone), retrying the same name will not help; a worker should back off and report.
+ * The mount itself is failing: an I/O error (EIO: a dying disk, a soft NFS mount timing out, a GlusterFS
+ * file whose bricks are all down) or a FUSE / sshfs / GlusterFS client whose transport is gone (ENOTCONN,
+ * ESHUTDOWN, ECONNABORTED). Unlike ESTALE (the *name* is gone: look again, see isGone), retrying the same
+ * name will not help; a worker backs off, reports once, and judges no lease by what it cannot read.
  */
 export function isMountGone(err: unknown): boolean {
-  const code = errnoOf(err);
-  return code === 'EIO' || code === 'ENOTCONN';
+  return oneOf(err, MOUNT_GONE);
 }

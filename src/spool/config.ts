@@ -24,7 +24,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { errnoOf, isGone, UsageError } from '../errors.js';
+import { errnoOf, isGone, isMountGone, UsageError } from '../errors.js';
 import { CONFIG_BOUNDS, WORKER_BOUNDS } from '../defaults.js';
 import { lstatDirSync, openRegularSync, readRegularTextSync, unlinkQuietly, writeReplace } from './fsops.js';
 import { QUEUE_NAME, type Layout } from './layout.js';
@@ -343,6 +343,7 @@ export class ConfigReader {
         fs.closeSync(fd);
         key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
       } catch (err) {
+        if (isMountGone(err)) throw err; // not a problem of the entry: the worker backs off (worker.ts mountGone)
         if (!isGone(err) && errnoOf(err) !== 'ENOTDIR') problems.push(`${path}: ${(err as Error).message}`);
         this.cache.delete(path);
         continue;

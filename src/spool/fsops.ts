@@ -34,7 +34,7 @@ import { rename, readdir, lstat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { basename, dirname, join, sep } from 'node:path';
-import { isGone, errnoOf, ZcqError } from '../errors.js';
+import { isGone, errnoOf, retryTransient, ZcqError } from '../errors.js';
 
 /** readdir that treats a vanished folder as empty. */
 export async function listNames(dir: string): Promise<string[]> {
@@ -77,7 +77,7 @@ export function writeFileSyncDurable(path: string, data: string | Uint8Array, du
 /** rename(2), false when the source is gone (a lost race); see renameOrGone. */
 export function renameOrGoneSync(src: string, dst: string): boolean {
   try {
-    fss.renameSync(src, dst);
+    retryTransient(() => fss.renameSync(src, dst));
     return true;
   } catch (err) {
     if (isGone(err)) {
@@ -97,7 +97,7 @@ export function renameOrGoneSync(src: string, dst: string): boolean {
  */
 export function renameStrictSync(src: string, dst: string): boolean {
   try {
-    fss.renameSync(src, dst);
+    retryTransient(() => fss.renameSync(src, dst));
     return true;
   } catch (err) {
     if (isGone(err)) return false;
@@ -151,7 +151,7 @@ export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): P
 export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): { text: string; mtimeMs: number } | { bad: string } {
   let fd: number;
   try {
-    fd = fss.openSync(path, O_READ_SAFE);
+    fd = retryTransient(() => fss.openSync(path, O_READ_SAFE));
   } catch (err) {
     const code = errnoOf(err);
     const why = refusedOpen(path, code);
@@ -297,7 +297,7 @@ export function openRegularSync(path: string, flags: number = C.O_RDONLY, mode =
   if (flags & C.O_TRUNC) throw new TypeError(`openRegular(${path}): O_TRUNC would truncate before the file is checked`);
   let fd: number;
   try {
-    fd = fss.openSync(path, flags | C.O_NOFOLLOW | C.O_NONBLOCK, mode);
+    fd = retryTransient(() => fss.openSync(path, flags | C.O_NOFOLLOW | C.O_NONBLOCK, mode));
   } catch (err) {
     const why = refusedOpen(path, errnoOf(err));
     if (why) throw new UnsafeFileError(path, `${why}, not a regular file`);

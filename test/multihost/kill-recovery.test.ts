@@ -2,7 +2,7 @@
 // the lease bound (lease > heartbeat + the mounts' attribute-cache delay; see docs/nfs.md), no job is lost.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkRigPrerequisites } from './rig.js';
+import { checkRigPrerequisites, rigFileSystems } from './rig.js';
 import {
   JOBS, countBy, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverJobNames, serverNames, spoolReport,
   startWorker, stopWorkers, waitFor, type RigWorker, useSpoolRig,
@@ -15,14 +15,15 @@ const HEARTBEAT_MS = 1000;
 const POLL_MS = 250;
 const WORKER = ['--concurrency', '3', '--lease', `${LEASE_MS}ms`, '--heartbeat', `${HEARTBEAT_MS}ms`, '--poll', `${POLL_MS}ms`];
 
-describe('a machine dies', () => {
-  const { rig, local } = useSpoolRig({ machines: 3 });
+for (const fsKind of rigFileSystems()) describe(`a machine dies (${fsKind})`, () => {
+  const { rig, local } = useSpoolRig({ machines: 3, fs: fsKind });
+  const PER = fsKind === 'sshfs' ? 60 : 30; // jobs put from each of two machines
 
   it("SIGKILL of one machine's workers mid-run: the others recover its jobs within the lease bound, none lost", async () => {
     const ledger = join(local.dir, 'kill.ledger');
     const workers: RigWorker[] = [0, 1, 2].flatMap((i) => [startWorker(rig, i, WORKER), startWorker(rig, i, WORKER)]);
     const leases = await Promise.all(workers.map((w) => w.leaseId()));
-    const ids = (await Promise.all([1, 2].map((i) => putMany(rig, i, 60, `${JOBS}#record`, [ledger, 1500], { relaxed: true })))).flat();
+    const ids = (await Promise.all([1, 2].map((i) => putMany(rig, i, PER, `${JOBS}#record`, [ledger, 1500], { relaxed: true })))).flat();
 
     // Wait until both of host-a's workers hold jobs, then kill them.
     const aLeases = leases.slice(0, 2);
@@ -74,7 +75,7 @@ describe('a machine dies', () => {
     expect(takenMs).toBeGreaterThan(LEASE_MS - HEARTBEAT_MS - 1000);
     expect(takenMs).toBeLessThan(bound);
     const byHost = countBy(held, (id) => (serverJob(rig, 'done', id).history as Array<{ host: string }>)[1]!.host);
-    console.log(`[multihost] SIGKILL of host-a's 2 workers holding ${held.length} jobs (lease ${LEASE_MS} ms, heartbeat ${HEARTBEAT_MS} ms, poll ${POLL_MS} ms): ` +
+    console.log(`[multihost] ${fsKind}: SIGKILL of host-a's 2 workers holding ${held.length} jobs (lease ${LEASE_MS} ms, heartbeat ${HEARTBEAT_MS} ms, poll ${POLL_MS} ms): ` +
       `dead leases taken ${Math.round(takenMs)} ms after the kill (bound ${bound} ms), their jobs done after ${Math.round(settledMs)} ms, ` +
       `re-run on ${JSON.stringify(byHost)}; ${ids.length} of ${ids.length} jobs done, none lost; ages at expiry ${expired.map((e) => e.ageMs).join(', ')} ms`);
   }, 180_000);

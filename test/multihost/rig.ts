@@ -44,15 +44,48 @@ export interface CacheOptions {
   dirCacheTimeout: number;
 }
 
+/**
+ * The shared file system the machines mount:
+ * - `sshfs`: one sshd on loopback exporting a folder, one sshfs mount per machine (NFS-like caching).
+ * - `gluster-replica`: a GlusterFS volume of 2 bricks, replica 2 (every file on both bricks), one FUSE
+ *   mount (`mount -t glusterfs`) per machine.
+ * - `gluster-dist`: a GlusterFS volume of 2 bricks without replica (each name hashed to one brick, so a
+ *   rename can cross bricks and leave a link file behind).
+ */
+export type FsKind = 'sshfs' | 'gluster-replica' | 'gluster-dist';
+export const FS_KINDS: readonly FsKind[] = ['sshfs', 'gluster-replica', 'gluster-dist'];
+
+/**
+ * The file systems a rig test runs on: all of FS_KINDS, or those named in ZCQ_RIG_FS (comma list, for a
+ * quick local run: ZCQ_RIG_FS=sshfs). An unknown name throws. Use as
+ * `for (const fsKind of rigFileSystems()) describe(`... (${fsKind})`, () => { useSpoolRig({ fs: fsKind, ... }) })`.
+ */
+export function rigFileSystems(): FsKind[] {
+  const env = process.env.ZCQ_RIG_FS?.trim();
+  if (!env) return [...FS_KINDS];
+  const kinds = env.split(',').map((k) => k.trim()).filter(Boolean);
+  for (const k of kinds) if (!FS_KINDS.includes(k as FsKind)) throw new Error(`ZCQ_RIG_FS: unknown file system '${k}' (use ${FS_KINDS.join(', ')})`);
+  return kinds as FsKind[];
+}
+
 export interface RigOptions {
   /** Number of machines (mounts), 1..26. */
   machines: number;
+  /** The shared file system (default 'sshfs'). */
+  fs?: FsKind;
   /** Per machine clock offset for libfaketime, e.g. '+5m', '-5m', '+300', '-2h'; undefined/null/'' = real clock. */
   clockOffsets?: Array<string | undefined | null>;
   /** Caching of every mount; defaults: DEFAULT_CACHE. */
   cache?: Partial<CacheOptions>;
   /** Extra `-o` options appended to every sshfs mount. */
   extraSshfsOptions?: string[];
+  /** `-o` options of every GlusterFS machine mount (default none: the client's defaults, as an operator gets them). */
+  glusterMountOptions?: string[];
+  /**
+   * `gluster volume set` options of the rig's volume, over GLUSTER_VOLUME_DEFAULTS (features.ctime off, as
+   * docs/nfs.md asks of a zcq volume). Pass { 'features.ctime': 'on' } for GlusterFS's own default.
+   */
+  glusterVolumeOptions?: Record<string, string>;
 }
 
 export interface Machine {
@@ -84,14 +117,32 @@ export interface RunResult {
 }
 
 export interface Rig {
+  /** The shared file system the machines mount. */
+  readonly fsKind: FsKind;
   readonly machines: readonly Machine[];
   /** Root of the temp folder holding keys, config, export and mounts. */
   readonly tmpDir: string;
-  /** The exported folder as seen by the server (sshd) - i.e. the "file server's disk". */
+  /**
+   * The shared folder as the file server sees it: sshfs, the exported folder on disk; GlusterFS, one more
+   * mount of the volume with every kernel cache off (the bricks hold internal files and, on a distributed
+   * volume, only part of the tree each). For the tests' own assertions, not for zcq.
+   */
   readonly exportDir: string;
+  /** sshfs: sshd's port; 0 on GlusterFS. */
   readonly sshPort: number;
-  /** The `-o` option list every mount was made with. */
+  /** sshfs: the `-o` option list every mount was made with; '' on GlusterFS. */
   readonly sshfsOptions: string;
+  /** The `-o` option list every machine's mount was made with (sshfs or glusterfs). */
+  readonly mountOptions: string;
+  /** GlusterFS: the volume's name; undefined on sshfs. */
+  readonly volume: string | undefined;
+  /**
+   * Process ids serving machine i's mount: sshfs, its sshfs process; GlusterFS, its glusterfs client. A
+   * SIGKILL of them leaves the mount in place with every operation failing with ENOTCONN (a mount gone).
+   */
+  mountPids(i: number): number[];
+  /** GlusterFS: the brick processes (glusterfsd), in brick order; [] on sshfs. */
+  brickPids(): number[];
   readonly cache: CacheOptions;
   /**
    * Upper bound (ms) of how long a mount can show stale metadata after another mount
@@ -124,6 +175,22 @@ export const DEFAULT_CACHE: CacheOptions = {
   negativeTimeout: 2,
   dirCacheTimeout: 2,
 };
+
+/** What GlusterFS's FUSE client caches with its default mount options (rig.cache on a GlusterFS rig). */
+export const GLUSTER_CACHE: CacheOptions = {
+  attrTimeout: 1,
+  entryTimeout: 1,
+  negativeTimeout: 0,
+  dirCacheTimeout: 1,
+};
+
+/**
+ * Volume options the rig sets. features.ctime on (GlusterFS 10's default) stores the times the *client*
+ * sends, so a file's mtime is the writing machine's clock, not the file server's: a heartbeat from a
+ * machine 5 minutes ahead looks 5 minutes young. zcq judges leases by mtimes (NFS rule 6), so a zcq volume
+ * runs with it off, which makes the bricks stamp mtimes (gluster.test.ts shows both).
+ */
+export const GLUSTER_VOLUME_DEFAULTS: Readonly<Record<string, string>> = { 'features.ctime': 'off' };
 
 const TMP_PREFIX = 'zcq-rig-';
 const RUN_SSHD_DIR = '/run/sshd'; // sshd's privilege separation directory; must exist
@@ -173,8 +240,11 @@ export function findLibfaketime(): string | undefined {
  * Throws one Error naming everything the rig needs but this machine lacks.
  * Call it in the test file (not wrapped in a skip): a missing tool must fail the suite.
  */
-export function checkRigPrerequisites(opts: { needFaketime?: boolean } = {}): void {
+export function checkRigPrerequisites(opts: { needFaketime?: boolean; fileSystems?: readonly FsKind[] } = {}): void {
   const needFaketime = opts.needFaketime ?? true;
+  const kinds = opts.fileSystems ?? rigFileSystems();
+  const needSshfs = kinds.includes('sshfs');
+  const needGluster = kinds.some((k) => k !== 'sshfs');
   const missing: string[] = [];
   if (process.platform !== 'linux') missing.push(`Linux (this is ${process.platform})`);
   if (typeof process.getuid === 'function' && process.getuid() !== 0) missing.push('root (sshd, unshare -u and FUSE mounts need uid 0)');
@@ -184,10 +254,18 @@ export function checkRigPrerequisites(opts: { needFaketime?: boolean } = {}): vo
     missing.push('/dev/fuse (FUSE device; in a container run with --device /dev/fuse --cap-add SYS_ADMIN)');
   }
   const tools: Array<[string, string]> = [
-    ['sshfs', 'Debian package sshfs'],
-    ['sshd', 'Debian package openssh-server'],
-    ['ssh', 'Debian package openssh-client'],
-    ['ssh-keygen', 'Debian package openssh-client'],
+    ...(needSshfs ? [
+      ['sshfs', 'Debian package sshfs'],
+      ['sshd', 'Debian package openssh-server'],
+      ['ssh', 'Debian package openssh-client'],
+      ['ssh-keygen', 'Debian package openssh-client'],
+    ] as Array<[string, string]> : []),
+    ...(needGluster ? [
+      ['glusterd', 'Debian package glusterfs-server'],
+      ['gluster', 'Debian package glusterfs-server (the gluster CLI)'],
+      ['mount.glusterfs', 'Debian package glusterfs-client'],
+      ['glusterfs', 'Debian package glusterfs-client'],
+    ] as Array<[string, string]> : []),
     ['unshare', 'Debian package util-linux'],
     ['hostname', 'Debian package hostname'],
   ];
@@ -203,7 +281,8 @@ export function checkRigPrerequisites(opts: { needFaketime?: boolean } = {}): vo
   if (missing.length > 0) {
     throw new Error(
       `zcq multihost rig cannot run; missing:\n  - ${missing.join('\n  - ')}\n` +
-        `Install with: apt-get install -y sshfs openssh-server openssh-client faketime fuse3 util-linux hostname`,
+        `Install with: apt-get install -y sshfs openssh-server openssh-client faketime fuse3 util-linux hostname glusterfs-server glusterfs-client ` +
+        `(or run scripts/system-deps.sh as root; ZCQ_RIG_FS=sshfs limits a local run to sshfs)`,
     );
   }
 }
@@ -303,6 +382,8 @@ interface RigState {
   sshdPidFile: string;
   children: Set<ChildProcess>;
   stopped: boolean;
+  /** GlusterFS: the volume, stopped and deleted at teardown. */
+  volume?: string;
 }
 
 function sleepSync(ms: number): void {
@@ -364,6 +445,7 @@ function teardownSync(st: RigState): void {
   let allUnmounted = true;
   for (const m of st.mounts) if (!unmountSync(m)) allUnmounted = false;
   killSshd(st);
+  if (st.volume) removeVolumeSync(st.volume);
   if (allUnmounted && !hasMountUnder(st.tmpDir)) {
     try {
       fs.rmSync(st.tmpDir, { recursive: true, force: true });
@@ -429,15 +511,82 @@ export function sweepStaleRigs(): void {
     const owner = parseInt(m[1]!, 10);
     if (owner === process.pid || pidAlive(owner)) continue;
     const dir = path.join(tmp, e);
+    let volume: string | undefined;
+    try { volume = (JSON.parse(fs.readFileSync(path.join(dir, 'rig.json'), 'utf8')) as { volume?: string }).volume; } catch { /* no record: an sshfs rig or one that failed early */ }
     const st: RigState = {
       tmpDir: dir,
       mounts: [...currentMounts()].filter((p) => p.startsWith(dir + '/')),
       sshdPidFile: path.join(dir, 'sshd.pid'),
       children: new Set(),
       stopped: false,
+      volume,
     };
     teardownSync(st);
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// GlusterFS: one glusterd for the box (a system daemon other rigs and runs share; started when missing,
+// left running), one volume per rig named zcqrig-<owner pid>-<random>, bricks in the rig's temp folder.
+
+const VOLUME_PREFIX = 'zcqrig-';
+
+/** `gluster --mode=script ARGS`; retried while another rig's transaction holds glusterd's cluster lock. */
+function glusterSync(args: string[], timeoutMs = 60_000): { ok: boolean; out: string } {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = spawnSync('gluster', ['--mode=script', ...args], { encoding: 'utf8', timeout: 60_000 });
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim();
+    if (r.status === 0) return { ok: true, out };
+    if (/another transaction|locking failed|Locking failed|is in progress/i.test(out) && Date.now() < deadline) { sleepSync(300 + Math.random() * 700); continue; }
+    return { ok: false, out };
+  }
+}
+
+/** glusterd answers, or is started and waited for; throws naming what failed. */
+function ensureGlusterd(): void {
+  if (spawnSync('gluster', ['--mode=script', 'volume', 'list'], { encoding: 'utf8', timeout: 15_000 }).status === 0) return;
+  const r = spawnSync(which('glusterd') ?? 'glusterd', [], { encoding: 'utf8', timeout: 30_000 });
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (spawnSync('gluster', ['--mode=script', 'volume', 'list'], { encoding: 'utf8', timeout: 15_000 }).status === 0) return;
+    sleepSync(250);
+  }
+  throw new Error(`rig: glusterd does not answer 'gluster volume list' (started it: status ${r.status} ${r.stderr ?? ''}); see /var/log/glusterfs/glusterd.log`);
+}
+
+/** Stop (force) and delete a volume; best effort, synchronous (also run from process 'exit'). */
+function removeVolumeSync(volume: string): void {
+  glusterSync(['volume', 'stop', volume, 'force'], 30_000);
+  glusterSync(['volume', 'delete', volume], 30_000);
+}
+
+/** Volumes of rigs whose owner process is gone (a SIGKILLed run): unmount what is left, stop and delete them. */
+export function sweepStaleVolumes(): void {
+  const r = spawnSync('gluster', ['--mode=script', 'volume', 'list'], { encoding: 'utf8', timeout: 15_000 });
+  if (r.status !== 0) return;
+  for (const v of r.stdout.split('\n').map((l) => l.trim())) {
+    const m = new RegExp(`^${VOLUME_PREFIX}(\\d+)-`).exec(v);
+    if (!m) continue;
+    const owner = parseInt(m[1]!, 10);
+    if (owner === process.pid || pidAlive(owner)) continue;
+    removeVolumeSync(v);
+  }
+}
+
+/** Pids of processes whose command line has `arg` as one argument and whose name is `comm`. */
+function pidsWithArg(comm: string, arg: string): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try { entries = fs.readdirSync('/proc'); } catch { return out; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${e}/comm`, 'utf8').trim() !== comm) continue;
+      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').includes(arg)) out.push(Number(e));
+    } catch { /* gone */ }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -451,11 +600,15 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     if (o !== undefined && !OFFSET_RE.test(o)) throw new Error(`startRig: clock offset ${JSON.stringify(o)} is not like '+5m', '-300', '+2h'`);
   }
   const needFaketime = offsets.some((o) => o !== undefined);
-  checkRigPrerequisites({ needFaketime });
+  checkRigPrerequisites({ needFaketime, fileSystems: [opts.fs ?? 'sshfs'] });
   const libfaketime = needFaketime ? findLibfaketime() : undefined;
   sweepStaleRigs();
 
-  const cache: CacheOptions = { ...DEFAULT_CACHE, ...opts.cache };
+  const kind: FsKind = opts.fs ?? 'sshfs';
+  if (!FS_KINDS.includes(kind)) throw new Error(`startRig: fs must be one of ${FS_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  // GlusterFS's FUSE client: attribute-timeout 1 s and entry-timeout 1 s in the kernel, negative-timeout 0,
+  // and its own metadata cache (performance.md-cache-timeout, 1 s): the role sshfs's dcache plays.
+  const cache: CacheOptions = kind === 'sshfs' ? { ...DEFAULT_CACHE, ...opts.cache } : { ...GLUSTER_CACHE, ...opts.cache };
   cache.dirCacheTimeout = Math.max(0, Math.round(cache.dirCacheTimeout));
 
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-`));
@@ -470,113 +623,177 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   hookProcessExit();
 
   try {
-    // --- keys
-    const hostKey = path.join(tmpDir, 'host_key');
-    const userKey = path.join(tmpDir, 'user_key');
-    for (const k of [hostKey, userKey]) {
-      const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'zcq-rig', '-f', k], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
-    }
-    const exportDir = path.join(tmpDir, 'export');
-    fs.mkdirSync(exportDir, { mode: 0o755 });
-    fs.mkdirSync(RUN_SSHD_DIR, { recursive: true, mode: 0o755 });
-
-    // --- sshd (retry on a port race)
-    const sshdBin = which('sshd')!;
+    let exportDir: string;
     let port = 0;
-    let sshdLog = '';
-    for (let attempt = 0; attempt < 5 && !port; attempt++) {
-      const p = await freePort();
-      const config = path.join(tmpDir, 'sshd_config');
-      fs.writeFileSync(
-        config,
-        [
-          `Port ${p}`,
-          'ListenAddress 127.0.0.1',
-          `HostKey ${hostKey}`,
-          'PermitRootLogin prohibit-password',
-          'PubkeyAuthentication yes',
-          'PasswordAuthentication no',
-          'KbdInteractiveAuthentication no',
-          'AuthenticationMethods publickey',
-          `AuthorizedKeysFile ${userKey}.pub`,
-          `PidFile ${st.sshdPidFile}`,
-          'UsePAM no',
-          'StrictModes no',
-          'UseDNS no',
-          'PrintMotd no',
-          'X11Forwarding no',
-          'MaxStartups 100',
-          'MaxSessions 100',
-          'LogLevel ERROR',
-          // In-process sftp server: no dependence on the sftp-server binary path. It offers
-          // posix-rename@openssh.com and hardlink@openssh.com, which sshfs uses.
-          'Subsystem sftp internal-sftp',
-          '',
-        ].join('\n'),
-      );
-      const logFd = fs.openSync(path.join(tmpDir, 'sshd.log'), 'a');
-      const child = spawn(sshdBin, ['-D', '-e', '-f', config], { stdio: ['ignore', logFd, logFd], detached: false });
-      fs.closeSync(logFd);
-      child.on('error', () => {});
-      const deadline = Date.now() + 10_000;
-      let up = false;
-      while (Date.now() < deadline) {
-        if (child.exitCode !== null || child.signalCode !== null) break;
-        if (await canConnect(p)) {
-          up = true;
-          break;
-        }
-        await sleep(50);
-      }
-      if (up) {
-        st.sshd = child;
-        port = p;
-      } else {
-        try {
-          child.kill('SIGKILL');
-        } catch {
-          /* gone */
-        }
-        sshdLog = fs.readFileSync(path.join(tmpDir, 'sshd.log'), 'utf8');
-      }
-    }
-    if (!port) throw new Error(`sshd did not start; its log:\n${sshdLog}`);
-
-    // --- mounts
-    const sshfsOptions = [
-      `port=${port}`,
-      `IdentityFile=${userKey}`,
-      'IdentitiesOnly=yes',
-      'StrictHostKeyChecking=no',
-      'UserKnownHostsFile=/dev/null',
-      'BatchMode=yes',
-      'LogLevel=ERROR',
-      'ServerAliveInterval=5',
-      'ServerAliveCountMax=3',
-      'reconnect',
-      // caching, like an NFS client (see README.md)
-      'dir_cache=yes',
-      `dcache_timeout=${cache.dirCacheTimeout}`,
-      'kernel_cache',
-      `attr_timeout=${cache.attrTimeout}`,
-      `entry_timeout=${cache.entryTimeout}`,
-      `negative_timeout=${cache.negativeTimeout}`,
-      ...(opts.extraSshfsOptions ?? []),
-    ].join(',');
+    let sshfsOptions = '';
+    let mountOptions: string;
+    let volume: string | undefined;
     const machines: Machine[] = [];
-    for (let i = 0; i < n; i++) {
-      const name = `host-${MACHINE_LETTERS[i]}`;
-      const mount = path.join(tmpDir, 'mnt', name);
-      fs.mkdirSync(mount, { recursive: true });
-      const r = spawnSync('sshfs', [`root@127.0.0.1:${exportDir}`, mount, '-o', sshfsOptions], { encoding: 'utf8', timeout: 20_000 });
-      if (r.status !== 0 || !isMounted(mount)) {
-        throw new Error(`sshfs mount of ${name} failed (status ${r.status}): ${r.stderr}${r.error ? String(r.error) : ''}`);
+    if (kind === 'sshfs') {
+      // --- keys
+      const hostKey = path.join(tmpDir, 'host_key');
+      const userKey = path.join(tmpDir, 'user_key');
+      for (const k of [hostKey, userKey]) {
+        const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'zcq-rig', '-f', k], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
       }
-      st.mounts.push(mount);
-      machines.push({ index: i, name, mount, clockOffset: offsets[i] });
+      exportDir = path.join(tmpDir, 'export');
+      fs.mkdirSync(exportDir, { mode: 0o755 });
+      fs.mkdirSync(RUN_SSHD_DIR, { recursive: true, mode: 0o755 });
+
+      // --- sshd (retry on a port race)
+      const sshdBin = which('sshd')!;
+      let sshdLog = '';
+      for (let attempt = 0; attempt < 5 && !port; attempt++) {
+        const p = await freePort();
+        const config = path.join(tmpDir, 'sshd_config');
+        fs.writeFileSync(
+          config,
+          [
+            `Port ${p}`,
+            'ListenAddress 127.0.0.1',
+            `HostKey ${hostKey}`,
+            'PermitRootLogin prohibit-password',
+            'PubkeyAuthentication yes',
+            'PasswordAuthentication no',
+            'KbdInteractiveAuthentication no',
+            'AuthenticationMethods publickey',
+            `AuthorizedKeysFile ${userKey}.pub`,
+            `PidFile ${st.sshdPidFile}`,
+            'UsePAM no',
+            'StrictModes no',
+            'UseDNS no',
+            'PrintMotd no',
+            'X11Forwarding no',
+            'MaxStartups 100',
+            'MaxSessions 100',
+            'LogLevel ERROR',
+            // In-process sftp server: no dependence on the sftp-server binary path. It offers
+            // posix-rename@openssh.com and hardlink@openssh.com, which sshfs uses.
+            'Subsystem sftp internal-sftp',
+            '',
+          ].join('\n'),
+        );
+        const logFd = fs.openSync(path.join(tmpDir, 'sshd.log'), 'a');
+        const child = spawn(sshdBin, ['-D', '-e', '-f', config], { stdio: ['ignore', logFd, logFd], detached: false });
+        fs.closeSync(logFd);
+        child.on('error', () => {});
+        const deadline = Date.now() + 10_000;
+        let up = false;
+        while (Date.now() < deadline) {
+          if (child.exitCode !== null || child.signalCode !== null) break;
+          if (await canConnect(p)) {
+            up = true;
+            break;
+          }
+          await sleep(50);
+        }
+        if (up) {
+          st.sshd = child;
+          port = p;
+        } else {
+          try {
+            child.kill('SIGKILL');
+          } catch {
+            /* gone */
+          }
+          sshdLog = fs.readFileSync(path.join(tmpDir, 'sshd.log'), 'utf8');
+        }
+      }
+      if (!port) throw new Error(`sshd did not start; its log:\n${sshdLog}`);
+
+      // --- mounts
+      sshfsOptions = [
+        `port=${port}`,
+        `IdentityFile=${userKey}`,
+        'IdentitiesOnly=yes',
+        'StrictHostKeyChecking=no',
+        'UserKnownHostsFile=/dev/null',
+        'BatchMode=yes',
+        'LogLevel=ERROR',
+        'ServerAliveInterval=5',
+        'ServerAliveCountMax=3',
+        'reconnect',
+        // caching, like an NFS client (see README.md)
+        'dir_cache=yes',
+        `dcache_timeout=${cache.dirCacheTimeout}`,
+        'kernel_cache',
+        `attr_timeout=${cache.attrTimeout}`,
+        `entry_timeout=${cache.entryTimeout}`,
+        `negative_timeout=${cache.negativeTimeout}`,
+        ...(opts.extraSshfsOptions ?? []),
+      ].join(',');
+      for (let i = 0; i < n; i++) {
+        const name = `host-${MACHINE_LETTERS[i]}`;
+        const mount = path.join(tmpDir, 'mnt', name);
+        fs.mkdirSync(mount, { recursive: true });
+        const r = spawnSync('sshfs', [`root@127.0.0.1:${exportDir}`, mount, '-o', sshfsOptions], { encoding: 'utf8', timeout: 20_000 });
+        if (r.status !== 0 || !isMounted(mount)) {
+          throw new Error(`sshfs mount of ${name} failed (status ${r.status}): ${r.stderr}${r.error ? String(r.error) : ''}`);
+        }
+        st.mounts.push(mount);
+        machines.push({ index: i, name, mount, clockOffset: offsets[i] });
+      }
+      mountOptions = sshfsOptions;
+    } else {
+      // --- GlusterFS: a volume of two bricks in the temp folder, then one FUSE mount per machine and one
+      // more, with the kernel caches off, as the "server's" view for the tests' assertions.
+      ensureGlusterd();
+      sweepStaleVolumes();
+      const host = os.hostname();
+      volume = `${VOLUME_PREFIX}${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+      const bricks = ['b1', 'b2'].map((b) => path.join(tmpDir, 'bricks', b));
+      for (const b of bricks) fs.mkdirSync(b, { recursive: true });
+      const layout = kind === 'gluster-replica' ? ['replica', '2'] : [];
+      const created = glusterSync(['volume', 'create', volume, ...layout, ...bricks.map((b) => `${host}:${b}`), 'force']);
+      if (!created.ok) throw new Error(`gluster volume create ${volume} failed: ${created.out}`);
+      st.volume = volume;
+      fs.writeFileSync(path.join(tmpDir, 'rig.json'), JSON.stringify({ ownerPid: process.pid, volume }, null, 2));
+      for (const [k, v] of Object.entries({ ...GLUSTER_VOLUME_DEFAULTS, ...opts.glusterVolumeOptions })) {
+        const set = glusterSync(['volume', 'set', volume, k, v]);
+        if (!set.ok) throw new Error(`gluster volume set ${volume} ${k} ${v} failed: ${set.out}`);
+      }
+      const started = glusterSync(['volume', 'start', volume]);
+      if (!started.ok) throw new Error(`gluster volume start ${volume} failed: ${started.out}`);
+      mountOptions = (opts.glusterMountOptions ?? []).join(',');
+      const mountGluster = (mnt: string, o: string, clockOffset?: string) => {
+        fs.mkdirSync(mnt, { recursive: true });
+        // The first mount after a start can race the bricks coming up: try a few times.
+        let last = '';
+        for (let attempt = 0; attempt < 5; attempt++) {
+          // A machine whose clock is off runs its file-system client on that clock too (with features.ctime
+          // on, the client's clock is what stamps mtimes). mount(8) drops LD_PRELOAD on the way to the
+          // client, so that one is started as mount.glusterfs starts it.
+          const r = clockOffset
+            ? spawnSync('glusterfs', ['--process-name', 'fuse', `--volfile-server=${host}`, `--volfile-id=/${volume}`, mnt], {
+              encoding: 'utf8', timeout: 30_000,
+              env: { ...process.env, LD_PRELOAD: libfaketime!, FAKETIME: clockOffset, FAKETIME_DONT_FAKE_MONOTONIC: '1' },
+            })
+            : spawnSync('mount', ['-t', 'glusterfs', ...(o ? ['-o', o] : []), `${host}:/${volume}`, mnt], { encoding: 'utf8', timeout: 30_000 });
+          for (let w = 0; r.status === 0 && !isMounted(mnt) && w < 50; w++) sleepSync(100); // a daemon's mount lands after its parent exits
+          if (r.status === 0 && isMounted(mnt)) {
+            st.mounts.push(mnt);
+            // A fresh client may answer ENOTCONN until it has connected to every brick.
+            const deadline = Date.now() + 20_000;
+            for (;;) {
+              try { fs.readdirSync(mnt); return; } catch (e) { if (Date.now() > deadline) throw new Error(`gluster mount ${mnt}: ${(e as Error).message}`); sleepSync(100); }
+            }
+          }
+          last = `${r.stderr ?? ''}${r.error ? String(r.error) : ''}`;
+          sleepSync(500);
+        }
+        throw new Error(`mount -t glusterfs ${host}:/${volume} ${mnt} failed: ${last}`);
+      };
+      exportDir = path.join(tmpDir, 'server');
+      mountGluster(exportDir, 'attribute-timeout=0,entry-timeout=0,negative-timeout=0');
+      for (let i = 0; i < n; i++) {
+        const name = `host-${MACHINE_LETTERS[i]}`;
+        const mount = path.join(tmpDir, 'mnt', name);
+        mountGluster(mount, mountOptions, offsets[i]);
+        machines.push({ index: i, name, mount, clockOffset: offsets[i] });
+      }
     }
-    fs.writeFileSync(path.join(tmpDir, 'rig.json'), JSON.stringify({ ownerPid: process.pid, sshdPid: st.sshd?.pid, port, mounts: st.mounts }, null, 2));
+    if (kind === 'sshfs') fs.writeFileSync(path.join(tmpDir, 'rig.json'), JSON.stringify({ ownerPid: process.pid, sshdPid: st.sshd?.pid, port, mounts: st.mounts }, null, 2));
 
     // --- the rig relies on hard links and atomic rename-over through the mount: verify.
     probeFeatures(machines[0]!.mount);
@@ -613,13 +830,18 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     };
 
     const rig: Rig = {
+      fsKind: kind,
       machines,
       tmpDir,
       exportDir,
       sshPort: port,
       sshfsOptions,
+      mountOptions,
+      volume,
       cache,
       staleWindowMs: Math.ceil((Math.max(cache.attrTimeout, cache.entryTimeout, cache.negativeTimeout) + cache.dirCacheTimeout + 2) * 1000),
+      mountPids: (i) => pidsWithArg(kind === 'sshfs' ? 'sshfs' : 'glusterfs', machineAt(i).mount),
+      brickPids: () => (kind === 'sshfs' ? [] : ['b1', 'b2'].flatMap((b) => pidsWithArg('glusterfsd', path.join(tmpDir, 'bricks', b)))),
       path: (i, ...parts) => path.join(machineAt(i).mount, ...parts),
       commandFor,
       spawn(i, cmd, args = [], o = {}) {

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkRigPrerequisites } from './rig.js';
+import { checkRigPrerequisites, rigFileSystems } from './rig.js';
 import {
   JOBS, countBy, spoolReport, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverJobNames, serverNames, startWorker, stopWorkers,
   sleep, spoolOn, waitFor, zcqOn, type RigWorker, useSpoolRig,
@@ -17,19 +17,22 @@ const WORKER = ['--concurrency', '4', '--lease', '8s', '--heartbeat', '1s', '--p
 /** Events that must not happen when no machine dies. */
 const NOT_WITHOUT_DEATHS = ['lease.expired', 'job.recovered', 'job.lost', 'job.abandoned', 'lease.lost', 'lease.stale'];
 
-describe('three machines sharing one spool', () => {
-  const { rig, local } = useSpoolRig({ machines: 3 });
+for (const fsKind of rigFileSystems()) describe(`three machines sharing one spool (${fsKind})`, () => {
+  const { rig, local } = useSpoolRig({ machines: 3, fs: fsKind });
+  // GlusterFS runs ~5× slower per metadata operation than this sshfs: fewer jobs keep its runs within CI time.
+  const PER = fsKind === 'sshfs' ? 1000 : 60;
+  const ALL = 3 * PER;
 
-  it('3 machines × 2 workers, 3,000 jobs put from all three: each runs exactly once, and every machine works', async () => {
+  it(`3 machines × 2 workers, ${ALL} jobs put from all three: each runs exactly once, and every machine works`, async () => {
     const ledger = join(local.dir, 'exactly-once.ledger');
     const workers: RigWorker[] = [0, 1, 2].flatMap((i) => [startWorker(rig, i, WORKER), startWorker(rig, i, WORKER)]);
     await Promise.all(workers.map((w) => w.leaseId()));
     const t0 = performance.now();
-    const perMachine = await Promise.all([0, 1, 2].map((i) => putMany(rig, i, 1000, `${JOBS}#record`, [ledger, 0], { relaxed: true })));
+    const perMachine = await Promise.all([0, 1, 2].map((i) => putMany(rig, i, PER, `${JOBS}#record`, [ledger, 0], { relaxed: true })));
     const putMs = performance.now() - t0;
     const ids = perMachine.flat();
-    expect(new Set(ids).size).toBe(3000);
-    await waitFor(() => serverJobNames(rig, 'done').length >= 3000, 180_000, 'all 3,000 jobs done', 250).catch((err) => {
+    expect(new Set(ids).size).toBe(ALL);
+    await waitFor(() => serverJobNames(rig, 'done').length >= ALL, 180_000, `all ${ALL} jobs done`, 250).catch((err) => {
       throw new Error(`${err.message}\n${spoolReport(rig, workers)}`);
     });
     const runMs = performance.now() - t0;
@@ -45,7 +48,7 @@ describe('three machines sharing one spool', () => {
     const lines = readLedger(ledger);
     const starts = countBy(lines.filter((l) => l.event === 'start'), (l) => l.id);
     const ends = countBy(lines.filter((l) => l.event === 'end'), (l) => l.id);
-    expect(Object.keys(starts).length).toBe(3000);
+    expect(Object.keys(starts).length).toBe(ALL);
     expect(Object.entries(starts).filter(([, n]) => n !== 1)).toEqual([]);
     expect(Object.entries(ends).filter(([, n]) => n !== 1)).toEqual([]);
     const ranOn = new Map(lines.filter((l) => l.event === 'start').map((l) => [l.id, l.host]));
@@ -61,16 +64,16 @@ describe('three machines sharing one spool', () => {
       byHost[job.history[0].host] = (byHost[job.history[0].host] ?? 0) + 1;
       putBy[job.createdBy.host] = (putBy[job.createdBy.host] ?? 0) + 1;
     }
-    expect(putBy).toEqual({ 'host-a': 1000, 'host-b': 1000, 'host-c': 1000 });
+    expect(putBy).toEqual({ 'host-a': PER, 'host-b': PER, 'host-c': PER });
     expect(Object.keys(byHost).sort()).toEqual(['host-a', 'host-b', 'host-c']);
-    for (const n of Object.values(byHost)) expect(n).toBeGreaterThan(100);
+    for (const n of Object.values(byHost)) expect(n).toBeGreaterThan(ALL / 30);
 
     // No error noise and no lease trouble: lost claim races (ENOENT through a stale listing) are silent.
     for (const w of workers) {
       expect(noiseIn(w.output(), NOT_WITHOUT_DEATHS), rig.machines[w.machine]!.name).toEqual([]);
     }
     const perWorker = workers.map((w) => `${rig.machines[w.machine]!.name}:${w.events().filter((e) => e.event === 'job.done').length}`);
-    console.log(`[multihost] 3,000 jobs, 3 machines × 2 workers × 4: put ${Math.round(putMs)} ms (3 × 1,000, --relaxed), all done after ${Math.round(runMs)} ms; ` +
+    console.log(`[multihost] ${fsKind}: ${ALL} jobs, 3 machines × 2 workers × 4: put ${Math.round(putMs)} ms (3 × ${PER}, --relaxed), all done after ${Math.round(runMs)} ms; ` +
       `ran on ${JSON.stringify(byHost)}; per worker ${perWorker.join(' ')}`);
   }, 240_000);
   it('a stale listing (jobs claimed through another mount, still listed here) causes no double run and no error noise', async () => {
@@ -101,7 +104,7 @@ describe('three machines sharing one spool', () => {
     expect(bStillBusy, 'host-a finished its 36 while host-b still held its 4').toBe(true);
     expect(noiseIn(b.output(), NOT_WITHOUT_DEATHS)).toEqual([]);
     expect(noiseIn(a.output(), NOT_WITHOUT_DEATHS)).toEqual([]);
-    console.log(`[multihost] stale listing: host-b's scan listed 40 names (its mount still listed ${listedOnB} in pending/ after its 4 claims); ` +
+    console.log(`[multihost] ${fsKind}: stale listing: host-b's scan listed 40 names (its mount still listed ${listedOnB} in pending/ after its 4 claims); ` +
       `host-a claimed and ran the other 36 through its own mount before host-b came back to them: host-b lost 36 claim races (ENOENT), ran only its 4, logged no error`);
   }, 120_000);
 
@@ -128,6 +131,6 @@ describe('three machines sharing one spool', () => {
     const shown = JSON.parse(show.stdout);
     expect((shown.job ?? shown).result).toEqual(expected);
     expect(noiseIn(a.output(), NOT_WITHOUT_DEATHS)).toEqual([]);
-    console.log(`[multihost] result of ${bigLine!.length} bytes written on host-a, read by zcq wait on host-c and zcq show on host-b: equal`);
+    console.log(`[multihost] ${fsKind}: result of ${bigLine!.length} bytes written on host-a, read by zcq wait on host-c and zcq show on host-b: equal`);
   }, 120_000);
 });

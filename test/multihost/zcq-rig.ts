@@ -89,7 +89,7 @@ export async function stopWorkers(ws: RigWorker[]): Promise<void> {
  * events that mean something went wrong rather than a lost race. ENOENT/ESTALE on a lost race are normal
  * and must not show up at all.
  */
-export const NOISE_EVENTS = new Set(['worker.periodic.error', 'worker.housekeeping.error', 'job.unrecorded', 'lease.renew.failed', 'job.quarantined']);
+export const NOISE_EVENTS = new Set(['worker.periodic.error', 'worker.housekeeping.error', 'worker.duty.error', 'job.unrecorded', 'lease.renew.failed', 'job.quarantined', 'spool.unreachable']);
 export function noiseIn(output: string, alsoBad: string[] = []): string[] {
   const bad = new Set([...NOISE_EVENTS, ...alsoBad]);
   return output.split('\n').filter((l) => {
@@ -97,20 +97,21 @@ export function noiseIn(output: string, alsoBad: string[] = []): string[] {
     let e: LogEvent;
     try { e = JSON.parse(l); } catch { return true; }
     if (bad.has(e.event)) return true;
-    return /ENOENT|ESTALE|EEXIST|Error:|\\n\s+at /.test(JSON.stringify(e)) && !['job.failed', 'job.retry'].includes(e.event);
+    return /ENOENT|ESTALE|EEXIST|EIO|ENOTCONN|Unknown system error|Error:|\\n\s+at /.test(JSON.stringify(e)) && !['job.failed', 'job.retry'].includes(e.event);
   });
 }
 
 /** Names in a folder of the server's copy of the spool (exact; dot-names skipped). */
 export function serverNames(rig: Rig, ...parts: string[]): string[] {
   const d = join(serverSpool(rig), ...parts);
-  return existsSync(d) ? readdirSync(d).filter((n) => !n.startsWith('.')) : [];
+  // A folder can go between a listing of its parent and its own (a recoverer's LEASE.dead settled): none.
+  try { return readdirSync(d).filter((n) => !n.startsWith('.')); } catch (e) { if (['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')) return []; throw e; }
 }
 
 /** The queue folders of a state (format 2: pending/QUEUE/, done/QUEUE/, failed/QUEUE/, ...), server's view. */
 export function serverQueues(rig: Rig, state: string): string[] {
   const d = join(serverSpool(rig), state);
-  return serverNames(rig, state).filter((n) => statSync(join(d, n)).isDirectory());
+  return serverNames(rig, state).filter((n) => { try { return statSync(join(d, n)).isDirectory(); } catch { return false; } });
 }
 
 /**
@@ -120,7 +121,7 @@ export function serverQueues(rig: Rig, state: string): string[] {
  */
 export function serverJobNames(rig: Rig, state: 'pending' | 'done' | 'failed' | 'hold'): string[] {
   const d = join(serverSpool(rig), state);
-  return serverNames(rig, state).flatMap((n) => (statSync(join(d, n)).isDirectory() ? serverNames(rig, state, n) : [n]));
+  return serverNames(rig, state).flatMap((n) => { let dir = false; try { dir = statSync(join(d, n)).isDirectory(); } catch { return []; } return dir ? serverNames(rig, state, n) : [n]; });
 }
 
 /** A job's record in a queued state (in whichever queue folder it is). */

@@ -20,6 +20,7 @@
  *   no longer in claimed/ — ENOENT, a lost claim, never a second copy.
  */
 import { join } from 'node:path';
+import { isGone } from '../../errors.js';
 import { parseJob, JobFormatError, type Job } from '../../job/format.js';
 import { isRetry, resetForRetry } from '../../job/policy.js';
 import { MAX_JOB_BYTES, readRegularFileSync, renameOrGoneSync } from '../fsops.js';
@@ -63,7 +64,7 @@ export async function readClaimed(c: ClaimedJob): Promise<ClaimRead> {
     if ('bad' in r) throw new JobFormatError(r.bad);
     job = parseJob(r.text, c.id);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESTALE') return { gone: true };
+    if (isGone(err)) return { gone: true };
     if (!(err instanceof JobFormatError)) throw err;
     const to = await quarantine(c.lease.layout, c.path, `${c.id}.json`, `${err.message} (claimed from pending/${c.queue}/)`);
     step('claim', 2, c.id);

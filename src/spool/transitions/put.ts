@@ -23,6 +23,7 @@
  * one scheduler can create, so a tick makes at most one job however many schedulers race for it.
  */
 import * as fs from 'node:fs';
+import { errnoOf } from '../../errors.js';
 import { dirname, join } from 'node:path';
 import { createExclusiveOpenSync, createExclusiveSync, fsyncDirSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { makeDir, type SpoolModes } from '../modes.js';
@@ -149,11 +150,8 @@ export function placeNewJob(l: Layout, queue: string, id: string, text: string, 
 export function putOnce(l: Layout, queue: string, id: string, text: string, marker: string, durable: boolean): boolean {
   const tmp = createExclusiveSync(l.tmp, `.once-${id}-`, text, { durable: durable, mode: l.modes.fileMode });
   try {
-    fs.linkSync(tmp, marker);
+    if (!linkOnce(tmp, marker)) return false;
     step('putOnce', 1, id);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
   } finally {
     unlinkQuietly(tmp);
   }
@@ -161,14 +159,42 @@ export function putOnce(l: Layout, queue: string, id: string, text: string, mark
   return true;
 }
 
+/**
+ * link(tmp, marker): true when this call made the marker, false when another creator's marker is there
+ * (EEXIST). ESTALE (GlusterFS and NFS return it when a handle the call used went stale under another
+ * client's change) means "look again": the link is tried again, and an EEXIST after it counts as ours when
+ * the marker is our own inode (the stale try had made it).
+ */
+function linkOnce(tmp: string, marker: string): boolean {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.linkSync(tmp, marker);
+      return true;
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'EEXIST') return attempt > 0 && sameInode(tmp, marker);
+      if (code !== 'ESTALE' || attempt >= 2) throw err;
+    }
+  }
+}
+
+function sameInode(a: string, b: string): boolean {
+  try { const x = fs.lstatSync(a); const y = fs.lstatSync(b); return x.dev === y.dev && x.ino === y.ino; } catch { return false; }
+}
+
 /** The second half of putOnce, also run to complete one a crash interrupted: link the marker into pending/QUEUE/. */
 export function publishMarker(l: Layout, queue: string, id: string, marker: string, durable: boolean): void {
   const dir = queueDir(l, 'pending', queue);
   const made = makeDir(l.modes, dir);
-  try {
-    fs.linkSync(marker, join(dir, jobName(id)));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.linkSync(marker, join(dir, jobName(id)));
+      break;
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'EEXIST') break;
+      if (code !== 'ESTALE' || attempt >= 2) throw err; // ESTALE: look again (see linkOnce)
+    }
   }
   if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
 }
