@@ -17,6 +17,11 @@ command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(
 # GlusterFS (the rig's distributed file system: test/multihost/rig.ts, bench/fs-matrix.mjs)
 [ -x /usr/sbin/glusterd ] || need+=(glusterfs-server)
 command -v mount.glusterfs >/dev/null || [ -x /sbin/mount.glusterfs ] || [ -x /usr/sbin/mount.glusterfs ] || need+=(glusterfs-client)
+# GlusterFS names its bricks HOST:/path and refuses "localhost": the machine's own name must resolve.
+if ! getent hosts "$(hostname)" >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then echo "127.0.1.1 $(hostname)" >> /etc/hosts; echo "system-deps: added $(hostname) to /etc/hosts (GlusterFS bricks)" >&2
+  else echo "system-deps: this machine's name $(hostname) does not resolve; add it to /etc/hosts (GlusterFS bricks need it)" >&2; exit 1; fi
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "system-deps: installing ${need[*]}" >&2
