@@ -18,6 +18,8 @@
  *      Otherwise create the parent's marker K+1.(J>>1) (exclusive create; EEXIST: the sibling's climber
  *      made it, fine) and go on. Each side creates its own marker BEFORE looking at its sibling's, so of
  *      two members arriving together at least one sees the other; both may climb, and they converge;
+ *      (durable mode: the group folder is fsynced where the climb stops or before the release: a marker
+ *      lost to a power cut would keep the group from ever completing);
  *   3. at the root (level ceil(log2 SIZE)) release the postprocess: ONE rename out of waiting/ (release.ts
  *      releaseWaiting), which only one climber wins; the others get ENOENT and stop.
  * Cost: O(log SIZE) small files per member, no scan of the group: a group of 10,000 costs each member
@@ -35,7 +37,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import type { Failure, GroupRef, Job } from '../../job/format.js';
-import { MAX_JOB_BYTES, readRegularFileSync, unlinkQuietly, writeReplaceSync } from '../fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly, writeReplaceSync } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { releaseWaiting } from './release.js';
@@ -81,11 +83,15 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', dur
   let node = g.index;
   for (let level = 0; level < height; level++) {
     const sib = node ^ 1;
-    if (nodeExists(g.size, level, sib) && !exists(join(dir, markerName(level, sib)))) return 'stopped';
+    if (nodeExists(g.size, level, sib) && !exists(join(dir, markerName(level, sib)))) {
+      if (durable && level > 0) fsyncDirSync(dir);
+      return 'stopped';
+    }
     node >>= 1;
     createMarker(join(dir, markerName(level + 1, node)), l.modes.fileMode);
     step('arrive', 2, `${job.id}@${level + 1}`);
   }
+  if (durable && height > 0) fsyncDirSync(dir);
   // 3. the root: release the postprocess
   const released = releaseWaiting(l, g.postQueue, g.post, durable);
   step('arrive', 3, job.id);
