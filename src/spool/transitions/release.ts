@@ -68,6 +68,23 @@ export function addEdges(l: Layout, deps: readonly string[], queue: string, id: 
   }
 }
 
+/**
+ * Note `ids` as children of `parent` (children/PARENT/ID, empty files): an index for `zcq show`, made before
+ * the children are published; nothing depends on it for correctness.
+ */
+export function addChildren(l: Layout, parent: string, ids: readonly string[]): void {
+  makeDir(l.modes, l.children);
+  const dir = join(l.children, parent);
+  makeDir(l.modes, dir);
+  for (const id of ids) {
+    try {
+      fs.closeSync(fs.openSync(join(dir, id), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode));
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+    }
+  }
+}
+
 /** Where a job stands as a dependency: ended (done/failed, or a final record still in its claim), open, or nowhere. */
 export function dependencyState(l: Layout, id: string): { state: DepState; job?: Job } {
   const locs = findExact(l, id);
