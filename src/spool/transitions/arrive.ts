@@ -1,7 +1,7 @@
 /**
  * arrive: a member of a composite group ended; the last one to arrive releases the group's postprocess.
  *
- *   groups/GID/0.INDEX                     the member's entry {id, state, result | failure}
+ *   groups/GID/0.INDEX                     the member's final record (a hard link): its entry
  *   groups/GID/K.J                         fan-in markers, a tournament tree over the members
  *   waiting/PQUEUE/POST.json  ->  pending/PQUEUE/POST.json     at the root, once every member arrived
  *
@@ -11,8 +11,10 @@
  *   untrusted: safe names, bounded counts). The group folder and the postprocess in waiting/ were made by
  *   the client before any member was published (client/composite.ts).
  * Steps:
- *   1. write the member's entry as leaf 0.INDEX (a temporary in tmp/, renamed over the name: a member that
- *      runs again after `zcq retry` replaces its entry);
+ *   1. link the member's final record (in its claim, written and fsynced by finish) as leaf 0.INDEX: the
+ *      entry costs no write and no file fsync, and later moves or pruning of the record leave it as it was.
+ *      EEXIST with the same inode: a finish run again; another file there is replaced (link in tmp/,
+ *      renamed over). ENOENT: our lease was taken — its recoverer completes finish and this arrival;
  *   2. climb: at level K the member's node is J (J = INDEX >> K). If the sibling node J^1 exists (it covers
  *      members below SIZE) and its marker K.(J^1) is absent, stop: the sibling's last arrival will climb.
  *      Otherwise create the parent's marker K+1.(J>>1) (exclusive create; EEXIST: the sibling's climber
@@ -37,7 +39,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import type { Failure, GroupRef, Job } from '../../job/format.js';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly, writeReplaceSync } from '../fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { releaseWaiting } from './release.js';
@@ -51,7 +53,7 @@ export interface GroupEntry {
   failure?: Failure;
 }
 
-export type ArriveResult = 'stopped' | 'released' | 'root';
+export type ArriveResult = 'stopped' | 'released' | 'root' | 'lost';
 
 export function groupDir(l: Layout, gid: string): string { return join(l.groups, gid); }
 
@@ -69,14 +71,31 @@ function nodeExists(size: number, level: number, node: number): boolean {
   return node >= 0 && node * 2 ** level < size;
 }
 
-/** The member's arrival: steps 1–3. `state` is where its final record goes. */
-export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', durable: boolean): ArriveResult {
+/**
+ * The member's arrival: steps 1–3. `record` is its final record in place (finish step 4: written and, in
+ * durable mode, fsynced), `state` where it goes. 'lost' when the record is no longer there (our lease was
+ * taken: its recoverer completes finish, and this arrival with it).
+ */
+export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean): ArriveResult {
   const g = job.group as GroupRef;
   const dir = groupDir(l, g.gid);
-  if (!isRealDir(dir)) makeDir(l.modes, l.groups), makeDir(l.modes, dir);
-  const entry: GroupEntry = state === 'done' ? { id: job.id, state, result: job.result ?? null } : { id: job.id, state, failure: job.failure };
-  // 1. the leaf
-  writeReplaceSync(join(dir, markerName(0, g.index)), JSON.stringify(entry) + '\n', { tmpDir: l.tmp, durable, mode: l.modes.fileMode });
+  if (!isRealDir(dir)) { makeDir(l.modes, l.groups); makeDir(l.modes, dir); }
+  // 1. the leaf: a second name of the record itself, already on disk (no data written, no fsync of a file)
+  const leaf = join(dir, markerName(0, g.index));
+  try {
+    fs.linkSync(record, leaf);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return 'lost';
+    if (code !== 'EEXIST') throw err;
+    // A record of this same run (a finish run again by recovery) is there already; anything else at the name
+    // (an entry of an earlier run not forgotten, a co-user's file) is replaced by a fresh link.
+    if (!sameFile(record, leaf)) {
+      const tmp = join(l.tmp, `.leaf-${job.id}-${process.pid}-${Date.now()}`);
+      try { fs.linkSync(record, tmp); } catch (e) { if (errnoOf(e) === 'ENOENT') return 'lost'; throw e; }
+      fs.renameSync(tmp, leaf);
+    }
+  }
   step('arrive', 1, job.id);
   // 2. climb
   const height = treeHeight(g.size);
@@ -84,14 +103,14 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', dur
   for (let level = 0; level < height; level++) {
     const sib = node ^ 1;
     if (nodeExists(g.size, level, sib) && !exists(join(dir, markerName(level, sib)))) {
-      if (durable && level > 0) fsyncDirSync(dir);
+      if (durable) fsyncDirSync(dir);
       return 'stopped';
     }
     node >>= 1;
     createMarker(join(dir, markerName(level + 1, node)), l.modes.fileMode);
     step('arrive', 2, `${job.id}@${level + 1}`);
   }
-  if (durable && height > 0) fsyncDirSync(dir);
+  if (durable) fsyncDirSync(dir);
   // 3. the root: release the postprocess
   const released = releaseWaiting(l, g.postQueue, g.post, durable);
   step('arrive', 3, job.id);
@@ -114,9 +133,10 @@ export function readEntries(l: Layout, gid: string, size: number): GroupEntry[] 
     try {
       const r = readRegularFileSync(join(dir, markerName(0, i)), MAX_JOB_BYTES);
       if ('text' in r) {
+        // The leaf is the member's final record: a failure means it failed (a success deletes it).
         const v = JSON.parse(r.text) as Record<string, unknown>;
-        if (v && typeof v === 'object' && typeof v.id === 'string' && (v.state === 'done' || v.state === 'failed')) {
-          e = v.state === 'done' ? { id: v.id, state: 'done', result: v.result } : { id: v.id, state: 'failed', failure: v.failure as Failure };
+        if (v && typeof v === 'object' && typeof v.id === 'string') {
+          e = v.failure ? { id: v.id, state: 'failed', failure: v.failure as Failure } : { id: v.id, state: 'done', result: v.result ?? null };
         }
       }
     } catch { /* missing or unreadable: reported as 'missing' */ }
@@ -152,4 +172,8 @@ function exists(path: string): boolean {
 
 function isRealDir(path: string): boolean {
   try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
+}
+
+function sameFile(a: string, b: string): boolean {
+  try { const x = fs.lstatSync(a), y = fs.lstatSync(b); return x.ino === y.ino && x.dev === y.dev; } catch { return false; }
 }
