@@ -42,6 +42,7 @@ import type { Failure, GroupRef, Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
+import { markerName } from '../names.js';
 import { releaseWaiting } from './release.js';
 import { step } from './steps.js';
 
@@ -63,8 +64,6 @@ export function treeHeight(size: number): number {
   while (2 ** k < size) k++;
   return k;
 }
-
-export function markerName(level: number, node: number): string { return `${level}.${node}`; }
 
 /** Whether node `node` of `level` covers at least one member of a group of `size`. */
 function nodeExists(size: number, level: number, node: number): boolean {

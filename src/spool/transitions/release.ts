@@ -34,9 +34,9 @@ import { join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { parseJob, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
-import { jobPath, queueDir, QUEUE_NAME, type Layout } from '../layout.js';
+import { jobPath, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
-import { jobName, parseClaimedName, runToken } from '../names.js';
+import { edgeName, jobName, parseClaimedName, parseEdge, runToken } from '../names.js';
 import { findExact } from '../scan.js';
 import { listQueues } from '../queues.js';
 import { SAFE_NAME } from '../ids.js';
@@ -44,15 +44,6 @@ import { groupComplete } from './arrive.js';
 import { step } from './steps.js';
 
 export type DepState = 'done' | 'failed' | 'open' | 'missing';
-
-/** An edge's name: QUEUE~ID ('~' is in neither a queue name nor an id). */
-export function edgeName(queue: string, id: string): string { return `${queue}~${id}`; }
-function parseEdge(name: string): { queue: string; id: string } | null {
-  const i = name.indexOf('~');
-  if (i <= 0) return null;
-  const queue = name.slice(0, i), id = name.slice(i + 1);
-  return QUEUE_NAME.test(queue) && SAFE_NAME.test(id) ? { queue, id } : null;
-}
 
 /** Make the reverse edges of `id` (of `queue`) on each of `deps`. Before the job is published in waiting/. */
 export function addEdges(l: Layout, deps: readonly string[], queue: string, id: string): void {
