@@ -7,7 +7,8 @@
  *   deferred/QUEUE/BUCKET/DUEMS.ID.json    BUCKET = UTC minute YYYYMMDDTHHMM, DUEMS = 15-digit epoch ms
  *   claimed/LEASE/SEQ.ID.json              SEQ = the lease's claim counter: the run token
  *   waiting/QUEUE/ID.json                  a job waiting for its dependencies (composite jobs)
- *   groups/GID/LEVEL.NODE                  a fan-in marker (LEVEL 0: a member's leaf, its final record)
+ *   groups/GID/e.INDEX                     member INDEX's entry: a hard link to its final record
+ *   groups/GID/LEVEL.NODE[.first]          fan-in tokens (node complete) and slots (first child to complete)
  *   deps/DEPID/QUEUE~ID                    a reverse dependency edge: ID (of QUEUE) waits for DEPID
  *   callbacks/PARENT.then, PARENT.catch    a callback's run marker; also the callback job's id
  */
@@ -77,8 +78,14 @@ export function idOfCancelRequest(name: string): string | null {
   return SAFE_NAME.test(id) ? id : null;
 }
 
-/** A fan-in marker of a group: LEVEL.NODE (level 0: member NODE's leaf). */
+/** A group's fan-in token of a complete node: LEVEL.NODE (level 0: member NODE has arrived). */
 export function markerName(level: number, node: number): string { return `${level}.${node}`; }
+
+/** The slot of a node: LEVEL.NODE.first, a link to the token of whichever child completed first. */
+export function slotName(level: number, node: number): string { return `${level}.${node}.first`; }
+
+/** Member INDEX's entry in its group: e.INDEX, a hard link to its final record. */
+export function entryName(index: number): string { return `e.${index}`; }
 
 /** A reverse dependency edge's name: QUEUE~ID ('~' is in neither a queue name nor an id). */
 export function edgeName(queue: string, id: string): string { return `${queue}~${id}`; }

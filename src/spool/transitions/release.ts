@@ -36,8 +36,8 @@ import { parseJob, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
 import { jobPath, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
-import { edgeName, jobName, parseClaimedName, parseEdge, runToken } from '../names.js';
-import { findExact } from '../scan.js';
+import { edgeName, jobName, parseEdge, runToken } from '../names.js';
+import { findExact, scanState } from '../scan.js';
 import { listQueues } from '../queues.js';
 import { SAFE_NAME } from '../ids.js';
 import { groupComplete } from './arrive.js';
@@ -76,18 +76,21 @@ export function addChildren(l: Layout, parent: string, ids: readonly string[]): 
   }
 }
 
-/** Where a job stands as a dependency: ended (done/failed, or a final record still in its claim), open, or nowhere. */
+/**
+ * Where a job stands as a dependency: ended (done/failed, or a final record still in its claim), open, or
+ * nowhere. Its claim is looked at before done/ and failed/: a record moves from the one to the other, so a
+ * record gone from the claim when we look there is in done/ or failed/ when we look there next.
+ */
 export function dependencyState(l: Layout, id: string): { state: DepState; job?: Job } {
+  for (const x of scanState(l, 'claimed')) {
+    if (x.id !== id || x.worker === undefined || x.seq === undefined) continue;
+    const job = readJob(x.path, id);
+    if (job && typeof job.finished === 'string' && job.run === runToken(x.worker, x.seq)) return { state: job.failure ? 'failed' : 'done', job };
+  }
   const locs = findExact(l, id);
   if (locs.length === 0) return { state: 'missing' };
   const ended = locs.find((x) => x.state === 'done' || x.state === 'failed');
   if (ended) return { state: ended.state as DepState, job: readJob(ended.path, id) };
-  for (const x of locs) {
-    if (x.state !== 'claimed' || x.worker === undefined) continue;
-    const job = readJob(x.path, id);
-    const c = parseClaimedName(x.path.slice(x.path.lastIndexOf('/') + 1));
-    if (job && c && typeof job.finished === 'string' && job.run === runToken(x.worker, c.seq)) return { state: job.failure ? 'failed' : 'done', job };
-  }
   return { state: 'open' };
 }
 

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { arriveInGroup, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
+import { arriveInGroup, forgetArrival, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import type { Job } from '../../../dist/job/format.js';
 import { cleanupTemp } from '../../helpers.js';
@@ -55,16 +55,40 @@ describe('arrive', () => {
     });
   }
 
-  it('two members arriving at once (the other arrives between our leaf and our look): both climb, one release', async () => {
+  it('two members arriving at once (the other arrives between our entry and our climb): exactly one climbs and releases', async () => {
     const { h, members } = await group(2);
     const other: string[] = [];
     atStep('arrive', 1, () => { onStep(); other.push(arrive(ended(members[1]!, 1))); });
     const mine = arrive(ended(members[0]!, 0));
-    expect([mine, ...other].sort()).toEqual(['released', 'root']);
+    expect([mine, ...other].sort()).toEqual(['released', 'stopped']);
     expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
   });
 
-  it('arriving again (recovery re-running finish) changes nothing and releases nothing twice', async () => {
+  it('the first arrival at a node run again (recovery) before its sibling arrived stops again: its own link is told from the sibling\'s by its token\'s two links', async () => {
+    const { h, members } = await group(2);
+    expect(arrive(ended(members[0]!, 0))).toBe('stopped');
+    expect(arrive(ended(members[0]!, 0))).toBe('stopped');
+    expect(isWaiting(h)).toBe(true);
+    expect(arrive(ended(members[1]!, 1))).toBe('released');
+    expect(arrive(ended(members[0]!, 0))).toBe('stopped');
+    expect(arrive(ended(members[1]!, 1))).toBe('root');
+  });
+
+  it('forgetArrival (retry of members of an ended group): the postprocess is released again only when every retried member arrived again', async () => {
+    const { h, members } = await group(8);
+    for (let i = 0; i < 8; i++) arrive(ended(members[i]!, i));
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    fs.renameSync(join(rig.l.root, 'pending', 'pq', `${h.id}.json`), join(rig.l.root, 'waiting', 'pq', `${h.id}.json`));
+    for (const i of [1, 2, 6]) forgetArrival(rig.l, members[i]!.group!);
+    expect(groupComplete(rig.l, h.group, 8)).toBe(false);
+    expect(arrive(ended(members[6]!, 60))).toBe('stopped');
+    expect(arrive(ended(members[1]!, 10))).toBe('stopped');
+    expect(isWaiting(h)).toBe(true);
+    expect(arrive(ended(members[2]!, 20))).toBe('released');
+    expect(readEntries(rig.l, h.group, 8).map((e) => e.result)).toEqual([0, 10, 20, 3, 4, 5, 60, 7]);
+  });
+
+  it('arriving again (recovery re-running finish) releases nothing twice', async () => {
     const { h, members } = await group(3);
     for (let i = 0; i < 3; i++) arrive(ended(members[i]!, i));
     expect(arrive(ended(members[2]!, 2))).toBe('root');
