@@ -16,7 +16,7 @@
  * Crash after 1, 2 or 3: the final record is still in the claim; recovery sees its run token, completes
  *   finish, and so runs these steps again: an arrival replaces the same leaf and converges, a callback's
  *   marker exists, a released dependent is no longer in waiting/. After finish step 5 (waiting record, before
- *   its settle): `zcq recover` settles every waiting job (release.ts sweepWaiting).
+ *   its settle): the workers' sweep of waiting/ (and `zcq recover`) settles it (release.ts sweepWaiting).
  * Fence: finish's own (the lease folder, step 4): a stale holder never reaches step 4, so it never runs
  *   these hooks for a record that is not the current one.
  */

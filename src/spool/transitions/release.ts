@@ -25,8 +25,9 @@
  *   putter looks at the dependency after making its edge; whichever comes second sees the other.
  * Crash after 1: nothing changed. After 2: the job is pending; leftover edges are harmless (a released
  *   job is no longer in waiting/, so a later settle finds nothing). A putter that died between publishing
- *   and settling, or a finisher whose record moved on before its settle ran, leaves a job waiting whose
- *   dependencies all ended: `zcq recover` settles every waiting job (sweepWaiting).
+ *   and settling, a finisher whose record moved on before its settle ran, or a settle that saw a stale view
+ *   (an NFS or FUSE client cache), leaves a job waiting whose dependencies all ended: every worker settles
+ *   every waiting job every 15 s (sweepWaiting; worker.ts), and so does `zcq recover`.
  * Fence: none needed: the release is one rename of a job nobody holds.
  */
 import * as fs from 'node:fs';
