@@ -670,7 +670,7 @@ export class Spool {
     try {
       await recoverDeadLeases(this.layout, await this.clock(), lease, (e) => events.push(e));
       // Waiting jobs whose dependencies all ended (a crash between an end and its settle): release them.
-      const released = sweepWaiting(this.layout, this.durable);
+      const released = sweepWaiting(this.layout, this.durable).released;
       if (released > 0) events.push({ event: 'job.recovered', worker: lease.id, reason: `${released} waiting job(s) released`, to: 'pending' });
     } finally {
       await lease.end();
