@@ -189,6 +189,20 @@ describe('a job returning a composite', () => {
   });
 });
 
+describe('prune', () => {
+  it('pruning the postprocess removes its group; pruning a parent removes its callback markers and children index', async () => {
+    const { t, ledger } = await testSpool();
+    const h = await t.spool.parallel(items(ledger, ['a', 'b']));
+    const p = await t.spool.put(`${F}#parent`, [ledger], { then: `${F}#onThen` });
+    await t.runUntilIdle({ roots });
+    expect(h.group).toBe(h.id);
+    const dir = (d: string) => existsSync(join(t.spool.dir, d));
+    expect([dir(`groups/${h.id}`), dir(`callbacks/${p.id}.then`), dir(`children/${p.id}`)]).toEqual([true, true, true]);
+    await t.spool.prune({ state: 'done', olderThanMs: 0 });
+    expect([dir(`groups/${h.id}`), dir(`callbacks/${p.id}.then`), dir(`children/${p.id}`)]).toEqual([false, false, false]);
+  });
+});
+
 describe('cancel and retry of a composite', () => {
   it('cancel of a composite cancels its members not started', async () => {
     const { t, ledger } = await testSpool();
