@@ -170,6 +170,13 @@ describe('a job returning a composite', () => {
     expect((await t.spool.links(links.awaits!)).parent).toBe(job.id);
   });
 
+  it('the same with each job in its own process (--runtime processes)', async () => {
+    const { t, ledger } = await testSpool();
+    const job = await t.spool.put(`${F}#split`, [ledger, 2]);
+    await t.runUntilIdle({ roots, concurrency: 1, runtime: 'processes' });
+    expect((await t.result(job.id)).job.result).toBe('done:p0,done:p1');
+  });
+
   it('currentJob().put records the running job as parent; the parent lists its children', async () => {
     const { t, ledger } = await testSpool();
     const job = await t.spool.put(`${F}#parent`, [ledger]);
