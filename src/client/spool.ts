@@ -407,14 +407,18 @@ export class Spool {
 
   /**
    * The refs to cancel, each composite (its postprocess id) followed by its members that have not started
-   * (pending, waiting, deferred or held): cancelling a composite cancels them; running members go on.
+   * (pending, waiting, deferred or held): cancelling a composite cancels them; running members go on. A job
+   * waiting for a composite it returned is followed by that composite.
    */
   private withCompositeMembers(refs: string[]): string[] {
     const out: string[] = [];
-    for (const ref of refs) {
+    const queue = [...refs];
+    for (let ref = queue.shift(); ref !== undefined; ref = queue.shift()) {
       out.push(ref);
       let job: Job | undefined;
       try { const locs = findExact(this.layout, ref); if (locs.length > 0) job = this.readAt(pickCurrent(locs)).job; } catch { /* reported by the cancel itself */ }
+      // A job waiting for the composite it returned: that composite goes with it.
+      if (job?.awaits && !out.includes(job.awaits)) queue.unshift(job.awaits);
       const g = job?.postprocessOf;
       if (!g) continue;
       for (const id of this.groupInfo(g.gid)?.members ?? []) {
