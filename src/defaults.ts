@@ -124,3 +124,16 @@ export const DASHBOARD_BOUNDS = {
   port: { min: 0, max: 65535 },
   refreshMs: { min: 200, max: 1 * MINUTE },
 } as const satisfies Record<string, Range>;
+/** Composite jobs (issue 12). */
+export const COMPOSITE = {
+  /**
+   * How long a lookup of a file known to exist may fail from a stale client cache (NFS lookupcache=all,
+   * FUSE negative_timeout), and how long a worker looks again before it believes a dependency is still
+   * open: longer than any attribute or lookup cache the spool is mounted with (docs/nfs.md).
+   */
+  staleLookupMs: 5_000,
+  /** Every worker settles the jobs in waiting/ this often: what a crash or a stale view left waiting is released. */
+  sweepMs: 15_000,
+  /** At most this many waiting jobs per sweep (each costs a read and a look for each dependency). */
+  sweepSlice: 200,
+} as const;
