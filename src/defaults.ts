@@ -69,11 +69,16 @@ export const JOB_DEFAULTS = {
   retries: 0,
   maxInterrupts: 9,
   onInterrupt: 'retry',
+  /** 0 is taken first, 9 last (pending/QUEUE/pN/; 5 is pending/QUEUE/ itself). */
+  priority: 5,
   /** Exponential backoff with equal jitter from baseMs, doubling, capped at maxMs. */
   backoff: { kind: 'exponential', baseMs: 1 * SECOND, maxMs: 1 * HOUR },
 } as const;
 
 export const JOB_BOUNDS = {
+  priority: { min: 0, max: 9 },
+  /** Quotas one job may hold (`--quota`, repeatable). */
+  quotasPerJob: { min: 0, max: 8 },
   retries: { min: 0, max: 10_000 },
   maxInterrupts: { min: 0, max: 10_000 },
   timeoutMs: { min: 1, max: 365 * DAY },
@@ -113,3 +118,14 @@ export const CLI_BOUNDS = {
 export function inRange(v: number, r: Range): boolean {
   return Number.isInteger(v) && v >= r.min && v <= r.max;
 }
+
+/**
+ * Quotas (quotas/NAME/, spool/quota.ts): a quota's limit is how many jobs holding it may run at once across
+ * every machine; each running job holds one slot file, so the limit bounds the slot files too. A rate
+ * (`zcq rate set`) is COUNT starts per WINDOW, windows counted on the file server's clock.
+ */
+export const QUOTA_BOUNDS = {
+  limit: { min: 0, max: 10_000 },
+  rateCount: { min: 1, max: 100_000 },
+  rateWindowMs: { min: 1 * SECOND, max: 1 * DAY },
+} as const satisfies Record<string, Range>;

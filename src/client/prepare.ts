@@ -4,7 +4,7 @@
  * checks job files again (they are untrusted: anyone in the group can write one); this makes sure that a
  * job put through zcq is never one a worker would quarantine.
  */
-import { MAX_DELAY_MS, QUEUE_NAME, FN_REF, newJob, parseBackoff, serializeJob, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
+import { DEFAULT_PRIORITY, MAX_JOB_QUOTAS, MAX_PRIORITY, QUOTA_NAME, MAX_DELAY_MS, QUEUE_NAME, FN_REF, newJob, parseBackoff, serializeJob, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
 import { UsageError } from '../errors.js';
 import { JSON_MAX_VALUE_DEPTH, checkValueShape } from '../job/json-limits.js';
 import { parseDuration, parseWhen } from '../schedule/time-input.js';
@@ -30,6 +30,10 @@ export interface PutOptions {
   deadline?: Date | string | number;
   onInterrupt?: InterruptPolicy;
   maxInterrupts?: number;
+  /** 0 (taken first) to 9 (last); default 5. Within a queue, workers take the highest priority first. */
+  priority?: number;
+  /** Quotas (`zcq quota set NAME N`) the job holds a slot of while it runs: at most N such jobs run at once, anywhere. */
+  quota?: string | string[];
 }
 
 /** One job of `putMany`: its function and args, and any PutOptions of its own (they override the batch's). */
@@ -124,9 +128,14 @@ export async function prepareJob(layout: Layout, fn: string, args: unknown[], op
       : toTime(opts.deadline, '--deadline');
     deadline = new Date(checkTime(d, '--deadline')).toISOString();
   }
+  const priority = opts.priority ?? DEFAULT_PRIORITY;
+  if (!Number.isInteger(priority) || priority < 0 || priority > MAX_PRIORITY) throw new UsageError(`--priority ${String(priority).slice(0, 40)}: must be an integer from 0 (first) to ${MAX_PRIORITY} (last)`, 'ZCQ_BAD_PRIORITY');
+  const quotas = opts.quota === undefined ? [] : [...new Set(Array.isArray(opts.quota) ? opts.quota : [opts.quota])];
+  for (const q of quotas) if (typeof q !== 'string' || !QUOTA_NAME.test(q)) throw new UsageError(`--quota '${String(q).slice(0, 80)}': use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit`, 'ZCQ_BAD_QUOTA');
+  if (quotas.length > MAX_JOB_QUOTAS) throw new UsageError(`--quota: at most ${MAX_JOB_QUOTAS} quotas per job`, 'ZCQ_BAD_QUOTA');
   let text: string;
   const id = newJobId();
-  const job = newJob({ id, fn, args, queue, retries, backoff, timeoutMs, deadline, notBefore: dueMs !== null ? new Date(dueMs).toISOString() : null, onInterrupt: opts.onInterrupt, maxInterrupts });
+  const job = newJob({ id, fn, args, queue, retries, backoff, timeoutMs, deadline, notBefore: dueMs !== null ? new Date(dueMs).toISOString() : null, onInterrupt: opts.onInterrupt, maxInterrupts, priority, quotas });
   try {
     text = serializeJob(job);
   } catch (err) {
@@ -134,6 +143,6 @@ export async function prepareJob(layout: Layout, fn: string, args: unknown[], op
   }
   if (Buffer.byteLength(text) > MAX_JOB_BYTES) throw new UsageError(`args: the job would be ${Buffer.byteLength(text)} bytes, over the ${MAX_JOB_BYTES}-byte limit; pass a file path instead of the data`);
   const due = dueMs !== null && dueMs > (await serverNow()) ? dueMs : null;
-  return { job, ...placeNewJob(layout, queue, id, text, due) };
+  return { job, ...placeNewJob(layout, queue, id, text, due, priority) };
 }
 

@@ -13,6 +13,7 @@ import { parseJob, JobFormatError, QUEUE_NAME, type Job } from '../job/format.js
 import { doctor, type Problem } from '../spool/doctor.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly, createExclusiveSync } from '../spool/fsops.js';
 import { newToken } from '../spool/ids.js';
+import { PRIORITY_FOLDERS } from '../spool/names.js';
 import { defaultSpoolDir, initSpool, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
 import { Lease, judgeLease } from '../spool/lease.js';
 import { makeDir } from '../spool/modes.js';
@@ -528,7 +529,7 @@ export class Spool {
 
   /** Whether any job is pending. O(queues), not O(jobs). */
   async hasPending(): Promise<boolean> {
-    return listQueues(this.layout.pending).queues.some((q) => hasJobs(queueDir(this.layout, 'pending', q)));
+    return listQueues(this.layout.pending).queues.some((q) => PRIORITY_FOLDERS.some((level) => hasJobs(join(queueDir(this.layout, 'pending', q), level))));
   }
 }
 

@@ -55,6 +55,11 @@ export function queueDir(l: Layout, state: QueuedState, queue: string): string {
   return join(l[state], queue);
 }
 
+/** The folder a pending job of `priority` waits in: pending/QUEUE/ for 5 (the default), else pending/QUEUE/pN/. */
+export function pendingDir(l: Layout, queue: string, priority?: number): string {
+  return priority === undefined || priority === 5 ? join(l.pending, queue) : join(l.pending, queue, `p${priority}`);
+}
+
 /** Where a job file sits in a flat-per-queue state (not deferred: see names.ts deferredPath). */
 export function jobPath(l: Layout, state: 'pending' | 'done' | 'failed' | 'hold', queue: string, id: string): string {
   return join(l[state], queue, `${id}.json`);

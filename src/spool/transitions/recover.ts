@@ -128,7 +128,7 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
       startRun(job, job.queue);
       next = holder.kind === 'client' ? recordUntouched(job) : recordInterrupt(job, holder, endIso);
     }
-    const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me }, job, next);
+    const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me, level: '' }, job, next);
     if (r === 'lost') return n;
     if (r !== 'moved') continue;
     if (next.to === 'done' || next.to === 'failed') dropCancelRequests(layout, job.id);
