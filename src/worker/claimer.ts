@@ -30,7 +30,7 @@ import { isGone } from '../errors.js';
 import { queueDir, type Layout } from '../spool/layout.js';
 import type { Lease } from '../spool/lease.js';
 import { MAX_JOB_BYTES, readRegularFileSync } from '../spool/fsops.js';
-import { PRIORITY_FOLDERS, idFromName, parseClaimedName } from '../spool/names.js';
+import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
 import { hasJobs } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
@@ -71,6 +71,8 @@ export class Claimer {
   private readonly putBack = new Map<string, PutBack>();
   /** Per served queue, its priority folders that exist, in claim order ('' — the queue folder — always). */
   private levels = new Map<string, string[]>();
+  /** A priority folder was made or removed in a served queue since the levels were read. */
+  private levelsStale = false;
 
   constructor(
     private readonly layout: Layout,
@@ -222,9 +224,13 @@ export class Claimer {
         for await (const ev of fsWatch(dir, { signal: ac.signal })) {
           const name = ev.filename;
           if (queue === '' || ev.eventType !== 'rename' || !name || idFromName(name) === null) {
-            // pending/ itself: a new queue folder or a loose file; or an event without a usable name.
+            // pending/ itself: a new queue folder or a loose file; or an event without a usable name
+            // (in a queue folder: perhaps a priority folder made or removed).
             this.scanDue = true;
+            if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.levelsStale = true;
           } else {
+            // A job of a higher priority than the queue folder's: look before taking the next candidate.
+            if (level !== '' && rankOf(level) < 5) this.scanDue = true;
             if (odd.delete(name)) continue;
             if (odd.size >= 10 * SCAN_WINDOW) { odd.clear(); this.scanDue = true; }
             odd.add(name);
@@ -253,6 +259,7 @@ export class Claimer {
         await new Promise<void>((res) => setImmediate(res));
         yieldAt = performance.now() + CLAIM_YIELD_MS;
       }
+      if (this.levelsStale) { this.levelsStale = false; this.refreshLevels(); }
       // A scan is due and candidates are left: a job of a higher priority than the next one's may have come.
       if (this.scanDue && !rescanned && this.candidates.length > 0 && this.higherWaiting(rankOf(this.candidates[this.candidates.length - 1]!.level))) this.candidates = [];
       if (this.candidates.length === 0) {
