@@ -33,6 +33,7 @@ const COMMANDS: Record<string, string> = {
   retention: './commands/retention.js',
   logs: './commands/logs.js',
   config: './commands/config.js',
+  quota: './commands/quota.js',
 };
 
 export async function main(argv: string[]): Promise<number> {

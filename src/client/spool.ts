@@ -31,6 +31,7 @@ import type { Worker, WorkerOptions } from '../worker/worker.js';
 import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } from './prepare.js';
 import { Retention } from './retention.js';
 import { WorkerConfig } from './config.js';
+import { Quotas } from './quota.js';
 import { CONFIG_KEYS, type EffectiveSettings, type SettingSources } from '../spool/config.js';
 
 export type { PutItem, PutOptions } from './prepare.js';
@@ -93,10 +94,13 @@ export class Spool {
   readonly retention: Retention;
   /** Live worker configuration (config/workers/): set, get, ls, rm (client/config.ts). */
   readonly config: WorkerConfig;
+  /** Quotas (quotas/NAME/): set, get, ls, rm (client/quota.ts). */
+  readonly quota: Quotas;
 
   private constructor(readonly layout: Layout, readonly durable: boolean) {
     this.retention = new Retention(layout, durable);
     this.config = new WorkerConfig(layout, durable);
+    this.quota = new Quotas(layout, durable);
   }
 
   /** Open an existing spool (ZCQ_NO_SPOOL when there is none; `create: true` makes one as `init` does). */

@@ -41,6 +41,9 @@ import { GroupSync } from '../spool/transitions/group-sync.js';
 import { adoptLoose, promoteDue, removeEmptyBuckets } from '../spool/transitions/promote.js';
 import { recoverDeadLeases } from '../spool/transitions/recover.js';
 import { unclaimJob } from '../spool/transitions/unclaim.js';
+import { takeSlots, type Slot } from '../spool/transitions/quota-take.js';
+import { releaseSlots } from '../spool/transitions/quota-release.js';
+import { readLimit, slotsOf } from '../spool/quota.js';
 import { jobName } from '../spool/names.js';
 import { Claimer } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
@@ -365,8 +368,19 @@ export class Worker {
         return;
       }
       if (!this.accepts(read.job.fn)) { this.putBack(c, read.job.fn); return; }
+      // Quota slots (transitions/quota-take.ts): all of the job's, or it goes back until one frees.
+      let slots: Slot[] = [];
+      if (read.job.quotas && read.job.quotas.length > 0) {
+        const r = takeSlots(this.layout, read.job.quotas, c.token);
+        if ('blocked' in r) { this.putBack(c, read.job.fn, r.blocked, r.limit); return; }
+        slots = r.slots;
+      }
       if (read.retried) this.log('job.retried', { id: c.id, queue: c.queue, reason: 'a finished record was moved back to pending/' });
-      await this.execute(c, read.job);
+      try {
+        await this.execute(c, read.job);
+      } finally {
+        if (slots.length > 0) for (const q of releaseSlots(slots, c.token)) this.claimer.quotaFreed(q);
+      }
     } catch (err) {
       if (isGone(err) || err instanceof LeaseLostError) this.log('job.lost', { id: c.id, worker: c.lease.id, reason: 'lease taken while running' });
       else {
@@ -388,13 +402,22 @@ export class Worker {
    * A job whose function the `fn` filter refuses goes back to pending/ untouched (transitions/unclaim.ts),
    * and the claimer leaves its name alone while the filter and the file stay as they are.
    */
-  private putBack(c: ClaimedJob, fn: string): void {
+  private putBack(c: ClaimedJob, fn: string, quota?: string, limit?: number): void {
     const name = jobName(c.id);
-    this.claimer.rememberPutBack(c.queue, name);
+    this.claimer.rememberPutBack(c.queue, name, c.level, quota);
     const ok = unclaimJob(c);
-    this.claimer.putBackDone(c.queue, name, ok);
+    this.claimer.putBackDone(c.queue, name, ok, c.level);
     this.claimedTotal--;
-    this.log('job.skipped', { id: c.id, queue: c.queue, fn, worker: c.lease.id, reason: ok ? 'its function does not match this worker\'s fn filter: put back in pending/' : 'its function does not match this worker\'s fn filter; gone before it could be put back' });
+    const why = quota !== undefined ? `quota ${quota} has no free slot (limit ${limit})` : 'its function does not match this worker\'s fn filter';
+    this.log('job.skipped', { id: c.id, queue: c.queue, fn, quota, worker: c.lease.id, reason: ok ? `${why}: put back in pending/` : `${why}; gone before it could be put back` });
+  }
+
+  /** Quotas some put-back job waits for that have a free slot now: their jobs may be claimed again. */
+  private lookAtQuotas(): void {
+    for (const q of this.claimer.quotasWaitedFor) {
+      const { limit } = readLimit(this.layout, q);
+      if (limit === null || slotsOf(this.layout, q).length < limit) this.claimer.quotaFreed(q);
+    }
   }
 
   /**
@@ -565,7 +588,7 @@ export class Worker {
     this.periodicRunning = true;
     try {
       await this.duty('config', async () => { this.readSettings(); });
-      await this.duty('queues', async () => { this.claimer.refreshQueues(); });
+      await this.duty('queues', async () => { this.claimer.refreshQueues(); this.lookAtQuotas(); });
       await this.duty('promote', async () => {
         const rep = await promoteDue(this.layout, await this.clock.now(), this.durable);
         const adopted = await adoptLoose(this.layout, this.durable);
