@@ -34,6 +34,7 @@ const COMMANDS: Record<string, string> = {
   logs: './commands/logs.js',
   config: './commands/config.js',
   quota: './commands/quota.js',
+  rate: './commands/rate.js',
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -32,6 +32,7 @@ import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } 
 import { Retention } from './retention.js';
 import { WorkerConfig } from './config.js';
 import { Quotas } from './quota.js';
+import { Rates } from './rate.js';
 import { CONFIG_KEYS, type EffectiveSettings, type SettingSources } from '../spool/config.js';
 
 export type { PutItem, PutOptions } from './prepare.js';
@@ -96,11 +97,14 @@ export class Spool {
   readonly config: WorkerConfig;
   /** Quotas (quotas/NAME/): set, get, ls, rm (client/quota.ts). */
   readonly quota: Quotas;
+  /** Rate limits (rate/NAME/): set, get, ls, rm (client/rate.ts). */
+  readonly rate: Rates;
 
   private constructor(readonly layout: Layout, readonly durable: boolean) {
     this.retention = new Retention(layout, durable);
     this.config = new WorkerConfig(layout, durable);
     this.quota = new Quotas(layout, durable);
+    this.rate = new Rates(layout, durable);
   }
 
   /** Open an existing spool (ZCQ_NO_SPOOL when there is none; `create: true` makes one as `init` does). */

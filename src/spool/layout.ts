@@ -24,7 +24,7 @@ export type JobState = (typeof STATES)[number];
 export const QUEUED_STATES = ['pending', 'deferred', 'done', 'failed', 'hold'] as const;
 export type QueuedState = (typeof QUEUED_STATES)[number];
 /** The other folders of a spool. */
-export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'quotas'] as const;
+export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'quotas', 'rate'] as const;
 
 export { QUEUE_NAME } from '../job/format.js';
 export const DEFAULT_QUEUE = 'default';
@@ -39,6 +39,8 @@ export interface Layout {
   config: string;
   /** Quotas: quotas/NAME/limit.json and the slots of running jobs, quotas/NAME/K (spool/quota.ts). */
   quotas: string;
+  /** Rate limits: rate/NAME/limit.json and the start tokens of the current window, rate/NAME/W.K (spool/rate.ts). */
+  rate: string;
   modes: SpoolModes;
 }
 
@@ -48,7 +50,7 @@ export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout
   return {
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
     failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),
-    progress: p('progress'), cron: p('cron'), paused: p('paused'), output: p('output'), config: p('config'), quotas: p('quotas'), modes,
+    progress: p('progress'), cron: p('cron'), paused: p('paused'), output: p('output'), config: p('config'), quotas: p('quotas'), rate: p('rate'), modes,
   };
 }
 

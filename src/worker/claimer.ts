@@ -71,6 +71,8 @@ export class Claimer {
   private readonly putBack = new Map<string, PutBack>();
   /** Per served queue, its priority folders that exist, in claim order ('' — the queue folder — always). */
   private levels = new Map<string, string[]>();
+  /** Queues whose rate is used up for this window (holdQueues): skipped by scans and hints. */
+  private held = new Set<string>();
   /** A priority folder was made or removed in a served queue since the levels were read. */
   private levelsStale = false;
 
@@ -105,11 +107,25 @@ export class Claimer {
     this.putBack.set(key, { at: performance.now(), ident: null, quota });
   }
 
-  /** A slot of `quota` may be free: the jobs put back for want of one may be claimed again. */
-  quotaFreed(quota: string): void {
-    let any = false;
-    for (const [k, e] of this.putBack) if (e.quota === quota) { this.putBack.delete(k); any = true; }
-    if (any) { this.candidates = []; this.scanDue = true; }
+  /**
+   * `n` slots of `quota` (or starts of a rate, `rate:NAME`) may be free: that many of the jobs put back
+   * for want of one, the first put back first, may be claimed again — not all of them, which would have
+   * every worker claim and put back the whole waiting list at each freed slot.
+   */
+  quotaFreed(quota: string, n = 1): void {
+    let freed = 0;
+    for (const [k, e] of this.putBack) {
+      if (freed >= n) break;
+      if (e.quota === quota) { this.putBack.delete(k); freed++; }
+    }
+    if (freed > 0) { this.candidates = []; this.scanDue = true; }
+  }
+
+  /** Take no job of these queues (their rate is used up for the window); null or empty: all may be taken again. */
+  holdQueues(queues: ReadonlySet<string>): void {
+    const had = this.held.size;
+    this.held = new Set(queues);
+    if (had > 0 && this.held.size < had) { this.candidates = []; this.scanDue = true; }
   }
 
   /** Quotas some put-back job waits for. */
@@ -280,6 +296,7 @@ export class Claimer {
         if (this.candidates.length === 0) break;
       }
       const c = this.candidates.pop()!;
+      if (this.held.has(c.queue)) continue;
       seen++;
       const got = claimJob(lease, c.queue, c.name, c.level);
       if (!got) continue;
