@@ -3,10 +3,18 @@
 // is taken before any further priority-9 job. Real `zcq worker` processes; the start order is read from a
 // ledger the jobs append to (test/fixtures/jobs.mjs sleepRecord).
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spool } from '../dist/index.js';
 import { cleanupTemp, killAll, ledgerLines, names, startWorker, tempDir, until, zcq } from './helpers.js';
+import { newJob, serializeJob } from '../dist/job/format.js';
+import { placeNewJob, publish } from '../dist/spool/transitions/put.js';
+import { adoptLoose, promoteDue } from '../dist/spool/transitions/promote.js';
+import { unclaimJob } from '../dist/spool/transitions/unclaim.js';
+import { claimJob, readClaimed } from '../dist/spool/transitions/claim.js';
+import { finishJob } from '../dist/spool/transitions/finish.js';
+import { Rig, onStep } from './spool/transitions/util.js';
 
 afterEach(killAll);
 afterAll(cleanupTemp);
@@ -68,6 +76,39 @@ describe('priority: where jobs wait', () => {
     expect(rf!.state).toBe('done');
     expect(rf!.job!.attempts).toBe(2);
     expect(w.output()).toMatch(/job\.retry/);
+  });
+});
+
+describe('priority: the transitions file a job by its priority (in-process)', () => {
+  it('promote into pN/, adopt into pN/, unclaim back to the folder it came from, a retry now back to pN/', async () => {
+    const rig = await Rig.make();
+    try {
+      const l = rig.l;
+      // promote: a deferred job of priority 2, due now
+      const due = Date.now() - 1000;
+      const d = newJob({ id: 'd1', fn: './jobs.mjs#add', priority: 2 });
+      await publish(l.tmp, [placeNewJob(l, 'default', 'd1', serializeJob(d), due, 2)], true, l.modes);
+      expect(rig.where('d1')[0]).toMatch(/^deferred\/default\//);
+      const rep = await promoteDue(l, Date.now(), true);
+      expect(rep.promoted).toBe(1);
+      expect(rig.where('d1')).toEqual(['pending/default/p2/d1.json']);
+      // adopt: a loose file of priority 7
+      fs.writeFileSync(join(l.pending, 'a1.json'), serializeJob(newJob({ id: 'a1', fn: './jobs.mjs#add', priority: 7, queue: 'q' })));
+      expect((await adoptLoose(l, true)).adopted).toBe(1);
+      expect(rig.where('a1')).toEqual(['pending/q/p7/a1.json']);
+      // unclaim: back where it was claimed from
+      const lease = await rig.lease();
+      const c = claimJob(lease, 'default', 'd1.json', 'p2')!;
+      expect(c).not.toBeNull();
+      expect(unclaimJob(c)).toBe(true);
+      expect(rig.where('d1')).toEqual(['pending/default/p2/d1.json']);
+      // finish to pending (an uncounted put-back, a retry now): the folder of its priority field
+      const c2 = claimJob(lease, 'q', 'a1.json', 'p7')!;
+      const r = await readClaimed(c2);
+      if (!('job' in r)) throw new Error('not a job');
+      expect(await finishJob(c2, r.job, { to: 'pending' })).toBe('moved');
+      expect(rig.where('a1')).toEqual(['pending/q/p7/a1.json']);
+    } finally { onStep(); await rig.dispose(); }
   });
 });
 
