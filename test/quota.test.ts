@@ -93,6 +93,25 @@ describe('quota: real workers', () => {
     expect(names(join(spool.dir, 'quotas', 'q'))).toEqual(['limit.json']); // every slot given back
   }, 120_000);
 
+  it('a queue default through zcq config set queue:QUEUE quotas=NAME: every job of the queue holds the quota', async () => {
+    const spool = await newSpool();
+    const ledger = join(tempDir(), 'ledger');
+    expect(zcq(spool.dir, ['quota', 'set', 'one', '1']).code).toBe(0);
+    const set = zcq(spool.dir, ['config', 'set', 'queue:qd', 'quotas=one', 'rate=100/1s']);
+    expect(set.stderr).toBe('');
+    expect(set.stdout).toBe('queue:qd\tquotas=one\trate=100/1s\n');
+    expect(zcq(spool.dir, ['config', 'set', 'queue:qd', 'quotas=a/b']).code).toBe(2);
+    expect(zcq(spool.dir, ['config', 'set', 'queue:qd', 'concurrency=3']).code).toBe(2);
+    expect(zcq(spool.dir, ['config', 'get', 'queue:qd']).stdout).toBe('queue:qd\tquotas=one\trate=100/1s\n');
+    await spool.putMany(Array.from({ length: 5 }, () => ({ fn: './jobs.mjs#abortableRecord', args: [ledger, 300] })), { queue: 'qd' });
+    const ws = [0, 1].map(() => startWorker(spool.dir, [...FAST, '--concurrency', '3']));
+    await until(() => runs(ledger).filter((r) => r.end < Infinity).length === 5, 30_000);
+    for (const w of ws) w.kill('SIGTERM');
+    await Promise.all(ws.map((w) => w.exited));
+    expect(maxOverlap(runs(ledger))).toBe(1);
+    expect(zcq(spool.dir, ['config', 'rm', 'queue:qd']).stdout).toBe('queue:qd\t(no settings)\n');
+  }, 60_000);
+
   it('SIGKILL of a slot holder: the slot comes back when its lease is recovered, and the next job runs', async () => {
     const spool = await newSpool();
     const ledger = join(tempDir(), 'ledger');

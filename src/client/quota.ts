@@ -4,7 +4,9 @@
  * exit 2 on the command line); running workers apply a change at the next slot they take.
  */
 import type { Layout } from '../spool/layout.js';
-import { checkQuotaName, listQuotas, parseLimit, readLimit, removeLimit, setLimit, slotsOf, type QuotaUse } from '../spool/quota.js';
+import { QUEUE_NAME } from '../job/format.js';
+import { UsageError } from '../errors.js';
+import { checkQuotaName, listQuotas, parseLimit, readLimit, readQueueQuotas, removeLimit, setLimit, setQueueQuotas, slotsOf, type QuotaUse } from '../spool/quota.js';
 
 export type { QuotaUse } from '../spool/quota.js';
 
@@ -30,6 +32,20 @@ export class Quotas {
   /** Every quota: its limit and its use. */
   ls(): QuotaUse[] {
     return listQuotas(this.layout);
+  }
+
+  /**
+   * The quotas every job of `queue` holds besides its own (null or []: none). Workers apply a change at
+   * their next poll, to pending jobs too. (`zcq config set queue:QUEUE quotas=a,b`.)
+   */
+  async setQueueDefault(queue: string, quotas: string[] | null): Promise<void> {
+    if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) throw new UsageError(`queue '${String(queue).slice(0, 80)}': use letters, digits, '.', '_' or '-' (at most 64)`);
+    await setQueueQuotas(this.layout, queue, quotas, this.durable);
+  }
+
+  /** Every queue's default quotas. */
+  queueDefaults(): Record<string, string[]> {
+    return Object.fromEntries(readQueueQuotas(this.layout).quotas);
   }
 
   /** Remove quota NAME's limit: its jobs are no longer limited. False when none was set. */

@@ -125,3 +125,51 @@ export function removeLimit(l: Layout, name: string): boolean {
   try { fs.rmdirSync(quotaDir(l, name)); } catch { /* slots held, or a stray */ }
   return true;
 }
+
+/*
+ * Queue defaults: quotas every job of a queue holds, besides its own (`zcq config set queue:QUEUE quotas=a,b`).
+ *
+ *   config/queues/QUEUE.json   {"quotas": ["a", "b"]}
+ *
+ * Workers read them each poll and apply them at the start of a job of that queue (put-time needs no
+ * look-up, and a change applies to jobs already pending). Read bounded, O_NOFOLLOW; bad content is
+ * reported and the queue then has no default.
+ */
+const MAX_QUEUE_QUOTAS = 8;
+
+export function queueConfigDir(l: Layout): string { return join(l.config, 'queues'); }
+
+/** Every queue's default quotas, and what could not be read. */
+export function readQueueQuotas(l: Layout): { quotas: Map<string, string[]>; problems: string[] } {
+  const quotas = new Map<string, string[]>();
+  const problems: string[] = [];
+  let names: string[];
+  try { names = fs.readdirSync(queueConfigDir(l)); } catch { return { quotas, problems }; }
+  for (const file of names) {
+    if (!file.endsWith('.json')) continue;
+    const queue = file.slice(0, -5);
+    if (!QUOTA_NAME.test(queue)) continue;
+    const path = join(queueConfigDir(l), file);
+    try {
+      const r = readRegularFileSync(path, 4096);
+      if ('bad' in r) { problems.push(`${path}: ${r.bad}`); continue; }
+      const v = (JSON.parse(r.text) as { quotas?: unknown }).quotas;
+      if (!Array.isArray(v) || v.length > MAX_QUEUE_QUOTAS || v.some((q) => typeof q !== 'string' || !QUOTA_NAME.test(q))) { problems.push(`${path}: "quotas" must be an array of at most ${MAX_QUEUE_QUOTAS} quota names`); continue; }
+      if (v.length > 0) quotas.set(queue, v as string[]);
+    } catch (err) {
+      if (!isGone(err)) problems.push(`${path}: ${(err as Error).message}`);
+    }
+  }
+  return { quotas, problems };
+}
+
+/** Set (a list) or remove (null) the default quotas of `queue`. */
+export async function setQueueQuotas(l: Layout, queue: string, quotas: string[] | null, durable: boolean): Promise<void> {
+  const path = join(queueConfigDir(l), `${queue}.json`);
+  if (quotas === null || quotas.length === 0) { unlinkQuietly(path); return; }
+  if (quotas.length > MAX_QUEUE_QUOTAS) throw new UsageError(`quotas: at most ${MAX_QUEUE_QUOTAS} per queue`, 'ZCQ_BAD_QUOTA');
+  for (const q of quotas) checkQuotaName(q, 'quotas');
+  makeDir(l.modes, l.config);
+  makeDir(l.modes, queueConfigDir(l));
+  await writeReplace(path, JSON.stringify({ quotas: [...new Set(quotas)] }) + '\n', { tmpDir: l.tmp, durable, mode: l.modes.fileMode });
+}

@@ -43,7 +43,7 @@ import { recoverDeadLeases } from '../spool/transitions/recover.js';
 import { unclaimJob } from '../spool/transitions/unclaim.js';
 import { takeSlots, type Slot } from '../spool/transitions/quota-take.js';
 import { releaseSlots } from '../spool/transitions/quota-release.js';
-import { readLimit, slotsOf } from '../spool/quota.js';
+import { readLimit, readQueueQuotas, slotsOf } from '../spool/quota.js';
 import { listRates, queueRateFolder, rateFolderName, type Rate } from '../spool/rate.js';
 import { rateHasRoom, takeRateTokens } from '../spool/transitions/rate-take.js';
 import { jobName } from '../spool/names.js';
@@ -372,8 +372,9 @@ export class Worker {
       if (!this.accepts(read.job.fn)) { this.putBack(c, read.job.fn); return; }
       // Quota slots (transitions/quota-take.ts): all of the job's, or it goes back until one frees.
       let slots: Slot[] = [];
-      if (read.job.quotas && read.job.quotas.length > 0) {
-        const r = takeSlots(this.layout, read.job.quotas, c.token);
+      const quotas = this.quotasOf(read.job);
+      if (quotas.length > 0) {
+        const r = takeSlots(this.layout, quotas, c.token);
         if ('blocked' in r) { this.putBack(c, read.job.fn, r.blocked, `limit ${r.limit}`); return; }
         slots = r.slots;
       }
@@ -439,11 +440,21 @@ export class Worker {
   /** Queues whose rate was used up: no job of theirs is claimed until their window turns. */
   private readonly heldQueues = new Set<string>();
 
+  /** Default quotas of queues (config/queues/QUEUE.json), read each poll. */
+  private queueQuotas = new Map<string, string[]>();
+
+  /** A job's quotas: its own and its queue's default ones. */
+  private quotasOf(job: Job): string[] {
+    const d = this.queueQuotas.get(job.queue);
+    if (!d) return job.quotas ?? [];
+    return [...new Set([...(job.quotas ?? []), ...d])];
+  }
+
   /** The rates that apply to a job: its queue's, then its quotas'. */
   private ratesOf(job: Job): { folder: string; rate: Rate }[] {
     if (this.rates.size === 0) return [];
     const out: { folder: string; rate: Rate }[] = [];
-    for (const folder of [queueRateFolder(job.queue), ...(job.quotas ?? [])]) {
+    for (const folder of [queueRateFolder(job.queue), ...this.quotasOf(job)]) {
       const rate = this.rates.get(folder);
       if (rate) out.push({ folder, rate });
     }
@@ -456,6 +467,7 @@ export class Worker {
    */
   private lookAtQuotas(): void {
     this.rates = new Map(listRates(this.layout).filter((e) => e.rate !== null).map((e) => [rateFolderName(e.target), e.rate!]));
+    this.queueQuotas = readQueueQuotas(this.layout).quotas;
     const now = this.clock.nowCached();
     for (const q of this.claimer.quotasWaitedFor) {
       if (q.startsWith('rate:')) {
