@@ -34,7 +34,9 @@ function drain(dir, n, concurrency) {
     const w = spawn(process.execPath, [BIN, '--json', '--relaxed', '--spool', dir, 'worker', '--root', JOBS, '--runtime', 'inline',
       '--concurrency', String(concurrency), '--exit-when-idle', '--no-scheduler', '--poll', '200ms'], { cwd: JOBS, stdio: ['ignore', 'pipe', 'pipe'] });
     let first = null, last = null, count = 0, err = '', buf = '';
-    w.stdout.setEncoding('utf8').on('data', (d) => {
+    // The worker logs to stderr (JSON lines with --json).
+    w.stderr.setEncoding('utf8').on('data', (d) => {
+      err = (err + d).slice(-2000);
       buf += d;
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
@@ -44,7 +46,7 @@ function drain(dir, n, concurrency) {
         first ??= t; last = t; count++;
       }
     });
-    w.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+    w.stdout.resume();
     w.on('exit', (code) => {
       if (code !== 0 || count < n) return reject(new Error(`worker exit ${code}, ${count}/${n} done: ${err.slice(-500)}`));
       resolve(((count - 1) * 1000) / Math.max(1, last - first));

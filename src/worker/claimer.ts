@@ -73,6 +73,8 @@ export class Claimer {
   private levels = new Map<string, string[]>();
   /** Queues whose rate is used up for this window (holdQueues): skipped by scans and hints. */
   private held = new Set<string>();
+  /** Priority folders found empty by higherWaiting, with their identity and change times then. */
+  private readonly seenEmpty = new Map<string, string>();
   /** A priority folder was made or removed in a served queue since the levels were read. */
   private levelsStale = false;
 
@@ -118,7 +120,7 @@ export class Claimer {
       if (freed >= n) break;
       if (e.quota === quota) { this.putBack.delete(k); freed++; }
     }
-    if (freed > 0) { this.candidates = []; this.scanDue = true; }
+    if (freed > 0) { this.candidates = []; this.scanDue = true; this.seenEmpty.clear(); }
   }
 
   /** Take no job of these queues (their rate is used up for the window); null or empty: all may be taken again. */
@@ -149,6 +151,7 @@ export class Claimer {
   forgetPutBack(): void {
     if (this.putBack.size === 0) return;
     for (const [k, e] of this.putBack) if (!e.quota) this.putBack.delete(k);
+    this.seenEmpty.clear();
     this.candidates = [];
     this.scanDue = true;
   }
@@ -213,7 +216,15 @@ export class Claimer {
       for (const level of this.levels.get(q) ?? ['']) {
         if (rankOf(level) >= rank) break;
         const dir = join(qdir, level);
-        if (this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name, level), 1).length > 0) return true;
+        // A folder seen empty is looked into again only once its change time moved (one lstat): this
+        // check runs at each freed slot, and most higher folders stay empty.
+        let key: string;
+        try { const st = fs.lstatSync(dir); key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`; } catch { continue; }
+        if (this.seenEmpty.get(dir) === key) continue;
+        const has = this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name, level), 1).length > 0;
+        if (has) { this.seenEmpty.delete(dir); return true; }
+        if (this.seenEmpty.size > 10_000) this.seenEmpty.clear();
+        this.seenEmpty.set(dir, key);
       }
     }
     return false;
