@@ -1,7 +1,7 @@
 /**
  * `spool.quota`: named limits across every machine (spool/quota.ts: the files; transitions/quota-take.ts and
  * quota-release.ts: the slots). `set` checks the name and the limit before anything is written (UsageError,
- * exit 2 on the command line); running workers apply a change at the next slot they take.
+ * exit 2 on the command line); running workers apply a change within a poll.
  */
 import type { Layout } from '../spool/layout.js';
 import { QUEUE_NAME } from '../job/format.js';

@@ -2,7 +2,7 @@
  * Quotas: named limits across every machine ("at most N jobs holding NAME run at once, anywhere";
  * zc.async's quotas, BullMQ's global concurrency, Postfix's per-destination concurrency).
  *
- *   quotas/NAME/limit.json   {"limit": N}, 0..10000; written whole (writeReplace), read each poll: a change is live
+ *   quotas/NAME/limit.json   {"limit": N}, 0..10000; written whole (writeReplace), re-read after a poll: a change is live
  *   quotas/NAME/K            a slot, K = 0..N-1: held by the running job whose run token (LEASE/SEQ) it holds
  *
  * A job names its quotas (`zcq put --quota NAME`, the job's "quotas" field). Its worker takes one slot of
@@ -109,7 +109,7 @@ export function listQuotas(l: Layout): QuotaUse[] {
   return out;
 }
 
-/** Set (or change) a quota's limit: one whole-file replace. Running workers apply it at their next slot. */
+/** Set (or change) a quota's limit: one whole-file replace. Running workers apply it within a poll. */
 export async function setLimit(l: Layout, name: string, limit: number, durable: boolean): Promise<void> {
   makeDir(l.modes, l.quotas);
   makeDir(l.modes, quotaDir(l, name));

@@ -374,7 +374,7 @@ export class Worker {
       let slots: Slot[] = [];
       const quotas = this.quotasOf(read.job);
       if (quotas.length > 0) {
-        const r = takeSlots(this.layout, quotas, c.token);
+        const r = takeSlots(this.layout, quotas, c.token, (q) => this.limitOf(q));
         if ('blocked' in r) { this.putBack(c, read.job.fn, r.blocked, `limit ${r.limit}`); return; }
         slots = r.slots;
       }
@@ -439,6 +439,19 @@ export class Worker {
   private rates = new Map<string, Rate>();
   /** Queues whose rate was used up: no job of theirs is claimed until their window turns. */
   private readonly heldQueues = new Set<string>();
+
+  /** Quota limits read recently (limit.json), each kept for one poll interval: a change is live within a poll. */
+  private readonly limits = new Map<string, { limit: number | null; at: number }>();
+
+  private limitOf(quota: string): number | null {
+    const now = performance.now();
+    const hit = this.limits.get(quota);
+    if (hit && now - hit.at < this.opts.pollMs) return hit.limit;
+    const { limit } = readLimit(this.layout, quota);
+    if (this.limits.size > 1000) this.limits.clear();
+    this.limits.set(quota, { limit, at: now });
+    return limit;
+  }
 
   /** Default quotas of queues (config/queues/QUEUE.json), read each poll. */
   private queueQuotas = new Map<string, string[]>();

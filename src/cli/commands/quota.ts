@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .description('named limits across every machine: at most N jobs put with --quota NAME run at once');
 
   c.command('set <name> <n>')
-    .description('at most N (0..10000) jobs holding quota NAME run at once, on every machine; running workers apply it at once')
+    .description('at most N (0..10000) jobs holding quota NAME run at once, on every machine; running workers apply it within a poll')
     .action(async (name: string, n: string, _o, cmd: Command) => {
       checkQuotaName(name);
       parseLimit(n);

@@ -6,7 +6,8 @@
  * Before: the holder claimed the job (transitions/claim.ts step 1) and read it (step 2); it has not started.
  *   Quotas are taken in name order. A quota without a limit (no quotas/NAME/limit.json) takes no slot.
  * Steps, per quota:
- *   1. read its limit (bounded, O_NOFOLLOW) and its slot names (one readdir); when N or more slot files
+ *   1. read its limit (bounded, O_NOFOLLOW; a worker uses what it read at most a poll ago) and its slot
+ *      names (one readdir); when N or more slot files
  *      exist (the limit was lowered, or every slot is held) there is no slot for us;
  *   2. create quotas/NAME/K with O_CREAT|O_EXCL|O_NOFOLLOW for the first K < N not listed, writing the run
  *      token; EEXIST (another worker took K since the readdir) tries the next K. Of two takers of one K,
@@ -33,11 +34,14 @@ export interface Slot { quota: string; path: string }
 
 export type TakeResult = { slots: Slot[] } | { blocked: string; limit: number };
 
-/** Take a slot of each of `quotas` for the run `token`; all or none. */
-export function takeSlots(l: Layout, quotas: readonly string[], token: string): TakeResult {
+/**
+ * Take a slot of each of `quotas` for the run `token`; all or none. `limitOf` gives a quota's limit (a
+ * worker passes limits it read at most a poll ago; default: read limit.json now).
+ */
+export function takeSlots(l: Layout, quotas: readonly string[], token: string, limitOf: (quota: string) => number | null = (q) => readLimit(l, q).limit): TakeResult {
   const taken: Slot[] = [];
   for (const quota of [...new Set(quotas)].sort()) {
-    const { limit } = readLimit(l, quota);
+    const limit = limitOf(quota);
     if (limit === null) continue;
     const held = new Set(slotsOf(l, quota));
     step('quota-take', 1, quota);
