@@ -400,7 +400,7 @@ export class Worker {
       try {
         await this.execute(c, read.job);
       } finally {
-        if (slots.length > 0) for (const q of releaseSlots(slots, c.token)) this.claimer.quotaFreed(q);
+        if (slots.length > 0) for (const q of releaseSlots(slots, c.token, () => !c.lease.isLost && c.lease.folderIsOurs())) this.claimer.quotaFreed(q);
       }
     } catch (err) {
       if (isGone(err) || err instanceof LeaseLostError) this.log('job.lost', { id: c.id, worker: c.lease.id, reason: 'lease taken while running' });

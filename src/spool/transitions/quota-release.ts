@@ -7,7 +7,9 @@
  * for every slot held by a dead lease (releaseLeaseSlots, recover.ts), before it settles the lease's jobs.
  * Before: the run is over, or its lease is dead and fenced (its folder renamed away by recovery step 1).
  * Steps, per slot:
- *   1. read the slot (bounded, O_NOFOLLOW) and, when it still holds the run token, unlink it.
+ *   1. unlink the slot when it still holds the run token: known without reading it while the holder's
+ *      lease folder is still its own (lstat; recovery takes the folder before it releases anything),
+ *      else read it (bounded, O_NOFOLLOW) and compare.
  * Crash before or after 1: a slot left held by a worker that died is released when its lease is recovered;
  *   a slot left by a recoverer that died goes with the recoverer's own lease (its token names the dead
  *   lease, which the next recoverer finds nested as DEAD.dead in the recoverer's folder and releases too).
@@ -24,11 +26,16 @@ import { QUOTA_NAME } from '../../job/format.js';
 import { step } from './steps.js';
 import type { Slot } from './quota-take.js';
 
-/** Release `slots` still holding `token`; returns the quotas of the slots released. */
-export function releaseSlots(slots: readonly Slot[], token: string): string[] {
+/**
+ * Release `slots` still holding `token`; returns the quotas of the slots released. `leaseHeld`, when
+ * given, says (one lstat) that the run's lease folder is still the holder's: recovery has not taken it,
+ * so the slots cannot have changed hands and are removed without reading them.
+ */
+export function releaseSlots(slots: readonly Slot[], token: string, leaseHeld?: () => boolean): string[] {
   const freed: string[] = [];
+  const held = slots.length > 0 && leaseHeld !== undefined && leaseHeld();
   for (const s of slots) {
-    if (slotHolder(s.path) === token) { unlinkQuietly(s.path); freed.push(s.quota); }
+    if (held || slotHolder(s.path) === token) { unlinkQuietly(s.path); freed.push(s.quota); }
     step('quota-release', 1, s.quota);
   }
   return freed;

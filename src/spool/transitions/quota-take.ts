@@ -22,7 +22,7 @@
  *   never frees a slot recovery handed on to another job.
  */
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
@@ -46,7 +46,9 @@ export function takeSlots(l: Layout, quotas: readonly string[], token: string, l
     const held = new Set(slotsOf(l, quota));
     step('quota-take', 1, quota);
     let slot: Slot | null = null;
-    if (held.size < limit) {
+    // The folder must be a real one (lstat; slotsOf just did it when it found slots): a symlink planted
+    // in its place would have us create files elsewhere.
+    if (held.size < limit && (held.size > 0 || realDirMade(l, quotaDir(l, quota)))) {
       const dir = quotaDir(l, quota);
       for (let k = 0; k < limit && slot === null; k++) {
         if (held.has(k)) continue;
@@ -64,38 +66,30 @@ export function takeSlots(l: Layout, quotas: readonly string[], token: string, l
   return { slots: taken };
 }
 
-/**
- * Exclusive create of one slot file holding `token`. False when it exists (another taker has it). The quota
- * folder must be a real folder (lstat): a symlink planted in its place would have us create files elsewhere.
- */
+/** Whether `dir` is a real folder, made (with the spool's modes) when missing; false for anything else at the name. */
+function realDirMade(l: Layout, dir: string): boolean {
+  if (isRealDir(dir)) return true;
+  try { fs.lstatSync(dir); return false; } catch { /* missing: make it */ }
+  makeDir(l.modes, l.quotas);
+  makeDir(l.modes, dir);
+  return isRealDir(dir);
+}
+
+/** Exclusive create of one slot file holding `token`. False when it exists (another taker has it) or the folder went. */
 function createSlot(l: Layout, path: string, token: string): boolean {
-  const dir = dirname(path);
-  for (let tries = 0; ; tries++) {
-    if (!isRealDir(dir)) {
-      if (tries > 0 || fs.existsSync(dir) || isLink(dir)) return false;
-      makeDir(l.modes, l.quotas);
-      makeDir(l.modes, dir);
-      continue;
-    }
-    let fd: number;
-    try {
-      fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode);
-    } catch (err) {
-      if (errnoOf(err) === 'EEXIST') return false;
-      if (errnoOf(err) === 'ENOENT' && tries === 0) continue;
-      throw err;
-    }
-    writeToken(fd, path, token);
-    return true;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode);
+  } catch (err) {
+    if (errnoOf(err) === 'EEXIST' || errnoOf(err) === 'ENOENT') return false;
+    throw err;
   }
+  writeToken(fd, path, token);
+  return true;
 }
 
 function isRealDir(p: string): boolean {
   try { return fs.lstatSync(p).isDirectory(); } catch { return false; }
-}
-
-function isLink(p: string): boolean {
-  try { return !fs.lstatSync(p).isDirectory(); } catch { return false; }
 }
 
 /**

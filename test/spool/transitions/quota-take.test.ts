@@ -90,6 +90,20 @@ describe('quota-take / quota-release', () => {
     expect(slots('b')).toEqual([]);
   });
 
+  it('release while the lease folder is still the holder\'s: no read; once it is not: only a slot holding the token', async () => {
+    await setLimit(rig.l, 'a', 2, true);
+    const r = takeSlots(rig.l, ['a'], 'L/1');
+    if (!('slots' in r)) throw new Error('no slot');
+    expect(releaseSlots(r.slots, 'L/1', () => true)).toEqual(['a']);
+    expect(slots('a')).toEqual([]);
+    // The lease was taken (folder not ours) and the slot handed on: left alone.
+    const r2 = takeSlots(rig.l, ['a'], 'L/2');
+    if (!('slots' in r2)) throw new Error('no slot');
+    fs.writeFileSync(r2.slots[0]!.path, 'other/9\n');
+    expect(releaseSlots(r2.slots, 'L/2', () => false)).toEqual([]);
+    expect(slots('a')).toEqual(['0']);
+  });
+
   it('releaseLeaseSlots takes only the slots of that lease (not a lease whose name it prefixes)', async () => {
     await setLimit(rig.l, 'a', 3, true);
     takeSlots(rig.l, ['a'], 'host.1.abc/1');
