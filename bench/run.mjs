@@ -2,7 +2,7 @@
 // zcq benchmark harness: runs zcq and its peers in the same run and prints one
 // table of medians with zcq/peer ratios (also written to bench/results.md).
 //
-//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls]
+//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls,claimcost]
 //                      [--runs=N] [--dir=/path/for/temp/files] [--out=bench/results.md]
 import { cpus, totalmem, release, loadavg, hostname } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -12,13 +12,14 @@ import { fileURLToPath } from 'node:url';
 import { median, p50, p99, fmtNum, fmtRatio, markdownTable } from './lib/stats.mjs';
 import { setBaseTmp, spawnTracked, stopChild, procMem, sleep, log, hasCommand } from './lib/proc.mjs';
 import * as zcq from './zcq.mjs';
+import { claimCost } from './sections/claimcost.mjs';
 import { startRedis, bullPutDrain, bullDrain, bullLatency, bullMemory, bullSyscalls } from './peers/bullmq.mjs';
 import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 import { dashboardBench } from './sections/dashboard.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'dashboard'];
+const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'dashboard', 'claimcost'];
 
 // ---------------------------------------------------------------- options
 
@@ -247,6 +248,18 @@ async function queues() {
   if (q) q.destroy();
 }
 
+/** Claim cost with priorities and quotas on, against plain claims (bench/sections/claimcost.mjs). */
+async function claimcost() {
+  const keys = ['cc.plain', 'cc.priorities', 'cc.quota'];
+  if (ZCQ_MISSING) { for (const k of keys) errors.set(k, ZCQ_MISSING); return; }
+  const n = QUICK ? 5000 : 20000;
+  for (let r = 1; r <= R; r++) {
+    log(`claimcost run ${r}/${R} (${n} no-op jobs, one worker of concurrency ${CONC})`);
+    const a = await z(keys, 'claimcost', () => claimCost({ n, concurrency: CONC, base: BASE }));
+    if (a) { rec('cc.plain', a.plain); rec('cc.priorities', a.priorities); rec('cc.quota', a.quota); }
+  }
+}
+
 /**
  * Pruning beside claims: put→start of jobs put one at a time to a worker whose housekeeping prunes
  * C.pruneN finished records (30 days old), beside the same worker with nothing to prune.
@@ -408,6 +421,11 @@ function rows() {
     row('5 memory', `worker peak RSS, ${P} pending, MiB`, '↓', 'zcq worker', 'mem.zcq', 'BullMQ worker + redis-server', 'mem.bullredis');
     row('5 memory', `worker peak RSS, ${P} pending, MiB`, '↓', 'zcq worker', 'mem.zcq', 'idle node process', 'mem.node');
   }
+  if (ONLY.includes('claimcost')) {
+    const N = (QUICK ? 5000 : 20000).toLocaleString('en-US');
+    row('7 claim cost', `drain ${N} no-op jobs, jobs/s`, '↑', 'priorities 0..9', 'cc.priorities', 'all priority 5', 'cc.plain');
+    row('7 claim cost', `drain ${N} no-op jobs, jobs/s`, '↑', 'priorities 0..9 + a quota', 'cc.quota', 'all priority 5', 'cc.plain');
+  }
   if (ONLY.includes('syscalls')) {
     for (const m of ['durable', 'relaxed']) {
       row('6 syscalls', `syscalls per job (worker)`, '↓', `zcq ${m}`, `sys.zcq.${m}`, `fsloop ${m} drain, 1×${CONC} async loops`, `sys.fs.${m}`);
@@ -464,7 +482,7 @@ for (const s of SECTIONS) {
   if (!ONLY.includes(s)) continue;
   const t0 = Date.now();
   log(`== ${s}`);
-  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, dashboard }[s]);
+  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, dashboard, claimcost }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 

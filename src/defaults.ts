@@ -69,11 +69,16 @@ export const JOB_DEFAULTS = {
   retries: 0,
   maxInterrupts: 9,
   onInterrupt: 'retry',
+  /** 0 is taken first, 9 last (pending/QUEUE/pN/; 5 is pending/QUEUE/ itself). */
+  priority: 5,
   /** Exponential backoff with equal jitter from baseMs, doubling, capped at maxMs. */
   backoff: { kind: 'exponential', baseMs: 1 * SECOND, maxMs: 1 * HOUR },
 } as const;
 
 export const JOB_BOUNDS = {
+  priority: { min: 0, max: 9 },
+  /** Quotas one job may hold (`--quota`, repeatable). */
+  quotasPerJob: { min: 0, max: 8 },
   retries: { min: 0, max: 10_000 },
   maxInterrupts: { min: 0, max: 10_000 },
   timeoutMs: { min: 1, max: 365 * DAY },
@@ -124,6 +129,7 @@ export const DASHBOARD_BOUNDS = {
   port: { min: 0, max: 65535 },
   refreshMs: { min: 200, max: 1 * MINUTE },
 } as const satisfies Record<string, Range>;
+
 /** Composite jobs (issue 12). */
 export const COMPOSITE = {
   /**
@@ -137,3 +143,14 @@ export const COMPOSITE = {
   /** At most this many waiting jobs per sweep (each costs a read and a look for each dependency). */
   sweepSlice: 200,
 } as const;
+
+/**
+ * Quotas (quotas/NAME/, spool/quota.ts): a quota's limit is how many jobs holding it may run at once across
+ * every machine; each running job holds one slot file, so the limit bounds the slot files too. A rate
+ * (`zcq rate set`) is COUNT starts per WINDOW, windows counted on the file server's clock.
+ */
+export const QUOTA_BOUNDS = {
+  limit: { min: 0, max: 10_000 },
+  rateCount: { min: 1, max: 100_000 },
+  rateWindowMs: { min: 1 * SECOND, max: 1 * DAY },
+} as const satisfies Record<string, Range>;

@@ -12,4 +12,6 @@ export * from './errors.js';
 export { makeLogger, type Logger } from './log.js';
 export { Retention, type RetentionPatch, type RetentionView, type RetentionConfig, type RetentionPolicy } from './client/retention.js';
 export { WorkerConfig, type WorkerSettingsInput, type ConfigEntry, type WorkerSettings, type EffectiveSettings, type SettingSource, type SettingSources, type ConfigKey } from './client/config.js';
+export { Quotas, type QuotaUse } from './client/quota.js';
+export { Rates, parseRate, type Rate, type RateEntry } from './client/rate.js';
 export type { PruneRule, PruneReport } from './spool/transitions/prune.js';

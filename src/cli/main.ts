@@ -35,6 +35,8 @@ const COMMANDS: Record<string, string> = {
   config: './commands/config.js',
   dashboard: './commands/dashboard.js',
   metrics: './commands/metrics.js',
+  quota: './commands/quota.js',
+  rate: './commands/rate.js',
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -4,7 +4,7 @@
  * checks job files again (they are untrusted: anyone in the group can write one); this makes sure that a
  * job put through zcq is never one a worker would quarantine.
  */
-import { MAX_AFTER, MAX_DELAY_MS, QUEUE_NAME, FN_REF, SAFE_NAME, newJob, parseBackoff, serializeJob, type Backoff, type CallbackSpec, type InterruptPolicy, type Job } from '../job/format.js';
+import { DEFAULT_PRIORITY, MAX_AFTER, MAX_JOB_QUOTAS, MAX_PRIORITY, QUOTA_NAME, MAX_DELAY_MS, QUEUE_NAME, FN_REF, SAFE_NAME, newJob, parseBackoff, serializeJob, type Backoff, type CallbackSpec, type InterruptPolicy, type Job } from '../job/format.js';
 import { UsageError } from '../errors.js';
 import { JSON_MAX_VALUE_DEPTH, checkValueShape } from '../job/json-limits.js';
 import { parseDuration, parseWhen } from '../schedule/time-input.js';
@@ -38,6 +38,10 @@ export interface PutOptions {
   then?: string | CallbackSpec;
   /** Put `fn(failure, id)` when this job failed for good. */
   catch?: string | CallbackSpec;
+  /** 0 (taken first) to 9 (last); default 5. Within a queue, workers take the highest priority first. */
+  priority?: number;
+  /** Quotas (`zcq quota set NAME N`) the job holds a slot of while it runs: at most N such jobs run at once, anywhere. */
+  quota?: string | string[];
 }
 
 /** One job of `putMany`: its function and args, and any PutOptions of its own (they override the batch's). */
@@ -132,9 +136,14 @@ export async function prepareJob(layout: Layout, fn: string, args: unknown[], op
       : toTime(opts.deadline, '--deadline');
     deadline = new Date(checkTime(d, '--deadline')).toISOString();
   }
+  const priority = opts.priority ?? DEFAULT_PRIORITY;
+  if (!Number.isInteger(priority) || priority < 0 || priority > MAX_PRIORITY) throw new UsageError(`--priority ${String(priority).slice(0, 40)}: must be an integer from 0 (first) to ${MAX_PRIORITY} (last)`, 'ZCQ_BAD_PRIORITY');
+  const quotas = opts.quota === undefined ? [] : [...new Set(Array.isArray(opts.quota) ? opts.quota : [opts.quota])];
+  for (const q of quotas) if (typeof q !== 'string' || !QUOTA_NAME.test(q)) throw new UsageError(`--quota '${String(q).slice(0, 80)}': use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit`, 'ZCQ_BAD_QUOTA');
+  if (quotas.length > MAX_JOB_QUOTAS) throw new UsageError(`--quota: at most ${MAX_JOB_QUOTAS} quotas per job`, 'ZCQ_BAD_QUOTA');
   let text: string;
   const id = newJobId();
-  const job = newJob({ id, fn, args, queue, retries, backoff, timeoutMs, deadline, notBefore: dueMs !== null ? new Date(dueMs).toISOString() : null, onInterrupt: opts.onInterrupt, maxInterrupts });
+  const job = newJob({ id, fn, args, queue, retries, backoff, timeoutMs, deadline, notBefore: dueMs !== null ? new Date(dueMs).toISOString() : null, onInterrupt: opts.onInterrupt, maxInterrupts, priority, quotas });
   const after = linkFields(job, opts);
   if (after.length > 0 && dueMs !== null) throw new UsageError('--after with --at or --in: give one or the other (a job waits for its dependencies, then runs)');
   try {
@@ -145,7 +154,7 @@ export async function prepareJob(layout: Layout, fn: string, args: unknown[], op
   if (Buffer.byteLength(text) > MAX_JOB_BYTES) throw new UsageError(`args: the job would be ${Buffer.byteLength(text)} bytes, over the ${MAX_JOB_BYTES}-byte limit; pass a file path instead of the data`);
   if (after.length > 0) return { job, id, text, dir: queueDir(layout, 'waiting', queue), name: jobName(id), parents: [layout.waiting] };
   const due = dueMs !== null && dueMs > (await serverNow()) ? dueMs : null;
-  return { job, ...placeNewJob(layout, queue, id, text, due) };
+  return { job, ...placeNewJob(layout, queue, id, text, due, priority) };
 }
 
 /** Check and set the composite link options (issue 12) on a new job; returns its dependencies. */

@@ -13,6 +13,7 @@ import { parseJob, serializeJob, JobFormatError, QUEUE_NAME, type Job } from '..
 import { doctor, type Problem } from '../spool/doctor.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, renameStrictSync, unlinkQuietly, createExclusiveSync, writeReplaceSync } from '../spool/fsops.js';
 import { newToken } from '../spool/ids.js';
+import { PRIORITY_FOLDERS } from '../spool/names.js';
 import { defaultSpoolDir, initSpool, jobPath, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
 import { Lease, judgeLease } from '../spool/lease.js';
 import { makeDir } from '../spool/modes.js';
@@ -34,6 +35,8 @@ import type { Worker, WorkerOptions } from '../worker/worker.js';
 import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } from './prepare.js';
 import { Retention } from './retention.js';
 import { WorkerConfig } from './config.js';
+import { Quotas } from './quota.js';
+import { Rates } from './rate.js';
 import { CONFIG_KEYS, type EffectiveSettings, type SettingSources } from '../spool/config.js';
 
 export type { PutItem, PutOptions } from './prepare.js';
@@ -116,10 +119,16 @@ export class Spool {
   readonly retention: Retention;
   /** Live worker configuration (config/workers/): set, get, ls, rm (client/config.ts). */
   readonly config: WorkerConfig;
+  /** Quotas (quotas/NAME/): set, get, ls, rm (client/quota.ts). */
+  readonly quota: Quotas;
+  /** Rate limits (rate/NAME/): set, get, ls, rm (client/rate.ts). */
+  readonly rate: Rates;
 
   private constructor(readonly layout: Layout, readonly durable: boolean) {
     this.retention = new Retention(layout, durable);
     this.config = new WorkerConfig(layout, durable);
+    this.quota = new Quotas(layout, durable);
+    this.rate = new Rates(layout, durable);
   }
 
   /** Open an existing spool (ZCQ_NO_SPOOL when there is none; `create: true` makes one as `init` does). */
@@ -731,7 +740,7 @@ export class Spool {
 
   /** Whether any job is pending. O(queues), not O(jobs). */
   async hasPending(): Promise<boolean> {
-    return listQueues(this.layout.pending).queues.some((q) => hasJobs(queueDir(this.layout, 'pending', q)));
+    return listQueues(this.layout.pending).queues.some((q) => PRIORITY_FOLDERS.some((level) => hasJobs(join(queueDir(this.layout, 'pending', q), level))));
   }
 }
 

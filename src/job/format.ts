@@ -96,6 +96,10 @@ export interface Job {
   parent?: string;
   /** This job returned a composite: it waits (in waiting/) for that composite's postprocess and takes its outcome. */
   awaits?: string;
+  /** 0 (first) to 9 (last), default 5: where the job waits in pending/QUEUE/ (a folder per priority). */
+  priority?: number;
+  /** Named quotas the job holds a slot of while it runs (quotas/NAME/, spool/quota.ts). */
+  quotas?: string[];
   /** Fields this version does not know are kept as they are. */
   [extra: string]: unknown;
 }
@@ -137,6 +141,8 @@ export interface NewJobFields {
   onInterrupt?: InterruptPolicy;
   maxInterrupts?: number;
   created?: string;
+  priority?: number;
+  quotas?: string[];
 }
 
 export function newJob(f: NewJobFields): Job {
@@ -158,12 +164,21 @@ export function newJob(f: NewJobFields): Job {
     maxInterrupts: f.maxInterrupts ?? DEFAULT_MAX_INTERRUPTS,
     interrupts: 0,
     history: [],
+    ...(f.priority !== undefined && f.priority !== DEFAULT_PRIORITY ? { priority: f.priority } : {}),
+    ...(f.quotas && f.quotas.length > 0 ? { quotas: f.quotas } : {}),
   };
 }
 
 /** `module#export`: a module specifier without NUL or newline, and a JavaScript identifier. */
 export const FN_REF = /^([^#\0\n\r]{1,1024})#([A-Za-z_$][A-Za-z0-9_$]{0,200})$/;
 export const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A quota's name: as a queue's. */
+export const QUOTA_NAME = QUEUE_NAME;
+/** Priorities: 0 is taken first, 9 last; a job without one (or moved by hand into pending/QUEUE/) is 5. */
+export const DEFAULT_PRIORITY = 5;
+export const MAX_PRIORITY = 9;
+/** Quotas one job may hold at once. */
+export const MAX_JOB_QUOTAS = 8;
 
 export class JobFormatError extends Error {}
 
@@ -220,12 +235,18 @@ export function parseJob(text: string, expectedId?: string): Job {
   if (!Array.isArray(history) || history.some((h) => typeof h !== 'object' || h === null || Array.isArray(h))) throw new JobFormatError('"history" must be an array of objects');
   if (o.run !== undefined && (typeof o.run !== 'string' || o.run.length > 300)) throw new JobFormatError('"run" must be a string (the claim that wrote the record)');
   checkCompositeFields(o);
+  const priority = o.priority ?? DEFAULT_PRIORITY;
+  if (!isCount(priority, MAX_PRIORITY)) throw new JobFormatError(`"priority" must be an integer from 0 to ${MAX_PRIORITY}`);
+  const quotas = o.quotas ?? [];
+  if (!Array.isArray(quotas) || quotas.length > MAX_JOB_QUOTAS || quotas.some((q) => typeof q !== 'string' || !QUOTA_NAME.test(q))) throw new JobFormatError(`"quotas" must be an array of at most ${MAX_JOB_QUOTAS} quota names ([A-Za-z0-9._-], at most 64 characters)`);
   const createdBy = (typeof o.createdBy === 'object' && o.createdBy !== null ? o.createdBy : { host: '?', pid: 0 }) as Job['createdBy'];
   return {
     ...o,
     zcq: JOB_FORMAT, id, fn: o.fn, args, queue, created, createdBy, attempts, retries, backoff, timeoutMs,
     deadline: (o.deadline as string | null) ?? null, notBefore: (o.notBefore as string | null) ?? null,
     onInterrupt, maxInterrupts, interrupts, history: (history as Attempt[]).slice(-MAX_HISTORY),
+    ...(o.priority !== undefined ? { priority } : {}),
+    ...(o.quotas !== undefined ? { quotas: [...new Set(quotas as string[])] } : {}),
   };
 }
 

@@ -23,7 +23,7 @@ import { cleanLeftovers, findLeftovers } from './housekeeping.js';
 import { AUX_DIRS, QUEUED_STATES, STATES, queueDir, type Layout } from './layout.js';
 import { judgeLease } from './lease.js';
 import { rootModeFor } from './modes.js';
-import { BUCKET, bucketOf, idFromName, parseDeferredName } from './names.js';
+import { BUCKET, bucketOf, idFromName, parseDeferredName, priorityOfFolder } from './names.js';
 import { quarantine } from './quarantine.js';
 import { listEntries, listQueues } from './queues.js';
 import { findExact, pickCurrent, scanState, type Located } from './scan.js';
@@ -96,6 +96,16 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
             const p = parseDeferredName(x.name);
             const why = p ? checkJobFile(join(path, x.name), p.id) : 'not named DUEMS.ID.json';
             if (why) problems.push(await strayOut(l, join(path, x.name), x.name, why, repair));
+          }
+          continue;
+        }
+        if (state === 'pending' && e.kind === 'dir' && priorityOfFolder(e.name) !== null) {
+          // pending/QUEUE/pN/: the jobs of priority N.
+          for (const x of listEntries(path)) {
+            if (x.name.startsWith('.')) continue;
+            const xid = idFromName(x.name);
+            const why = xid ? checkJobFile(join(path, x.name), xid) : 'not a job file name (ID.json)';
+            if (why) problems.push(await strayOut(l, join(path, x.name), `${q}_${e.name}_${x.name}`, why, repair));
           }
           continue;
         }

@@ -24,7 +24,7 @@ export type JobState = (typeof STATES)[number];
 export const QUEUED_STATES = ['pending', 'deferred', 'done', 'failed', 'hold', 'waiting'] as const;
 export type QueuedState = (typeof QUEUED_STATES)[number];
 /** The other folders of a spool. */
-export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children'] as const;
+export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children', 'quotas', 'rate'] as const;
 
 export { QUEUE_NAME } from '../job/format.js';
 export const DEFAULT_QUEUE = 'default';
@@ -47,6 +47,10 @@ export interface Layout {
   callbacks: string;
   /** children/PARENT/ID: the jobs a running job created (currentJob().put/parallel/serial), for `zcq show`. */
   children: string;
+  /** Quotas: quotas/NAME/limit.json and the slots of running jobs, quotas/NAME/K (spool/quota.ts). */
+  quotas: string;
+  /** Rate limits: rate/NAME/limit.json and the start tokens of the current window, rate/NAME/W.K (spool/rate.ts). */
+  rate: string;
   modes: SpoolModes;
 }
 
@@ -57,13 +61,19 @@ export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
     failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),
     progress: p('progress'), cron: p('cron'), paused: p('paused'), output: p('output'), config: p('config'),
-    waiting: p('waiting'), groups: p('groups'), deps: p('deps'), callbacks: p('callbacks'), children: p('children'), modes,
+    waiting: p('waiting'), groups: p('groups'), deps: p('deps'), callbacks: p('callbacks'), children: p('children'),
+    quotas: p('quotas'), rate: p('rate'), modes,
   };
 }
 
 /** The folder of `queue` in a queued state. */
 export function queueDir(l: Layout, state: QueuedState, queue: string): string {
   return join(l[state], queue);
+}
+
+/** The folder a pending job of `priority` waits in: pending/QUEUE/ for 5 (the default), else pending/QUEUE/pN/. */
+export function pendingDir(l: Layout, queue: string, priority?: number): string {
+  return priority === undefined || priority === 5 ? join(l.pending, queue) : join(l.pending, queue, `p${priority}`);
 }
 
 /** Where a job file sits in a flat-per-queue state (not deferred: see names.ts deferredPath). */

@@ -3,7 +3,9 @@
  * id. Names are the index of the spool: a reader learns a job's id, queue, due time or claim from where its
  * file sits and what it is called, without opening it.
  *
- *   pending/QUEUE/ID.json, done/QUEUE/ID.json, failed/QUEUE/ID.json, hold/QUEUE/ID.json
+ *   pending/QUEUE/ID.json                  priority 5 (the default, and any job moved in by hand)
+ *   pending/QUEUE/pN/ID.json               priority N, 0 (first) to 9 (last), N != 5
+ *   done/QUEUE/ID.json, failed/QUEUE/ID.json, hold/QUEUE/ID.json
  *   deferred/QUEUE/BUCKET/DUEMS.ID.json    BUCKET = UTC minute YYYYMMDDTHHMM, DUEMS = 15-digit epoch ms
  *   claimed/LEASE/SEQ.ID.json              SEQ = the lease's claim counter: the run token
  *   waiting/QUEUE/ID.json                  a job waiting for its dependencies (composite jobs)
@@ -35,6 +37,19 @@ export function jobName(id: string): string { return `${id}.json`; }
 export function isFileSystemName(name: string): boolean {
   return /^\.(nfs|fuse_hidden|glusterfs|trashcan$|snap$|snapshot$)/.test(name);
 }
+
+/** The sub-folder of pending/QUEUE/ a job of `priority` waits in: '' for the default priority 5, else `pN`. */
+export function priorityFolder(priority: number | undefined): string {
+  return priority === undefined || priority === 5 ? '' : `p${priority}`;
+}
+
+/** `pN` (N != 5) as a priority, or null for any other name. */
+export function priorityOfFolder(name: string): number | null {
+  return /^p[0-46-9]$/.test(name) ? Number(name[1]) : null;
+}
+
+/** The priority sub-folders in claim order, the queue folder itself ('') at 5. */
+export const PRIORITY_FOLDERS: readonly string[] = ['p0', 'p1', 'p2', 'p3', 'p4', '', 'p6', 'p7', 'p8', 'p9'];
 
 /** The id a plain job file name (`ID.json`) stands for, or null. */
 export function idFromName(name: string): string | null {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { isGone } from '../errors.js';
 import { QUEUED_STATES, STATES, queueDir, type JobState, type Layout } from './layout.js';
 import { deadLeaseOf } from './lease.js';
-import { BUCKET, idFromName, jobName, parseClaimedName, parseDeferredName } from './names.js';
+import { BUCKET, PRIORITY_FOLDERS, idFromName, jobName, parseClaimedName, parseDeferredName, priorityOfFolder } from './names.js';
 import { listEntries, listQueues } from './queues.js';
 
 export interface Located {
@@ -69,6 +69,13 @@ export function* scanState(l: Layout, state: JobState, queue?: string): Generato
     for (const name of names(qdir)) {
       const id = idFromName(name);
       if (id) yield { id, state, queue: q, path: join(qdir, name) };
+      // pending/QUEUE/pN/: the jobs of priority N (only real folders: a symlink is never descended into).
+      else if (state === 'pending' && priorityOfFolder(name) !== null && isRealDir(join(qdir, name))) {
+        for (const inner of names(join(qdir, name))) {
+          const iid = idFromName(inner);
+          if (iid) yield { id: iid, state, queue: q, path: join(qdir, name, inner) };
+        }
+      }
     }
   }
 }
@@ -97,6 +104,13 @@ export function findExact(l: Layout, id: string): Located[] {
     for (const q of queues) {
       const path = join(queueDir(l, state, q), file);
       if (existsNoFollow(path)) found.push({ id, state, queue: q, path });
+      if (state === 'pending') {
+        for (const level of PRIORITY_FOLDERS) {
+          if (level === '') continue;
+          const p = join(queueDir(l, state, q), level, file);
+          if (existsNoFollow(p) && isRealDir(join(queueDir(l, state, q), level))) found.push({ id, state, queue: q, path: p });
+        }
+      }
     }
     if (state === 'pending' || state === 'hold') {
       const loose = join(l[state], file);

@@ -3,6 +3,12 @@
  *
  * - It reads only the folders of the queues it serves (pending/QUEUE/): a worker serving queue X never
  *   opens, or even lists, a file of queue Y. Paused queues (paused/QUEUE) are skipped.
+ * - Priorities are folders (pending/QUEUE/p0/ … p4/, the queue folder itself for 5, p6/ … p9/): a scan
+ *   reads them in that order and its candidates keep it, so within a queue the highest priority is taken
+ *   first whatever the backlog behind it. Candidates left from an earlier scan are dropped when a folder
+ *   of a higher priority than the next candidate's has a job (one short read per such folder, only when
+ *   a scan is due: each poll or freed slot), so a priority-0 job put behind a million priority-9 jobs is
+ *   taken at the next poll.
  * - Claim cost does not grow with the backlog: a scan reads at most SCAN_WINDOW names per queue and claims
  *   many from them. Explicit queues are served in the order given (the first that has work wins); with
  *   no list, every queue is served in turn, so one queue's backlog cannot starve another.
@@ -24,7 +30,7 @@ import { isGone } from '../errors.js';
 import { queueDir, type Layout } from '../spool/layout.js';
 import type { Lease } from '../spool/lease.js';
 import { MAX_JOB_BYTES, readRegularFileSync } from '../spool/fsops.js';
-import { idFromName, parseClaimedName } from '../spool/names.js';
+import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
 import { hasJobs } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
@@ -38,9 +44,17 @@ const PUT_BACK_RECHECK_MS = 60_000;
 /** Names remembered at most; the oldest are forgotten first (and cost one more claim each). */
 const PUT_BACK_MAX = 100_000;
 
-interface PutBack { at: number; ident: string | null }
+/** A job put back: when its file was last looked at, its identity, and the quota it waits for (none: the fn filter refused it). */
+interface PutBack { at: number; ident: string | null; quota?: string }
 
-interface Candidate { queue: string; name: string }
+function putBackKey(queue: string, level: string, name: string): string {
+  return level ? `${queue}/${level}/${name}` : `${queue}/${name}`;
+}
+
+interface Candidate { queue: string; name: string; /** '' (priority 5) or pN */ level: string }
+
+/** A priority folder's place in claim order: p0 is 0, the queue folder itself 5, p9 9. */
+function rankOf(level: string): number { return level === '' ? 5 : Number(level[1]); }
 
 export class Claimer {
   /** Names read by the last scan and not yet tried, the next one last (popped). */
@@ -53,8 +67,16 @@ export class Claimer {
   private active: string[] = [];
   private readonly watchers = new Map<string, AbortController>();
   private readonly watchAbort = new AbortController();
-  /** Names put back (queue/name), not to be claimed again while unchanged. */
+  /** Names put back (queue/[level/]name), not to be claimed again while unchanged. */
   private readonly putBack = new Map<string, PutBack>();
+  /** Per served queue, its priority folders that exist, in claim order ('' — the queue folder — always). */
+  private levels = new Map<string, string[]>();
+  /** Queues whose rate is used up for this window (holdQueues): skipped by scans and hints. */
+  private held = new Set<string>();
+  /** Priority folders found empty by higherWaiting, with their identity and change times then. */
+  private readonly seenEmpty = new Map<string, string>();
+  /** A priority folder was made or removed in a served queue since the levels were read. */
+  private levelsStale = false;
 
   constructor(
     private readonly layout: Layout,
@@ -79,43 +101,72 @@ export class Claimer {
 
   setConcurrency(n: number): void { this.concurrency = n; }
 
-  /** Do not claim pending/QUEUE/NAME again while it is unchanged (called before the file is put back). */
-  rememberPutBack(queue: string, name: string): void {
-    const key = `${queue}/${name}`;
+  /** Do not claim pending/QUEUE/[LEVEL/]NAME again while it is unchanged (called before the file is put back). */
+  rememberPutBack(queue: string, name: string, level = '', quota?: string): void {
+    const key = putBackKey(queue, level, name);
     this.putBack.delete(key);
     if (this.putBack.size >= PUT_BACK_MAX) this.putBack.delete(this.putBack.keys().next().value!);
-    this.putBack.set(key, { at: performance.now(), ident: null });
+    this.putBack.set(key, { at: performance.now(), ident: null, quota });
+  }
+
+  /**
+   * `n` slots of `quota` (or starts of a rate, `rate:NAME`) may be free: that many of the jobs put back
+   * for want of one, the first put back first, may be claimed again — not all of them, which would have
+   * every worker claim and put back the whole waiting list at each freed slot.
+   */
+  quotaFreed(quota: string, n = 1): void {
+    let freed = 0;
+    for (const [k, e] of this.putBack) {
+      if (freed >= n) break;
+      if (e.quota === quota) { this.putBack.delete(k); freed++; }
+    }
+    if (freed > 0) { this.candidates = []; this.scanDue = true; this.seenEmpty.clear(); }
+  }
+
+  /** Take no job of these queues (their rate is used up for the window); null or empty: all may be taken again. */
+  holdQueues(queues: ReadonlySet<string>): void {
+    const had = this.held.size;
+    this.held = new Set(queues);
+    if (had > 0 && this.held.size < had) { this.candidates = []; this.scanDue = true; }
+  }
+
+  /** Quotas some put-back job waits for. */
+  get quotasWaitedFor(): Set<string> {
+    const s = new Set<string>();
+    for (const e of this.putBack.values()) if (e.quota) s.add(e.quota);
+    return s;
   }
 
   /** The file was put back (its identity now known), or could not be (forget it). */
-  putBackDone(queue: string, name: string, ok: boolean): void {
-    const key = `${queue}/${name}`;
+  putBackDone(queue: string, name: string, ok: boolean, level = ''): void {
+    const key = putBackKey(queue, level, name);
     const e = this.putBack.get(key);
     if (!e) return;
     if (!ok) { this.putBack.delete(key); return; }
-    e.ident = identOf(join(queueDir(this.layout, 'pending', queue), name));
+    e.ident = identOf(join(queueDir(this.layout, 'pending', queue), level, name));
     if (e.ident === null) this.putBack.delete(key);
   }
 
-  /** The filter changed: every job put back may be wanted now. */
+  /** The filter changed: every job put back for it may be wanted now. */
   forgetPutBack(): void {
     if (this.putBack.size === 0) return;
-    this.putBack.clear();
+    for (const [k, e] of this.putBack) if (!e.quota) this.putBack.delete(k);
+    this.seenEmpty.clear();
     this.candidates = [];
     this.scanDue = true;
   }
 
   get putBackCount(): number { return this.putBack.size; }
 
-  /** Whether pending/QUEUE/NAME is a job put back and unchanged since. */
-  private isPutBack(queue: string, name: string): boolean {
+  /** Whether pending/QUEUE/[LEVEL/]NAME is a job put back and unchanged since. */
+  private isPutBack(queue: string, name: string, level = ''): boolean {
     if (this.putBack.size === 0) return false;
-    const key = `${queue}/${name}`;
+    const key = putBackKey(queue, level, name);
     const e = this.putBack.get(key);
     if (!e) return false;
     const now = performance.now();
     if (now - e.at < PUT_BACK_RECHECK_MS || e.ident === null) return true;
-    const ident = identOf(join(queueDir(this.layout, 'pending', queue), name));
+    const ident = identOf(join(queueDir(this.layout, 'pending', queue), level, name));
     if (ident === null || ident !== e.ident) { this.putBack.delete(key); return false; }
     e.at = now;
     return true;
@@ -131,10 +182,52 @@ export class Claimer {
     const wanted = queues ? queues.filter((q) => exist.includes(q)) : exist;
     const active = wanted.filter((q) => !paused.has(q));
     if (active.join('\0') !== this.active.join('\0')) { this.active = active; this.candidates = []; this.scanDue = true; }
+    this.refreshLevels();
     if (!this.watch) return;
-    if (!this.watchers.has('')) this.watchDir('', this.layout.pending);
-    for (const q of active) if (!this.watchers.has(q)) this.watchDir(q, queueDir(this.layout, 'pending', q));
-    for (const [q, ac] of this.watchers) if (q !== '' && !active.includes(q)) { ac.abort(); this.watchers.delete(q); }
+    if (!this.watchers.has('')) this.watchDir('', '', this.layout.pending);
+    const watched = new Set<string>();
+    for (const q of active) {
+      for (const level of this.levels.get(q) ?? ['']) {
+        const key = level ? `${q}/${level}` : q;
+        watched.add(key);
+        if (!this.watchers.has(key)) this.watchDir(q, level, join(queueDir(this.layout, 'pending', q), level));
+      }
+    }
+    for (const [key, ac] of this.watchers) if (key !== '' && !watched.has(key)) { ac.abort(); this.watchers.delete(key); }
+  }
+
+  /** Which priority folders each served queue has (one lstat per possible folder). */
+  private refreshLevels(): void {
+    const next = new Map<string, string[]>();
+    for (const q of this.active) {
+      const qdir = queueDir(this.layout, 'pending', q);
+      next.set(q, PRIORITY_FOLDERS.filter((level) => level === '' || isRealDir(join(qdir, level))));
+    }
+    this.levels = next;
+  }
+
+  /**
+   * Whether a served queue has a job in a priority folder ranked before `rank` (a scan would put it
+   * ahead of the candidates left). Reads at most the first entries of each such folder.
+   */
+  private higherWaiting(rank: number): boolean {
+    for (const q of this.active) {
+      const qdir = queueDir(this.layout, 'pending', q);
+      for (const level of this.levels.get(q) ?? ['']) {
+        if (rankOf(level) >= rank) break;
+        const dir = join(qdir, level);
+        // A folder seen empty is looked into again only once its change time moved (one lstat): this
+        // check runs at each freed slot, and most higher folders stay empty.
+        let key: string;
+        try { const st = fs.lstatSync(dir); key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`; } catch { continue; }
+        if (this.seenEmpty.get(dir) === key) continue;
+        const has = this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name, level), 1).length > 0;
+        if (has) { this.seenEmpty.delete(dir); return true; }
+        if (this.seenEmpty.size > 10_000) this.seenEmpty.clear();
+        this.seenEmpty.set(dir, key);
+      }
+    }
+    return false;
   }
 
   stop(): void {
@@ -143,12 +236,13 @@ export class Claimer {
     this.watchers.clear();
   }
 
-  private watchDir(queue: string, dir: string): void {
+  private watchDir(queue: string, level: string, dir: string): void {
+    const key = queue === '' ? '' : level ? `${queue}/${level}` : queue;
     const ac = new AbortController();
     // The listener goes with this watcher (signal: ac.signal): a queue paused and resumed, or a folder
     // removed and made again, gets a new watcher each time, and the worker-long signal must not keep them all.
     this.watchAbort.signal.addEventListener('abort', () => ac.abort(), { once: true, signal: ac.signal });
-    this.watchers.set(queue, ac);
+    this.watchers.set(key, ac);
     void (async () => {
       try {
         // A name's events come in pairs: it arrives (renamed or created in), then leaves (claimed, by us or
@@ -157,18 +251,22 @@ export class Claimer {
         for await (const ev of fsWatch(dir, { signal: ac.signal })) {
           const name = ev.filename;
           if (queue === '' || ev.eventType !== 'rename' || !name || idFromName(name) === null) {
-            // pending/ itself: a new queue folder or a loose file; or an event without a usable name.
+            // pending/ itself: a new queue folder or a loose file; or an event without a usable name
+            // (in a queue folder: perhaps a priority folder made or removed).
             this.scanDue = true;
+            if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.levelsStale = true;
           } else {
+            // A job of a higher priority than the queue folder's: look before taking the next candidate.
+            if (level !== '' && rankOf(level) < 5) this.scanDue = true;
             if (odd.delete(name)) continue;
             if (odd.size >= 10 * SCAN_WINDOW) { odd.clear(); this.scanDue = true; }
             odd.add(name);
-            if (this.hints.length >= SCAN_WINDOW) { this.hints.length = 0; this.scanDue = true; } else this.hints.push({ queue, name });
+            if (this.hints.length >= SCAN_WINDOW) { this.hints.length = 0; this.scanDue = true; } else this.hints.push({ queue, name, level });
           }
           this.wake();
         }
       } catch { /* no change events here (NFS, FUSE) or the folder went: polling covers it */ }
-      if (this.watchers.get(queue) === ac) this.watchers.delete(queue);
+      if (this.watchers.get(key) === ac) this.watchers.delete(key);
     })();
   }
 
@@ -188,10 +286,15 @@ export class Claimer {
         await new Promise<void>((res) => setImmediate(res));
         yieldAt = performance.now() + CLAIM_YIELD_MS;
       }
+      if (this.levelsStale) { this.levelsStale = false; this.refreshLevels(); }
+      // A scan is due and candidates are left: a job of a higher priority than the next one's may have come.
+      if (this.scanDue && !rescanned && this.candidates.length > 0 && this.higherWaiting(rankOf(this.candidates[this.candidates.length - 1]!.level))) this.candidates = [];
       if (this.candidates.length === 0) {
         if (!this.scanDue && this.hints.length > 0) {
           const active = new Set(this.active);
-          this.candidates = this.hints.filter((h) => active.has(h.queue) && !this.isPutBack(h.queue, h.name)).reverse();
+          // Hints of a higher priority first (a stable sort keeps their arrival order within one).
+          this.candidates = this.hints.filter((h) => active.has(h.queue) && !this.isPutBack(h.queue, h.name, h.level))
+            .sort((a, b) => rankOf(a.level) - rankOf(b.level)).reverse();
           this.hints.length = 0;
           continue;
         }
@@ -204,8 +307,9 @@ export class Claimer {
         if (this.candidates.length === 0) break;
       }
       const c = this.candidates.pop()!;
+      if (this.held.has(c.queue)) continue;
       seen++;
-      const got = claimJob(lease, c.queue, c.name);
+      const got = claimJob(lease, c.queue, c.name, c.level);
       if (!got) continue;
       claimed++;
       onClaim(got);
@@ -213,24 +317,35 @@ export class Claimer {
     return { claimed, seen };
   }
 
-  /** Read up to SCAN_WINDOW names per active queue; true when a window filled (more behind it). */
+  /**
+   * Read up to SCAN_WINDOW names per active queue, its priority folders in order (the window is shared:
+   * a full p0/ leaves no room for p9/); true when a window filled (more behind it).
+   */
   private scan(): boolean {
+    this.refreshLevels();
     const perQueue: Candidate[][] = [];
     let full = false;
     for (const queue of this.active) {
-      const names = readWindow(queueDir(this.layout, 'pending', queue), (name) => this.isPutBack(queue, name));
-      if (names.length >= SCAN_WINDOW) full = true;
-      names.sort();
-      // Every claimer wants the oldest names, so N workers reading one folder collide on the same few files.
-      // Take the oldest few in a random order instead: order stays roughly FIFO and racing workers rarely meet.
-      const head = Math.min(names.length, Math.max(64, this.concurrency * 16));
-      for (let i = head - 1; i > 0; i--) {
-        const j = Math.floor(Math.random() * (i + 1));
-        [names[i], names[j]] = [names[j]!, names[i]!];
+      const list: Candidate[] = [];
+      const qdir = queueDir(this.layout, 'pending', queue);
+      for (const level of this.levels.get(queue) ?? ['']) {
+        const room = SCAN_WINDOW - list.length;
+        if (room <= 0) { full = true; break; }
+        const names = readWindow(join(qdir, level), (name) => this.isPutBack(queue, name, level), room);
+        if (names.length >= room) full = true;
+        names.sort();
+        // Every claimer wants the oldest names, so N workers reading one folder collide on the same few files.
+        // Take the oldest few in a random order instead: order stays roughly FIFO and racing workers rarely meet.
+        const head = Math.min(names.length, Math.max(64, this.concurrency * 16));
+        for (let i = head - 1; i > 0; i--) {
+          const j = Math.floor(Math.random() * (i + 1));
+          [names[i], names[j]] = [names[j]!, names[i]!];
+        }
+        for (const name of names) list.push({ queue, name, level });
       }
-      perQueue.push(names.map((name) => ({ queue, name })));
+      perQueue.push(list);
       // Explicit queues are a preference order: a queue with work hides the ones after it this round.
-      if (this.queues && names.length > 0) break;
+      if (this.queues && list.length > 0) break;
     }
     // No list: every queue in turn, so one queue's backlog does not starve another.
     const order: Candidate[] = [];
@@ -242,8 +357,11 @@ export class Claimer {
   /** Nothing pending or due in the served queues, and no job of theirs held by another lease. */
   idle(lease: Lease, serverNowMs: number): boolean {
     for (const q of this.active) {
-      const dir = queueDir(this.layout, 'pending', q);
-      if (this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name), 1).length > 0) return false;
+      const qdir = queueDir(this.layout, 'pending', q);
+      for (const level of PRIORITY_FOLDERS) {
+        const dir = join(qdir, level);
+        if (this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name, level), 1).length > 0) return false;
+      }
     }
     if (listQueues(this.layout.pending).odd.some((e) => idFromName(e.name) !== null)) return false; // loose jobs, adopted next pass
     const deferred = listQueues(this.layout.deferred).queues.filter((q) => !this.queues || this.queues.includes(q));
@@ -258,6 +376,10 @@ export class Claimer {
     }
     return true;
   }
+}
+
+function isRealDir(path: string): boolean {
+  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
 }
 
 function canRead(dir: string): boolean {

@@ -41,6 +41,11 @@ import { GroupSync } from '../spool/transitions/group-sync.js';
 import { adoptLoose, promoteDue, removeEmptyBuckets } from '../spool/transitions/promote.js';
 import { recoverDeadLeases } from '../spool/transitions/recover.js';
 import { unclaimJob } from '../spool/transitions/unclaim.js';
+import { takeSlots, type Slot } from '../spool/transitions/quota-take.js';
+import { releaseSlots } from '../spool/transitions/quota-release.js';
+import { readLimit, readQueueQuotas, slotsOf } from '../spool/quota.js';
+import { listRates, queueRateFolder, rateFolderName, type Rate } from '../spool/rate.js';
+import { rateHasRoom, takeRateTokens } from '../spool/transitions/rate-take.js';
 import { jobName } from '../spool/names.js';
 import { Claimer } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
@@ -378,8 +383,38 @@ export class Worker {
         return;
       }
       if (!this.accepts(read.job.fn)) { this.putBack(c, read.job.fn); return; }
+      // Quota slots (transitions/quota-take.ts): all of the job's, or it goes back until one frees.
+      let slots: Slot[] = [];
+      const quotas = this.quotasOf(read.job);
+      if (quotas.length > 0) {
+        const r = takeSlots(this.layout, quotas, c.token, (q) => this.limitOf(q));
+        if ('blocked' in r) { this.putBack(c, read.job.fn, r.blocked, `limit ${r.limit}`); return; }
+        slots = r.slots;
+      }
+      // Rate limits (transitions/rate-take.ts), by the file server's clock: its queue's and its quotas'.
+      const rates = this.ratesOf(read.job);
+      if (rates.length > 0) {
+        const r = takeRateTokens(this.layout, rates, c.token, this.clock.nowCached());
+        if ('blocked' in r) {
+          for (const q of releaseSlots(slots, c.token)) this.claimer.quotaFreed(q);
+          const rate = `${r.rate.count}/${r.rate.windowMs}ms`;
+          if (r.blocked === queueRateFolder(c.queue)) {
+            // The whole queue waits for the next window: no claim of its jobs until then.
+            this.heldQueues.add(c.queue);
+            this.claimer.holdQueues(this.heldQueues);
+            this.putBack(c, read.job.fn, undefined, `rate ${rate}`, true);
+          } else {
+            this.putBack(c, read.job.fn, `rate:${r.blocked}`, `rate ${rate}`);
+          }
+          return;
+        }
+      }
       if (read.retried) this.log('job.retried', { id: c.id, queue: c.queue, reason: 'a finished record was moved back to pending/' });
-      await this.execute(c, read.job);
+      try {
+        await this.execute(c, read.job);
+      } finally {
+        if (slots.length > 0) for (const q of releaseSlots(slots, c.token, () => !c.lease.isLost && c.lease.folderIsOurs())) this.claimer.quotaFreed(q);
+      }
     } catch (err) {
       if (isGone(err) || err instanceof LeaseLostError) this.log('job.lost', { id: c.id, worker: c.lease.id, reason: 'lease taken while running' });
       else {
@@ -401,13 +436,83 @@ export class Worker {
    * A job whose function the `fn` filter refuses goes back to pending/ untouched (transitions/unclaim.ts),
    * and the claimer leaves its name alone while the filter and the file stay as they are.
    */
-  private putBack(c: ClaimedJob, fn: string): void {
+  private putBack(c: ClaimedJob, fn: string, quota?: string, limit?: string, queueHeld = false): void {
     const name = jobName(c.id);
-    this.claimer.rememberPutBack(c.queue, name);
+    if (!queueHeld) this.claimer.rememberPutBack(c.queue, name, c.level, quota);
     const ok = unclaimJob(c);
-    this.claimer.putBackDone(c.queue, name, ok);
+    if (!queueHeld) this.claimer.putBackDone(c.queue, name, ok, c.level);
     this.claimedTotal--;
-    this.log('job.skipped', { id: c.id, queue: c.queue, fn, worker: c.lease.id, reason: ok ? 'its function does not match this worker\'s fn filter: put back in pending/' : 'its function does not match this worker\'s fn filter; gone before it could be put back' });
+    const why = queueHeld ? `queue ${c.queue} has no start left in this window (${limit})`
+      : quota !== undefined ? `${quota.startsWith('rate:') ? `${quota} has no start left in this window` : `quota ${quota} has no free slot`} (${limit})`
+        : 'its function does not match this worker\'s fn filter';
+    this.log('job.skipped', { id: c.id, queue: c.queue, fn, quota, worker: c.lease.id, reason: ok ? `${why}: put back in pending/` : `${why}; gone before it could be put back` });
+  }
+
+  /** Rates in force (rate/NAME/limit.json), read each poll. */
+  private rates = new Map<string, Rate>();
+  /** Queues whose rate was used up: no job of theirs is claimed until their window turns. */
+  private readonly heldQueues = new Set<string>();
+
+  /** Quota limits read recently (limit.json), each kept for one poll interval: a change is live within a poll. */
+  private readonly limits = new Map<string, { limit: number | null; at: number }>();
+
+  private limitOf(quota: string): number | null {
+    const now = performance.now();
+    const hit = this.limits.get(quota);
+    if (hit && now - hit.at < this.opts.pollMs) return hit.limit;
+    const { limit } = readLimit(this.layout, quota);
+    if (this.limits.size > 1000) this.limits.clear();
+    this.limits.set(quota, { limit, at: now });
+    return limit;
+  }
+
+  /** Default quotas of queues (config/queues/QUEUE.json), read each poll. */
+  private queueQuotas = new Map<string, string[]>();
+
+  /** A job's quotas: its own and its queue's default ones. */
+  private quotasOf(job: Job): string[] {
+    const d = this.queueQuotas.get(job.queue);
+    if (!d) return job.quotas ?? [];
+    return [...new Set([...(job.quotas ?? []), ...d])];
+  }
+
+  /** The rates that apply to a job: its queue's, then its quotas'. */
+  private ratesOf(job: Job): { folder: string; rate: Rate }[] {
+    if (this.rates.size === 0) return [];
+    const out: { folder: string; rate: Rate }[] = [];
+    for (const folder of [queueRateFolder(job.queue), ...this.quotasOf(job)]) {
+      const rate = this.rates.get(folder);
+      if (rate) out.push({ folder, rate });
+    }
+    return out;
+  }
+
+  /**
+   * Each poll: re-read the rates, and let the jobs put back for a quota or a rate be claimed again as far
+   * as slots or starts are free now (as many as are free, the first put back first).
+   */
+  private lookAtQuotas(): void {
+    this.rates = new Map(listRates(this.layout).filter((e) => e.rate !== null).map((e) => [rateFolderName(e.target), e.rate!]));
+    this.queueQuotas = readQueueQuotas(this.layout).quotas;
+    const now = this.clock.nowCached();
+    for (const q of this.claimer.quotasWaitedFor) {
+      if (q.startsWith('rate:')) {
+        const folder = q.slice(5);
+        const rate = this.rates.get(folder);
+        if (!rate || rateHasRoom(this.layout, folder, rate, now)) this.claimer.quotaFreed(q, rate ? rate.count : Infinity);
+        continue;
+      }
+      const { limit } = readLimit(this.layout, q);
+      const free = limit === null ? Infinity : limit - slotsOf(this.layout, q).length;
+      if (free > 0) this.claimer.quotaFreed(q, free);
+    }
+    if (this.heldQueues.size > 0) {
+      for (const queue of [...this.heldQueues]) {
+        const rate = this.rates.get(queueRateFolder(queue));
+        if (!rate || rateHasRoom(this.layout, queueRateFolder(queue), rate, now)) this.heldQueues.delete(queue);
+      }
+      this.claimer.holdQueues(this.heldQueues);
+    }
   }
 
   /**
@@ -588,7 +693,7 @@ export class Worker {
     this.mountFailedThisPass = false;
     try {
       await this.duty('config', async () => { this.readSettings(); });
-      await this.duty('queues', async () => { this.claimer.refreshQueues(); });
+      await this.duty('queues', async () => { this.claimer.refreshQueues(); this.lookAtQuotas(); });
       await this.duty('promote', async () => {
         const rep = await promoteDue(this.layout, await this.clock.now(), this.durable);
         const adopted = await adoptLoose(this.layout, this.durable);

@@ -25,12 +25,15 @@ export function register(program: Command): void {
     .option('--deadline <time|duration>', 'fail with "deadline passed" if not started by then')
     .addOption(new Option('--on-interrupt <policy>', 'when its worker dies: retry or fail').choices(['retry', 'fail']).default(JOB_DEFAULTS.onInterrupt))
     .addOption(intOpt('--max-interrupts <n>', 'interruptions before it fails as a poison job', '--max-interrupts', JOB_BOUNDS.maxInterrupts, JOB_DEFAULTS.maxInterrupts))
+    .addOption(intOpt('--priority <n>', 'priority: 0 is taken first, 9 last', '--priority', JOB_BOUNDS.priority, JOB_DEFAULTS.priority))
+    .option('--quota <name>', 'hold a slot of this quota while running (zcq quota set NAME N); repeatable', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
     .option('-w, --wait', 'block until the job finishes; print its result; exit 1 if it failed')
     .action(async (fn: string, args: string[], o: Record<string, string | number | boolean | undefined>, cmd: Command) => {
       const opts: PutOptions = {
         queue: o.queue as string, retries: o.retries as number, backoff: o.backoff as number | undefined,
         timeout: o.timeout as number | undefined, at: o.at as string | undefined, in: o.in as string | undefined,
         deadline: o.deadline as string | undefined, onInterrupt: o.onInterrupt as 'retry' | 'fail', maxInterrupts: o.maxInterrupts as number,
+        priority: o.priority as number, quota: o.quota as unknown as string[] | undefined,
       };
       if (fn === '-') return putLines(cmd, args, o, opts);
       const spool = await openSpool(cmd);
@@ -49,7 +52,7 @@ export function register(program: Command): void {
 }
 
 /** The fields a line may have: putMany's item fields, spelled as in the API. */
-const FIELDS = ['fn', 'args', 'queue', 'retries', 'backoff', 'timeout', 'at', 'in', 'deadline', 'onInterrupt', 'maxInterrupts'];
+const FIELDS = ['fn', 'args', 'queue', 'retries', 'backoff', 'timeout', 'at', 'in', 'deadline', 'onInterrupt', 'maxInterrupts', 'priority', 'quota'];
 
 /**
  * `zcq put -`: every line is read and checked before the first job is written, so a bad line enqueues

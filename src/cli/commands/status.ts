@@ -3,7 +3,8 @@
  * (done and hold included; paused queues marked), the oldest pending job, quarantined files, cron
  * schedules with their next run on their own time zone's wall clock, and the workers: their queues,
  * concurrency, running jobs and heartbeat age, and each live worker's name, host and effective settings
- * (concurrency, queues, fn, paused) with where each came from (zcq config). Ages are by the file server's clock (spool.status()).
+ * (concurrency, queues, fn, paused) with where each came from (zcq config), and each quota's slots in
+ * use against its limit (zcq quota). Ages are by the file server's clock (spool.status()).
  *
  * The same text on a terminal and in a pipe (cut to the width on a terminal only); scripts use --json.
  * `zcq top` redraws this view every second (top.ts).
@@ -12,6 +13,7 @@ import type { Command } from 'commander';
 import type { Spool, Status, WorkerView } from '../../client/spool.js';
 import type { ScheduleView } from '../../schedule/store.js';
 import type { JobState } from '../../spool/layout.js';
+import type { QuotaUse } from '../../spool/quota.js';
 import { globals, openSpool, printJson } from '../common.js';
 import { ago, table, terminalWidth, until, zoned, type Column } from '../format.js';
 import { printable } from '../../text.js';
@@ -20,6 +22,8 @@ export interface StatusView extends Status {
   schedules: (ScheduleView & { nextRunLocal: string | null })[];
   /** The spool clock's now (ms), by which the relative times are given. */
   now: number;
+  /** Each quota's limit and the slots in use (zcq quota). */
+  quotas: QuotaUse[];
 }
 
 export function register(program: Command): void {
@@ -46,7 +50,7 @@ export async function gatherStatus(spool: Spool): Promise<StatusView> {
     c.claimed = (c.claimed ?? 0) + 1;
   }
   const schedules = (await spool.listSchedules()).map((sc) => ({ ...sc, nextRunLocal: sc.nextRun ? zoned(Date.parse(sc.nextRun), sc.tz) : null }));
-  return { ...s, schedules, now: Math.round(await (await spool.clock()).now()) };
+  return { ...s, schedules, now: Math.round(await (await spool.clock()).now()), quotas: spool.quota.ls() };
 }
 
 const HEADERS: Record<JobState, string> = { pending: 'PENDING', deferred: 'DEFERRED', claimed: 'CLAIMED', hold: 'HOLD', failed: 'FAILED', done: 'DONE', waiting: 'WAITING' };
@@ -71,6 +75,14 @@ export function renderStatus(v: StatusView, width?: number): string[] {
   say(`oldest pending: ${v.oldestPendingMs === null ? 'none' : ago(v.oldestPendingMs)}`);
   if (v.paused.length > 0) say(`paused ${v.paused.join(' ')}`);
   if (v.quarantined > 0) say(`quarantined: ${v.quarantined} (see zcq doctor; files in quarantine/)`);
+
+  if (v.quotas && v.quotas.length > 0) {
+    out.push('');
+    out.push(...table(
+      [{ header: 'QUOTA', shrink: 1, min: 8 }, { header: 'USED', align: 'right' }, { header: 'LIMIT', align: 'right' }],
+      v.quotas.map((q) => [q.name, q.used, q.limit === null ? 'none' : q.limit]),
+      width));
+  }
 
   if (v.schedules.length > 0) {
     out.push('');

@@ -1,7 +1,7 @@
 /**
  * claim: take a pending job to run it.
  *
- *   pending/QUEUE/ID.json  ->  claimed/LEASE/SEQ.ID.json
+ *   pending/QUEUE/[pN/]ID.json  ->  claimed/LEASE/SEQ.ID.json
  *
  * Before: the claimer holds a fresh lease; QUEUE is not paused (the claimer checked paused/).
  * Steps:
@@ -38,20 +38,22 @@ export interface ClaimedJob {
   /** LEASE/SEQ: the run token of this claim. */
   token: string;
   lease: Lease;
+  /** The priority folder it was claimed from ('' for pending/QUEUE/ itself, else pN): unclaim puts it back there. */
+  level?: string;
 }
 
-/** Step 1: rename pending/QUEUE/NAME into our lease. Null when another claimer won (or the name is not a job name). */
-export function claimJob(lease: Lease, queue: string, name: string): ClaimedJob | null {
+/** Step 1: rename pending/QUEUE/[LEVEL/]NAME into our lease. Null when another claimer won (or the name is not a job name). */
+export function claimJob(lease: Lease, queue: string, name: string, level = ''): ClaimedJob | null {
   if (lease.isLost) return null;
   const id = idFromName(name);
-  const src = join(queueDir(lease.layout, 'pending', queue), name);
+  const src = join(queueDir(lease.layout, 'pending', queue), level, name);
   if (id === null) return null;
   // Our folder, not a co-user's symlink in its place: the rename would follow it out of the spool.
   if (!lease.folderIsOurs()) { lease.markLost(); return null; }
   const { path, token } = lease.nextClaim(id);
   if (!renameOrGoneSync(src, path)) return null;
   step('claim', 1, id);
-  return { id, queue, path, token, lease };
+  return { id, queue, path, token, lease, level };
 }
 
 export type ClaimRead = { job: Job; retried: boolean } | { quarantined: string; reason: string } | { gone: true };

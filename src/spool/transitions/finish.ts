@@ -4,7 +4,7 @@
  *   claimed/LEASE/SEQ.ID.json  ->  done/QUEUE/ID.json                  succeeded
  *                              ->  failed/QUEUE/ID.json                failed for good (or cancelled)
  *                              ->  deferred/QUEUE/BUCKET/DUEMS.ID.json  a retry after a backoff
- *                              ->  pending/QUEUE/ID.json               a retry now, or put back uncounted
+ *                              ->  pending/QUEUE/[pN/]ID.json          a retry now, or put back uncounted (pN: its priority)
  *
  * Before: the holder's lease is fresh (the caller checked: a holder that may already be judged dead must
  *   leave the job to recovery), and the job object holds the new record (job/policy.ts decided `next`).
@@ -34,15 +34,15 @@
  *   killed between steps leaves exactly one copy.
  */
 import * as fs from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { serializeJob, type Job } from '../../job/format.js';
 import type { Next } from '../../job/policy.js';
 import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
-import { jobPath, queueDir, type Layout } from '../layout.js';
+import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
 import type { Lease } from '../lease.js';
 import { makeDir } from '../modes.js';
-import { deferredPath } from '../names.js';
+import { deferredPath, jobName } from '../names.js';
 import type { ClaimedJob } from './claim.js';
 import type { GroupSync } from './group-sync.js';
 import { onFinalRecord, onWaitingRecord } from './ended.js';
@@ -58,7 +58,8 @@ export function targetOf(l: Layout, job: Job, next: Next): string {
   switch (next.to) {
     case 'done': return jobPath(l, 'done', job.queue, job.id);
     case 'failed': return jobPath(l, 'failed', job.queue, job.id);
-    case 'pending': return jobPath(l, 'pending', job.queue, job.id);
+    // Back in the folder of its priority (untrusted field, already checked by parseJob: 0..9).
+    case 'pending': return join(pendingDir(l, job.queue, job.priority), jobName(job.id));
     case 'deferred': return deferredPath(l, job.queue, next.dueMs, job.id);
     case 'waiting': return jobPath(l, 'waiting', job.queue, job.id);
   }
@@ -151,12 +152,12 @@ function lost(lease: Lease): FinishResult {
   return 'lost';
 }
 
-/** Make the target's queue (and bucket) folder when missing; returns the parents that got a new entry. */
+/** Make the target's queue folder (and its bucket, or its priority folder) when missing; returns the parents that got a new entry. */
 function ensureTarget(l: Layout, queue: string, next: Next, dir: string): string[] {
   const made: string[] = [];
-  if (next.to === 'deferred') {
-    const q = queueDir(l, 'deferred', queue);
-    if (makeDir(l.modes, q)) made.push(l.deferred);
+  if (next.to === 'deferred' || (next.to === 'pending' && dir !== queueDir(l, 'pending', queue))) {
+    const q = queueDir(l, next.to, queue);
+    if (makeDir(l.modes, q)) made.push(l[next.to]);
     if (makeDir(l.modes, dir)) made.push(q);
   } else {
     if (next.to === 'waiting' && makeDir(l.modes, l.waiting)) made.push(l.root); // a spool made before waiting/ existed

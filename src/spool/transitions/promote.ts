@@ -2,13 +2,15 @@
  * promote: deferred jobs that are due become pending; loose job files put straight into pending/ are filed
  * under their queue.
  *
- *   deferred/QUEUE/BUCKET/DUEMS.ID.json  ->  pending/QUEUE/ID.json     when DUEMS <= now (file server's clock)
- *   pending/ID.json (loose, by hand)     ->  pending/QUEUE/ID.json     QUEUE from the file's "queue" field
+ *   deferred/QUEUE/BUCKET/DUEMS.ID.json  ->  pending/QUEUE/[pN/]ID.json  when DUEMS <= now (file server's clock); pN by its priority
+ *   pending/ID.json (loose, by hand)     ->  pending/QUEUE/[pN/]ID.json  QUEUE and N from the file's "queue" and "priority"
  *
  * Before: any process with a sample of the file server's clock; no lease needed — each move is one rename
  *   of a job nobody holds, and names are unique.
  * Steps (promote), per queue folder and per bucket at or before now's minute, oldest first:
- *   1. make pending/QUEUE if missing; 2. rename each due file into it (ENOENT: another promoter won);
+ *   1. make pending/QUEUE if missing; 2. read each due file's "priority" (bounded; an unreadable or bad
+ *      file counts as 5 and is quarantined by its claimer), make pending/QUEUE/pN if missing, and rename
+ *      the file into the folder of its priority (ENOENT: another promoter won);
  *   3. fsync pending/QUEUE once per pass (durable); 4. remove emptied buckets older than two minutes.
  * Steps (adopt): read and check the loose file (bounded, O_NOFOLLOW|O_NONBLOCK), then rename it into its
  *   queue folder; a file that is not a job, a symlink or a special file goes to quarantine/ with its reason.
@@ -21,9 +23,9 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
-import { parseJob, JobFormatError } from '../../job/format.js';
+import { MAX_PRIORITY, parseJob, JobFormatError } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync } from '../fsops.js';
-import { queueDir, type Layout } from '../layout.js';
+import { pendingDir, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { BUCKET, bucketOf, idFromName, jobName, parseDeferredName } from '../names.js';
 import { quarantine } from '../quarantine.js';
@@ -61,6 +63,16 @@ export function dueIn(l: Layout, queue: string, nowMs: number, limit = 1000): { 
   return { due, oddBuckets };
 }
 
+/** A deferred job's priority, from its file (untrusted: anything but an integer 0..9 is the default 5). */
+function priorityOfFile(path: string): number | undefined {
+  try {
+    const r = readRegularFileSync(path, MAX_JOB_BYTES);
+    if (!('text' in r)) return undefined;
+    const p = (JSON.parse(r.text) as { priority?: unknown }).priority;
+    return typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= MAX_PRIORITY ? p : undefined;
+  } catch { return undefined; }
+}
+
 /** One promotion pass over every queue's deferred jobs (or only `queues`). */
 export async function promoteDue(l: Layout, nowMs: number, durable: boolean, queues?: readonly string[] | null): Promise<PromoteReport> {
   const rep: PromoteReport = { promoted: 0, adopted: 0, quarantined: 0, errors: [], setAside: [] };
@@ -76,11 +88,14 @@ export async function promoteDue(l: Layout, nowMs: number, durable: boolean, que
       const made = makeDir(l.modes, pdir);
       step('promote', 1, queue);
       const touched = new Set<string>();
+      const touchedDirs = new Set<string>([pdir]);
       for (const e of due) {
-        if (renameOrGoneSync(e.path, join(pdir, jobName(e.id)))) { rep.promoted++; step('promote', 2, e.id); }
+        const dir = pendingDir(l, queue, priorityOfFile(e.path));
+        if (dir !== pdir && makeDir(l.modes, dir)) touchedDirs.add(pdir);
+        if (renameOrGoneSync(e.path, join(dir, jobName(e.id)))) { rep.promoted++; touchedDirs.add(dir); step('promote', 2, e.id); }
         touched.add(e.bucket);
       }
-      if (durable) { fsyncDirSync(pdir); if (made) fsyncDirSync(l.pending); }
+      if (durable) { for (const d of touchedDirs) fsyncDirSync(d); if (made) fsyncDirSync(l.pending); }
       step('promote', 3, queue);
       const old = bucketOf(nowMs - 120_000);
       for (const b of touched) {
@@ -104,21 +119,24 @@ export async function adoptLoose(l: Layout, durable: boolean): Promise<PromoteRe
       if (e.kind === 'dir') { await setAside(l, path, e.name, 'a folder in pending/ whose name is not a queue name', rep); continue; }
       if (id === null) { await setAside(l, path, e.name, 'not a job file name (ID.json) in pending/', rep); continue; }
       let queue: string;
+      let priority: number | undefined;
       try {
         const r = readRegularFileSync(path, MAX_JOB_BYTES);
         if ('bad' in r) throw new JobFormatError(r.bad);
-        queue = parseJob(r.text, id).queue;
+        ({ queue, priority } = parseJob(r.text, id));
       } catch (err) {
         if (errnoOf(err) === 'ENOENT') continue;
         if (!(err instanceof JobFormatError)) throw err;
         await setAside(l, path, e.name, `${err.message} (put in pending/ by hand)`, rep);
         continue;
       }
-      const dir = queueDir(l, 'pending', queue);
-      const made = makeDir(l.modes, dir);
+      const dir = pendingDir(l, queue, priority);
+      const qdir = queueDir(l, 'pending', queue);
+      const made = makeDir(l.modes, qdir);
+      const madeLevel = dir !== qdir && makeDir(l.modes, dir);
       step('adopt', 1, id);
       if (renameOrGoneSync(path, join(dir, e.name))) { rep.adopted++; step('adopt', 2, id); }
-      if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
+      if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); if (madeLevel) fsyncDirSync(qdir); }
     } catch (err) {
       rep.errors.push({ path, error: (err as Error).message });
     }

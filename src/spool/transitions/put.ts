@@ -1,7 +1,8 @@
 /**
  * put: publish new jobs, one or many.
  *
- *   (nothing)  ->  pending/QUEUE/ID.json            due now
+ *   (nothing)  ->  pending/QUEUE/ID.json            due now, priority 5 (the default)
+ *   (nothing)  ->  pending/QUEUE/pN/ID.json         due now, priority N != 5 (the claimer reads p0 first, p9 last)
  *   (nothing)  ->  deferred/QUEUE/BUCKET/DUEMS.ID.json   due later
  *
  * Before: each job was validated whole (client/prepare.ts: the one validator); its id is new and unique.
@@ -27,7 +28,7 @@ import { errnoOf } from '../../errors.js';
 import { dirname, join } from 'node:path';
 import { createExclusiveOpenSync, createExclusiveSync, fsyncDirSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { makeDir, type SpoolModes } from '../modes.js';
-import { queueDir, type Layout } from '../layout.js';
+import { pendingDir, queueDir, type Layout } from '../layout.js';
 import { bucketOf, deferredName, jobName } from '../names.js';
 import { step } from './steps.js';
 
@@ -134,9 +135,13 @@ function fsyncAndClose(fd: number): Promise<void> {
   });
 }
 
-/** Where a new job goes: pending/QUEUE/ when due now, else its deferred bucket. */
-export function placeNewJob(l: Layout, queue: string, id: string, text: string, dueMs: number | null): Outgoing {
-  if (dueMs === null) return { id, text, dir: queueDir(l, 'pending', queue), name: jobName(id), parents: [l.pending] };
+/** Where a new job goes: pending/QUEUE/ (or its priority folder pN/) when due now, else its deferred bucket (promote files it by priority). */
+export function placeNewJob(l: Layout, queue: string, id: string, text: string, dueMs: number | null, priority?: number): Outgoing {
+  if (dueMs === null) {
+    const dir = pendingDir(l, queue, priority);
+    const q = queueDir(l, 'pending', queue);
+    return { id, text, dir, name: jobName(id), parents: dir === q ? [l.pending] : [l.pending, q] };
+  }
   const q = queueDir(l, 'deferred', queue);
   return { id, text, dir: join(q, bucketOf(dueMs)), name: deferredName(dueMs, id), parents: [l.deferred, q] };
 }

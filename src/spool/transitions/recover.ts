@@ -17,10 +17,12 @@
  *   1. check with lstat that claimed/DEAD is a real folder (a symlink or file there is quarantined as the
  *      entry itself, never followed), then rename it into our own lease as DEAD.dead — one rename, one
  *      winner among recoverers, and the frozen holder is fenced out (its renames now fail with ENOENT);
+ *   1b. release every quota slot whose token names DEAD (transitions/quota-release.ts): a slot held by a
+ *      worker that died comes back when its lease is recovered, not later;
  *   2. for each job in it: read and check it, then finish it through transitions/finish.ts under our
  *      lease, with the dead claim's token — ONE rename out, after its new record was written in place;
  *   3. remove the emptied folder and DEAD's heartbeat.
- * Crash after 1 or during 2: the jobs sit in our lease, inside DEAD.dead; when our lease dies in turn, the
+ * Crash after 1, 1b or during 2: the jobs sit in our lease, inside DEAD.dead; when our lease dies in turn, the
  *   next recoverer takes our folder and settles DEAD.dead like any nested folder (a record we had already
  *   finalised carries run = DEAD/SEQ, so it is moved, not run again). After 3: nothing left.
  * Fence: the rename of step 1 is the fence for the dead holder; our own writes go through our lease folder,
@@ -40,6 +42,7 @@ import type { ServerClock } from '../server-clock.js';
 import { dropCancelRequests } from './cancel.js';
 import { startRun } from './claim.js';
 import { finishJob } from './finish.js';
+import { releaseLeaseSlots } from './quota-release.js';
 import { step } from './steps.js';
 
 export interface RecoveryEvent { event: 'lease.expired' | 'job.recovered' | 'job.quarantined' | 'recovery.skipped'; worker: string; id?: string; to?: string; ageMs?: number; reason?: string }
@@ -90,6 +93,8 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
     if (to) log({ event: 'job.quarantined', worker: holder.worker, reason: 'not a lease folder' });
     return 0;
   }
+  // 1b. the quota slots its runs held come back now (transitions/quota-release.ts), before its jobs are settled.
+  releaseLeaseSlots(layout, holder.worker);
   let n = 0;
   const endIso = new Date().toISOString(); // a record for people, never compared across machines
   for (const name of await listNames(dir)) {
@@ -130,7 +135,7 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
       startRun(job, job.queue);
       next = holder.kind === 'client' ? recordUntouched(job) : recordInterrupt(job, holder, endIso);
     }
-    const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me }, job, next);
+    const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me, level: '' }, job, next);
     if (r === 'lost') return n;
     if (r !== 'moved') continue;
     if (next.to === 'done' || next.to === 'failed') dropCancelRequests(layout, job.id);

@@ -1,0 +1,175 @@
+/**
+ * Quotas: named limits across every machine ("at most N jobs holding NAME run at once, anywhere";
+ * zc.async's quotas, BullMQ's global concurrency, Postfix's per-destination concurrency).
+ *
+ *   quotas/NAME/limit.json   {"limit": N}, 0..10000; written whole (writeReplace), re-read after a poll: a change is live
+ *   quotas/NAME/K            a slot, K = 0..N-1: held by the running job whose run token (LEASE/SEQ) it holds
+ *
+ * A job names its quotas (`zcq put --quota NAME`, the job's "quotas" field). Its worker takes one slot of
+ * each after the claim and before the run (transitions/quota-take.ts) and gives them back when the job
+ * is recorded (transitions/quota-release.ts); the recovery of a dead lease gives back the slots its
+ * jobs held (recover.ts calls releaseLeaseSlots), so a slot held by a worker that died comes back when its
+ * lease is recovered, not later. A slot is an exclusive create (O_CREAT|O_EXCL, atomic on NFSv3 and later):
+ * of two workers that want slot K one gets it, with no lock and no clock.
+ *
+ * A quota without limit.json (never set, or removed) limits nothing: its jobs take no slot. Lowering N
+ * lets the jobs running over it finish: a new slot is taken only while fewer than N slot files exist.
+ * Files here are untrusted like any in the spool: read bounded, never followed (O_NOFOLLOW), and a slot
+ * name that is not a number below the bound is not a slot (left alone, reported by `zcq quota ls`).
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { errnoOf, isGone, UsageError } from '../errors.js';
+import { QUOTA_BOUNDS } from '../defaults.js';
+import { QUOTA_NAME } from '../job/format.js';
+import { readRegularFileSync, writeReplace, unlinkQuietly } from './fsops.js';
+import type { Layout } from './layout.js';
+import { makeDir } from './modes.js';
+
+const LIMIT_FILE = 'limit.json';
+const SLOT = /^(0|[1-9]\d{0,4})$/;
+
+export interface QuotaUse {
+  name: string;
+  /** The limit in force; null when none is set (the quota limits nothing). */
+  limit: number | null;
+  /** Slots held now. */
+  used: number;
+  /** The run tokens (LEASE/SEQ) holding them. */
+  holders: string[];
+  /** What in limit.json could not be read (the quota then limits nothing). */
+  problem?: string;
+}
+
+export function quotaDir(l: Layout, name: string): string { return join(l.quotas, name); }
+
+/** A quota name given by a person: throws UsageError naming `what`. */
+export function checkQuotaName(name: string, what = 'quota'): string {
+  if (typeof name !== 'string' || !QUOTA_NAME.test(name)) throw new UsageError(`${what} '${String(name).slice(0, 80)}': use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit`, 'ZCQ_BAD_QUOTA');
+  return name;
+}
+
+/** A limit given by a person ("3", 3): throws UsageError. */
+export function parseLimit(v: string | number): number {
+  const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < QUOTA_BOUNDS.limit.min || n > QUOTA_BOUNDS.limit.max) {
+    throw new UsageError(`limit '${String(v).slice(0, 40)}': a whole number from ${QUOTA_BOUNDS.limit.min} (none may run) to ${QUOTA_BOUNDS.limit.max}`, 'ZCQ_BAD_QUOTA');
+  }
+  return n;
+}
+
+/** The limit of quota `name`: null when none is set or limit.json cannot be read (then `problem` says why). */
+export function readLimit(l: Layout, name: string): { limit: number | null; problem?: string } {
+  let r;
+  try { r = readRegularFileSync(join(quotaDir(l, name), LIMIT_FILE), 4096); } catch (err) {
+    if (isGone(err) || errnoOf(err) === 'ENOTDIR') return { limit: null };
+    return { limit: null, problem: `cannot read ${LIMIT_FILE}: ${errnoOf(err) ?? (err as Error).message}` };
+  }
+  if ('bad' in r) return { limit: null, problem: `${LIMIT_FILE} ${r.bad}` };
+  try {
+    const v = (JSON.parse(r.text) as { limit?: unknown }).limit;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= QUOTA_BOUNDS.limit.min && v <= QUOTA_BOUNDS.limit.max) return { limit: v };
+  } catch { /* below */ }
+  return { limit: null, problem: `${LIMIT_FILE} does not hold {"limit": 0..${QUOTA_BOUNDS.limit.max}}` };
+}
+
+/** The slot numbers held in quota `name` (names only: one readdir). */
+export function slotsOf(l: Layout, name: string): number[] {
+  let names: string[];
+  try {
+    // Never through a symlink planted in the folder's place.
+    if (!fs.lstatSync(quotaDir(l, name)).isDirectory()) return [];
+    names = fs.readdirSync(quotaDir(l, name));
+  } catch { return []; }
+  return names.filter((n) => SLOT.test(n)).map(Number);
+}
+
+/** The run token a slot file holds, or null (gone, not a regular file, odd content). */
+export function slotHolder(path: string): string | null {
+  try {
+    const r = readRegularFileSync(path, 1024);
+    if ('bad' in r) return null;
+    const t = r.text.trim();
+    return t.length > 0 && t.length <= 300 ? t : null;
+  } catch { return null; }
+}
+
+/** Every quota with a folder: its limit and use. */
+export function listQuotas(l: Layout): QuotaUse[] {
+  let names: string[];
+  try { names = fs.readdirSync(l.quotas); } catch { return []; }
+  const out: QuotaUse[] = [];
+  for (const name of names.filter((n) => QUOTA_NAME.test(n)).sort()) {
+    try { if (!fs.lstatSync(quotaDir(l, name)).isDirectory()) continue; } catch { continue; }
+    const { limit, problem } = readLimit(l, name);
+    const slots = slotsOf(l, name);
+    const holders = slots.map((k) => slotHolder(join(quotaDir(l, name), String(k)))).filter((t): t is string => t !== null);
+    out.push({ name, limit, used: slots.length, holders, ...(problem ? { problem } : {}) });
+  }
+  return out;
+}
+
+/** Set (or change) a quota's limit: one whole-file replace. Running workers apply it within a poll. */
+export async function setLimit(l: Layout, name: string, limit: number, durable: boolean): Promise<void> {
+  makeDir(l.modes, l.quotas);
+  makeDir(l.modes, quotaDir(l, name));
+  await writeReplace(join(quotaDir(l, name), LIMIT_FILE), JSON.stringify({ limit }) + '\n', { tmpDir: l.tmp, durable, mode: l.modes.fileMode });
+}
+
+/** Remove a quota's limit (its jobs are no longer limited). Slots held stay until their jobs end. False when none was set. */
+export function removeLimit(l: Layout, name: string): boolean {
+  const path = join(quotaDir(l, name), LIMIT_FILE);
+  try { fs.lstatSync(path); } catch { return false; }
+  unlinkQuietly(path);
+  // The folder goes too once no slot is held (a slot file keeps it: rmdir fails, which is fine).
+  try { fs.rmdirSync(quotaDir(l, name)); } catch { /* slots held, or a stray */ }
+  return true;
+}
+
+/*
+ * Queue defaults: quotas every job of a queue holds, besides its own (`zcq config set queue:QUEUE quotas=a,b`).
+ *
+ *   config/queues/QUEUE.json   {"quotas": ["a", "b"]}
+ *
+ * Workers read them each poll and apply them at the start of a job of that queue (put-time needs no
+ * look-up, and a change applies to jobs already pending). Read bounded, O_NOFOLLOW; bad content is
+ * reported and the queue then has no default.
+ */
+const MAX_QUEUE_QUOTAS = 8;
+
+export function queueConfigDir(l: Layout): string { return join(l.config, 'queues'); }
+
+/** Every queue's default quotas, and what could not be read. */
+export function readQueueQuotas(l: Layout): { quotas: Map<string, string[]>; problems: string[] } {
+  const quotas = new Map<string, string[]>();
+  const problems: string[] = [];
+  let names: string[];
+  try { names = fs.readdirSync(queueConfigDir(l)); } catch { return { quotas, problems }; }
+  for (const file of names) {
+    if (!file.endsWith('.json')) continue;
+    const queue = file.slice(0, -5);
+    if (!QUOTA_NAME.test(queue)) continue;
+    const path = join(queueConfigDir(l), file);
+    try {
+      const r = readRegularFileSync(path, 4096);
+      if ('bad' in r) { problems.push(`${path}: ${r.bad}`); continue; }
+      const v = (JSON.parse(r.text) as { quotas?: unknown }).quotas;
+      if (!Array.isArray(v) || v.length > MAX_QUEUE_QUOTAS || v.some((q) => typeof q !== 'string' || !QUOTA_NAME.test(q))) { problems.push(`${path}: "quotas" must be an array of at most ${MAX_QUEUE_QUOTAS} quota names`); continue; }
+      if (v.length > 0) quotas.set(queue, v as string[]);
+    } catch (err) {
+      if (!isGone(err)) problems.push(`${path}: ${(err as Error).message}`);
+    }
+  }
+  return { quotas, problems };
+}
+
+/** Set (a list) or remove (null) the default quotas of `queue`. */
+export async function setQueueQuotas(l: Layout, queue: string, quotas: string[] | null, durable: boolean): Promise<void> {
+  const path = join(queueConfigDir(l), `${queue}.json`);
+  if (quotas === null || quotas.length === 0) { unlinkQuietly(path); return; }
+  if (quotas.length > MAX_QUEUE_QUOTAS) throw new UsageError(`quotas: at most ${MAX_QUEUE_QUOTAS} per queue`, 'ZCQ_BAD_QUOTA');
+  for (const q of quotas) checkQuotaName(q, 'quotas');
+  makeDir(l.modes, l.config);
+  makeDir(l.modes, queueConfigDir(l));
+  await writeReplace(path, JSON.stringify({ quotas: [...new Set(quotas)] }) + '\n', { tmpDir: l.tmp, durable, mode: l.modes.fileMode });
+}

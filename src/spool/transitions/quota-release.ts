@@ -1,0 +1,59 @@
+/**
+ * quota-release: give back the quota slots of a run.
+ *
+ *   quotas/NAME/K (holding LEASE/SEQ)  ->  (nothing)
+ *
+ * Two callers: the worker, once the job's outcome is recorded (or the job was put back); and recovery,
+ * for every slot held by a dead lease (releaseLeaseSlots, recover.ts), before it settles the lease's jobs.
+ * Before: the run is over, or its lease is dead and fenced (its folder renamed away by recovery step 1).
+ * Steps, per slot:
+ *   1. unlink the slot when it still holds the run token: known without reading it while the holder's
+ *      lease folder is still its own (lstat; recovery takes the folder before it releases anything),
+ *      else read it (bounded, O_NOFOLLOW) and compare.
+ * Crash before or after 1: a slot left held by a worker that died is released when its lease is recovered;
+ *   a slot left by a recoverer that died goes with the recoverer's own lease (its token names the dead
+ *   lease, which the next recoverer finds nested as DEAD.dead in the recoverer's folder and releases too).
+ * Fence: only a slot holding our token is removed. Between the read and the unlink a slot could change
+ *   hands only through a release by someone else first — recovery of our lease, which happens only once
+ *   our lease is dead — so a live holder never removes another run's slot.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { unlinkQuietly } from '../fsops.js';
+import type { Layout } from '../layout.js';
+import { slotHolder, slotsOf } from '../quota.js';
+import { QUOTA_NAME } from '../../job/format.js';
+import { step } from './steps.js';
+import type { Slot } from './quota-take.js';
+
+/**
+ * Release `slots` still holding `token`; returns the quotas of the slots released. `leaseHeld`, when
+ * given, says (one lstat) that the run's lease folder is still the holder's: recovery has not taken it,
+ * so the slots cannot have changed hands and are removed without reading them.
+ */
+export function releaseSlots(slots: readonly Slot[], token: string, leaseHeld?: () => boolean): string[] {
+  const freed: string[] = [];
+  const held = slots.length > 0 && leaseHeld !== undefined && leaseHeld();
+  for (const s of slots) {
+    if (held || slotHolder(s.path) === token) { unlinkQuietly(s.path); freed.push(s.quota); }
+    step('quota-release', 1, s.quota);
+  }
+  return freed;
+}
+
+/** Release every slot held by a run of lease `leaseId` (its token is LEASE/SEQ). Reads each slot file once. */
+export function releaseLeaseSlots(l: Layout, leaseId: string): number {
+  let quotas: string[];
+  try { quotas = fs.readdirSync(l.quotas); } catch { return 0; }
+  let n = 0;
+  const prefix = `${leaseId}/`;
+  for (const quota of quotas) {
+    if (!QUOTA_NAME.test(quota)) continue;
+    for (const k of slotsOf(l, quota)) {
+      const path = join(l.quotas, quota, String(k));
+      const t = slotHolder(path);
+      if (t !== null && t.startsWith(prefix) && !t.slice(prefix.length).includes('/')) { unlinkQuietly(path); n++; step('quota-release', 1, quota); }
+    }
+  }
+  return n;
+}

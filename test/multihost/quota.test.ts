@@ -1,0 +1,151 @@
+// Issue 13 on the multi-machine rig: three machines whose clocks are minutes apart (libfaketime) share one
+// spool over sshfs. A quota of 3 holds across every machine; a SIGKILLed slot holder's slot comes back
+// when its lease is recovered; `zcq config set host:host-b concurrency=1` from host-c reaches host-b's
+// worker; a queue's rate holds across machines, windows on the file server's clock.
+//
+// Stamps: the jobs stamp start and end with the FILE SERVER's clock (fixtures/quota-jobs.mjs: a write
+// through the mount, then fstat); overlap is counted in the order the lines reached the ledger (one local
+// file, O_APPEND, one kernel: exact). CI runs a scaled version; ZCQ_QUOTA_FULL=1 runs the issue's sizes
+// (200 jobs of 2 s; rate 100/10s over 60 s).
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkRigPrerequisites, type Rig } from './rig.js';
+import { MH_FIXTURES, NODE, noiseIn, readLedger, sleep, spoolOn, spoolReport, startWorker, stopWorkers, waitFor, zcqOn, type LedgerLine, type RigWorker, useSpoolRig } from './zcq-rig.js';
+
+checkRigPrerequisites();
+
+const FULL = process.env.ZCQ_QUOTA_FULL === '1';
+const LEASE_MS = 8000;
+const POLL_MS = 250;
+const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat', '1s', '--poll', `${POLL_MS}ms`, '--no-scheduler', ...extra];
+const FN = './quota-jobs.mjs#stamp';
+
+async function putWith(rig: Rig, i: number, n: number, args: unknown[], options: Record<string, unknown>): Promise<string[]> {
+  const r = await rig.run(i, NODE, [join(MH_FIXTURES, 'put-with.mjs'), spoolOn(rig, i), String(n), FN, JSON.stringify(args), JSON.stringify(options)], { cwd: MH_FIXTURES, timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`put-with on ${rig.machines[i]!.name} exited ${r.code}: ${r.stderr}`);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/** The most runs of `ids` at once, counting in ledger order (+1 at a start line, -1 at an end line). */
+function maxOverlap(lines: LedgerLine[], keep: (l: LedgerLine) => boolean): number {
+  let n = 0, max = 0;
+  const open = new Set<string>();
+  for (const l of lines) {
+    if (!keep(l)) continue;
+    if (l.event === 'start') { open.add(l.id); n++; max = Math.max(max, n); }
+    if (l.event === 'end' && open.delete(l.id)) n--;
+  }
+  return max;
+}
+
+const ok = async (rig: Rig, i: number, args: string[]) => {
+  const r = await zcqOn(rig, i, args);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+};
+
+describe('quotas, live configuration and rates across three machines minutes apart', () => {
+  // host-a 5 minutes ahead, host-b 5 minutes behind, host-c on time.
+  const { rig, local } = useSpoolRig({ machines: 3, clockOffsets: ['+5m', '-5m', undefined] }, 2);
+
+  it(`quota 3, 3 machines × 2 workers × concurrency 2: never more than 3 at once (${FULL ? '200 jobs of 2 s' : '30 jobs of 1 s'})`, async () => {
+    const ledger = join(local.dir, 'quota.ledger');
+    await ok(rig, 2, ['quota', 'set', 'q3', '3']);
+    const workers: RigWorker[] = [0, 1, 2].flatMap((i) => [startWorker(rig, i, opts('--concurrency', '2')), startWorker(rig, i, opts('--concurrency', '2'))]);
+    await Promise.all(workers.map((w) => w.leaseId()));
+    const n = FULL ? 200 : 30;
+    const ms = FULL ? 2000 : 1000;
+    const t0 = performance.now();
+    const ids = await putWith(rig, 2, n, [ledger, ms], { quota: 'q3' });
+    const done = () => readLedger(ledger).filter((l) => l.event === 'end').length;
+    await waitFor(() => done() >= n, (n * ms) / 3 + 120_000, `all ${n} jobs done`, 250).catch((err) => { throw new Error(`${err.message}\n${spoolReport(rig, workers)}`); });
+    const took = performance.now() - t0;
+    await stopWorkers(workers);
+    const lines = readLedger(ledger);
+    const mine = new Set(ids);
+    const max = maxOverlap(lines, (l) => mine.has(l.id));
+    expect(max).toBeLessThanOrEqual(3);
+    expect(max).toBe(3); // the quota is used, not just respected
+    const byHost: Record<string, number> = {};
+    for (const l of lines) if (l.event === 'start') byHost[l.host] = (byHost[l.host] ?? 0) + 1;
+    expect(Object.keys(byHost).length).toBeGreaterThanOrEqual(2); // shared, not one machine's
+    for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.recovered', 'lease.lost'])).toEqual([]);
+    const ideal = (n * ms) / 3;
+    console.log(`[multihost quota] ${n} jobs of ${ms} ms, quota 3, 12 slots on 3 machines: max ${max} at once (ledger order); all done in ${Math.round(took)} ms (ideal ${ideal} ms, ${(took / ideal).toFixed(2)}×); starts per machine ${JSON.stringify(byHost)}`);
+  }, 600_000);
+
+  it('SIGKILL of a slot holder: the slot is back when its lease is recovered (lease 8 s), not later', async () => {
+    const ledger = join(local.dir, 'kill.ledger');
+    await ok(rig, 2, ['quota', 'set', 'one', '1']);
+    const a = startWorker(rig, 0, opts('--concurrency', '2'));
+    await a.leaseId();
+    const [first] = await putWith(rig, 2, 1, [ledger, 120_000, 100], { quota: 'one' });
+    await waitFor(() => readLedger(ledger).some((l) => l.id === first && l.event === 'start'), 30_000, 'first job started');
+    const b = startWorker(rig, 1, opts('--concurrency', '2'));
+    await b.leaseId();
+    const [second] = await putWith(rig, 2, 1, [ledger, 100], { quota: 'one' });
+    await sleep(2000);
+    expect(readLedger(ledger).some((l) => l.id === second)).toBe(false); // the slot is held: it waits
+    a.child.kill('SIGKILL');
+    const killedAt = Date.now(); // the test runs on the file server's clock (one kernel, no faketime)
+    await waitFor(() => readLedger(ledger).some((l) => l.id === second && l.event === 'end'), 60_000, 'second job done').catch((err) => { throw new Error(`${err.message}\n${spoolReport(rig, [a, b])}`); });
+    const startedAt = readLedger(ledger).find((l) => l.id === second && l.event === 'start')!.at;
+    const backMs = startedAt - killedAt;
+    // Recovered once the heartbeat is LEASE_MS old (the last beat was up to 1 s before the kill), then one
+    // poll, and the mounts' staleness (rig.staleWindowMs) for the other machine to see the slot gone.
+    expect(backMs).toBeLessThan(LEASE_MS + POLL_MS + rig.staleWindowMs + 2000);
+    await waitFor(() => readLedger(ledger).filter((l) => l.id === first && l.event === 'end').length === 1, 60_000, 'first job re-run');
+    await stopWorkers([a, b]);
+    expect(b.events().some((e) => e.event === 'lease.expired')).toBe(true);
+    console.log(`[multihost quota] slot of a SIGKILLed holder back after ${backMs} ms (lease ${LEASE_MS} ms, poll ${POLL_MS} ms, mount staleness ≤ ${rig.staleWindowMs} ms)`);
+  }, 180_000);
+
+  it('zcq config set host:host-b concurrency=1 from host-c: host-b runs at most 1 job at once within the bound', async () => {
+    const ledger = join(local.dir, 'config.ledger');
+    // No --concurrency flag: a flag would win over the live configuration.
+    await ok(rig, 2, ['config', 'set', 'host:host-b', 'concurrency=4']);
+    await sleep(rig.staleWindowMs);
+    const wb = startWorker(rig, 1, opts('--queue', 'cb'));
+    await wb.leaseId();
+    await putWith(rig, 2, 40, [ledger, 1000], { queue: 'cb' });
+    await waitFor(() => maxOverlap(readLedger(ledger), () => true) >= 4, 30_000, 'host-b at 4 at once');
+    await ok(rig, 2, ['config', 'set', 'host:host-b', 'concurrency=1']);
+    const setAt = Date.now();
+    // Within a poll plus the mount's staleness, and the jobs already running (1 s) finish.
+    const bound = POLL_MS + rig.staleWindowMs + 1000 + 500;
+    await sleep(bound + 4000);
+    await stopWorkers([wb]);
+    await ok(rig, 2, ['config', 'rm', 'host:host-b']);
+    const after = readLedger(ledger).filter((l) => l.at > setAt + bound);
+    expect(after.filter((l) => l.event === 'start').length).toBeGreaterThanOrEqual(2);
+    expect(maxOverlap(after, () => true)).toBe(1);
+    expect(wb.events().some((e) => e.event === 'worker.config')).toBe(true);
+  }, 120_000);
+
+  it(`rate on a queue across 3 machines: ${FULL ? '100/10s over 60 s' : '20/5s over 30 s'}, within ±10% over 5 windows`, async () => {
+    const ledger = join(local.dir, 'rate.ledger');
+    const [count, windowMs, runMs] = FULL ? [100, 10_000, 60_000] : [20, 5000, 30_000];
+    await ok(rig, 2, ['rate', 'set', 'queue:rq', `${count}/${windowMs / 1000}s`]);
+    // A rate set on host-c reaches the other machines' workers within a poll plus their mounts' staleness.
+    await sleep(rig.staleWindowMs);
+    await putWith(rig, 2, Math.ceil((count * runMs) / windowMs) * 2, [ledger, 20], { queue: 'rq' });
+    const workers = [0, 1, 2].map((i) => startWorker(rig, i, opts('--concurrency', '4', '--queue', 'rq')));
+    await Promise.all(workers.map((w) => w.leaseId()));
+    await sleep(runMs + windowMs);
+    await stopWorkers(workers);
+    const per = new Map<number, number>();
+    for (const l of readLedger(ledger)) if (l.event === 'start') per.set(Math.floor(l.at / windowMs), (per.get(Math.floor(l.at / windowMs)) ?? 0) + 1);
+    const windows = [...per.keys()].sort((a, b) => a - b);
+    // The first window may be partial (workers starting), the last too (stopped): five whole ones between.
+    const whole = windows.slice(1, 6);
+    expect(whole.length).toBe(5);
+    const counts = whole.map((w) => per.get(w)!);
+    for (const c of counts) expect(c).toBeLessThanOrEqual(Math.ceil(count * 1.1));
+    const sum = counts.reduce((a, b) => a + b, 0);
+    expect(sum).toBeGreaterThanOrEqual(5 * count * 0.9);
+    expect(sum).toBeLessThanOrEqual(5 * count * 1.1);
+    const hosts = new Set(readLedger(ledger).filter((l) => l.event === 'start').map((l) => l.host));
+    expect(hosts.size).toBe(3);
+    console.log(`[multihost rate] ${count}/${windowMs} ms on queue rq, 3 machines (clocks -5m/+5m/0): starts per window ${counts.join(', ')} (sum ${sum}, target ${5 * count})`);
+  }, 240_000);
+});
