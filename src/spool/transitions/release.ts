@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { JobFormatError, parseJob, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
-import { jobPath, queueDir, type Layout } from '../layout.js';
+import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { edgeName, jobName, parseEdge, runToken } from '../names.js';
 import { findExact, scanState } from '../scan.js';
@@ -124,12 +124,13 @@ export function isReady(l: Layout, job: Job, known?: ReadonlyMap<string, DepStat
 }
 
 /** Step 2: one rename out of waiting/. False when the job was not there (released or cancelled already). */
-export function releaseWaiting(l: Layout, queue: string, id: string, durable: boolean): boolean {
-  const dir = queueDir(l, 'pending', queue);
-  const made = makeDir(l.modes, dir);
+export function releaseWaiting(l: Layout, queue: string, id: string, durable: boolean, priority?: number): boolean {
+  const q = queueDir(l, 'pending', queue);
+  const dir = pendingDir(l, queue, priority);
+  const made = [makeDir(l.modes, q) ? l.pending : null, dir !== q && makeDir(l.modes, dir) ? q : null].filter((p) => p !== null);
   if (!renameStrictSync(jobPath(l, 'waiting', queue, id), join(dir, jobName(id)))) return false;
   step('release', 2, id);
-  if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
+  if (durable) { fsyncDirSync(dir); for (const p of made) fsyncDirSync(p); }
   return true;
 }
 
@@ -153,7 +154,7 @@ export function settleWaiting(l: Layout, queue: string, id: string, durable: boo
   if ('bad' in job) return 'unreadable';
   if (!isReady(l, job, known)) return 'waiting';
   step('release', 1, id);
-  if (!releaseWaiting(l, queue, id, durable)) return 'gone';
+  if (!releaseWaiting(l, queue, id, durable, job.priority)) return 'gone';
   // 3. the edges are spent
   dropEdges(l, job.after ?? [], queue, id);
   step('release', 3, id);
