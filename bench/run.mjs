@@ -13,7 +13,9 @@ import { median, p50, p99, fmtNum, fmtRatio, markdownTable } from './lib/stats.m
 import { setBaseTmp, spawnTracked, stopChild, procMem, sleep, log, hasCommand } from './lib/proc.mjs';
 import * as zcq from './zcq.mjs';
 import { startRedis, bullPutDrain, bullDrain, bullLatency, bullMemory, bullSyscalls } from './peers/bullmq.mjs';
-import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
+import { runFsloopBoth, fsloopSyscalls, fsloopMetaOps } from './peers/fsloop.mjs';
+import { describeOps, totalOps } from './lib/metaops.mjs';
+import { graphileUnavailable, pgBin, startPostgres, migrate as graphileMigrate, graphilePutDrain, graphileDrain } from './peers/graphile.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -50,6 +52,11 @@ if (missing.length > 0) {
   console.error(`bench: missing ${missing.join(', ')}; install: sudo apt-get install ${missing.join(' ')} (optional: hyperfine), or choose sections with --only=${SECTIONS.filter((s) => !Object.entries(NEEDS).some(([c, ss]) => missing.includes(c) && ss.includes(s))).join(',')}`);
   process.exit(2);
 }
+// The second peer (graphile-worker on PostgreSQL) needs Debian's PostgreSQL server and the npm modules.
+if (ONLY.includes('throughput') && graphileUnavailable()) {
+  console.error(`bench: ${graphileUnavailable()}; or choose sections with --only=${SECTIONS.filter((s) => s !== 'throughput').join(',')}`);
+  process.exit(2);
+}
 const OUT = resolve(opt('out') ?? join(here, 'results.md'));
 const BASE = setBaseTmp(opt('dir'));
 
@@ -58,8 +65,27 @@ const C = QUICK
   : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, queueBulk: [1000, 100000], urgent: 20, pruneN: 1000000, pruneJobs: 200, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100 };
 const PROCS = 2;
 const CONC = 8;
-// The synchronous fsloop variant runs a quarter of the jobs (a steady rate, to save time).
+// The synchronous fsloop variants run a quarter of the jobs (a steady rate, to save time).
 const SYNC_N = Math.max(1000, Math.round(C.tpN / 4));
+// graphile-worker's one-at-a-time put+drain commits each add (~10 ms with synchronous_commit): a quarter of the jobs.
+const GW_PUT_N = Math.max(500, Math.round(C.tpN / 4));
+// The bare loops whose best is the floor (bench/peers/fsloop.mjs). spare: finish rewrites a spare inode and
+// links the claimed one as the next spare (format 2's finish) instead of creating a file per job.
+const FLOORS = [
+  { key: 'fs', procs: PROCS, loops: CONC, spare: true, label: `${PROCS}×${CONC} async loops` },
+  { key: 'fssync', procs: PROCS, loops: 0, spare: true, label: `${PROCS}×1 sync loop` },
+  { key: 'fssync1', procs: 1, loops: 0, spare: true, label: '1×1 sync loop' },
+  { key: 'fscreate', procs: 1, loops: 0, spare: false, label: '1×1 sync loop, a new file per finish' },
+];
+/** The floor: the best bare loop's median (and its label), per mode and phase. */
+function floorOf(m, phase) {
+  let best = null;
+  for (const f of FLOORS) {
+    const v = val(`tp.${f.key}.${m}.${phase}`);
+    if (v !== null && (best === null || v > best.v)) best = { v, label: f.label };
+  }
+  return best;
+}
 
 // ---------------------------------------------------------------- results store
 
@@ -117,17 +143,27 @@ const BULL_LABEL = { always: 'BullMQ, AOF fsync always', default: 'BullMQ, no pe
 
 async function throughput() {
   const n = C.tpN;
+  const pg = await startPostgres();
+  try {
+    await graphileMigrate(pg);
+    await throughputRuns(n, pg);
+  } finally {
+    await pg.stop();
+  }
+}
+
+async function throughputRuns(n, pg) {
   await withServers(['always', 'default'], async (redis) => {
     for (let r = 1; r <= R; r++) {
       log(`throughput run ${r}/${R} (${n.toLocaleString('en-US')} jobs)`);
       for (const durable of [true, false]) {
         const m = modeName(durable);
         const a = await z([`tp.zcq.${m}.putdrain`, `tp.zcq.${m}.put`], `zcq ${m} put+drain`, () => zcq.putDrain({ n, procs: PROCS, concurrency: CONC, durable }));
-        if (a) rec(`tp.zcq.${m}.putdrain`, a.jobsPerSec), rec(`tp.zcq.${m}.put`, a.putPerSec);
+        if (a) rec(`tp.zcq.${m}.putdrain`, a.jobsPerSec), rec(`tp.zcq.${m}.put`, a.putPerSec), rec(`tp.zcq.${m}.putdraincpu`, a.cpuUsPerJob);
         const c = await z([`tp.zcq.${m}.bulk`, `tp.zcq.${m}.bulkput`], `zcq ${m} putMany+drain`, () => zcq.putDrain({ n, procs: PROCS, concurrency: CONC, durable, bulk: C.bulk }));
         if (c) rec(`tp.zcq.${m}.bulk`, c.jobsPerSec), rec(`tp.zcq.${m}.bulkput`, c.putPerSec);
-        const b = await z(`tp.zcq.${m}.drain`, `zcq ${m} drain`, () => zcq.drain({ n, procs: PROCS, concurrency: CONC, durable }));
-        if (b) rec(`tp.zcq.${m}.drain`, b.jobsPerSec);
+        const b = await z([`tp.zcq.${m}.drain`, `tp.zcq.${m}.draincpu`], `zcq ${m} drain`, () => zcq.drain({ n, procs: PROCS, concurrency: CONC, durable }));
+        if (b) rec(`tp.zcq.${m}.drain`, b.jobsPerSec), rec(`tp.zcq.${m}.draincpu`, b.cpuUsPerJob), log(`    zcq ${m} drain: ${fmtNum(b.cpuUsPerJob)} µs CPU/job (workers, all threads, from spawn)`);
       }
       for (const mode of ['always', 'default']) {
         const a = await attempt([`tp.bull.${mode}.putdrain`, `tp.bull.${mode}.put`], `BullMQ ${mode} put+drain`, () => bullPutDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
@@ -137,14 +173,23 @@ async function throughput() {
         const c = await attempt(`tp.bull.${mode}.drain`, `BullMQ ${mode} drain`, () => bullDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
         if (c) rec(`tp.bull.${mode}.drain`, c.jobsPerSec);
       }
+      {
+        const a = await attempt([`tp.gw.putdrain`, `tp.gw.put`], 'graphile-worker put+drain', () => graphilePutDrain(pg, { n: GW_PUT_N, workers: PROCS, concurrency: CONC }));
+        if (a) rec('tp.gw.putdrain', a.jobsPerSec), rec('tp.gw.put', a.putPerSec);
+        const b = await attempt(['tp.gw.bulk', 'tp.gw.bulkput'], 'graphile-worker addJobs+drain', () => graphilePutDrain(pg, { n, workers: PROCS, concurrency: CONC, bulk: C.bulk }));
+        if (b) rec('tp.gw.bulk', b.jobsPerSec), rec('tp.gw.bulkput', b.putPerSec);
+        const c = await attempt('tp.gw.drain', 'graphile-worker drain', () => graphileDrain(pg, { n, workers: PROCS, concurrency: CONC }));
+        if (c) rec('tp.gw.drain', c.jobsPerSec);
+      }
       for (const durable of [true, false]) {
         const m = modeName(durable);
-        for (const [kind, loops] of [['fs', CONC], ['fssync', 0]]) {
-          const what = `fsloop ${m} ${loops ? `${PROCS}×${loops} async` : `${PROCS}×1 sync`}`;
-          const a = await attempt([`tp.${kind}.${m}.full`, `tp.${kind}.${m}.drain`], what, () => runFsloopBoth({ n: loops ? n : SYNC_N, procs: PROCS, loops, durable }));
+        for (const f of FLOORS) {
+          const what = `fsloop ${m} ${f.label}`;
+          const keys = [`tp.${f.key}.${m}.full`, `tp.${f.key}.${m}.drain`, `tp.${f.key}.${m}.draincpu`];
+          const a = await attempt(keys, what, () => runFsloopBoth({ n: f.loops ? n : SYNC_N, procs: f.procs, loops: f.loops, durable, spare: f.spare }));
           if (a) {
-            rec(`tp.${kind}.${m}.full`, a.full.jobsPerSec), rec(`tp.${kind}.${m}.drain`, a.drain.jobsPerSec);
-            log(`    ${what}: full ${fmtNum(a.full.jobsPerSec)} jobs/s, drain ${fmtNum(a.drain.jobsPerSec)} jobs/s`);
+            rec(keys[0], a.full.jobsPerSec), rec(keys[1], a.drain.jobsPerSec), rec(keys[2], a.drain.cpuUsPerJob);
+            log(`    ${what}: full ${fmtNum(a.full.jobsPerSec)} jobs/s, drain ${fmtNum(a.drain.jobsPerSec)} jobs/s, ${fmtNum(a.drain.cpuUsPerJob)} µs CPU/job`);
           }
         }
       }
@@ -328,6 +373,20 @@ async function syscalls() {
     const c = await attempt(`sys.fssync.${m}`, `fsloop ${m} sync strace`, () => fsloopSyscalls({ n, durable, loops: 0 }));
     if (c) rec(`sys.fssync.${m}`, c.perJob), notes.push(`syscalls/job fsloop ${m} (1 sync loop): ${c.top}`);
   }
+  // Metadata operations per job, by phase (bench/lib/metaops.mjs), beside the bare spare loop's.
+  const mo = Math.min(n, 1000);
+  for (const durable of [true, false]) {
+    const m = modeName(durable);
+    const a = await z(['put', 'claim', 'finish'].map((p) => `ops.zcq.${m}.${p}`), `zcq ${m} metadata ops`, () => zcq.metaOps({ n: mo, durable }));
+    if (a) {
+      for (const p of ['put', 'claim', 'finish']) rec(`ops.zcq.${m}.${p}`, totalOps(a[p]) / mo), notes.push(`metadata ops per job, zcq ${m} ${p}: ${describeOps(a[p], mo)}`);
+      notes.push(`metadata ops per job, zcq ${m} worker lease (heartbeat, clock probes; per beat, not per job): ${describeOps(a.lease, mo)}`);
+    }
+    const b = await attempt(['claim', 'finish'].map((p) => `ops.fs.${m}.${p}`), `fsloop ${m} metadata ops`, () => fsloopMetaOps({ n: mo, durable }));
+    if (b) for (const p of ['claim', 'finish']) rec(`ops.fs.${m}.${p}`, totalOps(b[p]) / mo), notes.push(`metadata ops per job, bare spare loop ${m} ${p}: ${describeOps(b[p], mo)}`);
+    // The bare loop's put is one create and one rename (durable: and a file and a folder fsync).
+    rec(`ops.fs.${m}.put`, durable ? 4 : 2);
+  }
   await withServers(['default'], async (redis) => {
     const c = await attempt('sys.bull', 'BullMQ strace', () => bullSyscalls(redis.default, { n }));
     if (c) rec('sys.bull', c.perJob), notes.push(`syscalls/job BullMQ worker (client side only): ${c.top}`);
@@ -346,13 +405,22 @@ function rows() {
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.putdrain`);
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulk`);
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulk`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulk`);
-      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${PROCS}×${CONC} async loops`, `tp.fs.${m}.full`);
-      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${PROCS}×1 sync loop (${SYNC_N.toLocaleString('en-US')} jobs)`, `tp.fssync.${m}.full`);
+      if (m === 'durable') {
+        const GW = 'graphile-worker, PostgreSQL synchronous_commit=on';
+        row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${GW}, addJob ×1 (${GW_PUT_N.toLocaleString('en-US')} jobs)`, 'tp.gw.putdrain');
+        row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulk`, `${GW}, addJobs ×${C.bulk}`, 'tp.gw.bulk');
+        row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, GW, 'tp.gw.drain');
+      }
+      for (const f of FLOORS.slice(0, 2)) row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${f.label}`, `tp.${f.key}.${m}.full`);
       row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.put`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.put`);
       row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulkput`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulkput`);
       row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, BULL_LABEL[bm], `tp.bull.${bm}.drain`);
-      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${PROCS}×${CONC} async loops`, `tp.fs.${m}.drain`);
-      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${PROCS}×1 sync loop (${SYNC_N.toLocaleString('en-US')} jobs)`, `tp.fssync.${m}.drain`);
+      for (const f of FLOORS) row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${f.label}${f.loops ? '' : ` (${SYNC_N.toLocaleString('en-US')} jobs)`}`, `tp.${f.key}.${m}.drain`);
+      const fl = floorOf(m, 'drain');
+      if (fl) samples.set(`tp.floor.${m}.drain`, [fl.v]);
+      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `floor: best bare loop${fl ? ` (${fl.label})` : ''}`, `tp.floor.${m}.drain`);
+      row('1 throughput', `drain, worker CPU per job (user+kernel, all threads), µs`, '↓', `zcq ${m}, ${PROCS} workers`, `tp.zcq.${m}.draincpu`, `fsloop ${m}, 1×1 sync loop`, `tp.fssync1.${m}.draincpu`);
+      row('1 throughput', `put+drain, worker CPU per job, µs`, '↓', `zcq ${m}, ${PROCS} workers`, `tp.zcq.${m}.putdraincpu`, `fsloop ${m}, 1×1 sync loop (drain)`, `tp.fssync1.${m}.draincpu`);
     }
   }
   if (ONLY.includes('latency')) {
@@ -407,6 +475,11 @@ function rows() {
       row('6 syscalls', `syscalls per job (worker)`, '↓', `zcq ${m}`, `sys.zcq.${m}`, `fsloop ${m} drain, 1 sync loop`, `sys.fssync.${m}`);
     }
     row('6 syscalls', `syscalls per job (worker)`, '↓', 'zcq durable', 'sys.zcq.durable', 'BullMQ worker (client side)', 'sys.bull');
+    for (const m of ['durable', 'relaxed']) {
+      for (const p of ['put', 'claim', 'finish']) {
+        row('6 syscalls', `metadata ops per job, ${p} (creates, renames, links, unlinks, mkdirs, fsyncs)`, '↓', `zcq ${m}`, `ops.zcq.${m}.${p}`, `bare loop ${m}${p === 'put' ? ' (create, rename)' : ', spare inodes'}`, `ops.fs.${m}.${p}`);
+      }
+    }
   }
   return out;
 }
@@ -415,6 +488,19 @@ function cell(key) {
   const v = val(key);
   if (v !== null) return fmtNum(v);
   return errors.has(key) ? 'error' : 'n/a';
+}
+
+function pkgVersion(name) {
+  try {
+    return JSON.parse(readFileSync(join(here, '..', 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return '?';
+  }
+}
+
+function pgVersion() {
+  const bin = pgBin();
+  return bin ? spawnSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).stdout?.trim().split(' ').pop() ?? '?' : 'not installed';
 }
 
 function machine() {
@@ -430,7 +516,7 @@ function machine() {
     `- CPU: ${cs.length} cores, ${cs[0]?.model ?? 'unknown'}; RAM ${(totalmem() / 2 ** 30).toFixed(1)} GiB; load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
     `- Disk (temp files): ${disk}; folder ${BASE}`,
     `- Node ${process.version}, Linux ${release()}, host ${hostname()}`,
-    `- Peers: BullMQ ${bullV}, redis-server ${redisV}`,
+    `- Peers: BullMQ ${bullV}, redis-server ${redisV}; graphile-worker ${pkgVersion('graphile-worker')}, PostgreSQL ${pgVersion()}`,
   ];
 }
 

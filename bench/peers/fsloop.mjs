@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { spawnTracked, waitExit, waitForOutput, makeTmp, rmrf } from '../lib/proc.mjs';
 import { parseStrace, perJob } from '../lib/strace.mjs';
+import { META_CALLS, countMetaOps } from '../lib/metaops.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -43,7 +44,7 @@ function layout(dir, workers) {
  * procs processes × loops async loops, n jobs in total; returns { jobsPerSec, ms }
  * measured from the earliest loop start to the latest loop end (CLOCK_MONOTONIC).
  */
-export async function runFsloop({ n, procs = 2, loops = 8, durable = true, phase = 'full', dir = null, strace = null, prefilled = false, spare = false }) {
+export async function runFsloop({ n, procs = 2, loops = 8, durable = true, phase = 'full', dir = null, strace = null, straceMeta = null, prefilled = false, spare = false }) {
   const root = dir ?? makeTmp('fsloop');
   const names = Array.from({ length: procs }, (_, k) => `w${k}`);
   layout(root, names);
@@ -56,6 +57,7 @@ export async function runFsloop({ n, procs = 2, loops = 8, durable = true, phase
   }
   const kids = names.map((w, k) => {
     const args = [SELF, 'child', root, w, String(share(k)), String(loops), durable ? '1' : '0', phase, spare ? '1' : '0'];
+    if (straceMeta) return spawnTracked('strace', ['-f', '-y', '-o', `${straceMeta}.${k}`, '-e', `trace=${META_CALLS}`, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     return strace
       ? spawnTracked('strace', ['-f', '-c', '-o', `${strace}.${k}`, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
       : spawnTracked(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -263,6 +265,23 @@ export async function fsloopSyscalls({ n, durable = true, loops = 8 }) {
     const base = await run(0);
     const full = await run(n);
     return { ...perJob(full, base, n), gross: full.total, base: base.total };
+  } finally {
+    rmrf(dir);
+  }
+}
+
+/**
+ * Metadata operations per job of the bare synchronous spare loop draining n pending files (1 process):
+ * { claim, finish } counts (bench/lib/metaops.mjs; divide by n). Its put is the same as zcq's: one create
+ * and one rename (durable: and a file and a folder fsync).
+ */
+export async function fsloopMetaOps({ n, durable = true }) {
+  const dir = makeTmp('fsloop-metaops');
+  try {
+    const root = join(dir, 'spool');
+    const out = join(dir, 'trace');
+    await runFsloop({ n, procs: 1, loops: 0, durable, phase: 'drain', straceMeta: out, dir: root, spare: true });
+    return countMetaOps(readFileSync(`${out}.0`, 'utf8'), root + '/', 'worker');
   } finally {
     rmrf(dir);
   }
