@@ -1,6 +1,6 @@
 // One in-process worker draining N pending no-op jobs: wall time, rate and CPU per job.
 // Usage: node bench/micro/drain.mjs [N=5000] [concurrency=8] [threads|inline|processes] [relaxed|durable]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -10,9 +10,12 @@ const [n = 5000, c = 8, runtime = 'threads', mode = 'relaxed'] = process.argv.sl
 const d = mkdtempSync(join(tmpdir(), 'zcq-micro-drain.'));
 try {
   const spool = await Spool.open(d, { create: true, durable: mode === 'durable' });
+  // Straight into pending/default/ (format 2): a loose file in pending/ would first be adopted (read,
+  // checked, renamed into its queue folder), which is not the worker's cost per job.
+  mkdirSync(join(d, 'pending', 'default'), { recursive: true });
   for (let i = 0; i < n; i++) {
     const id = `0m${String(i).padStart(9, '0')}-bench-x`;
-    writeFileSync(join(d, 'pending', `${id}.json`), JSON.stringify({ v: 1, id, fn: 'noop.mjs#noop', args: [], queue: 'default', created: new Date().toISOString(), attempts: 0, history: [] }));
+    writeFileSync(join(d, 'pending', 'default', `${id}.json`), JSON.stringify({ zcq: 1, id, fn: 'noop.mjs#noop', args: [], queue: 'default', created: new Date().toISOString(), attempts: 0, retries: 0, history: [] }));
   }
   const u0 = process.cpuUsage();
   const t0 = performance.now();
