@@ -105,8 +105,8 @@ export async function runFsloopBoth({ n, procs = 2, loops = 8, durable = true, s
 async function rewriteDurable(path, data, durable) {
   const fh = await fsp.open(path, 'r+');
   try {
-    await fh.truncate(0);
     await fh.writeFile(data);
+    await fh.truncate(Buffer.byteLength(data));
     if (durable) await fh.sync();
   } finally {
     await fh.close();
@@ -144,8 +144,10 @@ async function childMain([root, w, countS, loopsS, durableS, phase, spareS]) {
     const writeSyncFile = (path, data, flags = 'wx') => {
       const fd = openSync(path, flags);
       try {
-        if (flags === 'r+') ftruncateSync(fd, 0);
         writeSync(fd, data);
+        // A spare is written over and cut to length, as zcq's writeSpare does (not truncated to 0 first: ext4
+        // flushes such a file when it is closed).
+        if (flags === 'r+') ftruncateSync(fd, Buffer.byteLength(data));
         if (durable) fsyncSync(fd);
       } finally {
         closeSync(fd);
