@@ -103,19 +103,26 @@ function workerError(w, what) {
 /**
  * Poll done/ until n jobs are there; fail fast on failed jobs or dead workers. Each worker's CPU time is
  * sampled at every poll (w.cpuMs: the last reading while it lived; a worker that exits when idle may be
- * gone by the end), and once more as soon as the n-th job is seen.
+ * gone by the end), and once more as soon as the n-th job is seen. workers.cpuTrail gets one
+ * { done, cpuMs } (all workers together) per poll, for steadyCpuUsPerJob.
  */
 async function waitDone(spool, n, workers, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
-  const sampleCpu = () => {
+  workers.cpuTrail = [];
+  const sampleCpu = (done) => {
+    let sum = 0;
+    let all = true;
     for (const w of workers) {
       const ms = procCpuMs(w.pid);
       if (ms !== null) w.cpuMs = ms;
+      else all = false;
+      sum += w.cpuMs ?? 0;
     }
+    if (all) workers.cpuTrail.push({ done, cpuMs: sum });
   };
   for (;;) {
     const d = countJson(join(spool, 'done', Q));
-    sampleCpu();
+    sampleCpu(d);
     if (d >= n) return d;
     const f = countJson(join(spool, 'failed', Q));
     if (f > 0) throw new Error(`${f} zcq jobs failed, e.g. ${readFileSync(join(spool, 'failed', Q, readdirSync(join(spool, 'failed', Q))[0]), 'utf8').slice(0, 600)}`);
@@ -124,6 +131,19 @@ async function waitDone(spool, n, workers, timeoutMs) {
     if (Date.now() > deadline) throw new Error(`timeout: ${d}/${n} zcq jobs done`);
     await sleep(250);
   }
+}
+
+/**
+ * The workers' CPU per job in steady state: the CPU spent between the polls that saw 10 % and 90 % of the
+ * n jobs done, over the jobs done between them. Start-up, JIT warm-up and the pool threads' first imports
+ * (together 0.5–1.5 s of CPU a worker on a loaded box) stay out, as they do from the bare loop's figure.
+ * null when the polls did not span at least a third of the jobs (a drain too quick for 250 ms polls).
+ */
+function steadyCpuUsPerJob(trail, n) {
+  const a = trail.find((s) => s.done >= 0.1 * n);
+  const b = [...trail].reverse().find((s) => s.done <= 0.9 * n);
+  if (!a || !b || b.done - a.done < n / 3) return null;
+  return ((b.cpuMs - a.cpuMs) * 1000) / (b.done - a.done);
 }
 
 /** Wall-clock ms of the last rename into done/ (the folder's mtime). */
@@ -160,7 +180,7 @@ export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, 
     const putMs = Number(process.hrtime.bigint() - p0) / 1e6;
     await waitDone(dir, n, ws, timeoutFor(n));
     const end = lastDoneMs(dir);
-    const cpuUsPerJob = (ws.reduce((a, w, i) => a + (w.cpuMs - cpu0[i]), 0) * 1000) / n;
+    const cpuUsPerJob = steadyCpuUsPerJob(ws.cpuTrail, n) ?? (ws.reduce((a, w, i) => a + (w.cpuMs - cpu0[i]), 0) * 1000) / n;
     return { jobsPerSec: (n * 1000) / Math.max(1, end - t0), putPerSec: (n * 1000) / putMs, cpuUsPerJob };
   } finally {
     await Promise.all(ws.map((w) => stopChild(w, 15000)));
@@ -189,7 +209,8 @@ export async function drain({ n, procs = 2, concurrency = 8, durable = true }) {
     // box: at 2,000 jobs that would be 300 µs a job of start-up).
     const startupMs = idleWorkerCpuMs(durable);
     if (process.env.ZCQ_BENCH_DEBUG) log(`drain: workers ${ws.map((w) => w.cpuMs).join(", ")} ms CPU, idle start+stop ${startupMs} ms`);
-    const cpuUsPerJob = (Math.max(0, ws.reduce((a, w) => a + (w.cpuMs ?? 0), 0) - procs * startupMs) * 1000) / n;
+    const cpuUsPerJob = steadyCpuUsPerJob(ws.cpuTrail, n) ?? (Math.max(0, ws.reduce((a, w) => a + (w.cpuMs ?? 0), 0) - procs * startupMs) * 1000) / n;
+    if (process.env.ZCQ_BENCH_DEBUG) log(`drain: steady ${steadyCpuUsPerJob(ws.cpuTrail, n)} us/job; from spawn less idle ${(Math.max(0, ws.reduce((a, w) => a + (w.cpuMs ?? 0), 0) - procs * startupMs) * 1000) / n} us/job`);
     for (const w of ws) {
       const r = await waitExit(w, 30000);
       if (r.timedOut) log('zcq worker did not exit when idle within 30 s (figure unaffected)');
