@@ -55,6 +55,13 @@ export class Claimer {
   private readonly watchAbort = new AbortController();
   /** Names put back (queue/name), not to be claimed again while unchanged. */
   private readonly putBack = new Map<string, PutBack>();
+  /**
+   * Names we claimed from a watched folder whose departure event has not come yet: that event is our own
+   * claim, not news. Without this, a worker draining jobs that were there before it started (so it never
+   * saw them arrive) took each one's departure for an arrival and tried a rename that failed with ENOENT:
+   * one wasted rename a job (a round trip on NFS).
+   */
+  private readonly ownClaims = new Set<string>();
 
   constructor(
     private readonly layout: Layout,
@@ -160,6 +167,7 @@ export class Claimer {
             // pending/ itself: a new queue folder or a loose file; or an event without a usable name.
             this.scanDue = true;
           } else {
+            if (this.ownClaims.delete(name)) { odd.delete(name); continue; }
             if (odd.delete(name)) continue;
             if (odd.size >= 10 * SCAN_WINDOW) { odd.clear(); this.scanDue = true; }
             odd.add(name);
@@ -207,6 +215,11 @@ export class Claimer {
       seen++;
       const got = claimJob(lease, c.queue, c.name);
       if (!got) continue;
+      // Remembered only while the folder is watched (its events clear the entries); bounded all the same.
+      if (this.watchers.has(c.queue)) {
+        if (this.ownClaims.size >= 10 * SCAN_WINDOW) this.ownClaims.clear();
+        this.ownClaims.add(c.name);
+      }
       claimed++;
       onClaim(got);
     }
