@@ -14,7 +14,9 @@ import { setBaseTmp, spawnTracked, stopChild, procMem, sleep, log, hasCommand } 
 import * as zcq from './zcq.mjs';
 import { claimCost } from './sections/claimcost.mjs';
 import { startRedis, bullPutDrain, bullDrain, bullLatency, bullMemory, bullSyscalls } from './peers/bullmq.mjs';
-import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
+import { runFsloopBoth, fsloopSyscalls, fsloopMetaOps } from './peers/fsloop.mjs';
+import { describeOps, totalOps } from './lib/metaops.mjs';
+import { graphileUnavailable, pgBin, startPostgres, migrate as graphileMigrate, graphilePutDrain, graphileDrain } from './peers/graphile.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 import { dashboardBench } from './sections/dashboard.mjs';
 
@@ -45,11 +47,17 @@ for (const s of ONLY) if (!SECTIONS.includes(s)) {
 }
 // What the chosen sections need beyond Node (Debian package = command). A missing one stops the run
 // at once with one line naming what to install, instead of an "error" cell per figure after minutes of
-// work. hyperfine is optional (the cli section times with its own clock without it).
-const NEEDS = { 'redis-server': ['throughput', 'latency', 'memory', 'syscalls'], nq: ['cli'], strace: ['syscalls'] };
+// work. hyperfine and nq are optional (the cli section times with its own clock without hyperfine, and
+// shows nq beside zcq put only when it is installed).
+const NEEDS = { 'redis-server': ['throughput', 'latency', 'memory', 'syscalls'], strace: ['syscalls'] };
 const missing = Object.keys(NEEDS).filter((cmd) => NEEDS[cmd].some((s) => ONLY.includes(s)) && !hasCommand(cmd));
 if (missing.length > 0) {
   console.error(`bench: missing ${missing.join(', ')}; install: sudo apt-get install ${missing.join(' ')} (optional: hyperfine), or choose sections with --only=${SECTIONS.filter((s) => !Object.entries(NEEDS).some(([c, ss]) => missing.includes(c) && ss.includes(s))).join(',')}`);
+  process.exit(2);
+}
+// The second peer (graphile-worker on PostgreSQL) needs Debian's PostgreSQL server and the npm modules.
+if (ONLY.includes('throughput') && graphileUnavailable()) {
+  console.error(`bench: ${graphileUnavailable()}; or choose sections with --only=${SECTIONS.filter((s) => s !== 'throughput').join(',')}`);
   process.exit(2);
 }
 const OUT = resolve(opt('out') ?? join(here, 'results.md'));
@@ -60,8 +68,27 @@ const C = QUICK
   : { tpN: 20000, latN: 200, backlog: [1000, 100000, 1000000], backlogJobs: 1000, queueBulk: [1000, 100000], urgent: 20, pruneN: 1000000, pruneJobs: 200, cliN: 100, memPending: 100000, memSec: 5, strN: 2000, bulk: 100, dash: [1000, 1000000], dashDrain: 10000 };
 const PROCS = 2;
 const CONC = 8;
-// The synchronous fsloop variant runs a quarter of the jobs (a steady rate, to save time).
+// The synchronous fsloop variants run a quarter of the jobs (a steady rate, to save time).
 const SYNC_N = Math.max(1000, Math.round(C.tpN / 4));
+// graphile-worker's one-at-a-time put+drain commits each add (~10 ms with synchronous_commit): a quarter of the jobs.
+const GW_PUT_N = Math.max(500, Math.round(C.tpN / 4));
+// The bare loops whose best is the floor (bench/peers/fsloop.mjs). spare: finish rewrites a spare inode and
+// links the claimed one as the next spare (format 2's finish) instead of creating a file per job.
+const FLOORS = [
+  { key: 'fs', procs: PROCS, loops: CONC, spare: true, label: `${PROCS}×${CONC} async loops` },
+  { key: 'fssync', procs: PROCS, loops: 0, spare: true, label: `${PROCS}×1 sync loop` },
+  { key: 'fssync1', procs: 1, loops: 0, spare: true, label: '1×1 sync loop' },
+  { key: 'fscreate', procs: 1, loops: 0, spare: false, label: '1×1 sync loop, a new file per finish' },
+];
+/** The floor: the best bare loop's median (and its label), per mode and phase. */
+function floorOf(m, phase) {
+  let best = null;
+  for (const f of FLOORS) {
+    const v = val(`tp.${f.key}.${m}.${phase}`);
+    if (v !== null && (best === null || v > best.v)) best = { v, label: f.label };
+  }
+  return best;
+}
 
 // ---------------------------------------------------------------- results store
 
@@ -119,17 +146,27 @@ const BULL_LABEL = { always: 'BullMQ, AOF fsync always', default: 'BullMQ, no pe
 
 async function throughput() {
   const n = C.tpN;
+  const pg = await startPostgres();
+  try {
+    await graphileMigrate(pg);
+    await throughputRuns(n, pg);
+  } finally {
+    await pg.stop();
+  }
+}
+
+async function throughputRuns(n, pg) {
   await withServers(['always', 'default'], async (redis) => {
     for (let r = 1; r <= R; r++) {
       log(`throughput run ${r}/${R} (${n.toLocaleString('en-US')} jobs)`);
       for (const durable of [true, false]) {
         const m = modeName(durable);
         const a = await z([`tp.zcq.${m}.putdrain`, `tp.zcq.${m}.put`], `zcq ${m} put+drain`, () => zcq.putDrain({ n, procs: PROCS, concurrency: CONC, durable }));
-        if (a) rec(`tp.zcq.${m}.putdrain`, a.jobsPerSec), rec(`tp.zcq.${m}.put`, a.putPerSec);
+        if (a) rec(`tp.zcq.${m}.putdrain`, a.jobsPerSec), rec(`tp.zcq.${m}.put`, a.putPerSec), rec(`tp.zcq.${m}.putdraincpu`, a.cpuUsPerJob);
         const c = await z([`tp.zcq.${m}.bulk`, `tp.zcq.${m}.bulkput`], `zcq ${m} putMany+drain`, () => zcq.putDrain({ n, procs: PROCS, concurrency: CONC, durable, bulk: C.bulk }));
         if (c) rec(`tp.zcq.${m}.bulk`, c.jobsPerSec), rec(`tp.zcq.${m}.bulkput`, c.putPerSec);
-        const b = await z(`tp.zcq.${m}.drain`, `zcq ${m} drain`, () => zcq.drain({ n, procs: PROCS, concurrency: CONC, durable }));
-        if (b) rec(`tp.zcq.${m}.drain`, b.jobsPerSec);
+        const b = await z([`tp.zcq.${m}.drain`, `tp.zcq.${m}.draincpu`], `zcq ${m} drain`, () => zcq.drain({ n, procs: PROCS, concurrency: CONC, durable }));
+        if (b) rec(`tp.zcq.${m}.drain`, b.jobsPerSec), rec(`tp.zcq.${m}.draincpu`, b.cpuUsPerJob), log(`    zcq ${m} drain: ${fmtNum(b.cpuUsPerJob)} µs CPU/job (workers, all threads, steady state: between 10 % and 90 % done)`);
       }
       for (const mode of ['always', 'default']) {
         const a = await attempt([`tp.bull.${mode}.putdrain`, `tp.bull.${mode}.put`], `BullMQ ${mode} put+drain`, () => bullPutDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
@@ -139,14 +176,23 @@ async function throughput() {
         const c = await attempt(`tp.bull.${mode}.drain`, `BullMQ ${mode} drain`, () => bullDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
         if (c) rec(`tp.bull.${mode}.drain`, c.jobsPerSec);
       }
+      {
+        const a = await attempt([`tp.gw.putdrain`, `tp.gw.put`], 'graphile-worker put+drain', () => graphilePutDrain(pg, { n: GW_PUT_N, workers: PROCS, concurrency: CONC }));
+        if (a) rec('tp.gw.putdrain', a.jobsPerSec), rec('tp.gw.put', a.putPerSec);
+        const b = await attempt(['tp.gw.bulk', 'tp.gw.bulkput'], 'graphile-worker addJobs+drain', () => graphilePutDrain(pg, { n, workers: PROCS, concurrency: CONC, bulk: C.bulk }));
+        if (b) rec('tp.gw.bulk', b.jobsPerSec), rec('tp.gw.bulkput', b.putPerSec);
+        const c = await attempt('tp.gw.drain', 'graphile-worker drain', () => graphileDrain(pg, { n, workers: PROCS, concurrency: CONC }));
+        if (c) rec('tp.gw.drain', c.jobsPerSec);
+      }
       for (const durable of [true, false]) {
         const m = modeName(durable);
-        for (const [kind, loops] of [['fs', CONC], ['fssync', 0]]) {
-          const what = `fsloop ${m} ${loops ? `${PROCS}×${loops} async` : `${PROCS}×1 sync`}`;
-          const a = await attempt([`tp.${kind}.${m}.full`, `tp.${kind}.${m}.drain`], what, () => runFsloopBoth({ n: loops ? n : SYNC_N, procs: PROCS, loops, durable }));
+        for (const f of FLOORS) {
+          const what = `fsloop ${m} ${f.label}`;
+          const keys = [`tp.${f.key}.${m}.full`, `tp.${f.key}.${m}.drain`, `tp.${f.key}.${m}.draincpu`];
+          const a = await attempt(keys, what, () => runFsloopBoth({ n: f.loops ? n : SYNC_N, procs: f.procs, loops: f.loops, durable, spare: f.spare }));
           if (a) {
-            rec(`tp.${kind}.${m}.full`, a.full.jobsPerSec), rec(`tp.${kind}.${m}.drain`, a.drain.jobsPerSec);
-            log(`    ${what}: full ${fmtNum(a.full.jobsPerSec)} jobs/s, drain ${fmtNum(a.drain.jobsPerSec)} jobs/s`);
+            rec(keys[0], a.full.jobsPerSec), rec(keys[1], a.drain.jobsPerSec), rec(keys[2], a.drain.cpuUsPerJob);
+            log(`    ${what}: full ${fmtNum(a.full.jobsPerSec)} jobs/s, drain ${fmtNum(a.drain.jobsPerSec)} jobs/s, ${fmtNum(a.drain.cpuUsPerJob)} µs CPU/job`);
           }
         }
       }
@@ -288,9 +334,11 @@ async function prune() {
 async function cli() {
   const n = C.cliN;
   const a = await z('cli.zcq', 'zcq put CLI', () => zcq.cliPut({ count: n, runs: R }));
-  if (a) rec('cli.zcq', a.medianMs / n), notes.push(`CLI timing by ${a.tool}; zcq put ×${n}: ${fmtNum(a.medianMs)} ms in total.`);
+  if (a) rec('cli.zcq', a.medianMs / n), rec('cli.zcq.cpu', a.cpuMedianMs / n), notes.push(`CLI timing by ${a.tool}; zcq put ×${n}: ${fmtNum(a.medianMs)} ms in total.`);
   const b = await attempt('cli.node', 'node -e 0', () => nodeFloor({ count: n, runs: R }));
-  if (b) rec('cli.node', b.medianMs / n), notes.push(`node -e 0 ×${n}: ${fmtNum(b.medianMs)} ms in total.`);
+  if (b) rec('cli.node', b.medianMs / n), rec('cli.node.cpu', b.cpuMedianMs / n), notes.push(`node -e 0 ×${n}: ${fmtNum(b.medianMs)} ms in total.`);
+  // nq is optional: zcq put is judged against node -e 0; nq is a third reference when installed.
+  if (!hasCommand('nq')) { errors.set('cli.nq', 'nq not installed (optional: sudo apt-get install nq)'); return; }
   const c = await attempt('cli.nq', 'nq', () => nqEnqueue({ count: n, runs: R }));
   if (c) rec('cli.nq', c.medianMs / n), notes.push(`nq true ×${n}: ${fmtNum(c.medianMs)} ms in total.`);
 }
@@ -342,6 +390,20 @@ async function syscalls() {
     const c = await attempt(`sys.fssync.${m}`, `fsloop ${m} sync strace`, () => fsloopSyscalls({ n, durable, loops: 0 }));
     if (c) rec(`sys.fssync.${m}`, c.perJob), notes.push(`syscalls/job fsloop ${m} (1 sync loop): ${c.top}`);
   }
+  // Metadata operations per job, by phase (bench/lib/metaops.mjs), beside the bare spare loop's.
+  const mo = Math.min(n, 1000);
+  for (const durable of [true, false]) {
+    const m = modeName(durable);
+    const a = await z(['put', 'claim', 'finish'].map((p) => `ops.zcq.${m}.${p}`), `zcq ${m} metadata ops`, () => zcq.metaOps({ n: mo, durable }));
+    if (a) {
+      for (const p of ['put', 'claim', 'finish']) rec(`ops.zcq.${m}.${p}`, totalOps(a[p]) / mo), notes.push(`metadata ops per job, zcq ${m} ${p}: ${describeOps(a[p], mo)}`);
+      notes.push(`metadata ops per job, zcq ${m} worker lease (heartbeat, clock probes; per beat, not per job): ${describeOps(a.lease, mo)}`);
+    }
+    const b = await attempt(['claim', 'finish'].map((p) => `ops.fs.${m}.${p}`), `fsloop ${m} metadata ops`, () => fsloopMetaOps({ n: mo, durable }));
+    if (b) for (const p of ['claim', 'finish']) rec(`ops.fs.${m}.${p}`, totalOps(b[p]) / mo), notes.push(`metadata ops per job, bare spare loop ${m} ${p}: ${describeOps(b[p], mo)}`);
+    // The bare loop's put is one create and one rename (durable: and a file and a folder fsync).
+    rec(`ops.fs.${m}.put`, durable ? 4 : 2);
+  }
   await withServers(['default'], async (redis) => {
     const c = await attempt('sys.bull', 'BullMQ strace', () => bullSyscalls(redis.default, { n }));
     if (c) rec('sys.bull', c.perJob), notes.push(`syscalls/job BullMQ worker (client side only): ${c.top}`);
@@ -366,13 +428,22 @@ function rows() {
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.putdrain`);
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulk`);
       row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulk`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulk`);
-      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${PROCS}×${CONC} async loops`, `tp.fs.${m}.full`);
-      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${PROCS}×1 sync loop (${SYNC_N.toLocaleString('en-US')} jobs)`, `tp.fssync.${m}.full`);
+      if (m === 'durable') {
+        const GW = 'graphile-worker, PostgreSQL synchronous_commit=on';
+        row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `${GW}, addJob ×1 (${GW_PUT_N.toLocaleString('en-US')} jobs)`, 'tp.gw.putdrain');
+        row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulk`, `${GW}, addJobs ×${C.bulk}`, 'tp.gw.bulk');
+        row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, GW, 'tp.gw.drain');
+      }
+      for (const f of FLOORS.slice(0, 2)) row('1 throughput', `put+drain ${N}, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.putdrain`, `fsloop ${m}, ${f.label}`, `tp.${f.key}.${m}.full`);
       row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.put`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.put`);
       row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulkput`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulkput`);
       row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, BULL_LABEL[bm], `tp.bull.${bm}.drain`);
-      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${PROCS}×${CONC} async loops`, `tp.fs.${m}.drain`);
-      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${PROCS}×1 sync loop (${SYNC_N.toLocaleString('en-US')} jobs)`, `tp.fssync.${m}.drain`);
+      for (const f of FLOORS) row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${f.label}${f.loops ? '' : ` (${SYNC_N.toLocaleString('en-US')} jobs)`}`, `tp.${f.key}.${m}.drain`);
+      const fl = floorOf(m, 'drain');
+      if (fl) samples.set(`tp.floor.${m}.drain`, [fl.v]);
+      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `floor: best bare loop${fl ? ` (${fl.label})` : ''}`, `tp.floor.${m}.drain`);
+      row('1 throughput', `drain, worker CPU per job (user+kernel, all threads), µs`, '↓', `zcq ${m}, ${PROCS} workers`, `tp.zcq.${m}.draincpu`, `fsloop ${m}, 1×1 sync loop`, `tp.fssync1.${m}.draincpu`);
+      row('1 throughput', `put+drain, worker CPU per job, µs`, '↓', `zcq ${m}, ${PROCS} workers`, `tp.zcq.${m}.putdraincpu`, `fsloop ${m}, 1×1 sync loop (drain)`, `tp.fssync1.${m}.draincpu`);
     }
   }
   if (ONLY.includes('latency')) {
@@ -414,6 +485,7 @@ function rows() {
     for (const [pl, pk] of [['node -e 0', 'cli.node'], ['nq', 'cli.nq']]) {
       row('4 CLI', `enqueue from a shell (×${C.cliN}), ms per call`, '↓', 'zcq put', 'cli.zcq', pl, pk);
     }
+    row('4 CLI', `enqueue from a shell (×${C.cliN}), CPU ms per call (user+kernel)`, '↓', 'zcq put', 'cli.zcq.cpu', 'node -e 0', 'cli.node.cpu');
   }
   if (ONLY.includes('memory')) {
     const P = C.memPending.toLocaleString('en-US');
@@ -432,6 +504,11 @@ function rows() {
       row('6 syscalls', `syscalls per job (worker)`, '↓', `zcq ${m}`, `sys.zcq.${m}`, `fsloop ${m} drain, 1 sync loop`, `sys.fssync.${m}`);
     }
     row('6 syscalls', `syscalls per job (worker)`, '↓', 'zcq durable', 'sys.zcq.durable', 'BullMQ worker (client side)', 'sys.bull');
+    for (const m of ['durable', 'relaxed']) {
+      for (const p of ['put', 'claim', 'finish']) {
+        row('6 syscalls', `metadata ops per job, ${p} (creates, renames, links, unlinks, mkdirs, fsyncs)`, '↓', `zcq ${m}`, `ops.zcq.${m}.${p}`, `bare loop ${m}${p === 'put' ? ' (create, rename)' : ', spare inodes'}`, `ops.fs.${m}.${p}`);
+      }
+    }
   }
   if (ONLY.includes('dashboard')) {
     const [small, large] = C.dash.map((n) => n.toLocaleString('en-US'));
@@ -453,6 +530,19 @@ function cell(key) {
   return errors.has(key) ? 'error' : 'n/a';
 }
 
+function pkgVersion(name) {
+  try {
+    return JSON.parse(readFileSync(join(here, '..', 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return '?';
+  }
+}
+
+function pgVersion() {
+  const bin = pgBin();
+  return bin ? spawnSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).stdout?.trim().split(' ').pop() ?? '?' : 'not installed';
+}
+
 function machine() {
   const cs = cpus();
   const df = spawnSync('df', ['-hT', BASE], { encoding: 'utf8' }).stdout?.trim().split('\n')[1]?.split(/\s+/) ?? [];
@@ -466,7 +556,7 @@ function machine() {
     `- CPU: ${cs.length} cores, ${cs[0]?.model ?? 'unknown'}; RAM ${(totalmem() / 2 ** 30).toFixed(1)} GiB; load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
     `- Disk (temp files): ${disk}; folder ${BASE}`,
     `- Node ${process.version}, Linux ${release()}, host ${hostname()}`,
-    `- Peers: BullMQ ${bullV}, redis-server ${redisV}`,
+    `- Peers: BullMQ ${bullV}, redis-server ${redisV}; graphile-worker ${pkgVersion('graphile-worker')}, PostgreSQL ${pgVersion()}`,
   ];
 }
 

@@ -18,9 +18,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, watch, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { spawnTracked, waitExit, stopChild, procMem, sleep, makeTmp, rmrf, log } from './lib/proc.mjs';
+import { spawnTracked, waitExit, stopChild, procMem, procCpuMs, sleep, makeTmp, rmrf, log } from './lib/proc.mjs';
 import { writeLoopScript, timeScript } from './peers/nq.mjs';
 import { parseStrace, perJob } from './lib/strace.mjs';
+import { META_CALLS, countMetaOps } from './lib/metaops.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, '..');
@@ -81,6 +82,7 @@ function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = fa
 
 function spawnWorker(spool, opts = {}) {
   const args = workerArgs(spool, opts);
+  if (opts.straceMeta) return spawnTracked('strace', ['-f', '-y', '-o', opts.straceMeta, '-e', `trace=${META_CALLS}`, ...args]);
   if (opts.strace) return spawnTracked('strace', ['-f', '-c', '-o', opts.strace, ...args]);
   return spawnTracked(args[0], args.slice(1));
 }
@@ -98,11 +100,29 @@ function workerError(w, what) {
   return new Error(`zcq worker ${what} (exit ${w.exitCode ?? w.signalCode}): ${w.stderrText.slice(-800)}`);
 }
 
-/** Poll done/ until n jobs are there; fail fast on failed jobs or dead workers. */
+/**
+ * Poll done/ until n jobs are there; fail fast on failed jobs or dead workers. Each worker's CPU time is
+ * sampled at every poll (w.cpuMs: the last reading while it lived; a worker that exits when idle may be
+ * gone by the end), and once more as soon as the n-th job is seen. workers.cpuTrail gets one
+ * { done, cpuMs } (all workers together) per poll, for steadyCpuUsPerJob.
+ */
 async function waitDone(spool, n, workers, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
+  workers.cpuTrail = [];
+  const sampleCpu = (done) => {
+    let sum = 0;
+    let all = true;
+    for (const w of workers) {
+      const ms = procCpuMs(w.pid);
+      if (ms !== null) w.cpuMs = ms;
+      else all = false;
+      sum += w.cpuMs ?? 0;
+    }
+    if (all) workers.cpuTrail.push({ done, cpuMs: sum });
+  };
   for (;;) {
     const d = countJson(join(spool, 'done', Q));
+    sampleCpu(d);
     if (d >= n) return d;
     const f = countJson(join(spool, 'failed', Q));
     if (f > 0) throw new Error(`${f} zcq jobs failed, e.g. ${readFileSync(join(spool, 'failed', Q, readdirSync(join(spool, 'failed', Q))[0]), 'utf8').slice(0, 600)}`);
@@ -111,6 +131,19 @@ async function waitDone(spool, n, workers, timeoutMs) {
     if (Date.now() > deadline) throw new Error(`timeout: ${d}/${n} zcq jobs done`);
     await sleep(250);
   }
+}
+
+/**
+ * The workers' CPU per job in steady state: the CPU spent between the polls that saw 10 % and 90 % of the
+ * n jobs done, over the jobs done between them. Start-up, JIT warm-up and the pool threads' first imports
+ * (together 0.5–1.5 s of CPU a worker on a loaded box) stay out, as they do from the bare loop's figure.
+ * null when the polls did not span at least a third of the jobs (a drain too quick for 250 ms polls).
+ */
+function steadyCpuUsPerJob(trail, n) {
+  const a = trail.find((s) => s.done >= 0.1 * n);
+  const b = [...trail].reverse().find((s) => s.done <= 0.9 * n);
+  if (!a || !b || b.done - a.done < n / 3) return null;
+  return ((b.cpuMs - a.cpuMs) * 1000) / (b.done - a.done);
 }
 
 /** Wall-clock ms of the last rename into done/ (the folder's mtime). */
@@ -138,6 +171,7 @@ export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, 
   try {
     for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable }));
     await waitWorkersRegistered(dir, procs);
+    const cpu0 = ws.map((w) => procCpuMs(w.pid) ?? 0);
     const t0 = Date.now();
     const p0 = process.hrtime.bigint();
     if (bulk) {
@@ -146,7 +180,8 @@ export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, 
     const putMs = Number(process.hrtime.bigint() - p0) / 1e6;
     await waitDone(dir, n, ws, timeoutFor(n));
     const end = lastDoneMs(dir);
-    return { jobsPerSec: (n * 1000) / Math.max(1, end - t0), putPerSec: (n * 1000) / putMs };
+    const cpuUsPerJob = steadyCpuUsPerJob(ws.cpuTrail, n) ?? (ws.reduce((a, w, i) => a + (w.cpuMs - cpu0[i]), 0) * 1000) / n;
+    return { jobsPerSec: (n * 1000) / Math.max(1, end - t0), putPerSec: (n * 1000) / putMs, cpuUsPerJob };
   } finally {
     await Promise.all(ws.map((w) => stopChild(w, 15000)));
     await closeSpool(spool);
@@ -170,14 +205,41 @@ export async function drain({ n, procs = 2, concurrency = 8, durable = true }) {
     for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable, exitWhenIdle: true }));
     await waitDone(dir, n, ws, timeoutFor(n));
     const end = lastDoneMs(dir);
+    // From spawn, less what a worker's start and stop cost on an empty spool (0.3–0.5 s of CPU on a loaded
+    // box: at 2,000 jobs that would be 300 µs a job of start-up).
+    const startupMs = idleWorkerCpuMs(durable);
+    if (process.env.ZCQ_BENCH_DEBUG) log(`drain: workers ${ws.map((w) => w.cpuMs).join(", ")} ms CPU, idle start+stop ${startupMs} ms`);
+    const cpuUsPerJob = steadyCpuUsPerJob(ws.cpuTrail, n) ?? (Math.max(0, ws.reduce((a, w) => a + (w.cpuMs ?? 0), 0) - procs * startupMs) * 1000) / n;
+    if (process.env.ZCQ_BENCH_DEBUG) log(`drain: steady ${steadyCpuUsPerJob(ws.cpuTrail, n)} us/job; from spawn less idle ${(Math.max(0, ws.reduce((a, w) => a + (w.cpuMs ?? 0), 0) - procs * startupMs) * 1000) / n} us/job`);
     for (const w of ws) {
       const r = await waitExit(w, 30000);
       if (r.timedOut) log('zcq worker did not exit when idle within 30 s (figure unaffected)');
       else if (r.code !== 0) throw workerError(w, 'failed');
     }
-    return { jobsPerSec: (n * 1000) / Math.max(1, end - t0) };
+    return { jobsPerSec: (n * 1000) / Math.max(1, end - t0), cpuUsPerJob };
   } finally {
     await Promise.all(ws.map((w) => stopChild(w, 15000)));
+    rmrf(dir);
+  }
+}
+
+/**
+ * CPU time (user + kernel, ms) of one worker started on an empty spool with --exit-when-idle: its start-up
+ * and shutdown, to take out of a drain's CPU per job. Measured by /usr/bin/time (a child's rusage); 0 when
+ * that is not installed.
+ */
+function idleWorkerCpuMs(durable) {
+  if (!existsSync('/usr/bin/time')) return 0;
+  const dir = makeTmp('zcq-idle');
+  try {
+    initSpool(dir);
+    const out = join(dir, 'time.txt');
+    const args = workerArgs(dir, { concurrency: 8, relaxed: !durable, exitWhenIdle: true });
+    const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', out, ...args], { encoding: 'utf8', timeout: 60000 });
+    if (r.status !== 0) return 0;
+    const [u, sys] = readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+    return (u + sys) * 1000;
+  } finally {
     rmrf(dir);
   }
 }
@@ -638,4 +700,36 @@ export async function syscalls({ n, durable = true }) {
   const base = await run(0);
   const full = await run(n);
   return { ...perJob(full, base, n), gross: full.total, base: base.total };
+}
+
+/**
+ * Metadata operations per job (bench/lib/metaops.mjs): a producer process putting n jobs one at a time
+ * through the library, then one worker (concurrency 8, --exit-when-idle) draining them, each under
+ * `strace -f -y`. Returns { put, claim, finish, lease } counts (divide by n).
+ */
+export async function metaOps({ n, durable = true }) {
+  const dir = makeTmp('zcq-metaops');
+  const spool = join(dir, 'spool');
+  mkdirSync(spool);
+  initSpool(spool);
+  try {
+    const putTrace = join(dir, 'put.strace');
+    const script = `const { Spool } = await import(${JSON.stringify(pathToFileURL(DIST).href)});
+const s = await Spool.open(${JSON.stringify(spool)}, { durable: ${durable} });
+for (let i = 0; i < ${n}; i++) await s.put('noop.mjs#noop', []);
+await s.close?.();`;
+    const p = spawnSync('strace', ['-f', '-y', '-o', putTrace, '-e', `trace=${META_CALLS}`, process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 600000 });
+    if (p.status !== 0) throw new Error(`producer under strace failed (${p.status ?? p.signal}): ${(p.stderr || '').slice(-500)}`);
+    const wTrace = join(dir, 'worker.strace');
+    const w = spawnWorker(spool, { concurrency: 8, relaxed: !durable, exitWhenIdle: true, straceMeta: wTrace });
+    const r = await waitExit(w, 600000);
+    if (r.timedOut) throw new Error('zcq worker under strace timed out');
+    if (r.code !== 0) throw workerError(w, 'failed under strace');
+    const d = countJson(join(spool, 'done', Q));
+    if (d !== n) throw new Error(`metaops run: ${d}/${n} done`);
+    const prefix = spool + '/';
+    return { ...countMetaOps(readFileSync(putTrace, 'utf8'), prefix, 'put'), ...countMetaOps(readFileSync(wTrace, 'utf8'), prefix, 'worker') };
+  } finally {
+    rmrf(dir);
+  }
 }

@@ -1,18 +1,33 @@
 // One in-process worker draining N pending no-op jobs: wall time, rate and CPU per job.
-// Usage: node bench/micro/drain.mjs [N=5000] [concurrency=8] [threads|inline|processes] [relaxed|durable]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// Usage: node bench/micro/drain.mjs [N=5000] [concurrency=8] [threads|inline|processes] [relaxed|durable] [PROFILE.cpuprofile]
+// With a fifth argument, the main thread's CPU profile of the drain alone (not the set-up) is written there
+// (node:inspector; open it in Chrome's DevTools, or summarise it with bench/micro/profile-top.mjs).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const { Spool } = await import(pathToFileURL(join(here, '..', '..', 'dist', 'index.js')).href);
-const [n = 5000, c = 8, runtime = 'threads', mode = 'relaxed'] = process.argv.slice(2).map((x, i) => (i < 2 ? Number(x) : x));
+const [n = 5000, c = 8, runtime = 'threads', mode = 'relaxed', profileOut] = process.argv.slice(2).map((x, i) => (i < 2 ? Number(x) : x));
+let session = null;
+const post = (method, params) => new Promise((res, rej) => session.post(method, params, (e, r) => (e ? rej(e) : res(r))));
 const d = mkdtempSync(join(tmpdir(), 'zcq-micro-drain.'));
 try {
   const spool = await Spool.open(d, { create: true, durable: mode === 'durable' });
+  // Straight into pending/default/ (format 2): a loose file in pending/ would first be adopted (read,
+  // checked, renamed into its queue folder), which is not the worker's cost per job.
+  mkdirSync(join(d, 'pending', 'default'), { recursive: true });
   for (let i = 0; i < n; i++) {
     const id = `0m${String(i).padStart(9, '0')}-bench-x`;
-    writeFileSync(join(d, 'pending', `${id}.json`), JSON.stringify({ v: 1, id, fn: 'noop.mjs#noop', args: [], queue: 'default', created: new Date().toISOString(), attempts: 0, history: [] }));
+    writeFileSync(join(d, 'pending', 'default', `${id}.json`), JSON.stringify({ zcq: 1, id, fn: 'noop.mjs#noop', args: [], queue: 'default', created: new Date().toISOString(), attempts: 0, retries: 0, history: [] }));
+  }
+  if (profileOut) {
+    const { Session } = await import('node:inspector');
+    session = new Session();
+    session.connect();
+    await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: 200 });
+    await post('Profiler.start');
   }
   const u0 = process.cpuUsage();
   const t0 = performance.now();
@@ -20,6 +35,7 @@ try {
   const summary = await w.done;
   const ms = performance.now() - t0;
   const u = process.cpuUsage(u0);
+  if (profileOut) writeFileSync(profileOut, JSON.stringify((await post('Profiler.stop')).profile));
   console.log(`${runtime} ${mode} c=${c}: ${summary.done}/${n} done in ${ms.toFixed(0)} ms = ${(n / ms * 1000).toFixed(0)} jobs/s; CPU ${((u.user + u.system) / n).toFixed(0)} us/job (user ${(u.user / 1000).toFixed(0)} ms, kernel ${(u.system / 1000).toFixed(0)} ms)`);
 } finally {
   rmSync(d, { recursive: true, force: true });

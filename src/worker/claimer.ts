@@ -77,6 +77,13 @@ export class Claimer {
   private readonly seenEmpty = new Map<string, string>();
   /** A priority folder was made or removed in a served queue since the levels were read. */
   private levelsStale = false;
+  /**
+   * Names we claimed from a watched folder whose departure event has not come yet: that event is our own
+   * claim, not news. Without this, a worker draining jobs that were there before it started (so it never
+   * saw them arrive) took each one's departure for an arrival and tried a rename that failed with ENOENT:
+   * one wasted rename a job (a round trip on NFS).
+   */
+  private readonly ownClaims = new Set<string>();
 
   constructor(
     private readonly layout: Layout,
@@ -256,6 +263,7 @@ export class Claimer {
             this.scanDue = true;
             if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.levelsStale = true;
           } else {
+            if (this.ownClaims.delete(name)) { odd.delete(name); continue; }
             // A job of a higher priority than the queue folder's: look before taking the next candidate.
             if (level !== '' && rankOf(level) < 5) this.scanDue = true;
             if (odd.delete(name)) continue;
@@ -311,6 +319,11 @@ export class Claimer {
       seen++;
       const got = claimJob(lease, c.queue, c.name, c.level);
       if (!got) continue;
+      // Remembered only while the folder is watched (its events clear the entries); bounded all the same.
+      if (this.watchers.has(c.level ? `${c.queue}/${c.level}` : c.queue)) {
+        if (this.ownClaims.size >= 10 * SCAN_WINDOW) this.ownClaims.clear();
+        this.ownClaims.add(c.name);
+      }
       claimed++;
       onClaim(got);
     }

@@ -177,8 +177,11 @@ export async function writeSpare(path: string, text: string, durable: boolean): 
   let ok = false;
   try {
     try { checkOwnedRegular(fd, path); } catch { return false; }
-    fs.ftruncateSync(fd, 0);
+    // Written over from offset 0, then cut to length — not truncated to 0 first: ext4 (auto_da_alloc) starts
+    // writing back a file truncated to 0 and rewritten when it is closed, and close() waits for it (~0.3 ms
+    // a job in relaxed mode; bench/PROFILE.md).
     fs.writeFileSync(fd, text);
+    fs.ftruncateSync(fd, Buffer.byteLength(text));
     if (durable) await fsyncOnPool(fd);
     ok = true;
   } finally {
