@@ -68,7 +68,8 @@ describe('quotas, live configuration and rates across three machines minutes apa
     expect(max).toBe(3); // the quota is used, not just respected
     const byHost: Record<string, number> = {};
     for (const l of lines) if (l.event === 'start') byHost[l.host] = (byHost[l.host] ?? 0) + 1;
-    expect(Object.keys(byHost).length).toBeGreaterThanOrEqual(2); // shared, not one machine's
+    // Which machines ran them is not asserted: the machine where the jobs were put sees them first, and one
+    // that has as many free slots as the quota may keep every slot (it takes its next job as it frees one).
     for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.recovered', 'lease.lost'])).toEqual([]);
     const ideal = (n * ms) / 3;
     console.log(`[multihost quota] ${n} jobs of ${ms} ms, quota 3, 12 slots on 3 machines: max ${max} at once (ledger order); all done in ${Math.round(took)} ms (ideal ${ideal} ms, ${(took / ideal).toFixed(2)}×); starts per machine ${JSON.stringify(byHost)}`);
