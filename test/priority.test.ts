@@ -77,6 +77,22 @@ describe('priority: where jobs wait', () => {
     expect(rf!.job!.attempts).toBe(2);
     expect(w.output()).toMatch(/job\.retry/);
   });
+
+  it('zcq retry of a finished job and zcq release of a held one file it by its priority again', async () => {
+    const spool = await newSpool();
+    const a = await spool.put('./jobs.mjs#add', [1, 2], { priority: 2 });
+    const b = await spool.put('./jobs.mjs#add', [1, 2], { priority: 7 });
+    // a finished: its record in failed/ (the state retry starts from; the record is the job as put)
+    mkdirSync(join(spool.dir, 'failed', 'default'), { recursive: true });
+    renameSync(join(spool.dir, 'pending', 'default', 'p2', `${a.id}.json`), join(spool.dir, 'failed', 'default', `${a.id}.json`));
+    expect(zcq(spool.dir, ['retry', a.id]).code).toBe(0);
+    expect(existsSync(join(spool.dir, 'pending', 'default', 'p2', `${a.id}.json`))).toBe(true);
+    expect(zcq(spool.dir, ['hold', b.id]).code).toBe(0);
+    expect(existsSync(join(spool.dir, 'hold', 'default', `${b.id}.json`))).toBe(true);
+    fs.rmSync(join(spool.dir, 'pending', 'default', 'p7'), { recursive: true, force: true });
+    expect(zcq(spool.dir, ['release', b.id]).code).toBe(0);
+    expect(existsSync(join(spool.dir, 'pending', 'default', 'p7', `${b.id}.json`))).toBe(true);
+  });
 });
 
 describe('priority: the transitions file a job by its priority (in-process)', () => {

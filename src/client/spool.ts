@@ -352,7 +352,7 @@ export class Spool {
       const reopen = links?.group && complete ? links.group : null;
       if (links?.group) forgetArrival(this.layout, links.group);
       if (links?.then || links?.catch) forgetCallbacks(this.layout, loc.id);
-      const ok = retryJob(this.layout, loc.path, queue, loc.id, this.durable);
+      const ok = retryJob(this.layout, loc.path, queue, loc.id, this.durable, links?.priority);
       if (ok && reopen) {
         this.reopenPostprocess(reopen.post);
         // The job that returned this composite took the postprocess's outcome: it takes the next one too.

@@ -1,11 +1,11 @@
 /**
  * retry: run a finished job again, with a fresh set of attempts.
  *
- *   failed/QUEUE/ID.json  ->  pending/QUEUE/ID.json
+ *   failed/QUEUE/ID.json  ->  pending/QUEUE/ID.json   (pending/QUEUE/pN/ID.json for a priority N other than 5)
  *   done/QUEUE/ID.json    ->  pending/QUEUE/ID.json
  *
  * Before: the job is in failed/ or done/ (the caller found it there).
- * Steps: 1. make pending/QUEUE if missing; 2. rename the file into it — ONE rename, so that of two retries
+ * Steps: 1. make pending/QUEUE (and its priority folder, from the record the caller read) if missing; 2. rename the file into it — ONE rename, so that of two retries
  *   (or a retry and a person's `mv`) exactly one wins and the other gets ENOENT; 3. fsync pending/QUEUE
  *   (durable).
  * The file is not rewritten: a finished record in pending/ is a retry by definition, and the claimer
@@ -16,15 +16,17 @@
  */
 import { join } from 'node:path';
 import { fsyncDirSync, renameStrictSync } from '../fsops.js';
-import { queueDir, type Layout } from '../layout.js';
+import { pendingDir, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { jobName } from '../names.js';
 import { step } from './steps.js';
 
 /** False when the file was no longer at `from` (someone else moved it first). */
-export function retryJob(l: Layout, from: string, queue: string, id: string, durable: boolean): boolean {
-  const dir = queueDir(l, 'pending', queue);
-  const made = makeDir(l.modes, dir);
+export function retryJob(l: Layout, from: string, queue: string, id: string, durable: boolean, priority?: number): boolean {
+  const q = queueDir(l, 'pending', queue);
+  const dir = pendingDir(l, queue, priority);
+  const made = makeDir(l.modes, q);
+  if (dir !== q) makeDir(l.modes, dir);
   if (!renameStrictSync(from, join(dir, jobName(id)))) return false;
   step('retry', 2, id);
   if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
