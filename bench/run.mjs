@@ -2,7 +2,7 @@
 // zcq benchmark harness: runs zcq and its peers in the same run and prints one
 // table of medians with zcq/peer ratios (also written to bench/results.md).
 //
-//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls]
+//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls,composite]
 //                      [--runs=N] [--dir=/path/for/temp/files] [--out=bench/results.md]
 import { cpus, totalmem, release, loadavg, hostname } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -15,9 +15,10 @@ import * as zcq from './zcq.mjs';
 import { startRedis, bullPutDrain, bullDrain, bullLatency, bullMemory, bullSyscalls } from './peers/bullmq.mjs';
 import { runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
+import * as compositeSection from './sections/composite.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls'];
+const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'composite'];
 
 // ---------------------------------------------------------------- options
 
@@ -44,7 +45,7 @@ for (const s of ONLY) if (!SECTIONS.includes(s)) {
 // What the chosen sections need beyond Node (Debian package = command). A missing one stops the run
 // at once with one line naming what to install, instead of an "error" cell per figure after minutes of
 // work. hyperfine is optional (the cli section times with its own clock without it).
-const NEEDS = { 'redis-server': ['throughput', 'latency', 'memory', 'syscalls'], nq: ['cli'], strace: ['syscalls'] };
+const NEEDS = { 'redis-server': ['throughput', 'latency', 'memory', 'syscalls', 'composite'], nq: ['cli'], strace: ['syscalls'] };
 const missing = Object.keys(NEEDS).filter((cmd) => NEEDS[cmd].some((s) => ONLY.includes(s)) && !hasCommand(cmd));
 if (missing.length > 0) {
   console.error(`bench: missing ${missing.join(', ')}; install: sudo apt-get install ${missing.join(' ')} (optional: hyperfine), or choose sections with --only=${SECTIONS.filter((s) => !Object.entries(NEEDS).some(([c, ss]) => missing.includes(c) && ss.includes(s))).join(',')}`);
@@ -408,6 +409,7 @@ function rows() {
     }
     row('6 syscalls', `syscalls per job (worker)`, '↓', 'zcq durable', 'sys.zcq.durable', 'BullMQ worker (client side)', 'sys.bull');
   }
+  if (ONLY.includes('composite')) compositeSection.rows((...a) => row(...a));
   return out;
 }
 
@@ -446,7 +448,8 @@ for (const s of SECTIONS) {
   if (!ONLY.includes(s)) continue;
   const t0 = Date.now();
   log(`== ${s}`);
-  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls }[s]);
+  const composite = () => compositeSection.run({ R, rec, attempt, z, log });
+  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, composite }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
