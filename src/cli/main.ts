@@ -33,6 +33,8 @@ const COMMANDS: Record<string, string> = {
   retention: './commands/retention.js',
   logs: './commands/logs.js',
   config: './commands/config.js',
+  parallel: './commands/parallel.js',
+  serial: './commands/parallel.js',
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -89,19 +89,19 @@ const MAX_INPUT = 256 << 20;
 const MAX_JOBS = 500_000;
 const SPLIT = `split it (split -l ${MAX_JOBS} FILE part.) and run zcq put - on each part`;
 
-async function readStdin(): Promise<string> {
+export async function readStdin(what = 'put -'): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of process.stdin) {
     size += (c as Buffer).length;
-    if (size > MAX_INPUT) throw new UsageError(`put -: standard input is over ${MAX_INPUT >> 20} MiB; ${SPLIT}; nothing was enqueued`);
+    if (size > MAX_INPUT) throw new UsageError(`${what}: standard input is over ${MAX_INPUT >> 20} MiB; ${SPLIT}; nothing was enqueued`);
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Jobs from NDJSON text: one object a line; blank lines are skipped; null fields mean the default. */
-function parseJobLines(text: string): { items: PutItem[]; lines: number[] } {
+export function parseJobLines(text: string): { items: PutItem[]; lines: number[] } {
   const items: PutItem[] = [];
   const lines: number[] = [];
   const all = text.replace(/^\uFEFF/, '').split('\n');
@@ -125,6 +125,6 @@ function parseJobLines(text: string): { items: PutItem[]; lines: number[] } {
   return { items, lines };
 }
 
-function lineError(line: number, why: string, code?: string): UsageError {
+export function lineError(line: number, why: string, code?: string): UsageError {
   return new UsageError(`standard input, line ${line}: ${why}; nothing was enqueued — fix that line and run again`, code);
 }
