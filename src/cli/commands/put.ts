@@ -4,11 +4,11 @@
  */
 import { Command, Option } from 'commander';
 import { PartialPutError, PutItemError, UsageError, ZcqError } from '../../errors.js';
-import type { PutItem, PutOptions } from '../../client/spool.js';
+import type { PutItem, PutOptions, Spool } from '../../client/spool.js';
 import { JOB_BOUNDS, JOB_DEFAULTS } from '../../defaults.js';
 import { JSON_MAX_DEPTH, checkJsonShape } from '../../job/json-limits.js';
 import { formatDuration, jsonLine, printable } from '../../text.js';
-import { durationOpt, globals, intOpt, jobArgs, line, openSpool, printJson, warn } from '../common.js';
+import { collect, durationOpt, globals, intOpt, jobArgs, line, openSpool, printJson, resolveRefs, warn } from '../common.js';
 
 export function register(program: Command): void {
   program.command('put <fn> [args...]')
@@ -26,14 +26,20 @@ export function register(program: Command): void {
     .addOption(new Option('--on-interrupt <policy>', 'when its worker dies: retry or fail').choices(['retry', 'fail']).default(JOB_DEFAULTS.onInterrupt))
     .addOption(intOpt('--max-interrupts <n>', 'interruptions before it fails as a poison job', '--max-interrupts', JOB_BOUNDS.maxInterrupts, JOB_DEFAULTS.maxInterrupts))
     .option('-w, --wait', 'block until the job finishes; print its result; exit 1 if it failed')
-    .action(async (fn: string, args: string[], o: Record<string, string | number | boolean | undefined>, cmd: Command) => {
+    .option('--after <id>', 'wait in waiting/ until this job is done (repeatable); if it fails or is cancelled, fail with reason "dependency failed"', collect)
+    .option('--after-any-outcome', 'with --after: run once the jobs listed have ended, whatever their outcome')
+    .option('--then <fn>', "when the job is done, put a job fn(result, id) (the job's queue, --retries 5)")
+    .option('--catch <fn>', "when the job has failed for good, put a job fn(failure, id) (the job's queue, --retries 5)")
+    .action(async (fn: string, args: string[], o: Record<string, string | string[] | number | boolean | undefined>, cmd: Command) => {
       const opts: PutOptions = {
         queue: o.queue as string, retries: o.retries as number, backoff: o.backoff as number | undefined,
         timeout: o.timeout as number | undefined, at: o.at as string | undefined, in: o.in as string | undefined,
         deadline: o.deadline as string | undefined, onInterrupt: o.onInterrupt as 'retry' | 'fail', maxInterrupts: o.maxInterrupts as number,
       };
+      if (o.afterAnyOutcome && !o.after) throw new UsageError('--after-any-outcome: give the jobs to wait for with --after ID');
       if (fn === '-') return putLines(cmd, args, o, opts);
       const spool = await openSpool(cmd);
+      await addComposite(spool, o, opts);
       const job = await spool.put(fn, jobArgs(args, o.argsJson), opts);
       if (!o.wait) {
         if (globals(cmd).json) printJson({ id: job.id, notBefore: job.notBefore });
@@ -48,8 +54,19 @@ export function register(program: Command): void {
     });
 }
 
+/**
+ * The composite options (issue 12) into `opts`. `--after` ids may be unique prefixes, as everywhere: they
+ * are resolved before anything is written, an ambiguous one being a usage error.
+ */
+async function addComposite(spool: Spool, o: Record<string, unknown>, opts: PutOptions): Promise<void> {
+  if (o.after) opts.after = await resolveRefs(spool, o.after as string[]);
+  if (o.afterAnyOutcome) opts.afterAnyOutcome = true;
+  if (o.then) opts.then = o.then as string;
+  if (o.catch) opts.catch = o.catch as string;
+}
+
 /** The fields a line may have: putMany's item fields, spelled as in the API. */
-const FIELDS = ['fn', 'args', 'queue', 'retries', 'backoff', 'timeout', 'at', 'in', 'deadline', 'onInterrupt', 'maxInterrupts'];
+const FIELDS = ['fn', 'args', 'queue', 'retries', 'backoff', 'timeout', 'at', 'in', 'deadline', 'onInterrupt', 'maxInterrupts', 'after', 'afterAnyOutcome', 'then', 'catch'];
 
 /**
  * `zcq put -`: every line is read and checked before the first job is written, so a bad line enqueues
@@ -61,6 +78,7 @@ async function putLines(cmd: Command, args: string[], o: Record<string, unknown>
   if (process.stdin.isTTY) throw new UsageError('put -: reads jobs from standard input, one JSON object a line; pipe them in (zcq put - < jobs.ndjson)');
   const { items, lines } = parseJobLines(await readStdin());
   const spool = await openSpool(cmd);
+  await addComposite(spool, o, common);
   const json = globals(cmd).json;
   const print = (ids: string[], notBefore: (string | null)[]) => {
     if (json) printJson(ids.map((id, i) => ({ id, notBefore: notBefore[i] })));
