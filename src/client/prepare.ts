@@ -4,14 +4,14 @@
  * checks job files again (they are untrusted: anyone in the group can write one); this makes sure that a
  * job put through zcq is never one a worker would quarantine.
  */
-import { MAX_DELAY_MS, QUEUE_NAME, FN_REF, newJob, parseBackoff, serializeJob, type Backoff, type InterruptPolicy, type Job } from '../job/format.js';
+import { MAX_AFTER, MAX_DELAY_MS, QUEUE_NAME, FN_REF, SAFE_NAME, newJob, parseBackoff, serializeJob, type Backoff, type CallbackSpec, type InterruptPolicy, type Job } from '../job/format.js';
 import { UsageError } from '../errors.js';
 import { JSON_MAX_VALUE_DEPTH, checkValueShape } from '../job/json-limits.js';
 import { parseDuration, parseWhen } from '../schedule/time-input.js';
 import { MAX_JOB_BYTES } from '../spool/fsops.js';
 import { newJobId } from '../spool/ids.js';
-import type { Layout } from '../spool/layout.js';
-import { MAX_DUE_MS } from '../spool/names.js';
+import { queueDir, type Layout } from '../spool/layout.js';
+import { MAX_DUE_MS, jobName } from '../spool/names.js';
 import { placeNewJob, type Outgoing } from '../spool/transitions/put.js';
 
 export interface PutOptions {
@@ -30,6 +30,14 @@ export interface PutOptions {
   deadline?: Date | string | number;
   onInterrupt?: InterruptPolicy;
   maxInterrupts?: number;
+  /** Wait (in waiting/) until every listed job ended; a failed or cancelled one fails this job with reason "dependency failed". */
+  after?: string | string[];
+  /** With `after`: run once they ended, whatever their outcome. */
+  afterAnyOutcome?: boolean;
+  /** Put `fn(result, id)` when this job is done: a function ('module#export') or {fn, queue?, retries?}. */
+  then?: string | CallbackSpec;
+  /** Put `fn(failure, id)` when this job failed for good. */
+  catch?: string | CallbackSpec;
 }
 
 /** One job of `putMany`: its function and args, and any PutOptions of its own (they override the batch's). */
@@ -127,13 +135,36 @@ export async function prepareJob(layout: Layout, fn: string, args: unknown[], op
   let text: string;
   const id = newJobId();
   const job = newJob({ id, fn, args, queue, retries, backoff, timeoutMs, deadline, notBefore: dueMs !== null ? new Date(dueMs).toISOString() : null, onInterrupt: opts.onInterrupt, maxInterrupts });
+  const after = linkFields(job, opts);
+  if (after.length > 0 && dueMs !== null) throw new UsageError('--after with --at or --in: give one or the other (a job waits for its dependencies, then runs)');
   try {
     text = serializeJob(job);
   } catch (err) {
     throw new UsageError(`args: not JSON-serialisable (${(err as Error).message})`);
   }
   if (Buffer.byteLength(text) > MAX_JOB_BYTES) throw new UsageError(`args: the job would be ${Buffer.byteLength(text)} bytes, over the ${MAX_JOB_BYTES}-byte limit; pass a file path instead of the data`);
+  if (after.length > 0) return { job, id, text, dir: queueDir(layout, 'waiting', queue), name: jobName(id), parents: [layout.waiting] };
   const due = dueMs !== null && dueMs > (await serverNow()) ? dueMs : null;
   return { job, ...placeNewJob(layout, queue, id, text, due) };
+}
+
+/** Check and set the composite link options (issue 12) on a new job; returns its dependencies. */
+function linkFields(job: Job, opts: PutOptions): string[] {
+  const after = opts.after === undefined ? [] : Array.isArray(opts.after) ? opts.after : [opts.after];
+  if (after.length > MAX_AFTER) throw new UsageError(`--after: at most ${MAX_AFTER} jobs`);
+  for (const a of after) if (typeof a !== 'string' || !SAFE_NAME.test(a)) throw new UsageError(`--after '${String(a)}': not a job id ([A-Za-z0-9._@-])`);
+  if (opts.afterAnyOutcome !== undefined && typeof opts.afterAnyOutcome !== 'boolean') throw new UsageError('--after-any-outcome: true or false');
+  if (opts.afterAnyOutcome && after.length === 0) throw new UsageError('--after-any-outcome: needs --after');
+  if (after.length > 0) { job.after = [...new Set(after)]; if (opts.afterAnyOutcome) job.afterAnyOutcome = true; }
+  for (const kind of ['then', 'catch'] as const) {
+    const v = opts[kind];
+    if (v === undefined) continue;
+    const spec: CallbackSpec = typeof v === 'string' ? { fn: v } : { ...v };
+    if (typeof spec !== 'object' || spec === null || typeof spec.fn !== 'string' || !FN_REF.test(spec.fn)) throw new UsageError(`--${kind} '${typeof v === 'string' ? v : spec?.fn}': must be 'module#export'`, 'ZCQ_BAD_FN');
+    if (spec.queue !== undefined && !QUEUE_NAME.test(spec.queue)) throw new UsageError(`--${kind} queue '${spec.queue}': use letters, digits, '.', '_' or '-' (at most 64)`);
+    if (spec.retries !== undefined && (!Number.isInteger(spec.retries) || spec.retries < 0 || spec.retries > 10_000)) throw new UsageError(`--${kind} retries ${spec.retries}: must be an integer from 0 to 10000`);
+    job[kind] = { fn: spec.fn, ...(spec.queue !== undefined ? { queue: spec.queue } : {}), ...(spec.retries !== undefined ? { retries: spec.retries } : {}) };
+  }
+  return job.after ?? [];
 }
 

@@ -9,11 +9,11 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { AmbiguousIdError, JobNotFoundError, PartialPutError, PutItemError, SpoolWriteError, UsageError, isGone } from '../errors.js';
-import { parseJob, JobFormatError, QUEUE_NAME, type Job } from '../job/format.js';
+import { parseJob, serializeJob, JobFormatError, QUEUE_NAME, type Job } from '../job/format.js';
 import { doctor, type Problem } from '../spool/doctor.js';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly, createExclusiveSync } from '../spool/fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, renameStrictSync, unlinkQuietly, createExclusiveSync, writeReplaceSync } from '../spool/fsops.js';
 import { newToken } from '../spool/ids.js';
-import { defaultSpoolDir, initSpool, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
+import { defaultSpoolDir, initSpool, jobPath, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
 import { Lease, judgeLease } from '../spool/lease.js';
 import { makeDir } from '../spool/modes.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
@@ -26,6 +26,10 @@ import type { PruneReport, PruneRule } from '../spool/transitions/prune.js';
 import { applyRetention, readRetention } from '../spool/retention.js';
 import { recoverDeadLeases, type RecoveryEvent } from '../spool/transitions/recover.js';
 import { retryJob } from '../spool/transitions/retry.js';
+import { addEdges, settleWaiting, sweepWaiting } from '../spool/transitions/release.js';
+import { forgetArrival } from '../spool/transitions/arrive.js';
+import { callbackId, forgetCallbacks } from '../spool/transitions/callback.js';
+import { buildComposite, setCompositeOps, type CompositeHandle, type CompositeOptions } from './composite.js';
 import type { Worker, WorkerOptions } from '../worker/worker.js';
 import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } from './prepare.js';
 import { Retention } from './retention.js';
@@ -57,6 +61,24 @@ export interface JobRecord extends Located {
   job?: Job;
   /** Set when the file could not be read as a job. */
   corrupt?: string;
+}
+
+/** spool.links(id): a job's composite relations. */
+export interface JobLinks {
+  id: string;
+  state: JobState;
+  parent: string | null;
+  after: string[];
+  afterAnyOutcome: boolean;
+  /** The postprocess of the composite this job returned and waits for. */
+  awaits: string | null;
+  group: { gid: string; kind: 'parallel' | 'serial'; index: number; size: number; postprocess: string } | null;
+  postprocessOf: { gid: string; size: number; members: string[] } | null;
+  /** The ids its callbacks get (put when it ends). */
+  then: string | null;
+  catch: string | null;
+  /** Jobs waiting on this one (their `after` lists it, or they await it). */
+  waitedBy: string[];
 }
 
 export interface RetryResult { id: string; from: JobState | null; ok: boolean; why?: string }
@@ -132,9 +154,68 @@ export class Spool {
 
   /** Validate, write in tmp/, fsync, publish into pending/QUEUE/ (or deferred/QUEUE/). Returns the job as stored. */
   async put(fn: string, args: unknown[] = [], opts: PutOptions = {}): Promise<Job> {
-    const p = await prepareJob(this.layout, fn, args, opts, this.serverNow());
-    await this.publishJobs([p]);
+    return this.putChild(fn, args, opts);
+  }
+
+  /** put, recording `parent` (the running job that puts it: currentJob().put). */
+  async putChild(fn: string, args: unknown[], opts: PutOptions, parent?: string): Promise<Job> {
+    const p = await prepareJob(this.layout, fn, args, await this.resolveAfter(opts), this.serverNow());
+    if (parent) { p.job.parent = parent; p.text = serializeJob(p.job); }
+    await this.publishLinked([p]);
     return p.job;
+  }
+
+  /**
+   * Composite jobs (client/composite.ts). `parallel`: every item is pending at once; `serial`: each starts
+   * only after the previous one is done (a failure stops the chain: the rest end as cancelled). Either way
+   * the postprocess runs once every item ended, with one argument: the entries `{id, state, result}` or
+   * `{id, state, failure}` in input order (without `postprocess`, a built-in one returns them). Resolves
+   * with the handle; `handle.id` is the postprocess job's id, to `wait` on.
+   */
+  async parallel(items: readonly PutItem[], opts: CompositeOptions = {}): Promise<CompositeHandle> {
+    return this.composite('parallel', items, opts);
+  }
+
+  async serial(items: readonly PutItem[], opts: CompositeOptions = {}): Promise<CompositeHandle> {
+    return this.composite('serial', items, opts);
+  }
+
+  /** parallel/serial, with the job that creates the group (`currentJob().parallel`) as its parent. */
+  async composite(kind: 'parallel' | 'serial', items: readonly PutItem[], opts: CompositeOptions = {}, parent?: string): Promise<CompositeHandle> {
+    const resolved: PutItem[] = [];
+    for (const it of Array.isArray(items) ? items : []) resolved.push(typeof it === 'object' && it !== null && it.after !== undefined ? { ...it, ...(await this.resolveAfter(it)) } : it);
+    const built = await buildComposite(this.layout, kind, Array.isArray(items) ? resolved : items, opts, this.serverNow(), parent);
+    const dir = join(this.layout.groups, built.handle.group);
+    makeDir(this.layout.modes, this.layout.groups);
+    makeDir(this.layout.modes, dir);
+    writeReplaceSync(join(dir, 'group.json'), built.groupText, { tmpDir: this.layout.tmp, durable: this.durable, mode: this.layout.modes.fileMode });
+    await this.publishLinked(built.prepared);
+    return built.handle;
+  }
+
+  /** `after` given as ids or unique prefixes: the full ids (a job that does not exist is a usage error). */
+  private async resolveAfter<T extends PutOptions>(opts: T): Promise<T> {
+    if (opts.after === undefined) return opts;
+    const list = Array.isArray(opts.after) ? opts.after : [opts.after];
+    const ids: string[] = [];
+    for (const ref of list) {
+      if (typeof ref !== 'string') throw new UsageError('--after: job ids are strings');
+      try { ids.push((await this.locate(ref)).id); } catch (err) {
+        if (err instanceof JobNotFoundError) throw new UsageError(`--after ${ref}: no such job`, 'ZCQ_NOT_FOUND');
+        throw err;
+      }
+    }
+    return { ...opts, after: ids };
+  }
+
+  /**
+   * Publish jobs that may wait (transitions/release.ts): the reverse edges of every dependency first, then
+   * the jobs, then one settle of each waiting job (its dependencies may have ended already).
+   */
+  private async publishLinked(prepared: Prepared[]): Promise<void> {
+    for (const p of prepared) if (p.job.after) addEdges(this.layout, p.job.after, p.job.queue, p.id);
+    await this.publishJobs(prepared);
+    for (const p of prepared) if (p.job.after || p.job.postprocessOf) settleWaiting(this.layout, p.job.queue, p.id, this.durable);
   }
 
   /**
@@ -155,13 +236,13 @@ export class Spool {
       const item = items[i];
       try {
         if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new UsageError('must be an object {fn, args?, ...options}');
-        prepared.push(await prepareJob(this.layout, item.fn, item.args ?? [], withCommon(item, common), now));
+        prepared.push(await prepareJob(this.layout, item.fn, item.args ?? [], await this.resolveAfter(withCommon(item, common)), now));
       } catch (err) {
         if (err instanceof UsageError) throw new PutItemError(i, err.message, err.code);
         throw err;
       }
     }
-    await this.publishJobs(prepared);
+    await this.publishLinked(prepared);
     return prepared.map((p) => p.job);
   }
 
@@ -247,10 +328,26 @@ export class Spool {
       try { loc = await this.locate(ref); } catch (err) { if (err instanceof AmbiguousIdError) throw err; out.push({ id: ref, from: null, ok: false, why: (err as Error).message }); continue; }
       if (loc.state !== 'failed' && loc.state !== 'done') { out.push({ id: loc.id, from: loc.state, ok: false, why: `job ${loc.id} is ${loc.state}, not finished` }); continue; }
       const queue = loc.queue ?? this.queueOfFile(loc.path);
+      const links = this.readAt(loc).job;
+      // Its next end must count again: its group's fan-in and its callbacks forget this end first.
+      if (links?.group) forgetArrival(this.layout, links.group);
+      if (links?.then || links?.catch) forgetCallbacks(this.layout, loc.id);
       const ok = retryJob(this.layout, loc.path, queue, loc.id, this.durable);
+      if (ok && links?.group) this.reopenPostprocess(links.group.post);
       out.push(ok ? { id: loc.id, from: loc.state, ok } : { id: loc.id, from: loc.state, ok, why: `job ${loc.id} moved meanwhile (another retry, or by hand)` });
     }
     return out;
+  }
+
+  /** A retried member re-opens its group: a finished postprocess goes back to waiting/ (one rename), to run again once the member ends. */
+  private reopenPostprocess(post: string): void {
+    for (const loc of findExact(this.layout, post)) {
+      if ((loc.state !== 'done' && loc.state !== 'failed') || !loc.queue) continue;
+      makeDir(this.layout.modes, this.layout.waiting);
+      makeDir(this.layout.modes, queueDir(this.layout, 'waiting', loc.queue));
+      renameStrictSync(loc.path, jobPath(this.layout, 'waiting', loc.queue, post));
+      if (this.durable) fsyncDirSync(queueDir(this.layout, 'waiting', loc.queue));
+    }
   }
 
   async retryAllFailed(): Promise<RetryResult[]> {
@@ -264,6 +361,7 @@ export class Spool {
    * "cancelled"; a running job gets a request that its worker honours at its next heartbeat.
    */
   async cancel(idsOrPrefixes: string[]): Promise<CancelResult[]> {
+    idsOrPrefixes = this.withCompositeMembers(idsOrPrefixes);
     const out: CancelResult[] = [];
     let lease: Lease | undefined;
     try {
@@ -296,6 +394,64 @@ export class Spool {
       await lease?.end();
     }
     return out;
+  }
+
+  /**
+   * The refs to cancel, each composite (its postprocess id) followed by its members that have not started
+   * (pending, waiting, deferred or held): cancelling a composite cancels them; running members go on.
+   */
+  private withCompositeMembers(refs: string[]): string[] {
+    const out: string[] = [];
+    for (const ref of refs) {
+      out.push(ref);
+      let job: Job | undefined;
+      try { const locs = findExact(this.layout, ref); if (locs.length > 0) job = this.readAt(pickCurrent(locs)).job; } catch { /* reported by the cancel itself */ }
+      const g = job?.postprocessOf;
+      if (!g) continue;
+      for (const id of this.groupInfo(g.gid)?.members ?? []) {
+        const locs = findExact(this.layout, id);
+        if (locs.length > 0 && locs.every((l) => l.state === 'pending' || l.state === 'waiting' || l.state === 'deferred' || l.state === 'hold')) out.push(id);
+      }
+    }
+    return out;
+  }
+
+  /** groups/GID/group.json, checked (untrusted): its kind, members and postprocess; null when unreadable. */
+  groupInfo(gid: string): { gid: string; kind: string; size: number; post: string; postQueue: string; parent: string | null; members: string[] } | null {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/.test(gid)) return null;
+    try {
+      const r = readRegularFileSync(join(this.layout.groups, gid, 'group.json'), 64 * 1024 * 1024);
+      if (!('text' in r)) return null;
+      const v = JSON.parse(r.text) as Record<string, unknown>;
+      const ok = (x: unknown) => typeof x === 'string' && /^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/.test(x);
+      if (!Array.isArray(v.members) || !v.members.every(ok) || !ok(v.post)) return null;
+      return { gid, kind: String(v.kind), size: v.members.length, post: v.post as string, postQueue: String(v.postQueue), parent: ok(v.parent) ? (v.parent as string) : null, members: v.members as string[] };
+    } catch { return null; }
+  }
+
+  /**
+   * What a job waits on and what waits on it (`zcq show`): its parent, its dependencies (`after`), the
+   * composite it awaits, its group (and the group's postprocess), the group it is the postprocess of, its
+   * callbacks' ids, and the jobs waiting on it (deps/ID/).
+   */
+  async links(idOrPrefix: string): Promise<JobLinks> {
+    const rec = await this.get(idOrPrefix);
+    const job = rec.job;
+    const id = rec.id;
+    const waitedBy: string[] = [];
+    try { for (const n of fs.readdirSync(join(this.layout.deps, id))) { const i = n.indexOf('~'); if (i > 0) waitedBy.push(n.slice(i + 1)); } } catch { /* none */ }
+    const cb = (k: 'then' | 'catch') => (job?.[k] ? callbackId(id, k) : undefined);
+    return {
+      id, state: rec.state,
+      parent: job?.parent ?? null,
+      after: job?.after ?? [],
+      afterAnyOutcome: job?.afterAnyOutcome === true,
+      awaits: job?.awaits ?? null,
+      group: job?.group ? { gid: job.group.gid, kind: job.group.kind, index: job.group.index, size: job.group.size, postprocess: job.group.post } : null,
+      postprocessOf: job?.postprocessOf ? { gid: job.postprocessOf.gid, size: job.postprocessOf.size, members: this.groupInfo(job.postprocessOf.gid)?.members ?? [] } : null,
+      then: cb('then') ?? null, catch: cb('catch') ?? null,
+      waitedBy,
+    };
   }
 
   /** Set pending or deferred jobs aside in hold/ (transitions/hold.ts): no worker takes them until released. */
@@ -507,6 +663,9 @@ export class Spool {
     const lease = await Lease.acquire(this.layout, { kind: 'client', leaseMs: 60_000 }, this.durable);
     try {
       await recoverDeadLeases(this.layout, await this.clock(), lease, (e) => events.push(e));
+      // Waiting jobs whose dependencies all ended (a crash between an end and its settle): release them.
+      const released = sweepWaiting(this.layout, this.durable);
+      if (released > 0) events.push({ event: 'job.recovered', worker: lease.id, reason: `${released} waiting job(s) released`, to: 'pending' });
     } finally {
       await lease.end();
     }
@@ -555,3 +714,15 @@ function settingsOf(hb: { concurrency?: unknown; queues?: unknown; fn?: unknown;
   if (!CONFIG_KEYS.every((k) => typeof src[k] === 'string' && SOURCES.has(src[k] as string))) return {};
   return { settings: { concurrency: hb.concurrency, queues, fn, paused: hb.paused }, sources: Object.fromEntries(CONFIG_KEYS.map((k) => [k, src[k]])) as SettingSources };
 }
+
+/** currentJob().put/parallel/serial: a spool handle per folder, opened once per process (or thread). */
+const byDir = new Map<string, Promise<Spool>>();
+function spoolAt(dir: string): Promise<Spool> {
+  let s = byDir.get(dir);
+  if (!s) { s = Spool.open(dir); byDir.set(dir, s); s.catch(() => byDir.delete(dir)); }
+  return s;
+}
+setCompositeOps({
+  put: async (dir, parent, fn, args, opts) => ({ id: (await (await spoolAt(dir)).putChild(fn, args, opts, parent)).id }),
+  composite: async (dir, parent, kind, items, opts) => (await spoolAt(dir)).composite(kind, items, opts, parent),
+});

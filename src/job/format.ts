@@ -80,9 +80,43 @@ export interface Job {
    * older record moved back by hand.
    */
   run?: string;
+  /** Composite jobs (issue 12; see man/zcq-spool.5). Jobs this one waits for: it sits in waiting/ until they end. */
+  after?: string[];
+  /** Run once the jobs in `after` ended, whatever their outcome (otherwise a failed one fails this job: "dependency failed"). */
+  afterAnyOutcome?: boolean;
+  /** Callback put when this job is done: `fn(result, id)`. */
+  then?: CallbackSpec;
+  /** Callback put when this job failed for good: `fn(failure, id)`. */
+  catch?: CallbackSpec;
+  /** Member `index` of a parallel or serial group of `size`, whose postprocess job is `post`. */
+  group?: GroupRef;
+  /** The postprocess of group `gid`: it waits in waiting/ until every member ended, then runs with their entries. */
+  postprocessOf?: { gid: string; size: number };
+  /** The job that created this one (currentJob().put/parallel/serial). */
+  parent?: string;
+  /** This job returned a composite: it waits (in waiting/) for that composite's postprocess and takes its outcome. */
+  awaits?: string;
   /** Fields this version does not know are kept as they are. */
   [extra: string]: unknown;
 }
+
+/** A callback job to put when a job ends: its function, and optionally its queue (the parent's by default) and retries (5). */
+export interface CallbackSpec { fn: string; queue?: string; retries?: number }
+
+export interface GroupRef {
+  gid: string;
+  kind: 'parallel' | 'serial';
+  index: number;
+  size: number;
+  /** The postprocess job's id and queue. */
+  post: string;
+  postQueue: string;
+}
+
+/** The largest composite group (members): the fan-in tree and group.json stay bounded. */
+export const MAX_GROUP_SIZE = 1_000_000;
+/** The most dependencies (`after`) one job may list. */
+export const MAX_AFTER = 1000;
 
 export const DEFAULT_BACKOFF: Backoff = { ...JOB_DEFAULTS.backoff };
 export const DEFAULT_MAX_INTERRUPTS: number = JOB_DEFAULTS.maxInterrupts;
@@ -185,6 +219,7 @@ export function parseJob(text: string, expectedId?: string): Job {
   const history = o.history ?? [];
   if (!Array.isArray(history) || history.some((h) => typeof h !== 'object' || h === null || Array.isArray(h))) throw new JobFormatError('"history" must be an array of objects');
   if (o.run !== undefined && (typeof o.run !== 'string' || o.run.length > 300)) throw new JobFormatError('"run" must be a string (the claim that wrote the record)');
+  checkCompositeFields(o);
   const createdBy = (typeof o.createdBy === 'object' && o.createdBy !== null ? o.createdBy : { host: '?', pid: 0 }) as Job['createdBy'];
   return {
     ...o,
@@ -192,6 +227,39 @@ export function parseJob(text: string, expectedId?: string): Job {
     deadline: (o.deadline as string | null) ?? null, notBefore: (o.notBefore as string | null) ?? null,
     onInterrupt, maxInterrupts, interrupts, history: (history as Attempt[]).slice(-MAX_HISTORY),
   };
+}
+
+function isId(v: unknown): v is string { return typeof v === 'string' && SAFE_NAME.test(v); }
+
+function checkCallback(v: unknown, k: string): void {
+  if (v === undefined) return;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new JobFormatError(`"${k}" must be an object {fn, queue?, retries?}`);
+  const c = v as Record<string, unknown>;
+  if (typeof c.fn !== 'string' || !FN_REF.test(c.fn)) throw new JobFormatError(`"${k}.fn" must be "module#export"`);
+  if (c.queue !== undefined && (typeof c.queue !== 'string' || !QUEUE_NAME.test(c.queue))) throw new JobFormatError(`"${k}.queue" must be a queue name`);
+  if (c.retries !== undefined && !isCount(c.retries, 10_000)) throw new JobFormatError(`"${k}.retries" must be an integer from 0 to 10000`);
+}
+
+/** The composite fields (untrusted like every field: ids are safe names, counts bounded). */
+function checkCompositeFields(o: Record<string, unknown>): void {
+  if (o.after !== undefined && (!Array.isArray(o.after) || o.after.length > MAX_AFTER || !o.after.every(isId))) throw new JobFormatError(`"after" must be an array of at most ${MAX_AFTER} job ids`);
+  if (o.afterAnyOutcome !== undefined && typeof o.afterAnyOutcome !== 'boolean') throw new JobFormatError('"afterAnyOutcome" must be true or false');
+  checkCallback(o.then, 'then');
+  checkCallback(o.catch, 'catch');
+  if (o.parent !== undefined && !isId(o.parent)) throw new JobFormatError('"parent" must be a job id');
+  if (o.awaits !== undefined && !isId(o.awaits)) throw new JobFormatError('"awaits" must be a job id');
+  if (o.group !== undefined) {
+    const g = o.group as Record<string, unknown>;
+    if (typeof g !== 'object' || g === null || Array.isArray(g) || !isId(g.gid) || (g.kind !== 'parallel' && g.kind !== 'serial')
+      || !isCount(g.size, MAX_GROUP_SIZE) || !isCount(g.index, MAX_GROUP_SIZE) || (g.index as number) >= (g.size as number)
+      || !isId(g.post) || typeof g.postQueue !== 'string' || !QUEUE_NAME.test(g.postQueue)) {
+      throw new JobFormatError('"group" must be {gid, kind: "parallel"|"serial", index < size, post, postQueue}');
+    }
+  }
+  if (o.postprocessOf !== undefined) {
+    const p = o.postprocessOf as Record<string, unknown>;
+    if (typeof p !== 'object' || p === null || Array.isArray(p) || !isId(p.gid) || !isCount(p.size, MAX_GROUP_SIZE)) throw new JobFormatError('"postprocessOf" must be {gid, size}');
+  }
 }
 
 /** Check a backoff object (from a job file, or given to put): throws JobFormatError. */

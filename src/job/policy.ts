@@ -26,7 +26,9 @@ export type Next =
   | { to: 'done' }
   | { to: 'failed'; reason: string }
   | { to: 'pending' }
-  | { to: 'deferred'; dueMs: number };
+  | { to: 'deferred'; dueMs: number }
+  /** Into waiting/: the job returned a composite and waits for its postprocess (`awaits`). */
+  | { to: 'waiting' };
 
 /** Whether a claimed job is a retry (a finished record moved back to pending/) rather than a job to go on with. */
 export function isRetry(job: Job): boolean {
@@ -67,12 +69,12 @@ export function recordSuccess(job: Job, attempt: Attempt, result: unknown, endIs
   return { to: 'done' };
 }
 
-export function recordError(job: Job, attempt: Attempt, err: RunError, kind: 'error' | 'timeout' | 'cancelled' | 'deadline', endIso: string, serverNowMs: number): Next {
+export function recordError(job: Job, attempt: Attempt, err: RunError, kind: 'error' | 'timeout' | 'cancelled' | 'deadline' | 'dependency', endIso: string, serverNowMs: number): Next {
   attempt.end = endIso;
   attempt.error = `${err.name}: ${err.message}`.slice(0, 2000);
-  const reason = kind === 'error' ? 'error' : kind === 'deadline' ? 'deadline passed' : kind;
+  const reason = kind === 'error' ? 'error' : kind === 'deadline' ? 'deadline passed' : kind === 'dependency' ? 'dependency failed' : kind;
   job.failure = { name: err.name, message: err.message, stack: err.stack, code: err.code, reason };
-  const retryable = kind !== 'cancelled' && kind !== 'deadline' && !err.permanent && job.attempts <= job.retries;
+  const retryable = kind !== 'cancelled' && kind !== 'deadline' && kind !== 'dependency' && !err.permanent && job.attempts <= job.retries;
   if (!retryable) {
     attempt.outcome = outcomeOf(kind);
     pushAttempt(job, attempt);
@@ -87,6 +89,23 @@ export function recordError(job: Job, attempt: Attempt, err: RunError, kind: 'er
   if (err.retryAt) dueMs = Date.parse(err.retryAt);
   job.notBefore = new Date(dueMs).toISOString();
   return dueMs <= serverNowMs ? { to: 'pending' } : { to: 'deferred', dueMs };
+}
+
+/**
+ * The job returned a composite (its handle): its run ends here, its slot is freed, and it waits in waiting/
+ * for the composite's postprocess `postId`, whose outcome becomes its own (zc.async's job returning a job).
+ */
+export function recordAwait(job: Job, attempt: Attempt, postId: string, endIso: string): Next {
+  attempt.end = endIso;
+  attempt.outcome = 'done';
+  attempt.error = `waits for composite ${postId}`;
+  pushAttempt(job, attempt);
+  job.awaits = postId;
+  job.after = [postId];
+  job.afterAnyOutcome = true;
+  delete job.finished;
+  delete job.result;
+  return { to: 'waiting' };
 }
 
 /** The job's worker died (or lost its lease) while holding it. */
@@ -113,7 +132,7 @@ export function recordInterrupt(job: Job, lost: { worker: string; host: string; 
 }
 
 function outcomeOf(kind: string): Outcome {
-  return kind === 'error' ? 'failed' : (kind as Outcome);
+  return kind === 'error' || kind === 'dependency' ? 'failed' : (kind as Outcome);
 }
 
 function pushAttempt(job: Job, a: Attempt): void {

@@ -18,13 +18,13 @@ export const SPOOL_FORMAT = 2;
 export const MARKER = 'zcq-spool.json';
 
 /** Job states, each a folder. The order is the order a job usually goes through them. */
-export const STATES = ['pending', 'deferred', 'claimed', 'done', 'failed', 'hold'] as const;
+export const STATES = ['pending', 'deferred', 'claimed', 'done', 'failed', 'hold', 'waiting'] as const;
 export type JobState = (typeof STATES)[number];
 /** States whose folders hold one folder per queue. */
-export const QUEUED_STATES = ['pending', 'deferred', 'done', 'failed', 'hold'] as const;
+export const QUEUED_STATES = ['pending', 'deferred', 'done', 'failed', 'hold', 'waiting'] as const;
 export type QueuedState = (typeof QUEUED_STATES)[number];
 /** The other folders of a spool. */
-export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config'] as const;
+export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks'] as const;
 
 export { QUEUE_NAME } from '../job/format.js';
 export const DEFAULT_QUEUE = 'default';
@@ -37,6 +37,14 @@ export interface Layout {
   output: string;
   /** Spool-wide settings (config/retention.json). */
   config: string;
+  /** Jobs whose dependencies are not met yet: waiting/QUEUE/ID.json (composite jobs, issue 12). */
+  waiting: string;
+  /** Composite groups: groups/GID/ holds group.json and the fan-in markers (transitions/arrive.ts). */
+  groups: string;
+  /** Reverse dependency edges: deps/DEPID/QUEUE~ID, one per job waiting on DEPID (transitions/release.ts). */
+  deps: string;
+  /** Callback run markers: callbacks/ID.then, callbacks/ID.catch (transitions/callback.ts). */
+  callbacks: string;
   modes: SpoolModes;
 }
 
@@ -46,7 +54,8 @@ export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout
   return {
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
     failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),
-    progress: p('progress'), cron: p('cron'), paused: p('paused'), output: p('output'), config: p('config'), modes,
+    progress: p('progress'), cron: p('cron'), paused: p('paused'), output: p('output'), config: p('config'),
+    waiting: p('waiting'), groups: p('groups'), deps: p('deps'), callbacks: p('callbacks'), modes,
   };
 }
 
@@ -56,7 +65,7 @@ export function queueDir(l: Layout, state: QueuedState, queue: string): string {
 }
 
 /** Where a job file sits in a flat-per-queue state (not deferred: see names.ts deferredPath). */
-export function jobPath(l: Layout, state: 'pending' | 'done' | 'failed' | 'hold', queue: string, id: string): string {
+export function jobPath(l: Layout, state: 'pending' | 'done' | 'failed' | 'hold' | 'waiting', queue: string, id: string): string {
   return join(l[state], queue, `${id}.json`);
 }
 

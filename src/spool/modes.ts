@@ -221,7 +221,7 @@ export interface ModeProblem {
 }
 
 /** State folders whose children are queue folders (format 2). */
-const QUEUE_PARENTS = ['pending', 'deferred', 'done', 'failed', 'hold'];
+const QUEUE_PARENTS = ['pending', 'deferred', 'done', 'failed', 'hold', 'waiting'];
 
 /**
  * Entries of the spool whose mode or group differ from the spool's: the root, the folders right under

@@ -144,6 +144,6 @@ function existsNoFollow(path: string): boolean {
 
 /** Later state wins when a job shows in two places (a person's copy, or a finish that met a hand `mv`). */
 export function pickCurrent(locs: readonly Located[]): Located {
-  const order: JobState[] = ['pending', 'deferred', 'hold', 'claimed', 'done', 'failed'];
+  const order: JobState[] = ['waiting', 'pending', 'deferred', 'hold', 'claimed', 'done', 'failed'];
   return [...locs].sort((a, b) => order.indexOf(a.state) - order.indexOf(b.state))[0]!;
 }

@@ -4,7 +4,8 @@
  * policy (job/policy.ts) and says where the job goes next — or that the worker must not record anything
  * (its lease was lost: recovery owns the job now).
  */
-import { recordError, recordInterrupt, recordSuccess, type Next, type RunError } from '../job/policy.js';
+import { recordAwait, recordError, recordInterrupt, recordSuccess, type Next, type RunError } from '../job/policy.js';
+import { isCompositeHandle } from '../job/composite.js';
 import type { Attempt, Job } from '../job/format.js';
 import type { RunOutcome } from './runner.js';
 
@@ -44,7 +45,10 @@ export function classifyOutcome(job: Job, attempt: Attempt, outcome: RunOutcome,
     if (stop === 'cancelled') {
       return { record: true, next: recordError(job, attempt, { name: 'Cancelled', message: 'cancelled while running (the job finished anyway; its result is kept in history only)' }, 'cancelled', endIso, serverNowMs) };
     }
-    return { record: true, next: recordSuccess(job, attempt, JSON.parse(outcome.json), endIso) };
+    const value: unknown = JSON.parse(outcome.json);
+    // A job that returns a composite's handle waits for it (in waiting/), its slot freed, and takes its outcome.
+    if (isCompositeHandle(value) && value.id !== job.id) return { record: true, next: recordAwait(job, attempt, value.id, endIso) };
+    return { record: true, next: recordSuccess(job, attempt, value, endIso) };
   }
   const kind = stop === 'timeout' ? 'timeout' : stop === 'cancelled' ? 'cancelled' : 'error';
   const err = kind === 'timeout' && outcome.error.name === 'AbortError' ? { ...outcome.error, name: 'TimeoutError', message: `timed out after ${job.timeoutMs} ms (${outcome.error.message})` } : outcome.error;

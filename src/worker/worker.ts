@@ -45,6 +45,8 @@ import { jobName } from '../spool/names.js';
 import { Claimer } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
 import { classifyOutcome, type StopReason } from './outcome.js';
+import { compositeGate } from './composite.js';
+import { addEdges } from '../spool/transitions/release.js';
 import type { RunTask } from './runner.js';
 import { Watchdog } from './watchdog.js';
 
@@ -443,6 +445,8 @@ export class Worker {
       const err: RunError = { name: 'DeadlinePassed', message: `not started by its deadline ${job.deadline}` };
       return this.finish(c, job, recordError(job, attempt, err, 'deadline', new Date().toISOString(), serverNow));
     }
+    const gate = compositeGate(this.layout, job, attempt, new Date().toISOString(), serverNow);
+    if (!gate.run) return this.finish(c, job, gate.next);
     const ref = await this.resolve(job.fn);
     if (ref instanceof ModuleRefError) {
       const err: RunError = { name: ref.name, message: ref.message, code: ref.code, permanent: true };
@@ -452,7 +456,7 @@ export class Worker {
     this.running.set(job.id, entry);
     this.log('job.start', { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, worker: c.lease.id });
     const started = performance.now();
-    const task: RunTask = { url: ref.url, exportName: ref.exportName, args: job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.layout.root }, fileMode: this.layout.modes.fileMode, modes: this.layout.modes };
+    const task: RunTask = { url: ref.url, exportName: ref.exportName, args: gate.args ?? job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.layout.root }, fileMode: this.layout.modes.fileMode, modes: this.layout.modes };
     const timeout = job.timeoutMs ? setTimeout(() => this.abortJob(entry, 'timeout', this.opts.killGraceMs), job.timeoutMs) : undefined;
     let outcome;
     try {
@@ -469,6 +473,8 @@ export class Worker {
       this.log('job.abandoned', { id: job.id, worker: c.lease.id, reason: verdict.why });
       return;
     }
+    // It returned a composite: its edge on the postprocess exists before its record goes to waiting/.
+    if (verdict.next.to === 'waiting' && job.awaits) addEdges(this.layout, [job.awaits], job.queue, job.id);
     return this.finish(c, job, verdict.next, ms);
   }
 
@@ -518,13 +524,14 @@ export class Worker {
     if (next.to === 'done' || next.to === 'failed') dropCancelRequests(this.layout, job.id);
     if (next.to === 'done') this.summary.done++;
     else if (next.to === 'failed') this.summary.failed++;
-    else this.summary.retried++;
-    const event = next.to === 'done' ? 'job.done' : next.to === 'failed' ? 'job.failed' : 'job.retry';
+    else if (next.to !== 'waiting') this.summary.retried++;
+    const event = next.to === 'done' ? 'job.done' : next.to === 'failed' ? 'job.failed' : next.to === 'waiting' ? 'job.waiting' : 'job.retry';
     this.log(event, {
       id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, ms,
       reason: next.to === 'failed' ? next.reason : undefined,
       error: job.failure && next.to !== 'done' ? `${job.failure.name}: ${job.failure.message}`.slice(0, 300) : undefined,
       due: next.to === 'deferred' ? new Date(next.dueMs).toISOString() : undefined,
+      awaits: next.to === 'waiting' ? (job.awaits ?? job.after?.join(' ')) : undefined,
     });
     this.watchdog.jobRecorded(job.id);
   }

@@ -49,7 +49,7 @@ export async function gatherStatus(spool: Spool): Promise<StatusView> {
   return { ...s, schedules, now: Math.round(await (await spool.clock()).now()) };
 }
 
-const HEADERS: Record<JobState, string> = { pending: 'PENDING', deferred: 'DEFERRED', claimed: 'CLAIMED', hold: 'HOLD', failed: 'FAILED', done: 'DONE' };
+const HEADERS: Record<JobState, string> = { pending: 'PENDING', deferred: 'DEFERRED', claimed: 'CLAIMED', hold: 'HOLD', failed: 'FAILED', done: 'DONE', waiting: 'WAITING' };
 const ORDER: JobState[] = ['pending', 'deferred', 'claimed', 'hold', 'failed', 'done'];
 
 /** The text of `zcq status`, one string a line, each cut to `width` when given. */

@@ -20,6 +20,8 @@
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
  *   5. make the target queue folder if missing (with the spool's modes), rename the file to its target;
  *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync).
+ *   Between 4 and 5 a final record's composite hooks run (ended.ts: group arrival, callback, dependents),
+ *   so that recovery, which completes step 5, runs them again; a record into waiting/ is settled after 5.
  * Crash after 2 or 3: a temporary or spare in tmp/, removed by housekeeping; the job is claimed under a
  *   dead lease and recovery settles it by its interrupt policy. After 4: the claimed file is the record;
  *   recovery sees its `run` equal to the claim it sits under and completes the move (step 5) — a final
@@ -43,6 +45,7 @@ import { makeDir } from '../modes.js';
 import { deferredPath } from '../names.js';
 import type { ClaimedJob } from './claim.js';
 import type { GroupSync } from './group-sync.js';
+import { onFinalRecord, onWaitingRecord } from './ended.js';
 import { step } from './steps.js';
 
 /** Spare inodes kept per lease: one per job finishing at once is enough. */
@@ -57,6 +60,7 @@ export function targetOf(l: Layout, job: Job, next: Next): string {
     case 'failed': return jobPath(l, 'failed', job.queue, job.id);
     case 'pending': return jobPath(l, 'pending', job.queue, job.id);
     case 'deferred': return deferredPath(l, job.queue, next.dueMs, job.id);
+    case 'waiting': return jobPath(l, 'waiting', job.queue, job.id);
   }
 }
 
@@ -125,12 +129,15 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   }
   if (spare) lease.spares.push(spare);
   step('finish', 4, job.id);
+  // The composite hooks (transitions/ended.ts) run on the final record in place, so recovery re-runs them.
+  if (next.to === 'done' || next.to === 'failed') onFinalRecord(l, job, next.to, lease.durable);
   // 5. out of the lease, by one rename
   const to = targetOf(l, job, next);
   const dir = dirname(to);
   const madeParent = ensureTarget(l, job.queue, next, dir);
   if (!renameOrGoneSync(c.path, to)) return lost(lease);
   step('finish', 5, job.id);
+  if (next.to === 'waiting') onWaitingRecord(l, job, lease.durable);
   // 6. durable
   if (lease.durable) {
     if (group) await group.sync(dir); else fsyncDirSync(dir);
@@ -151,8 +158,9 @@ function ensureTarget(l: Layout, queue: string, next: Next, dir: string): string
     const q = queueDir(l, 'deferred', queue);
     if (makeDir(l.modes, q)) made.push(l.deferred);
     if (makeDir(l.modes, dir)) made.push(q);
-  } else if (makeDir(l.modes, dir)) {
-    made.push(l[next.to]);
+  } else {
+    if (next.to === 'waiting' && makeDir(l.modes, l.waiting)) made.push(l.root); // a spool made before waiting/ existed
+    if (makeDir(l.modes, dir)) made.push(l[next.to]);
   }
   return made;
 }

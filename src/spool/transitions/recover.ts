@@ -4,6 +4,7 @@
  *   claimed/DEAD/SEQ.ID.json  ->  claimed/ME/DEAD.dead/SEQ.ID.json  ->  each job by its policy:
  *       a final record of this claim (run = DEAD/SEQ)   ->  done/QUEUE/ or failed/QUEUE/ (the move the holder missed)
  *       a retry record of this claim (run = DEAD/SEQ)   ->  deferred/QUEUE/ at its notBefore, else pending/QUEUE/, uncounted
+ *       a record that awaits a composite (run = DEAD/SEQ) ->  waiting/QUEUE/ (the move the holder missed)
  *       a claim by a client (cancel, hold) never run    ->  deferred/QUEUE/ at its notBefore, else pending/QUEUE/, uncounted
  *       a job that was running                          ->  its interrupt policy: pending/QUEUE/ (counted) or failed/QUEUE/ ("worker lost")
  *       a finished record moved back by hand            ->  reset as a retry first (as the claim would have), then as above
@@ -122,6 +123,7 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
       // The holder wrote the record of this claim but died before the move: finish the move for it.
       const due = job.notBefore === null ? NaN : Date.parse(job.notBefore);
       next = job.finished ? (job.failure ? { to: 'failed', reason: job.failure.reason } : { to: 'done' })
+        : job.awaits ? { to: 'waiting' }
         : Number.isFinite(due) ? { to: 'deferred', dueMs: due } : { to: 'pending' };
     } else {
       if (!QUEUE_NAME.test(job.queue)) job.queue = 'default';

@@ -1,0 +1,41 @@
+/**
+ * ended: what a job's end sets going — the composite hooks of finish.
+ *
+ *   claimed/LEASE/SEQ.ID.json (its final record, finish step 4)  ->  group arrival, callback, dependents
+ *   claimed/LEASE/SEQ.ID.json (a record that awaits a composite)  ->  waiting/QUEUE/ID.json, then settled
+ *
+ * Before: finish.ts wrote the job's record over its claim (step 4) and has not moved it yet; for every
+ *   final record (done or failed), whoever finishes it — worker, recovery, cancel — calls onFinalRecord.
+ * Steps (each idempotent, so running them again after a crash is harmless):
+ *   1. a group member arrives in its group (arrive.ts), the last one releasing the postprocess;
+ *   2. its `then` or `catch` callback is put (callback.ts), at most once;
+ *   3. every job waiting on it is settled (release.ts settleDependents).
+ *   Then finish moves the record out (step 5). A record that awaits a composite (the job returned one)
+ *   is moved into waiting/ by finish, and settled once it is there (onWaitingRecord): its postprocess may
+ *   have ended before.
+ * Crash after 1, 2 or 3: the final record is still in the claim; recovery sees its run token, completes
+ *   finish, and so runs these steps again: an arrival replaces the same leaf and converges, a callback's
+ *   marker exists, a released dependent is no longer in waiting/. After finish step 5 (waiting record, before
+ *   its settle): `zcq recover` settles every waiting job (release.ts sweepWaiting).
+ * Fence: finish's own (the lease folder, step 4): a stale holder never reaches step 4, so it never runs
+ *   these hooks for a record that is not the current one.
+ */
+import type { Job } from '../../job/format.js';
+import type { Layout } from '../layout.js';
+import { arriveInGroup } from './arrive.js';
+import { putCallback } from './callback.js';
+import { settleDependents, settleWaiting } from './release.js';
+import { step } from './steps.js';
+
+/** Steps 1–3 for a final record of `job` (going to `state`). */
+export function onFinalRecord(l: Layout, job: Job, state: 'done' | 'failed', durable: boolean): void {
+  if (job.group) { arriveInGroup(l, job, state, durable); step('ended', 1, job.id); }
+  if (job.then || job.catch) { putCallback(l, job, state, durable); step('ended', 2, job.id); }
+  settleDependents(l, job.id, state, durable);
+  step('ended', 3, job.id);
+}
+
+/** A record now in waiting/ (it awaits a composite): settle it once, in case what it awaits has ended already. */
+export function onWaitingRecord(l: Layout, job: Job, durable: boolean): void {
+  settleWaiting(l, job.queue, job.id, durable);
+}

@@ -1,0 +1,165 @@
+/**
+ * release: a waiting job whose dependencies ended becomes pending.
+ *
+ *   waiting/QUEUE/ID.json  ->  pending/QUEUE/ID.json
+ *   deps/DEPID/QUEUE~ID    the reverse edge: ID waits for DEPID (made before ID is published in waiting/)
+ *
+ * Who waits: a job put with `after` (its dependencies; serial members after the previous member), a
+ *   group's postprocess (until every member arrived: arrive.ts), a job that returned a composite
+ *   (`awaits` its postprocess).
+ * Before: the job's file is in waiting/QUEUE/; for `after`, an edge deps/DEPID/QUEUE~ID exists for each
+ *   dependency (put makes the edges first, then publishes the job in waiting/, then settles it once).
+ * Steps (settle, run by the putter once after publishing, and by the finisher of each dependency between
+ *   its finish steps 4 and 5, for every edge it lists — O(dependents) per ending job):
+ *   1. read the waiting job; decide: ready when every dependency has ended (done/, failed/, or a final
+ *      record of its claim still in claimed/), or one failed and `afterAnyOutcome` is not set; a
+ *      postprocess is ready when its group's root marker exists;
+ *   2. release: ONE rename into pending/QUEUE/ (made if missing), which only one settler wins; ENOENT means
+ *      another settler (or a cancel) moved it first;
+ *   3. remove the job's edges (and the emptied edge folders).
+ *   The job itself judges a failed dependency when a worker claims it (worker: a job whose dependency
+ *   failed or was cancelled ends in failed/ with reason "dependency failed" naming it — "cancelled" for a
+ *   serial member — without running; a job that awaits a composite takes its postprocess's outcome).
+ *   So release never decides a job's fate: it only says "look now", and it is safe to release twice.
+ * Why no wakeup is lost: the finisher lists the edges after its final record is in place (step 4), the
+ *   putter looks at the dependency after making its edge; whichever comes second sees the other.
+ * Crash after 1: nothing changed. After 2: the job is pending; leftover edges are harmless (a released
+ *   job is no longer in waiting/, so a later settle finds nothing). A putter that died between publishing
+ *   and settling, or a finisher whose record moved on before its settle ran, leaves a job waiting whose
+ *   dependencies all ended: `zcq recover` settles every waiting job (sweepWaiting).
+ * Fence: none needed: the release is one rename of a job nobody holds.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { errnoOf, isGone } from '../../errors.js';
+import { parseJob, type Job } from '../../job/format.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
+import { jobPath, queueDir, QUEUE_NAME, type Layout } from '../layout.js';
+import { makeDir } from '../modes.js';
+import { jobName, parseClaimedName, runToken } from '../names.js';
+import { findExact } from '../scan.js';
+import { listQueues } from '../queues.js';
+import { SAFE_NAME } from '../ids.js';
+import { groupComplete } from './arrive.js';
+import { step } from './steps.js';
+
+export type DepState = 'done' | 'failed' | 'open' | 'missing';
+
+/** An edge's name: QUEUE~ID ('~' is in neither a queue name nor an id). */
+export function edgeName(queue: string, id: string): string { return `${queue}~${id}`; }
+function parseEdge(name: string): { queue: string; id: string } | null {
+  const i = name.indexOf('~');
+  if (i <= 0) return null;
+  const queue = name.slice(0, i), id = name.slice(i + 1);
+  return QUEUE_NAME.test(queue) && SAFE_NAME.test(id) ? { queue, id } : null;
+}
+
+/** Make the reverse edges of `id` (of `queue`) on each of `deps`. Before the job is published in waiting/. */
+export function addEdges(l: Layout, deps: readonly string[], queue: string, id: string): void {
+  makeDir(l.modes, l.deps);
+  for (const d of deps) {
+    const dir = join(l.deps, d);
+    makeDir(l.modes, dir);
+    try {
+      fs.closeSync(fs.openSync(join(dir, edgeName(queue, id)), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode));
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+    }
+  }
+}
+
+/** Where a job stands as a dependency: ended (done/failed, or a final record still in its claim), open, or nowhere. */
+export function dependencyState(l: Layout, id: string): { state: DepState; job?: Job } {
+  const locs = findExact(l, id);
+  if (locs.length === 0) return { state: 'missing' };
+  const ended = locs.find((x) => x.state === 'done' || x.state === 'failed');
+  if (ended) return { state: ended.state as DepState, job: readJob(ended.path, id) };
+  for (const x of locs) {
+    if (x.state !== 'claimed' || x.worker === undefined) continue;
+    const job = readJob(x.path, id);
+    const c = parseClaimedName(x.path.slice(x.path.lastIndexOf('/') + 1));
+    if (job && c && typeof job.finished === 'string' && job.run === runToken(x.worker, c.seq)) return { state: job.failure ? 'failed' : 'done', job };
+  }
+  return { state: 'open' };
+}
+
+function readJob(path: string, id: string): Job | undefined {
+  try {
+    const r = readRegularFileSync(path, MAX_JOB_BYTES);
+    return 'text' in r ? parseJob(r.text, id) : undefined;
+  } catch { return undefined; }
+}
+
+/** Whether a waiting job may go: see the header, step 1. `known` gives states already known (the finisher's own job). */
+export function isReady(l: Layout, job: Job, known?: ReadonlyMap<string, DepState>): boolean {
+  if (job.postprocessOf) return groupComplete(l, job.postprocessOf.gid, job.postprocessOf.size);
+  const deps = job.after ?? [];
+  let allEnded = true;
+  for (const d of deps) {
+    const s = known?.get(d) ?? dependencyState(l, d).state;
+    if (s === 'open') allEnded = false;
+    else if ((s === 'failed' || s === 'missing') && !job.afterAnyOutcome) return true;
+  }
+  return allEnded;
+}
+
+/** Step 2: one rename out of waiting/. False when the job was not there (released or cancelled already). */
+export function releaseWaiting(l: Layout, queue: string, id: string, durable: boolean): boolean {
+  const dir = queueDir(l, 'pending', queue);
+  const made = makeDir(l.modes, dir);
+  if (!renameStrictSync(jobPath(l, 'waiting', queue, id), join(dir, jobName(id)))) return false;
+  step('release', 2, id);
+  if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
+  return true;
+}
+
+/** Steps 1–3 for one waiting job. */
+export function settleWaiting(l: Layout, queue: string, id: string, durable: boolean, known?: ReadonlyMap<string, DepState>): 'released' | 'waiting' | 'gone' {
+  const job = readJob(jobPath(l, 'waiting', queue, id), id);
+  if (!job) return 'gone';
+  if (!isReady(l, job, known)) return 'waiting';
+  step('release', 1, id);
+  if (!releaseWaiting(l, queue, id, durable)) return 'gone';
+  // 3. the edges are spent
+  for (const d of job.after ?? []) {
+    if (!isRealDir(join(l.deps, d))) continue;
+    unlinkQuietly(join(l.deps, d, edgeName(queue, id)));
+    try { fs.rmdirSync(join(l.deps, d)); } catch { /* others still wait on d, or gone */ }
+  }
+  step('release', 3, id);
+  return 'released';
+}
+
+/** The ending job `id` (its final record in place) settles every job waiting on it. O(its dependents). */
+export function settleDependents(l: Layout, id: string, state: 'done' | 'failed', durable: boolean): number {
+  const dir = join(l.deps, id);
+  if (!isRealDir(dir)) return 0; // no dependents (or a planted symlink: never followed)
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch (err) { if (isGone(err) || errnoOf(err) === 'ENOTDIR') return 0; throw err; }
+  const known = new Map<string, DepState>([[id, state]]);
+  let n = 0;
+  for (const name of names) {
+    const e = parseEdge(name);
+    if (e && settleWaiting(l, e.queue, e.id, durable, known) === 'released') n++;
+  }
+  return n;
+}
+
+/** Settle every waiting job (`zcq recover`): completes whatever a crash left between an end and its settle. */
+export function sweepWaiting(l: Layout, durable: boolean): number {
+  let n = 0;
+  for (const q of listQueues(l.waiting).queues) {
+    let names: string[];
+    try { names = fs.readdirSync(queueDir(l, 'waiting', q)); } catch { continue; }
+    for (const name of names) {
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const id = name.slice(0, -5);
+      if (SAFE_NAME.test(id) && settleWaiting(l, q, id, durable) === 'released') n++;
+    }
+  }
+  return n;
+}
+
+function isRealDir(path: string): boolean {
+  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
+}

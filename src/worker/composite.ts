@@ -1,0 +1,63 @@
+/**
+ * What a worker checks before running a job that belongs to a composite (issue 12), after claiming it:
+ * - a job with `after`: a dependency that failed or was cancelled (or is gone) ends it in failed/ with
+ *   reason "dependency failed" naming it — "cancelled" for a serial member, whose chain stopped — unless
+ *   `afterAnyOutcome`; a dependency still open (the job was moved to pending/ early, by hand or by a
+ *   recovery that put a cancel's claim back) sends it back to waiting/ uncounted, with its edges remade;
+ * - a job that `awaits` a composite takes the outcome of the composite's postprocess, without running;
+ * - a postprocess gets the entries of its group as its one argument (read here, once per run), or returns
+ *   them when it is the built-in one.
+ * Release (transitions/release.ts) only says "look now"; this is where the job's fate is decided, under
+ * the worker's claim, so a crash anywhere is settled by recovery like any claimed job.
+ */
+import { BUILTIN_POSTPROCESS } from '../job/composite.js';
+import type { Attempt, Job } from '../job/format.js';
+import { recordError, recordSuccess, type Next } from '../job/policy.js';
+import type { Layout } from '../spool/layout.js';
+import { groupComplete, readEntries } from '../spool/transitions/arrive.js';
+import { addEdges, dependencyState } from '../spool/transitions/release.js';
+
+export type Gate =
+  | { run: true; args?: unknown[] }
+  | { run: false; next: Next; uncounted?: boolean };
+
+export function compositeGate(l: Layout, job: Job, attempt: Attempt, endIso: string, serverNowMs: number): Gate {
+  if (job.awaits) {
+    const s = dependencyState(l, job.awaits);
+    if (s.state === 'open') return backToWaiting(l, job, [job.awaits]);
+    if (s.state === 'done') return { run: false, next: recordSuccess(job, attempt, s.job?.result ?? null, endIso) };
+    const f = s.job?.failure;
+    const err = f ? { name: f.name, message: f.message, stack: f.stack, code: f.code, permanent: true } : { name: 'DependencyFailed', message: `composite ${job.awaits} ${s.state === 'missing' ? 'is gone' : 'failed'}`, permanent: true };
+    return { run: false, next: recordError(job, attempt, err, 'error', endIso, serverNowMs) };
+  }
+  if (job.after && job.after.length > 0) {
+    const open: string[] = [];
+    for (const d of job.after) {
+      const s = dependencyState(l, d);
+      if (s.state === 'open') { open.push(d); continue; }
+      if ((s.state === 'failed' || s.state === 'missing') && !job.afterAnyOutcome) {
+        const why = s.state === 'missing' ? 'is gone (pruned?)' : s.job?.failure?.reason === 'cancelled' ? 'was cancelled' : 'failed';
+        const serial = job.group?.kind === 'serial';
+        const err = serial
+          ? { name: 'Cancelled', message: `serial chain stopped: ${d} ${why}` }
+          : { name: 'DependencyFailed', message: `dependency failed: ${d} ${why}` };
+        return { run: false, next: recordError(job, attempt, err, serial ? 'cancelled' : 'dependency', endIso, serverNowMs) };
+      }
+    }
+    if (open.length > 0) return backToWaiting(l, job, job.after);
+  }
+  if (job.postprocessOf) {
+    if (!groupComplete(l, job.postprocessOf.gid, job.postprocessOf.size)) return backToWaiting(l, job, []);
+    const entries = readEntries(l, job.postprocessOf.gid, job.postprocessOf.size);
+    if (job.fn === BUILTIN_POSTPROCESS) return { run: false, next: recordSuccess(job, attempt, entries, endIso) };
+    return { run: true, args: [entries] };
+  }
+  return { run: true };
+}
+
+/** Not time yet: back to waiting/, attempt not counted, edges remade (a release removed them). */
+function backToWaiting(l: Layout, job: Job, deps: string[]): Gate {
+  job.attempts -= 1;
+  if (deps.length > 0) addEdges(l, deps, job.queue, job.id);
+  return { run: false, next: { to: 'waiting' }, uncounted: true };
+}

@@ -1,0 +1,149 @@
+// release (src/spool/transitions/release.ts) and ended (the hooks finish runs between its steps 4 and 5):
+// a waiting job is released once its dependencies ended, by the putter or by the dependency's finisher,
+// whichever comes second; a crash after each step is completed by recovery or by the sweep of
+// `zcq recover`; callbacks are put once however often the hook runs.
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { finishJob } from '../../../dist/spool/transitions/finish.js';
+import { settleWaiting, sweepWaiting } from '../../../dist/spool/transitions/release.js';
+import { cleanupTemp } from '../../helpers.js';
+import { Rig, SimulatedCrash, crashAfter, fail, onStep, succeed } from './util.js';
+
+afterAll(cleanupTemp);
+
+describe('release', () => {
+  let rig: Rig;
+  beforeEach(async () => { rig = await Rig.make(); });
+  afterEach(async () => { onStep(); await rig.dispose(); });
+
+  const state = (id: string, q = 'q') => {
+    for (const s of ['waiting', 'pending', 'done', 'failed']) if (fs.existsSync(join(rig.l.root, s, q, `${id}.json`))) return s;
+    return rig.where(id)[0]?.split('/')[0] ?? 'nowhere';
+  };
+  const edges = (dep: string) => { try { return fs.readdirSync(join(rig.l.deps, dep)); } catch { return []; } };
+
+  /** A dependency claimed and run by a fresh lease, its outcome decided. */
+  async function ran(id: string, outcome: 'done' | 'failed' = 'done') {
+    await rig.put(id, { queue: 'q' });
+    const a = await rig.lease();
+    const { c, job } = await rig.claim(a, id, 'q');
+    const next = outcome === 'done' ? succeed(a, job) : fail(a, job);
+    return { a, c, job, next };
+  }
+
+  it('put with after: edges first, the job waits; the finisher of the last dependency releases it and removes the edges', async () => {
+    const d1 = await ran('d1');
+    const d2 = await ran('d2');
+    const w = await rig.spool.put('./jobs.mjs#add', [1, 1], { queue: 'q', after: ['d1', 'd2'] });
+    expect(state(w.id)).toBe('waiting');
+    expect(edges('d1')).toEqual([`q~${w.id}`]);
+    await finishJob(d1.c, d1.job, d1.next);
+    expect(state(w.id)).toBe('waiting');
+    await finishJob(d2.c, d2.job, d2.next);
+    expect(state(w.id)).toBe('pending');
+    expect(edges('d1')).toEqual([]);
+    expect(edges('d2')).toEqual([]);
+  });
+
+  it('a failed dependency releases at once (the worker then fails the job); with afterAnyOutcome it waits for all', async () => {
+    const d1 = await ran('d1', 'failed');
+    await rig.put('d2', { queue: 'q' });
+    const strict = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1', 'd2'] });
+    const any = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1', 'd2'], afterAnyOutcome: true });
+    await finishJob(d1.c, d1.job, d1.next);
+    expect(state(strict.id)).toBe('pending');
+    expect(state(any.id)).toBe('waiting');
+  });
+
+  it('no lost wakeup: a job put while its dependency sits between finish steps 4 and 5 sees the final record and is released at put', async () => {
+    const d = await ran('d1');
+    crashAfter('finish', 4);
+    await expect(finishJob(d.c, d.job, d.next)).rejects.toThrow(SimulatedCrash);
+    onStep();
+    const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1'] });
+    expect(state(w.id)).toBe('pending');
+    rig.kill(d.a);
+    await rig.recover();
+    expect(rig.where('d1')).toEqual(['done/q/d1.json']);
+    expect(state(w.id)).toBe('pending');
+  });
+
+  it('crash after release step 1 (decided, nothing moved): the finish completes by recovery, which settles again', async () => {
+    const d = await ran('d1');
+    const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1'] });
+    crashAfter('release', 1);
+    await expect(finishJob(d.c, d.job, d.next)).rejects.toThrow(SimulatedCrash);
+    expect(state(w.id)).toBe('waiting');
+    rig.kill(d.a);
+    await rig.recover();
+    expect(state(w.id)).toBe('pending');
+    expect(rig.where('d1')).toEqual(['done/q/d1.json']);
+  });
+
+  it('crash after release step 2 (released, edges left): recovery finishes the dependency; a later settle finds nothing to do', async () => {
+    const d = await ran('d1');
+    const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1'] });
+    crashAfter('release', 2);
+    await expect(finishJob(d.c, d.job, d.next)).rejects.toThrow(SimulatedCrash);
+    expect(state(w.id)).toBe('pending');
+    expect(edges('d1')).toEqual([`q~${w.id}`]);
+    rig.kill(d.a);
+    await rig.recover();
+    expect(state(w.id)).toBe('pending');
+    expect(settleWaiting(rig.l, 'q', w.id, true)).toBe('gone');
+  });
+
+  it('a putter that died between publishing and settling: the sweep of zcq recover releases the job', async () => {
+    const d = await ran('d1');
+    await finishJob(d.c, d.job, d.next);
+    // What the putter left: the edge and the job in waiting/, no settle.
+    const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1'] });
+    fs.renameSync(join(rig.l.root, 'pending', 'q', `${w.id}.json`), join(rig.l.root, 'waiting', 'q', `${w.id}.json`));
+    expect(state(w.id)).toBe('waiting');
+    expect(sweepWaiting(rig.l, true)).toBe(1);
+    expect(state(w.id)).toBe('pending');
+    expect(sweepWaiting(rig.l, true)).toBe(0);
+  });
+
+  for (const k of [1, 2, 3]) {
+    it(`ended: crash after step ${k} of the hooks (member arrival, callback, dependents) — recovery runs them again, each effect once`, async () => {
+      const h = await rig.spool.parallel([{ fn: './jobs.mjs#add', args: [1, 2], queue: 'q' }], { queue: 'q' });
+      const member = h.members[0]!;
+      // The member gets a then callback and a dependent.
+      const file = join(rig.l.root, 'pending', 'q', `${member}.json`);
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), then: { fn: './jobs.mjs#echo' } }));
+      const dep = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: [member] });
+      const a = await rig.lease();
+      const { c, job } = await rig.claim(a, member, 'q');
+      const next = succeed(a, job, 7);
+      crashAfter('ended', k);
+      await expect(finishJob(c, job, next)).rejects.toThrow(SimulatedCrash);
+      rig.kill(a);
+      await rig.recover();
+      expect(rig.where(member)).toEqual([`done/q/${member}.json`]);
+      expect(state(h.id)).toBe('pending');
+      expect(rig.where(`${member}.then`)).toEqual([`pending/q/${member}.then.json`]);
+      expect(rig.read(`pending/q/${member}.then.json`)).toMatchObject({ args: [7, member], retries: 5, parent: member });
+      expect(state(dep.id)).toBe('pending');
+    });
+  }
+
+  it('callback: crash between its marker and its publication is completed by recovery; never put twice', async () => {
+    const p = await rig.put('p1', { queue: 'q' });
+    const file = join(rig.l.root, 'pending', 'q', 'p1.json');
+    fs.writeFileSync(file, JSON.stringify({ ...p, catch: { fn: './jobs.mjs#echo', queue: 'cb', retries: 2 } }));
+    const a = await rig.lease();
+    const { c, job } = await rig.claim(a, 'p1', 'q');
+    const next = fail(a, job);
+    crashAfter('putOnce', 1);
+    await expect(finishJob(c, job, next)).rejects.toThrow(SimulatedCrash);
+    expect(fs.existsSync(join(rig.l.callbacks, 'p1.catch'))).toBe(true);
+    expect(rig.where('p1.catch')).toEqual([]);
+    rig.kill(a);
+    await rig.recover();
+    expect(rig.where('p1')).toEqual(['failed/q/p1.json']);
+    expect(rig.where('p1.catch')).toEqual(['pending/cb/p1.catch.json']);
+    expect(rig.read('pending/cb/p1.catch.json')).toMatchObject({ args: [{ message: 'boom', reason: 'error' }, 'p1'], retries: 2 });
+  });
+});
