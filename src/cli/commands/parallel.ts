@@ -47,7 +47,10 @@ function registerComposite(program: Command, kind: CompositeKind): void {
       const spool = await openSpool(cmd);
       let handle;
       try {
-        handle = await spool[kind](items, { ...common, postprocess: o.postprocess as string | undefined });
+        // The options apply to every line that does not set the field itself, as for put -; the
+        // postprocess takes the queue (the library's CompositeOptions would give them to it alone).
+        const members = items.map((item) => ({ ...common, ...item }));
+        handle = await spool[kind](members, { queue: common.queue, postprocess: o.postprocess as string | undefined });
       } catch (err) {
         if (err instanceof PutItemError) throw lineError(lines[err.index]!, err.reason, err.code);
         throw err;

@@ -4,11 +4,11 @@
  */
 import { Command, Option } from 'commander';
 import { PartialPutError, PutItemError, UsageError, ZcqError } from '../../errors.js';
-import type { PutItem, PutOptions, Spool } from '../../client/spool.js';
+import type { PutItem, PutOptions } from '../../client/spool.js';
 import { JOB_BOUNDS, JOB_DEFAULTS } from '../../defaults.js';
 import { JSON_MAX_DEPTH, checkJsonShape } from '../../job/json-limits.js';
 import { formatDuration, jsonLine, printable } from '../../text.js';
-import { collect, durationOpt, globals, intOpt, jobArgs, line, openSpool, printJson, resolveRefs, warn } from '../common.js';
+import { collect, durationOpt, globals, intOpt, jobArgs, line, openSpool, printJson, warn } from '../common.js';
 
 export function register(program: Command): void {
   program.command('put <fn> [args...]')
@@ -37,9 +37,9 @@ export function register(program: Command): void {
         deadline: o.deadline as string | undefined, onInterrupt: o.onInterrupt as 'retry' | 'fail', maxInterrupts: o.maxInterrupts as number,
       };
       if (o.afterAnyOutcome && !o.after) throw new UsageError('--after-any-outcome: give the jobs to wait for with --after ID');
+      addComposite(o, opts);
       if (fn === '-') return putLines(cmd, args, o, opts);
       const spool = await openSpool(cmd);
-      await addComposite(spool, o, opts);
       const job = await spool.put(fn, jobArgs(args, o.argsJson), opts);
       if (!o.wait) {
         if (globals(cmd).json) printJson({ id: job.id, notBefore: job.notBefore });
@@ -55,11 +55,11 @@ export function register(program: Command): void {
 }
 
 /**
- * The composite options (issue 12) into `opts`. `--after` ids may be unique prefixes, as everywhere: they
- * are resolved before anything is written, an ambiguous one being a usage error.
+ * The composite options (issue 12) into `opts`. `--after` ids may be unique prefixes, as everywhere: the
+ * library resolves them before anything is written (an ambiguous or unknown one is a usage error).
  */
-async function addComposite(spool: Spool, o: Record<string, unknown>, opts: PutOptions): Promise<void> {
-  if (o.after) opts.after = await resolveRefs(spool, o.after as string[]);
+function addComposite(o: Record<string, unknown>, opts: PutOptions): void {
+  if (o.after) opts.after = o.after as string[];
   if (o.afterAnyOutcome) opts.afterAnyOutcome = true;
   if (o.then) opts.then = o.then as string;
   if (o.catch) opts.catch = o.catch as string;
@@ -78,7 +78,6 @@ async function putLines(cmd: Command, args: string[], o: Record<string, unknown>
   if (process.stdin.isTTY) throw new UsageError('put -: reads jobs from standard input, one JSON object a line; pipe them in (zcq put - < jobs.ndjson)');
   const { items, lines } = parseJobLines(await readStdin());
   const spool = await openSpool(cmd);
-  await addComposite(spool, o, common);
   const json = globals(cmd).json;
   const print = (ids: string[], notBefore: (string | null)[]) => {
     if (json) printJson(ids.map((id, i) => ({ id, notBefore: notBefore[i] })));
