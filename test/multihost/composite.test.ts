@@ -73,12 +73,22 @@ describe('composite jobs on three machines, clocks apart, a worker SIGKILLed eve
     const posts = [...groups, ...chains].map((p) => p.id);
     expect(new Set(posts).size).toBe(SIZE.groups + SIZE.chains);
 
+    // For the failure messages below: what did not end well, and what still waits.
+    const diagnose = () => {
+      const failed = serverJobNames(rig, 'failed').map((n) => {
+        const j = serverJob(rig, 'failed', n.slice(0, -5));
+        return `failed ${j.id} ${j.fn} ${JSON.stringify(j.args).slice(-60)} ${j.failure?.reason}: ${j.failure?.message} history=${JSON.stringify(j.history)}`;
+      });
+      const waiting = serverNames(rig, 'waiting').flatMap((q) => serverNames(rig, 'waiting', q).map((n) => `waiting ${q}/${n}`));
+      return [...failed, ...waiting].join('\n');
+    };
     try {
-      await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return posts.every((id) => d.has(`${id}.json`)); }, FULL ? 900_000 : 240_000, 'every postprocess done', 250);
+      // A failed job is a failure of the test (nothing here fails by design): stop there, to say which.
+      await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return serverJobNames(rig, 'failed').length > 0 || posts.every((id) => d.has(`${id}.json`)); }, FULL ? 900_000 : 180_000, 'every postprocess done', 250);
     } catch (err) {
       killing = false;
       await killer;
-      throw new Error(`${(err as Error).message}\n${spoolReport(rig, workers)}`);
+      throw new Error(`${(err as Error).message}\n${diagnose()}\n${spoolReport(rig, workers)}`);
     }
     const runMs = performance.now() - t0;
     killing = false;
@@ -86,7 +96,8 @@ describe('composite jobs on three machines, clocks apart, a worker SIGKILLed eve
     await stopWorkers(workers);
 
     // The spool: nothing failed, waiting, pending or held; no lease left; nothing quarantined.
-    for (const s of ['pending', 'failed', 'hold'] as const) expect(serverJobNames(rig, s), s).toEqual([]);
+    expect(diagnose(), 'failed or waiting').toBe('');
+    for (const s of ['pending', 'hold'] as const) expect(serverJobNames(rig, s), s).toEqual([]);
     expect(serverNames(rig, 'waiting').flatMap((q) => serverNames(rig, 'waiting', q)), 'waiting').toEqual([]);
     expect(serverNames(rig, 'quarantine')).toEqual([]);
     expect([...serverClaimed(rig).keys()]).toEqual([]);
