@@ -44,7 +44,7 @@ describe('zcq completion bash', () => {
     const ls = complete(bashScript.stdout, ['zcq', 'ls', '--']);
     expect(ls).toEqual(expect.arrayContaining(['--all', '--queue', '--fn', '--limit', '--spool', '--json', '--relaxed', '--help']));
     expect(ls).not.toContain('--version');
-    expect(complete(bashScript.stdout, ['zcq', 'ls', ''])).toEqual(['pending', 'deferred', 'claimed', 'done', 'failed', 'hold']);
+    expect(complete(bashScript.stdout, ['zcq', 'ls', ''])).toEqual(['pending', 'deferred', 'claimed', 'done', 'failed', 'hold', 'waiting']);
     expect(complete(bashScript.stdout, ['zcq', 'worker', '--runtime', ''])).toEqual(['threads', 'processes', 'inline']);
     expect(complete(bashScript.stdout, ['zcq', 'worker', '--conc'])).toEqual(['--concurrency']);
     expect(complete(bashScript.stdout, ['zcq', 'wait', '--timeout', ''])).toEqual([]);
@@ -73,7 +73,7 @@ describe('zcq completion bash', () => {
       expect(r.stderr).toBe('');
       const [registered, ...words] = r.stdout.trim().split('\n');
       expect(registered).toMatch(/_bash_complete -F _zcq/);
-      expect(words).toEqual(['pending', 'deferred', 'claimed', 'done', 'failed', 'hold']);
+      expect(words).toEqual(['pending', 'deferred', 'claimed', 'done', 'failed', 'hold', 'waiting']);
     }
     const fish = zcq(null, ['completion', 'fish']);
     expect(fish.code).toBe(2);
