@@ -448,7 +448,7 @@ for (const s of SECTIONS) {
   if (!ONLY.includes(s)) continue;
   const t0 = Date.now();
   log(`== ${s}`);
-  const composite = () => compositeSection.run({ R, rec, attempt, z, log });
+  const composite = () => compositeSection.run({ R, rec, attempt, z, log, notes });
   await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, composite }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
