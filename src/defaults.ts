@@ -113,3 +113,15 @@ export const CLI_BOUNDS = {
 export function inRange(v: number, r: Range): boolean {
   return Number.isInteger(v) && v >= r.min && v <= r.max;
 }
+
+/** Composite jobs (issue 12). */
+export const COMPOSITE = {
+  /**
+   * How long a lookup of a file known to exist may fail from a stale client cache (NFS lookupcache=all,
+   * FUSE negative_timeout), and how long a worker looks again before it believes a dependency is still
+   * open: longer than any attribute or lookup cache the spool is mounted with (docs/nfs.md).
+   */
+  staleLookupMs: 5_000,
+  /** Every worker settles the jobs in waiting/ this often: what a crash or a stale view left waiting is released. */
+  sweepMs: 15_000,
+} as const;

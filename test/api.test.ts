@@ -37,7 +37,7 @@ describe('Spool API', () => {
     const worker = await spool.runWorker({ roots: [FIXTURES], concurrency: 1, pollMs: 50 });
     await new Promise((r) => setTimeout(r, 400));
     const s = await spool.status();
-    expect(s.counts).toEqual({ pending: 0, claimed: 1, deferred: 1, done: 0, failed: 0, hold: 1 });
+    expect(s.counts).toEqual({ pending: 0, claimed: 1, deferred: 1, done: 0, failed: 0, hold: 1, waiting: 0 });
     // Counted from folders: a claimed job's queue is not in its name (claimed/LEASE/SEQ.ID.json).
     expect(s.queues.fast).toEqual({ deferred: 1, hold: 1 });
     expect(s.queues.slow).toBeUndefined();

@@ -26,7 +26,7 @@ import type { PruneReport, PruneRule } from '../spool/transitions/prune.js';
 import { applyRetention, readRetention } from '../spool/retention.js';
 import { recoverDeadLeases, type RecoveryEvent } from '../spool/transitions/recover.js';
 import { retryJob } from '../spool/transitions/retry.js';
-import { addEdges, settleWaiting, sweepWaiting } from '../spool/transitions/release.js';
+import { addChildren, addEdges, settleWaiting, sweepWaiting } from '../spool/transitions/release.js';
 import { forgetArrival } from '../spool/transitions/arrive.js';
 import { callbackId, forgetCallbacks } from '../spool/transitions/callback.js';
 import { buildComposite, setCompositeOps, type CompositeHandle, type CompositeOptions } from './composite.js';
@@ -79,6 +79,8 @@ export interface JobLinks {
   catch: string | null;
   /** Jobs waiting on this one (their `after` lists it, or they await it). */
   waitedBy: string[];
+  /** Jobs this one created while it ran (currentJob().put/parallel/serial: members and postprocess). */
+  children: string[];
 }
 
 export interface RetryResult { id: string; from: JobState | null; ok: boolean; why?: string }
@@ -160,7 +162,7 @@ export class Spool {
   /** put, recording `parent` (the running job that puts it: currentJob().put). */
   async putChild(fn: string, args: unknown[], opts: PutOptions, parent?: string): Promise<Job> {
     const p = await prepareJob(this.layout, fn, args, await this.resolveAfter(opts), this.serverNow());
-    if (parent) { p.job.parent = parent; p.text = serializeJob(p.job); }
+    if (parent) { p.job.parent = parent; p.text = serializeJob(p.job); addChildren(this.layout, parent, [p.id]); }
     await this.publishLinked([p]);
     return p.job;
   }
@@ -189,6 +191,7 @@ export class Spool {
     makeDir(this.layout.modes, this.layout.groups);
     makeDir(this.layout.modes, dir);
     writeReplaceSync(join(dir, 'group.json'), built.groupText, { tmpDir: this.layout.tmp, durable: this.durable, mode: this.layout.modes.fileMode });
+    if (parent) addChildren(this.layout, parent, [built.handle.id, ...built.handle.members]);
     await this.publishLinked(built.prepared);
     return built.handle;
   }
@@ -441,6 +444,8 @@ export class Spool {
     const waitedBy: string[] = [];
     try { for (const n of fs.readdirSync(join(this.layout.deps, id))) { const i = n.indexOf('~'); if (i > 0) waitedBy.push(n.slice(i + 1)); } } catch { /* none */ }
     const cb = (k: 'then' | 'catch') => (job?.[k] ? callbackId(id, k) : undefined);
+    const children: string[] = [];
+    try { for (const n of fs.readdirSync(join(this.layout.children, id))) if (/^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/.test(n)) children.push(n); } catch { /* none */ }
     return {
       id, state: rec.state,
       parent: job?.parent ?? null,
@@ -450,6 +455,7 @@ export class Spool {
       group: job?.group ? { gid: job.group.gid, kind: job.group.kind, index: job.group.index, size: job.group.size, postprocess: job.group.post } : null,
       postprocessOf: job?.postprocessOf ? { gid: job.postprocessOf.gid, size: job.postprocessOf.size, members: this.groupInfo(job.postprocessOf.gid)?.members ?? [] } : null,
       then: cb('then') ?? null, catch: cb('catch') ?? null,
+      children: children.sort(),
       waitedBy,
     };
   }

@@ -24,7 +24,7 @@ export type JobState = (typeof STATES)[number];
 export const QUEUED_STATES = ['pending', 'deferred', 'done', 'failed', 'hold', 'waiting'] as const;
 export type QueuedState = (typeof QUEUED_STATES)[number];
 /** The other folders of a spool. */
-export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks'] as const;
+export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children'] as const;
 
 export { QUEUE_NAME } from '../job/format.js';
 export const DEFAULT_QUEUE = 'default';
@@ -45,6 +45,8 @@ export interface Layout {
   deps: string;
   /** Callback run markers: callbacks/ID.then, callbacks/ID.catch (transitions/callback.ts). */
   callbacks: string;
+  /** children/PARENT/ID: the jobs a running job created (currentJob().put/parallel/serial), for `zcq show`. */
+  children: string;
   modes: SpoolModes;
 }
 
@@ -55,7 +57,7 @@ export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
     failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),
     progress: p('progress'), cron: p('cron'), paused: p('paused'), output: p('output'), config: p('config'),
-    waiting: p('waiting'), groups: p('groups'), deps: p('deps'), callbacks: p('callbacks'), modes,
+    waiting: p('waiting'), groups: p('groups'), deps: p('deps'), callbacks: p('callbacks'), children: p('children'), modes,
   };
 }
 

@@ -6,8 +6,15 @@
  *   pending/QUEUE/ID.json, done/QUEUE/ID.json, failed/QUEUE/ID.json, hold/QUEUE/ID.json
  *   deferred/QUEUE/BUCKET/DUEMS.ID.json    BUCKET = UTC minute YYYYMMDDTHHMM, DUEMS = 15-digit epoch ms
  *   claimed/LEASE/SEQ.ID.json              SEQ = the lease's claim counter: the run token
+ *   waiting/QUEUE/ID.json                  a job waiting for its dependencies (composite jobs)
+ *   groups/GID/e.INDEX                     member INDEX's entry: a hard link to its final record
+ *   groups/GID/LEVEL.NODE[.first]          fan-in tokens (node complete) and slots (first child to complete)
+ *   deps/DEPID/QUEUE~ID                    a reverse dependency edge: ID (of QUEUE) waits for DEPID
+ *   callbacks/PARENT.then, PARENT.catch    a callback's run marker; also the callback job's id
  */
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { QUEUE_NAME } from '../job/format.js';
 import { SAFE_NAME } from './ids.js';
 import type { Layout } from './layout.js';
 
@@ -69,4 +76,30 @@ export function idOfCancelRequest(name: string): string | null {
   if (i <= 0) return null;
   const id = name.slice(0, i);
   return SAFE_NAME.test(id) ? id : null;
+}
+
+/** A group's fan-in token of a complete node: LEVEL.NODE (level 0: member NODE has arrived). */
+export function markerName(level: number, node: number): string { return `${level}.${node}`; }
+
+/** The slot of a node: LEVEL.NODE.first, a link to the token of whichever child completed first. */
+export function slotName(level: number, node: number): string { return `${level}.${node}.first`; }
+
+/** Member INDEX's entry in its group: e.INDEX, a hard link to its final record. */
+export function entryName(index: number): string { return `e.${index}`; }
+
+/** A reverse dependency edge's name: QUEUE~ID ('~' is in neither a queue name nor an id). */
+export function edgeName(queue: string, id: string): string { return `${queue}~${id}`; }
+
+/** Parse QUEUE~ID; null for anything else. */
+export function parseEdge(name: string): { queue: string; id: string } | null {
+  const i = name.indexOf('~');
+  if (i <= 0) return null;
+  const queue = name.slice(0, i), id = name.slice(i + 1);
+  return QUEUE_NAME.test(queue) && SAFE_NAME.test(id) ? { queue, id } : null;
+}
+
+/** The id of a parent's callback: PARENT.then / PARENT.catch (a digest when the parent's id is too long for that). */
+export function callbackId(parent: string, kind: 'then' | 'catch'): string {
+  const id = `${parent}.${kind}`;
+  return SAFE_NAME.test(id) ? id : `cb-${createHash('sha256').update(parent).digest('hex').slice(0, 32)}.${kind}`;
 }

@@ -16,43 +16,62 @@ import { recordError, recordSuccess, type Next } from '../job/policy.js';
 import type { Layout } from '../spool/layout.js';
 import { groupComplete, readEntries } from '../spool/transitions/arrive.js';
 import { addEdges, dependencyState } from '../spool/transitions/release.js';
+import { COMPOSITE } from '../defaults.js';
 
 export type Gate =
   | { run: true; args?: unknown[] }
   | { run: false; next: Next; uncounted?: boolean };
 
-export function compositeGate(l: Layout, job: Job, attempt: Attempt, endIso: string, serverNowMs: number): Gate {
+/**
+ * The gate, under the worker's claim. A dependency (or group) that looks open to a job someone released
+ * contradicts the release: most often this client's view is behind (a record moving from claimed/ to
+ * done/ as we look, a lookup cached by NFS or FUSE). It is looked at again for up to
+ * COMPOSITE.staleLookupMs before the job goes back to waiting/.
+ */
+export async function compositeGate(l: Layout, job: Job, attempt: Attempt, endIso: () => string, serverNowMs: number): Promise<Gate> {
   if (job.awaits) {
-    const s = dependencyState(l, job.awaits);
-    if (s.state === 'open') return backToWaiting(l, job, [job.awaits]);
-    if (s.state === 'done') return { run: false, next: recordSuccess(job, attempt, s.job?.result ?? null, endIso) };
+    const awaits = job.awaits;
+    const s = await settled(() => dependencyState(l, awaits), (x) => x.state !== 'open');
+    if (s.state === 'open') return backToWaiting(l, job, [awaits]);
+    if (s.state === 'done') return { run: false, next: recordSuccess(job, attempt, s.job?.result ?? null, endIso()) };
     const f = s.job?.failure;
-    const err = f ? { name: f.name, message: f.message, stack: f.stack, code: f.code, permanent: true } : { name: 'DependencyFailed', message: `composite ${job.awaits} ${s.state === 'missing' ? 'is gone' : 'failed'}`, permanent: true };
-    return { run: false, next: recordError(job, attempt, err, 'error', endIso, serverNowMs) };
+    const err = f ? { name: f.name, message: f.message, stack: f.stack, code: f.code, permanent: true } : { name: 'DependencyFailed', message: `composite ${awaits} ${s.state === 'missing' ? 'is gone' : 'failed'}`, permanent: true };
+    return { run: false, next: recordError(job, attempt, err, 'error', endIso(), serverNowMs) };
   }
   if (job.after && job.after.length > 0) {
-    const open: string[] = [];
-    for (const d of job.after) {
-      const s = dependencyState(l, d);
-      if (s.state === 'open') { open.push(d); continue; }
+    const states = await settled(() => job.after!.map((d) => ({ d, ...dependencyState(l, d) })), (xs) => xs.every((x) => x.state !== 'open') || xs.some((x) => (x.state === 'failed' || x.state === 'missing') && !job.afterAnyOutcome));
+    for (const s of states) {
       if ((s.state === 'failed' || s.state === 'missing') && !job.afterAnyOutcome) {
         const why = s.state === 'missing' ? 'is gone (pruned?)' : s.job?.failure?.reason === 'cancelled' ? 'was cancelled' : 'failed';
         const serial = job.group?.kind === 'serial';
         const err = serial
-          ? { name: 'Cancelled', message: `serial chain stopped: ${d} ${why}` }
-          : { name: 'DependencyFailed', message: `dependency failed: ${d} ${why}` };
-        return { run: false, next: recordError(job, attempt, err, serial ? 'cancelled' : 'dependency', endIso, serverNowMs) };
+          ? { name: 'Cancelled', message: `serial chain stopped: ${s.d} ${why}` }
+          : { name: 'DependencyFailed', message: `dependency failed: ${s.d} ${why}` };
+        return { run: false, next: recordError(job, attempt, err, serial ? 'cancelled' : 'dependency', endIso(), serverNowMs) };
       }
     }
-    if (open.length > 0) return backToWaiting(l, job, job.after);
+    if (states.some((s) => s.state === 'open')) return backToWaiting(l, job, job.after);
   }
   if (job.postprocessOf) {
-    if (!groupComplete(l, job.postprocessOf.gid, job.postprocessOf.size)) return backToWaiting(l, job, []);
-    const entries = readEntries(l, job.postprocessOf.gid, job.postprocessOf.size);
-    if (job.fn === BUILTIN_POSTPROCESS) return { run: false, next: recordSuccess(job, attempt, entries, endIso) };
+    const { gid, size } = job.postprocessOf;
+    if (!(await settled(() => groupComplete(l, gid, size), (x) => x))) return backToWaiting(l, job, []);
+    const entries = readEntries(l, gid, size);
+    if (job.fn === BUILTIN_POSTPROCESS) return { run: false, next: recordSuccess(job, attempt, entries, endIso()) };
     return { run: true, args: [entries] };
   }
   return { run: true };
+}
+
+/** `look()` until `ok`, with growing pauses, for at most COMPOSITE.staleLookupMs; the last look either way. */
+async function settled<T>(look: () => T, ok: (x: T) => boolean): Promise<T> {
+  const until = Date.now() + COMPOSITE.staleLookupMs;
+  let pause = 20;
+  for (;;) {
+    const x = look();
+    if (ok(x) || Date.now() + pause > until) return x;
+    await new Promise((r) => setTimeout(r, pause));
+    pause = Math.min(pause * 2, 1000);
+  }
 }
 
 /** Not time yet: back to waiting/, attempt not counted, edges remade (a release removed them). */

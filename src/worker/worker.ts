@@ -21,7 +21,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { LeaseLostError, ModuleRefError, UsageError, ZcqError, errnoOf, isGone } from '../errors.js';
-import { WORKER_BOUNDS, WORKER_DEFAULTS, defaultHeartbeatMs } from '../defaults.js';
+import { COMPOSITE, WORKER_BOUNDS, WORKER_DEFAULTS, defaultHeartbeatMs } from '../defaults.js';
 import type { Attempt, Job } from '../job/format.js';
 import { recordError, type Next, type RunError } from '../job/policy.js';
 import { createRefResolver, realRoots, type RefResolver, type ResolvedRef } from '../job/resolve.js';
@@ -46,7 +46,7 @@ import { Claimer } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
 import { classifyOutcome, type StopReason } from './outcome.js';
 import { compositeGate } from './composite.js';
-import { addEdges } from '../spool/transitions/release.js';
+import { addEdges, sweepWaiting } from '../spool/transitions/release.js';
 import type { RunTask } from './runner.js';
 import { Watchdog } from './watchdog.js';
 
@@ -445,7 +445,7 @@ export class Worker {
       const err: RunError = { name: 'DeadlinePassed', message: `not started by its deadline ${job.deadline}` };
       return this.finish(c, job, recordError(job, attempt, err, 'deadline', new Date().toISOString(), serverNow));
     }
-    const gate = compositeGate(this.layout, job, attempt, new Date().toISOString(), serverNow);
+    const gate = await compositeGate(this.layout, job, attempt, () => new Date().toISOString(), serverNow);
     if (!gate.run) return this.finish(c, job, gate.next);
     const ref = await this.resolve(job.fn);
     if (ref instanceof ModuleRefError) {
@@ -561,6 +561,8 @@ export class Worker {
   }
 
   private periodicRunning = false;
+  /** When this worker next settles the jobs in waiting/ (release.ts sweepWaiting): a slow pass, it reads each. */
+  private nextSweep = Date.now() + COMPOSITE.sweepMs;
 
   /**
    * Each poll: see which queues exist and which are paused, promote due deferred jobs, adopt loose files,
@@ -588,6 +590,13 @@ export class Worker {
         });
       }
       for (const duty of this.duties) await this.duty('cron', () => duty(this));
+      if (!this.stopping && Date.now() >= this.nextSweep) {
+        this.nextSweep = Date.now() + COMPOSITE.sweepMs;
+        await this.duty('waiting', async () => {
+          const n = sweepWaiting(this.layout, this.durable);
+          if (n > 0) { this.log('waiting.released', { worker: this.lease.id, released: n }); this.wake(); }
+        });
+      }
     } finally {
       this.periodicRunning = false;
     }

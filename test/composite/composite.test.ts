@@ -117,6 +117,24 @@ describe('after', () => {
     expect((await t.spool.get(b.id)).state).toBe('pending');
   });
 
+  it('a waiting job moved to pending/ by hand before its dependency ended goes back to waiting, uncounted, and runs after it', async () => {
+    const { t, ledger } = await testSpool();
+    const a = await t.spool.put(`${F}#item`, [ledger, 'a']);
+    await t.spool.hold([a.id]);
+    const b = await t.spool.put(`${F}#item`, [ledger, 'b'], { after: a.id });
+    const { renameSync, mkdirSync } = await import('node:fs');
+    mkdirSync(join(t.spool.dir, 'pending', 'default'), { recursive: true });
+    renameSync(join(t.spool.dir, 'waiting', 'default', `${b.id}.json`), join(t.spool.dir, 'pending', 'default', `${b.id}.json`));
+    await t.runUntilIdle({ roots });
+    const back = await t.spool.get(b.id);
+    expect(back.state).toBe('waiting');
+    expect(back.job!.attempts).toBe(0);
+    expect(lines(ledger)).toEqual([]);
+    await t.spool.release([a.id]);
+    await t.runUntilIdle({ roots });
+    expect(lines(ledger)).toEqual(['item a', 'item b']);
+  });
+
   it('an unknown dependency is a usage error, nothing written', async () => {
     const { t } = await testSpool();
     await expect(t.spool.put(`${F}#item`, [], { after: 'nosuchjob' })).rejects.toThrow(/--after nosuchjob: no such job/);
@@ -152,12 +170,22 @@ describe('a job returning a composite', () => {
     expect((await t.spool.links(links.awaits!)).parent).toBe(job.id);
   });
 
-  it('currentJob().put records the running job as parent', async () => {
+  it('currentJob().put records the running job as parent; the parent lists its children', async () => {
     const { t, ledger } = await testSpool();
     const job = await t.spool.put(`${F}#parent`, [ledger]);
     await t.runUntilIdle({ roots });
     const childId = (await t.result(job.id)).job.result as string;
     expect((await t.result(childId)).job.parent).toBe(job.id);
+    expect((await t.spool.links(job.id)).children).toEqual([childId]);
+  });
+
+  it('a composite whose postprocess fails fails the job that returned it, with that failure', async () => {
+    const { t, ledger } = await testSpool();
+    const job = await t.spool.put(`${F}#splitFails`, [ledger]);
+    await t.runUntilIdle({ roots });
+    const rec = await t.result(job.id);
+    expect(rec.state).toBe('failed');
+    expect(rec.job.failure).toMatchObject({ message: 'cannot join 1' });
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * arrive: a member of a composite group ended; the last one to arrive releases the group's postprocess.
  *
- *   groups/GID/0.INDEX                     the member's entry {id, state, result | failure}
- *   groups/GID/K.J                         fan-in markers, a tournament tree over the members
+ *   groups/GID/e.INDEX                     the member's entry: a hard link to its final record
+ *   groups/GID/K.J, groups/GID/K.J.first   a tournament tree: node tokens and node slots
  *   waiting/PQUEUE/POST.json  ->  pending/PQUEUE/POST.json     at the root, once every member arrived
  *
  * Before: the member's final record (done or failed) is in place in its claim (finish.ts step 4): arrival
@@ -11,33 +11,44 @@
  *   untrusted: safe names, bounded counts). The group folder and the postprocess in waiting/ were made by
  *   the client before any member was published (client/composite.ts).
  * Steps:
- *   1. write the member's entry as leaf 0.INDEX (a temporary in tmp/, renamed over the name: a member that
- *      runs again after `zcq retry` replaces its entry);
- *   2. climb: at level K the member's node is J (J = INDEX >> K). If the sibling node J^1 exists (it covers
- *      members below SIZE) and its marker K.(J^1) is absent, stop: the sibling's last arrival will climb.
- *      Otherwise create the parent's marker K+1.(J>>1) (exclusive create; EEXIST: the sibling's climber
- *      made it, fine) and go on. Each side creates its own marker BEFORE looking at its sibling's, so of
- *      two members arriving together at least one sees the other; both may climb, and they converge;
+ *   1. link the member's final record (written and fsynced by finish) as its entry e.INDEX — no data
+ *      written, no file fsync; later moves or pruning of the record leave the entry as it was. EEXIST with
+ *      the same inode: a finish run again; another file there is replaced (a link in tmp/ renamed over).
+ *      ENOENT: our lease was taken, and its recoverer completes finish and this arrival. Then create the
+ *      leaf's token 0.INDEX (an empty file; EEXIST: made by an earlier run);
+ *   2. climb. At level K our node is J = INDEX >> K, complete (its token K.J exists). If its sibling J^1
+ *      covers no member, the parent is complete too. Otherwise link our token as the parent's slot
+ *      K+1.(J>>1).first: success means we completed first — stop, the sibling's climber goes on. EEXIST
+ *      means the sibling completed first — unless our token has two links (open+fstat), which means the
+ *      slot is our own link of an earlier run (or of a retransmitted NFS link that worked): stop. The
+ *      second to complete creates the parent's token and climbs on. Every decision is made by the file
+ *      server (link, exclusive create), never by a lookup that a client cache could answer stale: exactly
+ *      one member climbs out of each node. Durable mode: the folder is fsynced where the climb stops and
+ *      before the release (a lost slot would let the sibling stop too, and the group never complete);
  *   3. at the root (level ceil(log2 SIZE)) release the postprocess: ONE rename out of waiting/ (release.ts
- *      releaseWaiting), which only one climber wins; the others get ENOENT and stop.
- * Cost: O(log SIZE) small files per member, no scan of the group: a group of 10,000 costs each member
- *   about 14 markers, one of 10 about 4. The postprocess reads the SIZE leaves once, when it runs (worker).
+ *      releaseWaiting); ENOENT: released already (an arrival run again) or cancelled.
+ * Cost: per member one link, at most ceil(log2 SIZE) links and tokens, one folder fsync; no scan of the
+ *   group: a group of 10,000 costs each member at most 14 steps, one of 10 at most 4. The postprocess reads
+ *   the SIZE entries once, when it runs (worker/composite.ts).
  * Crash after 1 or during 2: the final record is still in the claim (finish step 5 not done); recovery
- *   completes finish, which runs arrival again — every step is idempotent. After 3 (or during it): the
- *   postprocess is pending or still waiting with the root marker present; `zcq recover` (release.ts
- *   sweepWaiting) releases a postprocess whose root marker exists.
- * Fence: none needed: markers only ever appear (an entry is replaced whole), and the release is one
- *   rename of a job nobody holds. A retry that re-opens the group (client: reopenGroup) removes the
- *   member's leaf and its ancestors' markers before the member runs again, so the root is reached again
- *   only when every member has an entry.
+ *   completes finish, which runs arrival again: every step is idempotent, and the two-link test tells a
+ *   first arrival's rerun from a second. After 3 (or during it): the postprocess is pending, or still
+ *   waiting with the root token present; every worker's sweep of waiting/ (and `zcq recover`) releases a
+ *   postprocess whose root token exists (release.ts sweepWaiting).
+ * Fence: none needed: tokens and slots only appear, an entry is replaced whole, and the release is one
+ *   rename of a job nobody holds. `zcq retry` of a member of an ended group (forgetArrival) removes its
+ *   entry and its path's tokens and sets each slot on its path back to the sibling side's token when that
+ *   side is complete, so the member's next end climbs exactly as far as the others allow.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import type { Failure, GroupRef, Job } from '../../job/format.js';
-import { MAX_JOB_BYTES, readRegularFileSync, unlinkQuietly, writeReplaceSync } from '../fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
+import { entryName, markerName, slotName } from '../names.js';
+import { COMPOSITE } from '../../defaults.js';
 import { releaseWaiting } from './release.js';
 import { step } from './steps.js';
 
@@ -49,7 +60,10 @@ export interface GroupEntry {
   failure?: Failure;
 }
 
-export type ArriveResult = 'stopped' | 'released' | 'root';
+/** How long a lookup of a file known to exist may fail from a stale cache (NFS lookupcache=all, FUSE negative_timeout). */
+const STALE_LOOKUP_MS = COMPOSITE.staleLookupMs;
+
+export type ArriveResult = 'stopped' | 'released' | 'root' | 'lost';
 
 export function groupDir(l: Layout, gid: string): string { return join(l.groups, gid); }
 
@@ -60,32 +74,64 @@ export function treeHeight(size: number): number {
   return k;
 }
 
-export function markerName(level: number, node: number): string { return `${level}.${node}`; }
-
 /** Whether node `node` of `level` covers at least one member of a group of `size`. */
 function nodeExists(size: number, level: number, node: number): boolean {
   return node >= 0 && node * 2 ** level < size;
 }
 
-/** The member's arrival: steps 1–3. `state` is where its final record goes. */
-export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', durable: boolean): ArriveResult {
+/**
+ * The member's arrival: steps 1–3. `record` is its final record in place (finish step 4: written and, in
+ * durable mode, fsynced), `state` where it goes. 'lost' when the record is no longer there (our lease was
+ * taken: its recoverer completes finish, and this arrival with it).
+ */
+export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean): ArriveResult {
   const g = job.group as GroupRef;
   const dir = groupDir(l, g.gid);
-  if (!isRealDir(dir)) makeDir(l.modes, l.groups), makeDir(l.modes, dir);
-  const entry: GroupEntry = state === 'done' ? { id: job.id, state, result: job.result ?? null } : { id: job.id, state, failure: job.failure };
-  // 1. the leaf
-  writeReplaceSync(join(dir, markerName(0, g.index)), JSON.stringify(entry) + '\n', { tmpDir: l.tmp, durable, mode: l.modes.fileMode });
+  if (!isRealDir(dir)) { makeDir(l.modes, l.groups); makeDir(l.modes, dir); }
+  // 1. the entry: a second name of the record itself, already on disk (no data written, no fsync of a file)
+  const entry = join(dir, entryName(g.index));
+  try {
+    fs.linkSync(record, entry);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return 'lost';
+    if (code !== 'EEXIST') throw err;
+    // A record of this same run (a finish run again by recovery) is there already; anything else at the name
+    // (an entry of an earlier run not forgotten, a co-user's file) is replaced by a fresh link.
+    if (!sameFile(record, entry)) {
+      const tmp = join(l.tmp, `.entry-${job.id}-${process.pid}-${Date.now()}`);
+      try { fs.linkSync(record, tmp); } catch (e) { if (errnoOf(e) === 'ENOENT') return 'lost'; throw e; }
+      fs.renameSync(tmp, entry);
+    }
+  }
+  createToken(join(dir, markerName(0, g.index)), l.modes.fileMode);
   step('arrive', 1, job.id);
   // 2. climb
   const height = treeHeight(g.size);
   let node = g.index;
   for (let level = 0; level < height; level++) {
-    const sib = node ^ 1;
-    if (nodeExists(g.size, level, sib) && !exists(join(dir, markerName(level, sib)))) return 'stopped';
-    node >>= 1;
-    createMarker(join(dir, markerName(level + 1, node)), l.modes.fileMode);
+    const parent = node >> 1;
+    if (nodeExists(g.size, level, node ^ 1)) {
+      const token = join(dir, markerName(level, node));
+      let first: boolean;
+      try {
+        fs.linkSync(token, join(dir, slotName(level + 1, parent)));
+        first = true;
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        // Our own link of an earlier run (or a retransmitted link that worked) left our token two names.
+        first = linksOf(token) >= 2;
+      }
+      if (first) {
+        if (durable) fsyncDirSync(dir);
+        return 'stopped';
+      }
+    }
+    node = parent;
+    createToken(join(dir, markerName(level + 1, node)), l.modes.fileMode);
     step('arrive', 2, `${job.id}@${level + 1}`);
   }
+  if (durable) fsyncDirSync(dir);
   // 3. the root: release the postprocess
   const released = releaseWaiting(l, g.postQueue, g.post, durable);
   step('arrive', 3, job.id);
@@ -106,11 +152,12 @@ export function readEntries(l: Layout, gid: string, size: number): GroupEntry[] 
   for (let i = 0; i < size; i++) {
     let e: GroupEntry = { id: '', state: 'missing' };
     try {
-      const r = readRegularFileSync(join(dir, markerName(0, i)), MAX_JOB_BYTES);
+      const r = readRegularFileSync(join(dir, entryName(i)), MAX_JOB_BYTES);
       if ('text' in r) {
+        // The leaf is the member's final record: a failure means it failed (a success deletes it).
         const v = JSON.parse(r.text) as Record<string, unknown>;
-        if (v && typeof v === 'object' && typeof v.id === 'string' && (v.state === 'done' || v.state === 'failed')) {
-          e = v.state === 'done' ? { id: v.id, state: 'done', result: v.result } : { id: v.id, state: 'failed', failure: v.failure as Failure };
+        if (v && typeof v === 'object' && typeof v.id === 'string') {
+          e = v.failure ? { id: v.id, state: 'failed', failure: v.failure as Failure } : { id: v.id, state: 'done', result: v.result ?? null };
         }
       }
     } catch { /* missing or unreadable: reported as 'missing' */ }
@@ -120,23 +167,54 @@ export function readEntries(l: Layout, gid: string, size: number): GroupEntry[] 
 }
 
 /**
- * Undo a member's arrival before it runs again (`zcq retry` of a member): remove its leaf and the markers
- * of its ancestors, so that the root is reached again only once it has ended anew.
+ * Undo a member's arrival before it runs again (`zcq retry` of a member, once its group ended): remove its
+ * entry and the tokens of its leaf and ancestors; at each ancestor, the slot is set back to what it would
+ * be had this member not arrived — the sibling side's token when that side is complete, else nothing — so
+ * that the member's next arrival climbs exactly as far as the other members' arrivals allow.
  */
 export function forgetArrival(l: Layout, g: GroupRef): void {
   const dir = groupDir(l, g.gid);
   if (!isRealDir(dir)) return;
+  unlinkQuietly(join(dir, entryName(g.index)));
   unlinkQuietly(join(dir, markerName(0, g.index)));
   const height = treeHeight(g.size);
   let node = g.index;
-  for (let level = 1; level <= height; level++) { node >>= 1; unlinkQuietly(join(dir, markerName(level, node))); }
+  for (let level = 1; level <= height; level++) {
+    const sib = node ^ 1;
+    node >>= 1;
+    unlinkQuietly(join(dir, markerName(level, node)));
+    const slot = join(dir, slotName(level, node));
+    unlinkQuietly(slot);
+    if (nodeExists(g.size, level - 1, sib)) {
+      try { fs.linkSync(join(dir, markerName(level - 1, sib)), slot); } catch { /* that side is not complete */ }
+    }
+  }
 }
 
-function createMarker(path: string, mode: number): void {
+/** A node's token: an empty file, created once (EEXIST: made by an earlier run of the same arrival). */
+function createToken(path: string, mode: number): void {
   try {
     fs.closeSync(fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode));
   } catch (err) {
     if (errnoOf(err) !== 'EEXIST') throw err;
+  }
+}
+
+/**
+ * The link count of an existing file, by open+fstat (fresh on NFS: close-to-open). The file exists (we made
+ * it, or were told EEXIST), so ENOENT can only be a stale negative lookup cached by this client: tried again
+ * for up to STALE_LOOKUP_MS.
+ */
+function linksOf(path: string): number {
+  const until = Date.now() + STALE_LOOKUP_MS;
+  for (;;) {
+    try {
+      const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      try { return fs.fstatSync(fd).nlink; } finally { fs.closeSync(fd); }
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT' || Date.now() > until) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
   }
 }
 
@@ -146,4 +224,8 @@ function exists(path: string): boolean {
 
 function isRealDir(path: string): boolean {
   try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
+}
+
+function sameFile(a: string, b: string): boolean {
+  try { const x = fs.lstatSync(a), y = fs.lstatSync(b); return x.ino === y.ino && x.dev === y.dev; } catch { return false; }
 }

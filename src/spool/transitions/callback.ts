@@ -19,25 +19,20 @@
  * A parent run again by `zcq retry` ends anew: its callback markers are removed by the retry
  *   (client: forgetCallbacks) so that the new end puts its callback again.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { newJob, serializeJob, type Job } from '../../job/format.js';
 import { unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { findExact } from '../scan.js';
-import { SAFE_NAME } from '../ids.js';
+import { callbackId } from '../names.js';
 import { publishMarker, putOnce } from './put.js';
+
+export { callbackId };
 import { step } from './steps.js';
 
 /** Callback jobs retry this often unless their spec says otherwise. */
 export const CALLBACK_RETRIES = 5;
-
-/** The id of a parent's callback: PARENT.then / PARENT.catch (a digest when the parent's id is too long for that). */
-export function callbackId(parent: string, kind: 'then' | 'catch'): string {
-  const id = `${parent}.${kind}`;
-  return SAFE_NAME.test(id) ? id : `cb-${createHash('sha256').update(parent).digest('hex').slice(0, 32)}.${kind}`;
-}
 
 /** Steps 1–2 for a parent that ended in `state`. Returns the callback's id, or null when it has none. */
 export function putCallback(l: Layout, parent: Job, state: 'done' | 'failed', durable: boolean): string | null {

@@ -1,7 +1,7 @@
 /**
  * cancel: stop a job for good; it ends in failed/ with reason "cancelled".
  *
- *   pending/QUEUE/ID.json, deferred/QUEUE/BUCKET/DUEMS.ID.json, hold/QUEUE/ID.json
+ *   pending/QUEUE/ID.json, deferred/QUEUE/BUCKET/DUEMS.ID.json, hold/QUEUE/ID.json, waiting/QUEUE/ID.json
  *       ->  claimed/CLIENT/SEQ.ID.json  ->  failed/QUEUE/ID.json            (not running)
  *   claimed/LEASE/SEQ.ID.json  +  cancel/ID.TOKEN  ->  (its worker)  ->  failed/QUEUE/ID.json   (running)
  *
@@ -17,7 +17,9 @@
  *   recorded the end (dropCancelRequests), and the client drops its own request when it then finds the job
  *   finished: a request left behind would cancel the job's next life, a `zcq retry` that promises a fresh start.
  * Crash after 1: the job sits in the client's lease; when it expires, recovery returns it to pending/
- *   uncounted (a client never ran it) — cancel again. After 3: cancelled.
+ *   uncounted (a client never ran it) — cancel again; one taken from waiting/ goes back there when a worker
+ *   claims it while what it waits for is still open (worker/composite.ts). After 3: cancelled, and its
+ *   composite hooks ran in finish (ended.ts): a cancelled member arrives in its group like any other end.
  * Fence: the client's lease folder, as for a worker (finish.ts).
  */
 import * as fs from 'node:fs';

@@ -27,9 +27,9 @@ import { putCallback } from './callback.js';
 import { settleDependents, settleWaiting } from './release.js';
 import { step } from './steps.js';
 
-/** Steps 1–3 for a final record of `job` (going to `state`). */
-export function onFinalRecord(l: Layout, job: Job, state: 'done' | 'failed', durable: boolean): void {
-  if (job.group) { arriveInGroup(l, job, state, durable); step('ended', 1, job.id); }
+/** Steps 1–3 for a final record of `job` at `record` (its claim), going to `state`. */
+export function onFinalRecord(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean): void {
+  if (job.group) { arriveInGroup(l, job, state, record, durable); step('ended', 1, job.id); }
   if (job.then || job.catch) { putCallback(l, job, state, durable); step('ended', 2, job.id); }
   settleDependents(l, job.id, state, durable);
   step('ended', 3, job.id);

@@ -130,7 +130,7 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   if (spare) lease.spares.push(spare);
   step('finish', 4, job.id);
   // The composite hooks (transitions/ended.ts) run on the final record in place, so recovery re-runs them.
-  if (next.to === 'done' || next.to === 'failed') onFinalRecord(l, job, next.to, lease.durable);
+  if (next.to === 'done' || next.to === 'failed') onFinalRecord(l, job, next.to, c.path, lease.durable);
   // 5. out of the lease, by one rename
   const to = targetOf(l, job, next);
   const dir = dirname(to);

@@ -34,25 +34,16 @@ import { join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { parseJob, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
-import { jobPath, queueDir, QUEUE_NAME, type Layout } from '../layout.js';
+import { jobPath, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
-import { jobName, parseClaimedName, runToken } from '../names.js';
-import { findExact } from '../scan.js';
+import { edgeName, jobName, parseEdge, runToken } from '../names.js';
+import { findExact, scanState } from '../scan.js';
 import { listQueues } from '../queues.js';
 import { SAFE_NAME } from '../ids.js';
 import { groupComplete } from './arrive.js';
 import { step } from './steps.js';
 
 export type DepState = 'done' | 'failed' | 'open' | 'missing';
-
-/** An edge's name: QUEUE~ID ('~' is in neither a queue name nor an id). */
-export function edgeName(queue: string, id: string): string { return `${queue}~${id}`; }
-function parseEdge(name: string): { queue: string; id: string } | null {
-  const i = name.indexOf('~');
-  if (i <= 0) return null;
-  const queue = name.slice(0, i), id = name.slice(i + 1);
-  return QUEUE_NAME.test(queue) && SAFE_NAME.test(id) ? { queue, id } : null;
-}
 
 /** Make the reverse edges of `id` (of `queue`) on each of `deps`. Before the job is published in waiting/. */
 export function addEdges(l: Layout, deps: readonly string[], queue: string, id: string): void {
@@ -68,18 +59,38 @@ export function addEdges(l: Layout, deps: readonly string[], queue: string, id: 
   }
 }
 
-/** Where a job stands as a dependency: ended (done/failed, or a final record still in its claim), open, or nowhere. */
+/**
+ * Note `ids` as children of `parent` (children/PARENT/ID, empty files): an index for `zcq show`, made before
+ * the children are published; nothing depends on it for correctness.
+ */
+export function addChildren(l: Layout, parent: string, ids: readonly string[]): void {
+  makeDir(l.modes, l.children);
+  const dir = join(l.children, parent);
+  makeDir(l.modes, dir);
+  for (const id of ids) {
+    try {
+      fs.closeSync(fs.openSync(join(dir, id), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode));
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+    }
+  }
+}
+
+/**
+ * Where a job stands as a dependency: ended (done/failed, or a final record still in its claim), open, or
+ * nowhere. Its claim is looked at before done/ and failed/: a record moves from the one to the other, so a
+ * record gone from the claim when we look there is in done/ or failed/ when we look there next.
+ */
 export function dependencyState(l: Layout, id: string): { state: DepState; job?: Job } {
+  for (const x of scanState(l, 'claimed')) {
+    if (x.id !== id || x.worker === undefined || x.seq === undefined) continue;
+    const job = readJob(x.path, id);
+    if (job && typeof job.finished === 'string' && job.run === runToken(x.worker, x.seq)) return { state: job.failure ? 'failed' : 'done', job };
+  }
   const locs = findExact(l, id);
   if (locs.length === 0) return { state: 'missing' };
   const ended = locs.find((x) => x.state === 'done' || x.state === 'failed');
   if (ended) return { state: ended.state as DepState, job: readJob(ended.path, id) };
-  for (const x of locs) {
-    if (x.state !== 'claimed' || x.worker === undefined) continue;
-    const job = readJob(x.path, id);
-    const c = parseClaimedName(x.path.slice(x.path.lastIndexOf('/') + 1));
-    if (job && c && typeof job.finished === 'string' && job.run === runToken(x.worker, c.seq)) return { state: job.failure ? 'failed' : 'done', job };
-  }
   return { state: 'open' };
 }
 

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { arriveInGroup, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
+import { arriveInGroup, forgetArrival, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import type { Job } from '../../../dist/job/format.js';
 import { cleanupTemp } from '../../helpers.js';
@@ -24,6 +24,13 @@ describe('arrive', () => {
     return { h, members };
   }
   const ended = (j: Job, i: number): Job => ({ ...j, result: i, finished: new Date().toISOString() });
+  /** Arrive as finish does: with the final record written at a path of its own (a claim, here in tmp/). */
+  let n = 0;
+  const arrive = (j: Job, state: 'done' | 'failed' = 'done') => {
+    const record = join(rig.l.tmp, `record-${n++}`);
+    fs.writeFileSync(record, JSON.stringify(j));
+    return arriveInGroup(rig.l, j, state, record, true);
+  };
   const postAt = (h: { id: string }) => rig.where(h.id);
   const isWaiting = (h: { id: string }) => fs.existsSync(join(rig.l.root, 'waiting', 'pq', `${h.id}.json`));
 
@@ -38,7 +45,7 @@ describe('arrive', () => {
       const results: string[] = [];
       order.forEach((i, k) => {
         expect(isWaiting(h)).toBe(true);
-        results.push(arriveInGroup(rig.l, ended(members[i]!, i), 'done', true));
+        results.push(arrive(ended(members[i]!, i)));
         if (k < n - 1) expect(groupComplete(rig.l, h.group, n)).toBe(false);
       });
       expect(results.filter((r) => r === 'released')).toHaveLength(1);
@@ -48,26 +55,50 @@ describe('arrive', () => {
     });
   }
 
-  it('two members arriving at once (the other arrives between our leaf and our look): both climb, one release', async () => {
+  it('two members arriving at once (the other arrives between our entry and our climb): exactly one climbs and releases', async () => {
     const { h, members } = await group(2);
     const other: string[] = [];
-    atStep('arrive', 1, () => { onStep(); other.push(arriveInGroup(rig.l, ended(members[1]!, 1), 'done', true)); });
-    const mine = arriveInGroup(rig.l, ended(members[0]!, 0), 'done', true);
-    expect([mine, ...other].sort()).toEqual(['released', 'root']);
+    atStep('arrive', 1, () => { onStep(); other.push(arrive(ended(members[1]!, 1))); });
+    const mine = arrive(ended(members[0]!, 0));
+    expect([mine, ...other].sort()).toEqual(['released', 'stopped']);
     expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
   });
 
-  it('arriving again (recovery re-running finish) changes nothing and releases nothing twice', async () => {
+  it('the first arrival at a node run again (recovery) before its sibling arrived stops again: its own link is told from the sibling\'s by its token\'s two links', async () => {
+    const { h, members } = await group(2);
+    expect(arrive(ended(members[0]!, 0))).toBe('stopped');
+    expect(arrive(ended(members[0]!, 0))).toBe('stopped');
+    expect(isWaiting(h)).toBe(true);
+    expect(arrive(ended(members[1]!, 1))).toBe('released');
+    expect(arrive(ended(members[0]!, 0))).toBe('stopped');
+    expect(arrive(ended(members[1]!, 1))).toBe('root');
+  });
+
+  it('forgetArrival (retry of members of an ended group): the postprocess is released again only when every retried member arrived again', async () => {
+    const { h, members } = await group(8);
+    for (let i = 0; i < 8; i++) arrive(ended(members[i]!, i));
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    fs.renameSync(join(rig.l.root, 'pending', 'pq', `${h.id}.json`), join(rig.l.root, 'waiting', 'pq', `${h.id}.json`));
+    for (const i of [1, 2, 6]) forgetArrival(rig.l, members[i]!.group!);
+    expect(groupComplete(rig.l, h.group, 8)).toBe(false);
+    expect(arrive(ended(members[6]!, 60))).toBe('stopped');
+    expect(arrive(ended(members[1]!, 10))).toBe('stopped');
+    expect(isWaiting(h)).toBe(true);
+    expect(arrive(ended(members[2]!, 20))).toBe('released');
+    expect(readEntries(rig.l, h.group, 8).map((e) => e.result)).toEqual([0, 10, 20, 3, 4, 5, 60, 7]);
+  });
+
+  it('arriving again (recovery re-running finish) releases nothing twice', async () => {
     const { h, members } = await group(3);
-    for (let i = 0; i < 3; i++) arriveInGroup(rig.l, ended(members[i]!, i), 'done', true);
-    expect(arriveInGroup(rig.l, ended(members[2]!, 2), 'done', true)).toBe('root');
+    for (let i = 0; i < 3; i++) arrive(ended(members[i]!, i));
+    expect(arrive(ended(members[2]!, 2))).toBe('root');
     expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
   });
 
   for (const [k, detail] of [[1, undefined], [2, undefined], [3, undefined]] as const) {
     it(`crash of the last member's finish after arrive step ${k}: recovery completes finish and the release, once`, async () => {
       const { h, members } = await group(4);
-      for (let i = 0; i < 3; i++) arriveInGroup(rig.l, ended(members[i]!, i), 'done', true);
+      for (let i = 0; i < 3; i++) arrive(ended(members[i]!, i));
       const a = await rig.lease();
       const { c, job } = await rig.claim(a, members[3]!.id, 'q');
       const next = succeed(a, job, 'last');
@@ -84,9 +115,25 @@ describe('arrive', () => {
     });
   }
 
+  it('a record gone from its claim (the lease was taken) arrives as lost, leaving no leaf', async () => {
+    const { h, members } = await group(2);
+    expect(arriveInGroup(rig.l, ended(members[0]!, 0), 'done', join(rig.l.tmp, 'no-such-record'), true)).toBe('lost');
+    expect(fs.readdirSync(join(rig.l.groups, h.group))).toEqual(['group.json']);
+  });
+
+  it('the leaf is the record itself (a hard link): moving or pruning the record later leaves the entry', async () => {
+    const { h, members } = await group(1);
+    const record = join(rig.l.tmp, 'rec');
+    fs.writeFileSync(record, JSON.stringify(ended(members[0]!, 42)));
+    arriveInGroup(rig.l, ended(members[0]!, 42), 'done', record, true);
+    expect(fs.statSync(record).nlink).toBe(2);
+    fs.unlinkSync(record);
+    expect(readEntries(rig.l, h.group, 1)).toEqual([{ id: members[0]!.id, state: 'done', result: 42 }]);
+  });
+
   it('an entry of a failed member carries its failure', async () => {
     const { h, members } = await group(1);
-    arriveInGroup(rig.l, { ...members[0]!, failure: { name: 'Error', message: 'x', reason: 'error' }, finished: 'now' }, 'failed', true);
+    arrive({ ...members[0]!, failure: { name: 'Error', message: 'x', reason: 'error' }, finished: 'now' }, 'failed');
     expect(readEntries(rig.l, h.group, 1)).toEqual([{ id: members[0]!.id, state: 'failed', failure: { name: 'Error', message: 'x', reason: 'error' } }]);
   });
 });

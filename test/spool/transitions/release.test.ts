@@ -6,7 +6,9 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
-import { settleWaiting, sweepWaiting } from '../../../dist/spool/transitions/release.js';
+import { addEdges, settleWaiting, sweepWaiting } from '../../../dist/spool/transitions/release.js';
+import { recordAwait } from '../../../dist/job/policy.js';
+import { attemptOf } from './util.js';
 import { cleanupTemp } from '../../helpers.js';
 import { Rig, SimulatedCrash, crashAfter, fail, onStep, succeed } from './util.js';
 
@@ -126,6 +128,30 @@ describe('release', () => {
       expect(rig.where(`${member}.then`)).toEqual([`pending/q/${member}.then.json`]);
       expect(rig.read(`pending/q/${member}.then.json`)).toMatchObject({ args: [7, member], retries: 5, parent: member });
       expect(state(dep.id)).toBe('pending');
+    });
+  }
+
+  for (const k of [4, 5]) {
+    it(`a job that returned a composite: crash after finish step ${k} on its way to waiting/; recovery (or the sweep) completes it and it is released once the postprocess ended`, async () => {
+      const post = await ran('post');
+      await finishJob(post.c, post.job, post.next);
+      await rig.put('p1', { queue: 'q' });
+      const a = await rig.lease();
+      const { c, job } = await rig.claim(a, 'p1', 'q');
+      const next = recordAwait(job, attemptOf(a, job), 'post', new Date().toISOString());
+      addEdges(rig.l, ['post'], 'q', 'p1');
+      crashAfter('finish', k);
+      await expect(finishJob(c, job, next)).rejects.toThrow(SimulatedCrash);
+      onStep();
+      if (k === 4) {
+        rig.kill(a);
+        await rig.recover();
+      } else {
+        expect(state('p1')).toBe('waiting');
+        expect(sweepWaiting(rig.l, true)).toBe(1);
+      }
+      expect(state('p1')).toBe('pending');
+      expect(rig.read('pending/q/p1.json')).toMatchObject({ awaits: 'post', after: ['post'] });
     });
   }
 
