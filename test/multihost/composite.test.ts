@@ -95,12 +95,13 @@ describe('composite jobs on three machines, clocks apart, a worker SIGKILLed eve
     await killer;
     await stopWorkers(workers);
 
-    // The spool: nothing failed, waiting, pending or held; no lease left; nothing quarantined.
+    // The spool: nothing failed, waiting, pending or held; nothing quarantined.
     expect(diagnose(), 'failed or waiting').toBe('');
     for (const s of ['pending', 'hold'] as const) expect(serverJobNames(rig, s), s).toEqual([]);
     expect(serverNames(rig, 'waiting').flatMap((q) => serverNames(rig, 'waiting', q)), 'waiting').toEqual([]);
     expect(serverNames(rig, 'quarantine')).toEqual([]);
-    expect([...serverClaimed(rig).keys()]).toEqual([]);
+    // No job held anywhere (the lease folder of the last worker killed may still wait for its expiry: empty).
+    expect([...serverClaimed(rig)].filter(([, ids]) => ids.length > 0)).toEqual([]);
 
     const lines = readFileSync(ledger, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
     const postLines = lines.filter((l) => l.ev === 'post');
