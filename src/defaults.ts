@@ -124,4 +124,6 @@ export const COMPOSITE = {
   staleLookupMs: 5_000,
   /** Every worker settles the jobs in waiting/ this often: what a crash or a stale view left waiting is released. */
   sweepMs: 15_000,
+  /** At most this many waiting jobs per sweep (each costs a read and a look for each dependency). */
+  sweepSlice: 200,
 } as const;

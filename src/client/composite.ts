@@ -11,7 +11,6 @@ import { currentJob as contextOf, type JobContext } from '../job/context.js';
 import { BUILTIN_POSTPROCESS, type CompositeHandle } from '../job/composite.js';
 import { MAX_GROUP_SIZE, serializeJob } from '../job/format.js';
 import { PutItemError, UsageError } from '../errors.js';
-import { newJobId } from '../spool/ids.js';
 import { queueDir, type Layout } from '../spool/layout.js';
 import { jobName } from '../spool/names.js';
 import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } from './prepare.js';
@@ -49,8 +48,9 @@ export async function buildComposite(layout: Layout, kind: 'parallel' | 'serial'
   const o = (opts ?? {}) as CompositeOptions & Record<string, unknown>;
   for (const k of ['after', 'afterAnyOutcome', 'at', 'in']) if (o[k] !== undefined) throw new UsageError(`${kind}: '${k}' is not an option of a composite (give it to its items)`);
   const { postprocess, ...postOpts } = o;
-  const gid = newJobId();
   const post = await prepareJob(layout, postprocess ?? BUILTIN_POSTPROCESS, [], postOpts, now);
+  // The group is named after its postprocess, the composite's id: pruning that record removes the group.
+  const gid = post.id;
   const postQueue = post.job.queue;
   post.job.postprocessOf = { gid, size: items.length };
   if (parent) post.job.parent = parent;

@@ -27,7 +27,7 @@ import { applyRetention, readRetention } from '../spool/retention.js';
 import { recoverDeadLeases, type RecoveryEvent } from '../spool/transitions/recover.js';
 import { retryJob } from '../spool/transitions/retry.js';
 import { addChildren, addEdges, settleWaiting, sweepWaiting } from '../spool/transitions/release.js';
-import { forgetArrival } from '../spool/transitions/arrive.js';
+import { forgetArrival, groupComplete } from '../spool/transitions/arrive.js';
 import { callbackId, forgetCallbacks } from '../spool/transitions/callback.js';
 import { buildComposite, setCompositeOps, type CompositeHandle, type CompositeOptions } from './composite.js';
 import type { Worker, WorkerOptions } from '../worker/worker.js';
@@ -332,11 +332,14 @@ export class Spool {
       if (loc.state !== 'failed' && loc.state !== 'done') { out.push({ id: loc.id, from: loc.state, ok: false, why: `job ${loc.id} is ${loc.state}, not finished` }); continue; }
       const queue = loc.queue ?? this.queueOfFile(loc.path);
       const links = this.readAt(loc).job;
-      // Its next end must count again: its group's fan-in and its callbacks forget this end first.
-      if (links?.group) forgetArrival(this.layout, links.group);
+      // Its next end must count again. A member of an ended group re-opens it: the fan-in forgets this end
+      // and the postprocess goes back to waiting. In a group still under way its next end replaces its
+      // entry (arrive.ts), and the postprocess sees whichever entry is there when the group completes.
+      const reopen = links?.group && groupComplete(this.layout, links.group.gid, links.group.size) ? links.group : null;
+      if (reopen) forgetArrival(this.layout, reopen);
       if (links?.then || links?.catch) forgetCallbacks(this.layout, loc.id);
       const ok = retryJob(this.layout, loc.path, queue, loc.id, this.durable);
-      if (ok && links?.group) this.reopenPostprocess(links.group.post);
+      if (ok && reopen) this.reopenPostprocess(reopen.post);
       out.push(ok ? { id: loc.id, from: loc.state, ok } : { id: loc.id, from: loc.state, ok, why: `job ${loc.id} moved meanwhile (another retry, or by hand)` });
     }
     return out;
@@ -670,7 +673,7 @@ export class Spool {
     try {
       await recoverDeadLeases(this.layout, await this.clock(), lease, (e) => events.push(e));
       // Waiting jobs whose dependencies all ended (a crash between an end and its settle): release them.
-      const released = sweepWaiting(this.layout, this.durable);
+      const released = sweepWaiting(this.layout, this.durable).released;
       if (released > 0) events.push({ event: 'job.recovered', worker: lease.id, reason: `${released} waiting job(s) released`, to: 'pending' });
     } finally {
       await lease.end();

@@ -13,7 +13,7 @@ export interface CompositeHandle {
   kind: 'parallel' | 'serial';
   /** The postprocess job's id: `spool.wait([handle.id])`, `zcq wait ID`. */
   id: string;
-  /** The group's id (groups/GID/). */
+  /** The group's id (groups/GID/): the postprocess's id, like `id`. */
   group: string;
   /** The members' ids, in input order. */
   members: string[];

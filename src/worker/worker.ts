@@ -563,6 +563,8 @@ export class Worker {
   private periodicRunning = false;
   /** When this worker next settles the jobs in waiting/ (release.ts sweepWaiting): a slow pass, it reads each. */
   private nextSweep = Date.now() + COMPOSITE.sweepMs;
+  /** Where the next sweep starts (QUEUE/ID): each pass settles a slice, round the folder. */
+  private sweepFrom = '';
 
   /**
    * Each poll: see which queues exist and which are paused, promote due deferred jobs, adopt loose files,
@@ -593,8 +595,9 @@ export class Worker {
       if (!this.stopping && Date.now() >= this.nextSweep) {
         this.nextSweep = Date.now() + COMPOSITE.sweepMs;
         await this.duty('waiting', async () => {
-          const n = sweepWaiting(this.layout, this.durable);
-          if (n > 0) { this.log('waiting.released', { worker: this.lease.id, released: n }); this.wake(); }
+          const r = sweepWaiting(this.layout, this.durable, { limit: COMPOSITE.sweepSlice, from: this.sweepFrom });
+          this.sweepFrom = r.next;
+          if (r.released > 0) { this.log('waiting.released', { worker: this.lease.id, released: r.released }); this.wake(); }
         });
       }
     } finally {

@@ -170,6 +170,13 @@ describe('a job returning a composite', () => {
     expect((await t.spool.links(links.awaits!)).parent).toBe(job.id);
   });
 
+  it('the same with each job in its own process (--runtime processes)', async () => {
+    const { t, ledger } = await testSpool();
+    const job = await t.spool.put(`${F}#split`, [ledger, 2]);
+    await t.runUntilIdle({ roots, concurrency: 1, runtime: 'processes' });
+    expect((await t.result(job.id)).job.result).toBe('done:p0,done:p1');
+  });
+
   it('currentJob().put records the running job as parent; the parent lists its children', async () => {
     const { t, ledger } = await testSpool();
     const job = await t.spool.put(`${F}#parent`, [ledger]);
@@ -186,6 +193,20 @@ describe('a job returning a composite', () => {
     const rec = await t.result(job.id);
     expect(rec.state).toBe('failed');
     expect(rec.job.failure).toMatchObject({ message: 'cannot join 1' });
+  });
+});
+
+describe('prune', () => {
+  it('pruning the postprocess removes its group; pruning a parent removes its callback markers and children index', async () => {
+    const { t, ledger } = await testSpool();
+    const h = await t.spool.parallel(items(ledger, ['a', 'b']));
+    const p = await t.spool.put(`${F}#parent`, [ledger], { then: `${F}#onThen` });
+    await t.runUntilIdle({ roots });
+    expect(h.group).toBe(h.id);
+    const dir = (d: string) => existsSync(join(t.spool.dir, d));
+    expect([dir(`groups/${h.id}`), dir(`callbacks/${p.id}.then`), dir(`children/${p.id}`)]).toEqual([true, true, true]);
+    await t.spool.prune({ state: 'done', olderThanMs: 0 });
+    expect([dir(`groups/${h.id}`), dir(`callbacks/${p.id}.then`), dir(`children/${p.id}`)]).toEqual([false, false, false]);
   });
 });
 

@@ -16,11 +16,15 @@
  * Crash after 1, 2 or 3: the final record is still in the claim; recovery sees its run token, completes
  *   finish, and so runs these steps again: an arrival replaces the same leaf and converges, a callback's
  *   marker exists, a released dependent is no longer in waiting/. After finish step 5 (waiting record, before
- *   its settle): `zcq recover` settles every waiting job (release.ts sweepWaiting).
+ *   its settle): the workers' sweep of waiting/ (and `zcq recover`) settles it (release.ts sweepWaiting).
  * Fence: finish's own (the lease folder, step 4): a stale holder never reaches step 4, so it never runs
  *   these hooks for a record that is not the current one.
  */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
 import type { Job } from '../../job/format.js';
+import { unlinkQuietly } from '../fsops.js';
+import { callbackId } from '../names.js';
 import type { Layout } from '../layout.js';
 import { arriveInGroup } from './arrive.js';
 import { putCallback } from './callback.js';
@@ -33,6 +37,24 @@ export function onFinalRecord(l: Layout, job: Job, state: 'done' | 'failed', rec
   if (job.then || job.catch) { putCallback(l, job, state, durable); step('ended', 2, job.id); }
   settleDependents(l, job.id, state, durable);
   step('ended', 3, job.id);
+}
+
+/**
+ * A finished record was pruned: what composite jobs keep for its id goes with it — the group whose
+ * postprocess it was (groups/ID/: entries and fan-in), its callbacks' run markers, the edges of jobs that
+ * waited on it (all released long since: it ended before it could be pruned), its children's index.
+ * Five names looked up; nothing read.
+ */
+export function forgetCompositeOf(l: Layout, id: string): void {
+  for (const dir of [join(l.groups, id), join(l.deps, id), join(l.children, id)]) {
+    if (isRealDir(dir)) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  unlinkQuietly(join(l.callbacks, callbackId(id, 'then')));
+  unlinkQuietly(join(l.callbacks, callbackId(id, 'catch')));
+}
+
+function isRealDir(path: string): boolean {
+  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
 }
 
 /** A record now in waiting/ (it awaits a composite): settle it once, in case what it awaits has ended already. */

@@ -17,7 +17,9 @@
  *      very file listed, same inode and mtime) — the file judged is the file taken, so a record that a
  *      retried job wrote again under the same name is never removed unjudged;
  *   3. too young after all (or not a regular file): rename it back (its name is free: a job has one copy,
- *      and we hold it); else unlink output/ID.log, then unlink the taken record.
+ *      and we hold it); else unlink output/ID.log and what composite jobs keep for ID (ended.ts
+ *      forgetCompositeOf: its group folder, its callback markers, its dependents' edges, its children's
+ *      index), then unlink the taken record.
  * Crash after 1: the record sits in tmp/ and is removed with the temporaries after the leftover age —
  *   which is what pruning wanted; its output/ID.log stays (an orphan output file). After 3: done.
  * Fence: none needed; retry and prune race on one rename, and the loser gets ENOENT.
@@ -29,6 +31,7 @@ import { randomName, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { queueDir, type Layout } from '../layout.js';
 import { idFromName } from '../names.js';
 import { listQueues } from '../queues.js';
+import { forgetCompositeOf } from './ended.js';
 import { step } from './steps.js';
 
 export interface PruneRule {
@@ -193,6 +196,7 @@ class Pass {
     step('prune', 2, id);
     if (!st.isFile() || !remove(st)) { renameOrGoneSync(taken, from); return; }
     unlinkQuietly(join(this.l.output, `${id}.log`));
+    forgetCompositeOf(this.l, id);
     unlinkQuietly(taken);
     step('prune', 3, `${this.rule.state}/${queue}/${id}`);
     this.report(id, queue, st.mtimeMs);

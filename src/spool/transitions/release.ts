@@ -25,8 +25,9 @@
  *   putter looks at the dependency after making its edge; whichever comes second sees the other.
  * Crash after 1: nothing changed. After 2: the job is pending; leftover edges are harmless (a released
  *   job is no longer in waiting/, so a later settle finds nothing). A putter that died between publishing
- *   and settling, or a finisher whose record moved on before its settle ran, leaves a job waiting whose
- *   dependencies all ended: `zcq recover` settles every waiting job (sweepWaiting).
+ *   and settling, a finisher whose record moved on before its settle ran, or a settle that saw a stale view
+ *   (an NFS or FUSE client cache), leaves a job waiting whose dependencies all ended: every worker settles
+ *   every waiting job every 15 s (sweepWaiting; worker.ts), and so does `zcq recover`.
  * Fence: none needed: the release is one rename of a job nobody holds.
  */
 import * as fs from 'node:fs';
@@ -156,19 +157,37 @@ export function settleDependents(l: Layout, id: string, state: 'done' | 'failed'
   return n;
 }
 
-/** Settle every waiting job (`zcq recover`): completes whatever a crash left between an end and its settle. */
-export function sweepWaiting(l: Layout, durable: boolean): number {
-  let n = 0;
+/**
+ * Settle the jobs in waiting/ (`zcq recover`: all; a worker's sweep: a slice): completes whatever a crash
+ * or a stale view left between an end and its settle. `limit` settles at most that many jobs, starting after
+ * `from` (QUEUE/ID, in name order) and coming round again at the end: a worker's pass costs a bounded time
+ * however many jobs wait (a settle reads the job and looks for each of its dependencies). `next` is where
+ * the following pass starts.
+ */
+export function sweepWaiting(l: Layout, durable: boolean, opts: { limit?: number; from?: string } = {}): { released: number; next: string } {
+  const all: string[] = [];
   for (const q of listQueues(l.waiting).queues) {
     let names: string[];
     try { names = fs.readdirSync(queueDir(l, 'waiting', q)); } catch { continue; }
     for (const name of names) {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
       const id = name.slice(0, -5);
-      if (SAFE_NAME.test(id) && settleWaiting(l, q, id, durable) === 'released') n++;
+      if (SAFE_NAME.test(id)) all.push(`${q}/${id}`);
     }
   }
-  return n;
+  all.sort();
+  const limit = opts.limit ?? all.length;
+  let start = opts.from ? all.findIndex((k) => k > opts.from!) : 0;
+  if (start < 0) start = 0;
+  let released = 0;
+  let next = '';
+  for (let n = 0; n < Math.min(limit, all.length); n++) {
+    const key = all[(start + n) % all.length]!;
+    const [q, id] = key.split('/') as [string, string];
+    if (settleWaiting(l, q, id, durable) === 'released') released++;
+    next = key;
+  }
+  return { released, next };
 }
 
 function isRealDir(path: string): boolean {

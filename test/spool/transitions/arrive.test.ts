@@ -74,6 +74,16 @@ describe('arrive', () => {
     expect(arrive(ended(members[1]!, 1))).toBe('root');
   });
 
+  it('a member run again in a group still under way (retried before the others ended): its new end replaces its entry, nothing released early', async () => {
+    const { h, members } = await group(3);
+    expect(arrive({ ...members[0]!, failure: { name: 'Error', message: 'x', reason: 'error' }, finished: 'now' }, 'failed')).toBe('stopped');
+    expect(arrive(ended(members[0]!, 'again'))).toBe('stopped');
+    expect(isWaiting(h)).toBe(true);
+    expect(arrive(ended(members[1]!, 1))).toBe('stopped');
+    expect(arrive(ended(members[2]!, 2))).toBe('released');
+    expect(readEntries(rig.l, h.group, 3).map((e) => [e.state, e.result])).toEqual([['done', 'again'], ['done', 1], ['done', 2]]);
+  });
+
   it('forgetArrival (retry of members of an ended group): the postprocess is released again only when every retried member arrived again', async () => {
     const { h, members } = await group(8);
     for (let i = 0; i < 8; i++) arrive(ended(members[i]!, i));

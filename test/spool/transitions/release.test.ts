@@ -103,9 +103,9 @@ describe('release', () => {
     const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1'] });
     fs.renameSync(join(rig.l.root, 'pending', 'q', `${w.id}.json`), join(rig.l.root, 'waiting', 'q', `${w.id}.json`));
     expect(state(w.id)).toBe('waiting');
-    expect(sweepWaiting(rig.l, true)).toBe(1);
+    expect(sweepWaiting(rig.l, true).released).toBe(1);
     expect(state(w.id)).toBe('pending');
-    expect(sweepWaiting(rig.l, true)).toBe(0);
+    expect(sweepWaiting(rig.l, true).released).toBe(0);
   });
 
   for (const k of [1, 2, 3]) {
@@ -131,6 +131,23 @@ describe('release', () => {
     });
   }
 
+  it('a worker\'s sweep settles a slice at a time and comes round: every waiting job whose dependencies ended is released', async () => {
+    const d = await ran('d1');
+    await finishJob(d.c, d.job, d.next);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const w = await rig.spool.put('./jobs.mjs#add', [], { queue: i % 2 ? 'q' : 'r', after: ['d1'] });
+      fs.mkdirSync(join(rig.l.root, 'waiting', w.queue), { recursive: true });
+      fs.renameSync(join(rig.l.root, 'pending', w.queue, `${w.id}.json`), join(rig.l.root, 'waiting', w.queue, `${w.id}.json`));
+      ids.push(w.id);
+    }
+    let from = '';
+    const released: number[] = [];
+    for (let pass = 0; pass < 3; pass++) { const r = sweepWaiting(rig.l, true, { limit: 2, from }); released.push(r.released); from = r.next; }
+    expect(released).toEqual([2, 2, 1]);
+    for (const [i, id] of ids.entries()) expect(state(id, i % 2 ? 'q' : 'r')).toBe('pending');
+  });
+
   for (const k of [4, 5]) {
     it(`a job that returned a composite: crash after finish step ${k} on its way to waiting/; recovery (or the sweep) completes it and it is released once the postprocess ended`, async () => {
       const post = await ran('post');
@@ -148,7 +165,7 @@ describe('release', () => {
         await rig.recover();
       } else {
         expect(state('p1')).toBe('waiting');
-        expect(sweepWaiting(rig.l, true)).toBe(1);
+        expect(sweepWaiting(rig.l, true).released).toBe(1);
       }
       expect(state('p1')).toBe('pending');
       expect(rig.read('pending/q/p1.json')).toMatchObject({ awaits: 'post', after: ['post'] });
