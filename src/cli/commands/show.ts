@@ -1,6 +1,6 @@
 /** `zcq show <id>`: everything about a job, failure stack included, and what it waits on and what waits on it. */
 import type { Command } from 'commander';
-import { relationsOf, type Related, type Relations } from '../../client/relations.js';
+import { describeLinks, type Related, type Relations } from '../../client/relations.js';
 import { globals, line, openSpool, printJson, readIds, resolveRefs } from '../common.js';
 
 export function register(program: Command): void {
@@ -14,7 +14,7 @@ export function register(program: Command): void {
         const rec = await spool.get(id);
         const progress = await spool.progress(rec.id).catch(() => null);
         const output = spool.output(rec.id);
-        const relations = rec.job ? relationsOf(spool.layout, rec.job) : undefined;
+        const relations = rec.job ? describeLinks(spool.layout, await spool.links(rec.id), rec.job) : undefined;
         if (globals(cmd).json) { printJson({ state: rec.state, path: rec.path, due: rec.dueMs ? new Date(rec.dueMs).toISOString() : undefined, corrupt: rec.corrupt, progress, output, job: rec.job, relations }); continue; }
         const j = rec.job;
         const w = (k: string, v: unknown) => { if (v !== undefined && v !== null && v !== '') line(`${k.padEnd(12)}${typeof v === 'string' ? v : JSON.stringify(v)}`); };
@@ -50,11 +50,12 @@ function relationLines(r: Relations): Array<[string, string]> {
   if (r.group) out.push(['group', `${r.group.gid} ${r.group.kind}, member ${r.group.index + 1} of ${r.group.size}; postprocess ${rel(r.group.postprocess)}`]);
   if (r.parent) out.push(['parent', rel(r.parent)]);
   if (r.waitedBy.length > 0) out.push(['waited by', r.waitedBy.map(rel).join(', ')]);
+  if (r.children.length > 0) out.push(['children', r.children.map(rel).join(', ')]);
   for (const kind of ['then', 'catch'] as const) {
     const c = r[kind];
     if (!c) continue;
     const how = [c.queue ? `queue ${c.queue}` : null, c.retries !== undefined ? `retries ${c.retries}` : null].filter(Boolean).join(', ');
-    out.push([kind, `${c.fn}${how ? ` (${how})` : ''}${c.job ? ` → ${rel(c.job)}` : ''}`]);
+    out.push([kind, `${c.fn}${how ? ` (${how})` : ''}${c.job.state === 'missing' ? '' : ` → ${rel(c.job)}`}`]);
   }
   return out;
 }
