@@ -234,6 +234,23 @@ describe('zcq show, ls waiting, cancel and retry of composites', () => {
     expect(t.ok(['show', g.id])).toMatch(/members\s+2 of 2 ended/);
   }, 60_000);
 
+  it('a job that returned a composite: show gives the composite it awaits and the jobs it created; wait gives the composite\'s result', async () => {
+    const t = setup();
+    t.startWorker(['--concurrency', '1']);
+    const id = t.ok(['put', `${F}#split`, '2']).trim();
+    const w = t.wait(id);
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.value.names).toEqual(['part0', 'part1']);
+    const shown = t.ok(['show', id]);
+    const post = t.show(id).relations.awaits.id as string;
+    expect(shown).toMatch(new RegExp(`awaits\\s+${post} \\(done\\)`));
+    const children = t.show(id).relations.children as Array<{ id: string; state: string }>;
+    expect(children).toHaveLength(3); // the postprocess and its 2 members
+    expect(children.every((c) => c.state === 'done')).toBe(true);
+    expect(shown).toMatch(/children\s+\S+ \(done\), \S+ \(done\), \S+ \(done\)/);
+    expect(t.ok(['show', children[0]!.id])).toMatch(new RegExp(`parent\\s+${id} \\(done\\)`));
+  }, 60_000);
+
   it('cancel of a composite (its postprocess id) cancels it and its members that have not started', async () => {
     const t = setup();
     const g = JSON.parse(t.ok(['--json', 'parallel', '--postprocess', `${F}#collect`], ndjson([0, 1, 2].map((i) => ({ fn: `${F}#step`, args: [`m${i}`] })))));
