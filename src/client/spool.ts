@@ -26,7 +26,7 @@ import type { PruneReport, PruneRule } from '../spool/transitions/prune.js';
 import { applyRetention, readRetention } from '../spool/retention.js';
 import { recoverDeadLeases, type RecoveryEvent } from '../spool/transitions/recover.js';
 import { retryJob } from '../spool/transitions/retry.js';
-import { addChildren, addEdges, settleWaiting, sweepWaiting } from '../spool/transitions/release.js';
+import { addChildren, addEdges, settleWaiting, sweepWaiting, type DepState } from '../spool/transitions/release.js';
 import { forgetArrival, groupComplete } from '../spool/transitions/arrive.js';
 import { callbackId, forgetCallbacks } from '../spool/transitions/callback.js';
 import { buildComposite, setCompositeOps, type CompositeHandle, type CompositeOptions } from './composite.js';
@@ -218,7 +218,10 @@ export class Spool {
   private async publishLinked(prepared: Prepared[]): Promise<void> {
     for (const p of prepared) if (p.job.after) addEdges(this.layout, p.job.after, p.job.queue, p.id);
     await this.publishJobs(prepared);
-    for (const p of prepared) if (p.job.after || p.job.postprocessOf) settleWaiting(this.layout, p.job.queue, p.id, this.durable);
+    // A job published here counts as open: should it end already, its finisher lists the edges made above
+    // and settles the jobs waiting on it (a serial chain of n is put without n look-ups).
+    const fresh = new Map<string, DepState>(prepared.map((p) => [p.id, 'open']));
+    for (const p of prepared) if (p.job.after || p.job.postprocessOf) settleWaiting(this.layout, p.job.queue, p.id, this.durable, fresh);
   }
 
   /**
@@ -404,14 +407,18 @@ export class Spool {
 
   /**
    * The refs to cancel, each composite (its postprocess id) followed by its members that have not started
-   * (pending, waiting, deferred or held): cancelling a composite cancels them; running members go on.
+   * (pending, waiting, deferred or held): cancelling a composite cancels them; running members go on. A job
+   * waiting for a composite it returned is followed by that composite.
    */
   private withCompositeMembers(refs: string[]): string[] {
     const out: string[] = [];
-    for (const ref of refs) {
+    const queue = [...refs];
+    for (let ref = queue.shift(); ref !== undefined; ref = queue.shift()) {
       out.push(ref);
       let job: Job | undefined;
       try { const locs = findExact(this.layout, ref); if (locs.length > 0) job = this.readAt(pickCurrent(locs)).job; } catch { /* reported by the cancel itself */ }
+      // A job waiting for the composite it returned: that composite goes with it.
+      if (job?.awaits && !out.includes(job.awaits)) queue.unshift(job.awaits);
       const g = job?.postprocessOf;
       if (!g) continue;
       for (const id of this.groupInfo(g.gid)?.members ?? []) {

@@ -221,6 +221,18 @@ describe('cancel and retry of a composite', () => {
     expect((await t.spool.get(h.id)).job!.failure).toMatchObject({ reason: 'cancelled' });
   });
 
+  it('cancel of a job waiting for the composite it returned cancels that composite too', async () => {
+    const { t, ledger } = await testSpool();
+    const job = await t.spool.put(`${F}#split`, [ledger, 2]);
+    await t.runUntilIdle({ roots, fn: [`${F}#split`] }); // runs only the parent: the members stay pending
+    const awaited = (await t.spool.links(job.id)).awaits!;
+    const r = await t.spool.cancel([job.id]);
+    expect(r.map((x) => x.result)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+    expect(r.map((x) => x.id).slice(0, 2)).toEqual([job.id, awaited]);
+    await t.runUntilIdle({ roots });
+    expect(lines(ledger).filter((l) => l.startsWith('item'))).toEqual([]);
+  });
+
   it('retry of a failed member re-opens the group: the postprocess runs again with its new entry', async () => {
     const { t, ledger } = await testSpool();
     const h = await t.spool.parallel([...items(ledger, ['a']), ...items(ledger, ['b'], 'bad')], { postprocess: `${F}#join` });

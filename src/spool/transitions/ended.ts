@@ -13,6 +13,8 @@
  *   Then finish moves the record out (step 5). A record that awaits a composite (the job returned one)
  *   is moved into waiting/ by finish, and settled once it is there (onWaitingRecord): its postprocess may
  *   have ended before.
+ * An odd entry in the way of a step (a file or symbolic link where its folder should be) skips that step:
+ *   it never keeps a job from ending.
  * Crash after 1, 2 or 3: the final record is still in the claim; recovery sees its run token, completes
  *   finish, and so runs these steps again: an arrival replaces the same leaf and converges, a callback's
  *   marker exists, a released dependent is no longer in waiting/. After finish step 5 (waiting record, before
@@ -33,10 +35,22 @@ import { step } from './steps.js';
 
 /** Steps 1–3 for a final record of `job` at `record` (its claim), going to `state`. */
 export function onFinalRecord(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean): void {
-  if (job.group) { arriveInGroup(l, job, state, record, durable); step('ended', 1, job.id); }
-  if (job.then || job.catch) { putCallback(l, job, state, durable); step('ended', 2, job.id); }
-  settleDependents(l, job.id, state, durable);
+  if (job.group) { tolerant(() => arriveInGroup(l, job, state, record, durable)); step('ended', 1, job.id); }
+  if (job.then || job.catch) { tolerant(() => putCallback(l, job, state, durable)); step('ended', 2, job.id); }
+  tolerant(() => settleDependents(l, job.id, state, durable));
   step('ended', 3, job.id);
+}
+
+/**
+ * An odd entry where a hook works (a file or a symbolic link where a folder of groups/, deps/ or
+ * callbacks/ should be: someone else's doing, for `zcq doctor`) skips that hook instead of keeping the job
+ * from ever ending. Any other error (no space, I/O, permissions) stops finish, which is tried again.
+ */
+function tolerant(fn: () => unknown): void {
+  try { fn(); } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTDIR' && code !== 'ELOOP' && code !== 'EISDIR') throw err;
+  }
 }
 
 /**

@@ -51,11 +51,17 @@ export function addEdges(l: Layout, deps: readonly string[], queue: string, id: 
   makeDir(l.modes, l.deps);
   for (const d of deps) {
     const dir = join(l.deps, d);
-    makeDir(l.modes, dir);
-    try {
-      fs.closeSync(fs.openSync(join(dir, edgeName(queue, id)), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode));
-    } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') throw err;
+    // A settle removes a folder it emptied: one made here a moment before may vanish; make it again.
+    for (let tries = 0; ; tries++) {
+      makeDir(l.modes, dir);
+      try {
+        fs.closeSync(fs.openSync(join(dir, edgeName(queue, id)), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode));
+        break;
+      } catch (err) {
+        const code = errnoOf(err);
+        if (code === 'EEXIST') break;
+        if (code !== 'ENOENT' || tries >= 3) throw err;
+      }
     }
   }
 }

@@ -141,6 +141,19 @@ describe('arrive', () => {
     expect(readEntries(rig.l, h.group, 1)).toEqual([{ id: members[0]!.id, state: 'done', result: 42 }]);
   });
 
+  it('a symbolic link planted where the group folder was: the member still ends (the hook is skipped, nothing written through it)', async () => {
+    const { h, members } = await group(2);
+    const elsewhere = join(rig.l.root, '..', 'elsewhere');
+    fs.mkdirSync(elsewhere);
+    fs.rmSync(join(rig.l.groups, h.group), { recursive: true });
+    fs.symlinkSync(elsewhere, join(rig.l.groups, h.group));
+    const a = await rig.lease();
+    const { c, job } = await rig.claim(a, members[0]!.id, 'q');
+    expect(await finishJob(c, job, succeed(a, job))).toBe('moved');
+    expect(rig.where(job.id)).toEqual([`done/q/${job.id}.json`]);
+    expect(fs.readdirSync(elsewhere)).toEqual([]);
+  });
+
   it('an entry of a failed member carries its failure', async () => {
     const { h, members } = await group(1);
     arrive({ ...members[0]!, failure: { name: 'Error', message: 'x', reason: 'error' }, finished: 'now' }, 'failed');
