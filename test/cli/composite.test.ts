@@ -151,8 +151,11 @@ describe('zcq put --after, --then, --catch', () => {
     const strict = t.ok(['put', `${F}#step`, 'strict', '--after', a, '--after', b, '--after', c]).trim();
     // A unique prefix is as good as the id.
     const any = t.ok(['put', `${F}#step`, 'any', '--after', a, '--after', b.slice(0, 12), '--after', c, '--after-any-outcome']).trim();
-    expect(idsIn(t.spool, 'waiting').sort()).toEqual([any, strict].sort());
+    // put -: a line may carry its own after.
+    const viaStdin = t.ok(['put', '-'], ndjson([{ fn: `${F}#step`, args: ['stdin'], after: [a, c] }])).trim();
+    expect(idsIn(t.spool, 'waiting').sort()).toEqual([any, strict, viaStdin].sort());
     t.startWorker();
+    expect(t.wait(viaStdin).value).toEqual({ name: 'stdin' });
     const s = t.wait(strict);
     expect(s.code).toBe(1);
     const rec = t.show(strict);
