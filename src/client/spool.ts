@@ -335,11 +335,12 @@ export class Spool {
       if (loc.state !== 'failed' && loc.state !== 'done') { out.push({ id: loc.id, from: loc.state, ok: false, why: `job ${loc.id} is ${loc.state}, not finished` }); continue; }
       const queue = loc.queue ?? this.queueOfFile(loc.path);
       const links = this.readAt(loc).job;
-      // Its next end must count again. A member of an ended group re-opens it: the fan-in forgets this end
-      // and the postprocess goes back to waiting. In a group still under way its next end replaces its
-      // entry (arrive.ts), and the postprocess sees whichever entry is there when the group completes.
-      const reopen = links?.group && groupComplete(this.layout, links.group.gid, links.group.size) ? links.group : null;
-      if (reopen) forgetArrival(this.layout, reopen);
+      // Its next end must count again: the fan-in forgets this end, so that the group completes only once
+      // the retried member has ended again (as a BullMQ flow's parent waits for a retried child). A member
+      // of an ended group re-opens it: the postprocess goes back to waiting, to run again then.
+      const complete = links?.group ? groupComplete(this.layout, links.group.gid, links.group.size) : false;
+      const reopen = links?.group && complete ? links.group : null;
+      if (links?.group) forgetArrival(this.layout, links.group);
       if (links?.then || links?.catch) forgetCallbacks(this.layout, loc.id);
       const ok = retryJob(this.layout, loc.path, queue, loc.id, this.durable);
       if (ok && reopen) this.reopenPostprocess(reopen.post);
@@ -680,8 +681,9 @@ export class Spool {
     try {
       await recoverDeadLeases(this.layout, await this.clock(), lease, (e) => events.push(e));
       // Waiting jobs whose dependencies all ended (a crash between an end and its settle): release them.
-      const released = sweepWaiting(this.layout, this.durable).released;
+      const { released, quarantined } = await sweepWaiting(this.layout, this.durable);
       if (released > 0) events.push({ event: 'job.recovered', worker: lease.id, reason: `${released} waiting job(s) released`, to: 'pending' });
+      if (quarantined > 0) events.push({ event: 'job.quarantined', worker: lease.id, reason: `${quarantined} entry(ies) of waiting/ that are not jobs set aside in quarantine/`, to: 'quarantine' });
     } finally {
       await lease.end();
     }

@@ -43,7 +43,7 @@ export interface Layout {
   groups: string;
   /** Reverse dependency edges: deps/DEPID/QUEUE~ID, one per job waiting on DEPID (transitions/release.ts). */
   deps: string;
-  /** Callback run markers: callbacks/ID.then, callbacks/ID.catch (transitions/callback.ts). */
+  /** Callback run markers: folders callbacks/ID.then/, callbacks/ID.catch/ (transitions/callback.ts). */
   callbacks: string;
   /** children/PARENT/ID: the jobs a running job created (currentJob().put/parallel/serial), for `zcq show`. */
   children: string;

@@ -595,8 +595,9 @@ export class Worker {
       if (!this.stopping && Date.now() >= this.nextSweep) {
         this.nextSweep = Date.now() + COMPOSITE.sweepMs;
         await this.duty('waiting', async () => {
-          const r = sweepWaiting(this.layout, this.durable, { limit: COMPOSITE.sweepSlice, from: this.sweepFrom });
+          const r = await sweepWaiting(this.layout, this.durable, { limit: COMPOSITE.sweepSlice, from: this.sweepFrom });
           this.sweepFrom = r.next;
+          if (r.quarantined > 0) { this.summary.quarantined += r.quarantined; this.log('waiting.quarantined', { worker: this.lease.id, quarantined: r.quarantined }); }
           if (r.released > 0) { this.log('waiting.released', { worker: this.lease.id, released: r.released }); this.wake(); }
         });
       }

@@ -50,7 +50,7 @@ export async function gatherStatus(spool: Spool): Promise<StatusView> {
 }
 
 const HEADERS: Record<JobState, string> = { pending: 'PENDING', deferred: 'DEFERRED', claimed: 'CLAIMED', hold: 'HOLD', failed: 'FAILED', done: 'DONE', waiting: 'WAITING' };
-const ORDER: JobState[] = ['pending', 'deferred', 'claimed', 'hold', 'failed', 'done'];
+const ORDER: JobState[] = ['pending', 'deferred', 'claimed', 'hold', 'failed', 'done', 'waiting'];
 
 /** The text of `zcq status`, one string a line, each cut to `width` when given. */
 export function renderStatus(v: StatusView, width?: number): string[] {

@@ -36,9 +36,13 @@
  *   waiting with the root token present; every worker's sweep of waiting/ (and `zcq recover`) releases a
  *   postprocess whose root token exists (release.ts sweepWaiting).
  * Fence: none needed: tokens and slots only appear, an entry is replaced whole, and the release is one
- *   rename of a job nobody holds. `zcq retry` of a member of an ended group (forgetArrival) removes its
- *   entry and its path's tokens and sets each slot on its path back to the sibling side's token when that
- *   side is complete, so the member's next end climbs exactly as far as the others allow.
+ *   rename of a job nobody holds. `zcq retry` of a member (forgetArrival), whether its group ended or is
+ *   under way, removes its entry and its path's tokens and sets each slot on its path back to the sibling
+ *   side's token when that side is complete, so the member's next end climbs exactly as far as the others
+ *   allow, and the group completes only once the member has ended again. Limit: a retry that runs at the
+ *   very moment the last other member of the group climbs past the retried member's old slot may let that
+ *   climber complete the group with the member's entry missing (the postprocess then sees it 'missing');
+ *   retry a member of a group that is under way, not one whose last member is ending that instant.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -167,7 +171,7 @@ export function readEntries(l: Layout, gid: string, size: number): GroupEntry[] 
 }
 
 /**
- * Undo a member's arrival before it runs again (`zcq retry` of a member, once its group ended): remove its
+ * Undo a member's arrival before it runs again (`zcq retry` of a member, its group ended or not): remove its
  * entry and the tokens of its leaf and ancestors; at each ancestor, the slot is set back to what it would
  * be had this member not arrived — the sibling side's token when that side is complete, else nothing — so
  * that the member's next arrival climbs exactly as far as the other members' arrivals allow.

@@ -9,7 +9,10 @@
  * Steps (each idempotent, so running them again after a crash is harmless):
  *   1. a group member arrives in its group (arrive.ts), the last one releasing the postprocess;
  *   2. its `then` or `catch` callback is put (callback.ts), at most once;
- *   3. every job waiting on it is settled (release.ts settleDependents).
+ *   3. every job waiting on it is settled (release.ts settleDependents);
+ *   4. its own edges (deps/DEPID/QUEUE~ID for each of its `after`) are removed, with the folders they
+ *      emptied: a released job's are gone already (release step 3), but a job that ends without being
+ *      released — cancelled while it waited — would leave them behind for good. O(its own dependencies).
  *   Then finish moves the record out (step 5). A record that awaits a composite (the job returned one)
  *   is moved into waiting/ by finish, and settled once it is there (onWaitingRecord): its postprocess may
  *   have ended before.
@@ -17,7 +20,8 @@
  *   it never keeps a job from ending.
  * Crash after 1, 2 or 3: the final record is still in the claim; recovery sees its run token, completes
  *   finish, and so runs these steps again: an arrival replaces the same leaf and converges, a callback's
- *   marker exists, a released dependent is no longer in waiting/. After finish step 5 (waiting record, before
+ *   marker exists, a released dependent is no longer in waiting/, an edge removed is not there to remove.
+ *   After finish step 5 (waiting record, before
  *   its settle): the workers' sweep of waiting/ (and `zcq recover`) settles it (release.ts sweepWaiting).
  * Fence: finish's own (the lease folder, step 4): a stale holder never reaches step 4, so it never runs
  *   these hooks for a record that is not the current one.
@@ -25,12 +29,10 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Job } from '../../job/format.js';
-import { unlinkQuietly } from '../fsops.js';
-import { callbackId } from '../names.js';
 import type { Layout } from '../layout.js';
 import { arriveInGroup } from './arrive.js';
-import { putCallback } from './callback.js';
-import { settleDependents, settleWaiting } from './release.js';
+import { forgetCallbacks, putCallback } from './callback.js';
+import { dropEdges, settleDependents, settleWaiting } from './release.js';
 import { step } from './steps.js';
 
 /** Steps 1–3 for a final record of `job` at `record` (its claim), going to `state`. */
@@ -39,6 +41,7 @@ export function onFinalRecord(l: Layout, job: Job, state: 'done' | 'failed', rec
   if (job.then || job.catch) { tolerant(() => putCallback(l, job, state, durable)); step('ended', 2, job.id); }
   tolerant(() => settleDependents(l, job.id, state, durable));
   step('ended', 3, job.id);
+  if (job.after?.length) { tolerant(() => dropEdges(l, job.after!, job.queue, job.id)); step('ended', 4, job.id); }
 }
 
 /**
@@ -63,8 +66,7 @@ export function forgetCompositeOf(l: Layout, id: string): void {
   for (const dir of [join(l.groups, id), join(l.deps, id), join(l.children, id)]) {
     if (isRealDir(dir)) fs.rmSync(dir, { recursive: true, force: true });
   }
-  unlinkQuietly(join(l.callbacks, callbackId(id, 'then')));
-  unlinkQuietly(join(l.callbacks, callbackId(id, 'catch')));
+  forgetCallbacks(l, id);
 }
 
 function isRealDir(path: string): boolean {

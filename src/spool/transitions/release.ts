@@ -27,13 +27,14 @@
  *   job is no longer in waiting/, so a later settle finds nothing). A putter that died between publishing
  *   and settling, a finisher whose record moved on before its settle ran, or a settle that saw a stale view
  *   (an NFS or FUSE client cache), leaves a job waiting whose dependencies all ended: every worker settles
- *   every waiting job every 15 s (sweepWaiting; worker.ts), and so does `zcq recover`.
+ *   every waiting job every 15 s (sweepWaiting; worker.ts), and so does `zcq recover`. The sweep sets a
+ *   file that is not a job aside in quarantine/ with its reason; the other waiting jobs go on.
  * Fence: none needed: the release is one rename of a job nobody holds.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
-import { parseJob, type Job } from '../../job/format.js';
+import { JobFormatError, parseJob, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
 import { jobPath, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
@@ -42,6 +43,7 @@ import { findExact, scanState } from '../scan.js';
 import { listQueues } from '../queues.js';
 import { SAFE_NAME } from '../ids.js';
 import { groupComplete } from './arrive.js';
+import { quarantine } from './quarantine.js';
 import { step } from './steps.js';
 
 export type DepState = 'done' | 'failed' | 'open' | 'missing';
@@ -131,21 +133,40 @@ export function releaseWaiting(l: Layout, queue: string, id: string, durable: bo
   return true;
 }
 
-/** Steps 1–3 for one waiting job. */
-export function settleWaiting(l: Layout, queue: string, id: string, durable: boolean, known?: ReadonlyMap<string, DepState>): 'released' | 'waiting' | 'gone' {
-  const job = readJob(jobPath(l, 'waiting', queue, id), id);
-  if (!job) return 'gone';
+/** A waiting file read: the job, gone (moved meanwhile), or why it is not a job (for quarantine). */
+function readWaitingJob(path: string, id: string): Job | 'gone' | { bad: string } {
+  try {
+    const r = readRegularFileSync(path, MAX_JOB_BYTES);
+    if ('bad' in r) return { bad: r.bad };
+    return parseJob(r.text, id);
+  } catch (err) {
+    if (err instanceof JobFormatError) return { bad: err.message };
+    if (isGone(err)) return 'gone';
+    throw err;
+  }
+}
+
+/** Steps 1–3 for one waiting job. 'unreadable': the file is not a job (the sweep quarantines it). */
+export function settleWaiting(l: Layout, queue: string, id: string, durable: boolean, known?: ReadonlyMap<string, DepState>): 'released' | 'waiting' | 'gone' | 'unreadable' {
+  const job = readWaitingJob(jobPath(l, 'waiting', queue, id), id);
+  if (job === 'gone') return 'gone';
+  if ('bad' in job) return 'unreadable';
   if (!isReady(l, job, known)) return 'waiting';
   step('release', 1, id);
   if (!releaseWaiting(l, queue, id, durable)) return 'gone';
   // 3. the edges are spent
-  for (const d of job.after ?? []) {
-    if (!isRealDir(join(l.deps, d))) continue;
+  dropEdges(l, job.after ?? [], queue, id);
+  step('release', 3, id);
+  return 'released';
+}
+
+/** Remove the edges of `id` (of `queue`) on each of `deps`, and the edge folders that emptied. */
+export function dropEdges(l: Layout, deps: readonly string[], queue: string, id: string): void {
+  for (const d of deps) {
+    if (!SAFE_NAME.test(d) || !isRealDir(join(l.deps, d))) continue;
     unlinkQuietly(join(l.deps, d, edgeName(queue, id)));
     try { fs.rmdirSync(join(l.deps, d)); } catch { /* others still wait on d, or gone */ }
   }
-  step('release', 3, id);
-  return 'released';
 }
 
 /** The ending job `id` (its final record in place) settles every job waiting on it. O(its dependents). */
@@ -168,17 +189,22 @@ export function settleDependents(l: Layout, id: string, state: 'done' | 'failed'
  * or a stale view left between an end and its settle. `limit` settles at most that many jobs, starting after
  * `from` (QUEUE/ID, in name order) and coming round again at the end: a worker's pass costs a bounded time
  * however many jobs wait (a settle reads the job and looks for each of its dependencies). `next` is where
- * the following pass starts.
+ * the following pass starts. An entry of a queue folder that is not a job — a name other than ID.json, a
+ * folder, a symbolic link or special file, a file that does not parse as job ID — is set aside in
+ * quarantine/ with its reason (transitions/quarantine.ts), never deleted, and the pass goes on with the
+ * others. Names starting with a dot are left alone (an NFS client's .nfsXXXX of a file still open).
  */
-export function sweepWaiting(l: Layout, durable: boolean, opts: { limit?: number; from?: string } = {}): { released: number; next: string } {
+export async function sweepWaiting(l: Layout, durable: boolean, opts: { limit?: number; from?: string } = {}): Promise<{ released: number; quarantined: number; next: string }> {
   const all: string[] = [];
+  const odd: { path: string; name: string; why: string }[] = [];
   for (const q of listQueues(l.waiting).queues) {
     let names: string[];
     try { names = fs.readdirSync(queueDir(l, 'waiting', q)); } catch { continue; }
     for (const name of names) {
-      if (!name.endsWith('.json') || name.startsWith('.')) continue;
-      const id = name.slice(0, -5);
+      if (name.startsWith('.')) continue;
+      const id = name.endsWith('.json') ? name.slice(0, -5) : '';
       if (SAFE_NAME.test(id)) all.push(`${q}/${id}`);
+      else odd.push({ path: join(queueDir(l, 'waiting', q), name), name, why: `not a job file name (ID.json) in waiting/${q}/` });
     }
   }
   all.sort();
@@ -190,10 +216,21 @@ export function sweepWaiting(l: Layout, durable: boolean, opts: { limit?: number
   for (let n = 0; n < Math.min(limit, all.length); n++) {
     const key = all[(start + n) % all.length]!;
     const [q, id] = key.split('/') as [string, string];
-    if (settleWaiting(l, q, id, durable) === 'released') released++;
+    let r: ReturnType<typeof settleWaiting>;
+    try { r = settleWaiting(l, q, id, durable); } catch { r = 'waiting'; } // one job's trouble (EIO, EACCES) stops no other
+    if (r === 'released') released++;
+    else if (r === 'unreadable') {
+      const path = jobPath(l, 'waiting', q, id);
+      const got = readWaitingJob(path, id);
+      if (typeof got === 'object' && 'bad' in got) odd.push({ path, name: `${id}.json`, why: `${got.bad} (found in waiting/${q}/)` });
+    }
     next = key;
   }
-  return { released, next };
+  let quarantined = 0;
+  for (const o of odd) {
+    if (await quarantine(l, o.path, o.name, o.why, { mode: l.modes.fileMode, durable }).catch(() => null)) quarantined++;
+  }
+  return { released, quarantined, next };
 }
 
 function isRealDir(path: string): boolean {

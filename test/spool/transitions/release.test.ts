@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import { addEdges, settleWaiting, sweepWaiting } from '../../../dist/spool/transitions/release.js';
+import { readEntries } from '../../../dist/spool/transitions/arrive.js';
 import { recordAwait } from '../../../dist/job/policy.js';
 import { attemptOf } from './util.js';
 import { cleanupTemp } from '../../helpers.js';
@@ -103,9 +104,9 @@ describe('release', () => {
     const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1'] });
     fs.renameSync(join(rig.l.root, 'pending', 'q', `${w.id}.json`), join(rig.l.root, 'waiting', 'q', `${w.id}.json`));
     expect(state(w.id)).toBe('waiting');
-    expect(sweepWaiting(rig.l, true).released).toBe(1);
+    expect((await sweepWaiting(rig.l, true)).released).toBe(1);
     expect(state(w.id)).toBe('pending');
-    expect(sweepWaiting(rig.l, true).released).toBe(0);
+    expect((await sweepWaiting(rig.l, true)).released).toBe(0);
   });
 
   for (const k of [1, 2, 3]) {
@@ -143,7 +144,7 @@ describe('release', () => {
     }
     let from = '';
     const released: number[] = [];
-    for (let pass = 0; pass < 3; pass++) { const r = sweepWaiting(rig.l, true, { limit: 2, from }); released.push(r.released); from = r.next; }
+    for (let pass = 0; pass < 3; pass++) { const r = await sweepWaiting(rig.l, true, { limit: 2, from }); released.push(r.released); from = r.next; }
     expect(released).toEqual([2, 2, 1]);
     for (const [i, id] of ids.entries()) expect(state(id, i % 2 ? 'q' : 'r')).toBe('pending');
   });
@@ -165,7 +166,7 @@ describe('release', () => {
         await rig.recover();
       } else {
         expect(state('p1')).toBe('waiting');
-        expect(sweepWaiting(rig.l, true).released).toBe(1);
+        expect((await sweepWaiting(rig.l, true)).released).toBe(1);
       }
       expect(state('p1')).toBe('pending');
       expect(rig.read('pending/q/p1.json')).toMatchObject({ awaits: 'post', after: ['post'] });
@@ -179,7 +180,7 @@ describe('release', () => {
     const a = await rig.lease();
     const { c, job } = await rig.claim(a, 'p1', 'q');
     const next = fail(a, job);
-    crashAfter('putOnce', 1);
+    crashAfter('callback', 1);
     await expect(finishJob(c, job, next)).rejects.toThrow(SimulatedCrash);
     expect(fs.existsSync(join(rig.l.callbacks, 'p1.catch'))).toBe(true);
     expect(rig.where('p1.catch')).toEqual([]);
@@ -188,5 +189,88 @@ describe('release', () => {
     expect(rig.where('p1')).toEqual(['failed/q/p1.json']);
     expect(rig.where('p1.catch')).toEqual(['pending/cb/p1.catch.json']);
     expect(rig.read('pending/cb/p1.catch.json')).toMatchObject({ args: [{ message: 'boom', reason: 'error' }, 'p1'], retries: 2 });
+  });
+
+  it('callback: crash after its publication, the callback runs and is pruned before recovery re-runs the hook: never put a second time', async () => {
+    const p = await rig.put('p1', { queue: 'q' });
+    const file = join(rig.l.root, 'pending', 'q', 'p1.json');
+    fs.writeFileSync(file, JSON.stringify({ ...p, then: { fn: './jobs.mjs#echo' } }));
+    const a = await rig.lease();
+    const { c, job } = await rig.claim(a, 'p1', 'q');
+    crashAfter('callback', 2);
+    await expect(finishJob(c, job, succeed(a, job, 3))).rejects.toThrow(SimulatedCrash);
+    onStep();
+    expect(rig.where('p1.then')).toEqual(['pending/q/p1.then.json']);
+    // The callback ran, ended and was pruned: nothing of it is left in the spool but its parent's marker.
+    fs.unlinkSync(join(rig.l.root, 'pending', 'q', 'p1.then.json'));
+    rig.kill(a);
+    await rig.recover();
+    expect(rig.where('p1')).toEqual(['done/q/p1.json']);
+    expect(rig.where('p1.then')).toEqual([]);
+    expect(fs.readdirSync(join(rig.l.callbacks, 'p1.then'))).toEqual(['put']);
+  });
+
+  it('the sweep (and zcq recover) sets aside in quarantine/ what in waiting/ is not a job, with its reason, and releases the others', async () => {
+    const d = await ran('d1');
+    await finishJob(d.c, d.job, d.next);
+    const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1'] });
+    fs.renameSync(join(rig.l.root, 'pending', 'q', `${w.id}.json`), join(rig.l.root, 'waiting', 'q', `${w.id}.json`));
+    const wq = join(rig.l.root, 'waiting', 'q');
+    fs.writeFileSync(join(wq, 'broken.json'), '{ not json');
+    fs.writeFileSync(join(wq, 'notes.txt'), 'hello');
+    fs.writeFileSync(join(wq, 'other.json'), JSON.stringify({ ...rig.read(`waiting/q/${w.id}.json`), id: 'someone-else' }));
+    const outside = join(rig.l.root, '..', `outside-${process.pid}`);
+    fs.writeFileSync(outside, 'keep me');
+    fs.symlinkSync(outside, join(wq, 'link.json'));
+    fs.writeFileSync(join(wq, '.nfs000123'), '');
+    const r = await sweepWaiting(rig.l, true);
+    expect(r).toMatchObject({ released: 1, quarantined: 4 });
+    expect(state(w.id)).toBe('pending');
+    expect(fs.readdirSync(wq)).toEqual(['.nfs000123']);
+    const q = fs.readdirSync(rig.l.quarantine).sort();
+    expect(q).toEqual(['broken.json', 'broken.json.reason', 'link.json', 'link.json.reason', 'notes.txt', 'notes.txt.reason', 'other.json', 'other.json.reason']);
+    expect(fs.readFileSync(join(rig.l.quarantine, 'broken.json'), 'utf8')).toBe('{ not json');
+    expect(fs.lstatSync(join(rig.l.quarantine, 'link.json')).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(outside, 'utf8')).toBe('keep me');
+    expect(fs.readFileSync(join(rig.l.quarantine, 'notes.txt.reason'), 'utf8')).toMatch(/not a job file name \(ID\.json\) in waiting\/q\//);
+    expect(fs.readFileSync(join(rig.l.quarantine, 'broken.json.reason'), 'utf8')).toMatch(/found in waiting\/q\//);
+    fs.unlinkSync(outside);
+    // zcq recover does the same.
+    fs.writeFileSync(join(wq, 'again.json'), 'x');
+    const events = await rig.spool.recover();
+    expect(events.some((e) => e.event === 'job.quarantined')).toBe(true);
+    expect(fs.existsSync(join(rig.l.quarantine, 'again.json.reason'))).toBe(true);
+  });
+
+  it('cancel of a waiting job removes its edges (and the edge folders it emptied); the dependency ends with no dependents left', async () => {
+    await rig.put('d1', { queue: 'q' });
+    await rig.put('d2', { queue: 'q' });
+    const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1', 'd2'] });
+    const other = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d2'] });
+    expect(state(w.id)).toBe('waiting');
+    expect(edges('d1')).toEqual([`q~${w.id}`]);
+    const [res] = await rig.spool.cancel([w.id]);
+    expect(res).toMatchObject({ result: 'cancelled', was: 'waiting' });
+    expect(state(w.id)).toBe('failed');
+    expect(fs.existsSync(join(rig.l.deps, 'd1'))).toBe(false);
+    expect(edges('d2')).toEqual([`q~${other.id}`]);
+  });
+
+  it('retry of a member while its group is under way: the group completes only once the retried member ended again, and the postprocess sees its new entry', async () => {
+    const h = await rig.spool.parallel([{ fn: './jobs.mjs#add', args: [1, 0], queue: 'q' }, { fn: './jobs.mjs#add', args: [2, 0], queue: 'q' }], { queue: 'q' });
+    const [m0, m1] = h.members as [string, string];
+    const a = await rig.lease();
+    const first = await rig.claim(a, m0, 'q');
+    await finishJob(first.c, first.job, fail(a, first.job));
+    expect(rig.where(m0)).toEqual([`failed/q/${m0}.json`]);
+    const [r] = await rig.spool.retry([m0]);
+    expect(r).toMatchObject({ ok: true });
+    const other = await rig.claim(a, m1, 'q');
+    await finishJob(other.c, other.job, succeed(a, other.job, 2));
+    expect(state(h.id)).toBe('waiting');
+    const again = await rig.claim(a, m0, 'q');
+    await finishJob(again.c, again.job, succeed(a, again.job, 1));
+    expect(state(h.id)).toBe('pending');
+    expect(readEntries(rig.l, h.group, 2).map((e) => e.state)).toEqual(['done', 'done']);
   });
 });
