@@ -89,10 +89,10 @@ describe('hold and release', () => {
     for (const id of [p, later, soon]) expect(ls.stdout).toMatch(new RegExp(`^${id}\\thold\\t`, 'm'));
     expect(zcq(spool, ['ls', 'hold']).stdout.trim().split('\n')).toHaveLength(3);
     const st = zcq(spool, ['status']);
-    // Columns: QUEUE PENDING DEFERRED CLAIMED HOLD FAILED DONE.
-    expect(st.stdout).toMatch(/^total +0 +0 +0 +3 +0 +0$/m);
-    expect(st.stdout).toMatch(/^q1 +0 +0 +0 +1 +0 +0$/m);
-    expect(st.stdout).toMatch(/^default +0 +0 +0 +2 +0 +0$/m);
+    // Columns: QUEUE PENDING DEFERRED CLAIMED HOLD FAILED DONE WAITING.
+    expect(st.stdout).toMatch(/^total +0 +0 +0 +3 +0 +0 +0$/m);
+    expect(st.stdout).toMatch(/^q1 +0 +0 +0 +1 +0 +0 +0$/m);
+    expect(st.stdout).toMatch(/^default +0 +0 +0 +2 +0 +0 +0$/m);
     expect(JSON.parse(zcq(spool, ['--json', 'status']).stdout).counts).toMatchObject({ pending: 0, deferred: 0, hold: 3 });
 
     // A worker finds nothing to do (held jobs are no work) and runs none of them, even once `soon` is due.

@@ -329,7 +329,8 @@ export class Spool {
    */
   async retry(idsOrPrefixes: string[]): Promise<RetryResult[]> {
     const out: RetryResult[] = [];
-    for (const ref of idsOrPrefixes) {
+    const todo = [...idsOrPrefixes];
+    for (let ref = todo.shift(); ref !== undefined; ref = todo.shift()) {
       let loc: Located;
       try { loc = await this.locate(ref); } catch (err) { if (err instanceof AmbiguousIdError) throw err; out.push({ id: ref, from: null, ok: false, why: (err as Error).message }); continue; }
       if (loc.state !== 'failed' && loc.state !== 'done') { out.push({ id: loc.id, from: loc.state, ok: false, why: `job ${loc.id} is ${loc.state}, not finished` }); continue; }
@@ -343,10 +344,28 @@ export class Spool {
       if (links?.group) forgetArrival(this.layout, links.group);
       if (links?.then || links?.catch) forgetCallbacks(this.layout, loc.id);
       const ok = retryJob(this.layout, loc.path, queue, loc.id, this.durable);
-      if (ok && reopen) this.reopenPostprocess(reopen.post);
+      if (ok && reopen) {
+        this.reopenPostprocess(reopen.post);
+        // The job that returned this composite took the postprocess's outcome: it takes the next one too.
+        // Retried, it does not run again (its `awaits` stays): it waits for the postprocess and takes its
+        // outcome. Found as the group's parent (the job that made it, currentJob().parallel/serial).
+        const awaiter = this.awaiterOf(reopen.gid, reopen.post);
+        if (awaiter && !todo.includes(awaiter) && !out.some((o) => o.id === awaiter)) todo.push(awaiter);
+      }
       out.push(ok ? { id: loc.id, from: loc.state, ok } : { id: loc.id, from: loc.state, ok, why: `job ${loc.id} moved meanwhile (another retry, or by hand)` });
     }
     return out;
+  }
+
+  /** The finished job that awaits postprocess `post` of group `gid`: the group's parent, when it returned the composite. */
+  private awaiterOf(gid: string, post: string): string | null {
+    const parent = this.groupInfo(gid)?.parent;
+    if (!parent) return null;
+    for (const loc of findExact(this.layout, parent)) {
+      if (loc.state !== 'done' && loc.state !== 'failed') continue;
+      if (this.readAt(loc).job?.awaits === post) return parent;
+    }
+    return null;
   }
 
   /** A retried member re-opens its group: a finished postprocess goes back to waiting/ (one rename), to run again once the member ends. */

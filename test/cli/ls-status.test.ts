@@ -148,12 +148,12 @@ describe('zcq status', () => {
     const lines = out.split('\n');
     expect(lines[0]).toBe(`spool ${m.spool}`);
     const header = lines.find((l) => l.startsWith('QUEUE'))!;
-    expect(header).toMatch(/^QUEUE +PENDING +DEFERRED +CLAIMED +HOLD +FAILED +DONE$/);
+    expect(header).toMatch(/^QUEUE +PENDING +DEFERRED +CLAIMED +HOLD +FAILED +DONE +WAITING$/);
     const cells = (name: string) => lines.find((l) => l.startsWith(name))!.slice(header.indexOf('PENDING')).trim().split(/ +/).map(Number);
-    expect(cells('default ')).toEqual([0, 1, 0, 0, 1, 1]);
-    expect(cells('mail (paused)')).toEqual([1, 0, 0, 1, 0, 0]);
-    expect(cells('idle (paused)')).toEqual([0, 0, 0, 0, 0, 0]);
-    expect(cells('total')).toEqual([1, 1, 0, 1, 1, 1]);
+    expect(cells('default ')).toEqual([0, 1, 0, 0, 1, 1, 0]);
+    expect(cells('mail (paused)')).toEqual([1, 0, 0, 1, 0, 0, 0]);
+    expect(cells('idle (paused)')).toEqual([0, 0, 0, 0, 0, 0, 0]);
+    expect(cells('total')).toEqual([1, 1, 0, 1, 1, 1, 0]);
     expect(out).toMatch(/^oldest pending: (now|\d+s ago)$/m);
     expect(out).toMatch(/^workers: 0 alive$/m);
     const tty = onPty(['--spool', m.spool, 'status']);
@@ -191,7 +191,7 @@ describe('zcq status', () => {
     expect(out).toMatch(/^workers: 1 alive$/m);
     expect(out).toMatch(/^WORKER +STATE +QUEUES +RUNNING +HEARTBEAT$/m);
     expect(out).toMatch(new RegExp(`^${j.workers[0].id.replace(/\./g, '\\.')} +alive +slow,other +1/3 +(now|\\d+s ago)$`, 'm'));
-    expect(out).toMatch(/^slow +0 +0 +1 +0 +0 +0$/m);
+    expect(out).toMatch(/^slow +0 +0 +1 +0 +0 +0 +0$/m);
     // ls: the running job with its worker.
     const row = ok(spool, ['ls', 'claimed']).trimEnd().split('\t');
     expect(row.slice(0, 4)).toEqual([id, 'claimed', 'slow', './ops.mjs#until']);

@@ -248,4 +248,21 @@ describe('cancel and retry of a composite', () => {
     expect((await t.result(h.id)).job.result).toBe('done:a,done:b');
     expect(lines(ledger).filter((l) => l.startsWith('join'))).toEqual(['join done:a,failed:error', 'join done:a,done:b']);
   });
+
+  it('retry of a failed member of a composite a job returned: the postprocess runs again and that job takes its new result, without running again', async () => {
+    const { t, ledger } = await testSpool();
+    const job = await t.spool.put(`${F}#splitOneBad`, [ledger]);
+    await t.runUntilIdle({ roots });
+    expect((await t.result(job.id)).job.result).toBe('done:p0,failed:error');
+    const post = (await t.spool.links(job.id)).awaits!;
+    const bad = (await t.spool.links(post)).postprocessOf!.members[1]!;
+    const member = await t.spool.get(bad);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(member.path, JSON.stringify({ ...member.job, fn: `${F}#item` }));
+    const r = await t.spool.retry([bad]);
+    expect(r.map((x) => [x.id, x.ok])).toEqual([[bad, true], [job.id, true]]);
+    await t.runUntilIdle({ roots });
+    expect((await t.result(job.id)).job.result).toBe('done:p0,done:p1');
+    expect(lines(ledger).filter((l) => l.startsWith('split'))).toHaveLength(1);
+  });
 });

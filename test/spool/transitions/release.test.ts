@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import { addEdges, settleWaiting, sweepWaiting } from '../../../dist/spool/transitions/release.js';
 import { readEntries } from '../../../dist/spool/transitions/arrive.js';
+import { cancelJob } from '../../../dist/spool/transitions/cancel.js';
 import { recordAwait } from '../../../dist/job/policy.js';
 import { attemptOf } from './util.js';
 import { cleanupTemp } from '../../helpers.js';
@@ -272,5 +273,19 @@ describe('release', () => {
     await finishJob(again.c, again.job, succeed(a, again.job, 1));
     expect(state(h.id)).toBe('pending');
     expect(readEntries(rig.l, h.group, 2).map((e) => e.state)).toEqual(['done', 'done']);
+  });
+
+  it('cancel of a waiting job, crash after ended step 3 (edges not yet removed): recovery completes the cancel and removes them', async () => {
+    await rig.put('d1', { queue: 'q' });
+    const w = await rig.spool.put('./jobs.mjs#add', [], { queue: 'q', after: ['d1'] });
+    const c = await rig.lease('client');
+    crashAfter('ended', 3);
+    await expect(cancelJob(c, join(rig.l.root, 'waiting', 'q', `${w.id}.json`), 'q', w.id)).rejects.toThrow(SimulatedCrash);
+    onStep();
+    expect(edges('d1')).toEqual([`q~${w.id}`]);
+    rig.kill(c);
+    await rig.recover();
+    expect(state(w.id)).toBe('failed');
+    expect(fs.existsSync(join(rig.l.deps, 'd1'))).toBe(false);
   });
 });
