@@ -2,7 +2,7 @@
 // zcq benchmark harness: runs zcq and its peers in the same run and prints one
 // table of medians with zcq/peer ratios (also written to bench/results.md).
 //
-//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls,claimcost]
+//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls,composite,dashboard,claimcost]
 //                      [--runs=N] [--dir=/path/for/temp/files] [--out=bench/results.md]
 import { cpus, totalmem, release, loadavg, hostname } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -19,9 +19,10 @@ import { describeOps, totalOps } from './lib/metaops.mjs';
 import { graphileUnavailable, pgBin, startPostgres, migrate as graphileMigrate, graphilePutDrain, graphileDrain } from './peers/graphile.mjs';
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 import { dashboardBench } from './sections/dashboard.mjs';
+import * as compositeSection from './sections/composite.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'dashboard', 'claimcost'];
+const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'composite', 'dashboard', 'claimcost'];
 
 // ---------------------------------------------------------------- options
 
@@ -49,7 +50,7 @@ for (const s of ONLY) if (!SECTIONS.includes(s)) {
 // at once with one line naming what to install, instead of an "error" cell per figure after minutes of
 // work. hyperfine and nq are optional (the cli section times with its own clock without hyperfine, and
 // shows nq beside zcq put only when it is installed).
-const NEEDS = { 'redis-server': ['throughput', 'latency', 'memory', 'syscalls'], strace: ['syscalls'] };
+const NEEDS = { 'redis-server': ['throughput', 'latency', 'memory', 'syscalls', 'composite'], strace: ['syscalls'] };
 const missing = Object.keys(NEEDS).filter((cmd) => NEEDS[cmd].some((s) => ONLY.includes(s)) && !hasCommand(cmd));
 if (missing.length > 0) {
   console.error(`bench: missing ${missing.join(', ')}; install: sudo apt-get install ${missing.join(' ')} (optional: hyperfine), or choose sections with --only=${SECTIONS.filter((s) => !Object.entries(NEEDS).some(([c, ss]) => missing.includes(c) && ss.includes(s))).join(',')}`);
@@ -521,6 +522,7 @@ function rows() {
     row('9 dashboard', `drain ${C.dashDrain.toLocaleString('en-US')}, jobs/s`, '↑', 'dashboard, a page open + /metrics', 'dash.drain.page', 'worker alone', 'dash.drain.alone');
     row('9 dashboard', `dashboard CPU during the drain, % of the worker's CPU`, '↓', '/metrics scraped every 1 s', 'dash.cpu.metrics', 'a page open + /metrics', 'dash.cpu.page');
   }
+  if (ONLY.includes('composite')) compositeSection.rows((...a) => row(...a));
   return out;
 }
 
@@ -572,7 +574,8 @@ for (const s of SECTIONS) {
   if (!ONLY.includes(s)) continue;
   const t0 = Date.now();
   log(`== ${s}`);
-  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, dashboard, claimcost }[s]);
+  const composite = () => compositeSection.run({ R, rec, attempt, z, log, notes });
+  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, composite, dashboard, claimcost }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 

@@ -1,7 +1,7 @@
 // Example job functions for zcq. Each is an exported function of an ES module; a job names it as
 // `./jobs.mjs#render`. Arguments come from the job file; the return value is stored as the job's result.
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { currentJob } from 'zcq';
 
@@ -39,4 +39,39 @@ export function flaky(succeedOn = 2) {
 /** Always fails: shows a failure record with its stack in failed/. */
 export function broken(reason = 'no such customer') {
   throw new Error(`broken: ${reason}`);
+}
+
+// Parallel work, joined: `zcq parallel --postprocess ./jobs.mjs#mergeCounts` with one countWords job per file
+// (run.sh). Each member may run on any worker, on any machine; the postprocess runs once, after the last.
+
+/** The words of one text file and how often each occurs: { file, words, counts }. */
+export async function countWords(file) {
+  if (typeof file !== 'string' || file === '') throw new TypeError('countWords: expected a file path');
+  const text = await readFile(resolve(here, file), 'utf8');
+  // A Map, not an object: "constructor" is a word too.
+  const counts = new Map();
+  let words = 0;
+  // Words of two letters or more, apostrophes inside a word kept ("don't"); case folded.
+  for (const [w] of text.toLowerCase().matchAll(/\p{L}[\p{L}']*\p{L}/gu)) {
+    counts.set(w, (counts.get(w) ?? 0) + 1);
+    words++;
+  }
+  return { file, words, counts: Object.fromEntries(counts) };
+}
+
+/**
+ * The postprocess: receives one entry per countWords job, in input order ({ id, state, result } or
+ * { id, state, failure }), and merges their counts. A file that could not be read is named, not fatal.
+ */
+export function mergeCounts(entries, top = 10) {
+  const total = new Map();
+  let words = 0;
+  const failed = [];
+  for (const e of entries) {
+    if (e.state !== 'done') { failed.push(e.failure?.message ?? e.id); continue; }
+    words += e.result.words;
+    for (const [w, n] of Object.entries(e.result.counts)) total.set(w, (total.get(w) ?? 0) + n);
+  }
+  const ranked = [...total].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  return { files: entries.length - failed.length, failed, words, distinct: ranked.length, top: ranked.slice(0, top) };
 }

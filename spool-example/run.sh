@@ -26,6 +26,16 @@ echo "== a worker in the background, and zcq wait for the deferred job"
 node ../bin/zcq worker --root . --poll 200ms &
 worker=$!
 zcq wait "$later"
+
+echo "== parallel: count the words of the project's Markdown files, one job per file, joined by a postprocess"
+mkdir -p out
+for f in ../README.md ../docs/*.md ../bench/README.md; do printf '{"fn":"./jobs.mjs#countWords","args":["%s"]}\n' "$f"; done > out/count.ndjson
+post=$(zcq parallel --postprocess ./jobs.mjs#mergeCounts --queue words < out/count.ndjson)
+echo "$post (the postprocess: waits in waiting/words/ until every file is counted)"
+zcq wait "$post"
+echo "== serial: two pages, the second rendered only once the first is done; the built-in postprocess returns both entries"
+printf '%s\n' '{"fn":"./jobs.mjs#render","args":[{"id":10,"title":"First"}]}' '{"fn":"./jobs.mjs#render","args":[{"id":11,"title":"Second"}]}' \
+  | zcq serial --queue words --wait | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const e of JSON.parse(s))console.log(e.state, e.id, e.result.path.replace(/.*\//,""))})'
 kill -TERM "$worker"
 wait "$worker"
 
@@ -37,9 +47,11 @@ echo "== ls spool/done/default spool/failed/default   (state/queue/id.json)"
 ls spool/done/default spool/failed/default
 echo "== the failed job"
 zcq show "$(zcq ls failed --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].id))')"
-if [ "$(ls spool/done/default | wc -l)" -eq 5 ] && [ "$(ls spool/failed/default | wc -l)" -eq 1 ] && [ -s out/9.html ]; then
-  echo "== example OK: 5 done, 1 failed (as intended), out/7.html, out/8.html, out/9.html written"
+words=$(ls ../README.md ../docs/*.md ../bench/README.md | wc -l)
+if [ "$(ls spool/done/default | wc -l)" -eq 5 ] && [ "$(ls spool/failed/default | wc -l)" -eq 1 ] && [ -s out/9.html ] \
+  && [ "$(ls spool/done/words | wc -l)" -eq $((words + 1 + 3)) ] && [ -s out/11.html ]; then
+  echo "== example OK: 5 done, 1 failed (as intended), out/7.html, out/8.html, out/9.html written; $words files counted in parallel and merged, 2 pages rendered in series"
 else
-  echo "== example FAILED: expected 5 jobs in done/ and 1 in failed/" >&2
+  echo "== example FAILED: expected 5 jobs in done/default/ and 1 in failed/default/, $((words + 4)) in done/words/" >&2
   exit 1
 fi

@@ -37,6 +37,8 @@ const COMMANDS: Record<string, string> = {
   metrics: './commands/metrics.js',
   quota: './commands/quota.js',
   rate: './commands/rate.js',
+  parallel: './commands/parallel.js',
+  serial: './commands/parallel.js',
 };
 
 export async function main(argv: string[]): Promise<number> {

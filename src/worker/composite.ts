@@ -26,12 +26,15 @@ export type Gate =
  * The gate, under the worker's claim. A dependency (or group) that looks open to a job someone released
  * contradicts the release: most often this client's view is behind (a record moving from claimed/ to
  * done/ as we look, a lookup cached by NFS or FUSE). It is looked at again for up to
- * COMPOSITE.staleLookupMs before the job goes back to waiting/.
+ * COMPOSITE.staleLookupMs before the job goes back to waiting/. A dependency or entry that looks missing is
+ * looked at again the same way before it counts as gone: a record between claimed/ and done/, or a name a
+ * client's lookup cache still denies, looks missing for a moment (seen through sshfs on the rig, where it
+ * failed `--after` jobs and cancelled serial chains of dependencies that had succeeded).
  */
 export async function compositeGate(l: Layout, job: Job, attempt: Attempt, endIso: () => string, serverNowMs: number): Promise<Gate> {
   if (job.awaits) {
     const awaits = job.awaits;
-    const s = await settled(() => dependencyState(l, awaits), (x) => x.state !== 'open');
+    const s = await settled(() => dependencyState(l, awaits), (x) => x.state !== 'open' && x.state !== 'missing');
     if (s.state === 'open') return backToWaiting(l, job, [awaits]);
     if (s.state === 'done') return { run: false, next: recordSuccess(job, attempt, s.job?.result ?? null, endIso()) };
     const f = s.job?.failure;
@@ -39,7 +42,7 @@ export async function compositeGate(l: Layout, job: Job, attempt: Attempt, endIs
     return { run: false, next: recordError(job, attempt, err, 'error', endIso(), serverNowMs) };
   }
   if (job.after && job.after.length > 0) {
-    const states = await settled(() => job.after!.map((d) => ({ d, ...dependencyState(l, d) })), (xs) => xs.every((x) => x.state !== 'open') || xs.some((x) => (x.state === 'failed' || x.state === 'missing') && !job.afterAnyOutcome));
+    const states = await settled(() => job.after!.map((d) => ({ d, ...dependencyState(l, d) })), (xs) => xs.every((x) => x.state !== 'open' && x.state !== 'missing') || xs.some((x) => x.state === 'failed' && !job.afterAnyOutcome));
     for (const s of states) {
       if ((s.state === 'failed' || s.state === 'missing') && !job.afterAnyOutcome) {
         const why = s.state === 'missing' ? 'is gone (pruned?)' : s.job?.failure?.reason === 'cancelled' ? 'was cancelled' : 'failed';
@@ -55,7 +58,7 @@ export async function compositeGate(l: Layout, job: Job, attempt: Attempt, endIs
   if (job.postprocessOf) {
     const { gid, size } = job.postprocessOf;
     if (!(await settled(() => groupComplete(l, gid, size), (x) => x))) return backToWaiting(l, job, []);
-    const entries = readEntries(l, gid, size);
+    const entries = await settled(() => readEntries(l, gid, size), (es) => es.every((e) => e.state !== 'missing'));
     if (job.fn === BUILTIN_POSTPROCESS) return { run: false, next: recordSuccess(job, attempt, entries, endIso()) };
     return { run: true, args: [entries] };
   }

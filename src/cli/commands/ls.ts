@@ -7,7 +7,8 @@
  * - a pipe or file: one job a line, tab-separated, fixed columns that scripts may rely on:
  *     id  state  queue  fn  age-seconds  attempts  extra
  *   age-seconds is the whole seconds the job has been in its state; extra is `due=ISO` (deferred),
- *   `worker=LEASE` (claimed), `reason=REASON NAME: MESSAGE` (failed), `corrupt=WHY` (an unreadable
+ *   `worker=LEASE` (claimed), what it waits for (waiting: `after=ID,ID`, `postprocess=GID`, `awaits=ID`),
+ *   `reason=REASON NAME: MESSAGE` (failed), `corrupt=WHY` (an unreadable
  *   file, whose fn and attempts are '-'), else '-'. A missing field is '-'. `zcq ls failed | cut -f1`;
  * - --json: one array (see man/zcq.1).
  *
@@ -23,6 +24,7 @@ import { CLI_BOUNDS } from '../../defaults.js';
 import { globals, intOpt, line, openSpool, printJson, row } from '../common.js';
 import { ago, table, terminalWidth, toTerminal, until, type Column } from '../format.js';
 import type { JobRecord } from '../../client/spool.js';
+import type { Job } from '../../job/format.js';
 import { STATES, type JobState } from '../../spool/layout.js';
 
 /** Every state but done: what `zcq ls` lists by default. */
@@ -50,6 +52,7 @@ export function register(program: Command): void {
           ageMs: ageMs ?? undefined, attempts: r.job?.attempts, retries: r.job?.retries,
           due: r.dueMs ? new Date(r.dueMs).toISOString() : undefined, worker: r.worker,
           failure: r.state === 'failed' && r.job?.failure ? { reason: r.job.failure.reason, name: r.job.failure.name, message: r.job.failure.message } : undefined,
+          waitsFor: r.state === 'waiting' && r.job ? waitingFor(r.job) : undefined,
           corrupt: r.corrupt,
         })));
         return;
@@ -81,9 +84,20 @@ function extra(r: JobRecord): string | null {
   if (r.corrupt) return `corrupt=${r.corrupt}`;
   if (r.state === 'deferred' && r.dueMs) return `due=${new Date(r.dueMs).toISOString()}`;
   if (r.state === 'claimed') return `worker=${r.worker}`;
+  if (r.state === 'waiting' && r.job) return waitingFor(r.job).join(' ') || null;
   const f = r.job?.failure;
   if (r.state === 'failed' && f) return `reason=${f.reason} ${f.name}: ${f.message}`;
   return null;
+}
+
+/**
+ * What a waiting job waits for (composite jobs): `postprocess=GID` (a group's postprocess: its members),
+ * `awaits=ID` (a job that returned a composite: its postprocess), `after=ID,ID` (its dependencies).
+ */
+function waitingFor(j: Job): string[] {
+  if (j.postprocessOf) return [`postprocess=${j.postprocessOf.gid}`];
+  if (j.awaits) return [`awaits=${j.awaits}`];
+  return j.after ? [`after=${j.after.join(',')}`] : [];
 }
 
 async function printTable(rows: View[], now: number, width: number | undefined): Promise<void> {
@@ -100,7 +114,8 @@ async function printTable(rows: View[], now: number, width: number | undefined):
     const j = r.job;
     const info = r.corrupt ? `corrupt: ${r.corrupt}`
       : r.state === 'failed' && j?.failure ? `${j.failure.reason}: ${j.failure.name}: ${j.failure.message}`
-        : r.state === 'claimed' ? `on ${r.worker}` : '';
+        : r.state === 'claimed' ? `on ${r.worker}`
+          : r.state === 'waiting' && j ? waitingFor(j).join(' ') : '';
     return [
       r.id, r.state, j?.queue ?? r.queue, j?.fn,
       r.state === 'deferred' && r.dueMs ? until(r.dueMs - now) : ago(ageMs),

@@ -8,7 +8,7 @@ import type { PutItem, PutOptions } from '../../client/spool.js';
 import { JOB_BOUNDS, JOB_DEFAULTS } from '../../defaults.js';
 import { JSON_MAX_DEPTH, checkJsonShape } from '../../job/json-limits.js';
 import { formatDuration, jsonLine, printable } from '../../text.js';
-import { durationOpt, globals, intOpt, jobArgs, line, openSpool, printJson, warn } from '../common.js';
+import { collect, durationOpt, globals, intOpt, jobArgs, line, openSpool, printJson, warn } from '../common.js';
 
 export function register(program: Command): void {
   program.command('put <fn> [args...]')
@@ -28,13 +28,19 @@ export function register(program: Command): void {
     .addOption(intOpt('--priority <n>', 'priority: 0 is taken first, 9 last', '--priority', JOB_BOUNDS.priority, JOB_DEFAULTS.priority))
     .option('--quota <name>', 'hold a slot of this quota while running (zcq quota set NAME N); repeatable', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
     .option('-w, --wait', 'block until the job finishes; print its result; exit 1 if it failed')
-    .action(async (fn: string, args: string[], o: Record<string, string | number | boolean | undefined>, cmd: Command) => {
+    .option('--after <id>', 'wait in waiting/ until this job is done (repeatable); if it fails or is cancelled, fail with reason "dependency failed"', collect)
+    .option('--after-any-outcome', 'with --after: run once the jobs listed have ended, whatever their outcome')
+    .option('--then <fn>', "when the job is done, put a job fn(result, id) (the job's queue, --retries 5)")
+    .option('--catch <fn>', "when the job has failed for good, put a job fn(failure, id) (the job's queue, --retries 5)")
+    .action(async (fn: string, args: string[], o: Record<string, string | string[] | number | boolean | undefined>, cmd: Command) => {
       const opts: PutOptions = {
         queue: o.queue as string, retries: o.retries as number, backoff: o.backoff as number | undefined,
         timeout: o.timeout as number | undefined, at: o.at as string | undefined, in: o.in as string | undefined,
         deadline: o.deadline as string | undefined, onInterrupt: o.onInterrupt as 'retry' | 'fail', maxInterrupts: o.maxInterrupts as number,
         priority: o.priority as number, quota: o.quota as unknown as string[] | undefined,
       };
+      if (o.afterAnyOutcome && !o.after) throw new UsageError('--after-any-outcome: give the jobs to wait for with --after ID');
+      addComposite(o, opts);
       if (fn === '-') return putLines(cmd, args, o, opts);
       const spool = await openSpool(cmd);
       const job = await spool.put(fn, jobArgs(args, o.argsJson), opts);
@@ -51,8 +57,19 @@ export function register(program: Command): void {
     });
 }
 
+/**
+ * The composite options (issue 12) into `opts`. `--after` ids may be unique prefixes, as everywhere: the
+ * library resolves them before anything is written (an ambiguous or unknown one is a usage error).
+ */
+function addComposite(o: Record<string, unknown>, opts: PutOptions): void {
+  if (o.after) opts.after = o.after as string[];
+  if (o.afterAnyOutcome) opts.afterAnyOutcome = true;
+  if (o.then) opts.then = o.then as string;
+  if (o.catch) opts.catch = o.catch as string;
+}
+
 /** The fields a line may have: putMany's item fields, spelled as in the API. */
-const FIELDS = ['fn', 'args', 'queue', 'retries', 'backoff', 'timeout', 'at', 'in', 'deadline', 'onInterrupt', 'maxInterrupts', 'priority', 'quota'];
+const FIELDS = ['fn', 'args', 'queue', 'retries', 'backoff', 'timeout', 'at', 'in', 'deadline', 'onInterrupt', 'maxInterrupts', 'priority', 'quota', 'after', 'afterAnyOutcome', 'then', 'catch'];
 
 /**
  * `zcq put -`: every line is read and checked before the first job is written, so a bad line enqueues
@@ -92,19 +109,19 @@ const MAX_INPUT = 256 << 20;
 const MAX_JOBS = 500_000;
 const SPLIT = `split it (split -l ${MAX_JOBS} FILE part.) and run zcq put - on each part`;
 
-async function readStdin(): Promise<string> {
+export async function readStdin(what = 'put -'): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of process.stdin) {
     size += (c as Buffer).length;
-    if (size > MAX_INPUT) throw new UsageError(`put -: standard input is over ${MAX_INPUT >> 20} MiB; ${SPLIT}; nothing was enqueued`);
+    if (size > MAX_INPUT) throw new UsageError(`${what}: standard input is over ${MAX_INPUT >> 20} MiB; ${SPLIT}; nothing was enqueued`);
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Jobs from NDJSON text: one object a line; blank lines are skipped; null fields mean the default. */
-function parseJobLines(text: string): { items: PutItem[]; lines: number[] } {
+export function parseJobLines(text: string): { items: PutItem[]; lines: number[] } {
   const items: PutItem[] = [];
   const lines: number[] = [];
   const all = text.replace(/^\uFEFF/, '').split('\n');
@@ -128,6 +145,6 @@ function parseJobLines(text: string): { items: PutItem[]; lines: number[] } {
   return { items, lines };
 }
 
-function lineError(line: number, why: string, code?: string): UsageError {
+export function lineError(line: number, why: string, code?: string): UsageError {
   return new UsageError(`standard input, line ${line}: ${why}; nothing was enqueued — fix that line and run again`, code);
 }
