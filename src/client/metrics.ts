@@ -38,8 +38,8 @@ export class SpoolMetrics {
     this.quarantineFiles = new Gauge({ name: 'zcq_quarantine_files', help: 'Files in quarantine/ (found in the spool, not jobs).', registers });
     this.workers = new Gauge({ name: 'zcq_workers', help: 'Worker leases, alive or silent (heartbeat older than the lease).', labelNames: ['state'], registers });
     this.workerRunning = new Gauge({ name: 'zcq_worker_running_jobs', help: "Jobs a live worker runs, as its last heartbeat says, by worker name and host.", labelNames: ['worker', 'host'], registers });
-    this.quotaUsed = new Gauge({ name: 'zcq_quota_used', help: "A queue's quota use (only where quotas exist).", labelNames: ['queue', 'kind'], registers });
-    this.quotaLimit = new Gauge({ name: 'zcq_quota_limit', help: "A queue's quota limit (only where quotas exist).", labelNames: ['queue', 'kind'], registers });
+    this.quotaUsed = new Gauge({ name: 'zcq_quota_used', help: 'Slots of a quota held by running jobs (zcq quota).', labelNames: ['quota'], registers });
+    this.quotaLimit = new Gauge({ name: 'zcq_quota_limit', help: "A quota's limit (absent while none is set).", labelNames: ['quota'], registers });
     this.scanSeconds = new Gauge({ name: 'zcq_scan_seconds', help: 'How long the last snapshot of the spool took.', registers });
     this.snapshotTime = new Gauge({ name: 'zcq_snapshot_timestamp_seconds', help: 'When the snapshot these values come from was made (Unix time).', registers });
     const counters = opts.withCounters !== false ? registers : [];
@@ -75,7 +75,7 @@ export class SpoolMetrics {
     for (const w of s.workers) if (w.alive) this.workerRunning.set({ worker: w.name ?? w.id, host: w.host }, w.running ?? w.jobs.length);
     this.quotaUsed.reset();
     this.quotaLimit.reset();
-    for (const q of s.quotas) { this.quotaUsed.set({ queue: q.queue, kind: q.kind }, q.used); this.quotaLimit.set({ queue: q.queue, kind: q.kind }, q.limit); }
+    for (const q of s.quotas) { this.quotaUsed.set({ quota: q.name }, q.used); if (q.limit !== null) this.quotaLimit.set({ quota: q.name }, q.limit); }
     this.scanSeconds.set(s.tookMs / 1000);
     this.snapshotTime.set(Date.parse(s.at) / 1000);
     if (s.takeovers > this.takeoversSeen) { this.takeovers.inc(s.takeovers - this.takeoversSeen); this.takeoversSeen = s.takeovers; }

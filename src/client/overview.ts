@@ -30,7 +30,8 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { isGone } from '../errors.js';
 import { MAX_JOB_BYTES, readRegularFile, readRegularFileSync } from '../spool/fsops.js';
-import { QUEUE_NAME, STATES, type JobState } from '../spool/layout.js';
+import { QUEUE_NAME, STATES, type JobState, type Layout } from '../spool/layout.js';
+import { listQuotas } from '../spool/quota.js';
 import { deadLeaseOf } from '../spool/lease.js';
 import { BUCKET, idFromName, parseClaimedName, parseDeferredName } from '../spool/names.js';
 import { listEntries, listQueues } from '../spool/queues.js';
@@ -76,8 +77,8 @@ export interface RunningView {
 
 export interface QuarantineView { name: string; reason: string | null }
 
-/** One queue's quota use. Quotas are not part of this spool format yet: quotaUse() is where they are read. */
-export interface QuotaUse { queue: string; kind: string; used: number; limit: number }
+/** One quota's use (slots held) and limit (null: none set), from quotas/NAME/ (spool/quota.ts). */
+export interface QuotaUse { name: string; used: number; limit: number | null }
 
 export interface Snapshot {
   spool: string;
@@ -102,6 +103,8 @@ export interface Snapshot {
 export interface JobSummary {
   id: string; state: JobState; queue: string | null; fn: string | null; attempts: number | null; created: string | null;
   finished: string | null; due: string | null; message: string | null; reason: string | null; worker?: string; corrupt?: string;
+  /** A waiting job: what it waits for. */
+  waitsFor?: string | null;
 }
 
 export interface JobPage { state: JobState; queue: string | null; total: number; offset: number; items: JobSummary[]; partial: boolean }
@@ -223,7 +226,7 @@ export class Overview {
       spool: l.root, at: new Date().toISOString(), tookMs: Math.round(performance.now() - t0), localClock: clock.local,
       states: [...STATES], totals, queues, running: running.items,
       workers: workers.map((w) => ({ ...w, jobs: byLease.get(w.id) ?? [] })),
-      schedules, quarantine, quotas: quotaUse(), finished: structuredClone(this.finishedTotals),
+      schedules, quarantine, quotas: quotaUse(this.spool.layout), finished: structuredClone(this.finishedTotals),
       takeovers: this.takeovers, quarantinedSeen: this.quarantinedSeen,
     };
     return this.last;
@@ -423,6 +426,7 @@ export class Overview {
       id, state, queue, fn: j ? text(j.fn) : null, attempts: j && typeof j.attempts === 'number' ? j.attempts : null,
       created: j ? text(j.created) : null, finished: j ? text(j.finished) : null, due: null,
       message: f ? text(f.message) : null, reason: f ? text(f.reason) : null,
+      ...(j && state === 'waiting' ? { waitsFor: text(waitsFor(j)) } : {}),
       ...(j ? {} : { corrupt: 'moved or unreadable since the listing' }),
     };
   }
@@ -451,12 +455,18 @@ export class Overview {
   }
 }
 
-/**
- * Quota use per queue. Quotas are not in this spool format yet: when they land, read their use here
- * (from the quota files, not from job files) and the page and `zcq_quota_used` show it with no other change.
- */
-export function quotaUse(): QuotaUse[] {
-  return [];
+/** Each quota's use, from its slot files (one listing per quota), not from job files. */
+export function quotaUse(l: Layout): QuotaUse[] {
+  return listQuotas(l).map((q) => ({ name: q.name, used: q.used, limit: q.limit }));
+}
+
+/** What a waiting job waits for, from its untrusted record: its dependencies, the composite it returned, or its group. */
+function waitsFor(j: Record<string, unknown>): string | null {
+  if (Array.isArray(j.after)) return `after ${j.after.filter((a) => typeof a === 'string').slice(0, 20).join(', ')}`;
+  if (typeof j.awaits === 'string') return `the composite it returned (postprocess ${j.awaits})`;
+  const p = j.postprocessOf as Record<string, unknown> | undefined;
+  if (p && typeof p === 'object' && typeof p.size === 'number') return `the ${p.size} members of its group`;
+  return null;
 }
 
 function round1(n: number): number { return Math.round(n * 10) / 10; }

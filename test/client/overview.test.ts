@@ -101,4 +101,21 @@ describe('Overview', () => {
     expect(seen).toHaveLength(3);
     await spool.close();
   });
+  it("shows each quota's use and limit from its slot files, and what a waiting job waits for", async () => {
+    const dir = newSpool();
+    const spool = await Spool.open(dir);
+    await spool.quota.set('gpu', 3);
+    // A running job's slot: quotas/NAME/K holding its run token (what quota-take writes).
+    writeFileSync(join(dir, 'quotas', 'gpu', '0'), 'vm.1.r1/1\n');
+    mkdirSync(join(dir, 'quotas', 'nolimit'), { recursive: true });
+    const dep = await spool.put('./jobs.mjs#add', [1, 2]);
+    const w = await spool.put('./jobs.mjs#add', [3, 4], { after: [dep.id] });
+    const ov = new Overview(spool);
+    const s = await ov.refresh();
+    expect(s.quotas).toEqual([{ name: 'gpu', used: 1, limit: 3 }, { name: 'nolimit', used: 0, limit: null }]);
+    expect(s.totals.waiting).toBe(1);
+    const page = await ov.jobs({ state: 'waiting' });
+    expect(page.items.map((j) => [j.id, j.waitsFor])).toEqual([[w.id, `after ${dep.id}`]]);
+    await spool.close();
+  });
 });

@@ -132,6 +132,10 @@ function renderQuarantine(s) {
   fill($('quarantine').tBodies[0], s.quarantine.recent.map((q) => el('tr', {}, td(q.name), td(q.reason ?? '(no reason file)', 'msg'))));
 }
 
+function renderQuotas(s) {
+  fill($('quotas').tBodies[0], (s.quotas ?? []).map((q) => el('tr', {}, td(q.name), td(q.used, 'num'), td(q.limit === null ? 'none set' : q.limit, 'num'))));
+}
+
 function renderTabs(s) {
   $('state-tabs').replaceChildren(...s.states.map((st) => el('button', {
     type: 'button', class: st === view.state ? 'active' : '', 'data-state': st,
@@ -142,7 +146,7 @@ function renderTabs(s) {
 function render(s) {
   view.snap = s;
   $('spool').textContent = s.spool;
-  renderQueues(s); renderRunning(s); renderWorkers(s); renderSchedules(s); renderQuarantine(s); renderTabs(s);
+  renderQueues(s); renderRunning(s); renderWorkers(s); renderSchedules(s); renderQuotas(s); renderQuarantine(s); renderTabs(s);
 }
 
 async function loadJobs() {
@@ -156,6 +160,7 @@ async function loadJobs() {
     const cols = ['job', 'queue', 'fn', 'attempts', st === 'deferred' ? 'due' : st === 'done' || st === 'failed' ? 'finished' : 'created'];
     if (st === 'failed') cols.push('message');
     if (st === 'claimed') cols.push('worker');
+    if (st === 'waiting') cols.push('waits for');
     cols.push('');
     $('jobs').tHead.replaceChildren(el('tr', {}, ...cols.map((c) => el('th', {}, c))));
     fill($('jobs').tBodies[0], page.items.map((j) => el('tr', { 'data-id': j.id, 'data-state': j.state },
@@ -163,6 +168,7 @@ async function loadJobs() {
       td(when(st === 'deferred' ? j.due : st === 'done' || st === 'failed' ? j.finished : j.created)),
       st === 'failed' ? td(j.message ?? j.corrupt ?? '', 'msg') : null,
       st === 'claimed' ? td(j.worker) : null,
+      st === 'waiting' ? td(j.waitsFor ?? '', 'msg') : null,
       el('td', {}, ...actionButtons(j.state, j.id)))));
     const end = page.offset + page.items.length;
     $('page-info').textContent = page.total === 0 ? 'none' : `${page.offset + 1}–${end} of ${page.total}${page.partial ? ` ; a large folder: these come from the first 20,000 names it lists, zcq ls lists all` : ''}`;
