@@ -124,7 +124,11 @@ for (const fsKind of rigFileSystems()) describe(`machines whose clocks are 5 min
     expect(tickMs[0]!).toBeGreaterThanOrEqual(realStart - 2000);
     expect(tickMs.at(-1)!).toBeLessThanOrEqual(realEnd + 2000);
     const ranAt = new Map(readLedger(ledger).map((l) => [l.id, l]));
-    for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.lost', 'job.abandoned', 'lease.lost', 'lease.stale']), rig.machines[w.machine]!.name).toEqual([]);
+    // A distributed GlusterFS volume answers EIO now and then to an fstat of a heartbeat being replaced on
+    // another brick (seen in the CI dry run); recovery then skips that pass, as errors.ts says it must
+    // (a mount error is never taken for a dead lease). That is the safe answer, not noise.
+    const transientEio = (l: string) => fsKind === 'gluster-dist' && /"event":"recovery\.skipped".*EIO/.test(l);
+    for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.lost', 'job.abandoned', 'lease.lost', 'lease.stale']).filter((l) => !transientEio(l)), rig.machines[w.machine]!.name).toEqual([]);
     const creators = countBy(names, (n) => serverJob(rig, 'done', n).createdBy?.host ?? '?');
     const runners = countBy(names, (n) => ranAt.get(n)!.host);
     console.log(`[multihost] ${fsKind}: cron '* * * * * *' on 3 schedulers (+5m/-5m/0) for 8 s: ${names.length} ticks, consecutive seconds, each run once; ` +

@@ -125,10 +125,17 @@ for (const fsKind of rigFileSystems()) describe(`three machines sharing one spoo
     expect(bigLine!.length).toBeGreaterThan(100 * 1024);
     expect(JSON.parse(bigLine!)).toEqual(expected);
     expect(JSON.parse(smallLine!)).toEqual({ host: 'host-a' });
-    // `zcq show` on host-b (the putter) reads the same record.
-    const show = await zcqOn(rig, 1, ['--json', 'show', id]);
-    expect(show.code, show.stderr).toBe(0);
-    const shown = JSON.parse(show.stdout);
+    // `zcq show` on host-b (the putter) reads the same record — once its mount's caches let it see the
+    // job's new place (GlusterFS's FUSE entry cache showed host-b the name it put for up to a second).
+    let shown: { job?: { result?: unknown }; result?: unknown } = {};
+    const until = Date.now() + rig.staleWindowMs + 3000;
+    do {
+      const show = await zcqOn(rig, 1, ['--json', 'show', id]);
+      expect(show.code, show.stderr).toBe(0);
+      shown = JSON.parse(show.stdout);
+      if ((shown.job ?? shown).result !== undefined) break;
+      await new Promise((r) => setTimeout(r, 250));
+    } while (Date.now() < until);
     expect((shown.job ?? shown).result).toEqual(expected);
     expect(noiseIn(a.output(), NOT_WITHOUT_DEATHS)).toEqual([]);
     console.log(`[multihost] ${fsKind}: result of ${bigLine!.length} bytes written on host-a, read by zcq wait on host-c and zcq show on host-b: equal`);

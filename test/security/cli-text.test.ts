@@ -73,7 +73,7 @@ describe('command output from hand-made files', () => {
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).not.toMatch(RAW_CONTROL_BUT_TAB);
     expect(status.stdout).not.toContain('qowned');
-    expect(status.stdout).toMatch(/^default +1 +0 +0 +0 +1 +0$/m);
+    expect(status.stdout).toMatch(/^default +1 +0 +0 +0 +1 +0 +0$/m);
     expect(status.stdout).toContain('host\\x1b[2J.1.x');
 
     // --json: one line, the same characters once parsed.
