@@ -109,36 +109,59 @@ function existsNoFollowSync(path: string): boolean {
   try { fss.lstatSync(path); return true; } catch { return false; }
 }
 
+type ReadVerdict = { text: string; mtimeMs: number } | { bad: string };
+
+/** What a refused open of a file that must be regular says, or null when the error is to be thrown. */
+function refusedRead(path: string, err: unknown): { bad: string } | null {
+  const code = errnoOf(err);
+  const why = refusedOpen(path, code);
+  if (why) return { bad: `${why}, not a regular file` };
+  if (code === 'EACCES' || code === 'EPERM') return { bad: `unreadable (${code})` };
+  return null;
+}
+
+/** The fstat check both reads make: a regular file of at most maxBytes (null: read it). */
+function refusedStat(st: fss.Stats, maxBytes: number): { bad: string } | null {
+  if (!st.isFile()) return { bad: `${describeKind(kindOfStats(st))}, not a regular file` };
+  if (st.size > maxBytes) return { bad: `is ${st.size} bytes, larger than the ${maxBytes}-byte limit for a job file` };
+  return null;
+}
+
+/**
+ * Read up to maxBytes with `read` (sync or async), stopping at the size fstat gave: published job files are
+ * never written again (new content comes by rename), so that size is the whole file, and a second read to
+ * see end-of-file is not paid.
+ */
+async function readBounded(st: fss.Stats, maxBytes: number, read: (buf: Buffer, at: number) => number | Promise<number>): Promise<ReadVerdict> {
+  const buf = Buffer.allocUnsafe(Math.min(st.size + 1, maxBytes + 1));
+  let n = 0;
+  for (;;) {
+    const r = await read(buf, n);
+    if (r === 0) break;
+    n += r;
+    if (n > maxBytes) return { bad: `is larger than the ${maxBytes}-byte limit for a job file` };
+    if (n >= st.size) break;
+  }
+  return { text: buf.toString('utf8', 0, n), mtimeMs: st.mtimeMs };
+}
+
 /**
  * A file that must be a regular file of at most maxBytes, read on the thread pool: opened with the same
  * O_NOFOLLOW|O_NONBLOCK flags and fstat check as readRegularFileSync. Several reads at once overlap their
  * disk (or NFS) waits: the dashboard reads a page of job files so.
  */
-export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): Promise<{ text: string; mtimeMs: number } | { bad: string }> {
+export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): Promise<ReadVerdict> {
   let fh: fss.promises.FileHandle;
   try {
     fh = await fss.promises.open(path, O_READ_SAFE);
   } catch (err) {
-    const code = errnoOf(err);
-    const why = refusedOpen(path, code);
-    if (why) return { bad: `${why}, not a regular file` };
-    if (code === 'EACCES' || code === 'EPERM') return { bad: `unreadable (${code})` };
+    const refused = refusedRead(path, err);
+    if (refused) return refused;
     throw err;
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) return { bad: `${describeKind(kindOfStats(st))}, not a regular file` };
-    if (st.size > maxBytes) return { bad: `is ${st.size} bytes, larger than the ${maxBytes}-byte limit for a job file` };
-    const buf = Buffer.allocUnsafe(Math.min(st.size + 1, maxBytes + 1));
-    let n = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-      if (n > maxBytes) return { bad: `is larger than the ${maxBytes}-byte limit for a job file` };
-      if (n >= st.size) break;
-    }
-    return { text: buf.toString('utf8', 0, n), mtimeMs: st.mtimeMs };
+    return refusedStat(st, maxBytes) ?? await readBounded(st, maxBytes, async (buf, at) => (await fh.read(buf, at, buf.length - at, at)).bytesRead);
   } catch (err) {
     if (errnoOf(err) === 'EISDIR') return { bad: 'is a folder, not a regular file' };
     throw err;
@@ -148,21 +171,19 @@ export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): P
 }
 
 /** readRegularFile, synchronously. */
-export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): { text: string; mtimeMs: number } | { bad: string } {
+export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): ReadVerdict {
   let fd: number;
   try {
     fd = retryTransient(() => fss.openSync(path, O_READ_SAFE));
   } catch (err) {
-    const code = errnoOf(err);
-    const why = refusedOpen(path, code);
-    if (why) return { bad: `${why}, not a regular file` };
-    if (code === 'EACCES' || code === 'EPERM') return { bad: `unreadable (${code})` };
+    const refused = refusedRead(path, err);
+    if (refused) return refused;
     throw err;
   }
   try {
     const st = fss.fstatSync(fd);
-    if (!st.isFile()) return { bad: `${describeKind(kindOfStats(st))}, not a regular file` };
-    if (st.size > maxBytes) return { bad: `is ${st.size} bytes, larger than the ${maxBytes}-byte limit for a job file` };
+    const refused = refusedStat(st, maxBytes);
+    if (refused) return refused;
     const buf = Buffer.allocUnsafe(Math.min(st.size + 1, maxBytes + 1));
     let n = 0;
     for (;;) {
@@ -170,9 +191,7 @@ export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): { t
       if (r === 0) break;
       n += r;
       if (n > maxBytes) return { bad: `is larger than the ${maxBytes}-byte limit for a job file` };
-      // Published job files are never written again (new content comes by rename), so the size fstat
-      // gave is the whole file: stop there rather than pay a second read to see end-of-file.
-      if (n >= st.size) break;
+      if (n >= st.size) break; // the size fstat gave is the whole file (see readBounded)
     }
     return { text: buf.toString('utf8', 0, n), mtimeMs: st.mtimeMs };
   } catch (err) {
