@@ -11,10 +11,10 @@ import { hostname } from 'node:os';
 import { AmbiguousIdError, JobNotFoundError, PartialPutError, PutItemError, SpoolWriteError, UsageError, isGone } from '../errors.js';
 import { parseJob, serializeJob, JobFormatError, QUEUE_NAME, type Job } from '../job/format.js';
 import { doctor, type Problem } from '../spool/doctor.js';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, renameStrictSync, unlinkQuietly, createExclusiveSync, writeReplaceSync } from '../spool/fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly, createExclusiveSync, writeReplaceSync } from '../spool/fsops.js';
 import { newToken } from '../spool/ids.js';
 import { PRIORITY_FOLDERS } from '../spool/names.js';
-import { defaultSpoolDir, initSpool, jobPath, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
+import { defaultSpoolDir, initSpool, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
 import { Lease, judgeLease } from '../spool/lease.js';
 import { makeDir } from '../spool/modes.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
@@ -26,7 +26,7 @@ import { publish, PublishError } from '../spool/transitions/put.js';
 import type { PruneReport, PruneRule } from '../spool/transitions/prune.js';
 import { applyRetention, readRetention } from '../spool/retention.js';
 import { recoverDeadLeases, type RecoveryEvent } from '../spool/transitions/recover.js';
-import { retryJob } from '../spool/transitions/retry.js';
+import { reopenPostprocess, retryJob } from '../spool/transitions/retry.js';
 import { addChildren, addEdges, settleWaiting, sweepWaiting, type DepState } from '../spool/transitions/release.js';
 import { forgetArrival, groupComplete } from '../spool/transitions/arrive.js';
 import { callbackId, forgetCallbacks } from '../spool/transitions/callback.js';
@@ -354,7 +354,7 @@ export class Spool {
       if (links?.then || links?.catch) forgetCallbacks(this.layout, loc.id);
       const ok = retryJob(this.layout, loc.path, queue, loc.id, this.durable, links?.priority);
       if (ok && reopen) {
-        this.reopenPostprocess(reopen.post);
+        this.reopenGroupPostprocess(reopen.post);
         // The job that returned this composite took the postprocess's outcome: it takes the next one too.
         // Retried, it does not run again (its `awaits` stays): it waits for the postprocess and takes its
         // outcome. Found as the group's parent (the job that made it, currentJob().parallel/serial).
@@ -378,13 +378,10 @@ export class Spool {
   }
 
   /** A retried member re-opens its group: a finished postprocess goes back to waiting/ (one rename), to run again once the member ends. */
-  private reopenPostprocess(post: string): void {
+  private reopenGroupPostprocess(post: string): void {
     for (const loc of findExact(this.layout, post)) {
       if ((loc.state !== 'done' && loc.state !== 'failed') || !loc.queue) continue;
-      makeDir(this.layout.modes, this.layout.waiting);
-      makeDir(this.layout.modes, queueDir(this.layout, 'waiting', loc.queue));
-      renameStrictSync(loc.path, jobPath(this.layout, 'waiting', loc.queue, post));
-      if (this.durable) fsyncDirSync(queueDir(this.layout, 'waiting', loc.queue));
+      reopenPostprocess(this.layout, loc.path, loc.queue, post, this.durable);
     }
   }
 

@@ -3,6 +3,7 @@
  *
  *   failed/QUEUE/ID.json  ->  pending/QUEUE/ID.json   (pending/QUEUE/pN/ID.json for a priority N other than 5)
  *   done/QUEUE/ID.json    ->  pending/QUEUE/ID.json
+ *   done|failed/QUEUE/POST.json  ->  waiting/QUEUE/POST.json   a group's postprocess, when a member is retried
  *
  * Before: the job is in failed/ or done/ (the caller found it there).
  * Steps: 1. make pending/QUEUE (and its priority folder, from the record the caller read) if missing; 2. rename the file into it — ONE rename, so that of two retries
@@ -11,12 +12,14 @@
  * The file is not rewritten: a finished record in pending/ is a retry by definition, and the claimer
  *   resets its attempts, interrupts, deadline and due time before running it (claim.ts, job/policy.ts).
  *   So `mv failed/Q/ID.json pending/Q/` by hand is exactly `zcq retry`.
- * Crash after 2: the job is pending and will run; before it, still finished. Nothing else to complete.
+ * A postprocess whose group a retried member re-opens goes back to waiting/ instead (reopenPostprocess), the
+ *   same way: one rename; it runs again once the group completes again (arrive.ts).
+ * Crash after 2: the job is pending (or waiting) and will run; before it, still finished. Nothing else to complete.
  * Fence: none needed. Retry never unlinks anything, so it cannot remove a record a worker wrote meanwhile.
  */
 import { join } from 'node:path';
 import { fsyncDirSync, renameStrictSync } from '../fsops.js';
-import { pendingDir, queueDir, type Layout } from '../layout.js';
+import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { jobName } from '../names.js';
 import { step } from './steps.js';
@@ -30,5 +33,16 @@ export function retryJob(l: Layout, from: string, queue: string, id: string, dur
   if (!renameStrictSync(from, join(dir, jobName(id)))) return false;
   step('retry', 2, id);
   if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
+  return true;
+}
+
+/** A finished postprocess back to waiting/QUEUE/ (its group was re-opened by a retried member). False when it moved meanwhile. */
+export function reopenPostprocess(l: Layout, from: string, queue: string, id: string, durable: boolean): boolean {
+  makeDir(l.modes, l.waiting);
+  const dir = queueDir(l, 'waiting', queue);
+  makeDir(l.modes, dir);
+  if (!renameStrictSync(from, jobPath(l, 'waiting', queue, id))) return false;
+  step('retry', 2, id);
+  if (durable) fsyncDirSync(dir);
   return true;
 }
