@@ -26,6 +26,8 @@ export const WORKER_DEFAULTS = {
   goneWorkerAgeMs: 1 * DAY,
   housekeepingMs: 60 * SECOND,
   runtime: 'threads',
+  /** A duty failing with a transient error this many passes in a row is logged (worker.duty.error). */
+  dutyTransientPasses: 3,
 } as const;
 
 export const WORKER_BOUNDS = {

@@ -134,18 +134,20 @@ export class RetryAtError extends Error {
  *   mount gone EIO, ENOTCONN,          the mount itself fails (a soft NFS mount timing out, a FUSE client
  *              ESHUTDOWN, ECONNABORTED  or sshfs transport gone, every GlusterFS brick of a name down):
  *                                      retrying the name does not help; back off and report once
- *   transient  EAGAIN, EINTR, EBUSY    the same call may work a moment later: retry it a few times
+ *   transient  EAGAIN, EINTR, EBUSY,   the same call may work a moment later: retry it a few times
+ *              EBADFD                  (EBADFD: GlusterFS's answer for a folder or file handle opened on a
+ *                                      replica brick that went down meanwhile; a new open uses the live one)
  */
 /** Linux numbers Node's os.constants.errno leaves out. */
-const LINUX_ERRNO: Readonly<Record<string, number>> = { ESHUTDOWN: 108 };
+const LINUX_ERRNO: Readonly<Record<string, number>> = { ESHUTDOWN: 108, EBADFD: 77 };
 const ERRNO = new Map<number, string>();
-for (const name of ['ENOENT', 'ESTALE', 'EIO', 'ENOTCONN', 'ESHUTDOWN', 'ECONNABORTED', 'EAGAIN', 'EINTR', 'EBUSY']) {
+for (const name of ['ENOENT', 'ESTALE', 'EIO', 'ENOTCONN', 'ESHUTDOWN', 'ECONNABORTED', 'EAGAIN', 'EINTR', 'EBUSY', 'EBADFD']) {
   const n = osErrno[name] ?? (process.platform === 'linux' ? LINUX_ERRNO[name] : undefined);
   if (typeof n === 'number') ERRNO.set(n, name);
 }
 const GONE = ['ENOENT', 'ESTALE'] as const;
 const MOUNT_GONE = ['EIO', 'ENOTCONN', 'ESHUTDOWN', 'ECONNABORTED'] as const;
-const TRANSIENT = ['EAGAIN', 'EINTR', 'EBUSY'] as const;
+const TRANSIENT = ['EAGAIN', 'EINTR', 'EBUSY', 'EBADFD'] as const;
 
 /** The errno name of an error (ENOENT, ESTALE, ...), also where Node had no name for it and said 'Unknown system error -116'. */
 export function errnoName(err: unknown): string | undefined {
@@ -172,7 +174,7 @@ export function isGone(err: unknown): boolean {
   return oneOf(err, GONE);
 }
 
-/** A call that may work if made again at once: EAGAIN, EINTR (a signal on an interruptible mount), EBUSY. */
+/** A call that may work if made again at once: EAGAIN, EINTR (a signal on an interruptible mount), EBUSY, EBADFD (a handle on a brick that went down). */
 export function isTransient(err: unknown): boolean {
   return oneOf(err, TRANSIENT);
 }
@@ -184,6 +186,16 @@ export function isTransient(err: unknown): boolean {
 export function retryTransient<T>(op: () => T, tries = 3): T {
   for (let i = 1; ; i++) {
     try { return op(); } catch (err) { if (i >= tries || !isTransient(err)) throw err; }
+  }
+}
+
+/** retryTransient for a promise-returning operation, with a short pause between tries. */
+export async function retryTransientAsync<T>(op: () => Promise<T>, tries = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try { return await op(); } catch (err) {
+      if (i >= tries || !isTransient(err)) throw err;
+      await new Promise((r) => setTimeout(r, 20 * i));
+    }
   }
 }
 

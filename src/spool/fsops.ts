@@ -34,12 +34,12 @@ import { rename, readdir, lstat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { basename, dirname, join, sep } from 'node:path';
-import { isGone, errnoOf, retryTransient, ZcqError } from '../errors.js';
+import { isGone, errnoOf, retryTransient, retryTransientAsync, ZcqError } from '../errors.js';
 
 /** readdir that treats a vanished folder as empty. */
 export async function listNames(dir: string): Promise<string[]> {
   try {
-    return await readdir(dir);
+    return await retryTransientAsync(() => readdir(dir));
   } catch (err) {
     if (isGone(err)) return [];
     throw err;
@@ -634,7 +634,7 @@ export function lstatDirSync(path: string): boolean {
 export async function listNamesChecked(dir: string): Promise<string[] | null> {
   try {
     if (!(await lstat(dir)).isDirectory()) return null;
-    return await readdir(dir);
+    return await retryTransientAsync(() => readdir(dir));
   } catch (err) {
     if (isGone(err)) return [];
     if (errnoOf(err) === 'ENOTDIR') return null;
@@ -649,7 +649,7 @@ export async function listNamesChecked(dir: string): Promise<string[] | null> {
 export async function listEntries(dir: string): Promise<{ name: string; kind: EntryKind }[] | null> {
   try {
     if (!(await lstat(dir)).isDirectory()) return null;
-    return (await readdir(dir, { withFileTypes: true })).map((d) => ({ name: d.name, kind: kindOfStats(d) }));
+    return (await retryTransientAsync(() => readdir(dir, { withFileTypes: true }))).map((d) => ({ name: d.name, kind: kindOfStats(d) }));
   } catch (err) {
     if (isGone(err)) return [];
     if (errnoOf(err) === 'ENOTDIR') return null;

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { isGone } from '../errors.js';
+import { isGone, retryTransient } from '../errors.js';
 import { QUEUE_NAME } from './layout.js';
 
 export interface Entry { name: string; kind: 'dir' | 'file' | 'symlink' | 'other' }
@@ -13,7 +13,7 @@ export interface Entry { name: string; kind: 'dir' | 'file' | 'symlink' | 'other
 /** Entries of a folder with their kind (d_type, or lstat where the file system does not say); [] when the folder is gone. */
 export function listEntries(dir: string): Entry[] {
   let ents: fs.Dirent[];
-  try { ents = fs.readdirSync(dir, { withFileTypes: true }); } catch (err) { if (isGone(err)) return []; throw err; }
+  try { ents = retryTransient(() => fs.readdirSync(dir, { withFileTypes: true })); } catch (err) { if (isGone(err)) return []; throw err; }
   const out: Entry[] = [];
   for (const e of ents) {
     let kind: Entry['kind'] = e.isDirectory() ? 'dir' : e.isFile() ? 'file' : e.isSymbolicLink() ? 'symlink' : 'other';

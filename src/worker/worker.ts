@@ -20,7 +20,7 @@
  */
 import { availableParallelism, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { LeaseLostError, ModuleRefError, UsageError, ZcqError, errnoOf, isGone, isMountGone } from '../errors.js';
+import { LeaseLostError, ModuleRefError, UsageError, ZcqError, errnoOf, isGone, isMountGone, isTransient } from '../errors.js';
 import { COMPOSITE, WORKER_BOUNDS, WORKER_DEFAULTS, defaultHeartbeatMs } from '../defaults.js';
 import type { Attempt, Job } from '../job/format.js';
 import { recordError, type Next, type RunError } from '../job/policy.js';
@@ -757,14 +757,26 @@ export class Worker {
   }
 
   private readonly dutyErrors = new Map<string, string>();
+  /** Passes in a row each duty failed with a transient error (errors.ts isTransient). */
+  private readonly dutyTransient = new Map<string, number>();
 
-  /** Run one duty; an error is logged once per distinct message, and cleared when the duty works again. */
+  /**
+   * Run one duty; an error is logged once per distinct message, and cleared when the duty works again.
+   * A transient error (a GlusterFS handle on a brick that just went down, EINTR, EBUSY) is the duty's
+   * next pass's to retry: it is logged only when it fails that way WORKER_DEFAULTS.dutyTransientPasses passes in a row.
+   */
   private async duty(name: string, fn: () => Promise<void>): Promise<void> {
     try {
       await fn();
+      this.dutyTransient.delete(name);
       if (this.dutyErrors.delete(name)) this.log('worker.duty.ok', { duty: name });
     } catch (err) {
       if (isMountGone(err)) { this.mountGone(err); return; }
+      if (isTransient(err)) {
+        const n = (this.dutyTransient.get(name) ?? 0) + 1;
+        this.dutyTransient.set(name, n);
+        if (n < WORKER_DEFAULTS.dutyTransientPasses) return;
+      }
       const msg = (err as Error).message;
       if (this.dutyErrors.get(name) !== msg) { this.dutyErrors.set(name, msg); this.log('worker.duty.error', { duty: name, error: msg }); }
     }

@@ -53,8 +53,14 @@ describe('errno by meaning (src/errors.ts)', () => {
     expect(isMountGone(fsError('ENOENT', E.ENOENT!))).toBe(false);
   });
 
-  it('transient (retry the call): EAGAIN, EINTR, EBUSY', () => {
+  it('transient (retry the call): EAGAIN, EINTR, EBUSY, and EBADFD as Node reports it (GlusterFS, a replica brick down)', () => {
     for (const c of ['EAGAIN', 'EINTR', 'EBUSY']) expect(isTransient(fsError(c, E[c]!)), c).toBe(true);
+    // The CI log's line: "Unknown system error -77, scandir '.../spool/pending'" from a replica volume with one brick down.
+    const ebadfd = fsError(getSystemErrorName(-77), 77);
+    expect(ebadfd.code).toBe('Unknown system error -77');
+    expect(errnoName(ebadfd)).toBe('EBADFD');
+    expect(isTransient(ebadfd)).toBe(true);
+    expect(isMountGone(ebadfd)).toBe(false);
     for (const c of ['ENOENT', 'EIO', 'ENOTCONN']) expect(isTransient(fsError(c, E[c]!)), c).toBe(false);
   });
 
