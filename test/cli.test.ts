@@ -213,6 +213,18 @@ describe('bad input: one clear line, a non-zero exit, nothing half-written', () 
     expect(readFileSync(f, 'utf8')).toBe('keep me');
   });
 
+  it('init under a missing or non-folder parent: one line naming the parent and what to do, exit 2, nothing made', () => {
+    const dir = tempDir();
+    const missing = zcq(null, ['init', join(dir, 'nope', 'spool')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim().split('\n')).toEqual([`zcq: ${join(dir, 'nope', 'spool')}: the folder ${join(dir, 'nope')} does not exist; create it first (zcq init makes only the spool folder itself)`]);
+    writeFileSync(join(dir, 'file'), 'x');
+    const under = zcq(null, ['init', join(dir, 'file', 'spool')]);
+    expect(under.code).toBe(2);
+    expect(under.stderr).toMatch(/is not a folder/);
+    expect(names(dir)).toEqual(['file']);
+  });
+
   it('exits 1 for an unknown id and 2 for an ambiguous prefix', () => {
     const { spool, ids } = spoolWith(['./jobs.mjs#add', '1', '2'], ['./jobs.mjs#add', '3', '4']);
     const nf = zcq(spool, ['show', 'zzzzzzzzz']);

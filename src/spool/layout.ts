@@ -8,8 +8,8 @@
  * opens a file of queue Y, and folder permissions can be set per queue.
  */
 import * as fs from 'node:fs';
-import { join, resolve } from 'node:path';
-import { NotASpoolError, errnoOf } from '../errors.js';
+import { dirname, join, resolve } from 'node:path';
+import { NotASpoolError, UsageError, errnoOf } from '../errors.js';
 import { fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from './fsops.js';
 import { newToken } from './ids.js';
 import { PRIVATE_MODES, fixModeSync, makeDirs, rootModeFor, markerFields, modesFromMarker, sharedModes, type SpoolModes } from './modes.js';
@@ -127,6 +127,16 @@ export function openLayout(dir: string): Layout {
  */
 export function initSpool(dir: string, opts: { group?: string | null } = {}): Layout {
   const root = resolve(dir);
+  // Only the spool's own folder is made: a mistyped parent path must not grow a tree somewhere unexpected.
+  const parent = dirname(root);
+  try {
+    if (!fs.statSync(parent).isDirectory()) throw new UsageError(`${root}: ${parent} is not a folder; pick another spool path`, 'ZCQ_NO_PARENT');
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    if (errnoOf(err) === 'ENOENT') throw new UsageError(`${root}: the folder ${parent} does not exist; create it first (zcq init makes only the spool folder itself)`, 'ZCQ_NO_PARENT');
+    if (errnoOf(err) === 'ENOTDIR') throw new UsageError(`${root}: ${parent} is not a folder; pick another spool path`, 'ZCQ_NO_PARENT');
+    throw err;
+  }
   const existing = readMarker(root);
   if (existing !== null) {
     const l = openLayout(root);
