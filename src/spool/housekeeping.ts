@@ -22,9 +22,10 @@
  */
 import { lstat, rm, unlink } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { errnoOf, isGone } from '../errors.js';
+import * as fsSync from 'node:fs';
+import { errnoOf, isGone, isNoSpace } from '../errors.js';
 import type { Logger } from '../log.js';
-import { listEntries, type EntryKind } from './fsops.js';
+import { listEntries, unlinkQuietly, type EntryKind } from './fsops.js';
 import type { Layout } from './layout.js';
 import type { ServerClock } from './server-clock.js';
 
@@ -188,3 +189,31 @@ export async function cleanLeftovers(layout: Layout, clock: ServerClock, opts: H
   }
   return out;
 }
+
+/**
+ * Whether this caller takes the spool-wide housekeeping pass of the current window: the first to create
+ * tmp/.turn-housekeeping-INTERVAL-W (O_CREAT|O_EXCL|O_NOFOLLOW), W being the window of `intervalMs` on the
+ * file server's clock, takes it. Every worker used to scan and prune the whole spool each interval: with N
+ * workers on N machines that is N full listings of done/ and failed/ a minute over the network for one
+ * pass's worth of work. Of racing creators exactly one wins (O_EXCL, NFS rule 3). A winner that dies
+ * mid-pass leaves the rest to the next window's winner: housekeeping is idempotent. A spool that cannot
+ * take the turn file for want of room (ENOSPC, EDQUOT) gets the pass anyway — pruning is what frees room;
+ * the winner removes the last window's turn file, and any other is a temp leftover, removed after the leftover age.
+ */
+export function takeHousekeepingTurn(layout: Layout, serverNowMs: number, intervalMs: number): boolean {
+  const interval = Math.max(1000, Math.round(intervalMs));
+  const window = Math.floor(serverNowMs / interval);
+  try {
+    fsSync.closeSync(fsSync.openSync(join(layout.tmp, `${TURN_PREFIX}${interval}-${window}`), fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_EXCL | fsSync.constants.O_NOFOLLOW, layout.modes.fileMode & 0o777));
+    // The last window's file has done its work (its window is over): one turn file stays, not one per window.
+    unlinkQuietly(join(layout.tmp, `${TURN_PREFIX}${interval}-${window - 1}`));
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === 'EEXIST') return false;
+    if (isNoSpace(err)) return true;
+    throw err;
+  }
+}
+
+/** The name prefix of housekeeping turn files in tmp/. */
+export const TURN_PREFIX = '.turn-housekeeping-';

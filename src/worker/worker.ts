@@ -29,7 +29,7 @@ import { silentLogger, type Logger } from '../log.js';
 import {
   ConfigReader, WORKER_NAME, fnFilter, nameFromHost, resolveSettings, type EffectiveSettings, type SettingSources, type WorkerSettings,
 } from '../spool/config.js';
-import { cleanLeftovers } from '../spool/housekeeping.js';
+import { cleanLeftovers, takeHousekeepingTurn } from '../spool/housekeeping.js';
 import { applyRetention, readRetention } from '../spool/retention.js';
 import type { Layout } from '../spool/layout.js';
 import { Lease } from '../spool/lease.js';
@@ -788,7 +788,7 @@ export class Worker {
   private retentionProblems = '';
 
   /**
-   * Each housekeeping interval, at most one pass: clean crash leftovers, then prune finished records by
+   * Each housekeeping interval, at most one pass in the whole spool: clean crash leftovers, then prune finished records by
    * the spool's retention settings (spool/retention.ts). Pruning goes a slice of names at a time with the
    * event loop free in between, so claims and heartbeats go on during a long prune; it stops early when
    * the worker stops.
@@ -796,6 +796,10 @@ export class Worker {
   private housekeeping(): Promise<void> {
     this.housekeepingPass ??= (async () => {
       try {
+        // One worker of the whole spool takes each window's pass (spool/housekeeping.ts takeHousekeepingTurn).
+        let mine = false;
+        await this.duty('housekeeping', async () => { mine = this.clock.local || takeHousekeepingTurn(this.layout, await this.clock.now(), this.opts.housekeepingMs); });
+        if (!mine || this.stopping) return;
         await this.duty('housekeeping', async () => {
           await cleanLeftovers(this.layout, this.clock, { log: this.log, tmpAgeMs: this.opts.leftoverAgeMs, workerAgeMs: this.opts.goneWorkerAgeMs });
           removeEmptyBuckets(this.layout, await this.clock.now());

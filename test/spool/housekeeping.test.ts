@@ -153,3 +153,26 @@ describe.skipIf(!isRoot)('housekeeping as an ordinary user', () => {
 function lstatExists(p: string): boolean {
   try { lstatSync(p); return true; } catch { return false; }
 }
+
+describe('one housekeeping pass per window in the whole spool (takeHousekeepingTurn)', () => {
+  it('of the workers asking in one window exactly one takes it; the next window has a new taker and leaves one turn file; a planted symlink is never followed', async () => {
+    const { takeHousekeepingTurn, TURN_PREFIX } = await import('../../dist/spool/housekeeping.js');
+    const base = tempDir('zcq-hk-turn-');
+    const layout = layoutOf(join(base, 'spool'));
+    mkdirSync(layout.tmp, { recursive: true });
+    const w = 60_000 * 1000;
+    // Ten askers in the same window (as ten workers on ten machines would be): one winner.
+    const answers = Array.from({ length: 10 }, (_, i) => takeHousekeepingTurn(layout, w + i * 10, 60_000));
+    expect(answers.filter(Boolean)).toHaveLength(1);
+    expect(answers[0]).toBe(true);
+    // The next window: a new winner, and the last window's turn file is gone.
+    expect(takeHousekeepingTurn(layout, w + 60_000, 60_000)).toBe(true);
+    expect(takeHousekeepingTurn(layout, w + 60_001, 60_000)).toBe(false);
+    expect(readdirSync(layout.tmp)).toEqual([`${TURN_PREFIX}60000-1001`]);
+    // A co-user's symlink at the next window's name: not followed, nothing written through it; the turn is not taken.
+    const v = victim(base);
+    symlinkSync(v.path, join(layout.tmp, `${TURN_PREFIX}60000-1002`));
+    expect(takeHousekeepingTurn(layout, w + 120_000, 60_000)).toBe(false);
+    expect(sha256(v.path)).toBe(v.hash);
+  });
+});
