@@ -40,7 +40,8 @@ describe('a live worker\'s own lease folder', () => {
     expect(await w.exited).toBe(0);
     expect(ledgerLines(ledger).map((l) => l.split(' ')[0]).sort()).toEqual([stray, nested].sort());
     const log = events(w.output());
-    expect(log.filter((e) => e.event === 'lease.stray').map((e) => [e.id, e.to])).toEqual([[stray, 'pending']]);
+    expect(log.filter((e) => e.event === 'lease.stray').map((e) => [e.id ?? e.lease, e.to])).toEqual(expect.arrayContaining([[stray, 'pending'], ['host-x.4242.abcdef', 'recovered']]));
+    expect(log.filter((e) => e.event === 'lease.stray')).toHaveLength(2);
     expect(log.filter((e) => e.event === 'job.recovered').map((e) => [e.worker, e.id, e.to])).toEqual([['host-x.4242.abcdef', nested, 'pending']]);
     // The stray never ran before: one attempt, nothing counted against it. The nested job was a dead worker's run: an interrupted attempt, then this one.
     expect(jobIn(spool, 'done', stray!)).toMatchObject({ attempts: 1, interrupts: 0 });

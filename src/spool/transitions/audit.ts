@@ -43,7 +43,8 @@ import { parseClaimedName } from '../names.js';
 import { settleClaimedFile, settleNestedLease, type RecoveryEvent } from './recover.js';
 import { step } from './steps.js';
 
-export interface AuditEvent { event: 'lease.stray'; worker: string; id: string; to: string; why: string }
+/** One line per stray: a job (`id`) given back or quarantined, or a nested dead lease (`lease`) settled again. */
+export interface AuditEvent { event: 'lease.stray'; worker: string; id?: string; lease?: string; to: string; why: string }
 
 /** The state one worker keeps between its audits: what was seen not held, in which lease. */
 export class LeaseAudit {
@@ -66,8 +67,10 @@ export class LeaseAudit {
       const inner = deadLeaseOf(name);
       if (inner !== null) {
         // 1. a dead lease our recovery took and did not finish: nobody else will look inside a live lease.
-        n += await settleNestedLease(layout, me, path, inner, me.info.leaseMs, log);
+        const k = await settleNestedLease(layout, me, path, inner, me.info.leaseMs, log);
+        n += k;
         step('audit', 1, inner);
+        log({ event: 'lease.stray', worker: me.id, lease: inner, to: 'recovered', why: `a dead lease our recovery took was still in our lease folder; ${k} job(s) settled now` });
         continue;
       }
       if (name.startsWith('.') || isHeld(path)) continue;

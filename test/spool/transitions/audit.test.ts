@@ -105,7 +105,7 @@ describe('audit', () => {
     expect(rig.read('pending/q/j1.json')).toMatchObject({ interrupts: 1 }); // a worker's run that was interrupted
     expect(fs.readdirSync(me.dir)).toEqual([]);
     expect(fs.existsSync(dead.heartbeatFile)).toBe(false);
-    expect(events.map((e) => e.event)).toEqual(['job.recovered']);
+    expect(events.map((e) => [e.event, e.id ?? (e as AuditEvent).lease])).toEqual([['job.recovered', 'j1'], ['lease.stray', dead.id]]);
   });
 
   it('a FIFO and a symlink planted in our folder go to quarantine/ on the second audit, never opened nor followed', async () => {
