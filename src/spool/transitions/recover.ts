@@ -29,7 +29,10 @@
  *   next recoverer takes our folder and settles DEAD.dead like any nested folder (a record we had already
  *   finalised carries run = DEAD/SEQ, so it is moved, not run again). After 3: nothing left.
  * Fence: the rename of step 1 is the fence for the dead holder; our own writes go through our lease folder,
- *   so a recoverer that is itself taken over stops with ENOENT.
+ *   so a recoverer that is itself taken over stops with ENOENT. On GlusterFS the fence is late: a holder
+ *   still alive goes on renaming into claimed/DEAD/ through its client's cached name for some hundreds of
+ *   ms, and those files land in DEAD.dead after step 2 listed it (docs/nfs.md); step 3's re-listing and
+ *   our own lease's audit (transitions/audit.ts) settle them.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
