@@ -21,7 +21,7 @@ describe('a live worker\'s own lease folder', () => {
     const [stray, nested] = await putMany(other, 2, './jobs.mjs#record', [ledger, 'ran']);
     // A job of its own that runs across several audits: held all along, never given back.
     const [own] = await putMany(spool, 1, './jobs.mjs#sleepRecord', [ledger, 2000]);
-    const w = worker(spool, ['--lease', '2s', '--heartbeat', `${HEARTBEAT_MS}ms`, '--poll', '100ms', '--concurrency', '3']);
+    const w = worker(spool, ['--lease', '6s', '--heartbeat', `${HEARTBEAT_MS}ms`, '--poll', '100ms', '--concurrency', '3']);
     await until(() => events(w.output()).some((e) => e.event === 'worker.start'), 8000);
     const lease = events(w.output()).find((e) => e.event === 'worker.start')!.worker as string;
     const mine = join(spool, 'claimed', lease);
