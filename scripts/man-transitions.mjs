@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const ORDER = ['put', 'promote', 'claim', 'unclaim', 'quota-take', 'rate-take', 'quota-release', 'renew', 'finish', 'ended', 'arrive', 'release', 'callback', 'recover', 'retry', 'cancel', 'hold', 'quarantine', 'prune'];
+export const ORDER = ['put', 'promote', 'claim', 'unclaim', 'quota-take', 'rate-take', 'quota-release', 'renew', 'finish', 'ended', 'arrive', 'release', 'callback', 'recover', 'audit', 'retry', 'cancel', 'hold', 'quarantine', 'prune'];
 const BEGIN = '.\\" BEGIN STATE CHANGES (made by scripts/man-transitions.mjs from src/spool/transitions/*.ts)';
 const END = '.\\" END STATE CHANGES';
 

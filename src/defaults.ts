@@ -28,6 +28,8 @@ export const WORKER_DEFAULTS = {
   runtime: 'threads',
   /** A duty failing with a transient error this many passes in a row is logged (worker.duty.error). */
   dutyTransientPasses: 3,
+  /** A worker audits its own lease folder every this many heartbeats (transitions/audit.ts). */
+  auditBeats: 3,
 } as const;
 
 export const WORKER_BOUNDS = {

@@ -40,6 +40,7 @@ import { finishJob } from '../spool/transitions/finish.js';
 import { GroupSync } from '../spool/transitions/group-sync.js';
 import { adoptLoose, promoteDue, removeEmptyBuckets } from '../spool/transitions/promote.js';
 import { recoverDeadLeases } from '../spool/transitions/recover.js';
+import { LeaseAudit } from '../spool/transitions/audit.js';
 import { unclaimJob } from '../spool/transitions/unclaim.js';
 import { takeSlots, type Slot } from '../spool/transitions/quota-take.js';
 import { releaseSlots } from '../spool/transitions/quota-release.js';
@@ -140,6 +141,14 @@ export class Worker {
   private readonly fsyncs = new GroupSync();
   /** Ids claimed and not yet released: the slots in use (set at claim, before the job starts). */
   private readonly holding = new Set<string>();
+  /**
+   * The claim paths this worker holds, from the claim rename (same turn of the event loop) until the job
+   * has left its lease folder or been given up: an entry of our folder not in it is a stray (transitions/audit.ts).
+   */
+  private readonly claimPaths = new Set<string>();
+  private readonly leaseAudit = new LeaseAudit();
+  /** When our lease folder is next audited (Date.now()); 0 also right after a recovery pass that took a lease. */
+  private nextAudit = 0;
   private resolver!: RefResolver;
   private readonly duties: Array<(w: Worker) => Promise<void>>;
   private stopping = false;
@@ -368,6 +377,7 @@ export class Worker {
 
   private startClaimed(c: ClaimedJob): void {
     this.holding.add(c.id);
+    this.claimPaths.add(c.path);
     this.claimedTotal++;
     void this.runClaimed(c);
   }
@@ -425,6 +435,7 @@ export class Worker {
       }
     } finally {
       this.running.delete(c.id);
+      this.claimPaths.delete(c.path);
       const wasFull = this.holding.size >= this.concurrency;
       this.holding.delete(c.id);
       // A full worker stopped reading the queue folders: a freed slot must look again.
@@ -705,9 +716,20 @@ export class Worker {
       // A lease is judged only through a mount that answers (a heartbeat we cannot read is not an old one).
       if (!this.stopping && !this.mountFailedThisPass && this.mountDownSince === null && this.lease.freshToJudge()) {
         await this.duty('recover', async () => {
-          const n = await recoverDeadLeases(this.layout, this.clock, this.lease, (e) => this.log(e.event, { ...e, event: undefined }));
+          const n = await recoverDeadLeases(this.layout, this.clock, this.lease, (e) => {
+            if (e.event === 'lease.expired') this.nextAudit = 0; // its folder may not have gone away whole
+            this.log(e.event, { ...e, event: undefined });
+          });
           if (n > 0) { this.summary.recovered += n; this.wake(); }
         });
+        // Every few heartbeats, and after a pass that took a lease: nothing may sit in our folder that we do not run.
+        if (Date.now() >= this.nextAudit && this.lease.freshToJudge()) {
+          this.nextAudit = Date.now() + this.opts.heartbeatMs * WORKER_DEFAULTS.auditBeats;
+          await this.duty('audit', async () => {
+            const n = await this.leaseAudit.run(this.layout, this.lease, (p) => this.claimPaths.has(p), (e) => this.log(e.event, { ...e, event: undefined }));
+            if (n > 0) { this.summary.recovered += n; this.wake(); }
+          });
+        }
       }
       for (const duty of this.duties) await this.duty('cron', () => duty(this));
       if (!this.stopping && Date.now() >= this.nextSweep) {

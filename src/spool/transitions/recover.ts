@@ -21,16 +21,22 @@
  *      worker that died comes back when its lease is recovered, not later;
  *   2. for each job in it: read and check it, then finish it through transitions/finish.ts under our
  *      lease, with the dead claim's token — ONE rename out, after its new record was written in place;
- *   3. remove the emptied folder and DEAD's heartbeat.
+ *   3. remove the emptied folder and DEAD's heartbeat. A folder that will not go (ENOTEMPTY) although every
+ *      name listed was settled is listed again and what appears is settled (a few passes): a GlusterFS
+ *      distributed volume can list a folder just renamed as empty. What still remains is left in our
+ *      lease, where our own audit (transitions/audit.ts) settles it again.
  * Crash after 1, 1b or during 2: the jobs sit in our lease, inside DEAD.dead; when our lease dies in turn, the
  *   next recoverer takes our folder and settles DEAD.dead like any nested folder (a record we had already
  *   finalised carries run = DEAD/SEQ, so it is moved, not run again). After 3: nothing left.
  * Fence: the rename of step 1 is the fence for the dead holder; our own writes go through our lease folder,
- *   so a recoverer that is itself taken over stops with ENOENT.
+ *   so a recoverer that is itself taken over stops with ENOENT. On GlusterFS the fence is late: a holder
+ *   still alive goes on renaming into claimed/DEAD/ through its client's cached name for some hundreds of
+ *   ms, and those files land in DEAD.dead after step 2 listed it (docs/nfs.md); step 3's re-listing and
+ *   our own lease's audit (transitions/audit.ts) settle them.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { isGone } from '../../errors.js';
+import { errnoOf, isGone } from '../../errors.js';
 import { parseJob, JobFormatError, type Job } from '../../job/format.js';
 import { recordInterrupt, recordUntouched, type Next } from '../../job/policy.js';
 import { MAX_JOB_BYTES, listNames, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
@@ -44,6 +50,9 @@ import { startRun } from './claim.js';
 import { finishJob } from './finish.js';
 import { releaseLeaseSlots } from './quota-release.js';
 import { step } from './steps.js';
+
+/** Listings of a dead lease folder that would not go away (settleDeadFolder): the first and this many more. */
+const RECOVER_RELIST_PASSES = 3;
 
 export interface RecoveryEvent { event: 'lease.expired' | 'job.recovered' | 'job.quarantined' | 'recovery.skipped'; worker: string; id?: string; to?: string; ageMs?: number; reason?: string }
 
@@ -97,54 +106,96 @@ export async function settleDeadFolder(layout: Layout, me: Lease, dir: string, h
   releaseLeaseSlots(layout, holder.worker);
   let n = 0;
   const endIso = new Date().toISOString(); // a record for people, never compared across machines
-  for (const name of await listNames(dir)) {
-    if (me.isLost) return n; // our own lease was taken: whoever took it settles the rest
-    const path = join(dir, name);
-    const inner = deadLeaseOf(name);
-    if (inner !== null) {
-      const text = (() => { try { const r = readRegularFileSync(join(layout.workers, `${inner}.json`), 64 * 1024); return 'text' in r ? r.text : undefined; } catch { return undefined; } })();
-      n += await settleDeadFolder(layout, me, path, holderInfoFrom(inner, text, holder.leaseMs), log);
-      forgetHeartbeat(layout, me, path, inner);
-      continue;
+  for (let pass = 1; ; pass++) {
+    for (const name of await listNames(dir)) {
+      if (me.isLost) return n; // our own lease was taken: whoever took it settles the rest
+      const path = join(dir, name);
+      const inner = deadLeaseOf(name);
+      if (inner !== null) {
+        n += await settleNestedLease(layout, me, path, inner, holder.leaseMs, log);
+        continue;
+      }
+      if (name.startsWith('.')) continue; // .nfs* silly renames: the client removes them
+      const r = await settleClaimedFile(layout, me, path, name, holder, holder.kind === 'client', endIso, `found in the lease of dead worker ${holder.worker}`);
+      if (r.kind === 'lost') return n;
+      if (r.kind === 'quarantined') log({ event: 'job.quarantined', worker: holder.worker, id: r.id, reason: r.reason });
+      if (r.kind !== 'moved') continue;
+      n++;
+      step('recover', 2, r.id);
+      log({ event: 'job.recovered', worker: holder.worker, id: r.id, to: r.to });
     }
-    if (name.startsWith('.')) continue; // .nfs* silly renames: the client removes them
-    const claim = parseClaimedName(name);
-    let job: Job;
     try {
-      if (!claim) throw new JobFormatError('not a claimed job name (SEQ.ID.json)');
-      const r = readRegularFileSync(path, MAX_JOB_BYTES);
-      if ('bad' in r) throw new JobFormatError(r.bad);
-      job = parseJob(r.text, claim.id);
+      fs.rmdirSync(dir);
+      return n;
     } catch (err) {
-      if (isGone(err)) continue;
-      const reason = err instanceof JobFormatError ? err.message : String((err as Error).message ?? err);
-      await quarantine(layout, path, claim ? `${claim.id}.json` : name, `${reason} (found in the lease of dead worker ${holder.worker})`);
-      log({ event: 'job.quarantined', worker: holder.worker, id: claim?.id, reason });
-      continue;
+      // Not empty although every name listed was settled: a .nfs* file the client will remove, or names the
+      // listing missed — a GlusterFS distributed volume can list a folder just renamed as empty. List it
+      // again and settle what appears, a few times; what still remains is our own lease's audit's
+      // (transitions/audit.ts) to settle, or the next recoverer's.
+      const code = errnoOf(err);
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || pass >= RECOVER_RELIST_PASSES || me.isLost) return n;
+      await new Promise((res) => setTimeout(res, 50 * pass));
     }
-    const token = runToken(holder.worker, claim.seq);
-    let next: Next;
-    if (job.run === token) {
-      // The holder wrote the record of this claim but died before the move: finish the move for it.
-      const due = job.notBefore === null ? NaN : Date.parse(job.notBefore);
-      next = job.finished ? (job.failure ? { to: 'failed', reason: job.failure.reason } : { to: 'done' })
-        : job.awaits ? { to: 'waiting' }
-        : Number.isFinite(due) ? { to: 'deferred', dueMs: due } : { to: 'pending' };
-    } else {
-      if (!QUEUE_NAME.test(job.queue)) job.queue = 'default';
-      startRun(job, job.queue);
-      next = holder.kind === 'client' ? recordUntouched(job) : recordInterrupt(job, holder, endIso);
-    }
-    const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me, level: '' }, job, next);
-    if (r === 'lost') return n;
-    if (r !== 'moved') continue;
-    if (next.to === 'done' || next.to === 'failed') dropCancelRequests(layout, job.id);
-    n++;
-    step('recover', 2, job.id);
-    log({ event: 'job.recovered', worker: holder.worker, id: job.id, to: next.to });
   }
-  try { fs.rmdirSync(dir); } catch { /* not empty (a .nfs file): left for the next pass */ }
+}
+
+/**
+ * A nested DEAD.dead folder (a dead recoverer's, or one of our own that a pass left): settle it, judged by
+ * DEAD's own heartbeat where still readable, then drop that heartbeat once the folder is gone.
+ */
+export async function settleNestedLease(layout: Layout, me: Lease, path: string, inner: string, defaultLeaseMs: number, log: (e: RecoveryEvent) => void): Promise<number> {
+  const text = (() => { try { const r = readRegularFileSync(join(layout.workers, `${inner}.json`), 64 * 1024); return 'text' in r ? r.text : undefined; } catch { return undefined; } })();
+  const n = await settleDeadFolder(layout, me, path, holderInfoFrom(inner, text, defaultLeaseMs), log);
+  forgetHeartbeat(layout, me, path, inner);
   return n;
+}
+
+export type SettleResult =
+  | { kind: 'moved'; id: string; to: Next['to'] }
+  | { kind: 'quarantined'; id?: string; reason: string }
+  /** Gone before it was read, or taken from under the move: nothing done here. */
+  | { kind: 'skipped' }
+  /** Our own lease was taken: its taker settles the file. */
+  | { kind: 'lost' };
+
+/**
+ * Step 2 for one entry `name` of a folder in our lease (a dead lease's, or our own for audit.ts): read and
+ * check it, then finish it under our lease with the token HOLDER/SEQ — a record of that claim is moved
+ * where it says; any other job goes by `untouched` (never run: back uncounted, job/policy.ts
+ * recordUntouched) or by its interrupt policy. Not a job: quarantine/, the reason ending with `foundIn`.
+ */
+export async function settleClaimedFile(layout: Layout, me: Lease, path: string, name: string, holder: HolderInfo, untouched: boolean, endIso: string, foundIn: string): Promise<SettleResult> {
+  const claim = parseClaimedName(name);
+  let job: Job;
+  try {
+    if (!claim) throw new JobFormatError('not a claimed job name (SEQ.ID.json)');
+    const r = readRegularFileSync(path, MAX_JOB_BYTES);
+    if ('bad' in r) throw new JobFormatError(r.bad);
+    job = parseJob(r.text, claim.id);
+  } catch (err) {
+    if (isGone(err)) return { kind: 'skipped' };
+    const reason = err instanceof JobFormatError ? err.message : String((err as Error).message ?? err);
+    const to = await quarantine(layout, path, claim ? `${claim.id}.json` : name, `${reason} (${foundIn})`);
+    return to ? { kind: 'quarantined', id: claim?.id, reason } : { kind: 'skipped' };
+  }
+  const token = runToken(holder.worker, claim.seq);
+  let next: Next;
+  if (job.run === token) {
+    // The holder wrote the record of this claim but died before the move: finish the move for it.
+    const due = job.notBefore === null ? NaN : Date.parse(job.notBefore);
+    next = job.finished ? (job.failure ? { to: 'failed', reason: job.failure.reason } : { to: 'done' })
+      : job.awaits ? { to: 'waiting' }
+      : Number.isFinite(due) ? { to: 'deferred', dueMs: due } : { to: 'pending' };
+  } else {
+    if (!QUEUE_NAME.test(job.queue)) job.queue = 'default';
+    startRun(job, job.queue);
+    next = untouched ? recordUntouched(job) : recordInterrupt(job, holder, endIso);
+  }
+  const r = await finishJob({ id: claim.id, queue: job.queue, path, token, lease: me, level: '' }, job, next);
+  if (r === 'lost') return { kind: 'lost' };
+  if (r !== 'moved') return { kind: 'skipped' };
+  if (next.to === 'done' || next.to === 'failed') dropCancelRequests(layout, job.id);
+  return { kind: 'moved', id: job.id, to: next.to };
 }
 
 /**

@@ -148,6 +148,21 @@ describe('recover', () => {
     }
   });
 
+  it('step 3: a folder that will not go (a name the listing missed) is listed again and what appears is settled', async () => {
+    const a = await deadHolder(['j1']);
+    await rig.put('j2', { queue: 'q' });
+    const r = await rig.lease();
+    const taken = join(r.dir, `${a.id}.dead`);
+    fs.renameSync(a.dir, taken);
+    // A name the first listing did not show (a distributed volume listing a folder just renamed): it
+    // appears once the first job is settled, so rmdir fails with ENOTEMPTY.
+    atStep('recover', 2, () => fs.renameSync(join(rig.l.pending, 'q', 'j2.json'), join(taken, '7.j2.json')));
+    const info = { worker: a.id, host: a.info.host, pid: a.info.pid, leaseMs: 30_000, kind: 'worker' as const };
+    expect(await settleDeadFolder(rig.l, r, taken, info, () => {})).toBe(2);
+    for (const id of ['j1', 'j2']) expect(rig.where(id)).toEqual([`pending/q/${id}.json`]);
+    expect(fs.existsSync(taken)).toBe(false);
+  });
+
   it('fence: a recoverer whose own folder is taken mid-settle stops with ENOENT and writes nothing; the taker settles the rest once', async () => {
     const a = await deadHolder(['j1', 'j2'], {}, 'client');
     const r = await rig.lease();
