@@ -39,10 +39,15 @@
  *   rename of a job nobody holds. `zcq retry` of a member (forgetArrival), whether its group ended or is
  *   under way, removes its entry and its path's tokens and sets each slot on its path back to the sibling
  *   side's token when that side is complete, so the member's next end climbs exactly as far as the others
- *   allow, and the group completes only once the member has ended again. Limit: a retry that runs at the
- *   very moment the last other member of the group climbs past the retried member's old slot may let that
- *   climber complete the group with the member's entry missing (the postprocess then sees it 'missing');
- *   retry a member of a group that is under way, not one whose last member is ending that instant.
+ *   allow, and the group completes only once the member has ended again. A retry that runs at the very
+ *   moment the last other member climbs past the retried member's old slot (a decision made before the
+ *   retry reset that slot) lets the climber release the postprocess with the member's entry gone, and may
+ *   leave the member's next climb stopping short of the root. The postprocess's gate closes that: it runs
+ *   only once every entry is there; finding a member's entry gone and that member open (retried), it goes
+ *   back to waiting/ with a dependency edge on the member (worker/composite.ts), whose next end releases
+ *   it (release.ts) — so it runs with the member's new record — and it marks the root itself when it
+ *   finds every entry there. Left: a retry while the postprocess is already running past its gate (it
+ *   read the member's old record) does not make it run again.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -53,6 +58,7 @@ import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { entryName, markerName, slotName } from '../names.js';
 import { COMPOSITE } from '../../defaults.js';
+import { SAFE_NAME } from '../ids.js';
 import { releaseWaiting } from './release.js';
 import { step } from './steps.js';
 
@@ -66,6 +72,9 @@ export interface GroupEntry {
 
 /** How long a lookup of a file known to exist may fail from a stale cache (NFS lookupcache=all, FUSE negative_timeout). */
 const STALE_LOOKUP_MS = COMPOSITE.staleLookupMs;
+
+/** group.json holds up to MAX_GROUP_SIZE ids of at most 200 characters. */
+const MAX_GROUP_FILE_BYTES = 64 * 1024 * 1024;
 
 export type ArriveResult = 'stopped' | 'released' | 'root' | 'lost';
 
@@ -181,6 +190,7 @@ export function forgetArrival(l: Layout, g: GroupRef): void {
   if (!isRealDir(dir)) return;
   unlinkQuietly(join(dir, entryName(g.index)));
   unlinkQuietly(join(dir, markerName(0, g.index)));
+  step('forget', 1, g.gid);
   const height = treeHeight(g.size);
   let node = g.index;
   for (let level = 1; level <= height; level++) {
@@ -193,6 +203,27 @@ export function forgetArrival(l: Layout, g: GroupRef): void {
       try { fs.linkSync(join(dir, markerName(level - 1, sib)), slot); } catch { /* that side is not complete */ }
     }
   }
+}
+
+/** The members' ids of a group, in input order, from groups/GID/group.json (untrusted: null unless well formed). */
+export function readGroupMembers(l: Layout, gid: string, size: number): string[] | null {
+  try {
+    const r = readRegularFileSync(join(groupDir(l, gid), 'group.json'), MAX_GROUP_FILE_BYTES);
+    if (!('text' in r)) return null;
+    const v = JSON.parse(r.text) as { members?: unknown };
+    if (!Array.isArray(v.members) || v.members.length !== size || !v.members.every((m) => typeof m === 'string' && SAFE_NAME.test(m))) return null;
+    return v.members as string[];
+  } catch { return null; }
+}
+
+/**
+ * Mark the group complete (its root token) when the postprocess found every member's entry although the
+ * root was not reached — the tree was reset under a climber by a retry: a later retry of a member must see
+ * the group complete, to re-open its postprocess.
+ */
+export function markComplete(l: Layout, gid: string, size: number): void {
+  if (size === 0) return;
+  createToken(join(groupDir(l, gid), markerName(treeHeight(size), 0)), l.modes.fileMode);
 }
 
 /** A node's token: an empty file, created once (EEXIST: made by an earlier run of the same arrival). */

@@ -13,7 +13,8 @@
  *   its finish steps 4 and 5, for every edge it lists — O(dependents) per ending job):
  *   1. read the waiting job; decide: ready when every dependency has ended (done/, failed/, or a final
  *      record of its claim still in claimed/), or one failed and `afterAnyOutcome` is not set; a
- *      postprocess is ready when its group's root marker exists;
+ *      postprocess is ready when its group's root marker exists, or when the members its gate sent it
+ *      back to wait for (its `after`, members a retry re-opened) have ended;
  *   2. release: ONE rename into pending/QUEUE/ (made if missing), which only one settler wins; ENOENT means
  *      another settler (or a cancel) moved it first;
  *   3. remove the job's edges (and the emptied edge folders).
@@ -112,8 +113,11 @@ function readJob(path: string, id: string): Job | undefined {
 
 /** Whether a waiting job may go: see the header, step 1. `known` gives states already known (the finisher's own job). */
 export function isReady(l: Layout, job: Job, known?: ReadonlyMap<string, DepState>): boolean {
-  if (job.postprocessOf) return groupComplete(l, job.postprocessOf.gid, job.postprocessOf.size);
+  // A postprocess's `after` lists the members its gate found re-opened by a retry (worker/composite.ts): it
+  // is looked at again once they have all ended, or when the group completes.
+  if (job.postprocessOf && groupComplete(l, job.postprocessOf.gid, job.postprocessOf.size)) return true;
   const deps = job.after ?? [];
+  if (job.postprocessOf && deps.length === 0) return false;
   let allEnded = true;
   for (const d of deps) {
     const s = known?.get(d) ?? dependencyState(l, d).state;

@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { arriveInGroup, forgetArrival, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
+import { compositeGate } from '../../../dist/worker/composite.js';
 import type { Job } from '../../../dist/job/format.js';
 import { cleanupTemp } from '../../helpers.js';
-import { Rig, SimulatedCrash, atStep, crashAfter, onStep, succeed } from './util.js';
+import { Rig, SimulatedCrash, atStep, attemptOf, crashAfter, fail, onStep, succeed } from './util.js';
 
 afterAll(cleanupTemp);
 
@@ -97,6 +98,46 @@ describe('arrive', () => {
     expect(arrive(ended(members[2]!, 20))).toBe('released');
     expect(readEntries(rig.l, h.group, 8).map((e) => e.result)).toEqual([0, 10, 20, 3, 4, 5, 60, 7]);
   });
+
+  for (const n of [2, 5]) {
+    it(`a member retried while the group's last other member climbs past its slot (group of ${n}): the postprocess waits for the member's new end, then runs once with its new record`, async () => {
+      const { h, members } = await group(n);
+      const a = await rig.lease();
+      // Member 0 fails for good through a real claim and finish; the others but the last arrive.
+      const m0 = await rig.claim(a, members[0]!.id, 'q');
+      expect(await finishJob(m0.c, m0.job, fail(a, m0.job, 'first try'))).toBe('moved');
+      for (let i = 1; i < n - 1; i++) arrive(ended(members[i]!, i));
+      // The retry has removed member 0's entry and leaf when the last member arrives and climbs through
+      // the slot that still holds member 0's side.
+      const race = atStep('forget', 1, () => { onStep(); expect(arrive(ended(members[n - 1]!, n - 1))).toBe('released'); });
+      expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+      expect(race.fired).toBe(true);
+      expect(rig.where(members[0]!.id)).toEqual([`pending/q/${members[0]!.id}.json`]);
+      // The postprocess was released: its gate sends it back to wait for member 0 instead of running it.
+      const runPost = async () => {
+        const p = await rig.claim(a, h.id, 'pq');
+        const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+        expect(gate.run).toBe(false);
+        if (gate.run) throw new Error('unreachable');
+        expect(await finishJob(p.c, p.job, gate.next)).toBe('moved');
+        return gate.next.to;
+      };
+      expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+      expect(await runPost()).toBe('waiting');
+      expect(isWaiting(h)).toBe(true);
+      expect(fs.readdirSync(join(rig.l.deps, members[0]!.id))).toEqual([`pq~${h.id}`]);
+      // Member 0's new end releases it (whether or not its climb reaches the root), and it runs with the new record.
+      const m0b = await rig.claim(a, members[0]!.id, 'q');
+      expect(await finishJob(m0b.c, m0b.job, succeed(a, m0b.job, 'second try'))).toBe('moved');
+      expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+      expect(await runPost()).toBe('done');
+      const done = rig.read(`done/pq/${h.id}.json`);
+      expect((done.result as Array<{ state: string; result?: unknown }>).map((e) => [e.state, e.result])).toEqual(members.map((_, i) => ['done', i === 0 ? 'second try' : i]));
+      expect(groupComplete(rig.l, h.group, n)).toBe(true);
+      expect(fs.existsSync(join(rig.l.deps, members[0]!.id))).toBe(false);
+      expect(done.after).toBeUndefined();
+    });
+  }
 
   it('arriving again (recovery re-running finish) releases nothing twice', async () => {
     const { h, members } = await group(3);
