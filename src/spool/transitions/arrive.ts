@@ -97,7 +97,7 @@ function nodeExists(size: number, level: number, node: number): boolean {
  * durable mode, fsynced), `state` where it goes. 'lost' when the record is no longer there (our lease was
  * taken: its recoverer completes finish, and this arrival with it).
  */
-export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean): ArriveResult {
+export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean, syncLater?: (dir: string) => void): ArriveResult {
   const g = job.group as GroupRef;
   const dir = groupDir(l, g.gid);
   if (!isRealDir(dir)) { makeDir(l.modes, l.groups); makeDir(l.modes, dir); }
@@ -117,32 +117,42 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
       fs.renameSync(tmp, entry);
     }
   }
-  createToken(join(dir, markerName(0, g.index)), l.modes.fileMode);
+  // A token made by this run is held open until its node is decided: its link count is then read on that
+  // descriptor (no second open). A token found made (an earlier run) is looked up afresh (linksOf).
+  let fd = createToken(join(dir, markerName(0, g.index)), l.modes.fileMode);
   step('arrive', 1, job.id);
   // 2. climb
   const height = treeHeight(g.size);
   let node = g.index;
-  for (let level = 0; level < height; level++) {
-    const parent = node >> 1;
-    if (nodeExists(g.size, level, node ^ 1)) {
-      const token = join(dir, markerName(level, node));
-      let first: boolean;
-      try {
-        fs.linkSync(token, join(dir, slotName(level + 1, parent)));
-        first = true;
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw err;
-        // Our own link of an earlier run (or a retransmitted link that worked) left our token two names.
-        first = linksOf(token) >= 2;
+  try {
+    for (let level = 0; level < height; level++) {
+      const parent = node >> 1;
+      if (nodeExists(g.size, level, node ^ 1)) {
+        const token = join(dir, markerName(level, node));
+        let first: boolean;
+        try {
+          fs.linkSync(token, join(dir, slotName(level + 1, parent)));
+          first = true;
+        } catch (err) {
+          if (errnoOf(err) !== 'EEXIST') throw err;
+          // Our own link of an earlier run (or a retransmitted link that worked) left our token two names.
+          first = (fd === null ? linksOf(token) : fs.fstatSync(fd).nlink) >= 2;
+        }
+        if (first) {
+          // The slot must be on disk before the record leaves its claim (finish step 5): lost, it would let
+          // the sibling stop too. Finish shares that fsync with the jobs finishing at the same time.
+          if (durable) { if (syncLater) syncLater(dir); else fsyncDirSync(dir); }
+          return 'stopped';
+        }
       }
-      if (first) {
-        if (durable) fsyncDirSync(dir);
-        return 'stopped';
-      }
+      node = parent;
+      closeToken(fd);
+      fd = null;
+      fd = createToken(join(dir, markerName(level + 1, node)), l.modes.fileMode);
+      step('arrive', 2, `${job.id}@${level + 1}`);
     }
-    node = parent;
-    createToken(join(dir, markerName(level + 1, node)), l.modes.fileMode);
-    step('arrive', 2, `${job.id}@${level + 1}`);
+  } finally {
+    closeToken(fd);
   }
   if (durable) fsyncDirSync(dir);
   // 3. the root: release the postprocess
@@ -223,16 +233,24 @@ export function readGroupMembers(l: Layout, gid: string, size: number): string[]
  */
 export function markComplete(l: Layout, gid: string, size: number): void {
   if (size === 0) return;
-  createToken(join(groupDir(l, gid), markerName(treeHeight(size), 0)), l.modes.fileMode);
+  closeToken(createToken(join(groupDir(l, gid), markerName(treeHeight(size), 0)), l.modes.fileMode));
 }
 
-/** A node's token: an empty file, created once (EEXIST: made by an earlier run of the same arrival). */
-function createToken(path: string, mode: number): void {
+/**
+ * A node's token: an empty file, created once. Returns the open descriptor of a token made now (the
+ * caller closes it), null when it existed (EEXIST: made by an earlier run of the same arrival).
+ */
+function createToken(path: string, mode: number): number | null {
   try {
-    fs.closeSync(fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode));
+    return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
   } catch (err) {
     if (errnoOf(err) !== 'EEXIST') throw err;
+    return null;
   }
+}
+
+function closeToken(fd: number | null): void {
+  if (fd !== null) fs.closeSync(fd);
 }
 
 /**

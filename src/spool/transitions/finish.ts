@@ -22,6 +22,8 @@
  *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync).
  *   Between 4 and 5 a final record's composite hooks run (ended.ts: group arrival, callback, dependents),
  *   so that recovery, which completes step 5, runs them again; a record into waiting/ is settled after 5.
+ *   In durable mode the group folder an arrival stopped in is fsynced before 5 (through GroupSync: one
+ *   fsync for the members finishing at once), so the arrival is on disk before the record leaves the claim.
  * Crash after 2 or 3: a temporary or spare in tmp/, removed by housekeeping; the job is claimed under a
  *   dead lease and recovery settles it by its interrupt policy. After 4: the claimed file is the record;
  *   recovery sees its `run` equal to the claim it sits under and completes the move (step 5) — a final
@@ -131,7 +133,13 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   if (spare) lease.spares.push(spare);
   step('finish', 4, job.id);
   // The composite hooks (transitions/ended.ts) run on the final record in place, so recovery re-runs them.
-  if (next.to === 'done' || next.to === 'failed') onFinalRecord(l, job, next.to, c.path, lease.durable);
+  if (next.to === 'done' || next.to === 'failed') {
+    // A group arrival's slot must be durable before step 5: fsynced here, shared through `group` with the
+    // other members finishing at once (one fsync of the group folder for several arrivals).
+    const toSync: string[] = [];
+    onFinalRecord(l, job, next.to, c.path, lease.durable, (d) => toSync.push(d));
+    for (const d of toSync) { if (group) await group.sync(d); else fsyncDirSync(d); }
+  }
   // 5. out of the lease, by one rename
   const to = targetOf(l, job, next);
   const dir = dirname(to);

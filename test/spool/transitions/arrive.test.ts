@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { arriveInGroup, forgetArrival, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import { compositeGate } from '../../../dist/worker/composite.js';
+import { GroupSync } from '../../../dist/spool/transitions/group-sync.js';
 import type { Job } from '../../../dist/job/format.js';
 import { cleanupTemp } from '../../helpers.js';
-import { Rig, SimulatedCrash, atStep, attemptOf, crashAfter, fail, onStep, succeed } from './util.js';
+import { Rig, SimulatedCrash, atStep, attemptOf, crashAfter, fail, onStep, recordSteps, succeed } from './util.js';
 
 afterAll(cleanupTemp);
 
@@ -138,6 +139,23 @@ describe('arrive', () => {
       expect(done.after).toBeUndefined();
     });
   }
+
+  it('durable: the folder fsync of an arrival that stopped goes through finish\'s GroupSync, before the record leaves its claim (finish step 5)', async () => {
+    const { h, members } = await group(2);
+    const a = await rig.lease();
+    const seen = recordSteps();
+    const synced: string[] = [];
+    class Spy extends GroupSync { override sync(dir: string) { synced.push(`${dir}@${seen.length}`); return super.sync(dir); } }
+    const { c, job } = await rig.claim(a, members[0]!.id, 'q');
+    expect(await finishJob(c, job, succeed(a, job), new Spy())).toBe('moved');
+    const gdir = join(rig.l.groups, h.group);
+    const at = synced.find((x) => x.startsWith(`${gdir}@`));
+    expect(at, JSON.stringify(synced)).toBeDefined();
+    // Synced after the arrival's step 1 and before finish step 5.
+    const k = Number(at!.split('@').pop());
+    expect(seen.slice(0, k)).toContain('arrive:1');
+    expect(seen.slice(0, k)).not.toContain('finish:5');
+  });
 
   it('arriving again (recovery re-running finish) releases nothing twice', async () => {
     const { h, members } = await group(3);
