@@ -23,13 +23,19 @@
  *      slot is our own link of an earlier run (or of a retransmitted NFS link that worked): stop. The
  *      second to complete creates the parent's token and climbs on. Every decision is made by the file
  *      server (link, exclusive create), never by a lookup that a client cache could answer stale: exactly
- *      one member climbs out of each node. Durable mode: the folder is fsynced where the climb stops and
- *      before the release (a lost slot would let the sibling stop too, and the group never complete);
+ *      one member climbs out of each node. Durable mode: the folder is fsynced where the climb stops (a
+ *      lost slot would let the sibling stop too, and the group never complete) — by finish at its step 6,
+ *      beside the target folder and shared with the members finishing at once (finish.ts says why the
+ *      arrival cannot reach the disk after the move, and what `zcq recover` completes where it could) —
+ *      and here before the release;
  *   3. at the root (level ceil(log2 SIZE)) release the postprocess: ONE rename out of waiting/ (release.ts
  *      releaseWaiting); ENOENT: released already (an arrival run again) or cancelled.
  * Cost: per member one link, at most ceil(log2 SIZE) links and tokens, one folder fsync; no scan of the
- *   group: a group of 10,000 costs each member at most 14 steps, one of 10 at most 4. The postprocess reads
- *   the SIZE entries once, when it runs (worker/composite.ts).
+ *   group: a group of 10,000 costs each member at most 14 steps, one of 10 at most 4. On average a member
+ *   makes 3 links (its entry; a node's slot is tried by both children), creates 2 tokens (its leaf; the
+ *   parent of a node it completes second) and reads 1 link count (on the token it holds open), and 1
+ *   lstat of the group folder (no symbolic link followed). The folder fsync is shared (finish step 6).
+ *   The postprocess reads the SIZE entries once, when it runs (worker/composite.ts).
  * Crash after 1 or during 2: the final record is still in the claim (finish step 5 not done); recovery
  *   completes finish, which runs arrival again: every step is idempotent, and the two-link test tells a
  *   first arrival's rerun from a second. After 3 (or during it): the postprocess is pending, or still

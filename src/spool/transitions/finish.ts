@@ -19,11 +19,16 @@
  *   4. check with lstat that our lease folder is still the one we made, then rename the record over
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
  *   5. make the target queue folder if missing (with the spool's modes), rename the file to its target;
- *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync).
+ *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync), and at the
+ *      same time the group folder a member's arrival stopped in (ended.ts, arrive.ts), so a member pays
+ *      one wait for the disk, not two in a row. The arrival reaches the disk no later than the move: the
+ *      file systems the spool is meant for keep metadata operations in order (ext4 and XFS commit their
+ *      journal in order, an NFS server makes each operation stable before it answers); on one that does
+ *      not (btrfs logs only the folder fsynced), a power cut during step 6 may keep the move and lose the
+ *      arrival, which `zcq recover` completes (release.ts sweepWaiting).
+ *   Finish reports a durable job only after both fsyncs.
  *   Between 4 and 5 a final record's composite hooks run (ended.ts: group arrival, callback, dependents),
  *   so that recovery, which completes step 5, runs them again; a record into waiting/ is settled after 5.
- *   In durable mode the group folder an arrival stopped in is fsynced before 5 (through GroupSync: one
- *   fsync for the members finishing at once), so the arrival is on disk before the record leaves the claim.
  * Crash after 2 or 3: a temporary or spare in tmp/, removed by housekeeping; the job is claimed under a
  *   dead lease and recovery settles it by its interrupt policy. After 4: the claimed file is the record;
  *   recovery sees its `run` equal to the claim it sits under and completes the move (step 5) — a final
@@ -40,7 +45,7 @@ import { dirname, join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { serializeJob, type Job } from '../../job/format.js';
 import type { Next } from '../../job/policy.js';
-import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirOnPool, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
 import type { Lease } from '../lease.js';
 import { makeDir } from '../modes.js';
@@ -133,13 +138,9 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   if (spare) lease.spares.push(spare);
   step('finish', 4, job.id);
   // The composite hooks (transitions/ended.ts) run on the final record in place, so recovery re-runs them.
-  if (next.to === 'done' || next.to === 'failed') {
-    // A group arrival's slot must be durable before step 5: fsynced here, shared through `group` with the
-    // other members finishing at once (one fsync of the group folder for several arrivals).
-    const toSync: string[] = [];
-    onFinalRecord(l, job, next.to, c.path, lease.durable, (d) => toSync.push(d));
-    for (const d of toSync) { if (group) await group.sync(d); else fsyncDirSync(d); }
-  }
+  // A group arrival's folder is fsynced at step 6, beside the target folder (see the header).
+  const alsoSync: string[] = [];
+  if (next.to === 'done' || next.to === 'failed') onFinalRecord(l, job, next.to, c.path, lease.durable, (d) => alsoSync.push(d));
   // 5. out of the lease, by one rename
   const to = targetOf(l, job, next);
   const dir = dirname(to);
@@ -149,7 +150,8 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   if (next.to === 'waiting') onWaitingRecord(l, job, lease.durable);
   // 6. durable
   if (lease.durable) {
-    if (group) await group.sync(dir); else fsyncDirSync(dir);
+    if (alsoSync.length === 0) { if (group) await group.sync(dir); else fsyncDirSync(dir); }
+    else await Promise.all([dir, ...alsoSync].map((d) => (group ? group.sync(d) : fsyncDirOnPool(d))));
     for (const p of madeParent) fsyncDirSync(p);
   }
   return 'moved';

@@ -140,7 +140,7 @@ describe('arrive', () => {
     });
   }
 
-  it('durable: the folder fsync of an arrival that stopped goes through finish\'s GroupSync, before the record leaves its claim (finish step 5)', async () => {
+  it('durable: the folder fsync of an arrival that stopped goes through finish\'s GroupSync at step 6, beside the target folder\'s', async () => {
     const { h, members } = await group(2);
     const a = await rig.lease();
     const seen = recordSteps();
@@ -151,10 +151,11 @@ describe('arrive', () => {
     const gdir = join(rig.l.groups, h.group);
     const at = synced.find((x) => x.startsWith(`${gdir}@`));
     expect(at, JSON.stringify(synced)).toBeDefined();
-    // Synced after the arrival's step 1 and before finish step 5.
+    // Synced after the move (finish step 5), at once with the target folder.
     const k = Number(at!.split('@').pop());
     expect(seen.slice(0, k)).toContain('arrive:1');
-    expect(seen.slice(0, k)).not.toContain('finish:5');
+    expect(seen.slice(0, k)).toContain('finish:5');
+    expect(synced).toContain(`${join(rig.l.root, 'done', 'q')}@${k}`);
   });
 
   it('arriving again (recovery re-running finish) releases nothing twice', async () => {
