@@ -58,11 +58,12 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
-import type { Failure, GroupRef, Job } from '../../job/format.js';
+import { parseJob, type Failure, type GroupRef, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
-import { entryName, markerName, slotName } from '../names.js';
+import { entryName, jobName, markerName, slotName } from '../names.js';
+import { listQueues } from '../queues.js';
 import { COMPOSITE } from '../../defaults.js';
 import { SAFE_NAME } from '../ids.js';
 import { releaseWaiting } from './release.js';
@@ -240,6 +241,45 @@ export function readGroupMembers(l: Layout, gid: string, size: number): string[]
 export function markComplete(l: Layout, gid: string, size: number): void {
   if (size === 0) return;
   closeToken(createToken(join(groupDir(l, gid), markerName(treeHeight(size), 0)), l.modes.fileMode));
+}
+
+/**
+ * `zcq recover`'s repair of a group that waits although members have ended: each member found in done/
+ * or failed/ with no entry arrives again from that record (a power cut during finish step 6, on a file
+ * system that does not keep metadata operations in order, can keep a member's move and lose its arrival).
+ * O(SIZE), run only by the full sweep of waiting/ (`zcq recover`), never per member end. A member being
+ * retried at that instant (its entry forgotten, its record not yet moved) may arrive with its old record
+ * once more; its new end replaces the entry. Returns how many members arrived again, and whether the
+ * last of them released the postprocess.
+ */
+export function reArriveEnded(l: Layout, gid: string, size: number, durable: boolean): { arrived: number; released: boolean } {
+  const dir = groupDir(l, gid);
+  const none = { arrived: 0, released: false };
+  if (!isRealDir(dir)) return none;
+  const members = readGroupMembers(l, gid, size);
+  if (!members) return none;
+  let released = false;
+  const places: { state: 'done' | 'failed'; dir: string }[] = [];
+  for (const state of ['done', 'failed'] as const) for (const q of listQueues(l[state]).queues) places.push({ state, dir: join(l[state], q) });
+  let n = 0;
+  for (let i = 0; i < size; i++) {
+    if (exists(join(dir, entryName(i)))) continue;
+    for (const place of places) {
+      const path = join(place.dir, jobName(members[i]!));
+      let job: Job;
+      try {
+        const r = readRegularFileSync(path, MAX_JOB_BYTES);
+        if (!('text' in r)) continue;
+        job = parseJob(r.text, members[i]!);
+      } catch { continue; }
+      if (job.group?.gid !== gid || job.group.index !== i || job.group.size !== size) continue;
+      const r = arriveInGroup(l, job, place.state, path, durable);
+      if (r !== 'lost') n++;
+      if (r === 'released') released = true;
+      break;
+    }
+  }
+  return { arrived: n, released };
 }
 
 /**

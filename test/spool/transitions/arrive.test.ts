@@ -9,6 +9,7 @@ import { arriveInGroup, forgetArrival, groupComplete, readEntries, treeHeight } 
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import { compositeGate } from '../../../dist/worker/composite.js';
 import { GroupSync } from '../../../dist/spool/transitions/group-sync.js';
+import { sweepWaiting } from '../../../dist/spool/transitions/release.js';
 import type { Job } from '../../../dist/job/format.js';
 import { cleanupTemp } from '../../helpers.js';
 import { Rig, SimulatedCrash, atStep, attemptOf, crashAfter, fail, onStep, recordSteps, succeed } from './util.js';
@@ -156,6 +157,24 @@ describe('arrive', () => {
     expect(seen.slice(0, k)).toContain('arrive:1');
     expect(seen.slice(0, k)).toContain('finish:5');
     expect(synced).toContain(`${join(rig.l.root, 'done', 'q')}@${k}`);
+  });
+
+  it('a member in done/ whose arrival a power cut lost (finish step 6 on a file system without ordered metadata): zcq recover\'s full sweep lets it arrive again; a worker\'s sliced sweep does not scan the group', async () => {
+    const { h, members } = await group(3);
+    const a = await rig.lease();
+    for (let i = 0; i < 3; i++) {
+      const m = await rig.claim(a, members[i]!.id, 'q');
+      expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
+    }
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    // The power cut kept member 1's move to done/ but none of its arrival, nor the release.
+    forgetArrival(rig.l, members[1]!.group!);
+    fs.renameSync(join(rig.l.root, 'pending', 'pq', `${h.id}.json`), join(rig.l.root, 'waiting', 'pq', `${h.id}.json`));
+    expect((await sweepWaiting(rig.l, true, { limit: 200 })).released).toBe(0);
+    expect(isWaiting(h)).toBe(true);
+    expect((await sweepWaiting(rig.l, true)).released).toBe(1);
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    expect(readEntries(rig.l, h.group, 3).map((e) => e.result)).toEqual(['r0', 'r1', 'r2']);
   });
 
   it('arriving again (recovery re-running finish) releases nothing twice', async () => {
