@@ -52,8 +52,11 @@
  *   only once every entry is there; finding a member's entry gone and that member open (retried), it goes
  *   back to waiting/ with a dependency edge on the member (worker/composite.ts), whose next end releases
  *   it (release.ts) — so it runs with the member's new record — and it marks the root itself when it
- *   finds every entry there. Left: a retry while the postprocess is already running past its gate (it
- *   read the member's old record) does not make it run again.
+ *   finds every entry there. A retry while the postprocess runs past its gate (it read the member's old
+ *   record, and the retry finds it not ended, so cannot re-open it): the gate noted the entries' inodes
+ *   (ENTRIES_SEEN), and finish, once the postprocess has ended, sends it back to waiting/ when one changed
+ *   (finish.ts reopenIfStale), to run again with the member's new record. Left: a crash of that finish
+ *   between its move and that check keeps the outcome of the old record.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -241,6 +244,28 @@ export function readGroupMembers(l: Layout, gid: string, size: number): string[]
 export function markComplete(l: Layout, gid: string, size: number): void {
   if (size === 0) return;
   closeToken(createToken(join(groupDir(l, gid), markerName(treeHeight(size), 0)), l.modes.fileMode));
+}
+
+/**
+ * Where a postprocess's gate notes which entries it read (their inodes, on the job object in memory, never
+ * written): finish compares them once the postprocess has ended (entriesChanged).
+ */
+export const ENTRIES_SEEN = Symbol('zcq.entriesSeen');
+
+/** The inode of each entry of a group (0 for a missing one), in input order. */
+export function entryInodes(l: Layout, gid: string, size: number): number[] {
+  const dir = groupDir(l, gid);
+  const out: number[] = [];
+  for (let i = 0; i < size; i++) {
+    try { out.push(fs.lstatSync(join(dir, entryName(i))).ino); } catch { out.push(0); }
+  }
+  return out;
+}
+
+/** Whether an entry changed since `seen` (a member retried — its entry forgotten, or replaced by its new end). */
+export function entriesChanged(l: Layout, gid: string, seen: readonly number[]): boolean {
+  const now = entryInodes(l, gid, seen.length);
+  return now.some((ino, i) => ino !== seen[i]);
 }
 
 /**

@@ -177,6 +177,41 @@ describe('arrive', () => {
     expect(readEntries(rig.l, h.group, 3).map((e) => e.result)).toEqual(['r0', 'r1', 'r2']);
   });
 
+  for (const when of ['before', 'after'] as const) {
+    it(`a member retried while the postprocess runs past its gate (the member ends again ${when} the postprocess ends): the postprocess goes back to waiting and runs again with the new record`, async () => {
+      const { h, members } = await group(2);
+      const a = await rig.lease();
+      for (let i = 0; i < 2; i++) {
+        const m = await rig.claim(a, members[i]!.id, 'q');
+        expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
+      }
+      const runPost = async (between?: () => Promise<void>) => {
+        const p = await rig.claim(a, h.id, 'pq');
+        const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+        if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
+        await between?.();
+        expect(await finishJob(p.c, p.job, gate.next)).toBe('moved');
+      };
+      const rerunMember0 = async () => {
+        const m = await rig.claim(a, members[0]!.id, 'q');
+        expect(await finishJob(m.c, m.job, succeed(a, m.job, 'new'))).toBe('moved');
+      };
+      // The retry finds the postprocess running (not ended): it cannot re-open it itself.
+      await runPost(async () => {
+        expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+        if (when === 'before') await rerunMember0();
+      });
+      if (when === 'after') {
+        expect(isWaiting(h)).toBe(true);
+        await rerunMember0();
+      }
+      expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+      await runPost();
+      const done = rig.read(`done/pq/${h.id}.json`);
+      expect((done.result as Array<{ result?: unknown }>).map((e) => e.result)).toEqual(['new', 'r1']);
+    });
+  }
+
   it('arriving again (recovery re-running finish) releases nothing twice', async () => {
     const { h, members } = await group(3);
     for (let i = 0; i < 3; i++) arrive(ended(members[i]!, i));
