@@ -17,6 +17,9 @@ import { prepareJob, withCommon, type Prepared, type PutItem, type PutOptions } 
 
 export type { CallbackSpec } from '../job/format.js';
 
+/** Further attempts a callback job gets when its spec sets none (zc.async retries callbacks harder than jobs). */
+export { CALLBACK_RETRIES } from '../spool/transitions/callback.js';
+
 export { BUILTIN_POSTPROCESS, isCompositeHandle, type CompositeHandle } from '../job/composite.js';
 
 /** What a postprocess receives, one per member in input order. */

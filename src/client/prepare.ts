@@ -170,8 +170,8 @@ function linkFields(job: Job, opts: PutOptions): string[] {
     if (v === undefined) continue;
     const spec: CallbackSpec = typeof v === 'string' ? { fn: v } : { ...v };
     if (typeof spec !== 'object' || spec === null || typeof spec.fn !== 'string' || !FN_REF.test(spec.fn)) throw new UsageError(`--${kind} '${typeof v === 'string' ? v : spec?.fn}': must be 'module#export'`, 'ZCQ_BAD_FN');
-    if (spec.queue !== undefined && !QUEUE_NAME.test(spec.queue)) throw new UsageError(`--${kind} queue '${spec.queue}': use letters, digits, '.', '_' or '-' (at most 64)`);
-    if (spec.retries !== undefined && (!Number.isInteger(spec.retries) || spec.retries < 0 || spec.retries > 10_000)) throw new UsageError(`--${kind} retries ${spec.retries}: must be an integer from 0 to 10000`);
+    if (spec.queue !== undefined && !QUEUE_NAME.test(spec.queue)) throw new UsageError(`--${kind}-queue '${spec.queue}': use letters, digits, '.', '_' or '-' (at most 64)`);
+    if (spec.retries !== undefined && (!Number.isInteger(spec.retries) || spec.retries < 0 || spec.retries > 10_000)) throw new UsageError(`--${kind}-retries ${spec.retries}: must be an integer from 0 to 10000`);
     job[kind] = { fn: spec.fn, ...(spec.queue !== undefined ? { queue: spec.queue } : {}), ...(spec.retries !== undefined ? { retries: spec.retries } : {}) };
   }
   return job.after ?? [];

@@ -6,7 +6,8 @@
  *   recovery that put a cancel's claim back) sends it back to waiting/ uncounted, with its edges remade;
  * - a job that `awaits` a composite takes the outcome of the composite's postprocess, without running;
  * - a postprocess gets the entries of its group as its one argument (read here, once per run), or returns
- *   them when it is the built-in one.
+ *   them when it is the built-in one; it runs only once every member's entry is there (a member a retry
+ *   re-opened sends it back to waiting/ until that member ends: postprocessGate).
  * Release (transitions/release.ts) only says "look now"; this is where the job's fate is decided, under
  * the worker's claim, so a crash anywhere is settled by recovery like any claimed job.
  */
@@ -14,8 +15,8 @@ import { BUILTIN_POSTPROCESS } from '../job/composite.js';
 import type { Attempt, Job } from '../job/format.js';
 import { recordError, recordSuccess, type Next } from '../job/policy.js';
 import type { Layout } from '../spool/layout.js';
-import { groupComplete, readEntries } from '../spool/transitions/arrive.js';
-import { addEdges, dependencyState } from '../spool/transitions/release.js';
+import { ENTRIES_SEEN, entryInodes, groupComplete, markComplete, readEntries, readGroupMembers } from '../spool/transitions/arrive.js';
+import { addEdges, dependencyState, dropEdges } from '../spool/transitions/release.js';
 import { COMPOSITE } from '../defaults.js';
 
 export type Gate =
@@ -41,6 +42,7 @@ export async function compositeGate(l: Layout, job: Job, attempt: Attempt, endIs
     const err = f ? { name: f.name, message: f.message, stack: f.stack, code: f.code, permanent: true } : { name: 'DependencyFailed', message: `composite ${awaits} ${s.state === 'missing' ? 'is gone' : 'failed'}`, permanent: true };
     return { run: false, next: recordError(job, attempt, err, 'error', endIso(), serverNowMs) };
   }
+  if (job.postprocessOf) return postprocessGate(l, job, attempt, endIso);
   if (job.after && job.after.length > 0) {
     const states = await settled(() => job.after!.map((d) => ({ d, ...dependencyState(l, d) })), (xs) => xs.every((x) => x.state !== 'open' && x.state !== 'missing') || xs.some((x) => x.state === 'failed' && !job.afterAnyOutcome));
     for (const s of states) {
@@ -55,14 +57,54 @@ export async function compositeGate(l: Layout, job: Job, attempt: Attempt, endIs
     }
     if (states.some((s) => s.state === 'open')) return backToWaiting(l, job, job.after);
   }
-  if (job.postprocessOf) {
-    const { gid, size } = job.postprocessOf;
-    if (!(await settled(() => groupComplete(l, gid, size), (x) => x))) return backToWaiting(l, job, []);
-    const entries = await settled(() => readEntries(l, gid, size), (es) => es.every((e) => e.state !== 'missing'));
-    if (job.fn === BUILTIN_POSTPROCESS) return { run: false, next: recordSuccess(job, attempt, entries, endIso()) };
-    return { run: true, args: [entries] };
-  }
   return { run: true };
+}
+
+/** Missing members whose state is looked up per gate pass: a retry re-opens a few, a group released early by hand has them all open. */
+const MAX_LOOKED_UP = 64;
+
+/**
+ * A postprocess runs only with every member's entry (its final record). A member retried while the
+ * group's last other member climbed past its slot leaves the group released with that member's entry
+ * gone (arrive.ts, forgetArrival): such a member is open (pending, running, deferred) — the postprocess
+ * goes back to waiting/ with an edge on it (deps/MEMBER/QUEUE~POST, `after` = those members), so the
+ * member's next end releases it (release.ts settleDependents; the sweep of waiting/ as a backstop), and
+ * it then runs with the member's new record. An entry missing while its member has ended (a record
+ * between its claim and done/, a lookup cache) is looked at again for up to COMPOSITE.staleLookupMs; a
+ * member that has ended for good with no entry (removed by hand) is passed as 'missing' once the group
+ * is complete, so the postprocess is never held forever. `after` on a postprocess is only these edges:
+ * it never fails it.
+ */
+async function postprocessGate(l: Layout, job: Job, attempt: Attempt, endIso: () => string): Promise<Gate> {
+  const { gid, size } = job.postprocessOf!;
+  let members: string[] | null | undefined;
+  const look = () => {
+    const complete = groupComplete(l, gid, size);
+    const inodes = entryInodes(l, gid, size);
+    const entries = readEntries(l, gid, size);
+    const missing = entries.flatMap((e, i) => (e.state === 'missing' ? [i] : []));
+    if (missing.length > 0 && members === undefined) members = readGroupMembers(l, gid, size);
+    const open: string[] = [];
+    for (const i of missing.slice(0, MAX_LOOKED_UP)) {
+      const id = members?.[i];
+      if (id && dependencyState(l, id).state === 'open') open.push(id);
+    }
+    return { complete, inodes, entries, missing, open };
+  };
+  const x = await settled(look, (v) => v.missing.length === 0 || v.open.length > 0 || (!v.complete && v.missing.length > MAX_LOOKED_UP));
+  if (x.open.length > 0) {
+    job.after = x.open;
+    return backToWaiting(l, job, x.open);
+  }
+  if (x.missing.length > 0 && !x.complete) return backToWaiting(l, job, []);
+  // Every entry is there: the group is complete, whether or not a climber reached the root.
+  if (!x.complete) markComplete(l, gid, size);
+  // What was read, for finish: a member retried while this postprocess runs makes it run again (finish.ts).
+  // The inodes are taken before the entries are read, so a change in between is seen as one.
+  (job as Job & { [ENTRIES_SEEN]?: number[] })[ENTRIES_SEEN] = x.inodes;
+  if (job.after) { dropEdges(l, job.after, job.queue, job.id); delete job.after; }
+  if (job.fn === BUILTIN_POSTPROCESS) return { run: false, next: recordSuccess(job, attempt, x.entries, endIso()) };
+  return { run: true, args: [x.entries] };
 }
 
 /** `look()` until `ok`, with growing pauses, for at most COMPOSITE.staleLookupMs; the last look either way. */

@@ -179,13 +179,25 @@ describe('zcq put --after, --then, --catch', () => {
     t.startWorker();
     const good = t.ok(['put', `${F}#step`, 'good', '--then', `${F}#onThen`, '--catch', `${F}#onCatch`]).trim();
     const bad = t.ok(['put', `${F}#fails`, 'bad', '--retries', '1', '--backoff', '0', '--then', `${F}#onThen`, '--catch', `${F}#onCatch`]).trim();
+    // Callbacks with their own queue and retries (--then-queue, --then-retries, --catch-queue, --catch-retries).
+    const own = t.ok(['put', `${F}#step`, 'own', '--then', `${F}#onThen`, '--then-queue', 'cbq', '--then-retries', '2', '--catch', `${F}#onCatch`, '--catch-retries', '0']).trim();
+    const ownBad = t.ok(['put', `${F}#fails`, 'ownBad', '--catch', `${F}#onCatch`, '--catch-queue', 'cbq2', '--catch-retries', '7']).trim();
     expect(t.wait(good).code).toBe(0);
     expect(t.wait(bad).code).toBe(1);
-    await until(() => t.lines().filter((l) => l.ev === 'then' || l.ev === 'catch').length >= 2, 20_000);
+    expect(t.wait(own).code).toBe(0);
+    expect(t.wait(ownBad).code).toBe(1);
+    await until(() => t.lines().filter((l) => l.ev === 'then' || l.ev === 'catch').length >= 4, 20_000);
     await new Promise((r) => setTimeout(r, 500)); // a second callback, were there one, would show by now
-    const cbs = t.lines().filter((l) => l.ev === 'then' || l.ev === 'catch');
-    expect(cbs.map((l) => [l.ev, l.of])).toEqual(expect.arrayContaining([['then', good], ['catch', bad]]));
-    expect(cbs).toHaveLength(2);
+    const all = t.lines().filter((l) => l.ev === 'then' || l.ev === 'catch');
+    expect(all.map((l) => [l.ev, l.of])).toEqual(expect.arrayContaining([['then', good], ['catch', bad], ['then', own], ['catch', ownBad]]));
+    expect(all).toHaveLength(4);
+    const ownThen = t.show(all.find((l) => l.ev === 'then' && l.of === own)!.id).job;
+    expect([ownThen.queue, ownThen.retries]).toEqual(['cbq', 2]);
+    const ownCatch = t.show(all.find((l) => l.ev === 'catch' && l.of === ownBad)!.id).job;
+    expect([ownCatch.queue, ownCatch.retries]).toEqual(['cbq2', 7]);
+    // The catch spec of a job that succeeded is kept on it, with the flags' values.
+    expect(t.show(own).job.catch).toEqual({ fn: `${F}#onCatch`, retries: 0 });
+    const cbs = all.filter((l) => l.of === good || l.of === bad);
     expect(cbs.find((l) => l.ev === 'then')!.result).toEqual({ name: 'good' });
     expect(cbs.find((l) => l.ev === 'catch')!.failure!.message).toBe('bad failed on purpose');
     // The failed job ran twice (one retry) and its catch once, after the last attempt.
@@ -207,6 +219,16 @@ describe('zcq put --after, --then, --catch', () => {
     const c = t.run(['put', `${F}#step`, 'x', '--then', 'no-hash']);
     expect(c.code).toBe(2);
     expect(c.stderr).toMatch(/--then|then/);
+    // A callback's own queue or retries without the callback, or out of range: the flag is named.
+    for (const [args, flag] of [
+      [['--then-queue', 'q'], '--then-queue'],
+      [['--then', `${F}#onThen`, '--then-retries', '10001'], '--then-retries'],
+      [['--catch', `${F}#onCatch`, '--catch-queue', 'bad queue!'], '--catch-queue'],
+    ] as Array<[string[], string]>) {
+      const r = t.run(['put', `${F}#step`, 'x', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(flag);
+    }
     for (const s of ['pending', 'waiting'] as const) expect(idsIn(t.spool, s as never), s).toEqual([]);
   });
 });

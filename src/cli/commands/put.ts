@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { PartialPutError, PutItemError, UsageError, ZcqError } from '../../errors.js';
 import type { PutItem, PutOptions } from '../../client/spool.js';
+import { CALLBACK_RETRIES } from '../../client/composite.js';
 import { JOB_BOUNDS, JOB_DEFAULTS } from '../../defaults.js';
 import { JSON_MAX_DEPTH, checkJsonShape } from '../../job/json-limits.js';
 import { formatDuration, jsonLine, printable } from '../../text.js';
@@ -32,6 +33,10 @@ export function register(program: Command): void {
     .option('--after-any-outcome', 'with --after: run once the jobs listed have ended, whatever their outcome')
     .option('--then <fn>', "when the job is done, put a job fn(result, id) (the job's queue, --retries 5)")
     .option('--catch <fn>', "when the job has failed for good, put a job fn(failure, id) (the job's queue, --retries 5)")
+    .option('--then-queue <name>', "with --then: the callback job's queue (default: the job's queue)")
+    .addOption(intOpt('--then-retries <n>', 'with --then: further attempts of the callback job after a failure', '--then-retries', JOB_BOUNDS.retries, undefined, String(CALLBACK_RETRIES)))
+    .option('--catch-queue <name>', "with --catch: the callback job's queue (default: the job's queue)")
+    .addOption(intOpt('--catch-retries <n>', 'with --catch: further attempts of the callback job after a failure', '--catch-retries', JOB_BOUNDS.retries, undefined, String(CALLBACK_RETRIES)))
     .action(async (fn: string, args: string[], o: Record<string, string | string[] | number | boolean | undefined>, cmd: Command) => {
       const opts: PutOptions = {
         queue: o.queue as string, retries: o.retries as number, backoff: o.backoff as number | undefined,
@@ -64,8 +69,18 @@ export function register(program: Command): void {
 function addComposite(o: Record<string, unknown>, opts: PutOptions): void {
   if (o.after) opts.after = o.after as string[];
   if (o.afterAnyOutcome) opts.afterAnyOutcome = true;
-  if (o.then) opts.then = o.then as string;
-  if (o.catch) opts.catch = o.catch as string;
+  for (const kind of ['then', 'catch'] as const) {
+    const queue = o[`${kind}Queue`] as string | undefined;
+    const retries = o[`${kind}Retries`] as number | undefined;
+    const fn = o[kind] as string | undefined;
+    if (!fn) {
+      if (queue !== undefined) throw new UsageError(`--${kind}-queue: give the callback with --${kind} FN`);
+      if (retries !== undefined) throw new UsageError(`--${kind}-retries: give the callback with --${kind} FN`);
+      continue;
+    }
+    // The library checks the queue name and the count again (as for a line of put -), naming the flag.
+    opts[kind] = queue === undefined && retries === undefined ? fn : { fn, ...(queue !== undefined ? { queue } : {}), ...(retries !== undefined ? { retries } : {}) };
+  }
 }
 
 /** The fields a line may have: putMany's item fields, spelled as in the API. */

@@ -23,13 +23,19 @@
  *      slot is our own link of an earlier run (or of a retransmitted NFS link that worked): stop. The
  *      second to complete creates the parent's token and climbs on. Every decision is made by the file
  *      server (link, exclusive create), never by a lookup that a client cache could answer stale: exactly
- *      one member climbs out of each node. Durable mode: the folder is fsynced where the climb stops and
- *      before the release (a lost slot would let the sibling stop too, and the group never complete);
+ *      one member climbs out of each node. Durable mode: the folder is fsynced where the climb stops (a
+ *      lost slot would let the sibling stop too, and the group never complete) — by finish at its step 6,
+ *      beside the target folder and shared with the members finishing at once (finish.ts says why the
+ *      arrival cannot reach the disk after the move, and what `zcq recover` completes where it could) —
+ *      and here before the release;
  *   3. at the root (level ceil(log2 SIZE)) release the postprocess: ONE rename out of waiting/ (release.ts
  *      releaseWaiting); ENOENT: released already (an arrival run again) or cancelled.
  * Cost: per member one link, at most ceil(log2 SIZE) links and tokens, one folder fsync; no scan of the
- *   group: a group of 10,000 costs each member at most 14 steps, one of 10 at most 4. The postprocess reads
- *   the SIZE entries once, when it runs (worker/composite.ts).
+ *   group: a group of 10,000 costs each member at most 14 steps, one of 10 at most 4. On average a member
+ *   makes 3 links (its entry; a node's slot is tried by both children), creates 2 tokens (its leaf; the
+ *   parent of a node it completes second) and reads 1 link count (on the token it holds open), and 1
+ *   lstat of the group folder (no symbolic link followed). The folder fsync is shared (finish step 6).
+ *   The postprocess reads the SIZE entries once, when it runs (worker/composite.ts).
  * Crash after 1 or during 2: the final record is still in the claim (finish step 5 not done); recovery
  *   completes finish, which runs arrival again: every step is idempotent, and the two-link test tells a
  *   first arrival's rerun from a second. After 3 (or during it): the postprocess is pending, or still
@@ -39,20 +45,30 @@
  *   rename of a job nobody holds. `zcq retry` of a member (forgetArrival), whether its group ended or is
  *   under way, removes its entry and its path's tokens and sets each slot on its path back to the sibling
  *   side's token when that side is complete, so the member's next end climbs exactly as far as the others
- *   allow, and the group completes only once the member has ended again. Limit: a retry that runs at the
- *   very moment the last other member of the group climbs past the retried member's old slot may let that
- *   climber complete the group with the member's entry missing (the postprocess then sees it 'missing');
- *   retry a member of a group that is under way, not one whose last member is ending that instant.
+ *   allow, and the group completes only once the member has ended again. A retry that runs at the very
+ *   moment the last other member climbs past the retried member's old slot (a decision made before the
+ *   retry reset that slot) lets the climber release the postprocess with the member's entry gone, and may
+ *   leave the member's next climb stopping short of the root. The postprocess's gate closes that: it runs
+ *   only once every entry is there; finding a member's entry gone and that member open (retried), it goes
+ *   back to waiting/ with a dependency edge on the member (worker/composite.ts), whose next end releases
+ *   it (release.ts) — so it runs with the member's new record — and it marks the root itself when it
+ *   finds every entry there. A retry while the postprocess runs past its gate (it read the member's old
+ *   record, and the retry finds it not ended, so cannot re-open it): the gate noted the entries' inodes
+ *   (ENTRIES_SEEN), and finish, once the postprocess has ended, sends it back to waiting/ when one changed
+ *   (finish.ts reopenIfStale), to run again with the member's new record. Left: a crash of that finish
+ *   between its move and that check keeps the outcome of the old record.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
-import type { Failure, GroupRef, Job } from '../../job/format.js';
+import { parseJob, type Failure, type GroupRef, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
-import { entryName, markerName, slotName } from '../names.js';
+import { entryName, jobName, markerName, slotName } from '../names.js';
+import { listQueues } from '../queues.js';
 import { COMPOSITE } from '../../defaults.js';
+import { SAFE_NAME } from '../ids.js';
 import { releaseWaiting } from './release.js';
 import { step } from './steps.js';
 
@@ -66,6 +82,9 @@ export interface GroupEntry {
 
 /** How long a lookup of a file known to exist may fail from a stale cache (NFS lookupcache=all, FUSE negative_timeout). */
 const STALE_LOOKUP_MS = COMPOSITE.staleLookupMs;
+
+/** group.json holds up to MAX_GROUP_SIZE ids of at most 200 characters. */
+const MAX_GROUP_FILE_BYTES = 64 * 1024 * 1024;
 
 export type ArriveResult = 'stopped' | 'released' | 'root' | 'lost';
 
@@ -88,7 +107,7 @@ function nodeExists(size: number, level: number, node: number): boolean {
  * durable mode, fsynced), `state` where it goes. 'lost' when the record is no longer there (our lease was
  * taken: its recoverer completes finish, and this arrival with it).
  */
-export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean): ArriveResult {
+export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean, syncLater?: (dir: string) => void): ArriveResult {
   const g = job.group as GroupRef;
   const dir = groupDir(l, g.gid);
   if (!isRealDir(dir)) { makeDir(l.modes, l.groups); makeDir(l.modes, dir); }
@@ -108,32 +127,42 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
       fs.renameSync(tmp, entry);
     }
   }
-  createToken(join(dir, markerName(0, g.index)), l.modes.fileMode);
+  // A token made by this run is held open until its node is decided: its link count is then read on that
+  // descriptor (no second open). A token found made (an earlier run) is looked up afresh (linksOf).
+  let fd = createToken(join(dir, markerName(0, g.index)), l.modes.fileMode);
   step('arrive', 1, job.id);
   // 2. climb
   const height = treeHeight(g.size);
   let node = g.index;
-  for (let level = 0; level < height; level++) {
-    const parent = node >> 1;
-    if (nodeExists(g.size, level, node ^ 1)) {
-      const token = join(dir, markerName(level, node));
-      let first: boolean;
-      try {
-        fs.linkSync(token, join(dir, slotName(level + 1, parent)));
-        first = true;
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw err;
-        // Our own link of an earlier run (or a retransmitted link that worked) left our token two names.
-        first = linksOf(token) >= 2;
+  try {
+    for (let level = 0; level < height; level++) {
+      const parent = node >> 1;
+      if (nodeExists(g.size, level, node ^ 1)) {
+        const token = join(dir, markerName(level, node));
+        let first: boolean;
+        try {
+          fs.linkSync(token, join(dir, slotName(level + 1, parent)));
+          first = true;
+        } catch (err) {
+          if (errnoOf(err) !== 'EEXIST') throw err;
+          // Our own link of an earlier run (or a retransmitted link that worked) left our token two names.
+          first = (fd === null ? linksOf(token) : fs.fstatSync(fd).nlink) >= 2;
+        }
+        if (first) {
+          // The slot must be on disk before the record leaves its claim (finish step 5): lost, it would let
+          // the sibling stop too. Finish shares that fsync with the jobs finishing at the same time.
+          if (durable) { if (syncLater) syncLater(dir); else fsyncDirSync(dir); }
+          return 'stopped';
+        }
       }
-      if (first) {
-        if (durable) fsyncDirSync(dir);
-        return 'stopped';
-      }
+      node = parent;
+      closeToken(fd);
+      fd = null;
+      fd = createToken(join(dir, markerName(level + 1, node)), l.modes.fileMode);
+      step('arrive', 2, `${job.id}@${level + 1}`);
     }
-    node = parent;
-    createToken(join(dir, markerName(level + 1, node)), l.modes.fileMode);
-    step('arrive', 2, `${job.id}@${level + 1}`);
+  } finally {
+    closeToken(fd);
   }
   if (durable) fsyncDirSync(dir);
   // 3. the root: release the postprocess
@@ -181,6 +210,7 @@ export function forgetArrival(l: Layout, g: GroupRef): void {
   if (!isRealDir(dir)) return;
   unlinkQuietly(join(dir, entryName(g.index)));
   unlinkQuietly(join(dir, markerName(0, g.index)));
+  step('forget', 1, g.gid);
   const height = treeHeight(g.size);
   let node = g.index;
   for (let level = 1; level <= height; level++) {
@@ -195,13 +225,103 @@ export function forgetArrival(l: Layout, g: GroupRef): void {
   }
 }
 
-/** A node's token: an empty file, created once (EEXIST: made by an earlier run of the same arrival). */
-function createToken(path: string, mode: number): void {
+/** The members' ids of a group, in input order, from groups/GID/group.json (untrusted: null unless well formed). */
+export function readGroupMembers(l: Layout, gid: string, size: number): string[] | null {
   try {
-    fs.closeSync(fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode));
+    const r = readRegularFileSync(join(groupDir(l, gid), 'group.json'), MAX_GROUP_FILE_BYTES);
+    if (!('text' in r)) return null;
+    const v = JSON.parse(r.text) as { members?: unknown };
+    if (!Array.isArray(v.members) || v.members.length !== size || !v.members.every((m) => typeof m === 'string' && SAFE_NAME.test(m))) return null;
+    return v.members as string[];
+  } catch { return null; }
+}
+
+/**
+ * Mark the group complete (its root token) when the postprocess found every member's entry although the
+ * root was not reached — the tree was reset under a climber by a retry: a later retry of a member must see
+ * the group complete, to re-open its postprocess.
+ */
+export function markComplete(l: Layout, gid: string, size: number): void {
+  if (size === 0) return;
+  closeToken(createToken(join(groupDir(l, gid), markerName(treeHeight(size), 0)), l.modes.fileMode));
+}
+
+/**
+ * Where a postprocess's gate notes which entries it read (their inodes, on the job object in memory, never
+ * written): finish compares them once the postprocess has ended (entriesChanged).
+ */
+export const ENTRIES_SEEN = Symbol('zcq.entriesSeen');
+
+/** The inode of each entry of a group (0 for a missing one), in input order. */
+export function entryInodes(l: Layout, gid: string, size: number): number[] {
+  const dir = groupDir(l, gid);
+  const out: number[] = [];
+  for (let i = 0; i < size; i++) {
+    try { out.push(fs.lstatSync(join(dir, entryName(i))).ino); } catch { out.push(0); }
+  }
+  return out;
+}
+
+/** Whether an entry changed since `seen` (a member retried — its entry forgotten, or replaced by its new end). */
+export function entriesChanged(l: Layout, gid: string, seen: readonly number[]): boolean {
+  const now = entryInodes(l, gid, seen.length);
+  return now.some((ino, i) => ino !== seen[i]);
+}
+
+/**
+ * `zcq recover`'s repair of a group that waits although members have ended: each member found in done/
+ * or failed/ with no entry arrives again from that record (a power cut during finish step 6, on a file
+ * system that does not keep metadata operations in order, can keep a member's move and lose its arrival).
+ * O(SIZE), run only by the full sweep of waiting/ (`zcq recover`), never per member end. A member being
+ * retried at that instant (its entry forgotten, its record not yet moved) may arrive with its old record
+ * once more; its new end replaces the entry. Returns how many members arrived again, and whether the
+ * last of them released the postprocess.
+ */
+export function reArriveEnded(l: Layout, gid: string, size: number, durable: boolean): { arrived: number; released: boolean } {
+  const dir = groupDir(l, gid);
+  const none = { arrived: 0, released: false };
+  if (!isRealDir(dir)) return none;
+  const members = readGroupMembers(l, gid, size);
+  if (!members) return none;
+  let released = false;
+  const places: { state: 'done' | 'failed'; dir: string }[] = [];
+  for (const state of ['done', 'failed'] as const) for (const q of listQueues(l[state]).queues) places.push({ state, dir: join(l[state], q) });
+  let n = 0;
+  for (let i = 0; i < size; i++) {
+    if (exists(join(dir, entryName(i)))) continue;
+    for (const place of places) {
+      const path = join(place.dir, jobName(members[i]!));
+      let job: Job;
+      try {
+        const r = readRegularFileSync(path, MAX_JOB_BYTES);
+        if (!('text' in r)) continue;
+        job = parseJob(r.text, members[i]!);
+      } catch { continue; }
+      if (job.group?.gid !== gid || job.group.index !== i || job.group.size !== size) continue;
+      const r = arriveInGroup(l, job, place.state, path, durable);
+      if (r !== 'lost') n++;
+      if (r === 'released') released = true;
+      break;
+    }
+  }
+  return { arrived: n, released };
+}
+
+/**
+ * A node's token: an empty file, created once. Returns the open descriptor of a token made now (the
+ * caller closes it), null when it existed (EEXIST: made by an earlier run of the same arrival).
+ */
+function createToken(path: string, mode: number): number | null {
+  try {
+    return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
   } catch (err) {
     if (errnoOf(err) !== 'EEXIST') throw err;
+    return null;
   }
+}
+
+function closeToken(fd: number | null): void {
+  if (fd !== null) fs.closeSync(fd);
 }
 
 /**

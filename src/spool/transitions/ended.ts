@@ -35,9 +35,13 @@ import { forgetCallbacks, putCallback } from './callback.js';
 import { dropEdges, settleDependents, settleWaiting } from './release.js';
 import { step } from './steps.js';
 
-/** Steps 1–3 for a final record of `job` at `record` (its claim), going to `state`. */
-export function onFinalRecord(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean): void {
-  if (job.group) { tolerant(() => arriveInGroup(l, job, state, record, durable)); step('ended', 1, job.id); }
+/**
+ * Steps 1–3 for a final record of `job` at `record` (its claim), going to `state`. `syncLater` takes the
+ * folders (an arrival's group) that must be fsynced before the record leaves its claim; without it they
+ * are fsynced here.
+ */
+export function onFinalRecord(l: Layout, job: Job, state: 'done' | 'failed', record: string, durable: boolean, syncLater?: (dir: string) => void): void {
+  if (job.group) { tolerant(() => arriveInGroup(l, job, state, record, durable, syncLater)); step('ended', 1, job.id); }
   if (job.then || job.catch) { tolerant(() => putCallback(l, job, state, durable)); step('ended', 2, job.id); }
   tolerant(() => settleDependents(l, job.id, state, durable));
   step('ended', 3, job.id);

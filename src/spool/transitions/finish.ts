@@ -19,9 +19,18 @@
  *   4. check with lstat that our lease folder is still the one we made, then rename the record over
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
  *   5. make the target queue folder if missing (with the spool's modes), rename the file to its target;
- *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync).
+ *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync), and at the
+ *      same time the group folder a member's arrival stopped in (ended.ts, arrive.ts), so a member pays
+ *      one wait for the disk, not two in a row. The arrival reaches the disk no later than the move: the
+ *      file systems the spool is meant for keep metadata operations in order (ext4 and XFS commit their
+ *      journal in order, an NFS server makes each operation stable before it answers); on one that does
+ *      not (btrfs logs only the folder fsynced), a power cut during step 6 may keep the move and lose the
+ *      arrival, which `zcq recover` completes (release.ts sweepWaiting).
+ *   Finish reports a durable job only after both fsyncs.
  *   Between 4 and 5 a final record's composite hooks run (ended.ts: group arrival, callback, dependents),
  *   so that recovery, which completes step 5, runs them again; a record into waiting/ is settled after 5.
+ *   A postprocess whose group's entries changed while it ran (a member retried: its gate noted their
+ *   inodes) goes back to waiting/ after 5, to run again with the new entry (reopenIfStale).
  * Crash after 2 or 3: a temporary or spare in tmp/, removed by housekeeping; the job is claimed under a
  *   dead lease and recovery settles it by its interrupt policy. After 4: the claimed file is the record;
  *   recovery sees its `run` equal to the claim it sits under and completes the move (step 5) — a final
@@ -38,7 +47,7 @@ import { dirname, join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { serializeJob, type Job } from '../../job/format.js';
 import type { Next } from '../../job/policy.js';
-import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirOnPool, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
 import type { Lease } from '../lease.js';
 import { makeDir } from '../modes.js';
@@ -46,6 +55,9 @@ import { deferredPath, jobName } from '../names.js';
 import type { ClaimedJob } from './claim.js';
 import type { GroupSync } from './group-sync.js';
 import { onFinalRecord, onWaitingRecord } from './ended.js';
+import { ENTRIES_SEEN, entriesChanged } from './arrive.js';
+import { settleWaiting } from './release.js';
+import { reopenPostprocess } from './retry.js';
 import { step } from './steps.js';
 
 /** Spare inodes kept per lease: one per job finishing at once is enough. */
@@ -131,7 +143,9 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   if (spare) lease.spares.push(spare);
   step('finish', 4, job.id);
   // The composite hooks (transitions/ended.ts) run on the final record in place, so recovery re-runs them.
-  if (next.to === 'done' || next.to === 'failed') onFinalRecord(l, job, next.to, c.path, lease.durable);
+  // A group arrival's folder is fsynced at step 6, beside the target folder (see the header).
+  const alsoSync: string[] = [];
+  if (next.to === 'done' || next.to === 'failed') onFinalRecord(l, job, next.to, c.path, lease.durable, (d) => alsoSync.push(d));
   // 5. out of the lease, by one rename
   const to = targetOf(l, job, next);
   const dir = dirname(to);
@@ -139,12 +153,27 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   if (!renameOrGoneSync(c.path, to)) return lost(lease);
   step('finish', 5, job.id);
   if (next.to === 'waiting') onWaitingRecord(l, job, lease.durable);
+  else if ((next.to === 'done' || next.to === 'failed') && job.postprocessOf) reopenIfStale(l, job, to, lease.durable);
   // 6. durable
   if (lease.durable) {
-    if (group) await group.sync(dir); else fsyncDirSync(dir);
+    if (alsoSync.length === 0) { if (group) await group.sync(dir); else fsyncDirSync(dir); }
+    else await Promise.all([dir, ...alsoSync].map((d) => (group ? group.sync(d) : fsyncDirOnPool(d))));
     for (const p of madeParent) fsyncDirSync(p);
   }
   return 'moved';
+}
+
+/**
+ * A postprocess that ran while a member was retried (its entry forgotten, or already replaced by the
+ * member's new end: the inodes its gate noted differ) goes back to waiting/ (retry.ts reopenPostprocess),
+ * to run again with the new entry — the retry itself re-opens only a postprocess it finds ended. Settled at
+ * once: released if the member has ended again meanwhile, else by the member's next end. A crash between
+ * the move and this leaves the postprocess's outcome as it was.
+ */
+function reopenIfStale(l: Layout, job: Job, at: string, durable: boolean): void {
+  const seen = (job as Job & { [ENTRIES_SEEN]?: number[] })[ENTRIES_SEEN];
+  if (!seen || !entriesChanged(l, job.postprocessOf!.gid, seen)) return;
+  if (reopenPostprocess(l, at, job.queue, job.id, durable)) settleWaiting(l, job.queue, job.id, durable);
 }
 
 function lost(lease: Lease): FinishResult {

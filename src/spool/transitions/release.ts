@@ -13,7 +13,8 @@
  *   its finish steps 4 and 5, for every edge it lists — O(dependents) per ending job):
  *   1. read the waiting job; decide: ready when every dependency has ended (done/, failed/, or a final
  *      record of its claim still in claimed/), or one failed and `afterAnyOutcome` is not set; a
- *      postprocess is ready when its group's root marker exists;
+ *      postprocess is ready when its group's root marker exists, or when the members its gate sent it
+ *      back to wait for (its `after`, members a retry re-opened) have ended;
  *   2. release: ONE rename into pending/QUEUE/ (made if missing), which only one settler wins; ENOENT means
  *      another settler (or a cancel) moved it first;
  *   3. remove the job's edges (and the emptied edge folders).
@@ -27,7 +28,9 @@
  *   job is no longer in waiting/, so a later settle finds nothing). A putter that died between publishing
  *   and settling, a finisher whose record moved on before its settle ran, or a settle that saw a stale view
  *   (an NFS or FUSE client cache), leaves a job waiting whose dependencies all ended: every worker settles
- *   every waiting job every 15 s (sweepWaiting; worker.ts), and so does `zcq recover`. The sweep sets a
+ *   every waiting job every 15 s (sweepWaiting; worker.ts), and so does `zcq recover`, which also lets the
+ *   ended members of a waiting postprocess's group that have no entry arrive again (arrive.ts
+ *   reArriveEnded: an arrival a power cut lost, finish.ts step 6). The sweep sets a
  *   file that is not a job aside in quarantine/ with its reason; the other waiting jobs go on.
  * Fence: none needed: the release is one rename of a job nobody holds.
  */
@@ -42,7 +45,7 @@ import { edgeName, jobName, parseEdge, runToken } from '../names.js';
 import { findExact, scanState } from '../scan.js';
 import { listQueues } from '../queues.js';
 import { SAFE_NAME } from '../ids.js';
-import { groupComplete } from './arrive.js';
+import { groupComplete, reArriveEnded } from './arrive.js';
 import { quarantine } from './quarantine.js';
 import { step } from './steps.js';
 
@@ -112,8 +115,11 @@ function readJob(path: string, id: string): Job | undefined {
 
 /** Whether a waiting job may go: see the header, step 1. `known` gives states already known (the finisher's own job). */
 export function isReady(l: Layout, job: Job, known?: ReadonlyMap<string, DepState>): boolean {
-  if (job.postprocessOf) return groupComplete(l, job.postprocessOf.gid, job.postprocessOf.size);
+  // A postprocess's `after` lists the members its gate found re-opened by a retry (worker/composite.ts): it
+  // is looked at again once they have all ended, or when the group completes.
+  if (job.postprocessOf && groupComplete(l, job.postprocessOf.gid, job.postprocessOf.size)) return true;
   const deps = job.after ?? [];
+  if (job.postprocessOf && deps.length === 0) return false;
   let allEnded = true;
   for (const d of deps) {
     const s = known?.get(d) ?? dependencyState(l, d).state;
@@ -219,6 +225,16 @@ export async function sweepWaiting(l: Layout, durable: boolean, opts: { limit?: 
     const [q, id] = key.split('/') as [string, string];
     let r: ReturnType<typeof settleWaiting>;
     try { r = settleWaiting(l, q, id, durable); } catch { r = 'waiting'; } // one job's trouble (EIO, EACCES) stops no other
+    if (r === 'waiting' && opts.limit === undefined) {
+      // `zcq recover` (the full sweep): a group whose ended members lost their arrival (arrive.ts reArriveEnded).
+      const job = readWaitingJob(jobPath(l, 'waiting', q, id), id);
+      if (typeof job === 'object' && !('bad' in job) && job.postprocessOf) {
+        let again = { arrived: 0, released: false };
+        try { again = reArriveEnded(l, job.postprocessOf.gid, job.postprocessOf.size, durable); } catch { /* as any settle's trouble */ }
+        if (again.released) r = 'released';
+        else if (again.arrived > 0) { try { r = settleWaiting(l, q, id, durable); } catch { r = 'waiting'; } }
+      }
+    }
     if (r === 'released') released++;
     else if (r === 'unreadable') {
       const path = jobPath(l, 'waiting', q, id);

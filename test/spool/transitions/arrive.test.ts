@@ -7,9 +7,12 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { arriveInGroup, forgetArrival, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
+import { compositeGate } from '../../../dist/worker/composite.js';
+import { GroupSync } from '../../../dist/spool/transitions/group-sync.js';
+import { sweepWaiting } from '../../../dist/spool/transitions/release.js';
 import type { Job } from '../../../dist/job/format.js';
 import { cleanupTemp } from '../../helpers.js';
-import { Rig, SimulatedCrash, atStep, crashAfter, onStep, succeed } from './util.js';
+import { Rig, SimulatedCrash, atStep, attemptOf, crashAfter, fail, onStep, recordSteps, succeed } from './util.js';
 
 afterAll(cleanupTemp);
 
@@ -97,6 +100,117 @@ describe('arrive', () => {
     expect(arrive(ended(members[2]!, 20))).toBe('released');
     expect(readEntries(rig.l, h.group, 8).map((e) => e.result)).toEqual([0, 10, 20, 3, 4, 5, 60, 7]);
   });
+
+  for (const n of [2, 5]) {
+    it(`a member retried while the group's last other member climbs past its slot (group of ${n}): the postprocess waits for the member's new end, then runs once with its new record`, async () => {
+      const { h, members } = await group(n);
+      const a = await rig.lease();
+      // Member 0 fails for good through a real claim and finish; the others but the last arrive.
+      const m0 = await rig.claim(a, members[0]!.id, 'q');
+      expect(await finishJob(m0.c, m0.job, fail(a, m0.job, 'first try'))).toBe('moved');
+      for (let i = 1; i < n - 1; i++) arrive(ended(members[i]!, i));
+      // The retry has removed member 0's entry and leaf when the last member arrives and climbs through
+      // the slot that still holds member 0's side.
+      const race = atStep('forget', 1, () => { onStep(); expect(arrive(ended(members[n - 1]!, n - 1))).toBe('released'); });
+      expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+      expect(race.fired).toBe(true);
+      expect(rig.where(members[0]!.id)).toEqual([`pending/q/${members[0]!.id}.json`]);
+      // The postprocess was released: its gate sends it back to wait for member 0 instead of running it.
+      const runPost = async () => {
+        const p = await rig.claim(a, h.id, 'pq');
+        const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+        expect(gate.run).toBe(false);
+        if (gate.run) throw new Error('unreachable');
+        expect(await finishJob(p.c, p.job, gate.next)).toBe('moved');
+        return gate.next.to;
+      };
+      expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+      expect(await runPost()).toBe('waiting');
+      expect(isWaiting(h)).toBe(true);
+      expect(fs.readdirSync(join(rig.l.deps, members[0]!.id))).toEqual([`pq~${h.id}`]);
+      // Member 0's new end releases it (whether or not its climb reaches the root), and it runs with the new record.
+      const m0b = await rig.claim(a, members[0]!.id, 'q');
+      expect(await finishJob(m0b.c, m0b.job, succeed(a, m0b.job, 'second try'))).toBe('moved');
+      expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+      expect(await runPost()).toBe('done');
+      const done = rig.read(`done/pq/${h.id}.json`);
+      expect((done.result as Array<{ state: string; result?: unknown }>).map((e) => [e.state, e.result])).toEqual(members.map((_, i) => ['done', i === 0 ? 'second try' : i]));
+      expect(groupComplete(rig.l, h.group, n)).toBe(true);
+      expect(fs.existsSync(join(rig.l.deps, members[0]!.id))).toBe(false);
+      expect(done.after).toBeUndefined();
+    });
+  }
+
+  it('durable: the folder fsync of an arrival that stopped goes through finish\'s GroupSync at step 6, beside the target folder\'s', async () => {
+    const { h, members } = await group(2);
+    const a = await rig.lease();
+    const seen = recordSteps();
+    const synced: string[] = [];
+    class Spy extends GroupSync { override sync(dir: string) { synced.push(`${dir}@${seen.length}`); return super.sync(dir); } }
+    const { c, job } = await rig.claim(a, members[0]!.id, 'q');
+    expect(await finishJob(c, job, succeed(a, job), new Spy())).toBe('moved');
+    const gdir = join(rig.l.groups, h.group);
+    const at = synced.find((x) => x.startsWith(`${gdir}@`));
+    expect(at, JSON.stringify(synced)).toBeDefined();
+    // Synced after the move (finish step 5), at once with the target folder.
+    const k = Number(at!.split('@').pop());
+    expect(seen.slice(0, k)).toContain('arrive:1');
+    expect(seen.slice(0, k)).toContain('finish:5');
+    expect(synced).toContain(`${join(rig.l.root, 'done', 'q')}@${k}`);
+  });
+
+  it('a member in done/ whose arrival a power cut lost (finish step 6 on a file system without ordered metadata): zcq recover\'s full sweep lets it arrive again; a worker\'s sliced sweep does not scan the group', async () => {
+    const { h, members } = await group(3);
+    const a = await rig.lease();
+    for (let i = 0; i < 3; i++) {
+      const m = await rig.claim(a, members[i]!.id, 'q');
+      expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
+    }
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    // The power cut kept member 1's move to done/ but none of its arrival, nor the release.
+    forgetArrival(rig.l, members[1]!.group!);
+    fs.renameSync(join(rig.l.root, 'pending', 'pq', `${h.id}.json`), join(rig.l.root, 'waiting', 'pq', `${h.id}.json`));
+    expect((await sweepWaiting(rig.l, true, { limit: 200 })).released).toBe(0);
+    expect(isWaiting(h)).toBe(true);
+    expect((await sweepWaiting(rig.l, true)).released).toBe(1);
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    expect(readEntries(rig.l, h.group, 3).map((e) => e.result)).toEqual(['r0', 'r1', 'r2']);
+  });
+
+  for (const when of ['before', 'after'] as const) {
+    it(`a member retried while the postprocess runs past its gate (the member ends again ${when} the postprocess ends): the postprocess goes back to waiting and runs again with the new record`, async () => {
+      const { h, members } = await group(2);
+      const a = await rig.lease();
+      for (let i = 0; i < 2; i++) {
+        const m = await rig.claim(a, members[i]!.id, 'q');
+        expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
+      }
+      const runPost = async (between?: () => Promise<void>) => {
+        const p = await rig.claim(a, h.id, 'pq');
+        const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+        if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
+        await between?.();
+        expect(await finishJob(p.c, p.job, gate.next)).toBe('moved');
+      };
+      const rerunMember0 = async () => {
+        const m = await rig.claim(a, members[0]!.id, 'q');
+        expect(await finishJob(m.c, m.job, succeed(a, m.job, 'new'))).toBe('moved');
+      };
+      // The retry finds the postprocess running (not ended): it cannot re-open it itself.
+      await runPost(async () => {
+        expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+        if (when === 'before') await rerunMember0();
+      });
+      if (when === 'after') {
+        expect(isWaiting(h)).toBe(true);
+        await rerunMember0();
+      }
+      expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+      await runPost();
+      const done = rig.read(`done/pq/${h.id}.json`);
+      expect((done.result as Array<{ result?: unknown }>).map((e) => e.result)).toEqual(['new', 'r1']);
+    });
+  }
 
   it('arriving again (recovery re-running finish) releases nothing twice', async () => {
     const { h, members } = await group(3);
