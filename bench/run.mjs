@@ -2,7 +2,7 @@
 // zcq benchmark harness: runs zcq and its peers in the same run and prints one
 // table of medians with zcq/peer ratios (also written to bench/results.md).
 //
-//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls,composite,dashboard,claimcost]
+//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls,composite,dashboard,claimcost,rig]
 //                      [--runs=N] [--dir=/path/for/temp/files] [--out=bench/results.md]
 import { cpus, totalmem, release, loadavg, hostname } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -20,9 +20,10 @@ import { graphileUnavailable, pgBin, startPostgres, migrate as graphileMigrate, 
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 import { dashboardBench } from './sections/dashboard.mjs';
 import * as compositeSection from './sections/composite.mjs';
+import * as rigSection from './sections/rig.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'composite', 'dashboard', 'claimcost'];
+const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'composite', 'dashboard', 'claimcost', 'rig'];
 
 // ---------------------------------------------------------------- options
 
@@ -523,6 +524,7 @@ function rows() {
     row('9 dashboard', `dashboard CPU during the drain, % of the worker's CPU`, '↓', '/metrics scraped every 1 s', 'dash.cpu.metrics', 'a page open + /metrics', 'dash.cpu.page');
   }
   if (ONLY.includes('composite')) compositeSection.rows((...a) => row(...a));
+  if (ONLY.includes('rig')) rigSection.rows((...a) => row(...a));
   return out;
 }
 
@@ -575,7 +577,8 @@ for (const s of SECTIONS) {
   const t0 = Date.now();
   log(`== ${s}`);
   const composite = () => compositeSection.run({ R, rec, attempt, z, log, notes });
-  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, composite, dashboard, claimcost }[s]);
+  const rig = () => rigSection.run({ R, rec, z, log, notes, quick: QUICK });
+  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, composite, dashboard, claimcost, rig }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
