@@ -2,16 +2,21 @@
 """Interleaved CPU time of two or more commands, to the microsecond (os.wait4's rusage; /usr/bin/time
 prints 10 ms steps, too coarse for a process start of ~100 ms).
 
-  bench/micro/ab-cpu.py N CMD_A... -- CMD_B... [-- CMD_C...]
+  bench/micro/ab-cpu.py [--json] N CMD_A... -- CMD_B... [-- CMD_C...]
 
 Runs A, B, (C), A, B, ... N times each, output to /dev/null; prints per command the median and range of
-user+sys CPU and the median wall time, and each median's ratio to the first command's."""
-import os, statistics, sys, time
+user+sys CPU and the median wall time, and each median's ratio to the first command's. --json: one JSON line instead, a list of
+{"cpuMs": [...], "wallMs": [...]} in command order (bench/run.mjs's cli section reads it)."""
+import json, os, statistics, sys, time
 
 def main():
-    n = int(sys.argv[1])
+    args = sys.argv[1:]
+    as_json = args[:1] == ['--json']
+    if as_json:
+        args = args[1:]
+    n = int(args[0])
     cmds, cur = [], []
-    for a in sys.argv[2:]:
+    for a in args[1:]:
         if a == '--':
             cmds.append(cur); cur = []
         else:
@@ -32,6 +37,9 @@ def main():
             if os.waitstatus_to_exitcode(status) != 0:
                 sys.exit(f'{" ".join(c)}: exit {os.waitstatus_to_exitcode(status)}')
             cpu[i].append(ru.ru_utime + ru.ru_stime)
+    if as_json:
+        print(json.dumps([{'cpuMs': [x * 1000 for x in cpu[i]], 'wallMs': [x * 1000 for x in wall[i]]} for i in range(len(cmds))]))
+        return
     base = statistics.median(cpu[0])
     for i, c in enumerate(cmds):
         m = statistics.median(cpu[i])
