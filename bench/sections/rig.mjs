@@ -31,7 +31,9 @@ const MODE = 'durable';
 const POLL_MS = 1000;
 
 let kinds = [];
-let sizes = { n: 0, m: 0 };
+let quickRun = false;
+/** Jobs to drain (n) and to put one at a time (m): GlusterFS's rig drains at 7–20 jobs/s on 2 cores. */
+const sizesFor = (fsKind) => ({ n: fsKind === 'sshfs' ? (quickRun ? 1000 : 3000) : (quickRun ? 300 : 1000), m: quickRun ? 40 : 100 });
 
 /** The file systems this run measures: ZCQ_RIG_FS, else sshfs and, with glusterd installed, both GlusterFS layouts. */
 function fileSystems(rigMod) {
@@ -141,13 +143,14 @@ async function putStart(rig, m, from, on) {
 
 /** Measure every chosen file system; ctx as bench/run.mjs passes it (R, rec, z, log, notes, quick). */
 export async function run({ R, rec, z, log, notes, quick }) {
-  sizes = { n: quick ? 1000 : 4000, m: quick ? 40 : 200 };
+  quickRun = quick;
   const rigMod = await importTs(join(ROOT, 'test', 'multihost', 'rig.ts'));
   kinds = fileSystems(rigMod);
   rigMod.checkRigPrerequisites({ needFaketime: false, fileSystems: kinds });
   rigMod.sweepStaleRigs();
   if (kinds.some((k) => k !== 'sshfs')) rigMod.sweepStaleVolumes();
   for (const fsKind of kinds) {
+    const sizes = sizesFor(fsKind);
     log(`rig: ${fsKind}, ${MACHINES} machines, starting`);
     const keys = (k) => [`rig.${fsKind}.${k}`];
     let rig = null;
@@ -179,8 +182,9 @@ export async function run({ R, rec, z, log, notes, quick }) {
 }
 
 export function rows(row) {
-  const n = sizes.n.toLocaleString('en-US');
   for (const k of kinds) {
+    const sizes = sizesFor(k);
+    const n = sizes.n.toLocaleString('en-US');
     row('8 rig', `${k}: drain ${n} ${MODE} no-op jobs, jobs/s (10–90 %)`, '↑', `${MACHINES} machines × 1 worker`, `rig.${k}.drain3`, '1 machine × 1 worker', `rig.${k}.drain1`);
     for (const p of ['p50', 'p99']) {
       row('8 rig', `${k}: put→start ${p}, ${sizes.m} jobs one at a time, ms`, '↓', 'put on host-a, worker on host-b', `rig.${k}.across.${p}`, 'put and worker on host-b', `rig.${k}.same.${p}`);
