@@ -2,7 +2,7 @@
 // zcq benchmark harness: runs zcq and its peers in the same run and prints one
 // table of medians with zcq/peer ratios (also written to bench/results.md).
 //
-//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls,composite,dashboard,claimcost]
+//   node bench/run.mjs [--quick] [--only=throughput,latency,backlog,queues,prune,cli,memory,syscalls,composite,dashboard,claimcost,rig]
 //                      [--runs=N] [--dir=/path/for/temp/files] [--out=bench/results.md]
 import { cpus, totalmem, release, loadavg, hostname } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -20,9 +20,10 @@ import { graphileUnavailable, pgBin, startPostgres, migrate as graphileMigrate, 
 import { nodeFloor, nqEnqueue } from './peers/nq.mjs';
 import { dashboardBench } from './sections/dashboard.mjs';
 import * as compositeSection from './sections/composite.mjs';
+import * as rigSection from './sections/rig.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'composite', 'dashboard', 'claimcost'];
+const SECTIONS = ['throughput', 'latency', 'backlog', 'queues', 'prune', 'cli', 'memory', 'syscalls', 'composite', 'dashboard', 'claimcost', 'rig'];
 
 // ---------------------------------------------------------------- options
 
@@ -338,6 +339,14 @@ async function cli() {
   if (a) rec('cli.zcq', a.medianMs / n), rec('cli.zcq.cpu', a.cpuMedianMs / n), notes.push(`CLI timing by ${a.tool}; zcq put ×${n}: ${fmtNum(a.medianMs)} ms in total.`);
   const b = await attempt('cli.node', 'node -e 0', () => nodeFloor({ count: n, runs: R }));
   if (b) rec('cli.node', b.medianMs / n), rec('cli.node.cpu', b.cpuMedianMs / n), notes.push(`node -e 0 ×${n}: ${fmtNum(b.medianMs)} ms in total.`);
+  // The issue's figure: CPU of one `zcq --relaxed put` against one `node -e 0`, 15 interleaved runs each.
+  const CLI_RUNS = 15;
+  const ci = await z(['cli.zcqi.cpu', 'cli.nodei.cpu'], `zcq --relaxed put vs node -e 0, ${CLI_RUNS} interleaved`, () => zcq.cliPutInterleaved({ runs: CLI_RUNS }));
+  if (ci) {
+    samples.set('cli.zcqi.cpu', [median(ci.zcq.cpuMs)]), samples.set('cli.nodei.cpu', [median(ci.node.cpuMs)]);
+    samples.set('cli.zcqi.wall', [median(ci.zcq.wallMs)]), samples.set('cli.nodei.wall', [median(ci.node.wallMs)]);
+    notes.push(`zcq --relaxed put vs node -e 0, ${CLI_RUNS} interleaved runs each (bench/micro/ab-cpu.py): CPU ${ci.zcq.cpuMs.map((x) => x.toFixed(0)).sort((a, b) => a - b).join(' ')} ms vs ${ci.node.cpuMs.map((x) => x.toFixed(0)).sort((a, b) => a - b).join(' ')} ms.`);
+  }
   // nq is optional: zcq put is judged against node -e 0; nq is a third reference when installed.
   if (!hasCommand('nq')) { errors.set('cli.nq', 'nq not installed (optional: sudo apt-get install nq)'); return; }
   const c = await attempt('cli.nq', 'nq', () => nqEnqueue({ count: n, runs: R }));
@@ -487,6 +496,8 @@ function rows() {
       row('4 CLI', `enqueue from a shell (×${C.cliN}), ms per call`, '↓', 'zcq put', 'cli.zcq', pl, pk);
     }
     row('4 CLI', `enqueue from a shell (×${C.cliN}), CPU ms per call (user+kernel)`, '↓', 'zcq put', 'cli.zcq.cpu', 'node -e 0', 'cli.node.cpu');
+    row('4 CLI', 'one call, CPU ms (user+kernel), median of 15 interleaved', '↓', 'zcq --relaxed put', 'cli.zcqi.cpu', 'node -e 0', 'cli.nodei.cpu');
+    row('4 CLI', 'one call, wall ms, median of 15 interleaved', '↓', 'zcq --relaxed put', 'cli.zcqi.wall', 'node -e 0', 'cli.nodei.wall');
   }
   if (ONLY.includes('memory')) {
     const P = C.memPending.toLocaleString('en-US');
@@ -523,6 +534,7 @@ function rows() {
     row('9 dashboard', `dashboard CPU during the drain, % of the worker's CPU`, '↓', '/metrics scraped every 1 s', 'dash.cpu.metrics', 'a page open + /metrics', 'dash.cpu.page');
   }
   if (ONLY.includes('composite')) compositeSection.rows((...a) => row(...a));
+  if (ONLY.includes('rig')) rigSection.rows((...a) => row(...a));
   return out;
 }
 
@@ -575,7 +587,8 @@ for (const s of SECTIONS) {
   const t0 = Date.now();
   log(`== ${s}`);
   const composite = () => compositeSection.run({ R, rec, attempt, z, log, notes });
-  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, composite, dashboard, claimcost }[s]);
+  const rig = () => rigSection.run({ R, rec, z, log, notes, quick: QUICK });
+  await attempt([], s, { throughput, latency, backlog, queues, prune, cli, memory, syscalls, composite, dashboard, claimcost, rig }[s]);
   timings.push(`${s} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 

@@ -639,6 +639,27 @@ export function cliPut({ count = 100, runs = 3 }) {
   }
 }
 
+/**
+ * `node -e 0` and `zcq --relaxed put noop.mjs#noop` (bin/zcq run as an executable, as from a shell),
+ * interleaved, `runs` times each; CPU (user + kernel) of each process to the microsecond from its rusage
+ * (bench/micro/ab-cpu.py; /usr/bin/time counts in 10 ms steps). Returns { node, zcq }: ms lists.
+ */
+export function cliPutInterleaved({ runs = 15 } = {}) {
+  const dir = makeTmp('zcq-clii');
+  const spool = join(dir, 'spool');
+  mkdirSync(spool);
+  initSpool(spool);
+  try {
+    const r = spawnSync('python3', [join(here, 'micro', 'ab-cpu.py'), '--json', String(runs), process.execPath, '-e', '0', '--', BIN, '--spool', spool, '--relaxed', 'put', 'noop.mjs#noop'],
+      { encoding: 'utf8', timeout: runs * 60_000 });
+    if (r.status !== 0) throw new Error(`ab-cpu.py failed (${r.status ?? r.error?.message}): ${(r.stderr || '').slice(-500)}`);
+    const [node, zcq] = JSON.parse(r.stdout.trim().split('\n').pop());
+    return { node, zcq };
+  } finally {
+    rmrf(dir);
+  }
+}
+
 // ---------------------------------------------------------------- 5. memory
 
 /** A spool with `pending` jobs; measure(seconds) → worker VmHWM after draining that long. */

@@ -8,37 +8,41 @@ import { ZcqError } from '../errors.js';
 import { printable } from '../text.js';
 
 
-/** Each command's module; a module may register several commands (hold and release). */
-const COMMANDS: Record<string, string> = {
-  init: './commands/init.js',
-  put: './commands/put.js',
-  worker: './commands/worker.js',
-  ls: './commands/ls.js',
-  show: './commands/show.js',
-  retry: './commands/retry.js',
-  cancel: './commands/cancel.js',
-  wait: './commands/wait.js',
-  status: './commands/status.js',
-  recover: './commands/recover.js',
-  doctor: './commands/doctor.js',
-  cron: './commands/cron.js',
-  hold: './commands/hold.js',
-  release: './commands/hold.js',
-  pause: './commands/pause.js',
-  migrate: './commands/migrate.js',
-  resume: './commands/pause.js',
-  top: './commands/top.js',
-  completion: './commands/completion.js',
-  prune: './commands/prune.js',
-  retention: './commands/retention.js',
-  logs: './commands/logs.js',
-  config: './commands/config.js',
-  dashboard: './commands/dashboard.js',
-  metrics: './commands/metrics.js',
-  quota: './commands/quota.js',
-  rate: './commands/rate.js',
-  parallel: './commands/parallel.js',
-  serial: './commands/parallel.js',
+/**
+ * Each command's module, loaded on demand; a module may register several commands (hold and release).
+ * Literal import() calls (not a table of paths) so that a bundler can follow them.
+ */
+type CommandModule = { register: (p: Command) => void };
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  init: () => import('./commands/init.js'),
+  put: () => import('./commands/put.js'),
+  worker: () => import('./commands/worker.js'),
+  ls: () => import('./commands/ls.js'),
+  show: () => import('./commands/show.js'),
+  retry: () => import('./commands/retry.js'),
+  cancel: () => import('./commands/cancel.js'),
+  wait: () => import('./commands/wait.js'),
+  status: () => import('./commands/status.js'),
+  recover: () => import('./commands/recover.js'),
+  doctor: () => import('./commands/doctor.js'),
+  cron: () => import('./commands/cron.js'),
+  hold: () => import('./commands/hold.js'),
+  release: () => import('./commands/hold.js'),
+  pause: () => import('./commands/pause.js'),
+  migrate: () => import('./commands/migrate.js'),
+  resume: () => import('./commands/pause.js'),
+  top: () => import('./commands/top.js'),
+  completion: () => import('./commands/completion.js'),
+  prune: () => import('./commands/prune.js'),
+  retention: () => import('./commands/retention.js'),
+  logs: () => import('./commands/logs.js'),
+  config: () => import('./commands/config.js'),
+  dashboard: () => import('./commands/dashboard.js'),
+  metrics: () => import('./commands/metrics.js'),
+  quota: () => import('./commands/quota.js'),
+  rate: () => import('./commands/rate.js'),
+  parallel: () => import('./commands/parallel.js'),
+  serial: () => import('./commands/parallel.js'),
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -58,8 +62,14 @@ export async function main(argv: string[]): Promise<number> {
   // Register only the command being run (plus all of them for help, and for `completion`, which lists
   // them all): loading is lazy.
   const first = argv.find((a, i) => i >= 2 && !a.startsWith('-') && !isOptionValue(argv, i));
-  const names = first && COMMANDS[first] && first !== 'completion' ? [first] : Object.keys(COMMANDS);
-  for (const mod of new Set(names.map((n) => COMMANDS[n]!))) ((await import(mod)) as { register: (p: Command) => void }).register(program);
+  const names = first && Object.hasOwn(COMMANDS, first) && first !== 'completion' ? [first] : Object.keys(COMMANDS);
+  const loaded = new Set<CommandModule>();
+  for (const name of names) {
+    const mod = await COMMANDS[name]!();
+    if (loaded.has(mod)) continue;
+    loaded.add(mod);
+    mod.register(program);
+  }
 
   try {
     await program.parseAsync(argv);

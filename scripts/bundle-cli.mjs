@@ -1,0 +1,83 @@
+// Bundles the compiled CLI (dist/cli/main.js, after tsc) into dist/cli/bundle/: an entry holding what
+// `zcq put` runs (commander and 61 compiled modules) and a chunk per command for the rest, so that a short
+// command loads 2–6 files instead of ~60 ES modules and ~10 commander files, each resolved, read and
+// compiled apart (Node 20 has no module compile cache): bench/PROFILE.md, "zcq put start-up".
+//
+// bin/zcq runs the bundle for every command except `worker` and `dashboard`, which run dist/cli/main.js:
+// they locate files beside their own module (the pool's runner, the page's assets) and a worker runs job
+// modules that import 'zcq' (dist/index.js), which must be the same module instances as the worker's. A
+// long-running process has no start-up to save. Run by `npm run build`; nothing here is hand-written code
+// that the bundle adds: it is the same compiled modules, concatenated.
+import { readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'rolldown';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'dist', 'cli', 'bundle');
+
+// The modules `zcq put` loads, found from the compiled files: put.js and what it imports, statically or by
+// import() (the spool facade is loaded that way), but not the worker's and the dashboard's modules (their
+// commands run unbundled) nor a module that imports a package other than commander, statically or
+// through its own imports (cron-parser, prom-client: only the commands that use them should load them).
+const STATIC_RE = /^(?:import|export)\s[^;]*?\sfrom\s+'([^']+)'/gm;
+const DYNAMIC_RE = /\bimport\(\s*'(\.{1,2}\/[^']+)'\s*\)/g;
+const specs = (file, re) => [...readFileSync(file, 'utf8').matchAll(re)].map((m) => m[1]);
+const pulls = new Map();
+/** Whether `file` or a module it imports statically imports a package other than commander. */
+function pullsPackage(file, path = new Set()) {
+  if (pulls.has(file)) return pulls.get(file);
+  if (path.has(file)) return false;
+  path.add(file);
+  const r = specs(file, STATIC_RE).some((s) => (s.startsWith('.') ? pullsPackage(resolve(dirname(file), s), path) : !s.startsWith('node:') && s !== 'commander'));
+  pulls.set(file, r);
+  return r;
+}
+function putModules() {
+  const seen = new Set();
+  const visit = (file) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const s of specs(file, STATIC_RE)) if (s.startsWith('.')) visit(resolve(dirname(file), s));
+    for (const s of specs(file, DYNAMIC_RE)) {
+      const f = resolve(dirname(file), s);
+      if (!/[\\/]dist[\\/](worker|dashboard)[\\/]/.test(f) && !pullsPackage(f)) visit(f);
+    }
+  };
+  const main = join(root, 'dist', 'cli', 'main.js');
+  // main.js itself, without following its import()s: they are every command.
+  seen.add(main);
+  for (const s of specs(main, STATIC_RE)) if (s.startsWith('.')) visit(resolve(dirname(main), s));
+  visit(join(root, 'dist', 'cli', 'commands', 'put.js'));
+  return seen;
+}
+const core = putModules();
+rmSync(out, { recursive: true, force: true });
+await build({
+  input: join(root, 'dist', 'cli', 'main.js'),
+  platform: 'node',
+  // Node's own modules stay imports; every package (commander, cron-parser, prom-client...) is bundled.
+  external: [/^node:/],
+  logLevel: 'warn',
+  // A module both imported statically and by import() (the spool facade) just stays where it is: expected.
+  onLog(level, log, handler) {
+    if (log.code !== 'INEFFECTIVE_DYNAMIC_IMPORT') handler(level, log);
+  },
+  preserveEntrySignatures: 'allow-extension',
+  output: {
+    dir: out,
+    format: 'esm',
+    entryFileNames: 'main.js',
+    chunkFileNames: '[name]-[hash].js',
+    sourcemap: false,
+    codeSplitting: {
+      groups: [
+        // What `zcq put` loads, in the entry's file instead of the ~20 shared chunks the automatic split
+        // makes of it. Only those: every module of a chunk runs when the chunk loads, so the worker, the
+        // dashboard, the metrics (prom-client) and the scheduler (cron-parser, luxon) stay in chunks loaded
+        // by the commands that use them.
+        { name: 'core', test: (id) => core.has(id) || /node_modules[\\/]commander[\\/]/.test(id), includeDependenciesRecursively: false },
+      ],
+    },
+  },
+});
