@@ -189,6 +189,8 @@ export function removeLimit(l: Layout, name: string): boolean {
   const path = join(quotaDir(l, name), LIMIT_FILE);
   try { fs.lstatSync(path); } catch { return false; }
   unlinkQuietly(path);
+  // Wait marks are hints for a limit that is gone now.
+  for (const m of quotaEntries(quotaDir(l, name)).marks) unlinkQuietly(join(quotaDir(l, name), m));
   // The folder goes too once no slot is held (a slot file keeps it: rmdir fails, which is fine).
   try { fs.rmdirSync(quotaDir(l, name)); } catch { /* slots held, or a stray */ }
   return true;
