@@ -124,8 +124,8 @@ export interface TakerState {
   free: number[];
   /** The last listing found workers of another machine waiting: list at every take, fair share applies. */
   shared: boolean;
-  /** Our wait mark, while we have one. */
-  marked: string | null;
+  /** Our wait marks (one per lease of this process: a worker whose lease was lost goes on under a new one). */
+  marked: Map<string, string>;
   /** Wait marks of others: their mtime, and when (performance.now) we first saw that mtime. */
   markSeen: Map<string, { mtimeMs: number; at: number }>;
 }
@@ -136,7 +136,7 @@ export function takerState(dir: string): TakerState {
   let st = takers.get(dir);
   if (!st) {
     if (takers.size >= 1000) takers.clear();
-    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: null, markSeen: new Map() };
+    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: new Map(), markSeen: new Map() };
     takers.set(dir, st);
   }
   return st;

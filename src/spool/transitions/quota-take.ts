@@ -79,7 +79,8 @@ export function takeSlots(l: Layout, quotas: readonly string[], token: string, l
       if (real) markWaiting(l, dir, st, token);
       return { blocked: quota, limit };
     }
-    if (st.marked !== null) { unlinkQuietly(st.marked); st.marked = null; }
+    const mark = st.marked.get(leaseOfToken(token));
+    if (mark !== undefined) { unlinkQuietly(mark); st.marked.delete(leaseOfToken(token)); }
     taken.push(slot);
     step('quota-take', 2, quota);
   }
@@ -151,15 +152,21 @@ function otherMachinesWaiting(l: Layout, dir: string, marks: string[], myHost: s
 
 /** Make or touch (O_TRUNC moves its mtime, on the file server's clock) our wait mark. A hint: failures are ignored. */
 function markWaiting(l: Layout, dir: string, st: TakerState, token: string): void {
-  const slash = token.lastIndexOf('/');
-  const lease = slash < 0 ? token : token.slice(0, slash);
+  const lease = leaseOfToken(token);
   if (!SAFE_NAME.test(lease)) return;
   const path = join(dir, WAIT_MARK + lease);
   try {
     // O_NONBLOCK: a FIFO planted at the name fails (ENXIO) instead of hanging the worker.
     fs.closeSync(fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, l.modes.fileMode));
-    st.marked = path;
+    if (st.marked.size >= 100) st.marked.clear();
+    st.marked.set(lease, path);
   } catch { /* a hint only */ }
+}
+
+/** LEASE of a run token LEASE/SEQ. */
+function leaseOfToken(token: string): string {
+  const slash = token.lastIndexOf('/');
+  return slash < 0 ? token : token.slice(0, slash);
 }
 
 /** Whether `dir` is a real folder, made (with the spool's modes) when missing; false for anything else at the name. */
