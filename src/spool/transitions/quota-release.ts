@@ -25,7 +25,7 @@ import type { Layout } from '../layout.js';
 import { slotFreed, slotHolder, slotsOf } from '../quota.js';
 import { QUOTA_NAME } from '../../job/format.js';
 import { step } from './steps.js';
-import type { Slot } from './quota-take.js';
+import { returnOwn, type Slot } from './quota-take.js';
 
 /**
  * Release `slots` still holding `token`; returns the quotas of the slots released. `leaseHeld`, when
@@ -39,6 +39,9 @@ export function releaseSlots(slots: readonly Slot[], token: string, leaseHeld?: 
     if (held || slotHolder(s.path) === token) { unlinkQuietly(s.path); slotFreed(s.path); freed.push(s.quota); }
     step('quota-release', 1, s.quota);
   }
+  // The run's own inode (quota-take.ts) serves the next run; it is written again only once no slot links it.
+  const own = slots.find((s) => s.own !== undefined)?.own;
+  if (own !== undefined) returnOwn(token, own);
   return freed;
 }
 
