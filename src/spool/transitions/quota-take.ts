@@ -12,10 +12,12 @@
  *      when N or more slot files exist (the limit was lowered, or every slot is held) there is no slot for
  *      us, nor when workers of another machine wait (their marks, below) and ours hold a fair share
  *      already: ceil(N / machines holding or waiting);
- *   2. create quotas/NAME/K with O_CREAT|O_EXCL|O_NOFOLLOW, writing the run token; EEXIST (another worker
- *      took K) goes to the listing, then tries the next K not listed. Of two takers of one K exactly one
- *      succeeds, on any NFS version that zcq supports (exclusive create is atomic from NFSv3), so at most
- *      N slots numbered below N exist whatever any worker remembers.
+ *   2. link(2) the run's own inode (tmp/.qslot-LEASE-…, written with the run token first; see "Own
+ *      inodes" below) as quotas/NAME/K, or, when no own inode can be had, create K with
+ *      O_CREAT|O_EXCL|O_NOFOLLOW and write the token; EEXIST (another worker took K) goes to the listing,
+ *      then tries the next K not listed. Of two takers of one K exactly one succeeds, on any NFS version
+ *      that zcq supports (link and exclusive create are atomic from NFSv3), so at most N slots numbered
+ *      below N exist whatever any worker remembers.
  *   When a quota has no slot for us, the slots this job took already are released (quota-release.ts), we
  *   make or touch our wait mark quotas/NAME/w.LEASE (removed at our next take of NAME), and the holder
  *   puts the job back (transitions/unclaim.ts) and skips it until a slot of that quota frees (no claim

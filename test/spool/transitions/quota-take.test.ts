@@ -183,6 +183,42 @@ describe('quota-take / quota-release', () => {
     expect(fs.existsSync(join(rig.l.quotas, 'a', 'w.hostb.9.gone00'))).toBe(false);
   });
 
+  it('a slot is a hard link to an inode of the run, reused for the next run only once no slot links it', async () => {
+    await setLimit(rig.l, 'a', 3, true);
+    await setLimit(rig.l, 'b', 3, true);
+    const r1 = takeSlots(rig.l, ['a', 'b'], 'L/1');
+    if (!('slots' in r1)) throw new Error('no slot');
+    const own = r1.slots[0]!.own!;
+    expect(own.startsWith(join(rig.l.tmp, '.qslot-L-'))).toBe(true);
+    expect(r1.slots.map((x) => x.own)).toEqual([own, own]); // one inode, a name in each quota
+    expect(fs.statSync(own).nlink).toBe(3);
+    expect(slotHolder(r1.slots[1]!.path)).toBe('L/1');
+    releaseSlots(r1.slots, 'L/1');
+    expect(fs.statSync(own).nlink).toBe(1);
+    // The next run writes its token into the same inode (a longer old token is padded, read trimmed).
+    const r2 = takeSlots(rig.l, ['a'], 'L/22');
+    if (!('slots' in r2)) throw new Error('no slot');
+    expect(r2.slots[0]!.own).toBe(own);
+    expect(slotHolder(r2.slots[0]!.path)).toBe('L/22');
+    releaseSlots(r2.slots, 'L/22');
+    const r3 = takeSlots(rig.l, ['a'], 'L/3');
+    if (!('slots' in r3)) throw new Error('no slot');
+    expect(slotHolder(r3.slots[0]!.path)).toBe('L/3');
+    // A slot left linked (say its unlink failed): the inode is not written through; a new one is made.
+    releaseSlots(r3.slots, 'other/1'); // not our token: left alone, yet the inode goes back to the pool
+    expect(fs.statSync(own).nlink).toBe(2);
+    const r4 = takeSlots(rig.l, ['a'], 'L/4');
+    if (!('slots' in r4)) throw new Error('no slot');
+    expect(r4.slots[0]!.own).not.toBe(own);
+    expect(slotHolder(r3.slots[0]!.path)).toBe('L/3');
+    expect(slotHolder(r4.slots[0]!.path)).toBe('L/4');
+    // The pool's inode removed by housekeeping (an orphan temp file): the take makes another.
+    releaseSlots(r4.slots, 'L/4');
+    fs.unlinkSync(r4.slots[0]!.own!);
+    const r5 = takeSlots(rig.l, ['a'], 'L/5');
+    expect('slots' in r5 && slotHolder(r5.slots[0]!.path)).toBe('L/5');
+  });
+
   it('a symlink in place of the quota folder: no slot is created through it', async () => {
     const outside = join(rig.l.root, '..', 'outside');
     fs.mkdirSync(outside);
