@@ -152,6 +152,17 @@ export function slotFreed(path: string): void {
   st.free.push(k);
 }
 
+/**
+ * Whether an exclusive create or link of `path` was refused because the name exists. sshfs answers EPERM
+ * there (SFTP v3 has no "exists" status, only SSH_FX_FAILURE), so EPERM counts when the name is found after.
+ */
+export function refusedAsExisting(err: unknown, path: string): boolean {
+  const code = errnoOf(err);
+  if (code === 'EEXIST') return true;
+  if (code !== 'EPERM') return false;
+  try { fs.lstatSync(path); return true; } catch { return false; }
+}
+
 /** The run token a slot file holds, or null (gone, not a regular file, odd content). */
 export function slotHolder(path: string): string | null {
   try {

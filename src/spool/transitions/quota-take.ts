@@ -42,7 +42,7 @@ import { makeDir } from '../modes.js';
 import { QUOTA_FAIR_SHARE_MAX_LIMIT, QUOTA_RELIST_MS, QUOTA_WAIT_MARK_TTL_MS } from '../../defaults.js';
 import { SAFE_NAME } from '../../job/format.js';
 import { createExclusiveOpenSync, unlinkQuietly } from '../fsops.js';
-import { WAIT_MARK, hostOfLease, quotaDir, quotaEntries, readLimit, slotHolder, takerState, type TakerState } from '../quota.js';
+import { WAIT_MARK, hostOfLease, quotaDir, quotaEntries, readLimit, refusedAsExisting, slotHolder, takerState, type TakerState } from '../quota.js';
 import { releaseSlots } from './quota-release.js';
 import { step } from './steps.js';
 
@@ -261,7 +261,7 @@ function linkSlot(own: string, path: string): 'linked' | 'taken' | 'own-gone' {
     return 'linked';
   } catch (err) {
     const code = errnoOf(err);
-    if (code === 'EEXIST') {
+    if (refusedAsExisting(err, path)) {
       // NFS: a LINK retransmitted after a lost reply answers EEXIST although the first one made it (open(2),
       // O_EXCL): it is ours when the slot is our inode.
       try {
@@ -299,7 +299,7 @@ function createSlot(l: Layout, path: string, token: string): boolean {
   try {
     fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode);
   } catch (err) {
-    if (errnoOf(err) === 'EEXIST' || errnoOf(err) === 'ENOENT') return false;
+    if (errnoOf(err) === 'ENOENT' || refusedAsExisting(err, path)) return false;
     throw err;
   }
   writeToken(fd, path, token);
