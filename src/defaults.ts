@@ -158,3 +158,21 @@ export const QUOTA_BOUNDS = {
   rateCount: { min: 1, max: 100_000 },
   rateWindowMs: { min: 1 * SECOND, max: 1 * DAY },
 } as const satisfies Record<string, Range>;
+
+/**
+ * Taking a quota slot (transitions/quota-take.ts). A worker process remembers which slot numbers it freed
+ * and tries one of them first, with one exclusive create and no listing; it lists the quota folder again
+ * (the full check: how many slots are held, none numbered over the limit) at most QUOTA_RELIST_MS after the
+ * last listing, and at once when the limit changed or the remembered slot was taken. A lowered limit is
+ * thus applied to new starts within a poll plus this much.
+ */
+export const QUOTA_RELIST_MS = 1 * SECOND;
+/**
+ * A wait mark (quotas/NAME/w.LEASE, made by a taker that found no free slot) counts for the fair share
+ * only while its mtime changed within this long, as the reader sees it on its own monotonic clock: a
+ * waiter touches its mark each time it is refused a slot, so a mark left by a worker that stopped
+ * waiting (but lives on) stops counting after this long.
+ */
+export const QUOTA_WAIT_MARK_TTL_MS = 10 * SECOND;
+/** The fair share between machines is worked out only for limits up to this (it reads every slot's holder). */
+export const QUOTA_FAIR_SHARE_MAX_LIMIT = 64;

@@ -90,7 +90,8 @@ describe('quota: real workers', () => {
     expect(maxOverlap(quota())).toBeLessThanOrEqual(4);
     expect(maxOverlap(quota(), raisedAt + 1000)).toBeGreaterThan(2);
     expect(runs(ledger).filter((r) => freeIds.has(r.id))).toHaveLength(6);
-    expect(names(join(spool.dir, 'quotas', 'q'))).toEqual(['limit.json']); // every slot given back
+    // Every slot given back. A wait mark (w.LEASE) of a stopped worker may stay: a hint, removed by the next lister.
+    expect(names(join(spool.dir, 'quotas', 'q')).filter((n) => !n.startsWith('w.'))).toEqual(['limit.json']);
   }, 120_000);
 
   it('a queue default through zcq config set queue:QUEUE quotas=NAME: every job of the queue holds the quota', async () => {

@@ -5,12 +5,15 @@
 //   priorities the jobs spread over priorities 0..9 (ten folders the claimer reads in order);
 //   +quota     the same, each job also holding a slot of a quota whose limit is never reached
 //              (a slot created before the run and removed after it: two more file operations a job).
-// Reported: jobs/s of each and the ratio of per-job time to plain (target ≤ 1.2).
+// Reported: jobs/s of each and the ratio of per-job time to plain (target ≤ 1.2); run alone, also the
+// worker's CPU time (user + system, /proc/PID/stat) per job between the same two lines, which a shared,
+// loaded machine disturbs far less than wall time, and each ratio taken inside one run (median of runs).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, DIST, JOBS } from '../zcq.mjs';
+import { procCpuMs } from '../lib/proc.mjs';
 
 async function spoolWith(base, n, kind) {
   const { Spool } = await import(DIST);
@@ -33,7 +36,7 @@ function drain(dir, n, concurrency) {
   return new Promise((resolve, reject) => {
     const w = spawn(process.execPath, [BIN, '--json', '--relaxed', '--spool', dir, 'worker', '--root', JOBS, '--runtime', 'inline',
       '--concurrency', String(concurrency), '--exit-when-idle', '--no-scheduler', '--poll', '200ms'], { cwd: JOBS, stdio: ['ignore', 'pipe', 'pipe'] });
-    let first = null, last = null, count = 0, err = '', buf = '';
+    let first = null, last = null, count = 0, err = '', buf = '', cpuFirst = null, cpuLast = null;
     // The worker logs to stderr (JSON lines with --json).
     w.stderr.setEncoding('utf8').on('data', (d) => {
       err = (err + d).slice(-2000);
@@ -43,23 +46,33 @@ function drain(dir, n, concurrency) {
         const line = buf.slice(0, i); buf = buf.slice(i + 1);
         if (!line.includes('"job.done"')) continue;
         const t = Date.parse(JSON.parse(line).time);
+        if (first === null) cpuFirst = procCpuMs(w.pid);
         first ??= t; last = t; count++;
+        if (count === n) cpuLast = procCpuMs(w.pid);
       }
     });
     w.stdout.resume();
     w.on('exit', (code) => {
       if (code !== 0 || count < n) return reject(new Error(`worker exit ${code}, ${count}/${n} done: ${err.slice(-500)}`));
-      resolve(((count - 1) * 1000) / Math.max(1, last - first));
+      const cpuMsPerJob = cpuFirst !== null && cpuLast !== null ? (cpuLast - cpuFirst) / Math.max(1, count - 1) : null;
+      resolve({ rate: ((count - 1) * 1000) / Math.max(1, last - first), cpuMsPerJob });
     });
   });
 }
 
-/** { plain, priorities, quota }: jobs/s of one run each. */
-export async function claimCost({ n, concurrency = 8, base }) {
-  const out = {};
-  for (const kind of ['plain', 'priorities', 'quota']) {
+const KINDS = ['plain', 'priorities', 'quota'];
+
+/** { plain, priorities, quota }: jobs/s of one run each; `cpu`: the worker's CPU ms per job of each. `run` rotates the order. */
+export async function claimCost({ n, concurrency = 8, base, run = 0 }) {
+  const out = { cpu: {} };
+  for (let i = 0; i < KINDS.length; i++) {
+    const kind = KINDS[(i + run) % KINDS.length];
     const dir = await spoolWith(base, n, kind);
-    try { out[kind] = await drain(dir, n, concurrency); } finally { rmSync(join(dir, '..'), { recursive: true, force: true }); }
+    try {
+      const r = await drain(dir, n, concurrency);
+      out[kind] = r.rate;
+      out.cpu[kind] = r.cpuMsPerJob;
+    } finally { rmSync(join(dir, '..'), { recursive: true, force: true }); }
   }
   return out;
 }
@@ -68,9 +81,19 @@ export async function claimCost({ n, concurrency = 8, base }) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const n = Number(process.argv[2] ?? 20000);
   const runs = Number(process.argv[3] ?? 3);
-  const all = { plain: [], priorities: [], quota: [] };
-  for (let r = 0; r < runs; r++) { const x = await claimCost({ n }); for (const k of Object.keys(all)) all[k].push(x[k]); }
-  const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-  const p = med(all.plain);
-  for (const k of Object.keys(all)) console.log(`${k.padEnd(10)} ${Math.round(med(all[k]))} jobs/s  per-job time ×${(p / med(all[k])).toFixed(2)} of plain  (runs: ${all[k].map(Math.round).join(', ')})`);
+  const all = Object.fromEntries(KINDS.map((k) => [k, { rate: [], wallRatio: [], cpu: [], cpuRatio: [] }]));
+  for (let r = 0; r < runs; r++) {
+    const x = await claimCost({ n, run: r });
+    for (const k of KINDS) {
+      all[k].rate.push(x[k]);
+      all[k].wallRatio.push(x.plain / x[k]);
+      if (x.cpu[k] !== null && x.cpu.plain !== null) { all[k].cpu.push(x.cpu[k]); all[k].cpuRatio.push(x.cpu[k] / x.cpu.plain); }
+    }
+  }
+  const med = (a) => a.length === 0 ? NaN : [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  const f2 = (a) => a.map((v) => v.toFixed(2)).join(', ');
+  for (const k of KINDS) {
+    const a = all[k];
+    console.log(`${k.padEnd(10)} ${Math.round(med(a.rate))} jobs/s  per-job time ×${med(a.wallRatio).toFixed(2)} of plain (per run: ${f2(a.wallRatio)})  CPU ${med(a.cpu).toFixed(3)} ms/job ×${med(a.cpuRatio).toFixed(2)} of plain (per run: ${f2(a.cpuRatio)})`);
+  }
 }

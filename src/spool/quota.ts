@@ -4,6 +4,7 @@
  *
  *   quotas/NAME/limit.json   {"limit": N}, 0..10000; written whole (writeReplace), re-read after a poll: a change is live
  *   quotas/NAME/K            a slot, K = 0..N-1: held by the running job whose run token (LEASE/SEQ) it holds
+ *   quotas/NAME/w.LEASE      a wait mark: worker LEASE was refused a slot lately (empty; a hint, see WAIT_MARK)
  *
  * A job names its quotas (`zcq put --quota NAME`, the job's "quotas" field). Its worker takes one slot of
  * each after the claim and before the run (transitions/quota-take.ts) and gives them back when the job
@@ -18,10 +19,10 @@
  * name that is not a number below the bound is not a slot (left alone, reported by `zcq quota ls`).
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { errnoOf, isGone, UsageError } from '../errors.js';
 import { QUOTA_BOUNDS } from '../defaults.js';
-import { QUOTA_NAME } from '../job/format.js';
+import { QUOTA_NAME, SAFE_NAME } from '../job/format.js';
 import { readRegularFileSync, writeReplace, unlinkQuietly } from './fsops.js';
 import type { Layout } from './layout.js';
 import { makeDir } from './modes.js';
@@ -75,13 +76,93 @@ export function readLimit(l: Layout, name: string): { limit: number | null; prob
 
 /** The slot numbers held in quota `name` (names only: one readdir). */
 export function slotsOf(l: Layout, name: string): number[] {
-  let names: string[];
   try {
     // Never through a symlink planted in the folder's place.
     if (!fs.lstatSync(quotaDir(l, name)).isDirectory()) return [];
-    names = fs.readdirSync(quotaDir(l, name));
   } catch { return []; }
-  return names.filter((n) => SLOT.test(n)).map(Number);
+  return quotaEntries(quotaDir(l, name)).slots;
+}
+
+/** A quota folder's slot numbers and wait marks (w.LEASE), from one readdir; the caller checked it is a real folder. */
+export function quotaEntries(dir: string): { slots: number[]; marks: string[] } {
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return { slots: [], marks: [] }; }
+  const slots: number[] = [];
+  const marks: string[] = [];
+  for (const n of names) {
+    if (SLOT.test(n)) slots.push(Number(n));
+    else if (n.startsWith(WAIT_MARK) && SAFE_NAME.test(n.slice(WAIT_MARK.length))) marks.push(n);
+  }
+  return { slots, marks };
+}
+
+/**
+ * Wait marks: quotas/NAME/w.LEASE, an empty file made (or touched) by a worker refused a slot of NAME, and
+ * removed by it when it next takes one. A hint for the fair share between machines only (quota-take.ts):
+ * never counted as a slot, and a mark whose lease folder is gone (the worker stopped or was recovered)
+ * is removed by whoever lists the folder next.
+ */
+export const WAIT_MARK = 'w.';
+
+/** The host part of a lease id or run token (host.pid.rand[/SEQ]: worker ids never put a dot in the host). */
+export function hostOfLease(leaseOrToken: string): string {
+  const dot = leaseOrToken.indexOf('.');
+  return dot < 0 ? leaseOrToken : leaseOrToken.slice(0, dot);
+}
+
+/**
+ * What this process remembers of a quota between its takes (transitions/quota-take.ts), per quota folder.
+ * Hints only: every slot is still an exclusive create, and the full check (a listing) is made again at
+ * most QUOTA_RELIST_MS later.
+ */
+export interface TakerState {
+  /** The limit the last listing was checked against. */
+  limit: number;
+  /** When (performance.now) a listing last found fewer slots than `limit`, none numbered at or over it; -Infinity: list at the next take. */
+  listedAt: number;
+  /** Slot numbers likely free (freed by this process, or free at the last listing); the next to try is last. */
+  free: number[];
+  /** The last listing found workers of another machine waiting: list at every take, fair share applies. */
+  shared: boolean;
+  /** Our wait marks (one per lease of this process: a worker whose lease was lost goes on under a new one). */
+  marked: Map<string, string>;
+  /** Wait marks of others: their mtime, and when (performance.now) we first saw that mtime. */
+  markSeen: Map<string, { mtimeMs: number; at: number }>;
+}
+
+const takers = new Map<string, TakerState>();
+
+export function takerState(dir: string): TakerState {
+  let st = takers.get(dir);
+  if (!st) {
+    if (takers.size >= 1000) takers.clear();
+    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: new Map(), markSeen: new Map() };
+    takers.set(dir, st);
+  }
+  return st;
+}
+
+/** Slot `path` was freed by this process: its number is the first to try at the next take. */
+export function slotFreed(path: string): void {
+  const st = takers.get(dirname(path));
+  if (!st) return;
+  const k = Number(basename(path));
+  if (!Number.isInteger(k) || k >= st.limit || st.free.includes(k)) return;
+  if (st.free.length >= 16) st.free.shift();
+  st.free.push(k);
+}
+
+/**
+ * Whether an exclusive create or link of `path` was refused because the name exists. sshfs answers EPERM
+ * there (SFTP v3 has no "exists" status, only SSH_FX_FAILURE), and the holder may have removed the name by
+ * the time we look, so EPERM counts as "exists" whenever the folder is one we may write in (a real
+ * permission problem is still thrown).
+ */
+export function refusedAsExisting(err: unknown, path: string): boolean {
+  const code = errnoOf(err);
+  if (code === 'EEXIST') return true;
+  if (code !== 'EPERM') return false;
+  try { fs.accessSync(dirname(path), fs.constants.W_OK | fs.constants.X_OK); return true; } catch { return false; }
 }
 
 /** The run token a slot file holds, or null (gone, not a regular file, odd content). */
@@ -121,6 +202,8 @@ export function removeLimit(l: Layout, name: string): boolean {
   const path = join(quotaDir(l, name), LIMIT_FILE);
   try { fs.lstatSync(path); } catch { return false; }
   unlinkQuietly(path);
+  // Wait marks are hints for a limit that is gone now.
+  for (const m of quotaEntries(quotaDir(l, name)).marks) unlinkQuietly(join(quotaDir(l, name), m));
   // The folder goes too once no slot is held (a slot file keeps it: rmdir fails, which is fine).
   try { fs.rmdirSync(quotaDir(l, name)); } catch { /* slots held, or a stray */ }
   return true;

@@ -18,6 +18,10 @@ const FULL = process.env.ZCQ_QUOTA_FULL === '1';
 const LEASE_MS = 8000;
 const POLL_MS = 250;
 const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat', '1s', '--poll', `${POLL_MS}ms`, '--no-scheduler', ...extra];
+// The full-size quota run has 12 worker processes on this 2-core machine: its heartbeats have come 8–10 s
+// late under a load of 15–20, and a live slot holder judged dead hands its slot on while its job still
+// runs (the lease rule, docs/nfs.md). A longer lease keeps that out of a test of the quota.
+const QUOTA_LEASE_MS = FULL ? 30_000 : LEASE_MS;
 const FN = './quota-jobs.mjs#stamp';
 
 async function putWith(rig: Rig, i: number, n: number, args: unknown[], options: Record<string, unknown>): Promise<string[]> {
@@ -48,10 +52,13 @@ describe('quotas, live configuration and rates across three machines minutes apa
   // host-a 5 minutes ahead, host-b 5 minutes behind, host-c on time.
   const { rig, local } = useSpoolRig({ machines: 3, clockOffsets: ['+5m', '-5m', undefined] }, 2);
 
-  it(`quota 3, 3 machines × 2 workers × concurrency 2: never more than 3 at once (${FULL ? '200 jobs of 2 s' : '30 jobs of 1 s'})`, async () => {
+  // The issue's shape is 3 machines × 4 workers: ZCQ_QUOTA_FULL=1 runs 4 worker processes of concurrency 1 on
+  // each; CI runs 2 processes of concurrency 2 (as many slots, fewer processes to start).
+  const [procs, conc] = FULL ? [4, 1] : [2, 2];
+  it(`quota 3, 3 machines × ${procs} workers × concurrency ${conc}: never more than 3 at once, and every machine gets slots (${FULL ? '200 jobs of 2 s' : '30 jobs of 1 s'})`, async () => {
     const ledger = join(local.dir, 'quota.ledger');
     await ok(rig, 2, ['quota', 'set', 'q3', '3']);
-    const workers: RigWorker[] = [0, 1, 2].flatMap((i) => [startWorker(rig, i, opts('--concurrency', '2')), startWorker(rig, i, opts('--concurrency', '2'))]);
+    const workers: RigWorker[] = [0, 1, 2].flatMap((i) => Array.from({ length: procs }, () => startWorker(rig, i, [...opts('--concurrency', String(conc)), '--lease', `${QUOTA_LEASE_MS}ms`])));
     await Promise.all(workers.map((w) => w.leaseId()));
     const n = FULL ? 200 : 30;
     const ms = FULL ? 2000 : 1000;
@@ -68,11 +75,13 @@ describe('quotas, live configuration and rates across three machines minutes apa
     expect(max).toBe(3); // the quota is used, not just respected
     const byHost: Record<string, number> = {};
     for (const l of lines) if (l.event === 'start') byHost[l.host] = (byHost[l.host] ?? 0) + 1;
-    // Which machines ran them is not asserted: the machine where the jobs were put sees them first, and one
-    // that has as many free slots as the quota may keep every slot (it takes its next job as it frees one).
+    // Fair share (quota-take.ts): the machine where the jobs were put sees them first and frees slots it
+    // would take again at once; the other machines' wait marks hold it to its share. Asserted loosely (the
+    // spread depends on when each machine's directory cache lets it see a freed slot): every machine ran some.
+    expect(Object.keys(byHost).sort()).toEqual(rig.machines.map((m) => m.name).sort());
     for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.recovered', 'lease.lost'])).toEqual([]);
     const ideal = (n * ms) / 3;
-    console.log(`[multihost quota] ${n} jobs of ${ms} ms, quota 3, 12 slots on 3 machines: max ${max} at once (ledger order); all done in ${Math.round(took)} ms (ideal ${ideal} ms, ${(took / ideal).toFixed(2)}×); starts per machine ${JSON.stringify(byHost)}`);
+    console.log(`[multihost quota] ${n} jobs of ${ms} ms, quota 3, ${procs} workers × concurrency ${conc} on each of 3 machines: max ${max} at once (ledger order); all done in ${Math.round(took)} ms (ideal ${ideal} ms, ${(took / ideal).toFixed(2)}×); starts per machine ${JSON.stringify(byHost)}`);
   }, 600_000);
 
   it('SIGKILL of a slot holder: the slot is back when its lease is recovered (lease 8 s), not later', async () => {

@@ -9,7 +9,8 @@
  * Steps, per slot:
  *   1. unlink the slot when it still holds the run token: known without reading it while the holder's
  *      lease folder is still its own (lstat; recovery takes the folder before it releases anything),
- *      else read it (bounded, O_NOFOLLOW) and compare.
+ *      else read it (bounded, O_NOFOLLOW) and compare. The slot's number is remembered by this process as
+ *      the first to try at its next take of the quota (quota-take.ts, the fast path).
  * Crash before or after 1: a slot left held by a worker that died is released when its lease is recovered;
  *   a slot left by a recoverer that died goes with the recoverer's own lease (its token names the dead
  *   lease, which the next recoverer finds nested as DEAD.dead in the recoverer's folder and releases too).
@@ -21,10 +22,10 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
-import { slotHolder, slotsOf } from '../quota.js';
+import { slotFreed, slotHolder, slotsOf } from '../quota.js';
 import { QUOTA_NAME } from '../../job/format.js';
 import { step } from './steps.js';
-import type { Slot } from './quota-take.js';
+import { returnOwn, type Slot } from './quota-take.js';
 
 /**
  * Release `slots` still holding `token`; returns the quotas of the slots released. `leaseHeld`, when
@@ -35,9 +36,12 @@ export function releaseSlots(slots: readonly Slot[], token: string, leaseHeld?: 
   const freed: string[] = [];
   const held = slots.length > 0 && leaseHeld !== undefined && leaseHeld();
   for (const s of slots) {
-    if (held || slotHolder(s.path) === token) { unlinkQuietly(s.path); freed.push(s.quota); }
+    if (held || slotHolder(s.path) === token) { unlinkQuietly(s.path); slotFreed(s.path); freed.push(s.quota); }
     step('quota-release', 1, s.quota);
   }
+  // The run's own inode (quota-take.ts) serves the next run; it is written again only once no slot links it.
+  const own = slots.find((s) => s.own !== undefined)?.own;
+  if (own !== undefined) returnOwn(token, own);
   return freed;
 }
 

@@ -24,6 +24,7 @@ import { errnoOf } from '../../errors.js';
 import { unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
+import { refusedAsExisting } from '../quota.js';
 import { rateDir, type Rate } from '../rate.js';
 import { step } from './steps.js';
 
@@ -81,7 +82,7 @@ function createToken(l: Layout, dir: string, name: string, token: string): boole
   try {
     fd = fs.openSync(join(dir, name), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, l.modes.fileMode);
   } catch (err) {
-    if (errnoOf(err) === 'EEXIST') return false;
+    if (refusedAsExisting(err, join(dir, name))) return false;
     throw err;
   }
   try { fs.writeFileSync(fd, token + '\n'); } finally { fs.closeSync(fd); }

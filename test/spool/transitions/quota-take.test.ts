@@ -17,7 +17,7 @@ describe('quota-take / quota-release', () => {
   beforeEach(async () => { rig = await Rig.make(); });
   afterEach(async () => { onStep(); await rig.dispose(); });
 
-  const slots = (q: string) => fs.readdirSync(join(rig.l.quotas, q)).filter((n) => n !== 'limit.json').sort();
+  const slots = (q: string) => fs.readdirSync(join(rig.l.quotas, q)).filter((n) => /^\d+$/.test(n)).sort();
 
   it('takes the first free slot of each quota, in name order, holding the run token; none over the limit; release gives them back', async () => {
     await setLimit(rig.l, 'a', 2, true);
@@ -111,6 +111,112 @@ describe('quota-take / quota-release', () => {
     takeSlots(rig.l, ['a'], 'host.1.abc/2');
     expect(releaseLeaseSlots(rig.l, 'host.1.abc')).toBe(2);
     expect(slots('a').map((k) => slotHolder(join(rig.l.quotas, 'a', k)))).toEqual(['host.1.abcd/1']);
+  });
+
+  it('fast path: a slot this process freed is taken again with one create and no listing; taken meanwhile, the listing finds another', async () => {
+    await setLimit(rig.l, 'a', 3, true);
+    const r1 = takeSlots(rig.l, ['a'], 'L/1');
+    if (!('slots' in r1)) throw new Error('no slot');
+    expect(r1.slots[0]!.path).toBe(join(rig.l.quotas, 'a', '0'));
+    releaseSlots(r1.slots, 'L/1');
+    // A slot numbered over the limit appears (no worker makes one within a second of a listing that found
+    // none unless the limit was just lowered): only a listing would see it, and the fast path makes none.
+    fs.writeFileSync(join(rig.l.quotas, 'a', '7'), 'X/1\n');
+    const fast = takeSlots(rig.l, ['a'], 'L/2');
+    expect('slots' in fast && fast.slots[0]!.path).toBe(join(rig.l.quotas, 'a', '0'));
+    fs.unlinkSync(join(rig.l.quotas, 'a', '7'));
+    if (!('slots' in fast)) throw new Error('no slot');
+    releaseSlots(fast.slots, 'L/2');
+    // Another worker took slot 0 since: EEXIST, then the listing, then the first free number.
+    fs.writeFileSync(join(rig.l.quotas, 'a', '0'), 'other/1\n');
+    const r3 = takeSlots(rig.l, ['a'], 'L/3');
+    expect('slots' in r3 && r3.slots[0]!.path).toBe(join(rig.l.quotas, 'a', '1'));
+    expect(slotHolder(join(rig.l.quotas, 'a', '0'))).toBe('other/1');
+    // A changed limit is never taken on the fast path: the listing counts 2 held against the new limit 2.
+    const r4 = takeSlots(rig.l, ['a'], 'L/4', () => 2);
+    expect(r4).toEqual({ blocked: 'a', limit: 2 });
+  });
+
+  it('fast path, crash after step 1: nothing written; after step 2: the slot is held', async () => {
+    await setLimit(rig.l, 'a', 2, true);
+    const r = takeSlots(rig.l, ['a'], 'L/1');
+    if (!('slots' in r)) throw new Error('no slot');
+    releaseSlots(r.slots, 'L/1');
+    crashAfter('quota-take', 1);
+    expect(() => takeSlots(rig.l, ['a'], 'L/2')).toThrow(SimulatedCrash);
+    expect(slots('a')).toEqual([]);
+    crashAfter('quota-take', 2);
+    expect(() => takeSlots(rig.l, ['a'], 'L/3')).toThrow(SimulatedCrash);
+    expect(slots('a').map((k) => slotHolder(join(rig.l.quotas, 'a', k)))).toEqual(['L/3']);
+  });
+
+  it('fair share: while a live worker of another machine waits, a machine takes slots only below limit / machines', async () => {
+    await setLimit(rig.l, 'a', 4, true);
+    const [hostA1, hostA2, hostB] = ['hosta.1.aaaaaa', 'hosta.2.bbbbbb', 'hostb.3.cccccc'];
+    for (const id of [hostA1, hostA2, hostB]) fs.mkdirSync(join(rig.l.claimed, id), { recursive: true });
+    // Alone, machine A takes every slot (its own marks never hold it back).
+    const a = [1, 2, 3, 4].map((i) => takeSlots(rig.l, ['a'], `${i % 2 ? hostA1 : hostA2}/${i}`));
+    expect(a.every((r) => 'slots' in r)).toBe(true);
+    expect(takeSlots(rig.l, ['a'], `${hostA2}/5`)).toEqual({ blocked: 'a', limit: 4 });
+    expect(fs.existsSync(join(rig.l.quotas, 'a', `w.${hostA2}`))).toBe(true);
+    expect(takeSlots(rig.l, ['a'], `${hostB}/1`)).toEqual({ blocked: 'a', limit: 4 }); // B waits: its mark
+    expect(fs.existsSync(join(rig.l.quotas, 'a', `w.${hostB}`))).toBe(true);
+    // A frees two slots: it holds 2 = ceil(4 / 2 machines), so it takes none of them while B waits.
+    for (const r of a.slice(0, 2)) if ('slots' in r) releaseSlots(r.slots, r.slots[0]!.path.endsWith('0') ? `${hostA1}/1` : `${hostA2}/2`);
+    expect(slots('a')).toEqual(['2', '3']);
+    expect(takeSlots(rig.l, ['a'], `${hostA1}/6`)).toEqual({ blocked: 'a', limit: 4 });
+    const b = takeSlots(rig.l, ['a'], `${hostB}/2`);
+    expect('slots' in b).toBe(true);
+    expect(fs.existsSync(join(rig.l.quotas, 'a', `w.${hostB}`))).toBe(false); // taken: its mark goes
+    // B no longer waits: A takes the last free slot.
+    expect('slots' in takeSlots(rig.l, ['a'], `${hostA1}/7`)).toBe(true);
+    expect(slots('a')).toEqual(['0', '1', '2', '3']);
+  });
+
+  it('a wait mark of a lease whose folder is gone counts for nothing and is removed by the next lister', async () => {
+    await setLimit(rig.l, 'a', 2, true);
+    fs.mkdirSync(join(rig.l.claimed, 'hosta.1.aaaaaa'), { recursive: true });
+    fs.mkdirSync(join(rig.l.quotas, 'a'), { recursive: true });
+    fs.writeFileSync(join(rig.l.quotas, 'a', 'w.hostb.9.gone00'), ''); // hostb's worker stopped or was recovered
+    expect('slots' in takeSlots(rig.l, ['a'], 'hosta.1.aaaaaa/1')).toBe(true);
+    expect('slots' in takeSlots(rig.l, ['a'], 'hosta.1.aaaaaa/2')).toBe(true); // not held to 1 of 2
+    expect(fs.existsSync(join(rig.l.quotas, 'a', 'w.hostb.9.gone00'))).toBe(false);
+  });
+
+  it('a slot is a hard link to an inode of the run, reused for the next run only once no slot links it', async () => {
+    await setLimit(rig.l, 'a', 3, true);
+    await setLimit(rig.l, 'b', 3, true);
+    const r1 = takeSlots(rig.l, ['a', 'b'], 'L/1');
+    if (!('slots' in r1)) throw new Error('no slot');
+    const own = r1.slots[0]!.own!;
+    expect(own.startsWith(join(rig.l.tmp, '.qslot-L-'))).toBe(true);
+    expect(r1.slots.map((x) => x.own)).toEqual([own, own]); // one inode, a name in each quota
+    expect(fs.statSync(own).nlink).toBe(3);
+    expect(slotHolder(r1.slots[1]!.path)).toBe('L/1');
+    releaseSlots(r1.slots, 'L/1');
+    expect(fs.statSync(own).nlink).toBe(1);
+    // The next run writes its token into the same inode (a longer old token is padded, read trimmed).
+    const r2 = takeSlots(rig.l, ['a'], 'L/22');
+    if (!('slots' in r2)) throw new Error('no slot');
+    expect(r2.slots[0]!.own).toBe(own);
+    expect(slotHolder(r2.slots[0]!.path)).toBe('L/22');
+    releaseSlots(r2.slots, 'L/22');
+    const r3 = takeSlots(rig.l, ['a'], 'L/3');
+    if (!('slots' in r3)) throw new Error('no slot');
+    expect(slotHolder(r3.slots[0]!.path)).toBe('L/3');
+    // A slot left linked (say its unlink failed): the inode is not written through; a new one is made.
+    releaseSlots(r3.slots, 'other/1'); // not our token: left alone, yet the inode goes back to the pool
+    expect(fs.statSync(own).nlink).toBe(2);
+    const r4 = takeSlots(rig.l, ['a'], 'L/4');
+    if (!('slots' in r4)) throw new Error('no slot');
+    expect(r4.slots[0]!.own).not.toBe(own);
+    expect(slotHolder(r3.slots[0]!.path)).toBe('L/3');
+    expect(slotHolder(r4.slots[0]!.path)).toBe('L/4');
+    // The pool's inode removed by housekeeping (an orphan temp file): the take makes another.
+    releaseSlots(r4.slots, 'L/4');
+    fs.unlinkSync(r4.slots[0]!.own!);
+    const r5 = takeSlots(rig.l, ['a'], 'L/5');
+    expect('slots' in r5 && slotHolder(r5.slots[0]!.path)).toBe('L/5');
   });
 
   it('a symlink in place of the quota folder: no slot is created through it', async () => {
