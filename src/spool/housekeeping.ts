@@ -112,6 +112,9 @@ async function find(layout: Layout, clock: ServerClock, opts: HousekeepingOption
     // A live lease's spare inode keeps the mtime of the job file it came from, however old: not a leftover.
     const spareOf = /^\.spare-(.+)-\d+$/.exec(e.name)?.[1];
     if (spareOf !== undefined && leases.has(spareOf) && e.kind === 'file') continue;
+    // Likewise a live lease's quota-slot inode (transitions/quota-take.ts): in its pool or linked as a held slot.
+    const slotOf = /^\.qslot-(.+)-[A-Za-z0-9_-]{16}$/.exec(e.name)?.[1];
+    if (slotOf !== undefined && leases.has(slotOf) && e.kind === 'file') continue;
     await pass.consider(join(layout.tmp, e.name), isSpecial(e.kind) ? 'special file in tmp/' : 'orphan temp file', tmpAge);
   }
 

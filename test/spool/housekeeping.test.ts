@@ -176,3 +176,19 @@ describe('one housekeeping pass per window in the whole spool (takeHousekeepingT
     expect(sha256(v.path)).toBe(v.hash);
   });
 });
+
+describe('quota-slot inodes in tmp/ (transitions/quota-take.ts)', () => {
+  it('an old .qslot inode of a lease that still has its folder stays (it may be a held slot); one of a gone lease is a leftover', async () => {
+    const { cleanLeftovers } = await import('../../dist/spool/housekeeping.js');
+    const { ServerClock } = await import('../../dist/spool/server-clock.js');
+    const base = tempDir('zcq-hk-qslot-');
+    const layout = layoutOf(join(base, 'spool'));
+    for (const d of ['tmp', 'claimed/host-a.1.live', 'workers', 'cancel', 'progress']) mkdirSync(join(layout.root, d), { recursive: true });
+    const live = join(layout.tmp, '.qslot-host-a.1.live-AbCdEfGhIjKl_-12');
+    const gone = join(layout.tmp, '.qslot-host-b.2.gone-AbCdEfGhIjKl_-12');
+    for (const p of [live, gone]) { writeFileSync(p, 'host-a.1.live/1'); old(p); }
+    await cleanLeftovers(layout, new ServerClock(layout.tmp, 'hk'), {});
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(gone)).toBe(false);
+  });
+});
