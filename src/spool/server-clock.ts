@@ -11,6 +11,12 @@
  * O_NOFOLLOW|O_NONBLOCK and fstat: a symlink, FIFO or socket at a heartbeat's name gives null (or "not a
  * regular file") at once instead of following it or blocking.
  *
+ * A name being renamed over (a heartbeat, every beat) can lead, through another machine's mount, to the
+ * file it named a moment ago: GlusterFS's FUSE client keeps a name's entry for its entry timeout (1 s by
+ * default) and lets open() succeed on the old file, whose fstat or read then says ENOENT/ESTALE. Such a
+ * name is looked up again after pauses that outlast that cache (REPLACED_PAUSES_MS); when it still leads
+ * to a vanished file the read is `unsettled`, never "gone": a name that is being replaced is not missing.
+ *
  * Read-only spools: when the probe cannot be created or written (EROFS: a read-only mount; EACCES/EPERM:
  * a reader without write permission; ENOSPC/EDQUOT: a full disk) the clock falls back to this machine's
  * clock and says so: `local === true`, `localReason` the one-line why. Reading commands (ls, status,
@@ -28,6 +34,20 @@ const O_READ_SAFE = fss.constants.O_RDONLY | fss.constants.O_NOFOLLOW | fss.cons
 /** A heartbeat is a few hundred bytes; a co-user's huge file is not read whole. */
 const MAX_AGED_TEXT = 64 * 1024;
 const LOCAL_RETRY_MS = 30_000;
+/**
+ * Pauses before looking again at a name whose file vanished under an open handle (see inspect): 1.6 s in
+ * all, past GlusterFS's default entry timeout of 1 s.
+ */
+export const REPLACED_PAUSES_MS: readonly number[] = [100, 400, 1100];
+
+/** What one look at a name found: its age (and text), a wrong kind of entry, an answer not settled yet, or null: gone. */
+type Inspected = { ageMs: number; text?: string } | { bad: string } | { unsettled: string } | null;
+
+/**
+ * A heartbeat's age could not be read because its name kept leading to a file another mount had just
+ * replaced (GlusterFS's entry cache): the holder is renewing it, so the lease is not judged this time.
+ */
+export interface Unsettled { unsettled: string }
 
 export interface ClockOptions {
   /** The probe's mode (the spool's file mode). */
@@ -112,56 +132,77 @@ export class ServerClock {
 
   /**
    * Age by the server's clock of the regular file or real folder at `path` (fresh mtime via open+fstat);
-   * null when it is gone, or is a symlink, FIFO, socket or device (never followed, never waited on).
+   * null when it is gone, or is a symlink, FIFO, socket or device (never followed, never waited on), or
+   * its name kept leading to a file just replaced (unsettled, see readAged).
    */
   async ageOf(path: string): Promise<number | null> {
     const r = await this.inspect(path, false);
     return r && 'ageMs' in r ? r.ageMs : null;
   }
 
-  /** Age and content (at most 64 KiB) of a small regular file (a heartbeat) with one open; null when it is gone or not a regular file. */
-  async readAged(path: string): Promise<{ ageMs: number; text: string } | null> {
+  /**
+   * Age and content (at most 64 KiB) of a small regular file (a heartbeat) with one open; null when it is
+   * gone or not a regular file; `{ unsettled }` when the name kept leading to a file that another mount
+   * had just replaced (see inspect): the file is being rewritten, its age is not known this time.
+   */
+  async readAged(path: string): Promise<{ ageMs: number; text: string } | Unsettled | null> {
     const r = await this.inspect(path, true);
+    if (r && 'unsettled' in r) return r;
     return r && 'ageMs' in r ? { ageMs: r.ageMs, text: r.text ?? '' } : null;
   }
 
   /** readAged that says why an entry was not read: `{ bad: "is a FIFO, not a regular file" }`. */
-  async readAgedChecked(path: string): Promise<{ ageMs: number; text: string } | { bad: string } | null> {
+  async readAgedChecked(path: string): Promise<{ ageMs: number; text: string } | { bad: string } | Unsettled | null> {
     const r = await this.inspect(path, true);
-    if (r === null || 'bad' in r) return r;
+    if (r === null || 'bad' in r || 'unsettled' in r) return r;
     return { ageMs: r.ageMs, text: r.text ?? '' };
   }
 
-  private async inspect(path: string, withText: boolean): Promise<{ ageMs: number; text?: string } | { bad: string } | null> {
-    // ENOENT/ESTALE from open or from fstat of the handle (another machine replaced or removed the file
-    // meanwhile): look the name up again (NFS rule 9); null only when the name is really gone.
-    for (let attempt = 1; ; attempt++) {
+  private async inspect(path: string, withText: boolean): Promise<Inspected> {
+    // Two kinds of "gone", told apart because they mean different things:
+    // - open() says ENOENT/ESTALE: the name is not there (or stood for a file another machine removed):
+    //   look it up again at once (NFS rule 9); null only when the name is really gone.
+    // - open() worked, then fstat() or read() of the handle says ENOENT/ESTALE: the name WAS there, but
+    //   the file it led to has since been replaced or removed through another mount. A FUSE client (the
+    //   GlusterFS one) keeps a name -> file entry for its entry timeout (1 s by default) and its open-behind
+    //   lets open() succeed on that old file, so looking again at once finds the same old file (measured:
+    //   3 immediate tries all fail; one after more than the entry timeout reads the new file). We look
+    //   again after pauses that outlast the entry cache; if the name still leads to a vanished file the
+    //   answer is `unsettled`: a heartbeat renamed over every beat is exactly such a name, so this is no
+    //   sign of a dead holder and nobody may judge it by anything else this time.
+    let openGone = 0;
+    let handleGone = 0;
+    for (;;) {
       let fh;
       try {
         fh = await open(path, O_READ_SAFE);
       } catch (err) {
-        if (isGone(err)) { if (attempt < 3) continue; return null; }
+        if (isGone(err)) { if (++openGone < 3) continue; return null; }
         const code = errnoOf(err);
         if (code === 'ELOOP' || code === 'EMLINK') return { bad: 'is a symbolic link, not a regular file' };
         if (code === 'ENXIO' || code === 'ENODEV') return { bad: 'is a FIFO or a socket, not a regular file' };
         throw err;
       }
+      let st: fss.Stats;
+      let text: string | undefined;
       try {
-        const st = await fh.stat();
+        st = await fh.stat();
         if (!st.isFile() && !(st.isDirectory() && !withText)) return { bad: `${describeKind(kindOfStats(st))}, not a regular file` };
-        let text: string | undefined;
         if (withText) {
           const buf = Buffer.alloc(Math.min(st.size, MAX_AGED_TEXT));
           const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
           text = buf.toString('utf8', 0, bytesRead);
         }
-        return { ageMs: (await this.now()) - st.mtimeMs, text };
       } catch (err) {
-        if (isGone(err)) { if (attempt < 3) continue; return null; }
-        throw err;
+        if (!isGone(err)) throw err;
+        if (handleGone >= REPLACED_PAUSES_MS.length) return { unsettled: `${path}: the name keeps leading to a file that was replaced or removed (${errnoOf(err) ?? 'gone'})` };
+        await new Promise((r) => setTimeout(r, REPLACED_PAUSES_MS[handleGone++]));
+        continue;
       } finally {
         await fh.close().catch(() => undefined);
       }
+      // "Server now" is read after the file: a probe error is the probe's, never taken for this file's.
+      return { ageMs: (await this.now()) - st.mtimeMs, text };
     }
   }
 
