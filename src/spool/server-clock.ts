@@ -13,9 +13,12 @@
  *
  * A name being renamed over (a heartbeat, every beat) can lead, through another machine's mount, to the
  * file it named a moment ago: GlusterFS's FUSE client keeps a name's entry for its entry timeout (1 s by
- * default) and lets open() succeed on the old file, whose fstat or read then says ENOENT/ESTALE. Such a
- * name is looked up again after pauses that outlast that cache (REPLACED_PAUSES_MS); when it still leads
- * to a vanished file the read is `unsettled`, never "gone": a name that is being replaced is not missing.
+ * default) and lets open() succeed on the old file, whose fstat or read then says ENOENT (distributed) or
+ * ESTALE (replica); on a distributed volume open() itself now and then says ENOENT while the name is being
+ * renamed over. Looking again at once finds the same old entry (measured: 3 immediate looks all fail; one
+ * after the entry timeout reads the new file). So a heartbeat (readAged) is looked up again after pauses
+ * that outlast that cache (REPLACED_PAUSES_MS), and when it led to a file at least once but no look read
+ * it, the answer is `unsettled`, never "gone": a name that is being replaced is not missing.
  *
  * Read-only spools: when the probe cannot be created or written (EROFS: a read-only mount; EACCES/EPERM:
  * a reader without write permission; ENOSPC/EDQUOT: a full disk) the clock falls back to this machine's
@@ -35,10 +38,11 @@ const O_READ_SAFE = fss.constants.O_RDONLY | fss.constants.O_NOFOLLOW | fss.cons
 const MAX_AGED_TEXT = 64 * 1024;
 const LOCAL_RETRY_MS = 30_000;
 /**
- * Pauses before looking again at a name whose file vanished under an open handle (see inspect): 1.6 s in
- * all, past GlusterFS's default entry timeout of 1 s.
+ * Pauses before each new look at a heartbeat that a look found gone (see the header): 1.6 s in all, past
+ * GlusterFS's default entry timeout of 1 s. Other ages look again twice at once (a file that vanished
+ * between a listing and its age is common and just gone).
  */
-export const REPLACED_PAUSES_MS: readonly number[] = [100, 400, 1100];
+export const REPLACED_PAUSES_MS: readonly number[] = [0, 100, 400, 1100];
 
 /** What one look at a name found: its age (and text), a wrong kind of entry, an answer not settled yet, or null: gone. */
 type Inspected = { ageMs: number; text?: string } | { bad: string } | { unsettled: string } | null;
@@ -146,38 +150,41 @@ export class ServerClock {
    * had just replaced (see inspect): the file is being rewritten, its age is not known this time.
    */
   async readAged(path: string): Promise<{ ageMs: number; text: string } | Unsettled | null> {
-    const r = await this.inspect(path, true);
+    const r = await this.inspect(path, true, true);
     if (r && 'unsettled' in r) return r;
     return r && 'ageMs' in r ? { ageMs: r.ageMs, text: r.text ?? '' } : null;
   }
 
   /** readAged that says why an entry was not read: `{ bad: "is a FIFO, not a regular file" }`. */
   async readAgedChecked(path: string): Promise<{ ageMs: number; text: string } | { bad: string } | Unsettled | null> {
-    const r = await this.inspect(path, true);
+    const r = await this.inspect(path, true, true);
     if (r === null || 'bad' in r || 'unsettled' in r) return r;
     return { ageMs: r.ageMs, text: r.text ?? '' };
   }
 
-  private async inspect(path: string, withText: boolean): Promise<Inspected> {
-    // Two kinds of "gone", told apart because they mean different things:
-    // - open() says ENOENT/ESTALE: the name is not there (or stood for a file another machine removed):
-    //   look it up again at once (NFS rule 9); null only when the name is really gone.
-    // - open() worked, then fstat() or read() of the handle says ENOENT/ESTALE: the name WAS there, but
-    //   the file it led to has since been replaced or removed through another mount. A FUSE client (the
-    //   GlusterFS one) keeps a name -> file entry for its entry timeout (1 s by default) and its open-behind
-    //   lets open() succeed on that old file, so looking again at once finds the same old file (measured:
-    //   3 immediate tries all fail; one after more than the entry timeout reads the new file). We look
-    //   again after pauses that outlast the entry cache; if the name still leads to a vanished file the
-    //   answer is `unsettled`: a heartbeat renamed over every beat is exactly such a name, so this is no
-    //   sign of a dead holder and nobody may judge it by anything else this time.
-    let openGone = 0;
-    let handleGone = 0;
+  private async inspect(path: string, withText: boolean, patient = false): Promise<Inspected> {
+    // ENOENT/ESTALE from open, or from fstat/read of the handle (another machine replaced or removed the
+    // file meanwhile): look the name up again (NFS rule 9); null only when the name is really gone.
+    // `patient` (heartbeats, which another machine renames over every beat): look again after pauses that
+    // outlast a FUSE client's entry cache, and answer `unsettled`, never null, once the name was seen
+    // leading to a file (see the header: on GlusterFS both errors come and go while a name is replaced).
+    let tries = 0;
+    let sawFile = false;
+    const again = async (): Promise<boolean> => {
+      const pauses = patient ? REPLACED_PAUSES_MS : [0, 0];
+      if (tries >= pauses.length) return false;
+      const ms = pauses[tries++]!;
+      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+      return true;
+    };
+    const goneAnswer = (err: unknown): Inspected =>
+      patient && sawFile ? { unsettled: `${path}: the name keeps leading to a file that was replaced or removed (${errnoOf(err) ?? 'gone'})` } : null;
     for (;;) {
       let fh;
       try {
         fh = await open(path, O_READ_SAFE);
       } catch (err) {
-        if (isGone(err)) { if (++openGone < 3) continue; return null; }
+        if (isGone(err)) { if (await again()) continue; return goneAnswer(err); }
         const code = errnoOf(err);
         if (code === 'ELOOP' || code === 'EMLINK') return { bad: 'is a symbolic link, not a regular file' };
         if (code === 'ENXIO' || code === 'ENODEV') return { bad: 'is a FIFO or a socket, not a regular file' };
@@ -195,9 +202,9 @@ export class ServerClock {
         }
       } catch (err) {
         if (!isGone(err)) throw err;
-        if (handleGone >= REPLACED_PAUSES_MS.length) return { unsettled: `${path}: the name keeps leading to a file that was replaced or removed (${errnoOf(err) ?? 'gone'})` };
-        await new Promise((r) => setTimeout(r, REPLACED_PAUSES_MS[handleGone++]));
-        continue;
+        sawFile = true;
+        if (await again()) continue;
+        return goneAnswer(err);
       } finally {
         await fh.close().catch(() => undefined);
       }
