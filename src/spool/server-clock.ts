@@ -16,9 +16,11 @@
  * default) and lets open() succeed on the old file, whose fstat or read then says ENOENT (distributed) or
  * ESTALE (replica); on a distributed volume open() itself now and then says ENOENT while the name is being
  * renamed over. Looking again at once finds the same old entry (measured: 3 immediate looks all fail; one
- * after the entry timeout reads the new file). So a heartbeat (readAged) is looked up again after pauses
- * that outlast that cache (REPLACED_PAUSES_MS), and when it led to a file at least once but no look read
- * it, the answer is `unsettled`, never "gone": a name that is being replaced is not missing.
+ * after the entry timeout reads the new file). So a heartbeat (readAged) that a look found leading to a
+ * file is looked up again after pauses that outlast that cache (REPLACED_PAUSES_MS), and when no look read
+ * it, the answer is `unsettled`, never "gone": a name that is being replaced is not missing. A heartbeat
+ * not found at all is looked for again after the same pauses before a lease is judged by its folder
+ * (lease.ts judgeLease), and only then.
  *
  * Read-only spools: when the probe cannot be created or written (EROFS: a read-only mount; EACCES/EPERM:
  * a reader without write permission; ENOSPC/EDQUOT: a full disk) the clock falls back to this machine's
@@ -43,6 +45,13 @@ const LOCAL_RETRY_MS = 30_000;
  * between a listing and its age is common and just gone).
  */
 export const REPLACED_PAUSES_MS: readonly number[] = [0, 100, 400, 1100];
+
+/**
+ * How hard a read looks again at a name it found gone: 'none', twice at once; 'seen', after pauses once a
+ * look found the name leading to a file (a heartbeat being replaced); 'always', after pauses from the first
+ * look (before a lease is judged by its folder because its heartbeat looked missing).
+ */
+export type Patience = 'none' | 'seen' | 'always';
 
 /** What one look at a name found: its age (and text), a wrong kind of entry, an answer not settled yet, or null: gone. */
 type Inspected = { ageMs: number; text?: string } | { bad: string } | { unsettled: string } | null;
@@ -148,37 +157,42 @@ export class ServerClock {
    * Age and content (at most 64 KiB) of a small regular file (a heartbeat) with one open; null when it is
    * gone or not a regular file; `{ unsettled }` when the name kept leading to a file that another mount
    * had just replaced (see inspect): the file is being rewritten, its age is not known this time.
+   * `patience` 'always' also looks again after pauses when the name was not found at all (default 'seen').
    */
-  async readAged(path: string): Promise<{ ageMs: number; text: string } | Unsettled | null> {
-    const r = await this.inspect(path, true, true);
+  async readAged(path: string, patience: Patience = 'seen'): Promise<{ ageMs: number; text: string } | Unsettled | null> {
+    const r = await this.inspect(path, true, patience);
     if (r && 'unsettled' in r) return r;
     return r && 'ageMs' in r ? { ageMs: r.ageMs, text: r.text ?? '' } : null;
   }
 
   /** readAged that says why an entry was not read: `{ bad: "is a FIFO, not a regular file" }`. */
   async readAgedChecked(path: string): Promise<{ ageMs: number; text: string } | { bad: string } | Unsettled | null> {
-    const r = await this.inspect(path, true, true);
+    const r = await this.inspect(path, true, 'seen');
     if (r === null || 'bad' in r || 'unsettled' in r) return r;
     return { ageMs: r.ageMs, text: r.text ?? '' };
   }
 
-  private async inspect(path: string, withText: boolean, patient = false): Promise<Inspected> {
+  private async inspect(path: string, withText: boolean, patience: Patience = 'none'): Promise<Inspected> {
     // ENOENT/ESTALE from open, or from fstat/read of the handle (another machine replaced or removed the
-    // file meanwhile): look the name up again (NFS rule 9); null only when the name is really gone.
-    // `patient` (heartbeats, which another machine renames over every beat): look again after pauses that
-    // outlast a FUSE client's entry cache, and answer `unsettled`, never null, once the name was seen
-    // leading to a file (see the header: on GlusterFS both errors come and go while a name is replaced).
-    let tries = 0;
+    // file meanwhile): look the name up again at once (NFS rule 9); null only when the name is really gone.
+    // With patience (heartbeats, which another machine renames over every beat), once a look found the
+    // name leading to a file ('seen') or from the first look ('always'), look again after pauses that
+    // outlast a FUSE client's entry cache, and answer `unsettled`, never null, when no look read a file the
+    // name was seen leading to (see the header: on GlusterFS both errors come and go while a name is replaced).
+    let quick = 0;
+    let paused = 0;
     let sawFile = false;
     const again = async (): Promise<boolean> => {
-      const pauses = patient ? REPLACED_PAUSES_MS : [0, 0];
-      if (tries >= pauses.length) return false;
-      const ms = pauses[tries++]!;
-      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-      return true;
+      if (patience === 'always' || (patience === 'seen' && sawFile)) {
+        if (paused >= REPLACED_PAUSES_MS.length) return false;
+        const ms = REPLACED_PAUSES_MS[paused++]!;
+        if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+        return true;
+      }
+      return quick++ < 2;
     };
     const goneAnswer = (err: unknown): Inspected =>
-      patient && sawFile ? { unsettled: `${path}: the name keeps leading to a file that was replaced or removed (${errnoOf(err) ?? 'gone'})` } : null;
+      patience !== 'none' && sawFile ? { unsettled: `${path}: the name keeps leading to a file that was replaced or removed (${errnoOf(err) ?? 'gone'})` } : null;
     for (;;) {
       let fh;
       try {
