@@ -176,11 +176,12 @@ export interface LeaseJudgement {
 /**
  * Whether a lease is alive: the one rule. A lease is dead when its heartbeat's age, by the file server's
  * clock, exceeds the holder's own lease time (read from the heartbeat; `defaultLeaseMs` when unreadable).
- * A lease without a heartbeat is judged by its folder's age (it never lacks both for long) — only when the
- * heartbeat's name is really gone: looked for again past the mount's entry cache before that verdict. A heartbeat whose name kept leading to a file another mount had just
- * replaced (server-clock.ts, readAged: `unsettled`) is being renewed: that lease is not judged this time.
- * (Taking that for "no heartbeat" judged live idle workers by their folders' age, which is the time of
- * their last claim: on GlusterFS, idle workers' leases were taken 16-42 s after their last claim.)
+ * A lease without a heartbeat is judged by its folder's age (it never lacks both for long), but only when
+ * the heartbeat is really gone: before that verdict it is looked for again past the mount's entry cache.
+ * A heartbeat whose name kept leading to a file another mount had just replaced (server-clock.ts readAged:
+ * `unsettled`) is being renewed: that lease is not judged this time. (Taking either for "no heartbeat"
+ * judged live idle workers by their folders' age, the time of their last claim: on GlusterFS, idle
+ * workers' leases were taken 16-42 s after their last claim.)
  */
 export async function judgeLease(layout: Layout, clock: ServerClock, worker: string, defaultLeaseMs: number): Promise<LeaseJudgement> {
   const heartbeat = join(layout.workers, `${worker}.json`);
