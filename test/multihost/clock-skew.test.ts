@@ -55,6 +55,9 @@ for (const fsKind of rigFileSystems()) describe(`machines whose clocks are 5 min
       for (const l of dead) if (!c.has(l) && takenAt[l] === undefined) takenAt[l] = performance.now() - tKill;
       return dead.every((l) => takenAt[l] !== undefined);
     }, 60_000, 'dead leases taken', 20).catch((err) => { throw new Error(`${err.message}\n${spoolReport(rig, workers)}`); });
+    // The killed workers' jobs are back in pending/, interrupted on their machine; a worker serving their
+    // queues on host-c runs them (started now, while the long jobs still run).
+    const runner = startWorker(rig, 2, opts('--concurrency', '2', '--queue', 'ka', '--queue', 'kb'));
 
     // The long jobs of the live skewed workers run to the end, 2.5 lease times, untouched.
     await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return d.has(`${la}.json`) && d.has(`${lb}.json`); }, 60_000, 'long jobs done')
@@ -65,9 +68,6 @@ for (const fsKind of rigFileSystems()) describe(`machines whose clocks are 5 min
     expect(serverJob(rig, 'done', la).history).toHaveLength(1);
     expect(serverJob(rig, 'done', lb).history).toHaveLength(1);
 
-    // The killed workers' jobs are back in pending/, interrupted on their machine; a worker serving their
-    // queues on host-c runs them.
-    const runner = startWorker(rig, 2, opts('--concurrency', '2', '--queue', 'ka', '--queue', 'kb'));
     await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return d.has(`${ka}.json`) && d.has(`${kb}.json`); }, 30_000, 'recovered jobs done');
     const live = [workers[0]!, workers[1]!, workers[4]!, runner];
     await stopWorkers(live);
