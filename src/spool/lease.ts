@@ -164,18 +164,43 @@ export function holderInfoFrom(worker: string, heartbeat: string | undefined, de
   return info;
 }
 
-export interface LeaseJudgement { info: HolderInfo; ageMs: number | null; expired: boolean }
+export interface LeaseJudgement {
+  info: HolderInfo;
+  /** The heartbeat's age by the file server's clock (the folder's when there is no heartbeat); null when not known. */
+  ageMs: number | null;
+  expired: boolean;
+  /** Set when the heartbeat's age could not be read this time (its name kept leading to a file just replaced): not judged. */
+  unsettled?: string;
+}
 
 /**
  * Whether a lease is alive: the one rule. A lease is dead when its heartbeat's age, by the file server's
  * clock, exceeds the holder's own lease time (read from the heartbeat; `defaultLeaseMs` when unreadable).
- * A lease without a heartbeat is judged by its folder's age (it never lacks both for long).
+ * A lease without a heartbeat is judged by its folder's age (it never lacks both for long), but only when
+ * the heartbeat is really gone: before that verdict it is looked for again past the mount's entry cache.
+ * A heartbeat whose name kept leading to a file another mount had just replaced (server-clock.ts readAged:
+ * `unsettled`) is being renewed: that lease is not judged this time. (Taking either for "no heartbeat"
+ * judged live idle workers by their folders' age, the time of their last claim: on GlusterFS, idle
+ * workers' leases were taken 16-42 s after their last claim.)
  */
 export async function judgeLease(layout: Layout, clock: ServerClock, worker: string, defaultLeaseMs: number): Promise<LeaseJudgement> {
-  const hb = await clock.readAged(join(layout.workers, `${worker}.json`));
-  const info = holderInfoFrom(worker, hb?.text, defaultLeaseMs);
-  const ageMs = hb?.ageMs ?? (await clock.ageOf(join(layout.claimed, worker)));
-  return { info, ageMs, expired: ageMs !== null && ageMs > info.leaseMs };
+  const heartbeat = join(layout.workers, `${worker}.json`);
+  const folder = join(layout.claimed, worker);
+  let hb = await clock.readAged(heartbeat);
+  if (hb === null) {
+    // No heartbeat found: before the folder's age condemns the lease, look for the heartbeat again past the
+    // mount's entry cache (a name being renamed over can look missing through another mount for a moment).
+    const folderAge = await clock.ageOf(folder);
+    if (folderAge === null || folderAge <= defaultLeaseMs) return { info: holderInfoFrom(worker, undefined, defaultLeaseMs), ageMs: folderAge, expired: false };
+    hb = await clock.readAged(heartbeat, 'always');
+    if (hb === null) {
+      const ageMs = await clock.ageOf(folder);
+      return { info: holderInfoFrom(worker, undefined, defaultLeaseMs), ageMs, expired: ageMs !== null && ageMs > defaultLeaseMs };
+    }
+  }
+  if ('unsettled' in hb) return { info: holderInfoFrom(worker, undefined, defaultLeaseMs), ageMs: null, expired: false, unsettled: hb.unsettled };
+  const info = holderInfoFrom(worker, hb.text, defaultLeaseMs);
+  return { info, ageMs: hb.ageMs, expired: hb.ageMs > info.leaseMs };
 }
 
 /** The lease a `LEASE.dead` folder name stands for. */

@@ -11,6 +11,17 @@
  * O_NOFOLLOW|O_NONBLOCK and fstat: a symlink, FIFO or socket at a heartbeat's name gives null (or "not a
  * regular file") at once instead of following it or blocking.
  *
+ * A name being renamed over (a heartbeat, every beat) can lead, through another machine's mount, to the
+ * file it named a moment ago: GlusterFS's FUSE client keeps a name's entry for its entry timeout (1 s by
+ * default) and lets open() succeed on the old file, whose fstat or read then says ENOENT (distributed) or
+ * ESTALE (replica); on a distributed volume open() itself now and then says ENOENT while the name is being
+ * renamed over. Looking again at once finds the same old entry (measured: 3 immediate looks all fail; one
+ * after the entry timeout reads the new file). So a heartbeat (readAged) that a look found leading to a
+ * file is looked up again after pauses that outlast that cache (REPLACED_PAUSES_MS), and when no look read
+ * it, the answer is `unsettled`, never "gone": a name that is being replaced is not missing. A heartbeat
+ * not found at all is looked for again after the same pauses before a lease is judged by its folder
+ * (lease.ts judgeLease), and only then.
+ *
  * Read-only spools: when the probe cannot be created or written (EROFS: a read-only mount; EACCES/EPERM:
  * a reader without write permission; ENOSPC/EDQUOT: a full disk) the clock falls back to this machine's
  * clock and says so: `local === true`, `localReason` the one-line why. Reading commands (ls, status,
@@ -28,6 +39,28 @@ const O_READ_SAFE = fss.constants.O_RDONLY | fss.constants.O_NOFOLLOW | fss.cons
 /** A heartbeat is a few hundred bytes; a co-user's huge file is not read whole. */
 const MAX_AGED_TEXT = 64 * 1024;
 const LOCAL_RETRY_MS = 30_000;
+/**
+ * Pauses before each new look at a heartbeat that a look found gone (see the header): 1.6 s in all, past
+ * GlusterFS's default entry timeout of 1 s. Other ages look again twice at once (a file that vanished
+ * between a listing and its age is common and just gone).
+ */
+export const REPLACED_PAUSES_MS: readonly number[] = [0, 100, 400, 1100];
+
+/**
+ * How hard a read looks again at a name it found gone: 'none', twice at once; 'seen', after pauses once a
+ * look found the name leading to a file (a heartbeat being replaced); 'always', after pauses from the first
+ * look (before a lease is judged by its folder because its heartbeat looked missing).
+ */
+export type Patience = 'none' | 'seen' | 'always';
+
+/** What one look at a name found: its age (and text), a wrong kind of entry, an answer not settled yet, or null: gone. */
+type Inspected = { ageMs: number; text?: string } | { bad: string } | { unsettled: string } | null;
+
+/**
+ * A heartbeat's age could not be read because its name kept leading to a file another mount had just
+ * replaced (GlusterFS's entry cache): the holder is renewing it, so the lease is not judged this time.
+ */
+export interface Unsettled { unsettled: string }
 
 export interface ClockOptions {
   /** The probe's mode (the spool's file mode). */
@@ -112,56 +145,85 @@ export class ServerClock {
 
   /**
    * Age by the server's clock of the regular file or real folder at `path` (fresh mtime via open+fstat);
-   * null when it is gone, or is a symlink, FIFO, socket or device (never followed, never waited on).
+   * null when it is gone, or is a symlink, FIFO, socket or device (never followed, never waited on), or
+   * its name kept leading to a file just replaced (unsettled, see readAged).
    */
   async ageOf(path: string): Promise<number | null> {
     const r = await this.inspect(path, false);
     return r && 'ageMs' in r ? r.ageMs : null;
   }
 
-  /** Age and content (at most 64 KiB) of a small regular file (a heartbeat) with one open; null when it is gone or not a regular file. */
-  async readAged(path: string): Promise<{ ageMs: number; text: string } | null> {
-    const r = await this.inspect(path, true);
+  /**
+   * Age and content (at most 64 KiB) of a small regular file (a heartbeat) with one open; null when it is
+   * gone or not a regular file; `{ unsettled }` when the name kept leading to a file that another mount
+   * had just replaced (see inspect): the file is being rewritten, its age is not known this time.
+   * `patience` 'always' also looks again after pauses when the name was not found at all (default 'seen').
+   */
+  async readAged(path: string, patience: Patience = 'seen'): Promise<{ ageMs: number; text: string } | Unsettled | null> {
+    const r = await this.inspect(path, true, patience);
+    if (r && 'unsettled' in r) return r;
     return r && 'ageMs' in r ? { ageMs: r.ageMs, text: r.text ?? '' } : null;
   }
 
   /** readAged that says why an entry was not read: `{ bad: "is a FIFO, not a regular file" }`. */
-  async readAgedChecked(path: string): Promise<{ ageMs: number; text: string } | { bad: string } | null> {
-    const r = await this.inspect(path, true);
-    if (r === null || 'bad' in r) return r;
+  async readAgedChecked(path: string): Promise<{ ageMs: number; text: string } | { bad: string } | Unsettled | null> {
+    const r = await this.inspect(path, true, 'seen');
+    if (r === null || 'bad' in r || 'unsettled' in r) return r;
     return { ageMs: r.ageMs, text: r.text ?? '' };
   }
 
-  private async inspect(path: string, withText: boolean): Promise<{ ageMs: number; text?: string } | { bad: string } | null> {
-    // ENOENT/ESTALE from open or from fstat of the handle (another machine replaced or removed the file
-    // meanwhile): look the name up again (NFS rule 9); null only when the name is really gone.
-    for (let attempt = 1; ; attempt++) {
+  private async inspect(path: string, withText: boolean, patience: Patience = 'none'): Promise<Inspected> {
+    // ENOENT/ESTALE from open, or from fstat/read of the handle (another machine replaced or removed the
+    // file meanwhile): look the name up again at once (NFS rule 9); null only when the name is really gone.
+    // With patience (heartbeats, which another machine renames over every beat), once a look found the
+    // name leading to a file ('seen') or from the first look ('always'), look again after pauses that
+    // outlast a FUSE client's entry cache, and answer `unsettled`, never null, when no look read a file the
+    // name was seen leading to (see the header: on GlusterFS both errors come and go while a name is replaced).
+    let quick = 0;
+    let paused = 0;
+    let sawFile = false;
+    const again = async (): Promise<boolean> => {
+      if (patience === 'always' || (patience === 'seen' && sawFile)) {
+        if (paused >= REPLACED_PAUSES_MS.length) return false;
+        const ms = REPLACED_PAUSES_MS[paused++]!;
+        if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+        return true;
+      }
+      return quick++ < 2;
+    };
+    const goneAnswer = (err: unknown): Inspected =>
+      patience !== 'none' && sawFile ? { unsettled: `${path}: the name keeps leading to a file that was replaced or removed (${errnoOf(err) ?? 'gone'})` } : null;
+    for (;;) {
       let fh;
       try {
         fh = await open(path, O_READ_SAFE);
       } catch (err) {
-        if (isGone(err)) { if (attempt < 3) continue; return null; }
+        if (isGone(err)) { if (await again()) continue; return goneAnswer(err); }
         const code = errnoOf(err);
         if (code === 'ELOOP' || code === 'EMLINK') return { bad: 'is a symbolic link, not a regular file' };
         if (code === 'ENXIO' || code === 'ENODEV') return { bad: 'is a FIFO or a socket, not a regular file' };
         throw err;
       }
+      let st: fss.Stats;
+      let text: string | undefined;
       try {
-        const st = await fh.stat();
+        st = await fh.stat();
         if (!st.isFile() && !(st.isDirectory() && !withText)) return { bad: `${describeKind(kindOfStats(st))}, not a regular file` };
-        let text: string | undefined;
         if (withText) {
           const buf = Buffer.alloc(Math.min(st.size, MAX_AGED_TEXT));
           const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
           text = buf.toString('utf8', 0, bytesRead);
         }
-        return { ageMs: (await this.now()) - st.mtimeMs, text };
       } catch (err) {
-        if (isGone(err)) { if (attempt < 3) continue; return null; }
-        throw err;
+        if (!isGone(err)) throw err;
+        sawFile = true;
+        if (await again()) continue;
+        return goneAnswer(err);
       } finally {
         await fh.close().catch(() => undefined);
       }
+      // "Server now" is read after the file: a probe error is the probe's, never taken for this file's.
+      return { ageMs: (await this.now()) - st.mtimeMs, text };
     }
   }
 

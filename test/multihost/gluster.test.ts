@@ -8,12 +8,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isGone } from '../../dist/errors.js';
+import { BIN } from '../helpers.js';
+import { MH_FIXTURES } from './zcq-rig.js';
 import { checkRigPrerequisites, rigFileSystems, startRig, sweepStaleRigs, useRig, type FsKind } from './rig.js';
 
 const GLUSTER: FsKind[] = rigFileSystems().filter((k) => k !== 'sshfs');
 checkRigPrerequisites({ fileSystems: GLUSTER.length ? GLUSTER : ['gluster-replica'] });
 
 const NODE = process.execPath;
+const HEARTBEATS = path.join(MH_FIXTURES, 'heartbeats.mjs');
 
 /** A node script run on machine i that tries `op` on each of `n` names in turn and prints ok/ERRNO per name. */
 function raceScript(op: 'rename' | 'excl' | 'link', dir: string, n: number, me: string): string[] {
@@ -111,6 +114,34 @@ for (const fsKind of GLUSTER) {
       }
       console.log(`[gluster] ${fsKind} open+fstat+read of a name rewritten ${v} times through another mount: ${JSON.stringify(seen)}`);
     }, 60_000);
+
+    it('a heartbeat renewed through one mount is never judged dead through another (judgeLease never falls back to the folder of a lease whose heartbeat is being replaced)', async () => {
+      // Why live idle workers lost their leases on GlusterFS: through another mount, a heartbeat being
+      // renamed over is now and then "gone" (open() works on the file it named a moment ago, then fstat or
+      // read says ENOENT/ESTALE; the FUSE client keeps that entry for 1 s, and a listing of workers/ fills
+      // it), and judgeLease took that for "no heartbeat" and judged the lease by its folder's age: the time
+      // of the holder's last claim. Here each folder's mtime is an hour back, so every such mistake is an
+      // "expired" verdict. Beats every 50 ms make the replaced-name window frequent: before the fix a judge
+      // found 10 false verdicts in 5 s on each layout.
+      const JUDGE_MS = 3000;
+      const spool = 'hb-spool';
+      const init = await rig.run(0, NODE, [BIN, 'init', rig.path(0, spool)]);
+      expect(init.code, init.stderr).toBe(0);
+      const beaters = [0, 1].map(() => rig.spawn(0, NODE, [HEARTBEATS, 'beat', rig.path(0, spool), '60000', '50']));
+      const outputs = beaters.map((c) => { let out = ''; c.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; }); c.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; }); return () => out; });
+      const exits = beaters.map((c) => new Promise<number | null>((r) => c.once('close', (code) => r(code))));
+      const deadline = Date.now() + 30_000;
+      while (!outputs.every((o) => o().includes('\n')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const judge = await rig.run(1, NODE, [HEARTBEATS, 'judge', rig.path(1, spool), String(JUDGE_MS), '40'], { timeoutMs: 60_000 });
+      expect(judge.code, judge.stderr).toBe(0);
+      expect(await Promise.all(exits), outputs.map((o) => o()).join('\n')).toEqual([0, 0]);
+      const seen = JSON.parse(judge.stdout) as { ms: number; judged: number; expired: unknown[]; unsettled: number; unknown: number; slowMs: number; maxAgeMs: number };
+      expect(seen.expired).toEqual([]);
+      expect(seen.unknown).toBe(0);
+      expect(seen.judged).toBeGreaterThanOrEqual(40);
+      console.log(`[gluster] ${fsKind} two heartbeats renewed every 50 ms on host-a, judged ${seen.judged} times on host-b in ${seen.ms} ms: ` +
+        `0 expired, ${seen.unsettled} unsettled (not judged), oldest heartbeat seen ${seen.maxAgeMs} ms, slowest judgement ${seen.slowMs} ms`);
+    }, 90_000);
   });
 }
 

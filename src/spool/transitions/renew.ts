@@ -8,7 +8,11 @@
  *   1. create tmp/.hb-LEASE-RANDOM exclusively (O_EXCL|O_NOFOLLOW: a planted symlink or FIFO is never
  *      written through) with the holder's info and the time of the beat;
  *   2. rename it over workers/LEASE.json — a write, so the file server stamps a fresh mtime (utimes would
- *      carry our own clock);
+ *      carry our own clock). A whole new file each beat, never a rewrite in place, so a reader never sees a
+ *      torn heartbeat; the price is that through another machine's mount the name can lead for a moment to
+ *      the file it replaced (GlusterFS keeps a name's entry 1 s and opens the old file, then says ENOENT or
+ *      ESTALE): readers look again past that cache and never take it for a missing heartbeat
+ *      (server-clock.ts readAged, lease.ts judgeLease);
  *   3. check that claimed/LEASE/ is still our folder (lstat, same inode).
  * On a full disk step 1 cannot create a file: the heartbeat is rewritten in place instead (our own
  *   regular file, nlink 1), so that a worker holding jobs it cannot yet record keeps its lease.
