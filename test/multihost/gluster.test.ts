@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { isGone } from '../../dist/errors.js';
 import { BIN } from '../helpers.js';
 import { MH_FIXTURES } from './zcq-rig.js';
-import { checkRigPrerequisites, rigFileSystems, startRig, sweepStaleRigs, useRig, type FsKind } from './rig.js';
+import { checkRigPrerequisites, readMountedText, rigFileSystems, startRig, sweepStaleRigs, useRig, type FsKind } from './rig.js';
 
 const GLUSTER: FsKind[] = rigFileSystems().filter((k) => k !== 'sshfs');
 checkRigPrerequisites({ fileSystems: GLUSTER.length ? GLUSTER : ['gluster-replica'] });
@@ -52,7 +52,7 @@ for (const fsKind of GLUSTER) {
         if (op === 'rename') expect(names.filter((x) => /^f\d+\./.test(x))).toHaveLength(ROUNDS);
         if (op === 'link') {
           // Each link points at the winner's file: its content names the winner.
-          for (let k = 0; k < ROUNDS; k++) expect(fs.readFileSync(path.join(rig.exportDir, dir, `l${k}`), 'utf8')).toBe(a![k] === 'ok' ? 'host-a' : 'host-b');
+          for (let k = 0; k < ROUNDS; k++) expect(readMountedText(path.join(rig.exportDir, dir, `l${k}`))).toBe(a![k] === 'ok' ? 'host-a' : 'host-b');
         }
         const winsA = a!.filter((x) => x === 'ok').length;
         console.log(`[gluster] ${fsKind} ${op} race, ${ROUNDS} names: host-a won ${winsA}, host-b ${ROUNDS - winsA}, every loser ${loser}`);
@@ -153,7 +153,7 @@ describe('GlusterFS: whose clock stamps an mtime (features.ctime)', () => {
       try {
         const w = await rig.run(0, NODE, ['-e', `require('fs').writeFileSync(${JSON.stringify(rig.path(0, 'beat'))}, String(Date.now()))`]);
         expect(w.code, w.stderr).toBe(0);
-        const writerNow = Number(fs.readFileSync(rig.path(1, 'beat'), 'utf8'));
+        const writerNow = Number(readMountedText(rig.path(1, 'beat')));
         const fd = fs.openSync(rig.path(1, 'beat'), 'r');
         const mtimeMs = fs.fstatSync(fd).mtimeMs;
         fs.closeSync(fd);

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkRigPrerequisites, startRig, useRig } from './rig.js';
+import { checkRigPrerequisites, readMountedText, startRig, useRig } from './rig.js';
 
 // Fail loudly (not skip) when the machine lacks what the rig needs.
 checkRigPrerequisites();
@@ -17,14 +17,14 @@ describe('multihost rig', () => {
 
   it('(1) a file written through mount A is readable through mount B', () => {
     fs.writeFileSync(rig.path(0, 'hello.txt'), 'from host-a');
-    expect(fs.readFileSync(rig.path(1, 'hello.txt'), 'utf8')).toBe('from host-a');
-    expect(fs.readFileSync(path.join(rig.exportDir, 'hello.txt'), 'utf8')).toBe('from host-a');
+    expect(readMountedText(rig.path(1, 'hello.txt'))).toBe('from host-a');
+    expect(readMountedText(path.join(rig.exportDir, 'hello.txt'))).toBe('from host-a');
     // hard link and rename over an existing file work through the mount
     fs.linkSync(rig.path(0, 'hello.txt'), rig.path(0, 'hello.link'));
     expect(fs.statSync(path.join(rig.exportDir, 'hello.txt')).nlink).toBe(2);
     fs.writeFileSync(rig.path(1, 'other.txt'), 'other');
     fs.renameSync(rig.path(1, 'other.txt'), rig.path(1, 'hello.link'));
-    expect(fs.readFileSync(path.join(rig.exportDir, 'hello.link'), 'utf8')).toBe('other');
+    expect(readMountedText(path.join(rig.exportDir, 'hello.link'))).toBe('other');
     expect(() => fs.linkSync(rig.path(0, 'hello.txt'), rig.path(0, 'hello.link'))).toThrow(/EEXIST/);
   });
 

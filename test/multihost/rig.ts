@@ -60,6 +60,21 @@ export const FS_KINDS: readonly FsKind[] = ['sshfs', 'gluster-replica', 'gluster
  * quick local run: ZCQ_RIG_FS=sshfs). An unknown name throws. Use as
  * `for (const fsKind of rigFileSystems()) describe(`... (${fsKind})`, () => { useSpoolRig({ fs: fsKind, ... }) })`.
  */
+/**
+ * A file's text through a rig mount, as zcq reads (open, read, close by hand). Node's own
+ * `fs.readFileSync(path)` asserts that close() succeeds and aborts the whole process when a GlusterFS
+ * client answers close() with ESTALE (seen in CI: the vitest fork died mid-file). A failed close is
+ * ignored here: the text was read whole before it.
+ */
+export function readMountedText(path: string): string {
+  const fd = fs.openSync(path, 'r');
+  try {
+    return fs.readFileSync(fd, 'utf8');
+  } finally {
+    try { fs.closeSync(fd); } catch { /* ESTALE from a GlusterFS close: the read is complete */ }
+  }
+}
+
 export function rigFileSystems(): FsKind[] {
   const env = process.env.ZCQ_RIG_FS?.trim();
   if (!env) return [...FS_KINDS];

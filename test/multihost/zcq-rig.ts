@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT } from '../helpers.js';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { useRig, type Rig, type RigOptions, type RunResult } from './rig.js';
+import { readMountedText, useRig, type Rig, type RigOptions, type RunResult } from './rig.js';
 
 export const NODE = process.execPath;
 export const MH_FIXTURES = join(ROOT, 'test', 'multihost', 'fixtures');
@@ -128,7 +128,7 @@ export function serverJobNames(rig: Rig, state: 'pending' | 'done' | 'failed' | 
 export function serverJob(rig: Rig, state: 'pending' | 'done' | 'failed' | 'hold', id: string): Record<string, any> {
   const found = serverQueues(rig, state).map((q) => join(serverSpool(rig), state, q, `${id}.json`)).filter((p) => existsSync(p));
   if (found.length !== 1) throw new Error(`job ${id}: ${found.length} files in ${state}/ (${found.join(', ')})`);
-  return JSON.parse(readFileSync(found[0]!, 'utf8'));
+  return JSON.parse(readMountedText(found[0]!));
 }
 
 /**
