@@ -199,23 +199,34 @@ export async function cleanLeftovers(layout: Layout, clock: ServerClock, opts: H
  * file server's clock, takes it. Every worker used to scan and prune the whole spool each interval: with N
  * workers on N machines that is N full listings of done/ and failed/ a minute over the network for one
  * pass's worth of work. Of racing creators exactly one wins (O_EXCL, NFS rule 3). A winner that dies
- * mid-pass leaves the rest to the next window's winner: housekeeping is idempotent. A spool that cannot
+ * mid-pass leaves the rest to the next window's winner: housekeeping is idempotent. A name a co-user planted
+ * ahead of its window (so that nobody would take it) is older than the window and is not honoured. A spool that cannot
  * take the turn file for want of room (ENOSPC, EDQUOT) gets the pass anyway — pruning is what frees room;
  * the winner removes the last window's turn file, and any other is a temp leftover, removed after the leftover age.
  */
 export function takeHousekeepingTurn(layout: Layout, serverNowMs: number, intervalMs: number): boolean {
   const interval = Math.max(1000, Math.round(intervalMs));
   const window = Math.floor(serverNowMs / interval);
-  try {
-    fsSync.closeSync(fsSync.openSync(join(layout.tmp, `${TURN_PREFIX}${interval}-${window}`), fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_EXCL | fsSync.constants.O_NOFOLLOW, layout.modes.fileMode & 0o777));
-    // The last window's file has done its work (its window is over): one turn file stays, not one per window.
-    unlinkQuietly(join(layout.tmp, `${TURN_PREFIX}${interval}-${window - 1}`));
-    return true;
-  } catch (err) {
-    if (errnoOf(err) === 'EEXIST') return false;
-    if (isNoSpace(err)) return true;
-    throw err;
+  const path = join(layout.tmp, `${TURN_PREFIX}${interval}-${window}`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fsSync.closeSync(fsSync.openSync(path, fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_EXCL | fsSync.constants.O_NOFOLLOW, layout.modes.fileMode & 0o777));
+      // The last window's file has done its work (its window is over): one turn file stays, not one per window.
+      unlinkQuietly(join(layout.tmp, `${TURN_PREFIX}${interval}-${window - 1}`));
+      return true;
+    } catch (err) {
+      if (isNoSpace(err)) return true;
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      // A name made before its window began (by the file server's clock, less 2 s for whole-second stamps) was
+      // planted, not taken: it is removed (unlink acts on a symlink itself) and the turn asked for once more.
+      if (attempt > 0 || !plantedBefore(path, window * interval - 2000)) return false;
+      unlinkQuietly(path);
+    }
   }
+}
+
+function plantedBefore(path: string, ms: number): boolean {
+  try { return fsSync.lstatSync(path).mtimeMs < ms; } catch { return false; }
 }
 
 /** The name prefix of housekeeping turn files in tmp/. */

@@ -174,6 +174,17 @@ describe('one housekeeping pass per window in the whole spool (takeHousekeepingT
     symlinkSync(v.path, join(layout.tmp, `${TURN_PREFIX}60000-1002`));
     expect(takeHousekeepingTurn(layout, w + 120_000, 60_000)).toBe(false);
     expect(sha256(v.path)).toBe(v.hash);
+    // Names planted an hour ahead of their window (to stop housekeeping for good) are not honoured: the
+    // planted entry is removed (a symlink itself, never its target) and the turn is taken.
+    const now = Date.now();
+    const win = Math.floor(now / 60_000);
+    const planted = join(layout.tmp, `${TURN_PREFIX}60000-${win}`);
+    symlinkSync(v.path, planted);
+    old(planted, HOUR);
+    expect(takeHousekeepingTurn(layout, now, 60_000)).toBe(true);
+    expect(lstatSync(planted).isFile()).toBe(true);
+    expect(sha256(v.path)).toBe(v.hash);
+    expect(takeHousekeepingTurn(layout, now, 60_000)).toBe(false);
   });
 });
 
