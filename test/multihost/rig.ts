@@ -67,12 +67,28 @@ export const FS_KINDS: readonly FsKind[] = ['sshfs', 'gluster-replica', 'gluster
  * ignored here: the text was read whole before it.
  */
 export function readMountedText(path: string): string {
-  const fd = fs.openSync(path, 'r');
-  try {
-    return fs.readFileSync(fd, 'utf8');
-  } finally {
-    try { fs.closeSync(fd); } catch { /* ESTALE from a GlusterFS close: the read is complete */ }
+  // GlusterFS may also let open() reach the file a name stood for before its last rename, and then fail
+  // the read with ENOENT or ESTALE (measured by the heartbeat work, docs/nfs.md): look the name up again
+  // after pauses past the client's 1 s entry cache, as zcq's own readers do (server-clock.ts readAged).
+  for (const pauseMs of [0, 100, 400, 1100]) {
+    if (pauseMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs);
+    let fd: number;
+    try { fd = fs.openSync(path, 'r'); } catch (err) { if (pauseMs < 1100 && isLookAgain(err)) continue; throw err; }
+    try {
+      return fs.readFileSync(fd, 'utf8');
+    } catch (err) {
+      if (pauseMs < 1100 && isLookAgain(err)) continue;
+      throw err;
+    } finally {
+      try { fs.closeSync(fd); } catch { /* ESTALE from a GlusterFS close: the read is complete */ }
+    }
   }
+  throw new Error(`${path}: not readable`);
+}
+
+function isLookAgain(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException;
+  return e?.code === 'ENOENT' || e?.errno === -116;
 }
 
 export function rigFileSystems(): FsKind[] {
