@@ -105,7 +105,8 @@ export function noiseIn(output: string, alsoBad: string[] = []): string[] {
 export function serverNames(rig: Rig, ...parts: string[]): string[] {
   const d = join(serverSpool(rig), ...parts);
   // A folder can go between a listing of its parent and its own (a recoverer's LEASE.dead settled): none.
-  try { return readdirSync(d).filter((n) => !n.startsWith('.')); } catch (e) { if (['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')) return []; throw e; }
+  // ESTALE (-116, no name in Node): GlusterFS's answer for a folder renamed away under a cached handle.
+  try { return readdirSync(d).filter((n) => !n.startsWith('.')); } catch (e) { const x = e as NodeJS.ErrnoException; if (['ENOENT', 'ENOTDIR'].includes(x.code ?? '') || x.errno === -116) return []; throw e; }
 }
 
 /** The queue folders of a state (format 2: pending/QUEUE/, done/QUEUE/, failed/QUEUE/, ...), server's view. */
