@@ -8,7 +8,9 @@
 // modules that import 'zcq' (dist/index.js), which must be the same module instances as the worker's. A
 // long-running process has no start-up to save. Run by `npm run build`; nothing here is hand-written code
 // that the bundle adds: it is the same compiled modules, concatenated.
-import { readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'rolldown';
@@ -66,9 +68,11 @@ await build({
   preserveEntrySignatures: 'allow-extension',
   output: {
     dir: out,
-    format: 'esm',
-    entryFileNames: 'main.js',
-    chunkFileNames: '[name]-[hash].js',
+    // CommonJS, so that bin/zcq (a CommonJS file: bin/package.json) loads it with require() and a short
+    // command never starts Node's ES module loader: ~20 ms of CPU per call (bench/PROFILE.md).
+    format: 'cjs',
+    entryFileNames: 'main.cjs',
+    chunkFileNames: '[name]-[hash].cjs',
     sourcemap: false,
     codeSplitting: {
       groups: [
@@ -81,3 +85,30 @@ await build({
     },
   },
 });
+
+// bin/zcq compiles the entry with vm.Script, which has no ES module loader behind it in Node 20: an import()
+// left in the entry (of one of Node's modules, say, which the bundler keeps as it is) would fail at run time.
+// Chunks load through require() and may keep theirs (the worker's import() of job modules).
+const leftImports = readFileSync(join(out, 'main.cjs'), 'utf8').split('\n')
+  .map((line, i) => ({ line, n: i + 1 }))
+  .filter(({ line }) => /\bimport\(/.test(line) && !/^\s*(\*|\/\/)/.test(line));
+if (leftImports.length > 0) {
+  throw new Error(`bundle-cli: dist/cli/bundle/main.cjs keeps import() at line ${leftImports.map((l) => l.n).join(', ')}; import Node's modules statically in the CLI's modules`);
+}
+
+// V8's code cache for the entry, read by bin/zcq's loadBundle: made by a real `zcq put` (into a throwaway
+// spool), so that it holds the functions a put compiles, not only the top level. It fits only the node that
+// made it (V8 checks version and flags and falls back to compiling), which is the node that runs the build.
+const scratch = mkdtempSync(join(tmpdir(), 'zcq-code-cache-'));
+try {
+  const zcq = join(root, 'bin', 'zcq');
+  const run = (args, env = {}) => {
+    const r = spawnSync(process.execPath, [zcq, ...args], { cwd: scratch, encoding: 'utf8', env: { ...process.env, ...env } });
+    if (r.status !== 0) throw new Error(`bundle-cli: zcq ${args.join(' ')} failed: ${r.stderr.trim()}`);
+  };
+  const spool = join(scratch, 'spool');
+  run(['init', spool]);
+  run(['--spool', spool, '--relaxed', 'put', './jobs.mjs#warm', '{"n":1}'], { ZCQ_WRITE_CODE_CACHE: join(out, 'main.cjs.cache') });
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}

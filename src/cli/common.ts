@@ -7,6 +7,8 @@
  * human output goes through `row`/`line`, which escape them (text.ts), and JSON output through `printJson`.
  */
 import { Option, type Command } from 'commander';
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Spool } from '../client/spool.js';
 import { AmbiguousIdError, UsageError, ZcqError } from '../errors.js';
 import { parseDuration } from '../schedule/time-input.js';
@@ -53,8 +55,6 @@ export async function openSpool(cmd: Command): Promise<Spool> {
  * one file that is not the spool's, or null when it has a marker after all or cannot be read.
  */
 async function withoutMarker(dir: string): Promise<'nothing' | string | null> {
-  const { lstat, readdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
   const { MARKER, STATES, AUX_DIRS } = await import('../spool/layout.js');
   try {
     await lstat(join(dir, MARKER));

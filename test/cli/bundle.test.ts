@@ -3,7 +3,7 @@
 // `zcq worker` runs the compiled modules themselves (its pool and its jobs' `import 'zcq'` need them).
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BIN, FIXTURES, ROOT, cleanupTemp, idsIn, newSpool, tempDir } from '../helpers.js';
@@ -43,4 +43,21 @@ describe('bundled CLI', () => {
     expect(r.dist).toContain('cli/main.js');
     expect(r.dist.filter((f) => f.startsWith('cli/bundle/'))).toEqual([]);
   });
+
+  it('a code cache that does not fit (another build, another node) is ignored: the bundle compiles from source', () => {
+    // A copy of the launcher and the bundle, laid out as in the package, with the cache replaced.
+    const copy = tempDir('zcq-bundle-copy-');
+    mkdirSync(join(copy, 'bin'));
+    cpSync(BIN, join(copy, 'bin', 'zcq'));
+    cpSync(join(ROOT, 'bin', 'package.json'), join(copy, 'bin', 'package.json'));
+    cpSync(join(ROOT, 'dist', 'cli', 'bundle'), join(copy, 'dist', 'cli', 'bundle'), { recursive: true });
+    const cache = join(copy, 'dist', 'cli', 'bundle', 'main.cjs.cache');
+    expect(readFileSync(cache).length, 'npm run build makes the cache').toBeGreaterThan(1000);
+    writeFileSync(cache, Buffer.alloc(4096, 7));
+    const spool = newSpool();
+    const r = spawnSync(process.execPath, [join(copy, 'bin', 'zcq'), '--spool', spool, '--relaxed', 'put', 'jobs.mjs#add', '1', '2'], { cwd: FIXTURES, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(idsIn(spool, 'pending')).toEqual([r.stdout.trim()]);
+  });
 });
+

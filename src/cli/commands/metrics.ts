@@ -5,6 +5,7 @@
  * from `zcq dashboard`'s /metrics, which watches the spool over time.
  */
 import type { Command } from 'commander';
+import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { openSpool } from '../common.js';
@@ -14,7 +15,6 @@ export function register(program: Command): void {
     .description("print the spool's Prometheus metrics (gauges), or write them to DIR/zcq.prom for node_exporter's textfile collector")
     .option('--textfile <dir>', 'write DIR/zcq.prom atomically (a temporary in DIR renamed over it) instead of printing')
     .action(async (o: { textfile?: string }, cmd: Command) => {
-      const fs = await import('node:fs');
       if (o.textfile !== undefined) {
         let isDir = false;
         try { isDir = fs.statSync(o.textfile).isDirectory(); } catch { /* below */ }
