@@ -104,17 +104,34 @@ export class Lease {
     }
   }
 
-  /** The synchronous fence before a final record is published: false when the folder is not ours. */
-  folderIsOurs(): boolean {
+  /**
+   * The synchronous fence before a final record is published: false when the folder is not ours.
+   * `sameTurn`: a yes found earlier in this same run of synchronous code (claims and finishes done
+   * together, before the event loop turns) is answered again without a second lstat — nothing of ours
+   * ran in between, and a recoverer that took the folder meanwhile is still fenced by the rename itself
+   * (ENOENT). A no is never remembered; each new turn of the event loop looks again.
+   */
+  folderIsOurs(sameTurn = false): boolean {
+    if (sameTurn && this.checkedThisTurn) return true;
+    let ours: boolean;
     try {
       const st = fs.lstatSync(this.dir);
-      return st.isDirectory() && `${st.dev}:${st.ino}` === this.folderKey;
+      ours = st.isDirectory() && `${st.dev}:${st.ino}` === this.folderKey;
     } catch {
-      return false;
+      ours = false;
     }
+    if (ours && !this.checkedThisTurn) {
+      this.checkedThisTurn = true;
+      queueMicrotask(() => { this.checkedThisTurn = false; });
+    }
+    return ours;
   }
 
+  /** folderIsOurs found the folder ours in the synchronous run under way (cleared at its end). */
+  private checkedThisTurn = false;
+
   markLost(): void {
+    this.checkedThisTurn = false;
     if (this.lost) return;
     this.lost = true;
     this.dropSpares();
