@@ -21,7 +21,7 @@ import type { Layout } from './layout.js';
 import { makeDir } from './modes.js';
 import { claimedName, runToken, DEAD_SUFFIX } from './names.js';
 import type { ServerClock } from './server-clock.js';
-import { unlinkQuietly } from './fsops.js';
+import { onNetworkFileSystem, unlinkQuietly } from './fsops.js';
 import { renewLease } from './transitions/renew.js';
 
 export interface LeaseInfo {
@@ -62,6 +62,7 @@ export class Lease {
     makeDir(layout.modes, lease.dir);
     const st = fs.lstatSync(lease.dir);
     lease.folderKey = `${st.dev}:${st.ino}`;
+    lease.spareInodes = !onNetworkFileSystem(lease.dir);
     return lease;
   }
 
@@ -149,6 +150,12 @@ export class Lease {
    * open descriptor before it is truncated), so a live job file is never written through one.
    */
   readonly spares: string[] = [];
+  /**
+   * Whether outcomes keep spare inodes: not on a networked file system, where a create is one round trip
+   * like any other call, and a spare costs three (link, open, fstat) where a new file costs two (the
+   * exclusive create, and an lstat that the claimed file is still there).
+   */
+  spareInodes = true;
   private spareSeq = 0;
   spareName(): string { return join(this.layout.tmp, `.spare-${this.id}-${++this.spareSeq}`); }
 

@@ -15,7 +15,8 @@
  *      fsynced in durable mode;
  *   3. give the claimed file's current inode a second name in tmp/ (the next spare) — a hard link, which
  *      also proves the claimed file is still there: ENOENT means it was taken from us (a person moved it,
- *      or a recoverer took the lease), and we stop;
+ *      or a recoverer took the lease), and we stop. On a networked file system (Lease.spareInodes) an
+ *      lstat proves it instead and no spare is kept: there a create costs one round trip like a link;
  *   4. check with lstat that our lease folder is still the one we made (once for the claims and finishes
  *      done in one run of synchronous code: Lease.folderIsOurs), then rename the record over
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
@@ -112,7 +113,7 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   // 3. the current inode becomes a spare; its link proves the claimed file is still ours to replace
   let spare: string | null = null;
   try {
-    if (lease.spares.length < MAX_SPARES) {
+    if (lease.spareInodes && lease.spares.length < MAX_SPARES) {
       spare = lease.spareName();
       fs.linkSync(c.path, spare);
     } else {
