@@ -667,3 +667,18 @@ export function fdIsInside(fd: number, rootReal: string): boolean | null {
   try { real = fss.readlinkSync(`/proc/self/fd/${fd}`); } catch { return null; }
   return real === rootReal || real.startsWith(rootReal.endsWith(sep) ? rootReal : rootReal + sep);
 }
+
+/**
+ * statfs(2) f_type of the file systems whose every metadata call is a round trip to a server: NFS, SMB/CIFS,
+ * CephFS, 9p, Lustre, GPFS, AFS, and FUSE (sshfs, GlusterFS; a local FUSE file system is counted too).
+ */
+const NETWORK_FS_TYPES = new Set([0x6969, 0xff534d42, 0xfe534d42, 0x517b, 0x00c36400, 0x01021997, 0x0bd00bd0, 0x47504653, 0x5346414f, 0x6b414653, 0x65735546]);
+
+/** Whether `path` is on a networked (or FUSE) file system, by statfs; false when that cannot be told. */
+export function onNetworkFileSystem(path: string): boolean {
+  try {
+    return NETWORK_FS_TYPES.has(Number(fss.statfsSync(path).type));
+  } catch {
+    return false;
+  }
+}

@@ -21,7 +21,7 @@ import type { Layout } from './layout.js';
 import { makeDir } from './modes.js';
 import { claimedName, runToken, DEAD_SUFFIX } from './names.js';
 import type { ServerClock } from './server-clock.js';
-import { unlinkQuietly } from './fsops.js';
+import { onNetworkFileSystem, unlinkQuietly } from './fsops.js';
 import { renewLease } from './transitions/renew.js';
 
 export interface LeaseInfo {
@@ -62,6 +62,7 @@ export class Lease {
     makeDir(layout.modes, lease.dir);
     const st = fs.lstatSync(lease.dir);
     lease.folderKey = `${st.dev}:${st.ino}`;
+    lease.spareInodes = !onNetworkFileSystem(lease.dir);
     return lease;
   }
 
@@ -104,17 +105,34 @@ export class Lease {
     }
   }
 
-  /** The synchronous fence before a final record is published: false when the folder is not ours. */
-  folderIsOurs(): boolean {
+  /**
+   * The synchronous fence before a final record is published: false when the folder is not ours.
+   * `sameTurn`: a yes found earlier in this same run of synchronous code (claims and finishes done
+   * together, before the event loop turns) is answered again without a second lstat — nothing of ours
+   * ran in between, and a recoverer that took the folder meanwhile is still fenced by the rename itself
+   * (ENOENT). A no is never remembered; each new turn of the event loop looks again.
+   */
+  folderIsOurs(sameTurn = false): boolean {
+    if (sameTurn && this.checkedThisTurn) return true;
+    let ours: boolean;
     try {
       const st = fs.lstatSync(this.dir);
-      return st.isDirectory() && `${st.dev}:${st.ino}` === this.folderKey;
+      ours = st.isDirectory() && `${st.dev}:${st.ino}` === this.folderKey;
     } catch {
-      return false;
+      ours = false;
     }
+    if (ours && !this.checkedThisTurn) {
+      this.checkedThisTurn = true;
+      queueMicrotask(() => { this.checkedThisTurn = false; });
+    }
+    return ours;
   }
 
+  /** folderIsOurs found the folder ours in the synchronous run under way (cleared at its end). */
+  private checkedThisTurn = false;
+
   markLost(): void {
+    this.checkedThisTurn = false;
     if (this.lost) return;
     this.lost = true;
     this.dropSpares();
@@ -132,6 +150,12 @@ export class Lease {
    * open descriptor before it is truncated), so a live job file is never written through one.
    */
   readonly spares: string[] = [];
+  /**
+   * Whether outcomes keep spare inodes: not on a networked file system, where a create is one round trip
+   * like any other call, and a spare costs three (link, open, fstat) where a new file costs two (the
+   * exclusive create, and an lstat that the claimed file is still there).
+   */
+  spareInodes = true;
   private spareSeq = 0;
   spareName(): string { return join(this.layout.tmp, `.spare-${this.id}-${++this.spareSeq}`); }
 

@@ -34,7 +34,7 @@ import { applyRetention, readRetention } from '../spool/retention.js';
 import type { Layout } from '../spool/layout.js';
 import { Lease } from '../spool/lease.js';
 import { ServerClock } from '../spool/server-clock.js';
-import { dropCancelRequests } from '../spool/transitions/cancel.js';
+import { CancelRequestDrops } from '../spool/transitions/cancel.js';
 import { readClaimed, type ClaimedJob } from '../spool/transitions/claim.js';
 import { finishJob } from '../spool/transitions/finish.js';
 import { GroupSync } from '../spool/transitions/group-sync.js';
@@ -137,6 +137,8 @@ export class Worker {
   private hosts?: JobHosts;
   private roots: string[] = [];
   private readonly running = new Map<string, Running>();
+  /** Removes the cancel requests of jobs that ended (one lstat a job while cancel/ is unchanged). */
+  private readonly cancelDrops: CancelRequestDrops;
   /** Folder fsyncs shared by jobs finishing together (durable mode). */
   private readonly fsyncs = new GroupSync();
   /** Ids claimed and not yet released: the slots in use (set at claim, before the job starts). */
@@ -210,6 +212,7 @@ export class Worker {
     this.duties = [...(opts.duties ?? [])];
     this.scheduler = opts.scheduler ?? true;
     this.clock = new ServerClock(layout.tmp, `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    this.cancelDrops = new CancelRequestDrops(layout, () => this.clock.nowCached());
   }
 
   get id(): string { return this.lease.id; }
@@ -648,7 +651,7 @@ export class Worker {
     } finally {
       if (waiting) { this.unrecorded--; if (this.unrecorded === 0) this.log('spool.writable', { worker: c.lease.id }); }
     }
-    if (next.to === 'done' || next.to === 'failed') dropCancelRequests(this.layout, job.id);
+    if (next.to === 'done' || next.to === 'failed') this.cancelDrops.drop(job.id);
     if (next.to === 'done') this.summary.done++;
     else if (next.to === 'failed') this.summary.failed++;
     else if (next.to !== 'waiting') this.summary.retried++;

@@ -14,7 +14,8 @@
  * Steps, running: create cancel/ID.TOKEN exclusively; the worker reads the requests at its next heartbeat,
  *   aborts the job's signal, records the cancel through finish, and removes the requests for the job.
  *   A job that ends (done or failed) before its worker read a request has its requests removed by whoever
- *   recorded the end (dropCancelRequests), and the client drops its own request when it then finds the job
+ *   recorded the end (dropCancelRequests; a worker through CancelRequestDrops, which lists cancel/ only
+ *   when its lstat changed), and the client drops its own request when it then finds the job
  *   finished: a request left behind would cancel the job's next life, a `zcq retry` that promises a fresh start.
  * Crash after 1: the job sits in the client's lease; when it expires, recovery returns it to pending/
  *   uncounted (a client never ran it) — cancel again; one taken from waiting/ goes back there when a worker
@@ -78,4 +79,40 @@ export function dropCancelRequests(l: Layout, id: string): void {
   let names: string[];
   try { names = fs.readdirSync(l.cancel); } catch { return; }
   for (const f of names) if (idOfCancelRequest(f) === id) unlinkQuietly(join(l.cancel, f));
+}
+
+/** How much older than the server's clock cancel/'s mtime must be for a listing of it to be reused. */
+const CANCEL_RACY_MS = 2000;
+
+/**
+ * dropCancelRequests for a worker, which ends job after job while cancel/ nearly never changes: one lstat
+ * of the folder a job instead of a listing (open, fstat, two getdents, close: each a round trip on a
+ * network mount). The folder is listed again when its lstat (inode, mtime, ctime, size, links) differs
+ * from the one taken just before the last listing; a listing is reused only when the folder's mtime was
+ * then CANCEL_RACY_MS older than the server's clock (a request made within the same timestamp tick as that
+ * lstat would not have changed it). A mount that caches attributes (GlusterFS 1 s, NFS actimeo) can hide a
+ * request made through another mount within that time, as an NFS listing would too: the client that made
+ * it drops it itself when it then finds the job ended (client/spool.ts cancel), and housekeeping removes
+ * requests older than a day.
+ */
+export class CancelRequestDrops {
+  private last: { key: string; names: string[] } | null = null;
+
+  constructor(private readonly l: Layout, private readonly serverNow: () => number) {}
+
+  drop(id: string): void {
+    let st: fs.Stats;
+    try { st = fs.lstatSync(this.l.cancel); } catch { this.last = null; return; } // no folder: no request
+    const key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}:${st.nlink}`;
+    let names: string[];
+    if (this.last !== null && this.last.key === key) names = this.last.names;
+    else {
+      try { names = fs.readdirSync(this.l.cancel); } catch { this.last = null; return; }
+      this.last = st.mtimeMs < this.serverNow() - CANCEL_RACY_MS ? { key, names } : null;
+    }
+    const mine = names.filter((f) => idOfCancelRequest(f) === id);
+    if (mine.length === 0) return;
+    this.last = null;
+    for (const f of mine) unlinkQuietly(join(this.l.cancel, f));
+  }
 }

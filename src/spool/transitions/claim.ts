@@ -16,6 +16,7 @@
  * will carry (transitions/finish.ts), which tells recovery a final record from an older one moved back.
  * Crash after 1: the job sits in a lease that stops beating; recovery settles it by its interrupt policy
  *   (a retry is reset first, as step 3 would have). After 2 (quarantined): nothing to complete.
+ * The folder check before step 1 is one lstat per run of claims made together (Lease.folderIsOurs).
  * Fence: the rename is the claim; a claimer whose lease was taken meanwhile renamed into a folder that is
  *   no longer in claimed/ — ENOENT, a lost claim, never a second copy.
  */
@@ -49,7 +50,7 @@ export function claimJob(lease: Lease, queue: string, name: string, level = ''):
   const src = join(queueDir(lease.layout, 'pending', queue), level, name);
   if (id === null) return null;
   // Our folder, not a co-user's symlink in its place: the rename would follow it out of the spool.
-  if (!lease.folderIsOurs()) { lease.markLost(); return null; }
+  if (!lease.folderIsOurs(true)) { lease.markLost(); return null; }
   const { path, token } = lease.nextClaim(id);
   if (!renameOrGoneSync(src, path)) return null;
   step('claim', 1, id);

@@ -15,8 +15,10 @@
  *      fsynced in durable mode;
  *   3. give the claimed file's current inode a second name in tmp/ (the next spare) — a hard link, which
  *      also proves the claimed file is still there: ENOENT means it was taken from us (a person moved it,
- *      or a recoverer took the lease), and we stop;
- *   4. check with lstat that our lease folder is still the one we made, then rename the record over
+ *      or a recoverer took the lease), and we stop. On a networked file system (Lease.spareInodes) an
+ *      lstat proves it instead and no spare is kept: there a create costs one round trip like a link;
+ *   4. check with lstat that our lease folder is still the one we made (once for the claims and finishes
+ *      done in one run of synchronous code: Lease.folderIsOurs), then rename the record over
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
  *   5. make the target queue folder if missing (with the spool's modes), rename the file to its target;
  *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync), and at the
@@ -111,7 +113,7 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   // 3. the current inode becomes a spare; its link proves the claimed file is still ours to replace
   let spare: string | null = null;
   try {
-    if (lease.spares.length < MAX_SPARES) {
+    if (lease.spareInodes && lease.spares.length < MAX_SPARES) {
       spare = lease.spareName();
       fs.linkSync(c.path, spare);
     } else {
@@ -132,7 +134,7 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   step('finish', 3, job.id);
   // 4. the fence, then the record replaces the claimed file
   try {
-    if (!lease.folderIsOurs()) throw Object.assign(new Error('lease folder taken'), { code: 'ENOENT' });
+    if (!lease.folderIsOurs(true)) throw Object.assign(new Error('lease folder taken'), { code: 'ENOENT' });
     fs.renameSync(tmp, c.path);
   } catch (err) {
     unlinkQuietly(tmp);
@@ -205,12 +207,15 @@ export async function writeSpare(path: string, text: string, durable: boolean): 
   try { fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK); } catch { unlinkQuietly(path); return false; }
   let ok = false;
   try {
-    try { checkOwnedRegular(fd, path); } catch { return false; }
+    let had: number;
+    try { had = checkOwnedRegular(fd, path).size; } catch { return false; }
     // Written over from offset 0, then cut to length — not truncated to 0 first: ext4 (auto_da_alloc) starts
     // writing back a file truncated to 0 and rewritten when it is closed, and close() waits for it (~0.3 ms
-    // a job in relaxed mode; bench/PROFILE.md).
+    // a job in relaxed mode; bench/PROFILE.md). Cut only when it was longer: a record is nearly always
+    // longer than the job file whose inode it reuses, and on a network mount the cut is one more round trip.
+    const len = Buffer.byteLength(text);
     fs.writeFileSync(fd, text);
-    fs.ftruncateSync(fd, Buffer.byteLength(text));
+    if (had > len) fs.ftruncateSync(fd, len);
     if (durable) await fsyncOnPool(fd);
     ok = true;
   } finally {

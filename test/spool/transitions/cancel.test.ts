@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { cancelJob, requestCancel } from '../../../dist/spool/transitions/cancel.js';
+import { CancelRequestDrops, cancelJob, requestCancel } from '../../../dist/spool/transitions/cancel.js';
 import { claimJob } from '../../../dist/spool/transitions/claim.js';
 import { judgeLease } from '../../../dist/spool/lease.js';
 import { settleDeadFolder } from '../../../dist/spool/transitions/recover.js';
@@ -118,4 +118,25 @@ describe('cancel', () => {
     expect(await cancelJob(c, pendingPath('bad'), 'q', 'bad')).toBe('unreadable');
     expect(rig.where('bad')).toEqual(['pending/q/bad.json']);
   });
+
+  it('CancelRequestDrops: removes the ended job\'s requests only, and sees a request made after a listing it reuses', async () => {
+    const cancels = () => fs.readdirSync(rig.l.cancel).sort();
+    // A server clock well ahead: the folder's mtime counts as settled, so its listing is reused while the folder is unchanged.
+    const drops = new CancelRequestDrops(rig.l, () => Date.now() + 60_000);
+    drops.drop('a'); // no cancel/ folder yet: nothing to do
+    requestCancel(rig.l, 'a', false);
+    requestCancel(rig.l, 'a', false);
+    requestCancel(rig.l, 'b', false);
+    drops.drop('c');
+    expect(cancels()).toHaveLength(3);
+    drops.drop('a');
+    expect(cancels().map((f) => f.split('.')[0])).toEqual(['b']);
+    drops.drop('x'); // listed afresh (our unlinks changed the folder) and remembered
+    requestCancel(rig.l, 'x', false); // the folder changes: the remembered listing is not used
+    drops.drop('x');
+    expect(cancels().map((f) => f.split('.')[0])).toEqual(['b']);
+    drops.drop('b');
+    expect(cancels()).toEqual([]);
+  });
+
 });

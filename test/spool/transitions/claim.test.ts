@@ -149,4 +149,24 @@ describe('claim', () => {
     expect(rig.where('j1')).toEqual([`claimed/${a.id}/1.j1.json`]);
     expect(fs.readdirSync(b.dir)).toEqual([]);
   });
+
+  it('the folder check is one lstat per synchronous run of claims: a recoverer taking the folder within the run is still fenced by the rename', async () => {
+    for (const id of ['j1', 'j2', 'j3']) await rig.put(id, { queue: 'q' });
+    const a = await rig.lease();
+    expect(claimJob(a, 'q', 'j1.json')).not.toBeNull();
+    // Same synchronous run: the folder goes away (as a recoverer takes it); the next claim's rename fails.
+    const moved = `${a.dir}.taken`;
+    fs.renameSync(a.dir, moved);
+    expect(claimJob(a, 'q', 'j2.json')).toBeNull();
+    expect(rig.where('j2')).toEqual(['pending/q/j2.json']);
+    expect(fs.readdirSync(moved)).toEqual(['1.j1.json']);
+    // A co-user's symlink in its place is refused from the next turn on (the lstat runs again): nothing moves through it.
+    fs.symlinkSync(moved, a.dir);
+    await new Promise((r) => setImmediate(r));
+    expect(claimJob(a, 'q', 'j3.json')).toBeNull();
+    expect(a.isLost).toBe(true);
+    expect(rig.where('j3')).toEqual(['pending/q/j3.json']);
+    expect(fs.readdirSync(moved)).toEqual(['1.j1.json']);
+    fs.unlinkSync(a.dir);
+  });
 });

@@ -221,4 +221,23 @@ describe('finish', () => {
     expect(rig.read('done/q/j2.json').result).toBe(7);
     expect(rig.read('done/q/j1.json').result).toBe(3);
   });
+
+  it('without spare inodes (a networked file system): a new record file each time, no spare left in tmp/, and "taken" still told by an lstat', async () => {
+    await rig.put('j1', { queue: 'q' });
+    await rig.put('j2', { queue: 'q' });
+    const a = await rig.lease();
+    a.spareInodes = false;
+    const one = await rig.claim(a, 'j1', 'q');
+    expect(await finishJob(one.c, one.job, succeed(a, one.job))).toBe('moved');
+    expect(a.spares).toEqual([]);
+    expect(fs.readdirSync(rig.l.tmp).filter((n) => n.startsWith('.spare-') || n.startsWith('.fin-'))).toEqual([]);
+    expect(rig.read('done/q/j1.json').result).toBe(3);
+    const two = await rig.claim(a, 'j2', 'q');
+    fs.mkdirSync(join(rig.l.hold, 'q'), { recursive: true });
+    fs.renameSync(two.c.path, join(rig.l.hold, 'q', 'j2.json'));
+    expect(await finishJob(two.c, two.job, succeed(a, two.job))).toBe('taken');
+    expect(a.isLost).toBe(false);
+    expect(rig.where('j2')).toEqual(['hold/q/j2.json']);
+    expect(rig.tmp('.fin-j2-')).toEqual([]);
+  });
 });
