@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { BIN, DIST, JOBS } from '../zcq.mjs';
 import { procCpuMs } from '../lib/proc.mjs';
 
-async function spoolWith(base, n, kind) {
+export async function spoolWith(base, n, kind) {
   const { Spool } = await import(DIST);
   const dir = join(mkdtempSync(join(base ?? tmpdir(), 'zcq-cc-')), 'spool');
   const spool = await Spool.init(dir, { durable: false });

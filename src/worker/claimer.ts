@@ -6,9 +6,10 @@
  * - Priorities are folders (pending/QUEUE/p0/ … p4/, the queue folder itself for 5, p6/ … p9/): a scan
  *   reads them in that order and its candidates keep it, so within a queue the highest priority is taken
  *   first whatever the backlog behind it. Candidates left from an earlier scan are dropped when a folder
- *   of a higher priority than the next candidate's has a job (one short read per such folder, only when
- *   a scan is due: each poll or freed slot), so a priority-0 job put behind a million priority-9 jobs is
- *   taken at the next poll.
+ *   of a higher priority than the next candidate's has a job (looked at when a scan is due: each poll or
+ *   freed slot; a folder seen empty costs nothing until a change event names a job in it or the shortest
+ *   poll interval has passed, then one lstat, and a short read only when its change time moved), so a
+ *   priority-0 job put behind a million priority-9 jobs is taken at the next poll.
  * - Claim cost does not grow with the backlog: a scan reads at most SCAN_WINDOW names per queue and claims
  *   many from them. Explicit queues are served in the order given (the first that has work wins); with
  *   no list, every queue is served in turn, so one queue's backlog cannot starve another.
@@ -26,6 +27,7 @@
 import { watch as fsWatch } from 'node:fs/promises';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { WORKER_BOUNDS } from '../defaults.js';
 import { isGone } from '../errors.js';
 import { queueDir, type Layout } from '../spool/layout.js';
 import type { Lease } from '../spool/lease.js';
@@ -37,6 +39,12 @@ import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
 import { dueIn } from '../spool/transitions/promote.js';
 
 const SCAN_WINDOW = 1000;
+/**
+ * How long a higher priority folder seen empty is taken as still empty without a look (an lstat), when no
+ * change event said otherwise: the shortest poll interval, so that the bound "a job of a higher priority
+ * put anywhere is taken at the next poll" holds for every poll a worker may be given.
+ */
+const HIGHER_RECHECK_MS = WORKER_BOUNDS.pollMs.min;
 /** Longest stretch of synchronous claim attempts before the claim loop lets timers (the heartbeat) run. */
 const CLAIM_YIELD_MS = 20;
 /** How often a remembered put-back name is looked at (lstat) to see whether it is still the same file. */
@@ -73,8 +81,11 @@ export class Claimer {
   private levels = new Map<string, string[]>();
   /** Queues whose rate is used up for this window (holdQueues): skipped by scans and hints. */
   private held = new Set<string>();
-  /** Priority folders found empty by higherWaiting, with their identity and change times then. */
-  private readonly seenEmpty = new Map<string, string>();
+  /**
+   * Priority folders found empty by higherWaiting: their identity and change times then, and when
+   * (performance.now) that was last confirmed by an lstat.
+   */
+  private readonly seenEmpty = new Map<string, { key: string; at: number }>();
   /** A priority folder was made or removed in a served queue since the levels were read. */
   private levelsStale = false;
   /**
@@ -223,15 +234,20 @@ export class Claimer {
       for (const level of this.levels.get(q) ?? ['']) {
         if (rankOf(level) >= rank) break;
         const dir = join(qdir, level);
-        // A folder seen empty is looked into again only once its change time moved (one lstat): this
-        // check runs at each freed slot, and most higher folders stay empty.
+        // This check runs at each freed slot and most higher folders stay empty. A folder seen empty is
+        // taken as still empty for HIGHER_RECHECK_MS after its last look, unless a change event named a job
+        // in it (watchDir forgets it then); after that, one lstat, and it is read again only once its change
+        // time moved. A job put on another machine (no event here) is thus seen within the shortest poll.
+        const seen = this.seenEmpty.get(dir);
+        const now = performance.now();
+        if (seen !== undefined && now - seen.at < HIGHER_RECHECK_MS) continue;
         let key: string;
         try { const st = fs.lstatSync(dir); key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`; } catch { continue; }
-        if (this.seenEmpty.get(dir) === key) continue;
+        if (seen !== undefined && seen.key === key) { seen.at = now; continue; }
         const has = this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name, level), 1).length > 0;
         if (has) { this.seenEmpty.delete(dir); return true; }
         if (this.seenEmpty.size > 10_000) this.seenEmpty.clear();
-        this.seenEmpty.set(dir, key);
+        this.seenEmpty.set(dir, { key, at: now });
       }
     }
     return false;
@@ -264,6 +280,8 @@ export class Claimer {
             if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.levelsStale = true;
           } else {
             if (this.ownClaims.delete(name)) { odd.delete(name); continue; }
+            // Not our own claim: this folder may hold a job now, whatever higherWaiting last found.
+            this.seenEmpty.delete(dir);
             // A job of a higher priority than the queue folder's: look before taking the next candidate.
             if (level !== '' && rankOf(level) < 5) this.scanDue = true;
             if (odd.delete(name)) continue;

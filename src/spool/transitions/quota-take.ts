@@ -197,6 +197,8 @@ function markWaiting(l: Layout, dir: string, st: TakerState, token: string): voi
  */
 const pools = new Map<string, string[]>();
 const POOL_MAX = 64;
+/** This process's uid, asked once (a system call a take otherwise). */
+const MY_UID = process.getuid?.();
 
 function poolOf(tmpDir: string, token: string): string[] | null {
   const lease = leaseOfToken(token);
@@ -240,8 +242,7 @@ function rewriteOwn(path: string, token: string): boolean {
   try { fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK); } catch { return false; }
   try {
     const st = fs.fstatSync(fd);
-    const uid = process.getuid?.();
-    if (!st.isFile() || st.nlink !== 1 || (uid !== undefined && st.uid !== uid)) { unlinkQuietly(path); return false; }
+    if (!st.isFile() || st.nlink !== 1 || (MY_UID !== undefined && st.uid !== MY_UID)) { unlinkQuietly(path); return false; }
     // Padded to the old length instead of a truncate (one call less): readers trim the token.
     const text = token + '\n';
     fs.writeSync(fd, st.size > text.length ? text + ' '.repeat(st.size - text.length) : text, 0);
