@@ -99,10 +99,30 @@ export function quotaEntries(dir: string): { slots: number[]; marks: string[] } 
 /**
  * Wait marks: quotas/NAME/w.LEASE, an empty file made (or touched) by a worker refused a slot of NAME, and
  * removed by it when it next takes one. A hint for the fair share between machines only (quota-take.ts):
- * never counted as a slot, and a mark whose lease folder is gone (the worker stopped or was recovered)
- * is removed by whoever lists the folder next.
+ * never counted as a slot. A mark goes with its lease: the worker removes its own when the lease ends
+ * (stopped or lost: Lease.end, markLost), recovery removes a dead lease's (quota-release.ts
+ * releaseLeaseSlots), and one left behind all the same (a recoverer that died) is removed by whoever lists
+ * the folder next, or by housekeeping once its lease folder is gone.
  */
 export const WAIT_MARK = 'w.';
+
+/**
+ * Slot inodes: tmp/.qslot-LEASE-RANDOM (transitions/quota-take.ts, "Own inodes"), one per run of LEASE
+ * that holds slots, pooled for its next runs. The lease a name belongs to, or null when it is not one.
+ */
+export function slotInodeLease(name: string): string | null {
+  return /^\.qslot-(.+)-[A-Za-z0-9_-]{16}$/.exec(name)?.[1] ?? null;
+}
+
+/** Remove the wait marks this process made for `lease` (it ended: stopped, or lost), and forget them. */
+export function dropWaitMarksOf(lease: string): void {
+  for (const st of takers.values()) {
+    const path = st.marked.get(lease);
+    if (path === undefined) continue;
+    unlinkQuietly(path);
+    st.marked.delete(lease);
+  }
+}
 
 /** The host part of a lease id or run token (host.pid.rand[/SEQ]: worker ids never put a dot in the host). */
 export function hostOfLease(leaseOrToken: string): string {

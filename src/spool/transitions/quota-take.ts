@@ -22,10 +22,10 @@
  *   make or touch our wait mark quotas/NAME/w.LEASE (removed at our next take of NAME), and the holder
  *   puts the job back (transitions/unclaim.ts) and skips it until a slot of that quota frees (no claim
  *   loop: worker/claimer.ts quotaFreed, looked at each poll and whenever the worker frees one itself).
- * Crash after 1: nothing written (but perhaps a wait mark: a hint, removed by the next lister once our
- *   lease folder is gone). After 2 (some slots taken): the job and its slots are held under our lease;
- *   when our lease is recovered, recovery releases every slot holding LEASE/... (recover.ts step 1b)
- *   and settles the job by its policy.
+ * Crash after 1: nothing written (but perhaps a wait mark: a hint, removed with our lease's recovery,
+ *   or by the next lister or housekeeping once our lease folder is gone). After 2 (some slots taken): the
+ *   job and its slots are held under our lease; when our lease is recovered, recovery releases every slot
+ *   holding LEASE/... (recover.ts step 1b) and settles the job by its policy.
  * Fence: the slot holds LEASE/SEQ; release removes only a slot still holding that token, so a stale holder
  *   never frees a slot recovery handed on to another job.
  * Fairness: the machine whose workers free a slot sees it first and would take it again at once, so one
@@ -42,7 +42,7 @@ import { makeDir } from '../modes.js';
 import { QUOTA_FAIR_SHARE_MAX_LIMIT, QUOTA_RELIST_MS, QUOTA_WAIT_MARK_TTL_MS } from '../../defaults.js';
 import { SAFE_NAME } from '../../job/format.js';
 import { createExclusiveOpenSync, unlinkQuietly } from '../fsops.js';
-import { WAIT_MARK, hostOfLease, quotaDir, quotaEntries, readLimit, refusedAsExisting, slotHolder, takerState, type TakerState } from '../quota.js';
+import { WAIT_MARK, dropWaitMarksOf, hostOfLease, quotaDir, quotaEntries, readLimit, refusedAsExisting, slotHolder, takerState, type TakerState } from '../quota.js';
 import { releaseSlots } from './quota-release.js';
 import { step } from './steps.js';
 
@@ -176,7 +176,8 @@ function otherMachinesWaiting(l: Layout, dir: string, marks: string[], myHost: s
 /** Make or touch (O_TRUNC moves its mtime, on the file server's clock) our wait mark. A hint: failures are ignored. */
 function markWaiting(l: Layout, dir: string, st: TakerState, token: string): void {
   const lease = leaseOfToken(token);
-  if (!SAFE_NAME.test(lease)) return;
+  // A run that outlived its lease leaves no mark: nobody would remove it.
+  if (!SAFE_NAME.test(lease) || endedLeases.has(lease)) return;
   const path = join(dir, WAIT_MARK + lease);
   try {
     // O_NONBLOCK: a FIFO planted at the name fails (ENXIO) instead of hanging the worker.
@@ -193,16 +194,20 @@ function markWaiting(l: Layout, dir: string, st: TakerState, token: string): voi
  * run token first: link(2) is as exclusive as O_EXCL (EEXIST when K exists, atomic on NFS), and a slot is
  * never seen without its token. Released, the inode goes back to the process's pool and is written again
  * for its next run, only while no other name links to it (nlink 1 on the open descriptor) and it is a
- * regular file of ours. A pool file left by a worker that died is an orphan temp file for housekeeping.
+ * regular file of ours. The pool goes with its lease: removed when the lease ends (dropLeaseQuotaFiles),
+ * by the recovery of a lease whose worker died (quota-release.ts releaseLeaseSlots), else by housekeeping
+ * once the lease folder is gone.
  */
 const pools = new Map<string, string[]>();
 const POOL_MAX = 64;
+/** Leases of this process that ended (dropLeaseQuotaFiles): their runs pool no inode and leave no wait mark. */
+const endedLeases = new Set<string>();
 /** This process's uid, asked once (a system call a take otherwise). */
 const MY_UID = process.getuid?.();
 
 function poolOf(tmpDir: string, token: string): string[] | null {
   const lease = leaseOfToken(token);
-  if (!SAFE_NAME.test(lease)) return null;
+  if (!SAFE_NAME.test(lease) || endedLeases.has(lease)) return null;
   const key = `${tmpDir}\0${lease}`;
   let pool = pools.get(key);
   if (!pool) {
@@ -228,12 +233,32 @@ function ownInode(l: Layout, token: string): string | null {
   } catch { return null; }
 }
 
-/** Give an own inode back to the pool of `token`'s lease (released slots, or a take that found none). */
+/**
+ * Give an own inode back to the pool of `token`'s lease (released slots, or a take that found none); its
+ * name goes at once when the lease has ended (a run that outlived its lease) or the pool is full.
+ */
 export function returnOwn(token: string, path: string): void {
   const pool = poolOf(dirname(path), token);
-  if (pool === null || pool.includes(path)) return;
+  if (pool === null) { unlinkQuietly(path); return; }
+  if (pool.includes(path)) return;
   if (pool.length >= POOL_MAX) { unlinkQuietly(path); return; }
   pool.push(path);
+}
+
+/**
+ * Lease `leaseId` of this process ended (Lease.end, Lease.markLost): the names of its pooled inodes in
+ * tmp/ and its wait marks go now, not an hour later with housekeeping. Only names are removed: an inode
+ * still linked as a held slot lives on under that name, and its run unlinks its own name at release
+ * (returnOwn). A lease of ours that died with the process is settled by recovery instead
+ * (quota-release.ts releaseLeaseSlots).
+ */
+export function dropLeaseQuotaFiles(l: Layout, leaseId: string): void {
+  if (endedLeases.size >= 1000) endedLeases.clear();
+  endedLeases.add(leaseId);
+  const key = `${l.tmp}\0${leaseId}`;
+  for (const path of pools.get(key) ?? []) unlinkQuietly(path);
+  pools.delete(key);
+  dropWaitMarksOf(leaseId);
 }
 
 /** Write `token` into own inode `path`, only while it is a regular file of ours with no other name. */
