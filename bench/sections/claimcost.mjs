@@ -77,13 +77,14 @@ export async function claimCost({ n, concurrency = 8, base, run = 0 }) {
   return out;
 }
 
-// node bench/sections/claimcost.mjs [n] [runs]: this section alone.
+// node bench/sections/claimcost.mjs [n] [runs] [dir]: this section alone (spools made under dir, default the temp folder).
 if (import.meta.url === `file://${process.argv[1]}`) {
   const n = Number(process.argv[2] ?? 20000);
   const runs = Number(process.argv[3] ?? 3);
+  const base = process.argv[4];
   const all = Object.fromEntries(KINDS.map((k) => [k, { rate: [], wallRatio: [], cpu: [], cpuRatio: [] }]));
   for (let r = 0; r < runs; r++) {
-    const x = await claimCost({ n, run: r });
+    const x = await claimCost({ n, run: r, base });
     for (const k of KINDS) {
       all[k].rate.push(x[k]);
       all[k].wallRatio.push(x.plain / x[k]);

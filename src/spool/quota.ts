@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { errnoOf, isGone, UsageError } from '../errors.js';
-import { QUOTA_BOUNDS } from '../defaults.js';
+import { QUOTA_BOUNDS, QUOTA_FAIR_SHARE_MAX_LIMIT } from '../defaults.js';
 import { QUOTA_NAME, SAFE_NAME } from '../job/format.js';
 import { readRegularFileSync, writeReplace, unlinkQuietly } from './fsops.js';
 import type { Layout } from './layout.js';
@@ -148,6 +148,9 @@ export interface TakerState {
   marked: Map<string, string>;
   /** Wait marks of others: their mtime, and when (performance.now) we first saw that mtime. */
   markSeen: Map<string, { mtimeMs: number; at: number }>;
+  /** Slots a listing still named but that were gone when opened (freeSlotsNow), and when that was seen. */
+  gone: number[];
+  goneAt: number;
 }
 
 const takers = new Map<string, TakerState>();
@@ -156,10 +159,43 @@ export function takerState(dir: string): TakerState {
   let st = takers.get(dir);
   if (!st) {
     if (takers.size >= 1000) takers.clear();
-    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: new Map(), markSeen: new Map() };
+    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: new Map(), markSeen: new Map(), gone: [], goneAt: -Infinity };
     takers.set(dir, st);
   }
   return st;
+}
+
+/**
+ * How many slots of quota `name` (limit `limit`) are free now, for a worker whose jobs wait for one (each
+ * poll). A listing can be stale — a network client's directory cache (NFS acdirmin, sshfs's cache: 2 s on
+ * the test rig) still names a slot another machine freed — so when it shows the quota full, with no slot
+ * numbered at or over the limit, each listed slot is opened (close-to-open: the open asks the file server)
+ * and the ones gone count as free; the next take tries them (quota-take.ts). Up to
+ * QUOTA_FAIR_SHARE_MAX_LIMIT opens, only while jobs wait and the listing says full.
+ */
+export function freeSlotsNow(l: Layout, name: string, limit: number): number {
+  const dir = quotaDir(l, name);
+  try { if (!fs.lstatSync(dir).isDirectory()) return limit; } catch { return limit; }
+  const { slots } = quotaEntries(dir);
+  if (slots.length < limit) return limit - slots.length;
+  if (limit > QUOTA_FAIR_SHARE_MAX_LIMIT || slots.some((k) => k >= limit)) return 0;
+  const gone = slots.filter((k) => slotGone(join(dir, String(k))));
+  if (gone.length > 0) {
+    const st = takerState(dir);
+    st.gone = gone;
+    st.goneAt = performance.now();
+  }
+  return gone.length;
+}
+
+/** Whether slot `path` is gone by an open (fresh on NFS and FUSE, where lstat may answer from a cache). */
+function slotGone(path: string): boolean {
+  try {
+    fs.closeSync(fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK));
+    return false;
+  } catch (err) {
+    return isGone(err);
+  }
 }
 
 /** Slot `path` was freed by this process: its number is the first to try at the next take. */

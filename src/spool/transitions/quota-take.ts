@@ -8,7 +8,9 @@
  * Steps, per quota:
  *   1. know its limit (a worker uses what it read at most a poll ago) and which slot K to try: the fast
  *      path, a slot number this process freed (or saw free) within QUOTA_RELIST_MS of a listing that found
- *      fewer than N slots and none numbered N or more, with the same limit; else a listing (one readdir):
+ *      fewer than N slots and none numbered N or more, with the same limit; else a listing (one readdir;
+ *      a slot it names that an open found gone within QUOTA_RELIST_MS counts as free: spool/quota.ts
+ *      freeSlotsNow, for a listing a network client's cache keeps stale):
  *      when N or more slot files exist (the limit was lowered, or every slot is held) there is no slot for
  *      us, nor when workers of another machine wait (their marks, below) and ours hold a fair share
  *      already: ceil(N / machines holding or waiting);
@@ -116,6 +118,10 @@ function takeListed(l: Layout, dir: string, limit: number, token: string, st: Ta
   const { slots, marks } = quotaEntries(dir);
   const held = new Set(slots);
   const over = slots.some((k) => k >= limit);
+  // Slots this listing names that an open found gone a moment ago (freeSlotsNow: a stale directory cache):
+  // tried as free. A slot taken again meanwhile refuses the link, as any taken slot does.
+  if (!over && held.size >= limit && st.gone.length > 0 && now - st.goneAt < QUOTA_RELIST_MS) for (const k of st.gone) held.delete(k);
+  st.gone = [];
   st.limit = limit;
   st.listedAt = held.size < limit && !over ? now : -Infinity;
   st.shared = false;

@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { setLimit, slotHolder } from '../../../dist/spool/quota.js';
+import { freeSlotsNow, setLimit, slotHolder, takerState } from '../../../dist/spool/quota.js';
 import { takeSlots, type Slot } from '../../../dist/spool/transitions/quota-take.js';
 import type { Lease } from '../../../dist/spool/lease.js';
 import { releaseLeaseSlots, releaseSlots } from '../../../dist/spool/transitions/quota-release.js';
@@ -313,6 +313,31 @@ describe('quota-take / quota-release', () => {
     await ended.end();
     expect(inodesOf(ended)).toEqual([]);
     expect(marksIn('b')).toEqual([]);
+  });
+
+  it('freeSlotsNow: a full listing is checked by opening its slots; a slot seen gone is tried at the next take, and refuses it if taken again', async () => {
+    await setLimit(rig.l, 'a', 2, true);
+    await setLimit(rig.l, 'big', 100, true);
+    const dir = join(rig.l.quotas, 'a');
+    expect(freeSlotsNow(rig.l, 'a', 2)).toBe(2); // no folder yet: nothing held
+    const r1 = takeSlots(rig.l, ['a'], 'L1/1');
+    const r2 = takeSlots(rig.l, ['a'], 'L2/1');
+    if (!('slots' in r1) || !('slots' in r2)) throw new Error('no slot');
+    expect(freeSlotsNow(rig.l, 'a', 2)).toBe(0);
+    expect(freeSlotsNow(rig.l, 'a', 3)).toBe(1);
+    expect(freeSlotsNow(rig.l, 'a', 1)).toBe(0); // a lowered limit: slot 1 is over it, nothing is free
+    // What a stale listing leads to: slot 0 was seen gone, yet another run holds it by the take: the link is refused.
+    const st = takerState(dir);
+    st.gone = [0];
+    st.goneAt = performance.now();
+    expect(takeSlots(rig.l, ['a'], 'L3/1')).toEqual({ blocked: 'a', limit: 2 });
+    expect(slots('a').map((k) => slotHolder(join(dir, k)))).toEqual(['L1/1', 'L2/1']);
+    expect(st.gone).toEqual([]); // used once
+    releaseSlots(r1.slots, 'L1/1');
+    expect(freeSlotsNow(rig.l, 'a', 2)).toBe(1);
+    // Over QUOTA_FAIR_SHARE_MAX_LIMIT slots, a full listing is trusted (no opens).
+    for (let i = 0; i < 100; i++) expect('slots' in takeSlots(rig.l, ['big'], `B/${i}`)).toBe(true);
+    expect(freeSlotsNow(rig.l, 'big', 100)).toBe(0);
   });
 
   it('a symlink in place of the quota folder: no slot is created through it', async () => {
