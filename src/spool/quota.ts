@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { errnoOf, isGone, UsageError } from '../errors.js';
-import { QUOTA_BOUNDS, QUOTA_FAIR_SHARE_MAX_LIMIT } from '../defaults.js';
+import { QUOTA_BOUNDS } from '../defaults.js';
 import { QUOTA_NAME, SAFE_NAME } from '../job/format.js';
 import { readRegularFileSync, writeReplace, unlinkQuietly } from './fsops.js';
 import type { Layout } from './layout.js';
@@ -151,6 +151,8 @@ export interface TakerState {
   /** Slots a listing still named but that were gone when opened (freeSlotsNow), and when that was seen. */
   gone: number[];
   goneAt: number;
+  /** Where freeSlotsNow's next checks begin among the listed slots. */
+  checkFrom: number;
 }
 
 const takers = new Map<string, TakerState>();
@@ -159,7 +161,7 @@ export function takerState(dir: string): TakerState {
   let st = takers.get(dir);
   if (!st) {
     if (takers.size >= 1000) takers.clear();
-    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: new Map(), markSeen: new Map(), gone: [], goneAt: -Infinity };
+    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: new Map(), markSeen: new Map(), gone: [], goneAt: -Infinity, checkFrom: 0 };
     takers.set(dir, st);
   }
   return st;
@@ -169,24 +171,32 @@ export function takerState(dir: string): TakerState {
  * How many slots of quota `name` (limit `limit`) are free now, for a worker whose jobs wait for one (each
  * poll). A listing can be stale — a network client's directory cache (NFS acdirmin, sshfs's cache: 2 s on
  * the test rig) still names a slot another machine freed — so when it shows the quota full, with no slot
- * numbered at or over the limit, each listed slot is opened (close-to-open: the open asks the file server)
- * and the ones gone count as free; the next take tries them (quota-take.ts). Up to
- * QUOTA_FAIR_SHARE_MAX_LIMIT opens, only while jobs wait and the listing says full.
+ * numbered at or over the limit, listed slots are opened (close-to-open: the open asks the file server)
+ * and the ones gone count as free; the next take tries them (quota-take.ts). At most FRESH_CHECKS opens
+ * a call, taking the slots in turn from one call to the next, and only while jobs wait and the listing
+ * says full: a file server is not asked about every slot of a large quota at every poll of every waiter.
  */
 export function freeSlotsNow(l: Layout, name: string, limit: number): number {
   const dir = quotaDir(l, name);
   try { if (!fs.lstatSync(dir).isDirectory()) return limit; } catch { return limit; }
   const { slots } = quotaEntries(dir);
   if (slots.length < limit) return limit - slots.length;
-  if (limit > QUOTA_FAIR_SHARE_MAX_LIMIT || slots.some((k) => k >= limit)) return 0;
-  const gone = slots.filter((k) => slotGone(join(dir, String(k))));
+  if (slots.some((k) => k >= limit)) return 0;
+  const st = takerState(dir);
+  slots.sort((a, b) => a - b);
+  const from = st.checkFrom % slots.length;
+  const pick = slots.length <= FRESH_CHECKS ? slots : [...slots, ...slots].slice(from, from + FRESH_CHECKS);
+  st.checkFrom = from + pick.length;
+  const gone = pick.filter((k) => slotGone(join(dir, String(k))));
   if (gone.length > 0) {
-    const st = takerState(dir);
     st.gone = gone;
     st.goneAt = performance.now();
   }
   return gone.length;
 }
+
+/** Slots freeSlotsNow opens at most per call. */
+const FRESH_CHECKS = 8;
 
 /** Whether slot `path` is gone by an open (fresh on NFS and FUSE, where lstat may answer from a cache). */
 function slotGone(path: string): boolean {
