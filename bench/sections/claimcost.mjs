@@ -62,9 +62,22 @@ function drain(dir, n, concurrency) {
 
 const KINDS = ['plain', 'priorities', 'quota'];
 
-/** { plain, priorities, quota }: jobs/s of one run each; `cpu`: the worker's CPU ms per job of each. `run` rotates the order. */
-export async function claimCost({ n, concurrency = 8, base, run = 0 }) {
+/**
+ * { plain, priorities, quota }: jobs/s of one run each; `cpu`: the worker's CPU ms per job of each. `run`
+ * rotates the order. `together`: the three workers drain at the same time, so that whatever else loads the
+ * machine loads all three alike (their CPU ratios are then the figure to read; their wall times share cores).
+ */
+export async function claimCost({ n, concurrency = 8, base, run = 0, together = false }) {
   const out = { cpu: {} };
+  if (together) {
+    const dirs = [];
+    try {
+      for (const kind of KINDS) dirs.push(await spoolWith(base, n, kind));
+      const rs = await Promise.all(dirs.map((dir) => drain(dir, n, concurrency)));
+      KINDS.forEach((kind, i) => { out[kind] = rs[i].rate; out.cpu[kind] = rs[i].cpuMsPerJob; });
+    } finally { for (const dir of dirs) rmSync(join(dir, '..'), { recursive: true, force: true }); }
+    return out;
+  }
   for (let i = 0; i < KINDS.length; i++) {
     const kind = KINDS[(i + run) % KINDS.length];
     const dir = await spoolWith(base, n, kind);
@@ -77,14 +90,17 @@ export async function claimCost({ n, concurrency = 8, base, run = 0 }) {
   return out;
 }
 
-// node bench/sections/claimcost.mjs [n] [runs] [dir]: this section alone (spools made under dir, default the temp folder).
+// node bench/sections/claimcost.mjs [--together] [n] [runs] [dir]: this section alone (spools made under dir,
+// default the temp folder; --together: the three drains of a run at once, see claimCost).
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const n = Number(process.argv[2] ?? 20000);
-  const runs = Number(process.argv[3] ?? 3);
-  const base = process.argv[4];
+  const together = process.argv.includes('--together');
+  const argv = process.argv.slice(2).filter((a) => a !== '--together');
+  const n = Number(argv[0] ?? 20000);
+  const runs = Number(argv[1] ?? 3);
+  const base = argv[2];
   const all = Object.fromEntries(KINDS.map((k) => [k, { rate: [], wallRatio: [], cpu: [], cpuRatio: [] }]));
   for (let r = 0; r < runs; r++) {
-    const x = await claimCost({ n, run: r, base });
+    const x = await claimCost({ n, run: r, base, together });
     for (const k of KINDS) {
       all[k].rate.push(x[k]);
       all[k].wallRatio.push(x.plain / x[k]);
@@ -102,5 +118,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   // the one to trust on a shared machine (wall time moves with whatever else runs).
   const q = all.quota;
   const cpuRatio = med(q.cpuRatio);
-  console.log(`claim cost, priorities + quota vs plain: CPU ×${cpuRatio.toFixed(2)}, time ×${med(q.wallRatio).toFixed(2)} (medians of ${runs} interleaved runs of ${n} jobs; target ≤ 1.2: ${cpuRatio <= 1.2 ? 'met' : 'NOT met'} by CPU)`);
+  console.log(`claim cost, priorities + quota vs plain: CPU ×${cpuRatio.toFixed(2)}, time ×${med(q.wallRatio).toFixed(2)} (medians of ${runs} ${together ? 'runs of the three at once' : 'interleaved runs'} of ${n} jobs; target ≤ 1.2: ${cpuRatio <= 1.2 ? 'met' : 'NOT met'} by CPU)`);
 }

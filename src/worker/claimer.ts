@@ -86,6 +86,14 @@ export class Claimer {
    * (performance.now) that was last confirmed by an lstat.
    */
   private readonly seenEmpty = new Map<string, { key: string; at: number }>();
+  /**
+   * higherWaiting found every served folder ranked before `higherEmptyRank` in seenEmpty, the oldest look
+   * at one of them made at `higherEmptyAt`: until that look is HIGHER_RECHECK_MS old, a check for that rank
+   * or a higher one answers at once, without a path or a map look-up per folder (it runs at each claim).
+   * Reset whenever seenEmpty loses an entry or the folders served change.
+   */
+  private higherEmptyAt = -Infinity;
+  private higherEmptyRank = -1;
   /** A priority folder was made or removed in a served queue since the levels were read. */
   private levelsStale = false;
   /**
@@ -138,7 +146,7 @@ export class Claimer {
       if (freed >= n) break;
       if (e.quota === quota) { this.putBack.delete(k); freed++; }
     }
-    if (freed > 0) { this.candidates = []; this.scanDue = true; this.seenEmpty.clear(); }
+    if (freed > 0) { this.candidates = []; this.scanDue = true; this.forgetEmpty(); }
   }
 
   /** Take no job of these queues (their rate is used up for the window); null or empty: all may be taken again. */
@@ -169,7 +177,7 @@ export class Claimer {
   forgetPutBack(): void {
     if (this.putBack.size === 0) return;
     for (const [k, e] of this.putBack) if (!e.quota) this.putBack.delete(k);
-    this.seenEmpty.clear();
+    this.forgetEmpty();
     this.candidates = [];
     this.scanDue = true;
   }
@@ -216,6 +224,7 @@ export class Claimer {
 
   /** Which priority folders each served queue has (one lstat per possible folder). */
   private refreshLevels(): void {
+    this.higherEmptyAt = -Infinity;
     const next = new Map<string, string[]>();
     for (const q of this.active) {
       const qdir = queueDir(this.layout, 'pending', q);
@@ -229,6 +238,9 @@ export class Claimer {
    * ahead of the candidates left). Reads at most the first entries of each such folder.
    */
   private higherWaiting(rank: number): boolean {
+    const now = performance.now();
+    if (rank <= this.higherEmptyRank && now - this.higherEmptyAt < HIGHER_RECHECK_MS) return false;
+    let oldest = now;
     for (const q of this.active) {
       const qdir = queueDir(this.layout, 'pending', q);
       for (const level of this.levels.get(q) ?? ['']) {
@@ -239,18 +251,25 @@ export class Claimer {
         // in it (watchDir forgets it then); after that, one lstat, and it is read again only once its change
         // time moved. A job put on another machine (no event here) is thus seen within the shortest poll.
         const seen = this.seenEmpty.get(dir);
-        const now = performance.now();
-        if (seen !== undefined && now - seen.at < HIGHER_RECHECK_MS) continue;
+        if (seen !== undefined && now - seen.at < HIGHER_RECHECK_MS) { oldest = Math.min(oldest, seen.at); continue; }
         let key: string;
-        try { const st = fs.lstatSync(dir); key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`; } catch { continue; }
+        try { const st = fs.lstatSync(dir); key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`; } catch { oldest = -Infinity; continue; }
         if (seen !== undefined && seen.key === key) { seen.at = now; continue; }
         const has = this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name, level), 1).length > 0;
-        if (has) { this.seenEmpty.delete(dir); return true; }
-        if (this.seenEmpty.size > 10_000) this.seenEmpty.clear();
+        if (has) { this.forgetEmpty(dir); return true; }
+        if (this.seenEmpty.size > 10_000) this.forgetEmpty();
         this.seenEmpty.set(dir, { key, at: now });
       }
     }
+    this.higherEmptyAt = oldest;
+    this.higherEmptyRank = rank;
     return false;
+  }
+
+  /** Forget that `dir` (or every folder) was seen empty. */
+  private forgetEmpty(dir?: string): void {
+    if (dir === undefined) this.seenEmpty.clear(); else this.seenEmpty.delete(dir);
+    this.higherEmptyAt = -Infinity;
   }
 
   stop(): void {
@@ -281,7 +300,7 @@ export class Claimer {
           } else {
             if (this.ownClaims.delete(name)) { odd.delete(name); continue; }
             // Not our own claim: this folder may hold a job now, whatever higherWaiting last found.
-            this.seenEmpty.delete(dir);
+            this.forgetEmpty(dir);
             // A job of a higher priority than the queue folder's: look before taking the next candidate.
             if (level !== '' && rankOf(level) < 5) this.scanDue = true;
             if (odd.delete(name)) continue;
