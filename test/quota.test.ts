@@ -3,7 +3,7 @@
 // recovered; a change of N is live. Real `zcq worker` processes; start/end stamps in a ledger the jobs
 // append to (test/fixtures/jobs.mjs abortableRecord), on this machine's clock, which jobs and test share.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spool } from '../dist/index.js';
 import { cleanupTemp, killAll, names, startWorker, tempDir, until, zcq } from './helpers.js';
@@ -123,6 +123,10 @@ describe('quota: real workers', () => {
     const second = await spool.put('./jobs.mjs#abortableRecord', [ledger, 200], { quota: 'one' });
     const slot = readFileSync(join(spool.dir, 'quotas', 'one', '0'), 'utf8').trim();
     expect(slot).toMatch(/\/\d+$/);
+    // What a's lease keeps for its next takes: the slot's inode in tmp/, and a wait mark for the second job.
+    const leaseA = slot.slice(0, slot.lastIndexOf('/'));
+    const kept = (lease: string) => [...readdirSync(join(spool.dir, 'tmp')).filter((n) => n.startsWith(`.qslot-${lease}-`)), ...names(join(spool.dir, 'quotas', 'one')).filter((n) => n === `w.${lease}`)];
+    await until(() => kept(leaseA).length === 2, 10_000);
     a.kill('SIGKILL');
     await a.exited;
     const killedAt = Date.now();
@@ -134,8 +138,13 @@ describe('quota: real workers', () => {
     expect(started - killedAt).toBeLessThan(3000 + 5000);
     const [r1] = await spool.wait([first!.id]);
     expect(r1!.state).toBe('failed'); // onInterrupt fail: the killed run is not run again
+    // Recovery removed the dead lease's inode and mark; the live worker keeps its pooled inode until it stops.
+    expect(kept(leaseA)).toEqual([]);
+    const [leaseB] = names(join(spool.dir, 'claimed'));
+    expect(kept(leaseB!)).toHaveLength(1);
     b.kill('SIGTERM');
     await b.exited;
+    expect(kept(leaseB!)).toEqual([]);
     expect(names(join(spool.dir, 'quotas', 'one'))).toEqual(['limit.json']);
     expect(b.output()).toMatch(/lease\.expired/);
   }, 60_000);

@@ -1,7 +1,7 @@
 /**
  * Cleaning what crashes leave behind, after a safe age judged by the server's clock: temp files in tmp/
- * (a put or a rewrite that died before publishing: never a published job; spare inodes only when their
- * lease is gone), `.nfs*` silly-rename leftovers (NFS rule 10), heartbeats of workers gone for a day with
+ * (a put or a rewrite that died before publishing: never a published job; spare and quota-slot inodes
+ * only when their lease is gone), quota wait marks of gone leases, `.nfs*` silly-rename leftovers (NFS rule 10), heartbeats of workers gone for a day with
  * no lease folder, cancel requests for jobs long finished, and progress annotations not updated for a
  * day. Nothing here touches a published job file.
  *
@@ -28,6 +28,8 @@ import type { Logger } from '../log.js';
 import { listEntries, unlinkQuietly, type EntryKind } from './fsops.js';
 import type { Layout } from './layout.js';
 import type { ServerClock } from './server-clock.js';
+import { WAIT_MARK, slotInodeLease } from './quota.js';
+import { QUOTA_WAIT_MARK_TTL_MS } from '../defaults.js';
 
 export interface LeftoverReport {
   path: string;
@@ -112,10 +114,26 @@ async function find(layout: Layout, clock: ServerClock, opts: HousekeepingOption
     // A live lease's spare inode keeps the mtime of the job file it came from, however old: not a leftover.
     const spareOf = /^\.spare-(.+)-\d+$/.exec(e.name)?.[1];
     if (spareOf !== undefined && leases.has(spareOf) && e.kind === 'file') continue;
-    // Likewise a live lease's quota-slot inode (transitions/quota-take.ts): in its pool or linked as a held slot.
-    const slotOf = /^\.qslot-(.+)-[A-Za-z0-9_-]{16}$/.exec(e.name)?.[1];
-    if (slotOf !== undefined && leases.has(slotOf) && e.kind === 'file') continue;
+    // Likewise a live lease's quota-slot inode (transitions/quota-take.ts): in its pool or linked as a held
+    // slot. One of a gone lease serves no take again: it goes once QUOTA_WAIT_MARK_TTL_MS old (a lease made
+    // after claimed/ was listed has young inodes), not after the hour of other temp files.
+    const slotOf = slotInodeLease(e.name);
+    if (slotOf !== null && e.kind === 'file') {
+      if (!leases.has(slotOf)) await pass.consider(join(layout.tmp, e.name), 'quota slot inode of a gone lease', Math.min(tmpAge, QUOTA_WAIT_MARK_TTL_MS));
+      continue;
+    }
     await pass.consider(join(layout.tmp, e.name), isSpecial(e.kind) ? 'special file in tmp/' : 'orphan temp file', tmpAge);
+  }
+
+  // Wait marks (quotas/NAME/w.LEASE, spool/quota.ts) of a gone lease: a hint for nobody now. Its worker or
+  // its recoverer removes it; this is for the ones a crash left. A live lease's mark stays, however old.
+  for (const q of await pass.entries(layout.quotas)) {
+    if (q.kind !== 'folder') continue;
+    const dir = join(layout.quotas, q.name);
+    for (const e of await pass.entries(dir)) {
+      if (!e.name.startsWith(WAIT_MARK) || leases.has(e.name.slice(WAIT_MARK.length))) continue;
+      await pass.consider(join(dir, e.name), 'wait mark of a gone lease', Math.min(tmpAge, QUOTA_WAIT_MARK_TTL_MS));
+    }
   }
 
   // `.nfs*` leftovers: at the top of each state folder (format 1) and one level down, in real queue or

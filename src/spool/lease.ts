@@ -23,6 +23,7 @@ import { claimedName, runToken, DEAD_SUFFIX } from './names.js';
 import type { ServerClock } from './server-clock.js';
 import { onNetworkFileSystem, unlinkQuietly } from './fsops.js';
 import { renewLease } from './transitions/renew.js';
+import { dropLeaseQuotaFiles } from './transitions/quota-take.js';
 
 export interface LeaseInfo {
   kind: 'worker' | 'client';
@@ -136,6 +137,7 @@ export class Lease {
     if (this.lost) return;
     this.lost = true;
     this.dropSpares();
+    dropLeaseQuotaFiles(this.layout, this.id);
     unlinkQuietly(this.heartbeatFile);
   }
 
@@ -167,6 +169,7 @@ export class Lease {
   async end(): Promise<void> {
     this.lost = true;
     this.dropSpares();
+    dropLeaseQuotaFiles(this.layout, this.id);
     try { fs.rmdirSync(this.dir); } catch (err) { if (!isGone(err) && errnoOf(err) !== 'ENOTEMPTY' && errnoOf(err) !== 'EEXIST') throw err; }
     unlinkQuietly(this.heartbeatFile);
   }

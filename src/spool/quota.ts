@@ -99,10 +99,30 @@ export function quotaEntries(dir: string): { slots: number[]; marks: string[] } 
 /**
  * Wait marks: quotas/NAME/w.LEASE, an empty file made (or touched) by a worker refused a slot of NAME, and
  * removed by it when it next takes one. A hint for the fair share between machines only (quota-take.ts):
- * never counted as a slot, and a mark whose lease folder is gone (the worker stopped or was recovered)
- * is removed by whoever lists the folder next.
+ * never counted as a slot. A mark goes with its lease: the worker removes its own when the lease ends
+ * (stopped or lost: Lease.end, markLost), recovery removes a dead lease's (quota-release.ts
+ * releaseLeaseSlots), and one left behind all the same (a recoverer that died) is removed by whoever lists
+ * the folder next, or by housekeeping once its lease folder is gone.
  */
 export const WAIT_MARK = 'w.';
+
+/**
+ * Slot inodes: tmp/.qslot-LEASE-RANDOM (transitions/quota-take.ts, "Own inodes"), one per run of LEASE
+ * that holds slots, pooled for its next runs. The lease a name belongs to, or null when it is not one.
+ */
+export function slotInodeLease(name: string): string | null {
+  return /^\.qslot-(.+)-[A-Za-z0-9_-]{16}$/.exec(name)?.[1] ?? null;
+}
+
+/** Remove the wait marks this process made for `lease` (it ended: stopped, or lost), and forget them. */
+export function dropWaitMarksOf(lease: string): void {
+  for (const st of takers.values()) {
+    const path = st.marked.get(lease);
+    if (path === undefined) continue;
+    unlinkQuietly(path);
+    st.marked.delete(lease);
+  }
+}
 
 /** The host part of a lease id or run token (host.pid.rand[/SEQ]: worker ids never put a dot in the host). */
 export function hostOfLease(leaseOrToken: string): string {
@@ -128,6 +148,11 @@ export interface TakerState {
   marked: Map<string, string>;
   /** Wait marks of others: their mtime, and when (performance.now) we first saw that mtime. */
   markSeen: Map<string, { mtimeMs: number; at: number }>;
+  /** Slots a listing still named but that were gone when opened (freeSlotsNow), and when that was seen. */
+  gone: number[];
+  goneAt: number;
+  /** Where freeSlotsNow's next checks begin among the listed slots. */
+  checkFrom: number;
 }
 
 const takers = new Map<string, TakerState>();
@@ -136,10 +161,51 @@ export function takerState(dir: string): TakerState {
   let st = takers.get(dir);
   if (!st) {
     if (takers.size >= 1000) takers.clear();
-    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: new Map(), markSeen: new Map() };
+    st = { limit: -1, listedAt: -Infinity, free: [], shared: false, marked: new Map(), markSeen: new Map(), gone: [], goneAt: -Infinity, checkFrom: 0 };
     takers.set(dir, st);
   }
   return st;
+}
+
+/**
+ * How many slots of quota `name` (limit `limit`) are free now, for a worker whose jobs wait for one (each
+ * poll). A listing can be stale — a network client's directory cache (NFS acdirmin, sshfs's cache: 2 s on
+ * the test rig) still names a slot another machine freed — so when it shows the quota full, with no slot
+ * numbered at or over the limit, listed slots are opened (close-to-open: the open asks the file server)
+ * and the ones gone count as free; the next take tries them (quota-take.ts). At most FRESH_CHECKS opens
+ * a call, taking the slots in turn from one call to the next, and only while jobs wait and the listing
+ * says full: a file server is not asked about every slot of a large quota at every poll of every waiter.
+ */
+export function freeSlotsNow(l: Layout, name: string, limit: number): number {
+  const dir = quotaDir(l, name);
+  try { if (!fs.lstatSync(dir).isDirectory()) return limit; } catch { return limit; }
+  const { slots } = quotaEntries(dir);
+  if (slots.length < limit) return limit - slots.length;
+  if (slots.some((k) => k >= limit)) return 0;
+  const st = takerState(dir);
+  slots.sort((a, b) => a - b);
+  const from = st.checkFrom % slots.length;
+  const pick = slots.length <= FRESH_CHECKS ? slots : [...slots, ...slots].slice(from, from + FRESH_CHECKS);
+  st.checkFrom = from + pick.length;
+  const gone = pick.filter((k) => slotGone(join(dir, String(k))));
+  if (gone.length > 0) {
+    st.gone = gone;
+    st.goneAt = performance.now();
+  }
+  return gone.length;
+}
+
+/** Slots freeSlotsNow opens at most per call. */
+const FRESH_CHECKS = 8;
+
+/** Whether slot `path` is gone by an open (fresh on NFS and FUSE, where lstat may answer from a cache). */
+function slotGone(path: string): boolean {
+  try {
+    fs.closeSync(fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK));
+    return false;
+  } catch (err) {
+    return isGone(err);
+  }
 }
 
 /** Slot `path` was freed by this process: its number is the first to try at the next take. */

@@ -6,9 +6,10 @@
  * - Priorities are folders (pending/QUEUE/p0/ … p4/, the queue folder itself for 5, p6/ … p9/): a scan
  *   reads them in that order and its candidates keep it, so within a queue the highest priority is taken
  *   first whatever the backlog behind it. Candidates left from an earlier scan are dropped when a folder
- *   of a higher priority than the next candidate's has a job (one short read per such folder, only when
- *   a scan is due: each poll or freed slot), so a priority-0 job put behind a million priority-9 jobs is
- *   taken at the next poll.
+ *   of a higher priority than the next candidate's has a job (looked at when a scan is due: each poll or
+ *   freed slot; a folder seen empty costs nothing until a change event names a job in it or the shortest
+ *   poll interval has passed, then one lstat, and a short read only when its change time moved), so a
+ *   priority-0 job put behind a million priority-9 jobs is taken at the next poll.
  * - Claim cost does not grow with the backlog: a scan reads at most SCAN_WINDOW names per queue and claims
  *   many from them. Explicit queues are served in the order given (the first that has work wins); with
  *   no list, every queue is served in turn, so one queue's backlog cannot starve another.
@@ -26,6 +27,7 @@
 import { watch as fsWatch } from 'node:fs/promises';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { WORKER_BOUNDS } from '../defaults.js';
 import { isGone } from '../errors.js';
 import { queueDir, type Layout } from '../spool/layout.js';
 import type { Lease } from '../spool/lease.js';
@@ -37,6 +39,12 @@ import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
 import { dueIn } from '../spool/transitions/promote.js';
 
 const SCAN_WINDOW = 1000;
+/**
+ * How long a higher priority folder seen empty is taken as still empty without a look (an lstat), when no
+ * change event said otherwise: the shortest poll interval, so that the bound "a job of a higher priority
+ * put anywhere is taken at the next poll" holds for every poll a worker may be given.
+ */
+const HIGHER_RECHECK_MS = WORKER_BOUNDS.pollMs.min;
 /** Longest stretch of synchronous claim attempts before the claim loop lets timers (the heartbeat) run. */
 const CLAIM_YIELD_MS = 20;
 /** How often a remembered put-back name is looked at (lstat) to see whether it is still the same file. */
@@ -73,8 +81,19 @@ export class Claimer {
   private levels = new Map<string, string[]>();
   /** Queues whose rate is used up for this window (holdQueues): skipped by scans and hints. */
   private held = new Set<string>();
-  /** Priority folders found empty by higherWaiting, with their identity and change times then. */
-  private readonly seenEmpty = new Map<string, string>();
+  /**
+   * Priority folders found empty by higherWaiting: their identity and change times then, and when
+   * (performance.now) that was last confirmed by an lstat.
+   */
+  private readonly seenEmpty = new Map<string, { key: string; at: number }>();
+  /**
+   * higherWaiting found every served folder ranked before `higherEmptyRank` in seenEmpty, the oldest look
+   * at one of them made at `higherEmptyAt`: until that look is HIGHER_RECHECK_MS old, a check for that rank
+   * or a higher one answers at once, without a path or a map look-up per folder (it runs at each claim).
+   * Reset whenever seenEmpty loses an entry or the folders served change.
+   */
+  private higherEmptyAt = -Infinity;
+  private higherEmptyRank = -1;
   /** A priority folder was made or removed in a served queue since the levels were read. */
   private levelsStale = false;
   /**
@@ -127,7 +146,7 @@ export class Claimer {
       if (freed >= n) break;
       if (e.quota === quota) { this.putBack.delete(k); freed++; }
     }
-    if (freed > 0) { this.candidates = []; this.scanDue = true; this.seenEmpty.clear(); }
+    if (freed > 0) { this.candidates = []; this.scanDue = true; this.forgetEmpty(); }
   }
 
   /** Take no job of these queues (their rate is used up for the window); null or empty: all may be taken again. */
@@ -158,7 +177,7 @@ export class Claimer {
   forgetPutBack(): void {
     if (this.putBack.size === 0) return;
     for (const [k, e] of this.putBack) if (!e.quota) this.putBack.delete(k);
-    this.seenEmpty.clear();
+    this.forgetEmpty();
     this.candidates = [];
     this.scanDue = true;
   }
@@ -205,6 +224,7 @@ export class Claimer {
 
   /** Which priority folders each served queue has (one lstat per possible folder). */
   private refreshLevels(): void {
+    this.higherEmptyAt = -Infinity;
     const next = new Map<string, string[]>();
     for (const q of this.active) {
       const qdir = queueDir(this.layout, 'pending', q);
@@ -218,23 +238,38 @@ export class Claimer {
    * ahead of the candidates left). Reads at most the first entries of each such folder.
    */
   private higherWaiting(rank: number): boolean {
+    const now = performance.now();
+    if (rank <= this.higherEmptyRank && now - this.higherEmptyAt < HIGHER_RECHECK_MS) return false;
+    let oldest = now;
     for (const q of this.active) {
       const qdir = queueDir(this.layout, 'pending', q);
       for (const level of this.levels.get(q) ?? ['']) {
         if (rankOf(level) >= rank) break;
         const dir = join(qdir, level);
-        // A folder seen empty is looked into again only once its change time moved (one lstat): this
-        // check runs at each freed slot, and most higher folders stay empty.
+        // This check runs at each freed slot and most higher folders stay empty. A folder seen empty is
+        // taken as still empty for HIGHER_RECHECK_MS after its last look, unless a change event named a job
+        // in it (watchDir forgets it then); after that, one lstat, and it is read again only once its change
+        // time moved. A job put on another machine (no event here) is thus seen within the shortest poll.
+        const seen = this.seenEmpty.get(dir);
+        if (seen !== undefined && now - seen.at < HIGHER_RECHECK_MS) { oldest = Math.min(oldest, seen.at); continue; }
         let key: string;
-        try { const st = fs.lstatSync(dir); key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`; } catch { continue; }
-        if (this.seenEmpty.get(dir) === key) continue;
+        try { const st = fs.lstatSync(dir); key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`; } catch { oldest = -Infinity; continue; }
+        if (seen !== undefined && seen.key === key) { seen.at = now; continue; }
         const has = this.putBack.size === 0 ? hasJobs(dir) : readWindow(dir, (name) => this.isPutBack(q, name, level), 1).length > 0;
-        if (has) { this.seenEmpty.delete(dir); return true; }
-        if (this.seenEmpty.size > 10_000) this.seenEmpty.clear();
-        this.seenEmpty.set(dir, key);
+        if (has) { this.forgetEmpty(dir); return true; }
+        if (this.seenEmpty.size > 10_000) this.forgetEmpty();
+        this.seenEmpty.set(dir, { key, at: now });
       }
     }
+    this.higherEmptyAt = oldest;
+    this.higherEmptyRank = rank;
     return false;
+  }
+
+  /** Forget that `dir` (or every folder) was seen empty. */
+  private forgetEmpty(dir?: string): void {
+    if (dir === undefined) this.seenEmpty.clear(); else this.seenEmpty.delete(dir);
+    this.higherEmptyAt = -Infinity;
   }
 
   stop(): void {
@@ -264,6 +299,8 @@ export class Claimer {
             if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.levelsStale = true;
           } else {
             if (this.ownClaims.delete(name)) { odd.delete(name); continue; }
+            // Not our own claim: this folder may hold a job now, whatever higherWaiting last found.
+            this.forgetEmpty(dir);
             // A job of a higher priority than the queue folder's: look before taking the next candidate.
             if (level !== '' && rankOf(level) < 5) this.scanDue = true;
             if (odd.delete(name)) continue;

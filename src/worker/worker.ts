@@ -44,7 +44,7 @@ import { LeaseAudit } from '../spool/transitions/audit.js';
 import { unclaimJob } from '../spool/transitions/unclaim.js';
 import { takeSlots, type Slot } from '../spool/transitions/quota-take.js';
 import { releaseSlots } from '../spool/transitions/quota-release.js';
-import { readLimit, readQueueQuotas, slotsOf } from '../spool/quota.js';
+import { freeSlotsNow, readLimit, readQueueQuotas } from '../spool/quota.js';
 import { listRates, queueRateFolder, rateFolderName, type Rate } from '../spool/rate.js';
 import { rateHasRoom, takeRateTokens } from '../spool/transitions/rate-take.js';
 import { jobName } from '../spool/names.js';
@@ -517,7 +517,7 @@ export class Worker {
         continue;
       }
       const { limit } = readLimit(this.layout, q);
-      const free = limit === null ? Infinity : limit - slotsOf(this.layout, q).length;
+      const free = limit === null ? Infinity : freeSlotsNow(this.layout, q, limit);
       if (free > 0) this.claimer.quotaFreed(q, free);
     }
     if (this.heldQueues.size > 0) {

@@ -8,7 +8,9 @@
  * Steps, per quota:
  *   1. know its limit (a worker uses what it read at most a poll ago) and which slot K to try: the fast
  *      path, a slot number this process freed (or saw free) within QUOTA_RELIST_MS of a listing that found
- *      fewer than N slots and none numbered N or more, with the same limit; else a listing (one readdir):
+ *      fewer than N slots and none numbered N or more, with the same limit; else a listing (one readdir;
+ *      a slot it names that an open found gone within QUOTA_RELIST_MS counts as free: spool/quota.ts
+ *      freeSlotsNow, for a listing a network client's cache keeps stale):
  *      when N or more slot files exist (the limit was lowered, or every slot is held) there is no slot for
  *      us, nor when workers of another machine wait (their marks, below) and ours hold a fair share
  *      already: ceil(N / machines holding or waiting);
@@ -22,10 +24,10 @@
  *   make or touch our wait mark quotas/NAME/w.LEASE (removed at our next take of NAME), and the holder
  *   puts the job back (transitions/unclaim.ts) and skips it until a slot of that quota frees (no claim
  *   loop: worker/claimer.ts quotaFreed, looked at each poll and whenever the worker frees one itself).
- * Crash after 1: nothing written (but perhaps a wait mark: a hint, removed by the next lister once our
- *   lease folder is gone). After 2 (some slots taken): the job and its slots are held under our lease;
- *   when our lease is recovered, recovery releases every slot holding LEASE/... (recover.ts step 1b)
- *   and settles the job by its policy.
+ * Crash after 1: nothing written (but perhaps a wait mark: a hint, removed with our lease's recovery,
+ *   or by the next lister or housekeeping once our lease folder is gone). After 2 (some slots taken): the
+ *   job and its slots are held under our lease; when our lease is recovered, recovery releases every slot
+ *   holding LEASE/... (recover.ts step 1b) and settles the job by its policy.
  * Fence: the slot holds LEASE/SEQ; release removes only a slot still holding that token, so a stale holder
  *   never frees a slot recovery handed on to another job.
  * Fairness: the machine whose workers free a slot sees it first and would take it again at once, so one
@@ -42,7 +44,7 @@ import { makeDir } from '../modes.js';
 import { QUOTA_FAIR_SHARE_MAX_LIMIT, QUOTA_RELIST_MS, QUOTA_WAIT_MARK_TTL_MS } from '../../defaults.js';
 import { SAFE_NAME } from '../../job/format.js';
 import { createExclusiveOpenSync, unlinkQuietly } from '../fsops.js';
-import { WAIT_MARK, hostOfLease, quotaDir, quotaEntries, readLimit, refusedAsExisting, slotHolder, takerState, type TakerState } from '../quota.js';
+import { WAIT_MARK, dropWaitMarksOf, hostOfLease, quotaDir, quotaEntries, readLimit, refusedAsExisting, slotHolder, takerState, type TakerState } from '../quota.js';
 import { releaseSlots } from './quota-release.js';
 import { step } from './steps.js';
 
@@ -116,6 +118,10 @@ function takeListed(l: Layout, dir: string, limit: number, token: string, st: Ta
   const { slots, marks } = quotaEntries(dir);
   const held = new Set(slots);
   const over = slots.some((k) => k >= limit);
+  // Slots this listing names that an open found gone a moment ago (freeSlotsNow: a stale directory cache):
+  // tried as free. A slot taken again meanwhile refuses the link, as any taken slot does.
+  if (!over && held.size >= limit && st.gone.length > 0 && now - st.goneAt < QUOTA_RELIST_MS) for (const k of st.gone) held.delete(k);
+  st.gone = [];
   st.limit = limit;
   st.listedAt = held.size < limit && !over ? now : -Infinity;
   st.shared = false;
@@ -176,7 +182,8 @@ function otherMachinesWaiting(l: Layout, dir: string, marks: string[], myHost: s
 /** Make or touch (O_TRUNC moves its mtime, on the file server's clock) our wait mark. A hint: failures are ignored. */
 function markWaiting(l: Layout, dir: string, st: TakerState, token: string): void {
   const lease = leaseOfToken(token);
-  if (!SAFE_NAME.test(lease)) return;
+  // A run that outlived its lease leaves no mark: nobody would remove it.
+  if (!SAFE_NAME.test(lease) || endedLeases.has(lease)) return;
   const path = join(dir, WAIT_MARK + lease);
   try {
     // O_NONBLOCK: a FIFO planted at the name fails (ENXIO) instead of hanging the worker.
@@ -193,14 +200,20 @@ function markWaiting(l: Layout, dir: string, st: TakerState, token: string): voi
  * run token first: link(2) is as exclusive as O_EXCL (EEXIST when K exists, atomic on NFS), and a slot is
  * never seen without its token. Released, the inode goes back to the process's pool and is written again
  * for its next run, only while no other name links to it (nlink 1 on the open descriptor) and it is a
- * regular file of ours. A pool file left by a worker that died is an orphan temp file for housekeeping.
+ * regular file of ours. The pool goes with its lease: removed when the lease ends (dropLeaseQuotaFiles),
+ * by the recovery of a lease whose worker died (quota-release.ts releaseLeaseSlots), else by housekeeping
+ * once the lease folder is gone.
  */
 const pools = new Map<string, string[]>();
 const POOL_MAX = 64;
+/** Leases of this process that ended (dropLeaseQuotaFiles): their runs pool no inode and leave no wait mark. */
+const endedLeases = new Set<string>();
+/** This process's uid, asked once (a system call a take otherwise). */
+const MY_UID = process.getuid?.();
 
 function poolOf(tmpDir: string, token: string): string[] | null {
   const lease = leaseOfToken(token);
-  if (!SAFE_NAME.test(lease)) return null;
+  if (!SAFE_NAME.test(lease) || endedLeases.has(lease)) return null;
   const key = `${tmpDir}\0${lease}`;
   let pool = pools.get(key);
   if (!pool) {
@@ -226,12 +239,32 @@ function ownInode(l: Layout, token: string): string | null {
   } catch { return null; }
 }
 
-/** Give an own inode back to the pool of `token`'s lease (released slots, or a take that found none). */
+/**
+ * Give an own inode back to the pool of `token`'s lease (released slots, or a take that found none); its
+ * name goes at once when the lease has ended (a run that outlived its lease) or the pool is full.
+ */
 export function returnOwn(token: string, path: string): void {
   const pool = poolOf(dirname(path), token);
-  if (pool === null || pool.includes(path)) return;
+  if (pool === null) { unlinkQuietly(path); return; }
+  if (pool.includes(path)) return;
   if (pool.length >= POOL_MAX) { unlinkQuietly(path); return; }
   pool.push(path);
+}
+
+/**
+ * Lease `leaseId` of this process ended (Lease.end, Lease.markLost): the names of its pooled inodes in
+ * tmp/ and its wait marks go now, not an hour later with housekeeping. Only names are removed: an inode
+ * still linked as a held slot lives on under that name, and its run unlinks its own name at release
+ * (returnOwn). A lease of ours that died with the process is settled by recovery instead
+ * (quota-release.ts releaseLeaseSlots).
+ */
+export function dropLeaseQuotaFiles(l: Layout, leaseId: string): void {
+  if (endedLeases.size >= 1000) endedLeases.clear();
+  endedLeases.add(leaseId);
+  const key = `${l.tmp}\0${leaseId}`;
+  for (const path of pools.get(key) ?? []) unlinkQuietly(path);
+  pools.delete(key);
+  dropWaitMarksOf(leaseId);
 }
 
 /** Write `token` into own inode `path`, only while it is a regular file of ours with no other name. */
@@ -240,8 +273,7 @@ function rewriteOwn(path: string, token: string): boolean {
   try { fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK); } catch { return false; }
   try {
     const st = fs.fstatSync(fd);
-    const uid = process.getuid?.();
-    if (!st.isFile() || st.nlink !== 1 || (uid !== undefined && st.uid !== uid)) { unlinkQuietly(path); return false; }
+    if (!st.isFile() || st.nlink !== 1 || (MY_UID !== undefined && st.uid !== MY_UID)) { unlinkQuietly(path); return false; }
     // Padded to the old length instead of a truncate (one call less): readers trim the token.
     const text = token + '\n';
     fs.writeSync(fd, st.size > text.length ? text + ' '.repeat(st.size - text.length) : text, 0);

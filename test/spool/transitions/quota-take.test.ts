@@ -4,8 +4,9 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { setLimit, slotHolder } from '../../../dist/spool/quota.js';
-import { takeSlots } from '../../../dist/spool/transitions/quota-take.js';
+import { freeSlotsNow, setLimit, slotHolder, takerState } from '../../../dist/spool/quota.js';
+import { takeSlots, type Slot } from '../../../dist/spool/transitions/quota-take.js';
+import type { Lease } from '../../../dist/spool/lease.js';
 import { releaseLeaseSlots, releaseSlots } from '../../../dist/spool/transitions/quota-release.js';
 import { cleanupTemp } from '../../helpers.js';
 import { Rig, SimulatedCrash, crashAfter, onStep, recordSteps } from './util.js';
@@ -217,6 +218,132 @@ describe('quota-take / quota-release', () => {
     fs.unlinkSync(r4.slots[0]!.own!);
     const r5 = takeSlots(rig.l, ['a'], 'L/5');
     expect('slots' in r5 && slotHolder(r5.slots[0]!.path)).toBe('L/5');
+  });
+
+  // What a lease keeps for its next takes (slot inodes in tmp/, wait marks) goes with the lease.
+  const inodesOf = (lease: Lease) => rig.tmp(`.qslot-${lease.id}-`);
+  const marksIn = (q: string) => fs.readdirSync(join(rig.l.quotas, q)).filter((n) => n.startsWith('w.')).sort();
+  /** Quota b's one slot held by a run of a live lease. */
+  async function fillB(): Promise<void> {
+    const other = await rig.lease();
+    expect('slots' in takeSlots(rig.l, ['b'], `${other.id}/1`)).toBe(true);
+  }
+  /** `lease` holds a/0 (its run 1), has a pooled inode (run 2's, released), and waits for b (run 3: a mark). */
+  async function holderAndWaiter(lease: Lease): Promise<{ run1: Slot[] }> {
+    const r1 = takeSlots(rig.l, ['a'], `${lease.id}/1`);
+    const r2 = takeSlots(rig.l, ['c'], `${lease.id}/2`);
+    if (!('slots' in r1) || !('slots' in r2)) throw new Error('no slot');
+    releaseSlots(r2.slots, `${lease.id}/2`);
+    expect(takeSlots(rig.l, ['b'], `${lease.id}/3`)).toEqual({ blocked: 'b', limit: 1 });
+    expect(inodesOf(lease)).toHaveLength(2);
+    expect(marksIn('b')).toContain(`w.${lease.id}`);
+    return { run1: r1.slots };
+  }
+
+  it('recovery of a dead lease removes its wait marks and slot inodes too; a live lease keeps its own', async () => {
+    await setLimit(rig.l, 'a', 2, true);
+    await setLimit(rig.l, 'b', 1, true);
+    await setLimit(rig.l, 'c', 2, true);
+    const [dead, live] = [await rig.lease(), await rig.lease()];
+    await fillB(); // b is full from here on
+    await holderAndWaiter(dead);
+    await holderAndWaiter(live);
+    rig.kill(dead);
+    const seen = recordSteps();
+    await rig.recover();
+    expect(seen.filter((x) => x.startsWith('quota-release'))).toEqual(['quota-release:1', 'quota-release:2']);
+    expect(slots('a').map((k) => slotHolder(join(rig.l.quotas, 'a', k)))).toEqual([`${live.id}/1`]);
+    expect(inodesOf(dead)).toEqual([]);
+    expect(marksIn('b')).toEqual([`w.${live.id}`]);
+    expect(inodesOf(live)).toHaveLength(2);
+  });
+
+  it('crash before quota-release step 2 in a recovery: housekeeping removes the dead lease\'s marks and inodes once 10 s old, not a live one\'s', async () => {
+    const { cleanLeftovers } = await import('../../../dist/spool/housekeeping.js');
+    await setLimit(rig.l, 'a', 2, true);
+    await setLimit(rig.l, 'b', 1, true);
+    await setLimit(rig.l, 'c', 2, true);
+    const [dead, live] = [await rig.lease(), await rig.lease()];
+    await fillB();
+    await holderAndWaiter(dead);
+    await holderAndWaiter(live);
+    rig.kill(dead);
+    crashAfter('quota-release', 1);
+    await rig.recover();
+    onStep();
+    expect(slots('a').map((k) => slotHolder(join(rig.l.quotas, 'a', k)))).toEqual([`${live.id}/1`]);
+    expect(inodesOf(dead)).toHaveLength(2);
+    expect(marksIn('b')).toHaveLength(2);
+    // Young (a lease made after claimed/ was listed has young ones): kept.
+    await cleanLeftovers(rig.l, rig.clock(), {});
+    expect(inodesOf(dead)).toHaveLength(2);
+    const past = new Date(Date.now() - 60_000);
+    for (const p of [...rig.tmp('.qslot-').map((n) => join(rig.l.tmp, n)), ...marksIn('b').map((n) => join(rig.l.quotas, 'b', n))]) fs.utimesSync(p, past, past);
+    const report = await cleanLeftovers(rig.l, rig.clock(), {});
+    expect(report.filter((r) => r.removed).map((r) => r.what).sort()).toEqual(['quota slot inode of a gone lease', 'quota slot inode of a gone lease', 'wait mark of a gone lease']);
+    expect(inodesOf(dead)).toEqual([]);
+    expect(marksIn('b')).toEqual([`w.${live.id}`]);
+    expect(inodesOf(live)).toHaveLength(2);
+  });
+
+  it('a lease that ends (lost, or given up) removes its pooled inodes and wait marks; a run that outlived it leaves neither', async () => {
+    await setLimit(rig.l, 'a', 2, true);
+    await setLimit(rig.l, 'b', 1, true);
+    await setLimit(rig.l, 'c', 2, true);
+    await fillB();
+    const lost = await rig.lease();
+    const { run1 } = await holderAndWaiter(lost);
+    lost.markLost();
+    expect(inodesOf(lost)).toEqual([run1[0]!.own!.slice(rig.l.tmp.length + 1)]); // still linked as a/0: its run holds it
+    expect(marksIn('b')).toEqual([]);
+    // The run ends after its lease: slot and inode name both go, nothing is pooled.
+    releaseSlots(run1, `${lost.id}/1`);
+    expect(inodesOf(lost)).toEqual([]);
+    expect(slots('a')).toEqual([]);
+    // A take under the ended lease makes its slot directly (no inode of its own), and leaves no mark.
+    const late = takeSlots(rig.l, ['a'], `${lost.id}/4`);
+    expect('slots' in late && slotHolder(late.slots[0]!.path)).toBe(`${lost.id}/4`);
+    expect(takeSlots(rig.l, ['b'], `${lost.id}/5`)).toEqual({ blocked: 'b', limit: 1 });
+    expect(inodesOf(lost)).toEqual([]);
+    expect(marksIn('b')).toEqual([]);
+    // Given up (a worker that stops): the same.
+    const ended = await rig.lease();
+    const r = await holderAndWaiter(ended);
+    releaseSlots(r.run1, `${ended.id}/1`);
+    await ended.end();
+    expect(inodesOf(ended)).toEqual([]);
+    expect(marksIn('b')).toEqual([]);
+  });
+
+  it('freeSlotsNow: a full listing is checked by opening its slots; a slot seen gone is tried at the next take, and refuses it if taken again', async () => {
+    await setLimit(rig.l, 'a', 2, true);
+    await setLimit(rig.l, 'big', 100, true);
+    const dir = join(rig.l.quotas, 'a');
+    expect(freeSlotsNow(rig.l, 'a', 2)).toBe(2); // no folder yet: nothing held
+    const r1 = takeSlots(rig.l, ['a'], 'L1/1');
+    const r2 = takeSlots(rig.l, ['a'], 'L2/1');
+    if (!('slots' in r1) || !('slots' in r2)) throw new Error('no slot');
+    expect(freeSlotsNow(rig.l, 'a', 2)).toBe(0);
+    expect(freeSlotsNow(rig.l, 'a', 3)).toBe(1);
+    expect(freeSlotsNow(rig.l, 'a', 1)).toBe(0); // a lowered limit: slot 1 is over it, nothing is free
+    // What a stale listing leads to: slot 0 was seen gone, yet another run holds it by the take: the link is refused.
+    const st = takerState(dir);
+    st.gone = [0];
+    st.goneAt = performance.now();
+    expect(takeSlots(rig.l, ['a'], 'L3/1')).toEqual({ blocked: 'a', limit: 2 });
+    expect(slots('a').map((k) => slotHolder(join(dir, k)))).toEqual(['L1/1', 'L2/1']);
+    expect(st.gone).toEqual([]); // used once
+    releaseSlots(r1.slots, 'L1/1');
+    expect(freeSlotsNow(rig.l, 'a', 2)).toBe(1);
+    // A large quota: 8 slots opened a call, in turn; a freed one is found within limit / 8 calls.
+    const big = Array.from({ length: 100 }, (_, i) => takeSlots(rig.l, ['big'], `B/${i}`));
+    const freed = big[57]!;
+    if (!('slots' in freed)) throw new Error('no slot');
+    releaseSlots(freed.slots, 'B/57');
+    big.forEach((r) => expect('slots' in r).toBe(true));
+    expect(freeSlotsNow(rig.l, 'big', 100)).toBe(1); // the listing is fresh here: 99 < 100
+    expect('slots' in takeSlots(rig.l, ['big'], 'B/100')).toBe(true);
+    expect(freeSlotsNow(rig.l, 'big', 100)).toBe(0);
   });
 
   it('a symlink in place of the quota folder: no slot is created through it', async () => {
