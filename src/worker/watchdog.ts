@@ -13,6 +13,7 @@ import type { Lease } from '../spool/lease.js';
 import { unlinkQuietly } from '../spool/fsops.js';
 import { idOfCancelRequest } from '../spool/names.js';
 import { renewLease } from '../spool/transitions/renew.js';
+import { fenceState } from './self-fence.js';
 
 export interface WatchdogHost {
   readonly lease: Lease;
@@ -38,7 +39,7 @@ export class Watchdog {
     this.beating = true;
     try {
       const lease = this.host.lease;
-      if (!lease.isLost && !lease.fresh()) {
+      if (!lease.isLost && fenceState(lease) === 'expired') {
         this.log('lease.stale', { worker: lease.id, reason: 'heartbeat not renewed within the lease time' });
         this.host.loseLease(lease);
       }
