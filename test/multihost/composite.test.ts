@@ -23,9 +23,12 @@ const sizeOn = (fsKind: FsKind) => FULL
   ? { groups: 100, groupSize: 20, chains: 20, chainSize: 25, memberMs: 100 }
   : fsKind === 'sshfs'
     ? { groups: 12, groupSize: 20, chains: 4, chainSize: 8, memberMs: 400 }
-    : { groups: 6, groupSize: 10, chains: 2, chainSize: 6, memberMs: 400 };
+    : { groups: 4, groupSize: 8, chains: 2, chainSize: 4, memberMs: 400 };
 // The smaller run is shorter: kills come faster so that it still sees several.
 const KILL_EVERY_MS = FULL ? 3000 : 2000;
+// On GlusterFS a few kills only: each one holds its jobs for a lease before they run again, and a chain waits
+// for each of its members in turn (unbounded, the kills made the CI-size run outlast its 180 s under load).
+const killsOn = (fsKind: FsKind) => (FULL || fsKind === 'sshfs' ? Infinity : 3);
 // lease > heartbeat + the mounts' staleness (~3 s on sshfs, ~4 s on GlusterFS): see docs/nfs.md.
 const workerOn = (fsKind: FsKind) => ['--concurrency', '4', '--lease', fsKind === 'sshfs' ? '6s' : '8s', '--heartbeat', '1s', '--poll', '200ms'];
 
@@ -37,6 +40,7 @@ for (const fsKind of rigFileSystems()) describe(`composite jobs on three machine
   const { rig, local } = useSpoolRig({ machines: 3, fs: fsKind, clockOffsets: ['+2m', '-2m', undefined] }, 2);
   const SIZE = sizeOn(fsKind);
   const WORKER = workerOn(fsKind);
+  const MAX_KILLS = killsOn(fsKind);
 
   it(`${SIZE.groups} parallel groups of ${SIZE.groupSize} and ${SIZE.chains} serial chains of ${SIZE.chainSize}: every postprocess once, with every entry; chains in order`, async () => {
     const ledger = join(local.dir, 'composite.ledger');
@@ -48,7 +52,7 @@ for (const fsKind of rigFileSystems()) describe(`composite jobs on three machine
     let killing = true;
     let kills = 0;
     const killer = (async () => {
-      for (let k = 0; killing; k++) {
+      for (let k = 0; killing && kills < MAX_KILLS; k++) {
         await sleep(KILL_EVERY_MS);
         if (!killing) break;
         const victim = workers[k % workers.length]!;
@@ -159,7 +163,7 @@ for (const fsKind of rigFileSystems()) describe(`composite jobs on three machine
     const hosts = new Set(lines.filter((l) => l.ev === 'end').map((l) => l.host));
     expect([...hosts].sort()).toEqual(['host-a', 'host-b', 'host-c']);
     console.log(`[multihost] ${fsKind}: composite${FULL ? ' (full size)' : ''}: ${SIZE.groups} parallel groups × ${SIZE.groupSize} and ${SIZE.chains} serial chains × ${SIZE.chainSize} ` +
-      `(members ${SIZE.memberMs} ms), 3 machines (+2m, -2m, on time), ${kills} SIGKILLs (one every ${KILL_EVERY_MS} ms): put in ${Math.round(putMs)} ms, ` +
+      `(members ${SIZE.memberMs} ms), 3 machines (+2m, -2m, on time), ${kills} SIGKILLs (one every ${KILL_EVERY_MS} ms${MAX_KILLS < Infinity ? `, at most ${MAX_KILLS}` : ''}): put in ${Math.round(putMs)} ms, ` +
       `every postprocess done after ${Math.round(runMs)} ms; ${SIZE.groups + SIZE.chains} postprocesses, one job each, each with all its entries in order; ` +
       `${interruptedRuns} runs interrupted by the kills and run again; ${all.length} workers started in all`);
   }, FULL ? 1_200_000 : 300_000);

