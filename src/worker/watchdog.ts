@@ -5,6 +5,7 @@
  * running job at the next heartbeat).
  */
 import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { LeaseLostError, isMountGone } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -40,7 +41,7 @@ export class Watchdog {
     try {
       const lease = this.host.lease;
       if (!lease.isLost && fenceState(lease) === 'expired') {
-        this.log('lease.stale', { worker: lease.id, reason: 'heartbeat not renewed within the lease time' });
+        this.log('lease.stale', { worker: lease.id, reason: 'heartbeat not renewed within the lease time', sinceRenewMs: Math.round(performance.now() - lease.lastRenewed), leaseMs: lease.info.leaseMs });
         this.host.loseLease(lease);
       }
       if (!lease.isLost) {
