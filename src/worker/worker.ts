@@ -586,7 +586,7 @@ export class Worker {
       return this.finish(c, job, recordError(job, attempt, err, 'error', new Date().toISOString(), serverNow));
     }
     // The self-fence: never started under a lease a sibling may be judging dead.
-    if (!(await this.fence.mayStart(c.lease))) { if (this.fence.putBack(c)) this.claimedTotal--; return; }
+    if (fenceState(c.lease) !== 'open' && !(await this.fence.mayStart(c.lease))) { if (this.fence.putBack(c)) this.claimedTotal--; return; }
     const entry: Running = { id: job.id, claim: c, job };
     this.running.set(job.id, entry);
     this.log('job.start', { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, worker: c.lease.id });
