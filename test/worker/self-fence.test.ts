@@ -40,7 +40,8 @@ describe('the rule', () => {
     expect(fenceMarginMs(30_000)).toBe(WORKER_DEFAULTS.selfFenceMarginMs);
     expect(fenceMarginMs(2000)).toBe(500);
     const { lease } = await leaseOn(await newSpool(), 2000);
-    const t = lease.lastRenewed;
+    const t = 1000; // whole numbers: performance.now() fractions make t + 1500 - t fall short of 1500
+    lease.lastRenewed = t;
     expect(fenceState(lease, t + 1499)).toBe('open');
     expect(fenceState(lease, t + 1500)).toBe('closed');
     expect(fenceState(lease, t + 1999)).toBe('closed');
