@@ -27,8 +27,8 @@ const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat',
 // late under a load of 15–20, and a live slot holder judged dead hands its slot on while its job still
 // runs (the lease rule, docs/nfs.md). A longer lease keeps that out of a test of the quota.
 const QUOTA_LEASE_MS = FULL ? 30_000 : LEASE_MS;
-// GlusterFS (CI size): each machine's FUSE client is busy too; a heartbeat 8 s late was seen there with 6 worker processes
-// there under a load of 14 (the other engineers' runs), and a live worker lost its lease. Same reasoning.
+// GlusterFS (CI size): each machine's FUSE client is busy too; a heartbeat 8 s late was seen there (6 worker
+// processes, a load of 14 from the other engineers' runs), and a live worker lost its lease. Same reasoning.
 const GLUSTER_QUOTA_LEASE_MS = FULL ? 30_000 : 15_000;
 const FN = './quota-jobs.mjs#stamp';
 
