@@ -30,6 +30,11 @@ export const WORKER_DEFAULTS = {
   dutyTransientPasses: 3,
   /** A worker audits its own lease folder every this many heartbeats (transitions/audit.ts). */
   auditBeats: 3,
+  /**
+   * The self-fence's safety margin (worker/self-fence.ts): a worker whose last renewal is older than its lease
+   * less this (at most a quarter of the lease) claims and starts nothing until a renewal succeeds.
+   */
+  selfFenceMarginMs: 2 * SECOND,
 } as const;
 
 export const WORKER_BOUNDS = {

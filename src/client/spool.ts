@@ -15,7 +15,7 @@ import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync, unl
 import { newToken } from '../spool/ids.js';
 import { PRIORITY_FOLDERS } from '../spool/names.js';
 import { defaultSpoolDir, initSpool, openLayout, queueDir, type JobState, type Layout } from '../spool/layout.js';
-import { Lease, judgeLease } from '../spool/lease.js';
+import { Lease, judgeLease, type LeaseJudgement } from '../spool/lease.js';
 import { makeDir } from '../spool/modes.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
 import { ALL_STATES, findExact, findPrefix, hasJobs, pickCurrent, scanState, type Located } from '../spool/scan.js';
@@ -91,7 +91,15 @@ export interface CancelResult { id: string; was: JobState | null; result: 'cance
 export interface HoldResult { id: string; was: JobState | null; ok: boolean; to?: JobState; why?: string }
 
 export interface WorkerView {
-  id: string; host: string; pid: number; ageMs: number; alive: boolean; running?: number; concurrency?: number; queues?: string[] | null;
+  id: string; host: string; pid: number;
+  /**
+   * Its heartbeat's age by the file server's clock; null when the heartbeat could not be read settled this time
+   * (its name kept leading to a file just replaced: it is being renewed; `unsettled` says so).
+   */
+  ageMs: number | null;
+  alive: boolean; running?: number; concurrency?: number; queues?: string[] | null;
+  /** Set (true) when the age is unknown because the heartbeat was being replaced as it was read: counted alive. */
+  unsettled?: true;
   /** The worker's name (`zcq worker --name`; the host name by default). */
   name?: string;
   /** Its effective settings, as its last heartbeat gave them (workers of this version). */
@@ -110,6 +118,27 @@ export interface Status {
   quarantined: number;
   /** True when ages come from this machine's clock (the spool could not be written to read the file server's). */
   localClock: boolean;
+}
+
+/**
+ * One worker's row for `status`, from its lease judgement and its heartbeat's text (untrusted: each field
+ * checked). Null when neither heartbeat nor folder is there any more (the worker ended). A heartbeat that
+ * was being replaced as it was read (server-clock.ts readAged: `unsettled`) belongs to a live worker: it is
+ * shown, alive, with its age unknown (`ageMs` null, `unsettled`), not left out of this call's answer.
+ */
+export function workerView(id: string, j: LeaseJudgement, heartbeat: string | undefined): WorkerView | null {
+  if (j.ageMs === null && j.unsettled === undefined) return null;
+  let extra: { running?: unknown; concurrency?: unknown; queues?: unknown; name?: unknown; fn?: unknown; paused?: unknown; sources?: unknown } = {};
+  try { const x = JSON.parse(heartbeat ?? ''); if (x && typeof x === 'object') extra = x; } catch { /* torn or unread */ }
+  return {
+    id, host: j.info.host, pid: j.info.pid, ageMs: j.ageMs === null ? null : Math.round(j.ageMs), alive: !j.expired,
+    ...(j.ageMs === null ? { unsettled: true as const } : {}),
+    running: typeof extra.running === 'number' ? extra.running : undefined,
+    concurrency: typeof extra.concurrency === 'number' ? extra.concurrency : undefined,
+    queues: Array.isArray(extra.queues) ? extra.queues.filter((q): q is string => typeof q === 'string') : null,
+    name: typeof extra.name === 'string' ? extra.name.slice(0, 240) : undefined,
+    ...settingsOf(extra),
+  };
 }
 
 export class Spool {
@@ -634,17 +663,11 @@ export class Spool {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
       const id = name.slice(0, -5);
       const j = await judgeLease(this.layout, clock, id, 30_000).catch(() => null);
-      if (!j || j.ageMs === null || j.info.kind === 'client') continue;
-      let extra: { running?: unknown; concurrency?: unknown; queues?: unknown; name?: unknown; fn?: unknown; paused?: unknown; sources?: unknown } = {};
-      try { const r = readRegularFileSync(join(this.layout.workers, name), 64 * 1024); if ('text' in r) extra = JSON.parse(r.text); } catch { /* torn: age still counts */ }
-      workers.push({
-        id, host: j.info.host, pid: j.info.pid, ageMs: Math.round(j.ageMs), alive: !j.expired,
-        running: typeof extra.running === 'number' ? extra.running : undefined,
-        concurrency: typeof extra.concurrency === 'number' ? extra.concurrency : undefined,
-        queues: Array.isArray(extra.queues) ? extra.queues.filter((q): q is string => typeof q === 'string') : null,
-        name: typeof extra.name === 'string' ? extra.name.slice(0, 240) : undefined,
-        ...settingsOf(extra),
-      });
+      if (!j || j.info.kind === 'client') continue;
+      let text: string | undefined;
+      try { const r = readRegularFileSync(join(this.layout.workers, name), 64 * 1024); if ('text' in r) text = r.text; } catch { /* torn or gone: the age still counts */ }
+      const view = workerView(id, j, text);
+      if (view) workers.push(view);
     }
     return workers;
   }

@@ -374,7 +374,7 @@ export function applyModeSync(fd: number, mode: number): void {
 }
 
 /** open(O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW) and the exact mode: fails with EEXIST for anything at `path`, a symlink included. */
-function openExclusiveSync(path: string, mode: number): number {
+export function openExclusiveSync(path: string, mode: number): number {
   const fd = fss.openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode & 0o777);
   try {
     applyModeSync(fd, mode);

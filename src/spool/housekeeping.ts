@@ -25,7 +25,7 @@ import { join, sep } from 'node:path';
 import * as fsSync from 'node:fs';
 import { errnoOf, isGone, isNoSpace } from '../errors.js';
 import type { Logger } from '../log.js';
-import { listEntries, unlinkQuietly, type EntryKind } from './fsops.js';
+import { listEntries, openExclusiveSync, unlinkQuietly, type EntryKind } from './fsops.js';
 import type { Layout } from './layout.js';
 import type { ServerClock } from './server-clock.js';
 import { WAIT_MARK, slotInodeLease } from './quota.js';
@@ -228,7 +228,7 @@ export function takeHousekeepingTurn(layout: Layout, serverNowMs: number, interv
   const path = join(layout.tmp, `${TURN_PREFIX}${interval}-${window}`);
   for (let attempt = 0; ; attempt++) {
     try {
-      fsSync.closeSync(fsSync.openSync(path, fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_EXCL | fsSync.constants.O_NOFOLLOW, layout.modes.fileMode & 0o777));
+      fsSync.closeSync(openExclusiveSync(path, layout.modes.fileMode));
       // The last window's file has done its work (its window is over): one turn file stays, not one per window.
       unlinkQuietly(join(layout.tmp, `${TURN_PREFIX}${interval}-${window - 1}`));
       return true;

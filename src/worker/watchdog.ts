@@ -5,6 +5,7 @@
  * running job at the next heartbeat).
  */
 import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { LeaseLostError, isMountGone } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -13,6 +14,7 @@ import type { Lease } from '../spool/lease.js';
 import { unlinkQuietly } from '../spool/fsops.js';
 import { idOfCancelRequest } from '../spool/names.js';
 import { renewLease } from '../spool/transitions/renew.js';
+import { fenceState } from './self-fence.js';
 
 export interface WatchdogHost {
   readonly lease: Lease;
@@ -38,8 +40,8 @@ export class Watchdog {
     this.beating = true;
     try {
       const lease = this.host.lease;
-      if (!lease.isLost && !lease.fresh()) {
-        this.log('lease.stale', { worker: lease.id, reason: 'heartbeat not renewed within the lease time' });
+      if (!lease.isLost && fenceState(lease) === 'expired') {
+        this.log('lease.stale', { worker: lease.id, reason: 'heartbeat not renewed within the lease time', sinceRenewMs: Math.round(performance.now() - lease.lastRenewed), leaseMs: lease.info.leaseMs });
         this.host.loseLease(lease);
       }
       if (!lease.isLost) {

@@ -55,6 +55,7 @@ import { compositeGate } from './composite.js';
 import { addEdges, sweepWaiting } from '../spool/transitions/release.js';
 import type { RunTask } from './runner.js';
 import { Watchdog } from './watchdog.js';
+import { SelfFence, fenceState } from './self-fence.js';
 
 export interface WorkerOptions {
   /**
@@ -161,6 +162,7 @@ export class Worker {
   private signalHandler?: () => void;
   private claimer!: Claimer;
   private watchdog!: Watchdog;
+  private fence!: SelfFence;
   /** Outcomes that could not be written (disk full, read-only): no new job is taken while any waits. */
   private unrecorded = 0;
   /** Settings given as options (they win over the live configuration). */
@@ -260,6 +262,7 @@ export class Worker {
         fn: this.current.settings.fn, paused: this.current.settings.paused, sources: this.current.sources,
       }),
     }, this.log);
+    this.fence = new SelfFence({ get lease() { return self.lease; }, loseLease: (l) => this.loseLease(l), renewNow: () => void this.watchdog.beat(), log: (e, f) => this.log(e, f) });
     this.hosts = await this.startHosts();
     const eff = this.current.settings;
     this.log('worker.start', { worker: this.lease.id, name: this.name, spool: this.layout.root, concurrency: eff.concurrency, runtime: this.opts.runtime, threads: this.opts.runtime === 'threads' ? this.opts.threads : undefined, leaseMs: this.opts.leaseMs, queues: eff.queues?.join(','), fn: eff.fn?.join(','), paused: eff.paused || undefined, roots: this.roots.join(':') });
@@ -337,12 +340,15 @@ export class Worker {
             continue;
           }
         }
-        const free = this.unrecorded > 0 || this.current.settings.paused ? 0 : this.concurrency - this.holding.size;
+        // The self-fence (self-fence.ts): a lease not renewed for nearly its length claims nothing; an expired one is given up.
+        const fenced = !this.fence.mayClaim();
+        if (fenced && this.lease.isLost) continue;
+        const free = fenced || this.unrecorded > 0 || this.current.settings.paused ? 0 : this.concurrency - this.holding.size;
         const budget = this.opts.maxJobs === null ? free : Math.min(free, this.opts.maxJobs - this.claimedTotal);
         let scan = { claimed: 0, seen: 0 };
         let idle = false;
         try {
-          if (budget > 0) scan = await this.claimer.claimSome(this.lease, budget, () => this.stopping, (c) => this.startClaimed(c));
+          if (budget > 0) scan = await this.claimer.claimSome(this.lease, budget, () => this.stopping || fenceState(this.lease) !== 'open', (c) => this.startClaimed(c));
           // Not while a periodic pass runs: a dead lease it is settling sits in our own folder (which idle()
           // does not look into) and its jobs reach pending/ only as the pass goes on; promotion and adoption
           // likewise move jobs between the folders idle() reads one after the other.
@@ -582,6 +588,8 @@ export class Worker {
       const err: RunError = { name: ref.name, message: ref.message, code: ref.code, permanent: true };
       return this.finish(c, job, recordError(job, attempt, err, 'error', new Date().toISOString(), serverNow));
     }
+    // The self-fence: never started under a lease a sibling may be judging dead.
+    if (fenceState(c.lease) !== 'open' && !(await this.fence.mayStart(c.lease))) { if (this.fence.putBack(c)) this.claimedTotal--; return; }
     const entry: Running = { id: job.id, claim: c, job };
     this.running.set(job.id, entry);
     this.log('job.start', { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, worker: c.lease.id });
@@ -618,7 +626,7 @@ export class Worker {
     let waiting = false;
     try {
       for (;;) {
-        if (!c.lease.fresh(Math.min(2000, this.opts.leaseMs / 4))) {
+        if (fenceState(c.lease) !== 'open') {
           this.summary.lostLease++;
           this.log('job.abandoned', { id: job.id, worker: c.lease.id, reason: 'lease not fresh at finish' });
           // Only a dead lease is recovered: give it up (and take a new one) so that siblings settle the job.

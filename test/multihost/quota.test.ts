@@ -6,10 +6,15 @@
 // Stamps: the jobs stamp start and end with the FILE SERVER's clock (fixtures/quota-jobs.mjs: a write
 // through the mount, then fstat); overlap is counted in the order the lines reached the ledger (one local
 // file, O_APPEND, one kernel: exact). CI runs a scaled version; ZCQ_QUOTA_FULL=1 runs the issue's sizes
-// (200 jobs of 2 s; rate 100/10s over 60 s).
+// (200 jobs of 2 s; rate 100/10s over 60 s). The quota tests run on sshfs and both GlusterFS layouts
+// (rigFileSystems()), with fewer jobs on GlusterFS (CI time; the same assertions). The live-configuration and
+// rate tests run on sshfs only (and on GlusterFS at full size): what they add is timing (a setting reaching a worker, starts counted in
+// windows of the server's clock), and their GlusterFS runs cost more CI time than the budget has — a rate
+// measured in 2 s windows on GlusterFS overshot a window (15 starts for 10) when a burst's stamps straddled
+// its boundary; 5 s windows, as on sshfs, cost 35 s a layout.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkRigPrerequisites, type Rig } from './rig.js';
+import { checkRigPrerequisites, rigFileSystems, type Rig } from './rig.js';
 import { MH_FIXTURES, NODE, noiseIn, readLedger, sleep, spoolOn, spoolReport, startWorker, stopWorkers, waitFor, zcqOn, type LedgerLine, type RigWorker, useSpoolRig } from './zcq-rig.js';
 
 checkRigPrerequisites();
@@ -22,6 +27,9 @@ const opts = (...extra: string[]) => ['--lease', `${LEASE_MS}ms`, '--heartbeat',
 // late under a load of 15–20, and a live slot holder judged dead hands its slot on while its job still
 // runs (the lease rule, docs/nfs.md). A longer lease keeps that out of a test of the quota.
 const QUOTA_LEASE_MS = FULL ? 30_000 : LEASE_MS;
+// GlusterFS (CI size): each machine's FUSE client is busy too; a heartbeat 8 s late was seen there (6 worker
+// processes, a load of 14 from the other engineers' runs), and a live worker lost its lease. Same reasoning.
+const GLUSTER_QUOTA_LEASE_MS = FULL ? 30_000 : 15_000;
 const FN = './quota-jobs.mjs#stamp';
 
 async function putWith(rig: Rig, i: number, n: number, args: unknown[], options: Record<string, unknown>): Promise<string[]> {
@@ -48,20 +56,23 @@ const ok = async (rig: Rig, i: number, args: string[]) => {
   return r.stdout;
 };
 
-describe('quotas, live configuration and rates across three machines minutes apart', () => {
+for (const fsKind of rigFileSystems()) describe(`quotas, live configuration and rates across three machines minutes apart (${fsKind})`, () => {
   // host-a 5 minutes ahead, host-b 5 minutes behind, host-c on time.
-  const { rig, local } = useSpoolRig({ machines: 3, clockOffsets: ['+5m', '-5m', undefined] }, 2);
+  const { rig, local } = useSpoolRig({ machines: 3, fs: fsKind, clockOffsets: ['+5m', '-5m', undefined] }, 2);
+  const gluster = fsKind !== 'sshfs';
 
   // The issue's shape is 3 machines × 4 workers: ZCQ_QUOTA_FULL=1 runs 4 worker processes of concurrency 1 on
-  // each; CI runs 2 processes of concurrency 2 (as many slots, fewer processes to start).
-  const [procs, conc] = FULL ? [4, 1] : [2, 2];
-  it(`quota 3, 3 machines × ${procs} workers × concurrency ${conc}: never more than 3 at once, and every machine gets slots (${FULL ? '200 jobs of 2 s' : '30 jobs of 1 s'})`, async () => {
+  // each; CI runs 2 processes of concurrency 2 (as many slots, fewer processes to start), on GlusterFS 1 of
+  // concurrency 2 (each machine's FUSE client takes CPU too: fewer processes to start on 2 cores).
+  const [procs, conc] = FULL ? [4, 1] : gluster ? [1, 2] : [2, 2];
+  // GlusterFS: fewer jobs, each 2 s: with 1 s jobs under load a slot's hand-over could outlast a job, and at
+  // most 2 ran at once (the assertion below wants the quota used, not only respected).
+  const [n, ms] = FULL ? [200, 2000] : gluster ? [9, 2000] : [30, 1000];
+  it(`quota 3, 3 machines × ${procs} workers × concurrency ${conc}: never more than 3 at once, and every machine gets slots (${n} jobs of ${ms / 1000} s)`, async () => {
     const ledger = join(local.dir, 'quota.ledger');
     await ok(rig, 2, ['quota', 'set', 'q3', '3']);
-    const workers: RigWorker[] = [0, 1, 2].flatMap((i) => Array.from({ length: procs }, () => startWorker(rig, i, [...opts('--concurrency', String(conc)), '--lease', `${QUOTA_LEASE_MS}ms`])));
+    const workers: RigWorker[] = [0, 1, 2].flatMap((i) => Array.from({ length: procs }, () => startWorker(rig, i, [...opts('--concurrency', String(conc)), '--lease', `${gluster ? GLUSTER_QUOTA_LEASE_MS : QUOTA_LEASE_MS}ms`])));
     await Promise.all(workers.map((w) => w.leaseId()));
-    const n = FULL ? 200 : 30;
-    const ms = FULL ? 2000 : 1000;
     const t0 = performance.now();
     const ids = await putWith(rig, 2, n, [ledger, ms], { quota: 'q3' });
     const done = () => readLedger(ledger).filter((l) => l.event === 'end').length;
@@ -81,7 +92,7 @@ describe('quotas, live configuration and rates across three machines minutes apa
     expect(Object.keys(byHost).sort()).toEqual(rig.machines.map((m) => m.name).sort());
     for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.recovered', 'lease.lost'])).toEqual([]);
     const ideal = (n * ms) / 3;
-    console.log(`[multihost quota] ${n} jobs of ${ms} ms, quota 3, ${procs} workers × concurrency ${conc} on each of 3 machines: max ${max} at once (ledger order); all done in ${Math.round(took)} ms (ideal ${ideal} ms, ${(took / ideal).toFixed(2)}×); starts per machine ${JSON.stringify(byHost)}`);
+    console.log(`[multihost quota] ${fsKind}: ${n} jobs of ${ms} ms, quota 3, ${procs} workers × concurrency ${conc} on each of 3 machines: max ${max} at once (ledger order); all done in ${Math.round(took)} ms (ideal ${ideal} ms, ${(took / ideal).toFixed(2)}×); starts per machine ${JSON.stringify(byHost)}`);
   }, 600_000);
 
   it('SIGKILL of a slot holder: the slot is back when its lease is recovered (lease 8 s), not later', async () => {
@@ -103,14 +114,17 @@ describe('quotas, live configuration and rates across three machines minutes apa
     const backMs = startedAt - killedAt;
     // Recovered once the heartbeat is LEASE_MS old (the last beat was up to 1 s before the kill), then one
     // poll, and the mounts' staleness (rig.staleWindowMs) for the other machine to see the slot gone.
-    expect(backMs).toBeLessThan(LEASE_MS + POLL_MS + rig.staleWindowMs + 2000);
+    // On GlusterFS 2 s more: recovery, the slot's release and the waiting worker's claim are some ten metadata
+    // round trips, each several times sshfs's here (measured 9.5–11 s at a load of 15–18, 16.6 s at 30).
+    const bound = LEASE_MS + POLL_MS + rig.staleWindowMs + 2000 + (gluster ? 2000 : 0);
+    expect(backMs).toBeLessThan(bound);
     await waitFor(() => readLedger(ledger).filter((l) => l.id === first && l.event === 'end').length === 1, 60_000, 'first job re-run');
     await stopWorkers([a, b]);
     expect(b.events().some((e) => e.event === 'lease.expired')).toBe(true);
-    console.log(`[multihost quota] slot of a SIGKILLed holder back after ${backMs} ms (lease ${LEASE_MS} ms, poll ${POLL_MS} ms, mount staleness ≤ ${rig.staleWindowMs} ms)`);
+    console.log(`[multihost quota] ${fsKind}: slot of a SIGKILLed holder back after ${backMs} ms (lease ${LEASE_MS} ms, poll ${POLL_MS} ms, mount staleness ≤ ${rig.staleWindowMs} ms)`);
   }, 180_000);
 
-  it('zcq config set host:host-b concurrency=1 from host-c: host-b runs at most 1 job at once within the bound', async () => {
+  if (!gluster || FULL) it('zcq config set host:host-b concurrency=1 from host-c: host-b runs at most 1 job at once within the bound', async () => {
     const ledger = join(local.dir, 'config.ledger');
     // No --concurrency flag: a flag would win over the live configuration.
     await ok(rig, 2, ['config', 'set', 'host:host-b', 'concurrency=4']);
@@ -132,9 +146,9 @@ describe('quotas, live configuration and rates across three machines minutes apa
     expect(wb.events().some((e) => e.event === 'worker.config')).toBe(true);
   }, 120_000);
 
-  it(`rate on a queue across 3 machines: ${FULL ? '100/10s over 60 s' : '20/5s over 30 s'}, within ±10% over 5 windows`, async () => {
+  const [count, windowMs, runMs] = FULL ? [100, 10_000, 60_000] : [20, 5000, 30_000];
+  if (!gluster || FULL) it(`rate on a queue across 3 machines: ${count}/${windowMs / 1000}s over ${runMs / 1000} s, within ±10% over 5 windows`, async () => {
     const ledger = join(local.dir, 'rate.ledger');
-    const [count, windowMs, runMs] = FULL ? [100, 10_000, 60_000] : [20, 5000, 30_000];
     await ok(rig, 2, ['rate', 'set', 'queue:rq', `${count}/${windowMs / 1000}s`]);
     // A rate set on host-c reaches the other machines' workers within a poll plus their mounts' staleness.
     await sleep(rig.staleWindowMs);
@@ -156,6 +170,6 @@ describe('quotas, live configuration and rates across three machines minutes apa
     expect(sum).toBeLessThanOrEqual(5 * count * 1.1);
     const hosts = new Set(readLedger(ledger).filter((l) => l.event === 'start').map((l) => l.host));
     expect(hosts.size).toBe(3);
-    console.log(`[multihost rate] ${count}/${windowMs} ms on queue rq, 3 machines (clocks -5m/+5m/0): starts per window ${counts.join(', ')} (sum ${sum}, target ${5 * count})`);
+    console.log(`[multihost rate] ${fsKind}: ${count}/${windowMs} ms on queue rq, 3 machines (clocks -5m/+5m/0): starts per window ${counts.join(', ')} (sum ${sum}, target ${5 * count})`);
   }, 240_000);
 });

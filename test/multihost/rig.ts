@@ -29,6 +29,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { REPLACED_PAUSES_MS } from '../../dist/spool/server-clock.js';
 
 // ---------------------------------------------------------------------------------------
 // Types
@@ -70,14 +71,15 @@ export function readMountedText(path: string): string {
   // GlusterFS may also let open() reach the file a name stood for before its last rename, and then fail
   // the read with ENOENT or ESTALE (measured by the heartbeat work, docs/nfs.md): look the name up again
   // after pauses past the client's 1 s entry cache, as zcq's own readers do (server-clock.ts readAged).
-  for (const pauseMs of [0, 100, 400, 1100]) {
+  const last = REPLACED_PAUSES_MS.length - 1;
+  for (const [k, pauseMs] of REPLACED_PAUSES_MS.entries()) {
     if (pauseMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs);
     let fd: number;
-    try { fd = fs.openSync(path, 'r'); } catch (err) { if (pauseMs < 1100 && isLookAgain(err)) continue; throw err; }
+    try { fd = fs.openSync(path, 'r'); } catch (err) { if (k < last && isLookAgain(err)) continue; throw err; }
     try {
       return fs.readFileSync(fd, 'utf8');
     } catch (err) {
-      if (pauseMs < 1100 && isLookAgain(err)) continue;
+      if (k < last && isLookAgain(err)) continue;
       throw err;
     } finally {
       try { fs.closeSync(fd); } catch { /* ESTALE from a GlusterFS close: the read is complete */ }

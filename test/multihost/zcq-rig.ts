@@ -66,7 +66,9 @@ export function startWorker(rig: Rig, i: number, args: string[] = []): RigWorker
     output: () => out,
     events,
     async leaseId() {
-      const end = Date.now() + 20_000;
+      // A guard against a worker that never starts, not a figure: six GlusterFS workers starting at once on a
+      // loaded 2-core machine took more than 20 s.
+      const end = Date.now() + 45_000;
       for (;;) {
         const s = events().find((e) => e.event === 'worker.start');
         if (s) return String(s.worker);

@@ -101,7 +101,7 @@ export function renderStatus(v: StatusView, width?: number): string[] {
       [{ header: 'WORKER', shrink: 2, min: 12 }, { header: 'STATE' }, { header: 'QUEUES', shrink: 1, min: 6 }, { header: 'RUNNING', align: 'right' }, { header: 'HEARTBEAT', align: 'right' }],
       v.workers.map((w) => [
         w.id, w.alive ? 'alive' : 'silent', w.queues && w.queues.length > 0 ? w.queues.join(',') : 'all',
-        `${w.running ?? '?'}/${w.concurrency ?? '?'}`, ago(w.ageMs),
+        `${w.running ?? '?'}/${w.concurrency ?? '?'}`, w.ageMs === null ? 'unsettled' : ago(w.ageMs),
       ]),
       width));
     // Each live worker's name, host and effective settings, with where each came from (zcq config).
