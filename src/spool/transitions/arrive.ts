@@ -53,23 +53,31 @@
  *   back to waiting/ with a dependency edge on the member (worker/composite.ts), whose next end releases
  *   it (release.ts) — so it runs with the member's new record — and it marks the root itself when it
  *   finds every entry there. A retry while the postprocess runs past its gate (it read the member's old
- *   record, and the retry finds it not ended, so cannot re-open it): the gate noted the entries' inodes
- *   (ENTRIES_SEEN), and finish, once the postprocess has ended, sends it back to waiting/ when one changed
- *   (finish.ts reopenIfStale), to run again with the member's new record. Left: a crash of that finish
- *   between its move and that check keeps the outcome of the old record.
+ *   record, and the retry finds it not ended, so cannot re-open it): the retry leaves the group's mark
+ *   `reopened` after removing the entry, the gate removed that mark before reading, and the postprocess's
+ *   finish, after its move to done/ or failed/, finds the mark and sends it back to waiting/ (finish.ts
+ *   reopenIfStale) to run again with the member's new record. Whichever of the retry's look and the
+ *   finish's move comes first, one of the two re-opens it. A crash of that finish between its move and
+ *   its check leaves the mark and the ended postprocess: the member's next arrival that reaches the root
+ *   (release finds the postprocess out of waiting/) re-opens it, and so does `zcq recover`
+ *   (reopenStalePostprocesses). An entry found not forgotten and replaced (a member's old record that
+ *   `zcq recover`'s re-arrival linked again while the member was being retried) marks the group the same
+ *   way, and re-opens a postprocess that already ended with it.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import { parseJob, type Failure, type GroupRef, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly } from '../fsops.js';
-import type { Layout } from '../layout.js';
+import { jobPath, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { entryName, jobName, markerName, slotName } from '../names.js';
 import { listQueues } from '../queues.js';
+import { findExact } from '../scan.js';
 import { COMPOSITE } from '../../defaults.js';
 import { SAFE_NAME } from '../ids.js';
-import { releaseWaiting } from './release.js';
+import { releaseWaiting, settleWaiting } from './release.js';
+import { reopenPostprocess } from './retry.js';
 import { step } from './steps.js';
 
 /** What a postprocess receives per member, in input order. */
@@ -113,6 +121,7 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
   if (!isRealDir(dir)) { makeDir(l.modes, l.groups); makeDir(l.modes, dir); }
   // 1. the entry: a second name of the record itself, already on disk (no data written, no fsync of a file)
   const entry = join(dir, entryName(g.index));
+  let replaced = false;
   try {
     fs.linkSync(record, entry);
   } catch (err) {
@@ -125,6 +134,10 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
       const tmp = join(l.tmp, `.entry-${job.id}-${process.pid}-${Date.now()}`);
       try { fs.linkSync(record, tmp); } catch (e) { if (errnoOf(e) === 'ENOENT') return 'lost'; throw e; }
       fs.renameSync(tmp, entry);
+      // An entry that was not forgotten is replaced: the postprocess may have run with the old one (an old
+      // record re-arrived by `zcq recover` while the member was retried): it runs again (see the header).
+      markReopened(l, dir);
+      replaced = true;
     }
   }
   // A token made by this run is held open until its node is decided: its link count is then read on that
@@ -152,6 +165,7 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
           // The slot must be on disk before the record leaves its claim (finish step 5): lost, it would let
           // the sibling stop too. Finish shares that fsync with the jobs finishing at the same time.
           if (durable) { if (syncLater) syncLater(dir); else fsyncDirSync(dir); }
+          if (replaced) reopenEndedPostprocess(l, g.gid, g.postQueue, g.post, durable);
           return 'stopped';
         }
       }
@@ -168,6 +182,9 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
   // 3. the root: release the postprocess
   const released = releaseWaiting(l, g.postQueue, g.post, durable);
   step('arrive', 3, job.id);
+  // Not in waiting/: running, released already, or ended — with entries a retry changed since its gate
+  // read them when the group is marked re-opened (a crash of its finish between the move and its check).
+  if (!released) reopenEndedPostprocess(l, g.gid, g.postQueue, g.post, durable);
   return released ? 'released' : 'root';
 }
 
@@ -209,6 +226,8 @@ export function forgetArrival(l: Layout, g: GroupRef): void {
   const dir = groupDir(l, g.gid);
   if (!isRealDir(dir)) return;
   unlinkQuietly(join(dir, entryName(g.index)));
+  // After the entry is gone, never before: a gate that read the old entry cleared the mark before it read.
+  markReopened(l, dir);
   unlinkQuietly(join(dir, markerName(0, g.index)));
   step('forget', 1, g.gid);
   const height = treeHeight(g.size);
@@ -247,25 +266,60 @@ export function markComplete(l: Layout, gid: string, size: number): void {
 }
 
 /**
- * Where a postprocess's gate notes which entries it read (their inodes, on the job object in memory, never
- * written): finish compares them once the postprocess has ended (entriesChanged).
+ * groups/GID/reopened: a member's end was undone (`zcq retry`: forgetArrival) or replaced since the
+ * postprocess's gate last read the entries. The gate removes it before it reads; the retry makes it after
+ * it removed the entry. So whatever the order, a postprocess that read an entry a retry then removed ends
+ * with the mark present, and runs again (reopenEndedPostprocess); an old spool has no mark and nothing
+ * changes. One name looked up per postprocess end, none per member.
  */
-export const ENTRIES_SEEN = Symbol('zcq.entriesSeen');
+export const REOPENED = 'reopened';
 
-/** The inode of each entry of a group (0 for a missing one), in input order. */
-export function entryInodes(l: Layout, gid: string, size: number): number[] {
-  const dir = groupDir(l, gid);
-  const out: number[] = [];
-  for (let i = 0; i < size; i++) {
-    try { out.push(fs.lstatSync(join(dir, entryName(i))).ino); } catch { out.push(0); }
-  }
-  return out;
+function markReopened(l: Layout, dir: string): void {
+  closeToken(createToken(join(dir, REOPENED), l.modes.fileMode));
 }
 
-/** Whether an entry changed since `seen` (a member retried — its entry forgotten, or replaced by its new end). */
-export function entriesChanged(l: Layout, gid: string, seen: readonly number[]): boolean {
-  const now = entryInodes(l, gid, seen.length);
-  return now.some((ino, i) => ino !== seen[i]);
+/** The gate, before it reads the entries: a retry from now on leaves the mark again. */
+export function clearReopened(l: Layout, gid: string): void {
+  unlinkQuietly(join(groupDir(l, gid), REOPENED));
+}
+
+/** Whether the group was re-opened since the postprocess's gate last read its entries. */
+export function reopenedSince(l: Layout, gid: string): boolean {
+  return exists(join(groupDir(l, gid), REOPENED));
+}
+
+/**
+ * A postprocess that ended although its group was re-opened since its gate read the entries goes back to
+ * waiting/ (retry.ts reopenPostprocess: one rename, one winner), and is settled at once: released when the
+ * group is complete again, else by the member's next end. `at` is where it ended when known (its finisher),
+ * else done/ and failed/ of its queue are tried. Run by the postprocess's finisher after its move, by a
+ * member whose arrival reaches the root and finds the postprocess out of waiting/, by an arrival that
+ * replaced a stale entry, and by `zcq recover` (reopenStalePostprocesses) — the last two complete a
+ * finisher that crashed between its move and its check. True when this call re-opened it.
+ */
+export function reopenEndedPostprocess(l: Layout, gid: string, queue: string, post: string, durable: boolean, at?: string): boolean {
+  if (!reopenedSince(l, gid)) return false;
+  for (const from of at ? [at] : [jobPath(l, 'done', queue, post), jobPath(l, 'failed', queue, post)]) {
+    if (reopenPostprocess(l, from, queue, post, durable)) { settleWaiting(l, queue, post, durable); return true; }
+  }
+  return false;
+}
+
+/**
+ * `zcq recover`'s pass over groups/: every group marked re-opened whose postprocess has ended (in done/ or
+ * failed/) is re-opened (reopenEndedPostprocess). O(groups), by hand only. Returns how many.
+ */
+export function reopenStalePostprocesses(l: Layout, durable: boolean): number {
+  let names: string[];
+  try { names = fs.readdirSync(l.groups); } catch { return 0; }
+  let n = 0;
+  for (const gid of names) {
+    if (!SAFE_NAME.test(gid) || !reopenedSince(l, gid)) continue;
+    for (const loc of findExact(l, gid)) {
+      if ((loc.state === 'done' || loc.state === 'failed') && loc.queue && reopenEndedPostprocess(l, gid, loc.queue, gid, durable, loc.path)) { n++; break; }
+    }
+  }
+  return n;
 }
 
 /**
@@ -274,7 +328,8 @@ export function entriesChanged(l: Layout, gid: string, seen: readonly number[]):
  * system that does not keep metadata operations in order, can keep a member's move and lose its arrival).
  * O(SIZE), run only by the full sweep of waiting/ (`zcq recover`), never per member end. A member being
  * retried at that instant (its entry forgotten, its record not yet moved) may arrive with its old record
- * once more; its new end replaces the entry. Returns how many members arrived again, and whether the
+ * once more; its new end replaces that entry, marks the group re-opened, and a postprocess that ran with
+ * the old record runs again (arrive step 1). Returns how many members arrived again, and whether the
  * last of them released the postprocess.
  */
 export function reArriveEnded(l: Layout, gid: string, size: number, durable: boolean): { arrived: number; released: boolean } {
