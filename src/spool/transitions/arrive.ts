@@ -131,13 +131,14 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
     // A record of this same run (a finish run again by recovery) is there already; anything else at the name
     // (an entry of an earlier run not forgotten, a co-user's file) is replaced by a fresh link.
     if (!sameFile(record, entry)) {
+      // Of another run (an old record re-arrived by `zcq recover` while the member was retried): the
+      // postprocess may have run with it, and runs again (see the header). Of this run: recovery rewrote
+      // the record (a new inode, the same outcome) and completes finish — nothing to run again.
+      replaced = runOf(entry) !== (job.run ?? null);
       const tmp = join(l.tmp, `.entry-${job.id}-${process.pid}-${Date.now()}`);
       try { fs.linkSync(record, tmp); } catch (e) { if (errnoOf(e) === 'ENOENT') return 'lost'; throw e; }
       fs.renameSync(tmp, entry);
-      // An entry that was not forgotten is replaced: the postprocess may have run with the old one (an old
-      // record re-arrived by `zcq recover` while the member was retried): it runs again (see the header).
-      markReopened(l, dir);
-      replaced = true;
+      if (replaced) markReopened(l, dir);
     }
   }
   // A token made by this run is held open until its node is decided: its link count is then read on that
@@ -395,6 +396,15 @@ function linksOf(path: string): number {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     }
   }
+}
+
+/** The `run` token of the record at `path` (an entry), null when unreadable or without one. */
+function runOf(path: string): string | null {
+  try {
+    const r = readRegularFileSync(path, MAX_JOB_BYTES);
+    const run = 'text' in r ? (JSON.parse(r.text) as { run?: unknown }).run : null;
+    return typeof run === 'string' ? run : null;
+  } catch { return null; }
 }
 
 function exists(path: string): boolean {

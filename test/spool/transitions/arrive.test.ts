@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { arriveInGroup, forgetArrival, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
+import { REOPENED, arriveInGroup, forgetArrival, groupComplete, reArriveEnded, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import { compositeGate } from '../../../dist/worker/composite.js';
 import { GroupSync } from '../../../dist/spool/transitions/group-sync.js';
@@ -211,6 +211,90 @@ describe('arrive', () => {
       expect((done.result as Array<{ result?: unknown }>).map((e) => e.result)).toEqual(['new', 'r1']);
     });
   }
+
+  for (const who of ['zcq recover', 'the member\'s next end'] as const) {
+    it(`a crash of the postprocess's finish between its move and its check, a member retried while it ran: ${who} sends it back to run again with the new record`, async () => {
+      const { h, members } = await group(2);
+      const a = await rig.lease();
+      for (let i = 0; i < 2; i++) {
+        const m = await rig.claim(a, members[i]!.id, 'q');
+        expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
+      }
+      const runPost = async (between?: () => Promise<void>) => {
+        const p = await rig.claim(a, h.id, 'pq');
+        const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+        if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
+        await between?.();
+        return finishJob(p.c, p.job, gate.next);
+      };
+      const rerunMember0 = async () => {
+        const m = await rig.claim(a, members[0]!.id, 'q');
+        expect(await finishJob(m.c, m.job, succeed(a, m.job, 'new'))).toBe('moved');
+      };
+      const mark = join(rig.l.groups, h.group, REOPENED);
+      // The retry finds the postprocess running; its finish moves it to done/ and dies before its check.
+      const crash = crashAfter('finish', 5, h.id);
+      await expect(runPost(async () => {
+        expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+        if (who === 'zcq recover') await rerunMember0();
+      })).rejects.toThrow(SimulatedCrash);
+      expect(crash.fired).toBe(true);
+      expect(postAt(h)).toEqual([`done/pq/${h.id}.json`]);
+      expect(fs.existsSync(mark)).toBe(true);
+      if (who === 'zcq recover') await rig.spool.recover();
+      else await rerunMember0();
+      expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+      expect(await runPost()).toBe('moved');
+      expect(fs.existsSync(mark)).toBe(false);
+      const done = rig.read(`done/pq/${h.id}.json`);
+      expect((done.result as Array<{ result?: unknown }>).map((e) => e.result)).toEqual(['new', 'r1']);
+      // Nothing left to re-open: a later zcq recover leaves it done.
+      await rig.spool.recover();
+      expect(postAt(h)).toEqual([`done/pq/${h.id}.json`]);
+    });
+  }
+
+  it('zcq recover re-arriving a member with its old record at the instant it is retried: the postprocess that ran with that record runs again once the member ends anew', async () => {
+    const { h, members } = await group(2);
+    const a = await rig.lease();
+    const m0 = await rig.claim(a, members[0]!.id, 'q');
+    expect(await finishJob(m0.c, m0.job, fail(a, m0.job, 'first try'))).toBe('moved');
+    // The retry has removed member 0's entry (it is still in failed/) when recover's full sweep re-arrives it.
+    const race = atStep('forget', 1, () => { onStep(); expect(reArriveEnded(rig.l, h.group, 2, true).arrived).toBe(1); });
+    expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+    expect(race.fired).toBe(true);
+    expect(readEntries(rig.l, h.group, 2)[0]).toMatchObject({ state: 'failed' });
+    // Member 1 ends; the postprocess runs (whatever the tree let through) with member 0's old record.
+    const m1 = await rig.claim(a, members[1]!.id, 'q');
+    expect(await finishJob(m1.c, m1.job, succeed(a, m1.job, 'r1'))).toBe('moved');
+    const runPost = async () => {
+      const p = await rig.claim(a, h.id, 'pq');
+      const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+      if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
+      expect(await finishJob(p.c, p.job, gate.next)).toBe('moved');
+      return gate.next.to;
+    };
+    for (let k = 0; k < 3 && postAt(h)[0]!.startsWith('pending/'); k++) await runPost();
+    expect(postAt(h)).toEqual([`done/pq/${h.id}.json`]);
+    expect((rig.read(`done/pq/${h.id}.json`).result as Array<{ state: string }>)[0]!.state).toBe('failed');
+    // Member 0's new end replaces the stale entry and re-opens the postprocess, which runs again with it.
+    const m0b = await rig.claim(a, members[0]!.id, 'q');
+    expect(await finishJob(m0b.c, m0b.job, succeed(a, m0b.job, 'second try'))).toBe('moved');
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    expect(await runPost()).toBe('done');
+    const done = rig.read(`done/pq/${h.id}.json`);
+    expect((done.result as Array<{ state: string; result?: unknown }>).map((e) => [e.state, e.result])).toEqual([['done', 'second try'], ['done', 'r1']]);
+  });
+
+  it('recovery re-running a member\'s finish (its record rewritten: a new inode, the same run) replaces the entry without re-opening the group', async () => {
+    const { h, members } = await group(2);
+    const run = { run: 'L/1' };
+    expect(arrive({ ...ended(members[0]!, 0), ...run })).toBe('stopped');
+    expect(arrive({ ...ended(members[0]!, 0), ...run })).toBe('stopped');
+    expect(fs.existsSync(join(rig.l.groups, h.group, REOPENED))).toBe(false);
+    expect(arrive({ ...ended(members[0]!, 0), run: 'L/2' })).toBe('stopped');
+    expect(fs.existsSync(join(rig.l.groups, h.group, REOPENED))).toBe(true);
+  });
 
   it('arriving again (recovery re-running finish) releases nothing twice', async () => {
     const { h, members } = await group(3);
