@@ -15,19 +15,21 @@
  *      written, no file fsync; later moves or pruning of the record leave the entry as it was. EEXIST with
  *      the same inode: a finish run again; another file there is replaced (a link in tmp/ renamed over).
  *      ENOENT: our lease was taken, and its recoverer completes finish and this arrival. The entry is
- *      also the leaf's token (a group of one, whose leaf is its root, creates the token 0.0);
+ *      also the leaf's token (a group of one, whose leaf is its root, links it as the token 0.0);
  *   2. climb. At level K our node is J = INDEX >> K, complete (its token exists: the entry at level 0,
  *      K.J above). If its sibling J^1 covers no member, the parent is complete too. Otherwise link our
- *      token as the parent's slot K+1.(J>>1).first: success means we completed first — stop, the
+ *      entry as the parent's slot K+1.(J>>1).first: success means we completed first — stop, the
  *      sibling's climber goes on. EEXIST means the sibling completed first — unless the slot is our own
- *      link of an earlier run (or of a retransmitted NFS link that worked): stop. Above the leaves our
- *      token then has two links (open+fstat); at a leaf the slot holds a record of this member (its id,
- *      read from the slot: recovery may have rewritten the record since, so neither its inode nor its
- *      link count tells). The second to complete creates the parent's token and climbs on. Every
- *      decision is made by the file server (link, exclusive create) or read from a file the server said
- *      exists and whose name is never reused for another member's record, never by a lookup that a client
- *      cache could answer stale: exactly one member climbs out of each node. Durable mode: the folder is fsynced where the climb stops (a
- *      lost slot would let the sibling stop too, and the group never complete) — by finish at its step 6,
+ *      link of an earlier run (or of a retransmitted NFS link that worked): stop. Every token and slot a
+ *      member makes is a link of its entry, so a slot holds the record of the member that filled it, and
+ *      its id tells ours from the sibling's (a member climbs one path, so the sibling's climber is always
+ *      another member; recovery may have rewritten our record since, so neither its inode nor its link
+ *      count would tell). The second to complete links its entry as the parent's token (EEXIST: made by
+ *      an earlier run) and climbs on. No file is created: a new inode is the dearest thing an arrival
+ *      could ask of the file system. Every decision is made by the file server (link), or read from a
+ *      file it said exists and whose name never holds another member's record, never by a lookup that a
+ *      client cache could answer stale: exactly one member climbs out of each node. Durable mode: the
+ *      folder is fsynced where the climb stops (a lost slot would let the sibling stop too, and the group never complete) — by finish at its step 6,
  *      beside the target folder and shared with the members finishing at once (finish.ts says why the
  *      arrival cannot reach the disk after the move, and what `zcq recover` completes where it could) —
  *      and here before the release;
@@ -35,14 +37,13 @@
  *      releaseWaiting); ENOENT: released already (an arrival run again) or cancelled.
  * Cost: per member one link, at most ceil(log2 SIZE) links and tokens, one folder fsync; no scan of the
  *   group: a group of 10,000 costs each member at most 14 steps, one of 10 at most 4. On average a member
- *   makes 3 links (its entry; a node's slot is tried by both children), creates 1 token (the parent of a
- *   node it completes second: the entry is the leaf's token, so no file is created per member — a new
- *   inode is the dearest thing an arrival can ask of the file system), half the members read the slot
- *   their entry could not fill (open, fstat, read, close), and 1 lstat of the group folder (no symbolic
- *   link followed). The folder fsync is shared (finish step 6).
+ *   makes 4 links and creates no file: its entry; a node's slot, tried by both children; the parent's
+ *   token, for the member that completes a node second. About one member in two per node reads the
+ *   slot it could not fill (open, fstat, read, close), and each makes 1 lstat of the group folder (no
+ *   symbolic link followed). The folder fsync is shared (finish step 6).
  *   The postprocess reads the SIZE entries once, when it runs (worker/composite.ts).
  * Crash after 1 or during 2: the final record is still in the claim (finish step 5 not done); recovery
- *   completes finish, which runs arrival again: every step is idempotent, and the slot tests (two links; the id at a leaf) tell a
+ *   completes finish, which runs arrival again: every step is idempotent, and the id in a taken slot tells a
  *   first arrival's rerun from a second. After 3 (or during it): the postprocess is pending, or still
  *   waiting with the root token present; every worker's sweep of waiting/ (and `zcq recover`) releases a
  *   postprocess whose root token exists (release.ts sweepWaiting).
@@ -146,47 +147,39 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
       if (replaced) markReopened(l, dir);
     }
   }
-  // The leaf's token is the entry itself (no file created): a slot it fills holds this member's record.
-  // A node token made by this run is held open until its node is decided: its link count is then read on
-  // that descriptor (no second open). A token found made (an earlier run) is looked up afresh (linksOf).
+  // Our tokens are names of our entry (the record itself): the leaf's is the entry, a node we complete
+  // second gets a link of it — no file is created. A slot we fill therefore holds this member's record.
   const height = treeHeight(g.size);
-  let fd = height === 0 ? createToken(join(dir, markerName(0, g.index)), l.modes.fileMode) : null;
+  if (height === 0) linkToken(entry, join(dir, markerName(0, g.index)));
   step('arrive', 1, job.id);
   // 2. climb
   let node = g.index;
-  try {
-    for (let level = 0; level < height; level++) {
-      const parent = node >> 1;
-      if (nodeExists(g.size, level, node ^ 1)) {
-        const token = level === 0 ? entry : join(dir, markerName(level, node));
-        const slot = join(dir, slotName(level + 1, parent));
-        let first: boolean;
-        try {
-          fs.linkSync(token, slot);
-          first = true;
-        } catch (err) {
-          if (errnoOf(err) !== 'EEXIST') throw err;
-          // Our own link of an earlier run (or a retransmitted link that worked): at a leaf, the slot holds
-          // a record of this member (its record may have been rewritten since: recovery); higher up, it
-          // left our token two names.
-          first = level === 0 ? idOf(slot) === job.id : (fd === null ? linksOf(token) : fs.fstatSync(fd).nlink) >= 2;
-        }
-        if (first) {
-          // The slot must be on disk before the record leaves its claim (finish step 5): lost, it would let
-          // the sibling stop too. Finish shares that fsync with the jobs finishing at the same time.
-          if (durable) { if (syncLater) syncLater(dir); else fsyncDirSync(dir); }
-          if (replaced) reopenEndedPostprocess(l, g.gid, g.postQueue, g.post, durable);
-          return 'stopped';
-        }
+  for (let level = 0; level < height; level++) {
+    const parent = node >> 1;
+    if (nodeExists(g.size, level, node ^ 1)) {
+      const slot = join(dir, slotName(level + 1, parent));
+      let first: boolean;
+      try {
+        fs.linkSync(entry, slot);
+        first = true;
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        // Our own link of an earlier run (or a retransmitted link that worked): the slot holds a record of
+        // this member — by its id, as recovery may have rewritten the record (a new inode) since. A member
+        // climbs one path, so the sibling's climber is always another member.
+        first = idOf(slot) === job.id;
       }
-      node = parent;
-      closeToken(fd);
-      fd = null;
-      fd = createToken(join(dir, markerName(level + 1, node)), l.modes.fileMode);
-      step('arrive', 2, `${job.id}@${level + 1}`);
+      if (first) {
+        // The slot must be on disk before the record leaves its claim (finish step 5): lost, it would let
+        // the sibling stop too. Finish shares that fsync with the jobs finishing at the same time.
+        if (durable) { if (syncLater) syncLater(dir); else fsyncDirSync(dir); }
+        if (replaced) reopenEndedPostprocess(l, g.gid, g.postQueue, g.post, durable);
+        return 'stopped';
+      }
     }
-  } finally {
-    closeToken(fd);
+    node = parent;
+    linkToken(entry, join(dir, markerName(level + 1, node)));
+    step('arrive', 2, `${job.id}@${level + 1}`);
   }
   if (durable) fsyncDirSync(dir);
   // 3. the root: release the postprocess
@@ -390,27 +383,15 @@ function closeToken(fd: number | null): void {
   if (fd !== null) fs.closeSync(fd);
 }
 
-/**
- * The link count of an existing file, by open+fstat (fresh on NFS: close-to-open). The file exists (we made
- * it, or were told EEXIST), so ENOENT can only be a stale negative lookup cached by this client: tried again
- * for up to STALE_LOOKUP_MS.
- */
-function linksOf(path: string): number {
-  const until = Date.now() + STALE_LOOKUP_MS;
-  for (;;) {
-    try {
-      const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-      try { return fs.fstatSync(fd).nlink; } finally { fs.closeSync(fd); }
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT' || Date.now() > until) throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-    }
-  }
+/** A node's token: a link of the climber's entry, made once (EEXIST: made by an earlier run of this arrival). */
+function linkToken(entry: string, path: string): void {
+  try { fs.linkSync(entry, path); } catch (err) { if (errnoOf(err) !== 'EEXIST') throw err; }
 }
 
 /**
- * The job id in the record at `path` (a leaf's slot: a member's entry linked there), null when unreadable.
- * The slot exists (link said EEXIST), so ENOENT can only be a stale negative lookup: tried again as linksOf.
+ * The job id in the record at `path` (a slot: a member's entry linked there), null when unreadable.
+ * The slot exists (link said EEXIST), so ENOENT can only be a negative lookup a client cached (NFS lookupcache=all,
+ * FUSE negative_timeout): tried again for up to STALE_LOOKUP_MS.
  */
 function idOf(path: string): string | null {
   const until = Date.now() + STALE_LOOKUP_MS;

@@ -58,6 +58,16 @@ describe('arrive', () => {
     });
   }
 
+  it('an arrival creates no file: every entry, token and slot is a link of a member\'s record (the entry), a slot or token of its own path', async () => {
+    const { h, members } = await group(7);
+    members.forEach((m, i) => arrive(ended(m, i)));
+    const dir = join(rig.l.groups, h.group);
+    const names = fs.readdirSync(dir).filter((n) => n !== 'group.json');
+    expect(names.length).toBeGreaterThan(7);
+    const ids = new Set(members.map((m) => m.id));
+    for (const n of names) expect(ids.has(JSON.parse(fs.readFileSync(join(dir, n), 'utf8')).id), n).toBe(true);
+  });
+
   it('two members arriving at once (the other arrives between our entry and our climb): exactly one climbs and releases', async () => {
     const { h, members } = await group(2);
     const other: string[] = [];
@@ -336,7 +346,7 @@ describe('arrive', () => {
     const record = join(rig.l.tmp, 'rec');
     fs.writeFileSync(record, JSON.stringify(ended(members[0]!, 42)));
     arriveInGroup(rig.l, ended(members[0]!, 42), 'done', record, true);
-    expect(fs.statSync(record).nlink).toBe(2);
+    expect(fs.statSync(join(rig.l.groups, h.group, "e.0")).ino).toBe(fs.statSync(record).ino);
     fs.unlinkSync(record);
     expect(readEntries(rig.l, h.group, 1)).toEqual([{ id: members[0]!.id, state: 'done', result: 42 }]);
   });
