@@ -28,7 +28,7 @@ import { applyRetention, readRetention } from '../spool/retention.js';
 import { recoverDeadLeases, type RecoveryEvent } from '../spool/transitions/recover.js';
 import { reopenPostprocess, retryJob } from '../spool/transitions/retry.js';
 import { addChildren, addEdges, settleWaiting, sweepWaiting, type DepState } from '../spool/transitions/release.js';
-import { forgetArrival, groupComplete } from '../spool/transitions/arrive.js';
+import { forgetArrival, groupComplete, reopenStalePostprocesses } from '../spool/transitions/arrive.js';
 import { callbackId, forgetCallbacks } from '../spool/transitions/callback.js';
 import { buildComposite, setCompositeOps, type CompositeHandle, type CompositeOptions } from './composite.js';
 import type { Worker, WorkerOptions } from '../worker/worker.js';
@@ -739,6 +739,9 @@ export class Spool {
       const { released, quarantined } = await sweepWaiting(this.layout, this.durable);
       if (released > 0) events.push({ event: 'job.recovered', worker: lease.id, reason: `${released} waiting job(s) released`, to: 'pending' });
       if (quarantined > 0) events.push({ event: 'job.quarantined', worker: lease.id, reason: `${quarantined} entry(ies) of waiting/ that are not jobs set aside in quarantine/`, to: 'quarantine' });
+      // Postprocesses that ended with entries a retry changed, their finisher gone before its check (arrive.ts).
+      const reopened = reopenStalePostprocesses(this.layout, this.durable);
+      if (reopened > 0) events.push({ event: 'job.recovered', worker: lease.id, reason: `${reopened} postprocess(es) re-opened: a member was retried after they read its entry`, to: 'waiting' });
     } finally {
       await lease.end();
     }

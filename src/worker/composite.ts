@@ -15,7 +15,7 @@ import { BUILTIN_POSTPROCESS } from '../job/composite.js';
 import type { Attempt, Job } from '../job/format.js';
 import { recordError, recordSuccess, type Next } from '../job/policy.js';
 import type { Layout } from '../spool/layout.js';
-import { ENTRIES_SEEN, entryInodes, groupComplete, markComplete, readEntries, readGroupMembers } from '../spool/transitions/arrive.js';
+import { clearReopened, groupComplete, markComplete, readEntries, readGroupMembers } from '../spool/transitions/arrive.js';
 import { addEdges, dependencyState, dropEdges } from '../spool/transitions/release.js';
 import { COMPOSITE } from '../defaults.js';
 
@@ -78,9 +78,11 @@ const MAX_LOOKED_UP = 64;
 async function postprocessGate(l: Layout, job: Job, attempt: Attempt, endIso: () => string): Promise<Gate> {
   const { gid, size } = job.postprocessOf!;
   let members: string[] | null | undefined;
+  // Before the entries are read: a member retried from now on marks the group again, and finish sends this
+  // postprocess back to waiting/ to run again with the member's new record (finish.ts, arrive.ts REOPENED).
+  clearReopened(l, gid);
   const look = () => {
     const complete = groupComplete(l, gid, size);
-    const inodes = entryInodes(l, gid, size);
     const entries = readEntries(l, gid, size);
     const missing = entries.flatMap((e, i) => (e.state === 'missing' ? [i] : []));
     if (missing.length > 0 && members === undefined) members = readGroupMembers(l, gid, size);
@@ -89,7 +91,7 @@ async function postprocessGate(l: Layout, job: Job, attempt: Attempt, endIso: ()
       const id = members?.[i];
       if (id && dependencyState(l, id).state === 'open') open.push(id);
     }
-    return { complete, inodes, entries, missing, open };
+    return { complete, entries, missing, open };
   };
   const x = await settled(look, (v) => v.missing.length === 0 || v.open.length > 0 || (!v.complete && v.missing.length > MAX_LOOKED_UP));
   if (x.open.length > 0) {
@@ -99,9 +101,6 @@ async function postprocessGate(l: Layout, job: Job, attempt: Attempt, endIso: ()
   if (x.missing.length > 0 && !x.complete) return backToWaiting(l, job, []);
   // Every entry is there: the group is complete, whether or not a climber reached the root.
   if (!x.complete) markComplete(l, gid, size);
-  // What was read, for finish: a member retried while this postprocess runs makes it run again (finish.ts).
-  // The inodes are taken before the entries are read, so a change in between is seen as one.
-  (job as Job & { [ENTRIES_SEEN]?: number[] })[ENTRIES_SEEN] = x.inodes;
   if (job.after) { dropEdges(l, job.after, job.queue, job.id); delete job.after; }
   if (job.fn === BUILTIN_POSTPROCESS) return { run: false, next: recordSuccess(job, attempt, x.entries, endIso()) };
   return { run: true, args: [x.entries] };

@@ -14,17 +14,22 @@
  *   1. link the member's final record (written and fsynced by finish) as its entry e.INDEX — no data
  *      written, no file fsync; later moves or pruning of the record leave the entry as it was. EEXIST with
  *      the same inode: a finish run again; another file there is replaced (a link in tmp/ renamed over).
- *      ENOENT: our lease was taken, and its recoverer completes finish and this arrival. Then create the
- *      leaf's token 0.INDEX (an empty file; EEXIST: made by an earlier run);
- *   2. climb. At level K our node is J = INDEX >> K, complete (its token K.J exists). If its sibling J^1
- *      covers no member, the parent is complete too. Otherwise link our token as the parent's slot
- *      K+1.(J>>1).first: success means we completed first — stop, the sibling's climber goes on. EEXIST
- *      means the sibling completed first — unless our token has two links (open+fstat), which means the
- *      slot is our own link of an earlier run (or of a retransmitted NFS link that worked): stop. The
- *      second to complete creates the parent's token and climbs on. Every decision is made by the file
- *      server (link, exclusive create), never by a lookup that a client cache could answer stale: exactly
- *      one member climbs out of each node. Durable mode: the folder is fsynced where the climb stops (a
- *      lost slot would let the sibling stop too, and the group never complete) — by finish at its step 6,
+ *      ENOENT: our lease was taken, and its recoverer completes finish and this arrival. The entry is
+ *      also the leaf's token (a group of one, whose leaf is its root, links it as the token 0.0);
+ *   2. climb. At level K our node is J = INDEX >> K, complete (its token exists: the entry at level 0,
+ *      K.J above). If its sibling J^1 covers no member, the parent is complete too. Otherwise link our
+ *      entry as the parent's slot K+1.(J>>1).first: success means we completed first — stop, the
+ *      sibling's climber goes on. EEXIST means the sibling completed first — unless the slot is our own
+ *      link of an earlier run (or of a retransmitted NFS link that worked): stop. Every token and slot a
+ *      member makes is a link of its entry, so a slot holds the record of the member that filled it, and
+ *      its id tells ours from the sibling's (a member climbs one path, so the sibling's climber is always
+ *      another member; recovery may have rewritten our record since, so neither its inode nor its link
+ *      count would tell). The second to complete links its entry as the parent's token (EEXIST: made by
+ *      an earlier run) and climbs on. No file is created: a new inode is the dearest thing an arrival
+ *      could ask of the file system. Every decision is made by the file server (link), or read from a
+ *      file it said exists and whose name never holds another member's record, never by a lookup that a
+ *      client cache could answer stale: exactly one member climbs out of each node. Durable mode: the
+ *      folder is fsynced where the climb stops (a lost slot would let the sibling stop too, and the group never complete) — by finish at its step 6,
  *      beside the target folder and shared with the members finishing at once (finish.ts says why the
  *      arrival cannot reach the disk after the move, and what `zcq recover` completes where it could) —
  *      and here before the release;
@@ -32,12 +37,13 @@
  *      releaseWaiting); ENOENT: released already (an arrival run again) or cancelled.
  * Cost: per member one link, at most ceil(log2 SIZE) links and tokens, one folder fsync; no scan of the
  *   group: a group of 10,000 costs each member at most 14 steps, one of 10 at most 4. On average a member
- *   makes 3 links (its entry; a node's slot is tried by both children), creates 2 tokens (its leaf; the
- *   parent of a node it completes second) and reads 1 link count (on the token it holds open), and 1
- *   lstat of the group folder (no symbolic link followed). The folder fsync is shared (finish step 6).
+ *   makes 4 links and creates no file: its entry; a node's slot, tried by both children; the parent's
+ *   token, for the member that completes a node second. About one member in two per node reads the
+ *   slot it could not fill (open, fstat, read, close), and each makes 1 lstat of the group folder (no
+ *   symbolic link followed). The folder fsync is shared (finish step 6).
  *   The postprocess reads the SIZE entries once, when it runs (worker/composite.ts).
  * Crash after 1 or during 2: the final record is still in the claim (finish step 5 not done); recovery
- *   completes finish, which runs arrival again: every step is idempotent, and the two-link test tells a
+ *   completes finish, which runs arrival again: every step is idempotent, and the id in a taken slot tells a
  *   first arrival's rerun from a second. After 3 (or during it): the postprocess is pending, or still
  *   waiting with the root token present; every worker's sweep of waiting/ (and `zcq recover`) releases a
  *   postprocess whose root token exists (release.ts sweepWaiting).
@@ -53,23 +59,31 @@
  *   back to waiting/ with a dependency edge on the member (worker/composite.ts), whose next end releases
  *   it (release.ts) — so it runs with the member's new record — and it marks the root itself when it
  *   finds every entry there. A retry while the postprocess runs past its gate (it read the member's old
- *   record, and the retry finds it not ended, so cannot re-open it): the gate noted the entries' inodes
- *   (ENTRIES_SEEN), and finish, once the postprocess has ended, sends it back to waiting/ when one changed
- *   (finish.ts reopenIfStale), to run again with the member's new record. Left: a crash of that finish
- *   between its move and that check keeps the outcome of the old record.
+ *   record, and the retry finds it not ended, so cannot re-open it): the retry leaves the group's mark
+ *   `reopened` after removing the entry, the gate removed that mark before reading, and the postprocess's
+ *   finish, after its move to done/ or failed/, finds the mark and sends it back to waiting/ (finish.ts
+ *   reopenIfStale) to run again with the member's new record. Whichever of the retry's look and the
+ *   finish's move comes first, one of the two re-opens it. A crash of that finish between its move and
+ *   its check leaves the mark and the ended postprocess: the member's next arrival that reaches the root
+ *   (release finds the postprocess out of waiting/) re-opens it, and so does `zcq recover`
+ *   (reopenStalePostprocesses). An entry found not forgotten and replaced (a member's old record that
+ *   `zcq recover`'s re-arrival linked again while the member was being retried) marks the group the same
+ *   way, and re-opens a postprocess that already ended with it.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import { parseJob, type Failure, type GroupRef, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly } from '../fsops.js';
-import type { Layout } from '../layout.js';
+import { jobPath, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { entryName, jobName, markerName, slotName } from '../names.js';
 import { listQueues } from '../queues.js';
+import { findExact } from '../scan.js';
 import { COMPOSITE } from '../../defaults.js';
 import { SAFE_NAME } from '../ids.js';
-import { releaseWaiting } from './release.js';
+import { releaseWaiting, settleWaiting } from './release.js';
+import { reopenPostprocess } from './retry.js';
 import { step } from './steps.js';
 
 /** What a postprocess receives per member, in input order. */
@@ -113,6 +127,7 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
   if (!isRealDir(dir)) { makeDir(l.modes, l.groups); makeDir(l.modes, dir); }
   // 1. the entry: a second name of the record itself, already on disk (no data written, no fsync of a file)
   const entry = join(dir, entryName(g.index));
+  let replaced = false;
   try {
     fs.linkSync(record, entry);
   } catch (err) {
@@ -122,52 +137,57 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
     // A record of this same run (a finish run again by recovery) is there already; anything else at the name
     // (an entry of an earlier run not forgotten, a co-user's file) is replaced by a fresh link.
     if (!sameFile(record, entry)) {
+      // Of another run (an old record re-arrived by `zcq recover` while the member was retried): the
+      // postprocess may have run with it, and runs again (see the header). Of this run: recovery rewrote
+      // the record (a new inode, the same outcome) and completes finish — nothing to run again.
+      replaced = runOf(entry) !== (job.run ?? null);
       const tmp = join(l.tmp, `.entry-${job.id}-${process.pid}-${Date.now()}`);
       try { fs.linkSync(record, tmp); } catch (e) { if (errnoOf(e) === 'ENOENT') return 'lost'; throw e; }
       fs.renameSync(tmp, entry);
+      if (replaced) markReopened(l, dir);
     }
   }
-  // A token made by this run is held open until its node is decided: its link count is then read on that
-  // descriptor (no second open). A token found made (an earlier run) is looked up afresh (linksOf).
-  let fd = createToken(join(dir, markerName(0, g.index)), l.modes.fileMode);
+  // Our tokens are names of our entry (the record itself): the leaf's is the entry, a node we complete
+  // second gets a link of it — no file is created. A slot we fill therefore holds this member's record.
+  const height = treeHeight(g.size);
+  if (height === 0) linkToken(entry, join(dir, markerName(0, g.index)));
   step('arrive', 1, job.id);
   // 2. climb
-  const height = treeHeight(g.size);
   let node = g.index;
-  try {
-    for (let level = 0; level < height; level++) {
-      const parent = node >> 1;
-      if (nodeExists(g.size, level, node ^ 1)) {
-        const token = join(dir, markerName(level, node));
-        let first: boolean;
-        try {
-          fs.linkSync(token, join(dir, slotName(level + 1, parent)));
-          first = true;
-        } catch (err) {
-          if (errnoOf(err) !== 'EEXIST') throw err;
-          // Our own link of an earlier run (or a retransmitted link that worked) left our token two names.
-          first = (fd === null ? linksOf(token) : fs.fstatSync(fd).nlink) >= 2;
-        }
-        if (first) {
-          // The slot must be on disk before the record leaves its claim (finish step 5): lost, it would let
-          // the sibling stop too. Finish shares that fsync with the jobs finishing at the same time.
-          if (durable) { if (syncLater) syncLater(dir); else fsyncDirSync(dir); }
-          return 'stopped';
-        }
+  for (let level = 0; level < height; level++) {
+    const parent = node >> 1;
+    if (nodeExists(g.size, level, node ^ 1)) {
+      const slot = join(dir, slotName(level + 1, parent));
+      let first: boolean;
+      try {
+        fs.linkSync(entry, slot);
+        first = true;
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        // Our own link of an earlier run (or a retransmitted link that worked): the slot holds a record of
+        // this member — by its id, as recovery may have rewritten the record (a new inode) since. A member
+        // climbs one path, so the sibling's climber is always another member.
+        first = idOf(slot) === job.id;
       }
-      node = parent;
-      closeToken(fd);
-      fd = null;
-      fd = createToken(join(dir, markerName(level + 1, node)), l.modes.fileMode);
-      step('arrive', 2, `${job.id}@${level + 1}`);
+      if (first) {
+        // The slot must be on disk before the record leaves its claim (finish step 5): lost, it would let
+        // the sibling stop too. Finish shares that fsync with the jobs finishing at the same time.
+        if (durable) { if (syncLater) syncLater(dir); else fsyncDirSync(dir); }
+        if (replaced) reopenEndedPostprocess(l, g.gid, g.postQueue, g.post, durable);
+        return 'stopped';
+      }
     }
-  } finally {
-    closeToken(fd);
+    node = parent;
+    linkToken(entry, join(dir, markerName(level + 1, node)));
+    step('arrive', 2, `${job.id}@${level + 1}`);
   }
   if (durable) fsyncDirSync(dir);
   // 3. the root: release the postprocess
   const released = releaseWaiting(l, g.postQueue, g.post, durable);
   step('arrive', 3, job.id);
+  // Not in waiting/: running, released already, or ended — with entries a retry changed since its gate
+  // read them when the group is marked re-opened (a crash of its finish between the move and its check).
+  if (!released) reopenEndedPostprocess(l, g.gid, g.postQueue, g.post, durable);
   return released ? 'released' : 'root';
 }
 
@@ -209,6 +229,8 @@ export function forgetArrival(l: Layout, g: GroupRef): void {
   const dir = groupDir(l, g.gid);
   if (!isRealDir(dir)) return;
   unlinkQuietly(join(dir, entryName(g.index)));
+  // After the entry is gone, never before: a gate that read the old entry cleared the mark before it read.
+  markReopened(l, dir);
   unlinkQuietly(join(dir, markerName(0, g.index)));
   step('forget', 1, g.gid);
   const height = treeHeight(g.size);
@@ -220,7 +242,8 @@ export function forgetArrival(l: Layout, g: GroupRef): void {
     const slot = join(dir, slotName(level, node));
     unlinkQuietly(slot);
     if (nodeExists(g.size, level - 1, sib)) {
-      try { fs.linkSync(join(dir, markerName(level - 1, sib)), slot); } catch { /* that side is not complete */ }
+      const sibToken = level === 1 ? entryName(sib) : markerName(level - 1, sib);
+      try { fs.linkSync(join(dir, sibToken), slot); } catch { /* that side is not complete */ }
     }
   }
 }
@@ -247,25 +270,60 @@ export function markComplete(l: Layout, gid: string, size: number): void {
 }
 
 /**
- * Where a postprocess's gate notes which entries it read (their inodes, on the job object in memory, never
- * written): finish compares them once the postprocess has ended (entriesChanged).
+ * groups/GID/reopened: a member's end was undone (`zcq retry`: forgetArrival) or replaced since the
+ * postprocess's gate last read the entries. The gate removes it before it reads; the retry makes it after
+ * it removed the entry. So whatever the order, a postprocess that read an entry a retry then removed ends
+ * with the mark present, and runs again (reopenEndedPostprocess); an old spool has no mark and nothing
+ * changes. One name looked up per postprocess end, none per member.
  */
-export const ENTRIES_SEEN = Symbol('zcq.entriesSeen');
+export const REOPENED = 'reopened';
 
-/** The inode of each entry of a group (0 for a missing one), in input order. */
-export function entryInodes(l: Layout, gid: string, size: number): number[] {
-  const dir = groupDir(l, gid);
-  const out: number[] = [];
-  for (let i = 0; i < size; i++) {
-    try { out.push(fs.lstatSync(join(dir, entryName(i))).ino); } catch { out.push(0); }
-  }
-  return out;
+function markReopened(l: Layout, dir: string): void {
+  closeToken(createToken(join(dir, REOPENED), l.modes.fileMode));
 }
 
-/** Whether an entry changed since `seen` (a member retried — its entry forgotten, or replaced by its new end). */
-export function entriesChanged(l: Layout, gid: string, seen: readonly number[]): boolean {
-  const now = entryInodes(l, gid, seen.length);
-  return now.some((ino, i) => ino !== seen[i]);
+/** The gate, before it reads the entries: a retry from now on leaves the mark again. */
+export function clearReopened(l: Layout, gid: string): void {
+  unlinkQuietly(join(groupDir(l, gid), REOPENED));
+}
+
+/** Whether the group was re-opened since the postprocess's gate last read its entries. */
+export function reopenedSince(l: Layout, gid: string): boolean {
+  return exists(join(groupDir(l, gid), REOPENED));
+}
+
+/**
+ * A postprocess that ended although its group was re-opened since its gate read the entries goes back to
+ * waiting/ (retry.ts reopenPostprocess: one rename, one winner), and is settled at once: released when the
+ * group is complete again, else by the member's next end. `at` is where it ended when known (its finisher),
+ * else done/ and failed/ of its queue are tried. Run by the postprocess's finisher after its move, by a
+ * member whose arrival reaches the root and finds the postprocess out of waiting/, by an arrival that
+ * replaced a stale entry, and by `zcq recover` (reopenStalePostprocesses) — the last two complete a
+ * finisher that crashed between its move and its check. True when this call re-opened it.
+ */
+export function reopenEndedPostprocess(l: Layout, gid: string, queue: string, post: string, durable: boolean, at?: string): boolean {
+  if (!reopenedSince(l, gid)) return false;
+  for (const from of at ? [at] : [jobPath(l, 'done', queue, post), jobPath(l, 'failed', queue, post)]) {
+    if (reopenPostprocess(l, from, queue, post, durable)) { settleWaiting(l, queue, post, durable); return true; }
+  }
+  return false;
+}
+
+/**
+ * `zcq recover`'s pass over groups/: every group marked re-opened whose postprocess has ended (in done/ or
+ * failed/) is re-opened (reopenEndedPostprocess). O(groups), by hand only. Returns how many.
+ */
+export function reopenStalePostprocesses(l: Layout, durable: boolean): number {
+  let names: string[];
+  try { names = fs.readdirSync(l.groups); } catch { return 0; }
+  let n = 0;
+  for (const gid of names) {
+    if (!SAFE_NAME.test(gid) || !reopenedSince(l, gid)) continue;
+    for (const loc of findExact(l, gid)) {
+      if ((loc.state === 'done' || loc.state === 'failed') && loc.queue && reopenEndedPostprocess(l, gid, loc.queue, gid, durable, loc.path)) { n++; break; }
+    }
+  }
+  return n;
 }
 
 /**
@@ -274,7 +332,8 @@ export function entriesChanged(l: Layout, gid: string, seen: readonly number[]):
  * system that does not keep metadata operations in order, can keep a member's move and lose its arrival).
  * O(SIZE), run only by the full sweep of waiting/ (`zcq recover`), never per member end. A member being
  * retried at that instant (its entry forgotten, its record not yet moved) may arrive with its old record
- * once more; its new end replaces the entry. Returns how many members arrived again, and whether the
+ * once more; its new end replaces that entry, marks the group re-opened, and a postprocess that ran with
+ * the old record runs again (arrive step 1). Returns how many members arrived again, and whether the
  * last of them released the postprocess.
  */
 export function reArriveEnded(l: Layout, gid: string, size: number, durable: boolean): { arrived: number; released: boolean } {
@@ -324,22 +383,37 @@ function closeToken(fd: number | null): void {
   if (fd !== null) fs.closeSync(fd);
 }
 
+/** A node's token: a link of the climber's entry, made once (EEXIST: made by an earlier run of this arrival). */
+function linkToken(entry: string, path: string): void {
+  try { fs.linkSync(entry, path); } catch (err) { if (errnoOf(err) !== 'EEXIST') throw err; }
+}
+
 /**
- * The link count of an existing file, by open+fstat (fresh on NFS: close-to-open). The file exists (we made
- * it, or were told EEXIST), so ENOENT can only be a stale negative lookup cached by this client: tried again
- * for up to STALE_LOOKUP_MS.
+ * The job id in the record at `path` (a slot: a member's entry linked there), null when unreadable.
+ * The slot exists (link said EEXIST), so ENOENT can only be a negative lookup a client cached (NFS lookupcache=all,
+ * FUSE negative_timeout): tried again for up to STALE_LOOKUP_MS.
  */
-function linksOf(path: string): number {
+function idOf(path: string): string | null {
   const until = Date.now() + STALE_LOOKUP_MS;
   for (;;) {
     try {
-      const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-      try { return fs.fstatSync(fd).nlink; } finally { fs.closeSync(fd); }
+      const r = readRegularFileSync(path, MAX_JOB_BYTES);
+      const id = 'text' in r ? (JSON.parse(r.text) as { id?: unknown }).id : null;
+      return typeof id === 'string' ? id : null;
     } catch (err) {
-      if (errnoOf(err) !== 'ENOENT' || Date.now() > until) throw err;
+      if (errnoOf(err) !== 'ENOENT' || Date.now() > until) return null;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     }
   }
+}
+
+/** The `run` token of the record at `path` (an entry), null when unreadable or without one. */
+function runOf(path: string): string | null {
+  try {
+    const r = readRegularFileSync(path, MAX_JOB_BYTES);
+    const run = 'text' in r ? (JSON.parse(r.text) as { run?: unknown }).run : null;
+    return typeof run === 'string' ? run : null;
+  } catch { return null; }
 }
 
 function exists(path: string): boolean {

@@ -31,8 +31,8 @@
  *   Finish reports a durable job only after both fsyncs.
  *   Between 4 and 5 a final record's composite hooks run (ended.ts: group arrival, callback, dependents),
  *   so that recovery, which completes step 5, runs them again; a record into waiting/ is settled after 5.
- *   A postprocess whose group's entries changed while it ran (a member retried: its gate noted their
- *   inodes) goes back to waiting/ after 5, to run again with the new entry (reopenIfStale).
+ *   A postprocess whose group a member's retry re-opened after its gate read the entries (the group's
+ *   `reopened` mark) goes back to waiting/ after 5, to run again with the new entry (reopenIfStale).
  * Crash after 2 or 3: a temporary or spare in tmp/, removed by housekeeping; the job is claimed under a
  *   dead lease and recovery settles it by its interrupt policy. After 4: the claimed file is the record;
  *   recovery sees its `run` equal to the claim it sits under and completes the move (step 5) — a final
@@ -57,9 +57,7 @@ import { deferredPath, jobName } from '../names.js';
 import type { ClaimedJob } from './claim.js';
 import type { GroupSync } from './group-sync.js';
 import { onFinalRecord, onWaitingRecord } from './ended.js';
-import { ENTRIES_SEEN, entriesChanged } from './arrive.js';
-import { settleWaiting } from './release.js';
-import { reopenPostprocess } from './retry.js';
+import { reopenEndedPostprocess } from './arrive.js';
 import { step } from './steps.js';
 
 /** Spare inodes kept per lease: one per job finishing at once is enough. */
@@ -166,16 +164,16 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
 }
 
 /**
- * A postprocess that ran while a member was retried (its entry forgotten, or already replaced by the
- * member's new end: the inodes its gate noted differ) goes back to waiting/ (retry.ts reopenPostprocess),
- * to run again with the new entry — the retry itself re-opens only a postprocess it finds ended. Settled at
- * once: released if the member has ended again meanwhile, else by the member's next end. A crash between
- * the move and this leaves the postprocess's outcome as it was.
+ * A postprocess whose group a member's retry re-opened after its gate read the entries (the group's
+ * `reopened` mark, arrive.ts) goes back to waiting/, to run again with the member's new record — the
+ * retry itself re-opens only a postprocess it finds ended. Checked after the move, so that a retry either
+ * finds the postprocess ended or left its mark before this look. Also when recovery completes the move
+ * (finish step 4 done before a crash). A cancelled postprocess stays cancelled. A crash between the move
+ * and this check is completed by the member's next arrival at the root, or by `zcq recover`.
  */
 function reopenIfStale(l: Layout, job: Job, at: string, durable: boolean): void {
-  const seen = (job as Job & { [ENTRIES_SEEN]?: number[] })[ENTRIES_SEEN];
-  if (!seen || !entriesChanged(l, job.postprocessOf!.gid, seen)) return;
-  if (reopenPostprocess(l, at, job.queue, job.id, durable)) settleWaiting(l, job.queue, job.id, durable);
+  if (job.failure?.reason === 'cancelled') return;
+  try { reopenEndedPostprocess(l, job.postprocessOf!.gid, job.queue, job.id, durable, at); } catch { /* an odd entry where the group was: left as it ended */ }
 }
 
 function lost(lease: Lease): FinishResult {

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { arriveInGroup, forgetArrival, groupComplete, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
+import { REOPENED, arriveInGroup, forgetArrival, groupComplete, reArriveEnded, readEntries, treeHeight } from '../../../dist/spool/transitions/arrive.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import { compositeGate } from '../../../dist/worker/composite.js';
 import { GroupSync } from '../../../dist/spool/transitions/group-sync.js';
@@ -57,6 +57,16 @@ describe('arrive', () => {
       expect(readEntries(rig.l, h.group, n).map((e) => e.result)).toEqual(members.map((_, i) => i));
     });
   }
+
+  it('an arrival creates no file: every entry, token and slot is a link of a member\'s record (the entry), a slot or token of its own path', async () => {
+    const { h, members } = await group(7);
+    members.forEach((m, i) => arrive(ended(m, i)));
+    const dir = join(rig.l.groups, h.group);
+    const names = fs.readdirSync(dir).filter((n) => n !== 'group.json');
+    expect(names.length).toBeGreaterThan(7);
+    const ids = new Set(members.map((m) => m.id));
+    for (const n of names) expect(ids.has(JSON.parse(fs.readFileSync(join(dir, n), 'utf8')).id), n).toBe(true);
+  });
 
   it('two members arriving at once (the other arrives between our entry and our climb): exactly one climbs and releases', async () => {
     const { h, members } = await group(2);
@@ -212,6 +222,92 @@ describe('arrive', () => {
     });
   }
 
+  for (const who of ['zcq recover', 'the member\'s next end'] as const) {
+    it(`a crash of the postprocess's finish between its move and its check, a member retried while it ran: ${who} sends it back to run again with the new record`, async () => {
+      const { h, members } = await group(2);
+      const a = await rig.lease();
+      for (let i = 0; i < 2; i++) {
+        const m = await rig.claim(a, members[i]!.id, 'q');
+        expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
+      }
+      const runPost = async (between?: () => Promise<void>) => {
+        const p = await rig.claim(a, h.id, 'pq');
+        const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+        if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
+        await between?.();
+        return finishJob(p.c, p.job, gate.next);
+      };
+      const rerunMember0 = async () => {
+        const m = await rig.claim(a, members[0]!.id, 'q');
+        expect(await finishJob(m.c, m.job, succeed(a, m.job, 'new'))).toBe('moved');
+      };
+      const mark = join(rig.l.groups, h.group, REOPENED);
+      // The retry finds the postprocess running; its finish moves it to done/ and dies before its check.
+      const crash = crashAfter('finish', 5, h.id);
+      await expect(runPost(async () => {
+        expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+        if (who === 'zcq recover') await rerunMember0();
+      })).rejects.toThrow(SimulatedCrash);
+      expect(crash.fired).toBe(true);
+      expect(postAt(h)).toEqual([`done/pq/${h.id}.json`]);
+      expect(fs.existsSync(mark)).toBe(true);
+      if (who === 'zcq recover') await rig.spool.recover();
+      else await rerunMember0();
+      expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+      expect(await runPost()).toBe('moved');
+      expect(fs.existsSync(mark)).toBe(false);
+      const done = rig.read(`done/pq/${h.id}.json`);
+      expect((done.result as Array<{ result?: unknown }>).map((e) => e.result)).toEqual(['new', 'r1']);
+      // Nothing left to re-open: a later zcq recover leaves it done.
+      await rig.spool.recover();
+      expect(postAt(h)).toEqual([`done/pq/${h.id}.json`]);
+    });
+  }
+
+  it('zcq recover re-arriving a member with its old record at the instant it is retried: a postprocess that ran with that record runs again once the member ends anew', async () => {
+    const { h, members } = await group(2);
+    const a = await rig.lease();
+    const runPost = async () => {
+      const p = await rig.claim(a, h.id, 'pq');
+      const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+      if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
+      expect(await finishJob(p.c, p.job, gate.next)).toBe('moved');
+      return gate.next.to;
+    };
+    const m1 = await rig.claim(a, members[1]!.id, 'q');
+    expect(await finishJob(m1.c, m1.job, succeed(a, m1.job, 'r1'))).toBe('moved');
+    const m0 = await rig.claim(a, members[0]!.id, 'q');
+    expect(await finishJob(m0.c, m0.job, fail(a, m0.job, 'first try'))).toBe('moved');
+    expect(await runPost()).toBe('done');
+    // The retry has removed member 0's entry (its record is still in failed/) when recover's full sweep
+    // re-arrives it: the old record is its entry again, and the postprocess runs with it.
+    const race = atStep('forget', 1, () => { onStep(); expect(reArriveEnded(rig.l, h.group, 2, true).arrived).toBe(1); });
+    expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+    expect(race.fired).toBe(true);
+    expect(readEntries(rig.l, h.group, 2)[0]).toMatchObject({ state: 'failed' });
+    let stale = 0;
+    for (let k = 0; k < 3 && postAt(h)[0]?.startsWith('pending/'); k++) if (await runPost() === 'done') stale++;
+    expect(stale).toBe(1);
+    expect((rig.read(`done/pq/${h.id}.json`).result as Array<{ state: string }>)[0]!.state).toBe('failed');
+    // Member 0's new end replaces the stale entry and re-opens the postprocess, which runs again with it.
+    const m0b = await rig.claim(a, members[0]!.id, 'q');
+    expect(await finishJob(m0b.c, m0b.job, succeed(a, m0b.job, 'second try'))).toBe('moved');
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    expect(await runPost()).toBe('done');
+    const done = rig.read(`done/pq/${h.id}.json`);
+    expect((done.result as Array<{ state: string; result?: unknown }>).map((e) => [e.state, e.result])).toEqual([['done', 'second try'], ['done', 'r1']]);
+  });
+
+  it('recovery re-running a member\'s finish (its record rewritten: a new inode, the same run) replaces the entry without re-opening the group', async () => {
+    const { h, members } = await group(2);
+    const run = { run: 'L/1' };
+    expect(arrive({ ...ended(members[0]!, 0), ...run })).toBe('stopped');
+    expect(arrive({ ...ended(members[0]!, 0), ...run })).toBe('stopped');
+    expect(fs.existsSync(join(rig.l.groups, h.group, REOPENED))).toBe(false);
+    expect(arrive({ ...ended(members[0]!, 0), run: 'L/2' })).toBe('stopped');
+    expect(fs.existsSync(join(rig.l.groups, h.group, REOPENED))).toBe(true);
+  });
+
   it('arriving again (recovery re-running finish) releases nothing twice', async () => {
     const { h, members } = await group(3);
     for (let i = 0; i < 3; i++) arrive(ended(members[i]!, i));
@@ -250,7 +346,7 @@ describe('arrive', () => {
     const record = join(rig.l.tmp, 'rec');
     fs.writeFileSync(record, JSON.stringify(ended(members[0]!, 42)));
     arriveInGroup(rig.l, ended(members[0]!, 42), 'done', record, true);
-    expect(fs.statSync(record).nlink).toBe(2);
+    expect(fs.statSync(join(rig.l.groups, h.group, "e.0")).ino).toBe(fs.statSync(record).ino);
     fs.unlinkSync(record);
     expect(readEntries(rig.l, h.group, 1)).toEqual([{ id: members[0]!.id, state: 'done', result: 42 }]);
   });

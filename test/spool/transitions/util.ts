@@ -54,8 +54,9 @@ export class Rig {
   readonly events: RecoveryEvent[] = [];
   private constructor(readonly spool: Spool, readonly l: Layout) {}
 
-  static async make(): Promise<Rig> {
-    const spool = await Spool.init(join(tempDir('zcq-tr-'), 'spool'), { durable: true });
+  /** A spool in a new temporary folder, or in `parent` (a file system of the test's own, e.g. a small tmpfs). */
+  static async make(parent?: string): Promise<Rig> {
+    const spool = await Spool.init(join(parent ?? tempDir('zcq-tr-'), 'spool'), { durable: true });
     return new Rig(spool, spool.layout);
   }
 
