@@ -373,7 +373,13 @@ export class Spool {
       try { loc = await this.locate(ref); } catch (err) { if (err instanceof AmbiguousIdError) throw err; out.push({ id: ref, from: null, ok: false, why: (err as Error).message }); continue; }
       if (loc.state !== 'failed' && loc.state !== 'done') { out.push({ id: loc.id, from: loc.state, ok: false, why: `job ${loc.id} is ${loc.state}, not finished` }); continue; }
       const queue = loc.queue ?? this.queueOfFile(loc.path);
-      const links = this.readAt(loc).job;
+      let links: JobRecord['job'];
+      try { links = this.readAt(loc).job; } catch (err) {
+        // Found, then moved before it could be read: by a concurrent retry (or by hand), as a lost rename below.
+        if (!isGone(err)) throw err;
+        out.push({ id: loc.id, from: loc.state, ok: false, why: `job ${loc.id} moved meanwhile (another retry, or by hand)` });
+        continue;
+      }
       // Its next end must count again: the fan-in forgets this end, so that the group completes only once
       // the retried member has ended again (as a BullMQ flow's parent waits for a retried child). A member
       // of an ended group re-opens it: the postprocess goes back to waiting, to run again then.
