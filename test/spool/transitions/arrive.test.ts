@@ -36,6 +36,21 @@ describe('arrive', () => {
   };
   const postAt = (h: { id: string }) => rig.where(h.id);
   const isWaiting = (h: { id: string }) => fs.existsSync(join(rig.l.root, 'waiting', 'pq', `${h.id}.json`));
+  /** Claim and finish each member under lease `a`, member i with result `r${i}`. */
+  async function endMembers(a: Awaited<ReturnType<typeof rig.lease>>, members: Array<{ id: string }>) {
+    for (let i = 0; i < members.length; i++) {
+      const m = await rig.claim(a, members[i]!.id, 'q');
+      expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
+    }
+  }
+  /** Claim the postprocess, pass its gate (the built-in one settles it there), run `between`, finish it. */
+  async function runPostprocess(a: Awaited<ReturnType<typeof rig.lease>>, h: { id: string }, between?: () => Promise<void>) {
+    const p = await rig.claim(a, h.id, 'pq');
+    const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+    if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
+    await between?.();
+    return finishJob(p.c, p.job, gate.next);
+  }
 
   it('tree height is ceil(log2 n)', () => {
     expect([1, 2, 3, 4, 5, 8, 9, 100, 10_000].map(treeHeight)).toEqual([0, 1, 2, 2, 3, 3, 4, 7, 14]);
@@ -191,17 +206,8 @@ describe('arrive', () => {
     it(`a member retried while the postprocess runs past its gate (the member ends again ${when} the postprocess ends): the postprocess goes back to waiting and runs again with the new record`, async () => {
       const { h, members } = await group(2);
       const a = await rig.lease();
-      for (let i = 0; i < 2; i++) {
-        const m = await rig.claim(a, members[i]!.id, 'q');
-        expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
-      }
-      const runPost = async (between?: () => Promise<void>) => {
-        const p = await rig.claim(a, h.id, 'pq');
-        const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
-        if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
-        await between?.();
-        expect(await finishJob(p.c, p.job, gate.next)).toBe('moved');
-      };
+      await endMembers(a, members);
+      const runPost = async (between?: () => Promise<void>) => expect(await runPostprocess(a, h, between)).toBe('moved');
       const rerunMember0 = async () => {
         const m = await rig.claim(a, members[0]!.id, 'q');
         expect(await finishJob(m.c, m.job, succeed(a, m.job, 'new'))).toBe('moved');
@@ -226,17 +232,8 @@ describe('arrive', () => {
     it(`a crash of the postprocess's finish between its move and its check, a member retried while it ran: ${who} sends it back to run again with the new record`, async () => {
       const { h, members } = await group(2);
       const a = await rig.lease();
-      for (let i = 0; i < 2; i++) {
-        const m = await rig.claim(a, members[i]!.id, 'q');
-        expect(await finishJob(m.c, m.job, succeed(a, m.job, `r${i}`))).toBe('moved');
-      }
-      const runPost = async (between?: () => Promise<void>) => {
-        const p = await rig.claim(a, h.id, 'pq');
-        const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
-        if (gate.run) throw new Error('the built-in postprocess is settled by the gate');
-        await between?.();
-        return finishJob(p.c, p.job, gate.next);
-      };
+      await endMembers(a, members);
+      const runPost = (between?: () => Promise<void>) => runPostprocess(a, h, between);
       const rerunMember0 = async () => {
         const m = await rig.claim(a, members[0]!.id, 'q');
         expect(await finishJob(m.c, m.job, succeed(a, m.job, 'new'))).toBe('moved');
