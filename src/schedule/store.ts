@@ -22,7 +22,7 @@
 import { unlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { UsageError, isGone } from '../errors.js';
+import { UsageError, errnoOf, isGone } from '../errors.js';
 import { FN_REF, QUEUE_NAME, newJob, serializeJob } from '../job/format.js';
 import type { Logger } from '../log.js';
 import { listNames, readRegularText, writeReplace } from '../spool/fsops.js';
@@ -168,7 +168,13 @@ export class CronStore {
     await this.get(name);
     await unlink(join(this.schedulesDir, `${name}.json`));
     await unlink(join(this.stateDir, `${name}.json`)).catch(() => undefined);
-    await rm(join(this.runsDir, name), { recursive: true, force: true });
+    // A scheduler that read the schedule before it went may still publish a run marker into runs/NAME while
+    // it is being removed, and a networked file system's listing can lag (GlusterFS answered ENOTEMPTY in
+    // the rig): rm tries again for ~3 s, then what stays is left. The schedule is gone either way, and old
+    // markers name past ticks only, so a schedule added again under this name is not affected.
+    await rm(join(this.runsDir, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }).catch((err) => {
+      if (errnoOf(err) !== 'ENOTEMPTY') throw err;
+    });
   }
 
   async setPaused(name: string, paused: boolean, serverNowMs: number): Promise<StoredSchedule> {
