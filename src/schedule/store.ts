@@ -171,7 +171,8 @@ export class CronStore {
     // A scheduler that read the schedule before it went may still publish a run marker into runs/NAME while
     // it is being removed, and a networked file system's listing can lag (GlusterFS answered ENOTEMPTY in
     // the rig): rm tries again for ~3 s, then what stays is left. The schedule is gone either way, and old
-    // markers name past ticks only, so a schedule added again under this name is not affected.
+    // markers name past ticks only: a schedule added again under this name ticks from its own state (only
+    // `zcq cron ls`'s last run may show such a marker).
     await rm(join(this.runsDir, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }).catch((err) => {
       if (errnoOf(err) !== 'ENOTEMPTY') throw err;
     });
