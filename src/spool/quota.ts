@@ -111,8 +111,11 @@ export const WAIT_MARK = 'w.';
  * that holds slots, pooled for its next runs. The lease a name belongs to, or null when it is not one.
  */
 export function slotInodeLease(name: string): string | null {
-  return /^\.qslot-(.+)-[A-Za-z0-9_-]{16}$/.exec(name)?.[1] ?? null;
+  if (!name.startsWith(SLOT_INODE_PREFIX)) return null;
+  return /^(.+)-[A-Za-z0-9_-]{16}$/.exec(name.slice(SLOT_INODE_PREFIX.length))?.[1] ?? null;
 }
+/** The start of a slot inode's name (tmp/.qslot-LEASE-RANDOM): made in quota-take.ts, read here. */
+export const SLOT_INODE_PREFIX = '.qslot-';
 
 /** Remove the wait marks this process made for `lease` (it ended: stopped, or lost), and forget them. */
 export function dropWaitMarksOf(lease: string): void {

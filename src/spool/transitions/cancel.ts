@@ -77,7 +77,8 @@ export function requestCancel(l: Layout, id: string, durable: boolean): void {
 /** The job's life ended (done or failed): requests to cancel it are moot, and left behind they would cancel a retry. */
 export function dropCancelRequests(l: Layout, id: string): void {
   let names: string[];
-  try { names = fs.readdirSync(l.cancel); } catch { return; }
+  // A co-user's symlink in place of cancel/ is never listed or removed through.
+  try { if (!fs.lstatSync(l.cancel).isDirectory()) return; names = fs.readdirSync(l.cancel); } catch { return; }
   for (const f of names) if (idOfCancelRequest(f) === id) unlinkQuietly(join(l.cancel, f));
 }
 
@@ -103,6 +104,8 @@ export class CancelRequestDrops {
   drop(id: string): void {
     let st: fs.Stats;
     try { st = fs.lstatSync(this.l.cancel); } catch { this.last = null; return; } // no folder: no request
+    // Not a folder (a co-user's symlink in its place): never listed through, nothing removed through it.
+    if (!st.isDirectory()) { this.last = null; return; }
     const key = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}:${st.nlink}`;
     let names: string[];
     if (this.last !== null && this.last.key === key) names = this.last.names;

@@ -44,7 +44,7 @@ import { makeDir } from '../modes.js';
 import { QUOTA_FAIR_SHARE_MAX_LIMIT, QUOTA_RELIST_MS, QUOTA_WAIT_MARK_TTL_MS } from '../../defaults.js';
 import { SAFE_NAME } from '../../job/format.js';
 import { createExclusiveOpenSync, unlinkQuietly } from '../fsops.js';
-import { WAIT_MARK, dropWaitMarksOf, hostOfLease, quotaDir, quotaEntries, readLimit, refusedAsExisting, slotHolder, takerState, type TakerState } from '../quota.js';
+import { SLOT_INODE_PREFIX, WAIT_MARK, dropWaitMarksOf, hostOfLease, quotaDir, quotaEntries, readLimit, refusedAsExisting, slotHolder, takerState, type TakerState } from '../quota.js';
 import { releaseSlots } from './quota-release.js';
 import { step } from './steps.js';
 
@@ -233,7 +233,7 @@ function ownInode(l: Layout, token: string): string | null {
     if (rewriteOwn(path, token)) return path;
   }
   try {
-    const { fd, path } = createExclusiveOpenSync(l.tmp, `.qslot-${leaseOfToken(token)}-`, l.modes.fileMode);
+    const { fd, path } = createExclusiveOpenSync(l.tmp, `${SLOT_INODE_PREFIX}${leaseOfToken(token)}-`, l.modes.fileMode);
     try { fs.writeSync(fd, token + '\n', 0); } finally { fs.closeSync(fd); }
     return path;
   } catch { return null; }

@@ -139,4 +139,16 @@ describe('cancel', () => {
     expect(cancels()).toEqual([]);
   });
 
+  it('CancelRequestDrops: a symlink planted in place of cancel/ is not listed or removed through', async () => {
+    requestCancel(rig.l, 'a', false);
+    const elsewhere = join(rig.l.root, '..', 'elsewhere');
+    fs.mkdirSync(elsewhere);
+    const victim = fs.readdirSync(rig.l.cancel)[0]!;
+    fs.renameSync(join(rig.l.cancel, victim), join(elsewhere, victim));
+    fs.rmdirSync(rig.l.cancel);
+    fs.symlinkSync(elsewhere, rig.l.cancel);
+    new CancelRequestDrops(rig.l, () => Date.now() + 60_000).drop('a');
+    expect(fs.readdirSync(elsewhere)).toEqual([victim]);
+  });
+
 });
