@@ -3,7 +3,8 @@
  * worker keeps the files; the hosts keep the code. Three kinds, chosen by `--runtime`:
  * - `threads` (default): a few long-lived pool threads (by default one per core), each serving many jobs
  *   at once over one MessagePort. A thread costs ~10–20 MB, so their number is set by the cores, not by
- *   the concurrency; a job costs one message each way. Terminating a thread (a job that ignored its
+ *   the concurrency; the jobs handed to a thread in one turn of the event loop go in one message, and so
+ *   do the outcomes it sends back in one turn. Terminating a thread (a job that ignored its
  *   timeout) also ends the other jobs on it: they come back as `bystander`s, which the worker releases
  *   to run again without counting the attempt.
  * - `processes`: one child process per running job, for code that may take its process down.
@@ -15,7 +16,7 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type Tinypool from 'tinypool';
-import { RunningJob, type FromAgent, type RunOutcome, type RunTask, type ToAgent } from './runner.js';
+import { Outbox, RunningJob, type FromAgent, type FromAgentMessage, type RunOutcome, type RunTask, type ToAgent } from './runner.js';
 
 export interface JobHosts {
   /** Run a job; resolves with its outcome, never rejects. */
@@ -31,6 +32,8 @@ export interface JobHosts {
 
 interface Agent {
   port: MessagePort;
+  /** Jobs handed to this agent in the current turn of the event loop, posted at its end in one message. */
+  outbox: Outbox<RunTask>;
   stop: AbortController;
   waiting: Map<string, (o: RunOutcome) => void>;
   /** Jobs whose kill was asked for: they end `killed`, the rest of the thread's jobs `bystander`. */
@@ -52,14 +55,20 @@ export class ThreadHosts implements JobHosts {
 
   private spawn(): void {
     const ch = new MessageChannel();
-    const agent: Agent = { port: ch.port1, stop: new AbortController(), waiting: new Map(), killed: new Set(), aborted: new Set() };
-    ch.port1.on('message', (m: FromAgent) => {
+    const port = ch.port1;
+    const outbox = new Outbox<RunTask>((tasks) => port.postMessage((tasks.length === 1 ? { run: tasks[0]! } : { runs: tasks }) satisfies ToAgent));
+    const agent: Agent = { port, outbox, stop: new AbortController(), waiting: new Map(), killed: new Set(), aborted: new Set() };
+    const settle = (m: FromAgent) => {
       const done = agent.waiting.get(m.id);
       if (!done) return;
       agent.waiting.delete(m.id);
       agent.aborted.delete(m.id);
       this.where.delete(m.id);
       done(m.outcome);
+    };
+    port.on('message', (m: FromAgentMessage) => {
+      if ('outcomes' in m) for (const o of m.outcomes) settle(o);
+      else settle(m);
     });
     // The port must not keep the process alive by itself: the worker's timers do that while it runs.
     ch.port1.unref();
@@ -91,7 +100,7 @@ export class ThreadHosts implements JobHosts {
     return new Promise<RunOutcome>((resolve) => {
       agent.waiting.set(task.ctx.id, resolve);
       this.where.set(task.ctx.id, agent);
-      agent.port.postMessage({ run: task } satisfies ToAgent);
+      agent.outbox.push(task);
     });
   }
 
@@ -99,6 +108,8 @@ export class ThreadHosts implements JobHosts {
     const agent = this.where.get(id);
     if (!agent) return;
     agent.aborted.add(id);
+    // The job may still be queued: its run must reach the thread before its abort.
+    agent.outbox.flush();
     agent.port.postMessage({ abort: id, why } satisfies ToAgent);
   }
 
@@ -111,7 +122,7 @@ export class ThreadHosts implements JobHosts {
 
   async destroy(): Promise<void> {
     this.destroyed = true;
-    for (const a of this.agents) { try { a.port.postMessage({ stop: true } satisfies ToAgent); } catch { /* closed */ } }
+    for (const a of this.agents) { try { a.outbox.flush(); a.port.postMessage({ stop: true } satisfies ToAgent); } catch { /* closed */ } }
     await this.pool.destroy().catch(() => undefined);
   }
 }

@@ -1,0 +1,80 @@
+// The threads runtime's hand-over (src/worker/hosts.ts, runner.ts `agent`): jobs handed to a pool thread in
+// one turn of the event loop go in one message, and the outcomes it sends back in one turn likewise. What
+// must hold however the messages are grouped: every job gets exactly one outcome; an abort asked for in the
+// same turn as the job's start still reaches the job (its run is posted first); a killed thread's other
+// jobs come back as bystanders. Real pool threads running real job modules.
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cleanupTemp, tempDir } from '../helpers.js';
+
+const dist = join(__dirname, '..', '..', 'dist', 'worker');
+const { ThreadHosts } = await import(pathToFileURL(join(dist, 'hosts.js')).href);
+const { default: Pool } = await import('tinypool');
+
+afterAll(cleanupTemp);
+
+function jobsModule(): string {
+  const dir = tempDir();
+  const file = join(dir, 'jobs.mjs');
+  writeFileSync(file, `
+import { currentJob } from ${JSON.stringify(pathToFileURL(join(dist, '..', 'index.js')).href)};
+export async function echo(x) { return { x, thread: (await import('node:worker_threads')).threadId }; }
+export function untilAborted() {
+  const { signal } = currentJob();
+  const stop = () => new Error('stopped: ' + signal.reason.message);
+  if (signal.aborted) throw stop();
+  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(stop())));
+}
+export function spin() { for (;;) {} }
+`);
+  return pathToFileURL(file).href;
+}
+
+function hosts(threads: number) {
+  const pool = new Pool({ filename: join(dist, 'runner.js'), runtime: 'worker_threads', isolateWorkers: false, minThreads: threads, maxThreads: threads, concurrentTasksPerWorker: 1, useAtomics: false });
+  return new ThreadHosts(pool, threads);
+}
+
+const task = (url: string, exportName: string, id: string, args: unknown[] = []) =>
+  ({ url, exportName, args, ctx: { id, fn: `jobs.mjs#${exportName}`, queue: 'default', attempt: 1, spool: tempDir() }, noOutput: true });
+
+describe('ThreadHosts: jobs handed over in batches', () => {
+  it('40 jobs handed over in one turn all come back, each with its own result, spread over both threads', async () => {
+    const url = jobsModule();
+    const h = hosts(2);
+    try {
+      const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => h.run(task(url, 'echo', `j${i}`, [i]))));
+      const results = outcomes.map((o) => { expect(o.ok, JSON.stringify(o)).toBe(true); return JSON.parse((o as { json: string }).json); });
+      expect(results.map((r) => r.x)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+      expect(new Set(results.map((r) => r.thread)).size).toBe(2);
+    } finally { await h.destroy(); }
+  });
+
+  it('an abort asked for in the same turn as the start reaches the job (its start is posted first)', async () => {
+    const url = jobsModule();
+    const h = hosts(1);
+    try {
+      const running = h.run(task(url, 'untilAborted', 'a1'));
+      h.abort('a1', 'cancelled');
+      const o = await Promise.race([running, new Promise((res) => setTimeout(() => res('no outcome within 5 s'), 5000))]);
+      expect(o).toMatchObject({ ok: false, error: { message: 'stopped: cancelled' } });
+    } finally { await h.destroy(); }
+  });
+
+  it('a kill terminates the thread: the killed job ends killed, the others on that thread bystander, and the next job runs on a new thread', async () => {
+    const url = jobsModule();
+    const h = hosts(1);
+    try {
+      const spinning = h.run(task(url, 'spin', 's1'));
+      const waiting = h.run(task(url, 'untilAborted', 's2'));
+      await new Promise((res) => setTimeout(res, 300));
+      h.kill('s1');
+      expect(await spinning).toMatchObject({ ok: false, lost: 'killed' });
+      expect(await waiting).toMatchObject({ ok: false, lost: 'bystander' });
+      const after = await h.run(task(url, 'echo', 'e1', ['again']));
+      expect(after.ok).toBe(true);
+    } finally { await h.destroy(); }
+  });
+});
