@@ -36,6 +36,9 @@ export function checkJsonShape(text: string, limits: JsonShapeLimits = {}): void
     const bytes = Buffer.byteLength(text, 'utf8');
     if (bytes > limits.maxBytes) throw new JobFormatError(`${bytes} bytes, larger than the limit of ${limits.maxBytes}`);
   }
+  // Most job files hold a few brackets in all: no fewer than maxDepth + 1 can nest too deep, and counting
+  // them natively is far cheaper than the walk below (which skips the brackets inside strings).
+  if (fewBrackets(text, maxDepth)) return;
   let depth = 0;
   const n = text.length;
   for (let i = 0; i < n; i++) {
@@ -53,6 +56,14 @@ export function checkJsonShape(text: string, limits: JsonShapeLimits = {}): void
       depth--;
     }
   }
+}
+
+/** At most `max` opening brackets ('[' and '{') in all, strings included. */
+function fewBrackets(text: string, max: number): boolean {
+  let count = 0;
+  for (let i = text.indexOf('{'); i !== -1; i = text.indexOf('{', i + 1)) if (++count > max) return false;
+  for (let i = text.indexOf('['); i !== -1; i = text.indexOf('[', i + 1)) if (++count > max) return false;
+  return true;
 }
 
 export interface ValueShapeLimits {
