@@ -169,6 +169,11 @@ async function throughputRuns(n, pg) {
         if (c) rec(`tp.zcq.${m}.bulk`, c.jobsPerSec), rec(`tp.zcq.${m}.bulkput`, c.putPerSec);
         const b = await z([`tp.zcq.${m}.drain`, `tp.zcq.${m}.draincpu`], `zcq ${m} drain`, () => zcq.drain({ n, procs: PROCS, concurrency: CONC, durable }));
         if (b) rec(`tp.zcq.${m}.drain`, b.jobsPerSec), rec(`tp.zcq.${m}.draincpu`, b.cpuUsPerJob), log(`    zcq ${m} drain: ${fmtNum(b.cpuUsPerJob)} µs CPU/job (workers, all threads, steady state: between 10 % and 90 % done)`);
+        // The like-for-like pairing with BullMQ, whose processor function runs on its worker's own thread.
+        const ia = await z([`tp.zcqi.${m}.putdrain`], `zcq ${m} --runtime inline put+drain`, () => zcq.putDrain({ n, procs: PROCS, concurrency: CONC, durable, runtime: 'inline' }));
+        if (ia) rec(`tp.zcqi.${m}.putdrain`, ia.jobsPerSec), rec(`tp.zcqi.${m}.putdraincpu`, ia.cpuUsPerJob);
+        const ib = await z([`tp.zcqi.${m}.drain`, `tp.zcqi.${m}.draincpu`], `zcq ${m} --runtime inline drain`, () => zcq.drain({ n, procs: PROCS, concurrency: CONC, durable, runtime: 'inline' }));
+        if (ib) rec(`tp.zcqi.${m}.drain`, ib.jobsPerSec), rec(`tp.zcqi.${m}.draincpu`, ib.cpuUsPerJob), log(`    zcq ${m} --runtime inline drain: ${fmtNum(ib.cpuUsPerJob)} µs CPU/job`);
       }
       for (const mode of ['always', 'default']) {
         const a = await attempt([`tp.bull.${mode}.putdrain`, `tp.bull.${mode}.put`], `BullMQ ${mode} put+drain`, () => bullPutDrain(redis[mode], { n, workers: PROCS, concurrency: CONC }));
@@ -448,11 +453,19 @@ function rows() {
       row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.put`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.put`);
       row('1 throughput', `put alone (workers busy), puts/s`, '↑', `zcq ${m}, putMany ×${C.bulk}`, `tp.zcq.${m}.bulkput`, `${BULL_LABEL[bm]}, addBulk ×${C.bulk}`, `tp.bull.${bm}.bulkput`);
       row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, BULL_LABEL[bm], `tp.bull.${bm}.drain`);
+      const inl = `zcq ${m}, --runtime inline`;
+      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', inl, `tp.zcqi.${m}.drain`, BULL_LABEL[bm], `tp.bull.${bm}.drain`);
+      row('1 throughput', `put+drain ${N}, jobs/s`, '↑', inl, `tp.zcqi.${m}.putdrain`, `${BULL_LABEL[bm]}, add ×1`, `tp.bull.${bm}.putdrain`);
+      if (m === 'durable') {
+        row('1 throughput', `drain ${N} pending, jobs/s`, '↑', inl, `tp.zcqi.${m}.drain`, 'graphile-worker, PostgreSQL synchronous_commit=on', 'tp.gw.drain');
+      }
       for (const f of FLOORS) row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `fsloop ${m}, ${f.label}${f.loops ? '' : ` (${SYNC_N.toLocaleString('en-US')} jobs)`}`, `tp.${f.key}.${m}.drain`);
       const fl = floorOf(m, 'drain');
       if (fl) samples.set(`tp.floor.${m}.drain`, [fl.v]);
       row('1 throughput', `drain ${N} pending, jobs/s`, '↑', `zcq ${m}`, `tp.zcq.${m}.drain`, `floor: best bare loop${fl ? ` (${fl.label})` : ''}`, `tp.floor.${m}.drain`);
       row('1 throughput', `drain, worker CPU per job (user+kernel, all threads), µs`, '↓', `zcq ${m}, ${PROCS} workers`, `tp.zcq.${m}.draincpu`, `fsloop ${m}, 1×1 sync loop`, `tp.fssync1.${m}.draincpu`);
+      row('1 throughput', `drain, worker CPU per job (user+kernel, all threads), µs`, '↓', `${inl}, ${PROCS} workers`, `tp.zcqi.${m}.draincpu`, `fsloop ${m}, 1×1 sync loop`, `tp.fssync1.${m}.draincpu`);
+      row('1 throughput', `drain ${N} pending, jobs/s`, '↑', inl, `tp.zcqi.${m}.drain`, `floor: best bare loop${fl ? ` (${fl.label})` : ''}`, `tp.floor.${m}.drain`);
       row('1 throughput', `put+drain, worker CPU per job, µs`, '↓', `zcq ${m}, ${PROCS} workers`, `tp.zcq.${m}.putdraincpu`, `fsloop ${m}, 1×1 sync loop (drain)`, `tp.fssync1.${m}.draincpu`);
     }
   }

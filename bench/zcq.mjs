@@ -71,9 +71,9 @@ export function initSpool(dir) {
   return dir;
 }
 
-function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = false, maxJobs = null, queues = [], extra = [] } = {}) {
+function workerArgs(spool, { concurrency = 8, relaxed = false, exitWhenIdle = false, maxJobs = null, queues = [], extra = [], runtime = null } = {}) {
   // --relaxed is a global option: before the command.
-  const a = [BIN, '--spool', spool, ...(relaxed ? ['--relaxed'] : []), 'worker', '--root', JOBS, '--concurrency', String(concurrency), ...extra];
+  const a = [BIN, '--spool', spool, ...(relaxed ? ['--relaxed'] : []), 'worker', '--root', JOBS, '--concurrency', String(concurrency), ...(runtime ? ['--runtime', runtime] : []), ...extra];
   for (const q of queues) a.push('--queue', q);
   if (exitWhenIdle) a.push('--exit-when-idle');
   if (maxJobs) a.push('--max-jobs', String(maxJobs));
@@ -164,12 +164,12 @@ const timeoutFor = (n) => Math.max(120000, n * 20);
  * jobs one at a time (await each), or with bulk=k by putMany in batches of k (await
  * each batch). jobs/s from the first put to the last rename into done/.
  */
-export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, bulk = 0 }) {
+export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, bulk = 0, runtime = null }) {
   const dir = makeTmp('zcq-tp');
   const spool = await openSpool(dir, durable);
   const ws = [];
   try {
-    for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable }));
+    for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable, runtime }));
     await waitWorkersRegistered(dir, procs);
     const cpu0 = ws.map((w) => procCpuMs(w.pid) ?? 0);
     const t0 = Date.now();
@@ -194,7 +194,7 @@ export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, 
  * procs workers started with --exit-when-idle. jobs/s from worker spawn to the last
  * rename into done/ (includes worker start-up, as BullMQ's figure does).
  */
-export async function drain({ n, procs = 2, concurrency = 8, durable = true }) {
+export async function drain({ n, procs = 2, concurrency = 8, durable = true, runtime = null }) {
   const dir = makeTmp('zcq-dr');
   const producer = await openSpool(dir, false);
   const ws = [];
@@ -202,7 +202,7 @@ export async function drain({ n, procs = 2, concurrency = 8, durable = true }) {
     for (let i = 0; i < n; i++) await producer.put('noop.mjs#noop', [], {});
     await closeSpool(producer);
     const t0 = Date.now();
-    for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable, exitWhenIdle: true }));
+    for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable, exitWhenIdle: true, runtime }));
     await waitDone(dir, n, ws, timeoutFor(n));
     const end = lastDoneMs(dir);
     // From spawn, less what a worker's start and stop cost on an empty spool (0.3–0.5 s of CPU on a loaded
