@@ -3,8 +3,8 @@
  * worker keeps the files; the hosts keep the code. Three kinds, chosen by `--runtime`:
  * - `threads` (default): a few long-lived pool threads (by default one per core), each serving many jobs
  *   at once over one MessagePort. A thread costs ~10–20 MB, so their number is set by the cores, not by
- *   the concurrency; the jobs handed to a thread in one turn of the event loop go in one message, and so
- *   do the outcomes it sends back in one turn. Terminating a thread (a job that ignored its
+ *   the concurrency; the jobs handed to a thread in one turn of the event loop go in one message, and
+ *   the outcomes of jobs that end together come back in one. Terminating a thread (a job that ignored its
  *   timeout) also ends the other jobs on it: they come back as `bystander`s, which the worker releases
  *   to run again without counting the attempt.
  * - `processes`: one child process per running job, for code that may take its process down.
@@ -56,7 +56,7 @@ export class ThreadHosts implements JobHosts {
   private spawn(): void {
     const ch = new MessageChannel();
     const port = ch.port1;
-    const outbox = new Outbox<RunTask>((tasks) => port.postMessage((tasks.length === 1 ? { run: tasks[0]! } : { runs: tasks }) satisfies ToAgent));
+    const outbox = new Outbox<RunTask>((tasks) => port.postMessage((tasks.length === 1 ? { run: tasks[0]! } : { runs: tasks }) satisfies ToAgent), setImmediate);
     const agent: Agent = { port, outbox, stop: new AbortController(), waiting: new Map(), killed: new Set(), aborted: new Set() };
     const settle = (m: FromAgent) => {
       const done = agent.waiting.get(m.id);

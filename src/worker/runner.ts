@@ -47,21 +47,25 @@ export type RunOutcome =
 /** Messages between the worker and an agent thread. */
 export type ToAgent = { run: RunTask } | { runs: RunTask[] } | { abort: string; why: string } | { stop: true };
 export type FromAgent = { id: string; outcome: RunOutcome };
-/** What an agent posts back: one outcome, or the outcomes of one turn of its event loop. */
+/** What an agent posts back: one outcome, or the outcomes of the jobs that ended together. */
 export type FromAgentMessage = FromAgent | { outcomes: FromAgent[] };
 
 /**
- * Messages queued during one turn of the event loop and posted together at its end (setImmediate): a
- * worker that claims 8 jobs in one pass wakes a pool thread once, not 8 times, and the jobs a thread ends
- * in one turn wake the worker once. A message costs little; the other thread's wake-up is what costs.
+ * Messages queued and posted together: a worker that claims 8 jobs in one pass wakes a pool thread once,
+ * not 8 times, and the jobs a thread ends together wake the worker once. A message costs little; the other
+ * thread's wake-up is what costs. `later` says when the queue is posted: the worker's side waits for the end
+ * of the turn of its event loop (setImmediate: its jobs reach the hand-off from separate chains of promises);
+ * a pool thread posts its outcomes as soon as the running promises settle (queueMicrotask), so that no timer
+ * or message of another job — one that then never yields and gets its thread terminated — can come between
+ * a job's end and its outcome's posting, and make a job that ended look like a bystander to be run again.
  */
 export class Outbox<T> {
   private queued: T[] = [];
   private scheduled = false;
-  constructor(private readonly post: (items: T[]) => void) {}
+  constructor(private readonly post: (items: T[]) => void, private readonly later: (f: () => void) => void) {}
   push(item: T): void {
     this.queued.push(item);
-    if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.flush()); }
+    if (!this.scheduled) { this.scheduled = true; this.later(() => this.flush()); }
   }
   /** Post what is queued now (before a message that must not overtake it). */
   flush(): void {
@@ -193,7 +197,7 @@ export class RunningJob {
 export function agent({ port }: { port: MessagePort }): Promise<number> {
   const jobs = new Map<string, RunningJob>();
   let served = 0;
-  const outbox = new Outbox<FromAgent>((items) => port.postMessage((items.length === 1 ? items[0] : { outcomes: items }) satisfies FromAgentMessage));
+  const outbox = new Outbox<FromAgent>((items) => port.postMessage((items.length === 1 ? items[0] : { outcomes: items }) satisfies FromAgentMessage), queueMicrotask);
   const start = (task: RunTask) => {
     const id = task.ctx.id;
     const job = new RunningJob(task);

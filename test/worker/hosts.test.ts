@@ -28,6 +28,7 @@ export function untilAborted() {
   return new Promise((_, reject) => signal.addEventListener('abort', () => reject(stop())));
 }
 export function spin() { for (;;) {} }
+export async function afterTimer(ms, then) { await new Promise((res) => setTimeout(res, ms)); if (then === 'spin') for (;;) {} return 'ended'; }
 `);
   return pathToFileURL(file).href;
 }
@@ -75,6 +76,21 @@ describe('ThreadHosts: jobs handed over in batches', () => {
       expect(await waiting).toMatchObject({ ok: false, lost: 'bystander' });
       const after = await h.run(task(url, 'echo', 'e1', ['again']));
       expect(after.ok).toBe(true);
+    } finally { await h.destroy(); }
+  });
+
+  it('a job that ended just before a job on its thread stopped yielding keeps its outcome: done, not a bystander run again', async () => {
+    const url = jobsModule();
+    const h = hosts(1);
+    try {
+      // Both timers fire in the same turn of the thread's event loop, the first job's first: its outcome
+      // must be posted before the second job's timer callback starts spinning.
+      const ends = h.run(task(url, 'afterTimer', 't1', [100, 'return']));
+      const spins = h.run(task(url, 'afterTimer', 't2', [100, 'spin']));
+      await new Promise((res) => setTimeout(res, 600));
+      h.kill('t2');
+      expect(await ends).toMatchObject({ ok: true, json: '"ended"' });
+      expect(await spins).toMatchObject({ ok: false, lost: 'killed' });
     } finally { await h.destroy(); }
   });
 });
