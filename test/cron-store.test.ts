@@ -1,6 +1,7 @@
 // The scheduler pass with an injected clock: outages and their missed-tick policies, overlap, and
 // many schedulers racing on the same ticks (exactly one job per tick).
 import { afterAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CronStore } from '../dist/schedule/store.js';
 import { initSpool, queueDir, type Layout } from '../dist/spool/layout.js';
@@ -76,6 +77,23 @@ describe('overlap and racing schedulers', () => {
     expect(await store.runDue(clockAt(T0 + 60_000) as never, quiet, 't')).toBe(1);
     expect(await store.runDue(clockAt(T0 + 120_000) as never, quiet, 't')).toBe(0);
     expect(pendingOf(layout)).toHaveLength(1);
+  });
+
+  it('a pass that listed a schedule before `zcq cron rm` removed it publishes none of its past ticks again', async () => {
+    const { layout, store } = await storeWith({ missed: 'all', cap: 50 });
+    // Past the schedule's creation (stamped with this machine's time), so that counting from it would find ticks.
+    const later = Date.now() + 10 * 60_000;
+    expect(await store.runDue(clockAt(later) as never, quiet, 't')).toBe(50);
+    // The runs ran: nothing left in pending/ to make a second publication fail.
+    for (const n of pendingOf(layout)) rmSync(join(queueDir(layout, 'pending', 'default'), n));
+    // A scheduler lists the schedule; `zcq cron rm` removes schedule, state and run markers; then that
+    // scheduler's pass goes on with what it listed.
+    const listed = await store.list();
+    await store.remove('s');
+    const lagging = new CronStore(layout, false);
+    (lagging as unknown as { list: () => Promise<unknown> }).list = async () => listed;
+    expect(await lagging.runDue(clockAt(later + 1000) as never, quiet, 't')).toBe(0);
+    expect(pendingOf(layout)).toEqual([]);
   });
 
   it('ten schedulers on the same ticks create each job once', async () => {

@@ -252,8 +252,15 @@ export class CronStore {
     }
     try {
       const lastNow = await this.lastTick(s.name);
+      // No state: a schedule just added (add() writes its state right after the schedule), or one being
+      // removed (remove() unlinks the schedule, then its state, then its run markers) by someone while this
+      // pass holds what it listed before. Counting from the schedule's creation would publish its past ticks
+      // again, whose markers may be gone by now: a tick run twice. Such a pass finds the schedule gone and
+      // publishes nothing; a schedule whose state alone was lost counts from its newest run marker.
+      if (lastNow === null && !(await this.exists(s.name))) return 0;
+      const newestRun = lastNow === null ? await this.lastRun(s.name) : null;
       const nowMs = await clock.now();
-      const start = lastNow ?? created;
+      const start = lastNow ?? Math.max(created, newestRun === null ? created : Date.parse(newestRun));
       let due: Date[];
       let newLast: number | null;
       const oldest = ticksBetween(schedule, start, nowMs - RECENT_MS, 1);
