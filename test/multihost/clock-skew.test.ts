@@ -114,7 +114,15 @@ for (const fsKind of rigFileSystems()) describe(`machines whose clocks are 5 min
     tickMs.forEach((t, k) => { if (k > 0) expect(t - tickMs[k - 1]!).toBe(1000); });
     const starts = countBy(readLedger(ledger).filter((l) => l.event === 'start'), (l) => l.id);
     expect(Object.keys(starts).sort()).toEqual([...names].sort());
-    expect(Object.values(starts).every((n) => n === 1)).toBe(true);
+    const twice = Object.keys(starts).filter((id) => starts[id] !== 1);
+    // A failure says how: each such job's ledger lines and its done record's attempts, and what the workers
+    // logged about it and about leases (a lease judged dead, a job recovered, fenced or put back).
+    const why = () => twice.map((id) => [
+      `${id}: ${readLedger(ledger).filter((l) => l.id === id).map((l) => `${l.event} on ${l.host} pid ${l.pid} attempt ${l.attempt}`).join('; ')}`,
+      `  record: ${(() => { try { return JSON.stringify(serverJob(rig, 'done', id).history); } catch (err) { return (err as Error).message; } })()}`,
+      ...workers.flatMap((w) => w.output().split('\n').filter((l) => l.includes(id) || /"event":"(lease\.|recovery\.|job\.fenced|job\.lost|job\.abandoned|worker\.periodic)/.test(l)).map((l) => `  ${rig.machines[w.machine]!.name}: ${l.slice(0, 400)}`)),
+    ].join('\n')).join('\n');
+    expect(twice, why()).toEqual([]);
     // Ticks are real (server-clock) seconds, not 5 minutes off in either direction.
     expect(tickMs[0]!).toBeGreaterThanOrEqual(realStart - 2000);
     expect(tickMs.at(-1)!).toBeLessThanOrEqual(realEnd + 2000);
