@@ -32,6 +32,9 @@ describe('a job module that exports then', () => {
     writeFileSync(join(root, 'thenable.cjs'), THENABLE_CJS);
     expect(await settle(task(join(root, 'thenable.mjs'), 'run', [7]))).toEqual({ ok: true, json: '{"ran":7}' });
     expect(await settle(task(join(root, 'thenable.cjs'), 'run', [8]))).toEqual({ ok: true, json: '{"cjs":8}' });
+    // Again: a loaded module's box is kept (runner.ts), and the kept box must not be assimilated either.
+    expect(await settle(task(join(root, 'thenable.mjs'), 'run', [9]))).toEqual({ ok: true, json: '{"ran":9}' });
+    expect(await settle(task(join(root, 'thenable.cjs'), 'run', [10]))).toEqual({ ok: true, json: '{"cjs":10}' });
   });
 
   it('loads file names that need escaping in a URL, and reports a missing import without internals', async () => {
