@@ -606,6 +606,7 @@ export class Spool {
     };
     try {
       let pause = 20;
+      let lastEarlyLook = -Infinity;
       for (;;) {
         const open: Located[] = [];
         for (const id of ids) {
@@ -626,12 +627,16 @@ export class Spool {
           const left = ids.filter((id) => !results.has(id));
           throw Object.assign(new UsageError(`wait: timed out; not finished: ${left.join(' ')}`, 'ZCQ_WAIT_TIMEOUT'), { exitCode: 1 });
         }
-        // A change event ends the pause early, but never before MIN_RESCAN_MS: a folder busy with other
-        // jobs' events (a pruning or draining worker in this process) would otherwise rescan without rest.
-        const slept = Date.now();
-        await new Promise<void>((res) => { const t = setTimeout(res, Math.min(pause, Math.max(1, deadline - Date.now()))); wake.fn = () => { clearTimeout(t); res(); }; });
-        const rested = Date.now() - slept;
-        if (rested < MIN_RESCAN_MS) await new Promise((res) => setTimeout(res, MIN_RESCAN_MS - rested));
+        // A change event ends the pause early: at once the first time, then at most once per MIN_RESCAN_MS, so
+        // that a folder busy with other jobs' events (a pruning or draining worker in this process) does not
+        // make us rescan without rest, while the event of the job we wait for is answered without delay.
+        let early = false;
+        await new Promise<void>((res) => { const t = setTimeout(res, Math.min(pause, Math.max(1, deadline - Date.now()))); wake.fn = () => { early = true; clearTimeout(t); res(); }; });
+        if (early) {
+          const since = performance.now() - lastEarlyLook;
+          if (since < MIN_RESCAN_MS) await new Promise((res) => setTimeout(res, MIN_RESCAN_MS - since));
+          lastEarlyLook = performance.now();
+        }
         pause = Math.min(pause * 2, 1000);
       }
     } finally {

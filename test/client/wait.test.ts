@@ -1,0 +1,41 @@
+// Spool.wait (src/client/spool.ts) looks at the jobs it waits for again when their done/ or failed/ folder
+// changes. A folder busy with other jobs' events must not make it look without rest (at most one look per
+// MIN_RESCAN_MS, 20 ms, on events), and the event of the job it waits for still ends its wait.
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Spool } from '../../dist/index.js';
+import { cleanupTemp, tempDir } from '../helpers.js';
+
+afterAll(cleanupTemp);
+
+describe('Spool.wait on a busy folder', () => {
+  it('400 other files landing in done/, one a millisecond or so, cost at most one look per 20 ms; the job moved to done/ ends the wait', async () => {
+    const dir = join(tempDir(), 'spool');
+    const spool = await Spool.init(dir);
+    const job = await spool.put('./x.mjs#f', []);
+    const done = join(dir, 'done', 'default');
+    mkdirSync(done, { recursive: true });
+    let looks = 0;
+    const waiting = spool.wait([job.id], { onPoll: () => { looks++; } });
+    await new Promise((res) => setTimeout(res, 50));
+    const before = looks;
+    const t0 = performance.now();
+    for (let i = 0; i < 400; i++) {
+      const tmp = join(dir, 'tmp', `other-${i}`);
+      writeFileSync(tmp, '{}');
+      renameSync(tmp, join(done, `0m${String(i).padStart(9, '0')}-other-x.json`));
+      await new Promise((res) => setTimeout(res, 1));
+    }
+    const ms = performance.now() - t0;
+    const during = looks - before;
+    // One look per 20 ms of events, plus the ones the backoff makes anyway, plus one at each end.
+    console.log(`[wait] ${during} looks in ${Math.round(ms)} ms`);
+    expect(during, `${during} looks in ${Math.round(ms)} ms`).toBeLessThanOrEqual(Math.ceil(ms / 20) + 3);
+    expect(during).toBeGreaterThan(0);
+    renameSync(join(dir, 'pending', 'default', `${job.id}.json`), join(done, `${job.id}.json`));
+    const [rec] = await waiting;
+    expect(rec!.id).toBe(job.id);
+    expect(rec!.state).toBe('done');
+  });
+});
