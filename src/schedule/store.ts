@@ -260,7 +260,7 @@ export class CronStore {
       if (lastNow === null && !(await this.exists(s.name))) return 0;
       const newestRun = lastNow === null ? await this.lastRun(s.name) : null;
       const nowMs = await clock.now();
-      const start = lastNow ?? Math.max(created, newestRun === null ? created : Date.parse(newestRun));
+      const start = lastNow ?? (newestRun === null ? created : Math.max(created, Date.parse(newestRun)));
       let due: Date[];
       let newLast: number | null;
       const oldest = ticksBetween(schedule, start, nowMs - RECENT_MS, 1);

@@ -38,36 +38,39 @@ function hosts(threads: number) {
   return new ThreadHosts(pool, threads);
 }
 
+/** `fn` with `threads` pool threads, destroyed afterwards whatever happens. */
+async function withHosts(threads: number, fn: (h: InstanceType<typeof ThreadHosts>) => Promise<void>): Promise<void> {
+  const h = hosts(threads);
+  try { await fn(h); } finally { await h.destroy(); }
+}
+
 const task = (url: string, exportName: string, id: string, args: unknown[] = []) =>
   ({ url, exportName, args, ctx: { id, fn: `jobs.mjs#${exportName}`, queue: 'default', attempt: 1, spool: tempDir() }, noOutput: true });
 
 describe('ThreadHosts: jobs handed over in batches', () => {
   it('40 jobs handed over in one turn all come back, each with its own result, spread over both threads', async () => {
     const url = jobsModule();
-    const h = hosts(2);
-    try {
+    await withHosts(2, async (h) => {
       const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => h.run(task(url, 'echo', `j${i}`, [i]))));
       const results = outcomes.map((o) => { expect(o.ok, JSON.stringify(o)).toBe(true); return JSON.parse((o as { json: string }).json); });
       expect(results.map((r) => r.x)).toEqual(Array.from({ length: 40 }, (_, i) => i));
       expect(new Set(results.map((r) => r.thread)).size).toBe(2);
-    } finally { await h.destroy(); }
+    });
   });
 
   it('an abort asked for in the same turn as the start reaches the job (its start is posted first)', async () => {
     const url = jobsModule();
-    const h = hosts(1);
-    try {
+    await withHosts(1, async (h) => {
       const running = h.run(task(url, 'untilAborted', 'a1'));
       h.abort('a1', 'cancelled');
       const o = await Promise.race([running, new Promise((res) => setTimeout(() => res('no outcome within 5 s'), 5000))]);
       expect(o).toMatchObject({ ok: false, error: { message: 'stopped: cancelled' } });
-    } finally { await h.destroy(); }
+    });
   });
 
   it('a kill terminates the thread: the killed job ends killed, the others on that thread bystander, and the next job runs on a new thread', async () => {
     const url = jobsModule();
-    const h = hosts(1);
-    try {
+    await withHosts(1, async (h) => {
       const spinning = h.run(task(url, 'spin', 's1'));
       const waiting = h.run(task(url, 'untilAborted', 's2'));
       await new Promise((res) => setTimeout(res, 300));
@@ -76,13 +79,12 @@ describe('ThreadHosts: jobs handed over in batches', () => {
       expect(await waiting).toMatchObject({ ok: false, lost: 'bystander' });
       const after = await h.run(task(url, 'echo', 'e1', ['again']));
       expect(after.ok).toBe(true);
-    } finally { await h.destroy(); }
+    });
   });
 
   it('a job that ended just before a job on its thread stopped yielding keeps its outcome: done, not a bystander run again', async () => {
     const url = jobsModule();
-    const h = hosts(1);
-    try {
+    await withHosts(1, async (h) => {
       // Both timers fire in the same turn of the thread's event loop, the first job's first: its outcome
       // must be posted before the second job's timer callback starts spinning.
       const ends = h.run(task(url, 'afterTimer', 't1', [100, 'return']));
@@ -91,6 +93,6 @@ describe('ThreadHosts: jobs handed over in batches', () => {
       h.kill('t2');
       expect(await ends).toMatchObject({ ok: true, json: '"ended"' });
       expect(await spins).toMatchObject({ ok: false, lost: 'killed' });
-    } finally { await h.destroy(); }
+    });
   });
 });
