@@ -594,20 +594,25 @@ export class Spool {
     const results = new Map<string, JobRecord>();
     const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
     const ac = new AbortController();
-    const wake: { fn?: () => void } = {};
+    // `seen` is set by any event since the current look began; `wake` ends a pause in progress.
+    const change: { seen: boolean; wake?: () => void } = { seen: false };
     const watched = new Set<string>();
     const watchers: Promise<void>[] = [];
-    const watchDir = (dir: string) => {
-      if (watched.has(dir)) return;
+    /** Watch a folder from now on; true when it was not watched before. */
+    const watchDir = (dir: string): boolean => {
+      if (watched.has(dir)) return false;
       watched.add(dir);
       watchers.push((async () => {
-        try { for await (const _ of fsWatch(dir, { signal: ac.signal })) wake.fn?.(); } catch { /* no events here: polling covers it */ }
+        try { for await (const _ of fsWatch(dir, { signal: ac.signal })) { change.seen = true; change.wake?.(); } } catch { /* no events here: polling covers it */ }
       })());
+      return true;
     };
     try {
       let pause = 20;
       let lastEarlyLook = -Infinity;
       for (;;) {
+        change.seen = false;
+        let newlyWatched = false;
         const open: Located[] = [];
         for (const id of ids) {
           if (results.has(id)) continue;
@@ -616,9 +621,11 @@ export class Spool {
           if (finished) {
             try { results.set(id, this.readAt(finished)); continue; } catch (err) { if (!isGone(err)) throw err; }
           }
-          if (locs.length > 0) open.push(pickCurrent(locs));
-          const q = locs.find((l) => l.queue)?.queue;
-          if (q) { watchDir(queueDir(this.layout, 'done', q)); watchDir(queueDir(this.layout, 'failed', q)); }
+          const current = locs.length > 0 ? pickCurrent(locs) : undefined;
+          if (current) open.push(current);
+          // A claimed or deferred job sits in no queue folder: its file names the queue it will finish in.
+          const q = locs.find((l) => l.queue)?.queue ?? (current ? this.queueOfFile(current.path) : undefined);
+          if (q) { newlyWatched = watchDir(queueDir(this.layout, 'done', q)) || newlyWatched; newlyWatched = watchDir(queueDir(this.layout, 'failed', q)) || newlyWatched; }
         }
         if (results.size === ids.length) return ids.map((id) => results.get(id)!);
         opts.onPoll?.(open);
@@ -627,11 +634,18 @@ export class Spool {
           const left = ids.filter((id) => !results.has(id));
           throw Object.assign(new UsageError(`wait: timed out; not finished: ${left.join(' ')}`, 'ZCQ_WAIT_TIMEOUT'), { exitCode: 1 });
         }
-        // A change event ends the pause early: at once the first time, then at most once per MIN_RESCAN_MS, so
-        // that a folder busy with other jobs' events (a pruning or draining worker in this process) does not
-        // make us rescan without rest, while the event of the job we wait for is answered without delay.
-        let early = false;
-        await new Promise<void>((res) => { const t = setTimeout(res, Math.min(pause, Math.max(1, deadline - Date.now()))); wake.fn = () => { early = true; clearTimeout(t); res(); }; });
+        // A job that landed between the look and the start of its folder's watch made no event we can hear:
+        // look once more, now that the watch runs.
+        if (newlyWatched) continue;
+        // A change event ends the pause early (or skips it, when it came during the look): at once the first
+        // time, then at most once per MIN_RESCAN_MS, so that a folder busy with other jobs' events (a pruning or
+        // draining worker in this process) does not make us rescan without rest, while the event of the job we
+        // wait for is answered without delay.
+        let early = change.seen;
+        if (!early) {
+          await new Promise<void>((res) => { const t = setTimeout(res, Math.min(pause, Math.max(1, deadline - Date.now()))); change.wake = () => { early = true; clearTimeout(t); res(); }; });
+          change.wake = undefined;
+        }
         if (early) {
           const since = performance.now() - lastEarlyLook;
           if (since < MIN_RESCAN_MS) await new Promise((res) => setTimeout(res, MIN_RESCAN_MS - since));

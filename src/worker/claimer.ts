@@ -96,6 +96,8 @@ export class Claimer {
   private higherEmptyRank = -1;
   /** A priority folder was made or removed in a served queue since the levels were read. */
   private levelsStale = false;
+  /** A folder was made or removed in pending/ (a new queue, say) since the queues were read. */
+  private queuesStale = false;
   /**
    * Names we claimed from a watched folder whose departure event has not come yet: that event is our own
    * claim, not news. Without this, a worker draining jobs that were there before it started (so it never
@@ -297,6 +299,8 @@ export class Claimer {
             // (in a queue folder: perhaps a priority folder made or removed).
             this.scanDue = true;
             if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.levelsStale = true;
+            // A queue folder made by a put: serve it now rather than at the next poll.
+            if (queue === '' && (!name || idFromName(name) === null)) this.queuesStale = true;
           } else {
             if (this.ownClaims.delete(name)) { odd.delete(name); continue; }
             // Not our own claim: this folder may hold a job now, whatever higherWaiting last found.
@@ -331,6 +335,7 @@ export class Claimer {
         await new Promise<void>((res) => setImmediate(res));
         yieldAt = performance.now() + CLAIM_YIELD_MS;
       }
+      if (this.queuesStale) { this.queuesStale = false; this.refreshQueues(); }
       if (this.levelsStale) { this.levelsStale = false; this.refreshLevels(); }
       // A scan is due and candidates are left: a job of a higher priority than the next one's may have come.
       if (this.scanDue && !rescanned && this.candidates.length > 0 && this.higherWaiting(rankOf(this.candidates[this.candidates.length - 1]!.level))) this.candidates = [];
