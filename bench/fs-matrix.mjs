@@ -198,7 +198,7 @@ const table = markdownTable(
     `${f(r.startP50)} / ${f(r.startP99)}`, `${f(r.doneP50)} / ${f(r.doneP99)}`, `${r.zMeta?.toFixed?.(1) ?? '–'} / ${r.loopMeta?.toFixed?.(1) ?? '–'}`]),
 );
 const scale = markdownTable(['file system', 'worker processes (× concurrency 8)', 'zcq drain jobs/s'], scaling.map((s) => [s.fs, String(s.procs), f(s.jobsPerSec)]));
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at the end (other engineers' test runs share this machine)`;
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at the end (the GlusterFS daemons count; other work on the machine skews every figure)`;
 const text = [
   `# zcq per file system (${new Date().toISOString().slice(0, 16)}Z, ${N.toLocaleString('en-US')} durable no-op jobs, ${LAT} for latency, one run each)`,
   '',
