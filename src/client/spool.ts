@@ -18,7 +18,7 @@ import { defaultSpoolDir, initSpool, openLayout, queueDir, type JobState, type L
 import { Lease, judgeLease, type LeaseJudgement } from '../spool/lease.js';
 import { makeDir } from '../spool/modes.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
-import { ALL_STATES, findExact, findPrefix, hasJobs, pickCurrent, scanState, type Located } from '../spool/scan.js';
+import { ALL_STATES, findExact, findPrefix, hasJobs, isRealDir, pickCurrent, scanState, type Located } from '../spool/scan.js';
 import { ServerClock } from '../spool/server-clock.js';
 import { cancelJob, dropCancelRequests, requestCancel } from '../spool/transitions/cancel.js';
 import { holdJob, releaseJob } from '../spool/transitions/hold.js';
@@ -625,7 +625,13 @@ export class Spool {
           if (current) open.push(current);
           // A claimed or deferred job sits in no queue folder: its file names the queue it will finish in.
           const q = locs.find((l) => l.queue)?.queue ?? (current ? this.queueOfFile(current.path) : undefined);
-          if (q) { newlyWatched = watchDir(queueDir(this.layout, 'done', q)) || newlyWatched; newlyWatched = watchDir(queueDir(this.layout, 'failed', q)) || newlyWatched; }
+          if (q) {
+            for (const state of ['done', 'failed'] as const) {
+              // A queue's first record makes its folder: until then, the state folder's event says when.
+              const dir = queueDir(this.layout, state, q);
+              newlyWatched = watchDir(isRealDir(dir) ? dir : this.layout[state]) || newlyWatched;
+            }
+          }
         }
         if (results.size === ids.length) return ids.map((id) => results.get(id)!);
         opts.onPoll?.(open);

@@ -80,7 +80,8 @@ export function* scanState(l: Layout, state: JobState, queue?: string): Generato
   }
 }
 
-function isRealDir(path: string): boolean {
+/** A folder, not a symbolic link to one. */
+export function isRealDir(path: string): boolean {
   try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
 }
 

@@ -34,7 +34,7 @@ import type { Lease } from '../spool/lease.js';
 import { MAX_JOB_BYTES, readRegularFileSync } from '../spool/fsops.js';
 import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
-import { hasJobs } from '../spool/scan.js';
+import { hasJobs, isRealDir } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
 import { dueIn } from '../spool/transitions/promote.js';
 
@@ -433,9 +433,6 @@ export class Claimer {
   }
 }
 
-function isRealDir(path: string): boolean {
-  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
-}
 
 function canRead(dir: string): boolean {
   try { fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK); return true; } catch { return false; }

@@ -1,7 +1,8 @@
 // Spool.wait (src/client/spool.ts) looks at the jobs it waits for again when their done/ or failed/ folder
 // changes. A folder busy with other jobs' events must not make it look without rest (at most one look per
 // MIN_RESCAN_MS, 20 ms, on events), and the event of the job it waits for still ends its wait. A job claimed
-// when the wait begins sits in no queue folder: the wait still watches the folder it will finish in.
+// when the wait begins sits in no queue folder: the wait still watches the folder it will finish in (or, until
+// the queue's first record makes that folder, done/ itself).
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,7 +43,7 @@ describe('Spool.wait on a busy folder', () => {
     expect(rec!.state).toBe('done');
   });
 
-  it('a job already claimed when the wait begins: its move to done/ ends the wait at once, not at the next look of the backoff', async () => {
+  for (const folder of ['there', 'made by the move'] as const) it(`a job already claimed when the wait begins (its done/ folder ${folder}): its move to done/ ends the wait at once, not at the next look of the backoff`, async () => {
     const dir = join(tempDir(), 'spool');
     const spool = await Spool.init(dir);
     const job = await spool.put('./x.mjs#f', [], { queue: 'q7' });
@@ -50,7 +51,7 @@ describe('Spool.wait on a busy folder', () => {
     const claimed = claimJob(lease, 'q7', `${job.id}.json`);
     expect(claimed).not.toBeNull();
     const done = join(dir, 'done', 'q7');
-    mkdirSync(done, { recursive: true });
+    if (folder === 'there') mkdirSync(done, { recursive: true });
     const looks: number[] = [];
     const t0 = performance.now();
     let endedAt = 0;
@@ -59,6 +60,7 @@ describe('Spool.wait on a busy folder', () => {
     await new Promise((res) => setTimeout(res, 2400));
     const movedAt = performance.now() - t0;
     const lastLook = looks[looks.length - 1]!;
+    mkdirSync(done, { recursive: true });
     renameSync(claimed!.path, join(done, `${job.id}.json`));
     const [rec] = await waiting;
     expect(rec!.id).toBe(job.id);
