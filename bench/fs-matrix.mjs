@@ -7,7 +7,11 @@
 // rate with 1, 2 and 4 worker processes.
 //
 //   node bench/fs-matrix.mjs [--fs=ext4,sshfs,gluster-replica,gluster-dist] [--n=1000] [--lat=50]
-//                            [--strace=300] [--out=bench/fs-results.md]
+//                            [--strace=300] [--rounds=1] [--out=bench/fs-results.md]
+//
+// --rounds=R repeats the drain comparison (zcq, then the bare loop's two shapes) R times in turn, the disk let
+// settle (sync, 3 s) before each measurement, and reports the medians and each round's zcq / bare loop ratio:
+// on these loopback mounts one run's ratio moves by a third from run to run.
 //
 // Needs root (mounts), and for the networked file systems the Debian packages sshfs, openssh-server,
 // glusterfs-server, glusterfs-client (scripts/system-deps.sh installs them); strace for the ops per job.
@@ -27,12 +31,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const KINDS = ['ext4', 'sshfs', 'gluster-replica', 'gluster-dist'];
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=').slice(1).join('=') ?? dflt;
-for (const a of argv) if (!/^--(fs|n|lat|strace|out)=/.test(a)) { console.error(`unknown argument ${a}\nusage: node bench/fs-matrix.mjs [--fs=${KINDS.join(',')}] [--n=1000] [--lat=50] [--strace=300] [--out=FILE]`); process.exit(2); }
+for (const a of argv) if (!/^--(fs|n|lat|strace|rounds|out)=/.test(a)) { console.error(`unknown argument ${a}\nusage: node bench/fs-matrix.mjs [--fs=${KINDS.join(',')}] [--n=1000] [--lat=50] [--strace=300] [--rounds=1] [--out=FILE]`); process.exit(2); }
 const FS = opt('fs', KINDS.join(',')).split(',');
 for (const k of FS) if (!KINDS.includes(k)) { console.error(`unknown file system ${k}; choose from ${KINDS.join(', ')}`); process.exit(2); }
 const N = Number(opt('n', 1000));
 const LAT = Number(opt('lat', 50));
 const STRACE_N = Number(opt('strace', 300));
+const ROUNDS = Number(opt('rounds', 1));
+if (!(Number.isInteger(ROUNDS) && ROUNDS >= 1)) { console.error(`--rounds=${opt('rounds')}: a whole number of 1 or more`); process.exit(2); }
+const settle = () => new Promise((res) => { sh('sync', []); setTimeout(res, 3000); });
+const median = (xs) => { const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b); return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : undefined; };
 const OUT = resolve(opt('out', join(here, 'fs-results.md')));
 if (zcq.unavailable()) { console.error(`bench: ${zcq.unavailable()}`); process.exit(2); }
 
@@ -119,14 +127,27 @@ async function measure(kind) {
   const step = async (what, fn) => { const t0 = Date.now(); try { const r = await fn(); log(`  ${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`); return r; } catch (e) { const msg = String(e?.message ?? e).split('\n')[0].slice(0, 200); log(`  ! ${what}: ${msg}`); notes.push(`${kind} ${what}: ${msg}`); return null; } };
   try {
     const pd = await step(`zcq put+drain ${N}`, () => zcq.putDrain({ n: N, procs: 2, concurrency: 8, durable: true }));
-    const dr = await step(`zcq drain ${N}`, () => zcq.drain({ n: N, procs: 2, concurrency: 8, durable: true }));
-    const fa = await step(`fsloop 2×8 async ${N}`, () => runFsloopBoth({ n: N, procs: 2, loops: 8, durable: true }));
-    const fs1 = await step(`fsloop 2×1 sync ${N}`, () => runFsloopBoth({ n: N, procs: 2, loops: 0, durable: true }));
+    const drains = [], asyncs = [], syncs = [], fulls = [];
+    for (let r = 1; r <= ROUNDS; r++) {
+      const tag = ROUNDS > 1 ? ` (round ${r}/${ROUNDS})` : '';
+      if (ROUNDS > 1) await settle();
+      const dr = await step(`zcq drain ${N}${tag}`, () => zcq.drain({ n: N, procs: 2, concurrency: 8, durable: true }));
+      if (ROUNDS > 1) await settle();
+      const fa = await step(`fsloop 2×8 async ${N}${tag}`, () => runFsloopBoth({ n: N, procs: 2, loops: 8, durable: true }));
+      if (ROUNDS > 1) await settle();
+      const fs1 = await step(`fsloop 2×1 sync ${N}${tag}`, () => runFsloopBoth({ n: N, procs: 2, loops: 0, durable: true }));
+      drains.push(dr?.jobsPerSec); asyncs.push(fa?.drain.jobsPerSec); syncs.push(fs1?.drain.jobsPerSec);
+      fulls.push(Math.max(fa?.full.jobsPerSec ?? 0, fs1?.full.jobsPerSec ?? 0) || undefined);
+    }
     const lat = await step(`zcq latency ${LAT}`, () => zcq.latency({ n: LAT, durable: true }));
-    row.put = pd?.putPerSec; row.putdrain = pd?.jobsPerSec; row.drain = dr?.jobsPerSec;
-    row.loopFull = Math.max(fa?.full.jobsPerSec ?? 0, fs1?.full.jobsPerSec ?? 0) || undefined;
-    row.loopDrain = Math.max(fa?.drain.jobsPerSec ?? 0, fs1?.drain.jobsPerSec ?? 0) || undefined;
-    row.loopBest = fa && fs1 ? (fa.drain.jobsPerSec >= fs1.drain.jobsPerSec ? '2×8 async' : '2×1 sync') : '';
+    row.put = pd?.putPerSec; row.putdrain = pd?.jobsPerSec; row.drain = median(drains);
+    // The floor is the better shape of the bare loop (by its median), as with one round.
+    const [ma, ms] = [median(asyncs) ?? 0, median(syncs) ?? 0];
+    row.loopDrain = Math.max(ma, ms) || undefined;
+    row.loopBest = ma || ms ? (ma >= ms ? '2×8 async' : '2×1 sync') : '';
+    row.loopFull = median(fulls);
+    const floorOf = (i) => (ma >= ms ? asyncs[i] : syncs[i]);
+    if (ROUNDS > 1) row.rounds = drains.map((d, i) => (d && floorOf(i) ? `${(d / floorOf(i)).toFixed(2)}` : '–')).join(', ');
     if (lat) { row.startP50 = p50(lat.start); row.startP99 = p99(lat.start); row.doneP50 = p50(lat.doneFs); row.doneP99 = p99(lat.doneFs); }
     if (hasCommand('strace')) {
       const zs = await step(`zcq strace ${STRACE_N}`, () => syscallsRaw(STRACE_N));
@@ -193,16 +214,16 @@ for (const k of FS) await measure(k);
 const f = (v) => (v === undefined || v === null || !Number.isFinite(v) ? '–' : fmtNum(v));
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
 const table = markdownTable(
-  ['file system', 'zcq put/s (1 proc)', 'zcq put+drain jobs/s', 'zcq drain jobs/s', 'bare loop drain jobs/s (best)', 'zcq drain / bare loop', 'bare loop full jobs/s', 'put→start p50 / p99 ms', 'put→done p50 / p99 ms', 'FS calls per job: zcq worker / bare loop'],
-  rows.map((r) => [r.fs, f(r.put), f(r.putdrain), f(r.drain), `${f(r.loopDrain)} (${r.loopBest || '–'})`, ratio(r.drain, r.loopDrain), f(r.loopFull),
+  ['file system', 'zcq put/s (1 proc)', 'zcq put+drain jobs/s', 'zcq drain jobs/s', 'bare loop drain jobs/s (best)', ROUNDS > 1 ? 'zcq drain / bare loop (each round)' : 'zcq drain / bare loop', 'bare loop full jobs/s', 'put→start p50 / p99 ms', 'put→done p50 / p99 ms', 'FS calls per job: zcq worker / bare loop'],
+  rows.map((r) => [r.fs, f(r.put), f(r.putdrain), f(r.drain), `${f(r.loopDrain)} (${r.loopBest || '–'})`, ratio(r.drain, r.loopDrain) + (r.rounds ? ` (${r.rounds})` : ''), f(r.loopFull),
     `${f(r.startP50)} / ${f(r.startP99)}`, `${f(r.doneP50)} / ${f(r.doneP99)}`, `${r.zMeta?.toFixed?.(1) ?? '–'} / ${r.loopMeta?.toFixed?.(1) ?? '–'}`]),
 );
 const scale = markdownTable(['file system', 'worker processes (× concurrency 8)', 'zcq drain jobs/s'], scaling.map((s) => [s.fs, String(s.procs), f(s.jobsPerSec)]));
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at the end (the GlusterFS daemons count; other work on the machine skews every figure)`;
 const text = [
-  `# zcq per file system (${new Date().toISOString().slice(0, 16)}Z, ${N.toLocaleString('en-US')} durable no-op jobs, ${LAT} for latency, one run each)`,
+  `# zcq per file system (${new Date().toISOString().slice(0, 16)}Z, ${N.toLocaleString('en-US')} durable no-op jobs, ${LAT} for latency, ${ROUNDS > 1 ? `drains: medians of ${ROUNDS} rounds in turn, the rest one run` : 'one run each'})`,
   '',
-  `Command: \`node bench/fs-matrix.mjs --fs=${FS.join(',')} --n=${N} --lat=${LAT} --strace=${STRACE_N}\`. Machine: ${machine}. Took ${Math.round((Date.now() - t0) / 1000)} s.`,
+  `Command: \`node bench/fs-matrix.mjs --fs=${FS.join(',')} --n=${N} --lat=${LAT} --strace=${STRACE_N}${ROUNDS > 1 ? ` --rounds=${ROUNDS}` : ''}\`. Machine: ${machine}. Took ${Math.round((Date.now() - t0) / 1000)} s.`,
   '',
   table,
   '',

@@ -635,7 +635,9 @@ export class Worker {
         }
         let r;
         try {
-          r = await finishJob(c, job, next, this.fsyncs);
+          r = await finishJob(c, job, next, this.fsyncs, (err) => this.log('job.reopen.failed', {
+            id: job.id, group: job.postprocessOf?.gid, error: err.message, note: 'a member was retried while it ran: it should run again; `zcq recover` re-opens it',
+          }));
         } catch (err) {
           const code = errnoOf(err);
           if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM' && !isMountGone(err)) throw err;

@@ -80,9 +80,11 @@ export function targetOf(l: Layout, job: Job, next: Next): string {
 /**
  * Record `job` and move it where `next` says. 'moved' once done (durable when the spool is), 'lost' when
  * our lease was taken (the job is someone else's now; nothing was written over their attempt), 'taken'
- * when the claimed file was moved away by someone else while we held it.
+ * when the claimed file was moved away by someone else while we held it. `onReopenError` hears why a
+ * postprocess that should go back to waiting/ after its move could not (reopenIfStale): the job is moved
+ * all the same, and `zcq recover` re-opens it later.
  */
-export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: GroupSync): Promise<FinishResult> {
+export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: GroupSync, onReopenError?: (err: Error) => void): Promise<FinishResult> {
   const lease = c.lease;
   if (lease.isLost) return 'lost';
   job.run = c.token;
@@ -153,7 +155,10 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   if (!renameOrGoneSync(c.path, to)) return lost(lease);
   step('finish', 5, job.id);
   if (next.to === 'waiting') onWaitingRecord(l, job, lease.durable);
-  else if ((next.to === 'done' || next.to === 'failed') && job.postprocessOf) reopenIfStale(l, job, to, lease.durable);
+  else if ((next.to === 'done' || next.to === 'failed') && job.postprocessOf) {
+    const err = reopenIfStale(l, job, to, lease.durable);
+    if (err) onReopenError?.(err);
+  }
   // 6. durable
   if (lease.durable) {
     if (alsoSync.length === 0) { if (group) await group.sync(dir); else fsyncDirSync(dir); }
@@ -169,11 +174,14 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
  * retry itself re-opens only a postprocess it finds ended. Checked after the move, so that a retry either
  * finds the postprocess ended or left its mark before this look. Also when recovery completes the move
  * (finish step 4 done before a crash). A cancelled postprocess stays cancelled. A crash between the move
- * and this check is completed by the member's next arrival at the root, or by `zcq recover`.
+ * and this check is completed by the member's next arrival at the root, or by `zcq recover`. An error (an
+ * odd entry where the group or waiting/QUEUE was, a disk full) leaves it as it ended and is returned: the
+ * move is done and must not be reported as failed.
  */
-function reopenIfStale(l: Layout, job: Job, at: string, durable: boolean): void {
-  if (job.failure?.reason === 'cancelled') return;
-  try { reopenEndedPostprocess(l, job.postprocessOf!.gid, job.queue, job.id, durable, at); } catch { /* an odd entry where the group was: left as it ended */ }
+function reopenIfStale(l: Layout, job: Job, at: string, durable: boolean): Error | null {
+  if (job.failure?.reason === 'cancelled') return null;
+  try { reopenEndedPostprocess(l, job.postprocessOf!.gid, job.queue, job.id, durable, at); } catch (err) { return err as Error; }
+  return null;
 }
 
 function lost(lease: Lease): FinishResult {

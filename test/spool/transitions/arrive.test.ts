@@ -228,6 +228,35 @@ describe('arrive', () => {
     });
   }
 
+  it('a member retried while the postprocess ran, and waiting/QUEUE not a folder when the postprocess ends: it ends as it is, the error is reported (not swallowed), and zcq recover re-opens it once the folder is back', async () => {
+    const { h, members } = await group(2);
+    const a = await rig.lease();
+    await endMembers(a, members);
+    const m0 = async () => {
+      const m = await rig.claim(a, members[0]!.id, 'q');
+      expect(await finishJob(m.c, m.job, succeed(a, m.job, 'new'))).toBe('moved');
+    };
+    const waitingQ = join(rig.l.root, 'waiting', 'pq');
+    const p = await rig.claim(a, h.id, 'pq');
+    const gate = await compositeGate(rig.l, p.job, attemptOf(a, p.job), () => new Date().toISOString(), Date.now());
+    expect((await rig.spool.retry([members[0]!.id]))[0]!.ok).toBe(true);
+    await m0();
+    // A co-user (or a slip of the hand) leaves a file where the postprocess's waiting folder was.
+    fs.rmSync(waitingQ, { recursive: true, force: true });
+    fs.writeFileSync(waitingQ, 'not a folder\n');
+    const errors: Error[] = [];
+    expect(await finishJob(p.c, p.job, gate.next, undefined, (err) => errors.push(err))).toBe('moved');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.message).toMatch(/waiting/);
+    expect(postAt(h)).toEqual([`done/pq/${h.id}.json`]);
+    fs.unlinkSync(waitingQ);
+    await rig.spool.recover();
+    expect(postAt(h)).toEqual([`pending/pq/${h.id}.json`]);
+    await runPostprocess(a, h);
+    const done = rig.read(`done/pq/${h.id}.json`);
+    expect((done.result as Array<{ result?: unknown }>).map((e) => e.result)).toEqual(['new', 'r1']);
+  });
+
   for (const who of ['zcq recover', 'the member\'s next end'] as const) {
     it(`a crash of the postprocess's finish between its move and its check, a member retried while it ran: ${who} sends it back to run again with the new record`, async () => {
       const { h, members } = await group(2);
