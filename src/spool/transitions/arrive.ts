@@ -66,7 +66,9 @@
  *   finish's move comes first, one of the two re-opens it. A crash of that finish between its move and
  *   its check leaves the mark and the ended postprocess: the member's next arrival that reaches the root
  *   (release finds the postprocess out of waiting/) re-opens it, and so does `zcq recover`
- *   (reopenStalePostprocesses). An entry found not forgotten and replaced (a member's old record that
+ *   (reopenStalePostprocesses). A finish whose sending back fails (an odd file where the group or
+ *   waiting/QUEUE should be, a full disk) keeps its move, leaves the mark, and the worker logs
+ *   job.reopen.failed; the same two complete it. An entry found not forgotten and replaced (a member's old record that
  *   `zcq recover`'s re-arrival linked again while the member was being retried) marks the group the same
  *   way, and re-opens a postprocess that already ended with it.
  */
