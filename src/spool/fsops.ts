@@ -105,6 +105,21 @@ export function renameStrictSync(src: string, dst: string): boolean {
   }
 }
 
+/**
+ * Whether an exclusive create or link of `path` was refused because the name exists. sshfs answers EPERM
+ * there (SFTP v3 has no "exists" status, only SSH_FX_FAILURE), so EPERM counts as "exists" when the name is
+ * there now; and, when its holder may have removed it by the time we look (`mayHaveGone`: a quota slot, a
+ * rate token), whenever the folder is one we may write in. A real permission problem is still thrown.
+ */
+export function refusedAsExisting(err: unknown, path: string, mayHaveGone = true): boolean {
+  const code = errnoOf(err);
+  if (code === 'EEXIST') return true;
+  if (code !== 'EPERM') return false;
+  if (existsNoFollowSync(path)) return true;
+  if (!mayHaveGone) return false;
+  try { fss.accessSync(dirname(path), fss.constants.W_OK | fss.constants.X_OK); return true; } catch { return false; }
+}
+
 function existsNoFollowSync(path: string): boolean {
   try { fss.lstatSync(path); return true; } catch { return false; }
 }

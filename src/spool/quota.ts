@@ -221,19 +221,6 @@ export function slotFreed(path: string): void {
   st.free.push(k);
 }
 
-/**
- * Whether an exclusive create or link of `path` was refused because the name exists. sshfs answers EPERM
- * there (SFTP v3 has no "exists" status, only SSH_FX_FAILURE), and the holder may have removed the name by
- * the time we look, so EPERM counts as "exists" whenever the folder is one we may write in (a real
- * permission problem is still thrown).
- */
-export function refusedAsExisting(err: unknown, path: string): boolean {
-  const code = errnoOf(err);
-  if (code === 'EEXIST') return true;
-  if (code !== 'EPERM') return false;
-  try { fs.accessSync(dirname(path), fs.constants.W_OK | fs.constants.X_OK); return true; } catch { return false; }
-}
-
 /** The run token a slot file holds, or null (gone, not a regular file, odd content). */
 export function slotHolder(path: string): string | null {
   try {

@@ -309,3 +309,23 @@ describe('the cron store writes with writeReplace and reads with readRegularText
     await expect(within(2_000, store.get('t'))).rejects.toThrow(/t\.json: is a FIFO, not a regular file/);
   });
 });
+
+describe('refusedAsExisting: "the name exists", also when sshfs says EPERM (SFTP v3 has no such status)', () => {
+  it('EEXIST always; EPERM when the name is there, or (mayHaveGone) when its folder is writable; otherwise the error stands', () => {
+    const dir = tempDir();
+    const there = join(dir, 'there');
+    writeFileSync(there, 'x');
+    // The real refusals of this file system, as the kernel gives them.
+    let eexist: unknown;
+    try { linkSync(there, there); } catch (err) { eexist = err; }
+    expect((eexist as NodeJS.ErrnoException).code).toBe('EEXIST');
+    expect(fsops.refusedAsExisting(eexist, there, false)).toBe(true);
+    // sshfs's answer to a link that lost a race with another machine (see docs/nfs.md).
+    const eperm = Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
+    expect(fsops.refusedAsExisting(eperm, there, false)).toBe(true);
+    expect(fsops.refusedAsExisting(eperm, join(dir, 'gone'), false)).toBe(false);
+    expect(fsops.refusedAsExisting(eperm, join(dir, 'gone'))).toBe(true);
+    expect(fsops.refusedAsExisting(eperm, join(dir, 'no-such-folder', 'gone'))).toBe(false);
+    expect(fsops.refusedAsExisting(Object.assign(new Error('EIO'), { code: 'EIO' }), there)).toBe(false);
+  });
+});

@@ -76,7 +76,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import { parseJob, type Failure, type GroupRef, type Job } from '../../job/format.js';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, unlinkQuietly } from '../fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, refusedAsExisting, unlinkQuietly } from '../fsops.js';
 import { jobPath, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { entryName, jobName, markerName, slotName } from '../names.js';
@@ -135,7 +135,7 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
   } catch (err) {
     const code = errnoOf(err);
     if (code === 'ENOENT') return 'lost';
-    if (code !== 'EEXIST') throw err;
+    if (!takenAlready(err, entry)) throw err;
     // A record of this same run (a finish run again by recovery) is there already; anything else at the name
     // (an entry of an earlier run not forgotten, a co-user's file) is replaced by a fresh link.
     if (!sameFile(record, entry)) {
@@ -165,7 +165,7 @@ export function arriveInGroup(l: Layout, job: Job, state: 'done' | 'failed', rec
         fs.linkSync(entry, slot);
         first = true;
       } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw err;
+        if (!takenAlready(err, slot)) throw err;
         // Our own link of an earlier run (or a retransmitted link that worked): the slot holds a record of
         // this member — by its id, as recovery may have rewritten the record (a new inode) since. A member
         // climbs one path, so the sibling's climber is always another member.
@@ -376,7 +376,7 @@ function createToken(path: string, mode: number): number | null {
   try {
     return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
   } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw err;
+    if (!takenAlready(err, path)) throw err;
     return null;
   }
 }
@@ -387,7 +387,24 @@ function closeToken(fd: number | null): void {
 
 /** A node's token: a link of the climber's entry, made once (EEXIST: made by an earlier run of this arrival). */
 function linkToken(entry: string, path: string): void {
-  try { fs.linkSync(entry, path); } catch (err) { if (errnoOf(err) !== 'EEXIST') throw err; }
+  try { fs.linkSync(entry, path); } catch (err) { if (!takenAlready(err, path)) throw err; }
+}
+
+/**
+ * Whether a link or exclusive create of `path` was refused because the name exists (refusedAsExisting). The
+ * names of an arrival are never removed while it runs, so sshfs's EPERM (its answer when another machine made
+ * the name at the same instant) counts only once the name is seen — looked for again for up to
+ * STALE_LOOKUP_MS, as the mount may hold a negative lookup of it. Else the error stands.
+ */
+function takenAlready(err: unknown, path: string): boolean {
+  if (refusedAsExisting(err, path, false)) return true;
+  if (errnoOf(err) !== 'EPERM') return false;
+  const until = Date.now() + STALE_LOOKUP_MS;
+  while (Date.now() < until) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    if (refusedAsExisting(err, path, false)) return true;
+  }
+  return false;
 }
 
 /**

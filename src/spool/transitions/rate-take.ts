@@ -21,10 +21,9 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
-import { unlinkQuietly } from '../fsops.js';
+import { refusedAsExisting, unlinkQuietly } from '../fsops.js';
 import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
-import { refusedAsExisting } from '../quota.js';
 import { rateDir, type Rate } from '../rate.js';
 import { step } from './steps.js';
 
