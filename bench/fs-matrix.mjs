@@ -22,7 +22,7 @@ import { cpus, hostname, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
-import { fmtNum, markdownTable, p50, p99 } from './lib/stats.mjs';
+import { fmtNum, markdownTable, median, p50, p99 } from './lib/stats.mjs';
 import { hasCommand, log, onExit, setBaseTmp, rmrf } from './lib/proc.mjs';
 import * as zcq from './zcq.mjs';
 import { runFsloop, runFsloopBoth, fsloopSyscalls } from './peers/fsloop.mjs';
@@ -40,7 +40,6 @@ const STRACE_N = Number(opt('strace', 300));
 const ROUNDS = Number(opt('rounds', 1));
 if (!(Number.isInteger(ROUNDS) && ROUNDS >= 1)) { console.error(`--rounds=${opt('rounds')}: a whole number of 1 or more`); process.exit(2); }
 const settle = () => new Promise((res) => { sh('sync', []); setTimeout(res, 3000); });
-const median = (xs) => { const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b); return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : undefined; };
 const OUT = resolve(opt('out', join(here, 'fs-results.md')));
 if (zcq.unavailable()) { console.error(`bench: ${zcq.unavailable()}`); process.exit(2); }
 

@@ -598,6 +598,8 @@ export class Spool {
     const change: { seen: boolean; wake?: () => void } = { seen: false };
     const watched = new Set<string>();
     const watchers: Promise<void>[] = [];
+    /** The queue each job was first seen in: a claimed job's file is read for it once, not at every look. */
+    const knownQueue = new Map<string, string>();
     /** Watch a folder from now on; true when it was not watched before. */
     const watchDir = (dir: string): boolean => {
       if (watched.has(dir)) return false;
@@ -623,9 +625,10 @@ export class Spool {
           }
           const current = locs.length > 0 ? pickCurrent(locs) : undefined;
           if (current) open.push(current);
-          // A claimed or deferred job sits in no queue folder: its file names the queue it will finish in.
-          const q = locs.find((l) => l.queue)?.queue ?? (current ? this.queueOfFile(current.path) : undefined);
+          // A claimed job sits in no queue folder: its file names the queue it will finish in (read once).
+          const q = locs.find((l) => l.queue)?.queue ?? knownQueue.get(id) ?? (current ? this.queueOfFile(current.path) : undefined);
           if (q) {
+            if (!knownQueue.has(id)) knownQueue.set(id, q);
             for (const state of ['done', 'failed'] as const) {
               // A queue's first record makes its folder: until then, the state folder's event says when.
               const dir = queueDir(this.layout, state, q);

@@ -397,32 +397,37 @@ function linkToken(entry: string, path: string): void {
  * STALE_LOOKUP_MS, as the mount may hold a negative lookup of it. Else the error stands.
  */
 function takenAlready(err: unknown, path: string): boolean {
-  if (refusedAsExisting(err, path, false)) return true;
-  if (errnoOf(err) !== 'EPERM') return false;
-  const until = Date.now() + STALE_LOOKUP_MS;
-  while (Date.now() < until) {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-    if (refusedAsExisting(err, path, false)) return true;
-  }
-  return false;
+  if (errnoOf(err) !== 'EPERM') return refusedAsExisting(err, path, false);
+  return untilSeen(() => (refusedAsExisting(err, path, false) ? true : undefined)) ?? false;
 }
 
 /**
  * The job id in the record at `path` (a slot: a member's entry linked there), null when unreadable.
- * The slot exists (link said EEXIST), so ENOENT can only be a negative lookup a client cached (NFS lookupcache=all,
- * FUSE negative_timeout): tried again for up to STALE_LOOKUP_MS.
+ * The slot exists (link said EEXIST), so ENOENT can only be a negative lookup a client cached: tried again.
  */
 function idOf(path: string): string | null {
-  const until = Date.now() + STALE_LOOKUP_MS;
-  for (;;) {
+  return untilSeen(() => {
     try {
       const r = readRegularFileSync(path, MAX_JOB_BYTES);
       const id = 'text' in r ? (JSON.parse(r.text) as { id?: unknown }).id : null;
       return typeof id === 'string' ? id : null;
     } catch (err) {
-      if (errnoOf(err) !== 'ENOENT' || Date.now() > until) return null;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      return errnoOf(err) === 'ENOENT' ? undefined : null;
     }
+  }) ?? null;
+}
+
+/**
+ * `look()` until it answers (not undefined), every 100 ms for up to STALE_LOOKUP_MS: a name another machine
+ * made may stay hidden behind a negative lookup the mount cached (NFS lookupcache=all, FUSE negative_timeout).
+ * Synchronous, as the arrival it serves: it runs only after a refusal or a slot that answered "exists".
+ */
+function untilSeen<T>(look: () => T | undefined): T | undefined {
+  const until = Date.now() + STALE_LOOKUP_MS;
+  for (;;) {
+    const answer = look();
+    if (answer !== undefined || Date.now() > until) return answer;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
   }
 }
 
