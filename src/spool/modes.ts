@@ -288,10 +288,12 @@ function dedupeGroupMissing(list: ModeProblem[]): ModeProblem[] {
 /**
  * Make one folder (not its parents) unless a real folder is there. False when it existed. lstat first:
  * on the hot paths (a job's queue folder in done/, nearly always there) that is one call, not two.
+ * `existing` hears the lstat of a folder that was there (finish keeps its descriptor for fsyncs by it).
  */
-export function makeDir(modes: SpoolModes, dir: string): boolean {
+export function makeDir(modes: SpoolModes, dir: string, existing?: (st: fss.Stats) => void): boolean {
   try {
-    if (fss.lstatSync(dir).isDirectory()) return false;
+    const st = fss.lstatSync(dir);
+    if (st.isDirectory()) { existing?.(st); return false; }
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
   }

@@ -379,6 +379,7 @@ export class Worker {
     await this.housekeepingPass?.catch(() => undefined);
     if (this.signalHandler) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, this.signalHandler);
     await this.hosts?.destroy().catch(() => undefined);
+    await this.fsyncs.close();
     await this.lease.end().catch(() => undefined);
     await this.clock.dispose();
     this.log('worker.stop', { worker: this.lease.id, ...this.summary });

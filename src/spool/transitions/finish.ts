@@ -21,7 +21,8 @@
  *      done in one run of synchronous code: Lease.folderIsOurs), then rename the record over
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
  *   5. make the target queue folder if missing (with the spool's modes), rename the file to its target;
- *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync), and at the
+ *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync, which keeps
+ *      its descriptor open while the lstat of step 5 finds the same folder there), and at the
  *      same time the group folder a member's arrival stopped in (ended.ts, arrive.ts), so a member pays
  *      one wait for the disk, not two in a row. The arrival reaches the disk no later than the move: the
  *      file systems the spool is meant for keep metadata operations in order (ext4 and XFS commit their
@@ -55,7 +56,7 @@ import type { Lease } from '../lease.js';
 import { makeDir } from '../modes.js';
 import { deferredPath, jobName } from '../names.js';
 import type { ClaimedJob } from './claim.js';
-import type { GroupSync } from './group-sync.js';
+import { folderKey, type GroupSync } from './group-sync.js';
 import { onFinalRecord, onWaitingRecord } from './ended.js';
 import { reopenEndedPostprocess } from './arrive.js';
 import { step } from './steps.js';
@@ -151,7 +152,8 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   // 5. out of the lease, by one rename
   const to = targetOf(l, job, next);
   const dir = dirname(to);
-  const madeParent = ensureTarget(l, job.queue, next, dir);
+  let dirKey: string | undefined;
+  const madeParent = ensureTarget(l, job.queue, next, dir, (st) => { dirKey = folderKey(st); });
   if (!renameOrGoneSync(c.path, to)) return lost(lease);
   step('finish', 5, job.id);
   if (next.to === 'waiting') onWaitingRecord(l, job, lease.durable);
@@ -161,8 +163,8 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   }
   // 6. durable
   if (lease.durable) {
-    if (alsoSync.length === 0) { if (group) await group.sync(dir); else fsyncDirSync(dir); }
-    else await Promise.all([dir, ...alsoSync].map((d) => (group ? group.sync(d) : fsyncDirOnPool(d))));
+    if (alsoSync.length === 0) { if (group) await group.sync(dir, dirKey); else fsyncDirSync(dir); }
+    else await Promise.all([dir, ...alsoSync].map((d) => (group ? group.sync(d, d === dir ? dirKey : undefined) : fsyncDirOnPool(d))));
     for (const p of madeParent) fsyncDirSync(p);
   }
   return 'moved';
@@ -190,15 +192,15 @@ function lost(lease: Lease): FinishResult {
 }
 
 /** Make the target's queue folder (and its bucket, or its priority folder) when missing; returns the parents that got a new entry. */
-function ensureTarget(l: Layout, queue: string, next: Next, dir: string): string[] {
+function ensureTarget(l: Layout, queue: string, next: Next, dir: string, existing: (st: fs.Stats) => void): string[] {
   const made: string[] = [];
   if (next.to === 'deferred' || (next.to === 'pending' && dir !== queueDir(l, 'pending', queue))) {
     const q = queueDir(l, next.to, queue);
     if (makeDir(l.modes, q)) made.push(l[next.to]);
-    if (makeDir(l.modes, dir)) made.push(q);
+    if (makeDir(l.modes, dir, existing)) made.push(q);
   } else {
     if (next.to === 'waiting' && makeDir(l.modes, l.waiting)) made.push(l.root); // a spool made before waiting/ existed
-    if (makeDir(l.modes, dir)) made.push(l[next.to]);
+    if (makeDir(l.modes, dir, existing)) made.push(l[next.to]);
   }
   return made;
 }
