@@ -22,7 +22,9 @@ try {
   const u0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < n; i++) await spool.put('noop.mjs#noop', []);
-  while (readdirSync(join(d, 'done')).length < n) await new Promise((r) => setTimeout(r, 20));
+  // Format 2 files a finished job in done/QUEUE/; every job here is in queue 'default'.
+  const doneCount = () => { try { return readdirSync(join(d, 'done', 'default')).length; } catch { return 0; } };
+  while (doneCount() < n) await new Promise((r) => setTimeout(r, 20));
   const ms = performance.now() - t0;
   const u = process.cpuUsage(u0);
   console.log(`${durable ? 'durable' : 'relaxed'} put+drain ${(n / ms * 1000).toFixed(0)} jobs/s; CPU per job: producer ${((u.user + u.system) / n).toFixed(0)} us, workers ${ws.map((w, i) => ((cpuMs(w.pid) - c0[i]) * 1000 / n).toFixed(0)).join(' + ')} us`);
