@@ -2,8 +2,9 @@
 # The Debian packages the test suite needs beyond Node: sshfs + sshd and GlusterFS (the multi-host rig's
 # network file systems), faketime (clock-skew tests), zsh (the completion test), chromium (the dashboard's
 # browser tests, driven by playwright-core: no browser download), python3-prometheus-client (the Prometheus
-# project's own parsers read /metrics in the metrics test). As root, missing ones are installed with apt-get; otherwise the
-# script names them and fails, so that the multi-host tests never skip in silence.
+# project's own parsers read /metrics in the metrics test), strace (a rig test counts the calls a folder scan
+# makes). As root, missing ones are installed with apt-get; otherwise the script names them and fails, so that
+# the multi-host tests never skip in silence.
 set -euo pipefail
 need=()
 command -v sshfs >/dev/null || need+=(sshfs)
@@ -13,6 +14,7 @@ command -v faketime >/dev/null || need+=(faketime)
 command -v zsh >/dev/null || need+=(zsh)
 /usr/bin/python3 -c "import prometheus_client" 2>/dev/null || need+=(python3-prometheus-client)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v strace >/dev/null || need+=(strace)
 command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(fuse3)
 # GlusterFS (the rig's distributed file system: test/multihost/rig.ts, bench/fs-matrix.mjs)
 [ -x /usr/sbin/glusterd ] || need+=(glusterfs-server)

@@ -132,17 +132,56 @@ export function findPrefix(l: Layout, prefix: string): Located[] {
 
 /** Whether a folder holds at least one job name (reads only the first entries: O(1) in the folder size). */
 export function hasJobs(dir: string): boolean {
-  let d: fs.Dir;
-  try { d = fs.opendirSync(dir, { bufferSize: 32 }); } catch (err) { if (isGone(err) || unreadable(err)) return false; throw err; }
   try {
-    for (let e = d.readSync(); e !== null; e = d.readSync()) if (!e.name.startsWith('.') && e.name.endsWith('.json')) return true;
-    return false;
+    return readNames(dir, (name) => !name.startsWith('.') && name.endsWith('.json'), 1).length > 0;
   } catch (err) {
-    if (isGone(err)) return false;
+    if (isGone(err) || unreadable(err)) return false;
     throw err;
-  } finally {
-    d.closeSync();
   }
+}
+
+/** Folders whose listing came without entry types (see readNames); bounded, forgotten all at once. */
+const untypedFolders = new Set<string>();
+const UNTYPED_MAX = 10_000;
+
+/**
+ * Up to `max` names of folder `dir` that `accept` takes, in directory order. Through fs.Dir, which reads
+ * no more of the folder than that (O(max), not O(folder size)), where the file system gives each entry's
+ * type with its name (getdents d_type). Where it does not (sshfs, some NFS mounts: DT_UNKNOWN), Node's Dir
+ * lstats every entry it returns — one round trip each on such a mount, hundreds a scan — and a name that
+ * a sibling renamed away meanwhile fails the whole read with ENOENT. A folder seen so once is read from then
+ * on by readdir names only (no lstat; the whole folder, a few round trips per few hundred names).
+ * Errors of opening the folder are thrown as they are.
+ */
+export function readNames(dir: string, accept: (name: string) => boolean, max: number): string[] {
+  const names: string[] = [];
+  if (!untypedFolders.has(dir)) {
+    const d = fs.opendirSync(dir, { bufferSize: 32 }); // on an untyped folder, Node lstats a whole buffer before we can tell
+    let untyped = false;
+    try {
+      for (let e = d.readSync(); e !== null; e = d.readSync()) {
+        if (Object.getPrototypeOf(e) !== fs.Dirent.prototype) { untyped = true; break; } // made from an lstat
+        if (!accept(e.name)) continue;
+        names.push(e.name);
+        if (names.length >= max) break;
+      }
+    } catch (err) {
+      if (!isGone(err)) throw err;
+      untyped = true; // an entry Node lstat'ed had gone (a folder of its own vanishing is caught by the readdir below)
+    } finally {
+      d.closeSync();
+    }
+    if (!untyped) return names;
+    if (untypedFolders.size >= UNTYPED_MAX) untypedFolders.clear();
+    untypedFolders.add(dir);
+    names.length = 0;
+  }
+  for (const name of fs.readdirSync(dir)) {
+    if (!accept(name)) continue;
+    names.push(name);
+    if (names.length >= max) break;
+  }
+  return names;
 }
 
 /** The creation time encoded in an id's first field (base-36 ms), or null. */

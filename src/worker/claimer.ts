@@ -34,7 +34,7 @@ import type { Lease } from '../spool/lease.js';
 import { MAX_JOB_BYTES, readRegularFileSync } from '../spool/fsops.js';
 import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
 import { listQueues, pausedQueues } from '../spool/queues.js';
-import { hasJobs, isRealDir } from '../spool/scan.js';
+import { hasJobs, isRealDir, readNames } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
 import { dueIn } from '../spool/transitions/promote.js';
 
@@ -440,27 +440,15 @@ function canRead(dir: string): boolean {
 
 /** Up to `max` job names of a folder, in directory order, leaving out those `skip` says (not counted). */
 function readWindow(dir: string, skip?: (name: string) => boolean, max = SCAN_WINDOW): string[] {
-  const names: string[] = [];
-  let d: fs.Dir;
-  try { d = fs.opendirSync(dir, { bufferSize: 256 }); } catch (err) {
+  try {
+    // Only job names count toward the window: a co-user's thousand odd names must not hide the jobs.
+    return readNames(dir, (name) => idFromName(name) !== null && !skip?.(name), max);
+  } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // EACCES/EPERM: the folder's permissions changed since refreshQueues: skip it this round.
-    if (isGone(err) || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM') return names;
+    if (isGone(err) || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM') return [];
     throw err;
   }
-  try {
-    for (let e = d.readSync(); e !== null; e = d.readSync()) {
-      // Only job names count toward the window: a co-user's thousand odd names must not hide the jobs.
-      if (idFromName(e.name) === null || skip?.(e.name)) continue;
-      names.push(e.name);
-      if (names.length >= max) break;
-    }
-  } catch (err) {
-    if (!isGone(err)) throw err;
-  } finally {
-    d.closeSync();
-  }
-  return names;
 }
 
 /** dev:ino:size:mtime of a name (lstat), or null when it is gone. */

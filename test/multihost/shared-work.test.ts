@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkRigPrerequisites, rigFileSystems } from './rig.js';
 import {
-  JOBS, countBy, spoolReport, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverJobNames, serverNames, startWorker, stopWorkers,
+  JOBS, MH_FIXTURES, NODE, countBy, spoolReport, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverJobNames, serverNames, startWorker, stopWorkers,
   sleep, spoolOn, waitFor, zcqOn, type RigWorker, useSpoolRig,
 } from './zcq-rig.js';
 
@@ -107,6 +107,24 @@ for (const fsKind of rigFileSystems()) describe(`three machines sharing one spoo
     console.log(`[multihost] ${fsKind}: stale listing: host-b's scan listed 40 names (its mount still listed ${listedOnB} in pending/ after its 4 claims); ` +
       `host-a claimed and ran the other 36 through its own mount before host-b came back to them: host-b lost 36 claim races (ENOENT), ran only its 4, logged no error`);
   }, 120_000);
+
+  it('a folder scan lstats no entry once the mount is seen to list names without their types', async () => {
+    // sshfs's listings carry no entry type (DT_UNKNOWN): Node's fs.Dir then lstats every name it returns, a
+    // round trip each, and a name another machine claims meanwhile fails the read with ENOENT.
+    const dir = join(rig.exportDir, 'scan-probe');
+    fs.mkdirSync(dir);
+    for (let i = 0; i < 300; i++) fs.writeFileSync(join(dir, `0mx6jf80r-probe-${String(i).padStart(5, '0')}.json`), '{}');
+    const trace = join(local.dir, 'scan.strace');
+    const seen = rig.path(0, 'scan-probe');
+    const r = await rig.run(0, 'strace', ['-f', '-o', trace, '-e', 'trace=lstat,statx,newfstatat', NODE, join(MH_FIXTURES, 'read-names.mjs'), seen, '3', '1000'], { timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['300', '300', '300']);
+    const statsOfEntries = fs.readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes(`${seen}/`)).length;
+    // At most one buffer of the first read (32 names) before it can tell; none in the two later scans.
+    expect(statsOfEntries, 'stat calls on the scanned folder\'s entries').toBeLessThanOrEqual(32);
+    fs.rmSync(dir, { recursive: true });
+    console.log(`[multihost] ${fsKind}: 3 scans of a folder of 300 names: ${statsOfEntries} stat calls on its entries`);
+  }, 60_000);
 
   it('a result written on one machine is read intact on another (`zcq wait` on a third)', async () => {
     const a = startWorker(rig, 0, ['--concurrency', '2', '--lease', '8s', '--heartbeat', '1s', '--poll', '200ms']);
