@@ -84,7 +84,32 @@ function spawnWorker(spool, opts = {}) {
   const args = workerArgs(spool, opts);
   if (opts.straceMeta) return spawnTracked('strace', ['-f', '-y', '-o', opts.straceMeta, '-e', `trace=${META_CALLS}`, ...args]);
   if (opts.strace) return spawnTracked('strace', ['-f', '-c', '-o', opts.strace, ...args]);
-  return spawnTracked(args[0], args.slice(1));
+  return trackLastDone(spawnTracked(args[0], args.slice(1)));
+}
+
+/**
+ * w.lastDoneAt: the time (ms, this machine's clock: the worker runs here) of the last job.done line the
+ * worker logged, text or --json. The end of a drain is read from these lines rather than from done/'s
+ * mtime, which has whole seconds on some file systems (sshfs: SFTP v3 has no finer times), so that a
+ * drain of a few seconds there moved by up to a second with where it ended in the second.
+ */
+function trackLastDone(w) {
+  w.lastDoneAt = null;
+  w.doneLines = 0;
+  let buf = '';
+  w.stderr?.on('data', (d) => {
+    buf += d;
+    for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) {
+      const line = buf.slice(0, i);
+      let t = NaN;
+      if (line.startsWith('{')) { if (line.includes('"job.done"')) { try { t = Date.parse(JSON.parse(line).time); } catch {} } }
+      else if (line.includes(' job.done ')) t = Date.parse(line.slice(0, line.indexOf(' ')));
+      if (Number.isNaN(t)) continue;
+      w.doneLines++;
+      if (t > (w.lastDoneAt ?? 0)) w.lastDoneAt = t;
+    }
+  });
+  return w;
 }
 
 function countJson(dir) {
@@ -146,8 +171,16 @@ function steadyCpuUsPerJob(trail, n) {
   return ((b.cpuMs - a.cpuMs) * 1000) / (b.done - a.done);
 }
 
-/** Wall-clock ms of the last rename into done/ (the folder's mtime). */
-const lastDoneMs = (spool) => statSync(join(spool, 'done', Q)).mtimeMs;
+/**
+ * Wall-clock ms of the last job done: the workers' last job.done line (trackLastDone), once their n lines
+ * are read (a line is logged after its file reached done/), else done/'s mtime.
+ */
+async function lastDoneMs(spool, ws, n) {
+  const lines = () => ws.reduce((a, w) => a + (w.doneLines ?? 0), 0);
+  for (let i = 0; i < 100 && lines() < n; i++) await sleep(20);
+  const logged = lines() >= n ? Math.max(...ws.map((w) => w.lastDoneAt ?? 0)) : 0;
+  return logged || statSync(join(spool, 'done', Q)).mtimeMs;
+}
 
 async function waitWorkersRegistered(spool, count, ms = 5000) {
   const deadline = Date.now() + ms;
@@ -179,7 +212,7 @@ export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, 
     } else for (let i = 0; i < n; i++) await spool.put('noop.mjs#noop', [], {});
     const putMs = Number(process.hrtime.bigint() - p0) / 1e6;
     await waitDone(dir, n, ws, timeoutFor(n));
-    const end = lastDoneMs(dir);
+    const end = await lastDoneMs(dir, ws, n);
     const cpuUsPerJob = steadyCpuUsPerJob(ws.cpuTrail, n) ?? (ws.reduce((a, w, i) => a + (w.cpuMs - cpu0[i]), 0) * 1000) / n;
     return { jobsPerSec: (n * 1000) / Math.max(1, end - t0), putPerSec: (n * 1000) / putMs, cpuUsPerJob };
   } finally {
@@ -204,7 +237,7 @@ export async function drain({ n, procs = 2, concurrency = 8, durable = true, run
     const t0 = Date.now();
     for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable, exitWhenIdle: true, runtime }));
     await waitDone(dir, n, ws, timeoutFor(n));
-    const end = lastDoneMs(dir);
+    const end = await lastDoneMs(dir, ws, n);
     // From spawn, less what a worker's start and stop cost on an empty spool (0.3–0.5 s of CPU on a loaded
     // box: at 2,000 jobs that would be 300 µs a job of start-up).
     const startupMs = idleWorkerCpuMs(durable);

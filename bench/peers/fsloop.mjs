@@ -1,7 +1,8 @@
 // The file system's own limit: a bare loop of the file operations one zcq job
 // needs, no zcq code. Per job (durable):
 //   put:    write tmp/<id>.json + fsync, rename -> pending/<id>.json, fsync pending/
-//   claim:  rename pending/<id>.json -> claimed/<w>/<id>.json
+//   claim:  rename pending/<id>.json -> claimed/<w>/<id>.json, read it (open, read, close: a worker must
+//           read a job to run it)
 //   finish: write tmp/<id>.<w>.json + fsync, rename over claimed/<w>/<id>.json
 //   done:   rename -> done/<id>.json, fsync done/
 // relaxed = the same without any fsync. phase 'drain' = pending files exist
@@ -182,6 +183,7 @@ async function childMain([root, w, countS, loopsS, durableS, phase, spareS]) {
       }
       const c = join(claimed, name);
       renameSync(join(pending, name), c);
+      readFileSync(c);
       const r = join(tmp, `${id}.${w}.json`);
       finishSync(c, r, jobJson(id, { result: null, history: [{ worker: w, start: new Date().toISOString(), end: new Date().toISOString() }] }));
       renameSync(c, join(done, name));
@@ -205,6 +207,7 @@ async function childMain([root, w, countS, loopsS, durableS, phase, spareS]) {
     }
     const c = join(claimed, name);
     await fsp.rename(join(pending, name), c);
+    await fsp.readFile(c);
     const r = join(tmp, `${id}.${w}.json`);
     const data = jobJson(id, { result: null, history: [{ worker: w, start: new Date().toISOString(), end: new Date().toISOString() }] });
     const s = useSpares ? spares.pop() : undefined;
