@@ -172,11 +172,14 @@ export function readNames(dir: string, accept: (name: string) => boolean, max: n
       d.closeSync();
     }
     if (!untyped) return names;
-    if (untypedFolders.size >= UNTYPED_MAX) untypedFolders.clear();
-    untypedFolders.add(dir);
     names.length = 0;
   }
-  for (const name of fs.readdirSync(dir)) {
+  const all = fs.readdirSync(dir); // throws when the folder itself is gone: then nothing is remembered of it
+  if (!untypedFolders.has(dir)) {
+    if (untypedFolders.size >= UNTYPED_MAX) untypedFolders.clear();
+    untypedFolders.add(dir);
+  }
+  for (const name of all) {
     if (!accept(name)) continue;
     names.push(name);
     if (names.length >= max) break;

@@ -85,8 +85,9 @@ export class GroupSync {
     if (slot.fd === undefined) {
       let fd: number;
       try { fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW); } catch { return fsyncDirOnPool(dir); }
-      const st = fs.fstatSync(fd);
-      if (folderKey(st) !== key) { fs.closeSync(fd); return fsyncDirOnPool(dir); } // replaced since the caller's lstat
+      let same = false;
+      try { same = folderKey(fs.fstatSync(fd)) === key; } catch { /* told below */ }
+      if (!same) { fs.closeSync(fd); return fsyncDirOnPool(dir); } // replaced since the caller's lstat (or unreadable)
       this.evictFor();
       slot.fd = fd; slot.key = key; this.open++;
     }
