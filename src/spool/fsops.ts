@@ -82,7 +82,8 @@ export function renameOrGoneSync(src: string, dst: string): boolean {
   } catch (err) {
     if (isGone(err)) {
       // A retransmitted rename that had already worked (NFS rule 2): source gone, our unique target there.
-      if (errnoOf(err) === 'ENOENT' && !fss.existsSync(src) && existsNoFollowSync(dst)) return true;
+      // The target first: on a lost race (the common case) it is absent, and that one look settles it.
+      if (errnoOf(err) === 'ENOENT' && existsNoFollowSync(dst) && !fss.existsSync(src)) return true;
       return false;
     }
     throw err;

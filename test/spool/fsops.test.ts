@@ -329,3 +329,21 @@ describe('refusedAsExisting: "the name exists", also when sshfs says EPERM (SFTP
     expect(fsops.refusedAsExisting(Object.assign(new Error('EIO'), { code: 'EIO' }), there)).toBe(false);
   });
 });
+
+describe('renameOrGoneSync: a lost race, and a rename that had worked before its answer was lost', () => {
+  it('false when the source is gone and the target absent; true when the target is there and the source gone (an NFS retransmission); false for a missing target folder', () => {
+    const { spool } = setup();
+    const src = join(spool, 'a.json');
+    const dst = join(spool, 'b.json');
+    // A sibling took the source: lost.
+    expect(fsops.renameOrGoneSync(src, dst)).toBe(false);
+    // Our rename reached the server, its answer did not: the retry sees ENOENT, the target is ours.
+    writeFileSync(src, '{}');
+    execFileSync('mv', [src, dst]);
+    expect(fsops.renameOrGoneSync(src, dst)).toBe(true);
+    // The source is there but the target's folder is not (ENOENT too): not moved.
+    writeFileSync(src, '{}');
+    expect(fsops.renameOrGoneSync(src, join(spool, 'no-such-folder', 'c.json'))).toBe(false);
+    expect(readdirSync(spool).sort()).toEqual(['a.json', 'b.json', 'tmp']);
+  });
+});
