@@ -130,7 +130,7 @@ export function findPrefix(l: Layout, prefix: string): Located[] {
   return out;
 }
 
-/** Whether a folder holds at least one job name (reads only the first entries: O(1) in the folder size). */
+/** Whether a folder holds at least one job name (reads only the first entries, but a whole untyped folder: readNames). */
 export function hasJobs(dir: string): boolean {
   try {
     return readNames(dir, (name) => !name.startsWith('.') && name.endsWith('.json'), 1).length > 0;

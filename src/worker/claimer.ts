@@ -11,7 +11,7 @@
  *   poll interval has passed, then one lstat, and a short read only when its change time moved), so a
  *   priority-0 job put behind a million priority-9 jobs is taken at the next poll.
  * - Claim cost does not grow with the backlog: a scan reads at most SCAN_WINDOW names per queue and claims
- *   many from them. Explicit queues are served in the order given (the first that has work wins); with
+ *   many from them (a folder a mount lists without entry types is read whole, by names: scan.ts readNames). Explicit queues are served in the order given (the first that has work wins); with
  *   no list, every queue is served in turn, so one queue's backlog cannot starve another.
  * - File-change events name the file: a job arriving while the worker has nothing else to look at is
  *   claimed by that name, without reading the folder. Any other wake (the poll timer, a freed slot,
