@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkRigPrerequisites, rigFileSystems } from './rig.js';
 import {
-  JOBS, MH_FIXTURES, NODE, countBy, spoolReport, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverJobNames, serverNames, startWorker, stopWorkers,
+  JOBS, MH_FIXTURES, NODE, countBy, spoolReport, noiseIn, putMany, readLedger, serverClaimed, serverJob, serverJobNames, serverNames, serverSpool, startWorker, stopWorkers,
   sleep, spoolOn, waitFor, zcqOn, type RigWorker, useSpoolRig,
 } from './zcq-rig.js';
 
@@ -107,6 +107,23 @@ for (const fsKind of rigFileSystems()) describe(`three machines sharing one spoo
     console.log(`[multihost] ${fsKind}: stale listing: host-b's scan listed 40 names (its mount still listed ${listedOnB} in pending/ after its 4 claims); ` +
       `host-a claimed and ran the other 36 through its own mount before host-b came back to them: host-b lost 36 claim races (ENOENT), ran only its 4, logged no error`);
   }, 120_000);
+
+  it('three machines putting into the same new queues at once: every put publishes (mkdir EEXIST, then "no such folder", is looked at again)', async () => {
+    // Each put makes its queue's folder in pending/. On a GlusterFS distributed volume a folder another
+    // client is making answers mkdir with EEXIST while a lookup still says ENOENT (seen in CI: a put failed).
+    const queues = Array.from({ length: 40 }, (_, k) => `mk${k}`);
+    const startAt = Date.now() + 3000;
+    const runs = await Promise.all([0, 1, 2].map((i) => rig.run(i, NODE,
+      [join(MH_FIXTURES, 'put-queues.mjs'), spoolOn(rig, i), String(startAt), '150', queues.join(','), `${JOBS}#record`, JSON.stringify([join(local.dir, 'mk.ledger'), 0])],
+      { cwd: MH_FIXTURES, timeoutMs: 120_000 })));
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    const ids = runs.flatMap((r) => r.stdout.split('\n').filter(Boolean));
+    expect(ids).toHaveLength(3 * queues.length);
+    for (const q of queues) {
+      expect(fs.readdirSync(join(serverSpool(rig), 'pending', q)).length, q).toBe(3);
+      fs.rmSync(join(serverSpool(rig), 'pending', q), { recursive: true });
+    }
+  }, 150_000);
 
   it('a folder scan lstats no entry once the mount is seen to list names without their types', async () => {
     // sshfs's listings carry no entry type (DT_UNKNOWN): Node's fs.Dir then lstats every name it returns, a
