@@ -26,7 +26,7 @@
  */
 import { watch as fsWatch } from 'node:fs/promises';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { WORKER_BOUNDS } from '../defaults.js';
 import { isGone } from '../errors.js';
 import { queueDir, type Layout } from '../spool/layout.js';
@@ -287,6 +287,7 @@ export class Claimer {
     // removed and made again, gets a new watcher each time, and the worker-long signal must not keep them all.
     this.watchAbort.signal.addEventListener('abort', () => ac.abort(), { once: true, signal: ac.signal });
     this.watchers.set(key, ac);
+    const self = inodeOf(dir);
     void (async () => {
       try {
         // A name's events come in pairs: it arrives (renamed or created in), then leaves (claimed, by us or
@@ -294,6 +295,14 @@ export class Claimer {
         const odd = new Set<string>();
         for await (const ev of fsWatch(dir, { signal: ac.signal })) {
           const name = ev.filename;
+          // The watched folder itself went (inotify names it: IN_DELETE_SELF, IN_MOVE_SELF): its watch would
+          // stay on the dead folder and miss every job put into one made again at the same path. End it; the
+          // next refreshQueues watches whatever folder is there then.
+          if (name === basename(dir) && inodeOf(dir) !== self) {
+            if (this.watchers.get(key) === ac) this.watchers.delete(key);
+            this.queuesStale = true; this.scanDue = true; this.wake();
+            break;
+          }
           if (queue === '' || ev.eventType !== 'rename' || !name || idFromName(name) === null) {
             // pending/ itself: a new queue folder or a loose file; or an event without a usable name
             // (in a queue folder: perhaps a priority folder made or removed).
@@ -316,6 +325,7 @@ export class Claimer {
         }
       } catch { /* no change events here (NFS, FUSE) or the folder went: polling covers it */ }
       if (this.watchers.get(key) === ac) this.watchers.delete(key);
+      ac.abort(); // a watch that ended by itself (its folder went) takes its listener off the worker-long signal
     })();
   }
 
@@ -467,4 +477,9 @@ function queueOfClaimed(path: string): string {
     if ('text' in r) { const q = (JSON.parse(r.text) as { queue?: unknown }).queue; if (typeof q === 'string') return q; }
   } catch { /* gone or torn */ }
   return 'default';
+}
+
+/** dev:ino of the folder at `dir` now (following nothing), null when there is none. */
+function inodeOf(dir: string): string | null {
+  try { const st = fs.lstatSync(dir); return st.isDirectory() ? `${st.dev}:${st.ino}` : null; } catch { return null; }
 }
