@@ -55,7 +55,12 @@ for (const fsKind of rigFileSystems()) describe(`a worker stopped past its lease
     const renewed = ev.find((e) => e.event === 'lease.new');
     expect(renewed, report()).toBeDefined();
     expect(renewed!.previous).toBe(stale);
-    expect(ev.some((e) => e.event === 'lease.stale' && e.worker === stale), report()).toBe(true);
+    // Woken, host-a gives the old lease up before it claims: by its own clock (lease.stale) — or, when the
+    // stop caught a heartbeat in flight, through that heartbeat finding its lease folder moved (lease.lost
+    // alone; seen once in CI on sshfs). Either way before anything below could happen under it.
+    const gaveUp = ev.findIndex((e) => (e.event === 'lease.stale' || e.event === 'lease.lost') && e.worker === stale);
+    expect(gaveUp, report()).toBeGreaterThanOrEqual(0);
+    expect(gaveUp, report()).toBeLessThan(ev.indexOf(renewed!));
     // The held jobs: interrupted under host-a's lease (judged by host-b), then done on host-b; host-a's run
     // was stopped by its abort signal and wrote nothing (no end line, no third attempt in the record).
     for (const id of held) {

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT } from '../helpers.js';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { readMountedText, useRig, type Rig, type RigOptions, type RunResult } from './rig.js';
 
 export const NODE = process.execPath;
@@ -47,6 +47,9 @@ export interface RigWorker {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Workers started and not yet exited: a test that fails half-way leaves none running into the next one. */
+const liveWorkers = new Set<RigWorker>();
+
 /** `zcq --json worker` on machine i, module roots = the multihost fixtures. */
 export function startWorker(rig: Rig, i: number, args: string[] = []): RigWorker {
   const child = rig.spawn(i, NODE, [BIN, '--json', '--spool', spoolOn(rig, i), 'worker', '--root', MH_FIXTURES, '--verbose', ...args], { cwd: MH_FIXTURES });
@@ -57,10 +60,11 @@ export function startWorker(rig: Rig, i: number, args: string[] = []): RigWorker
     // ZCQ_MH_DUMP=<dir>: keep every worker's log there (for a failure's post-mortem).
     const dump = process.env.ZCQ_MH_DUMP;
     if (dump) { mkdirSync(dump, { recursive: true }); writeFileSync(join(dump, `${rig.machines[i]!.name}-${child.pid}.log`), out); }
+    liveWorkers.delete(worker);
     res({ code, signal });
   }));
   const events = (): LogEvent[] => out.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => { try { return [JSON.parse(l) as LogEvent]; } catch { return []; } });
-  return {
+  const worker: RigWorker = {
     machine: i,
     child,
     output: () => out,
@@ -78,6 +82,8 @@ export function startWorker(rig: Rig, i: number, args: string[] = []): RigWorker
     },
     exited,
   };
+  liveWorkers.add(worker);
+  return worker;
 }
 
 /** SIGTERM (drain) and wait. */
@@ -200,6 +206,15 @@ export function useSpoolRig(opts: RigOptions, initOn = 0): { rig: Rig; local: { 
   const rig = useRig(opts);
   const local = localDir();
   afterAll(local.cleanup);
+  // A test that failed before its stopWorkers: its workers drain (SIGTERM), or are killed after 20 s.
+  afterEach(async () => {
+    const left = [...liveWorkers];
+    if (left.length === 0) return;
+    for (const w of left) w.child.kill('SIGCONT'); // a test that stopped one (SIGSTOP) and failed before waking it
+    const killer = setTimeout(() => { for (const w of left) w.child.kill('SIGKILL'); }, 20_000);
+    await stopWorkers(left);
+    clearTimeout(killer);
+  }, 30_000);
   beforeAll(async () => {
     const r = await zcqOn(rig, initOn, ['init']);
     expect(r.code, r.stderr).toBe(0);
