@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { ZcqError } from '../errors.js';
 import { printable } from '../text.js';
+import { brokenFolders } from '../spool/queues.js';
 
 
 /**
@@ -73,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
 
   try {
     await program.parseAsync(argv);
+    if (first !== 'worker') warnBrokenFolders(); // a worker logs them itself, as events
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -92,6 +94,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(`zcq: internal error: ${printableLines(e?.stack ?? String(err))}\n`);
     return 1;
+  }
+}
+
+/** Folders a reader skipped as broken alone (spool/queues.ts brokenAlone): its output left them out; one line each. */
+function warnBrokenFolders(): void {
+  for (const [path, error] of brokenFolders()) {
+    process.stderr.write(`zcq: warning: ${printable(path)}: cannot be read (${error}) while its parent lists; left out (on GlusterFS: a folder in gfid split-brain, docs/nfs.md)\n`);
   }
 }
 

@@ -4,16 +4,42 @@
  * name) is reported as odd, never descended into.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
-import { isGone, retryTransient } from '../errors.js';
+import { dirname, join } from 'node:path';
+import { errnoOf, isGone, isMountGone, retryTransient } from '../errors.js';
 import { QUEUE_NAME } from './layout.js';
 
 export interface Entry { name: string; kind: 'dir' | 'file' | 'symlink' | 'other' }
 
-/** Entries of a folder with their kind (d_type, or lstat where the file system does not say); [] when the folder is gone. */
+/**
+ * Folders found broken alone in this process (see brokenAlone), with the error each answered. Bounded: a
+ * spool with more broken folders than this has bigger trouble than its warnings.
+ */
+const broken = new Map<string, string>();
+const BROKEN_MAX = 1000;
+
+/**
+ * Whether `err`, from reading folder `dir`, means that folder alone is broken: a mount-gone error (EIO,
+ * ENOTCONN, …: errors.ts) while `dir`'s parent still lists. A GlusterFS replica folder in gfid split-brain
+ * answers EIO for good (docs/nfs.md) — one such queue folder must cost its own jobs, not make every worker
+ * take the whole mount for gone and every `zcq ls` fail. Such a folder is skipped and remembered
+ * (brokenFolders) for a warning; where the parent fails too, the mount is gone and the error stands.
+ */
+export function brokenAlone(dir: string, err: unknown): boolean {
+  if (!isMountGone(err)) return false;
+  try { fs.readdirSync(dirname(dir)); } catch { return false; }
+  if (!broken.has(dir) && broken.size < BROKEN_MAX) broken.set(dir, errnoOf(err) ?? String(err));
+  return true;
+}
+
+/** The folders brokenAlone skipped in this process so far, with the error each answered. */
+export function brokenFolders(): ReadonlyMap<string, string> {
+  return broken;
+}
+
+/** Entries of a folder with their kind (d_type, or lstat where the file system does not say); [] when the folder is gone or broken alone. */
 export function listEntries(dir: string): Entry[] {
   let ents: fs.Dirent[];
-  try { ents = retryTransient(() => fs.readdirSync(dir, { withFileTypes: true })); } catch (err) { if (isGone(err)) return []; throw err; }
+  try { ents = retryTransient(() => fs.readdirSync(dir, { withFileTypes: true })); } catch (err) { if (isGone(err) || brokenAlone(dir, err)) return []; throw err; }
   const out: Entry[] = [];
   for (const e of ents) {
     let kind: Entry['kind'] = e.isDirectory() ? 'dir' : e.isFile() ? 'file' : e.isSymbolicLink() ? 'symlink' : 'other';

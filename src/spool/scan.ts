@@ -10,7 +10,7 @@ import { isGone } from '../errors.js';
 import { QUEUED_STATES, STATES, queueDir, type JobState, type Layout } from './layout.js';
 import { deadLeaseOf } from './lease.js';
 import { BUCKET, PRIORITY_FOLDERS, idFromName, jobName, parseClaimedName, parseDeferredName, priorityOfFolder } from './names.js';
-import { listEntries, listQueues } from './queues.js';
+import { brokenAlone, listEntries, listQueues } from './queues.js';
 
 export interface Located {
   id: string;
@@ -27,9 +27,9 @@ export interface Located {
 
 export const ALL_STATES: readonly JobState[] = STATES;
 
-/** A folder's names; [] when it is gone, not a folder, or not ours to read (a queue of another group: per-queue permissions). */
+/** A folder's names; [] when it is gone, not a folder, not ours to read (a queue of another group: per-queue permissions), or broken alone (queues.ts). */
 function names(dir: string): string[] {
-  try { return fs.readdirSync(dir); } catch (err) { if (isGone(err) || unreadable(err)) return []; throw err; }
+  try { return fs.readdirSync(dir); } catch (err) { if (isGone(err) || unreadable(err) || brokenAlone(dir, err)) return []; throw err; }
 }
 
 function unreadable(err: unknown): boolean {
@@ -135,7 +135,7 @@ export function hasJobs(dir: string): boolean {
   try {
     return readNames(dir, (name) => !name.startsWith('.') && name.endsWith('.json'), 1).length > 0;
   } catch (err) {
-    if (isGone(err) || unreadable(err)) return false;
+    if (isGone(err) || unreadable(err) || brokenAlone(dir, err)) return false;
     throw err;
   }
 }

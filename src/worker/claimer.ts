@@ -26,6 +26,7 @@
  */
 import { watch as fsWatch } from 'node:fs/promises';
 import * as fs from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { basename, join } from 'node:path';
 import { WORKER_BOUNDS } from '../defaults.js';
 import { isGone } from '../errors.js';
@@ -33,7 +34,7 @@ import { queueDir, type Layout } from '../spool/layout.js';
 import type { Lease } from '../spool/lease.js';
 import { MAX_JOB_BYTES, readRegularFileSync } from '../spool/fsops.js';
 import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
-import { listQueues, pausedQueues } from '../spool/queues.js';
+import { brokenAlone, listQueues, pausedQueues } from '../spool/queues.js';
 import { hasJobs, isRealDir, readNames } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
 import { dueIn } from '../spool/transitions/promote.js';
@@ -74,7 +75,8 @@ export class Claimer {
   /** Queues served now: the configured ones (or all that exist), less the paused ones. */
   private active: string[] = [];
   private readonly watchers = new Map<string, AbortController>();
-  private readonly watchAbort = new AbortController();
+  /** Ends every folder watch at stop: one listener per watched folder (queues × priority folders), so no cap. */
+  private readonly watchAbort = (() => { const ac = new AbortController(); setMaxListeners(0, ac.signal); return ac; })();
   /** Names put back (queue/[level/]name), not to be claimed again while unchanged. */
   private readonly putBack = new Map<string, PutBack>();
   /** Per served queue, its priority folders that exist, in claim order ('' — the queue folder — always). */
@@ -455,8 +457,9 @@ function readWindow(dir: string, skip?: (name: string) => boolean, max = SCAN_WI
     return readNames(dir, (name) => idFromName(name) !== null && !skip?.(name), max);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    // EACCES/EPERM: the folder's permissions changed since refreshQueues: skip it this round.
-    if (isGone(err) || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM') return [];
+    // EACCES/EPERM: the folder's permissions changed since refreshQueues: skip it this round. EIO while
+    // pending/ answers: this folder alone is broken (brokenAlone), and the worker reports it once.
+    if (isGone(err) || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || brokenAlone(dir, err)) return [];
     throw err;
   }
 }

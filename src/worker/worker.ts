@@ -48,6 +48,7 @@ import { freeSlotsNow, readLimit, readQueueQuotas } from '../spool/quota.js';
 import { listRates, queueRateFolder, rateFolderName, type Rate } from '../spool/rate.js';
 import { rateHasRoom, takeRateTokens } from '../spool/transitions/rate-take.js';
 import { jobName } from '../spool/names.js';
+import { brokenFolders } from '../spool/queues.js';
 import { Claimer } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
 import { classifyOutcome, type StopReason } from './outcome.js';
@@ -755,9 +756,21 @@ export class Worker {
           if (r.released > 0) { this.log('waiting.released', { worker: this.lease.id, released: r.released }); this.wake(); }
         });
       }
+      this.reportBrokenFolders();
       if (!this.mountFailedThisPass) this.mountBack();
     } finally {
       this.periodicRunning = false;
+    }
+  }
+
+  private readonly brokenReported = new Set<string>();
+
+  /** One line per folder found broken alone (spool/queues.ts brokenAlone): skipped, the rest served. */
+  private reportBrokenFolders(): void {
+    for (const [path, error] of brokenFolders()) {
+      if (this.brokenReported.has(path)) continue;
+      this.brokenReported.add(path);
+      this.log('folder.unreadable', { worker: this.lease?.id, path, error, note: 'skipped while the rest of the spool is served; on GlusterFS a folder in gfid split-brain (docs/nfs.md)' });
     }
   }
 

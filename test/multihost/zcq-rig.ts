@@ -97,7 +97,7 @@ export async function stopWorkers(ws: RigWorker[]): Promise<void> {
  * events that mean something went wrong rather than a lost race. ENOENT/ESTALE on a lost race are normal
  * and must not show up at all.
  */
-export const NOISE_EVENTS = new Set(['worker.periodic.error', 'worker.housekeeping.error', 'worker.duty.error', 'job.unrecorded', 'lease.renew.failed', 'job.quarantined', 'spool.unreachable']);
+export const NOISE_EVENTS = new Set(['worker.periodic.error', 'worker.housekeeping.error', 'worker.duty.error', 'job.unrecorded', 'lease.renew.failed', 'job.quarantined', 'spool.unreachable', 'folder.unreadable']);
 export function noiseIn(output: string, alsoBad: string[] = []): string[] {
   const bad = new Set([...NOISE_EVENTS, ...alsoBad]);
   return output.split('\n').filter((l) => {

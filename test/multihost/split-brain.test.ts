@@ -1,0 +1,63 @@
+// Issue 17: a GlusterFS replica 2 volume without cluster.favorite-child-policy leaves a folder that several
+// machines made at once in gfid split-brain now and then (a different gfid on each brick): EIO through every
+// mount, for good (docs/nfs.md). One such queue folder must cost only its own jobs: workers go on serving the
+// other queues, and the operators' commands report it and go on.
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkRigPrerequisites, rigFileSystems } from './rig.js';
+import {
+  JOBS, MH_FIXTURES, NODE, putMany, serverJobNames, serverSpool, spoolOn, startWorker, stopWorkers, waitFor, zcqOn, useSpoolRig,
+} from './zcq-rig.js';
+
+checkRigPrerequisites({ needFaketime: false });
+
+const kinds = rigFileSystems().filter((k) => k === 'gluster-replica');
+
+for (const fsKind of kinds) describe(`a queue folder in gfid split-brain (${fsKind} without favorite-child-policy)`, () => {
+  const { rig, local } = useSpoolRig({ machines: 3, fs: fsKind, glusterVolumeOptions: { 'cluster.favorite-child-policy': 'none' } });
+
+  it('workers go on serving the other queues; doctor, status and ls report it and go on', async () => {
+    // Make split folders the way they happen: three machines making the same queue folders at once.
+    let split: string[] = [];
+    for (let round = 0; round < 8 && split.length === 0; round++) {
+      const names = Array.from({ length: 100 }, (_, k) => `r${round}s${k}`);
+      const startAt = Date.now() + 2000;
+      const runs = await Promise.all([0, 1, 2].map((i) => rig.run(i, NODE, [join(MH_FIXTURES, 'mkdir-race.mjs'), join(spoolOn(rig, i), 'pending'), String(startAt), '60', names.join(',')], { timeoutMs: 60_000 })));
+      for (const r of runs) expect(r.code, r.stderr).toBe(0);
+      // A folder in split-brain answers EIO through every mount, the server's own included.
+      split = names.filter((n) => { try { fs.lstatSync(join(serverSpool(rig), 'pending', n)); return false; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EIO'; } });
+    }
+    expect(split.length, 'no folder in split-brain after 8 rounds of 100').toBeGreaterThan(0);
+    const ok = await putMany(rig, 1, 20, `${JOBS}#record`, [join(local.dir, 'ok.ledger'), 0], { relaxed: true });
+    const w = startWorker(rig, 0, ['--concurrency', '4', '--lease', '8s', '--heartbeat', '1s', '--poll', '200ms']);
+    await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return ok.every((id) => d.has(`${id}.json`)); }, 60_000, 'the 20 jobs of the healthy queue done')
+      .catch((err) => { throw new Error(`${err.message}\n${w.output()}`); });
+    // Jobs put after the worker met the broken folder run too: it did not take the mount for gone.
+    await waitFor(() => w.events().some((e) => e.event === 'folder.unreadable'), 30_000, 'the worker reported the broken folder')
+      .catch((err) => { throw new Error(`${err.message}\n${w.output()}`); });
+    const later = await putMany(rig, 2, 10, `${JOBS}#record`, [join(local.dir, 'ok.ledger'), 0], { relaxed: true });
+    await waitFor(() => { const d = new Set(serverJobNames(rig, 'done')); return later.every((id) => d.has(`${id}.json`)); }, 60_000, 'the 10 jobs put later done')
+      .catch((err) => { throw new Error(`${err.message}\n${w.output()}`); });
+    await stopWorkers([w]);
+    const ev = w.events();
+    expect(ev.filter((e) => e.event === 'spool.unreachable'), w.output()).toEqual([]);
+    const reported = ev.filter((e) => e.event === 'folder.unreadable').map((e) => String(e.path).split('/').pop());
+    expect(new Set(reported).size, 'one line per broken folder').toBe(reported.length);
+    for (const name of reported) expect(split).toContain(name);
+    // Through another mount: each reader lists what it can, exits 0, and names the broken folder on stderr.
+    for (const args of [['ls'], ['status'], ['--json', 'status']]) {
+      const r = await zcqOn(rig, 2, args);
+      expect(r.code, `zcq ${args.join(' ')}: ${r.stderr}`).toBe(0);
+      for (const name of split) expect(r.stderr).toContain(`/pending/${name}: cannot be read (EIO)`);
+    }
+    const ls = await zcqOn(rig, 2, ['ls', 'done']);
+    for (const id of [...ok, ...later]) expect(ls.stdout).toContain(id);
+    // doctor reports each as a problem (exit 1: problems found), checks the rest, and does not fail.
+    const doc = await zcqOn(rig, 2, ['--json', 'doctor']);
+    expect(doc.code, doc.stderr).toBe(1);
+    const problems = (JSON.parse(doc.stdout) as { problems: Array<{ kind: string; path: string }> }).problems;
+    for (const name of split) expect(problems.some((p) => p.kind === 'unreadable queue' && p.path.endsWith(`/pending/${name}`)), JSON.stringify(problems)).toBe(true);
+    console.log(`[split-brain] ${fsKind}: ${split.length} queue folder(s) in split-brain; a worker served 30 jobs beside them and reported ${reported.length}; ls, status and doctor named them and went on`);
+  }, 240_000);
+});
