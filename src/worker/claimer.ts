@@ -446,8 +446,9 @@ export class Claimer {
 }
 
 
+/** Whether this user may list `dir`; a folder broken alone (EIO while pending/ lists) is noted for the worker's report. */
 function canRead(dir: string): boolean {
-  try { fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK); return true; } catch { return false; }
+  try { fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK); return true; } catch (err) { brokenAlone(dir, err); return false; }
 }
 
 /** Up to `max` job names of a folder, in directory order, leaving out those `skip` says (not counted). */
