@@ -218,6 +218,11 @@ export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): Rea
   }
 }
 
+/** Wait `ms` without returning to the event loop: the pause of a synchronous look-again loop (a stale lookup, a folder being made elsewhere). */
+export function pauseSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /** unlink(2), ignoring any error: for temporaries that may already be gone. */
 export function unlinkQuietly(path: string): void {
   try { fss.unlinkSync(path); } catch { /* gone already */ }

@@ -16,11 +16,11 @@
 import * as fss from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { mkdir, lstat, readdir } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { COMPOSITE } from '../defaults.js';
 import { ZcqError, errnoOf, isGone } from '../errors.js';
-import { describeKind, kindOfStats, processUmask, type EntryKind } from './fsops.js';
+import { describeKind, kindOfStats, pauseSync, processUmask, type EntryKind } from './fsops.js';
 
 export interface SpoolModes {
   /** The group every entry gets (chgrp at init, setgid folders after), or null for a private spool. */
@@ -133,29 +133,8 @@ function fchmodChecked(path: string, want: 'folder' | 'file', mode: number, gid:
  * A folder another machine is making at the same moment may answer "look again" for a while: on a
  * GlusterFS distributed volume mkdir then fails with ESTALE, or with EEXIST while a lookup still says
  * ENOENT or ESTALE (both seen: three machines putting into one new queue). Either is tried again, with
- * growing pauses, for up to COMPOSITE.staleLookupMs.
+ * growing pauses, for up to COMPOSITE.staleLookupMs (synchronous pauses: it is rare and short).
  */
-export async function mkdirMode(path: string, modes: SpoolModes): Promise<boolean> {
-  const until = Date.now() + COMPOSITE.staleLookupMs;
-  for (let pauseMs = 10; ; pauseMs = Math.min(pauseMs * 2, 200)) {
-    try {
-      await mkdir(path, modes.dirMode & 0o1777);
-      break;
-    } catch (err) {
-      if (errnoOf(err) === 'ESTALE' && Date.now() < until) { await new Promise((res) => setTimeout(res, pauseMs)); continue; }
-      if (errnoOf(err) !== 'EEXIST') throw err;
-      let st: fss.Stats | null = null;
-      let lookErr: unknown = null;
-      try { st = await lstat(path); } catch (e) { lookErr = e; }
-      if (st?.isDirectory()) return false;
-      if (st === null && isGone(lookErr) && Date.now() < until) { await new Promise((res) => setTimeout(res, pauseMs)); continue; }
-      throw notAFolder(path, st);
-    }
-  }
-  if (dirNeedsChmod(modes.dirMode)) fchmodChecked(path, 'folder', modes.dirMode, null);
-  return true;
-}
-
 export function mkdirModeSync(path: string, modes: SpoolModes): boolean {
   const until = Date.now() + COMPOSITE.staleLookupMs;
   for (let pauseMs = 10; ; pauseMs = Math.min(pauseMs * 2, 200)) {
@@ -163,22 +142,23 @@ export function mkdirModeSync(path: string, modes: SpoolModes): boolean {
       fss.mkdirSync(path, modes.dirMode & 0o1777);
       break;
     } catch (err) {
-      if (errnoOf(err) === 'ESTALE' && Date.now() < until) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs); continue; }
+      if (errnoOf(err) === 'ESTALE' && Date.now() < until) { pauseSync(pauseMs); continue; }
       if (errnoOf(err) !== 'EEXIST') throw err;
       let st: fss.Stats | null = null;
       let lookErr: unknown = null;
       try { st = fss.lstatSync(path); } catch (e) { lookErr = e; }
       if (st?.isDirectory()) return false;
-      if (st === null && isGone(lookErr) && Date.now() < until) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs); continue; }
-      throw notAFolder(path, st);
+      if (st === null && isGone(lookErr) && Date.now() < until) { pauseSync(pauseMs); continue; }
+      throw Object.assign(new Error(`${path}: exists and ${st ? describeKind(kindOfStats(st)) : 'cannot be examined'}, not a folder`), { code: 'EEXIST', path });
     }
   }
   if (dirNeedsChmod(modes.dirMode)) fchmodChecked(path, 'folder', modes.dirMode, null);
   return true;
 }
 
-function notAFolder(path: string, st: fss.Stats | null): Error {
-  return Object.assign(new Error(`${path}: exists and ${st ? describeKind(kindOfStats(st)) : 'cannot be examined'}, not a folder`), { code: 'EEXIST', path });
+/** mkdirModeSync, for async callers. */
+export async function mkdirMode(path: string, modes: SpoolModes): Promise<boolean> {
+  return mkdirModeSync(path, modes);
 }
 
 /**

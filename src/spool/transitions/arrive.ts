@@ -76,7 +76,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import { parseJob, type Failure, type GroupRef, type Job } from '../../job/format.js';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, refusedAsExisting, unlinkQuietly } from '../fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, pauseSync, refusedAsExisting, unlinkQuietly } from '../fsops.js';
 import { jobPath, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { entryName, jobName, markerName, slotName } from '../names.js';
@@ -427,7 +427,7 @@ function untilSeen<T>(look: () => T | undefined): T | undefined {
   for (;;) {
     const answer = look();
     if (answer !== undefined || Date.now() > until) return answer;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    pauseSync(100);
   }
 }
 
