@@ -176,6 +176,14 @@ export interface Rig {
   mountPids(i: number): number[];
   /** GlusterFS: the brick processes (glusterfsd), in brick order; [] on sshfs. */
   brickPids(): number[];
+  /**
+   * GlusterFS: wait (up to timeoutMs, else throw saying what is missing) until the volume is whole again
+   * after a brick was down: every mount's client is connected to every brick (its `.meta` view), and on a
+   * replica no entry waits for a heal. A client reconnects to a restarted brick a moment after the
+   * restart, and until the heal a file's good copy may be on one brick only: a test that then takes the
+   * other brick away would see errors that belong to the previous test. No-op on sshfs.
+   */
+  waitVolumeWhole(timeoutMs?: number): Promise<void>;
   readonly cache: CacheOptions;
   /**
    * Upper bound (ms) of how long a mount can show stale metadata after another mount
@@ -881,6 +889,33 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
       staleWindowMs: Math.ceil((Math.max(cache.attrTimeout, cache.entryTimeout, cache.negativeTimeout) + cache.dirCacheTimeout + 2) * 1000),
       mountPids: (i) => pidsWithArg(kind === 'sshfs' ? 'sshfs' : 'glusterfs', machineAt(i).mount),
       brickPids: () => (kind === 'sshfs' ? [] : ['b1', 'b2'].flatMap((b) => pidsWithArg('glusterfsd', path.join(tmpDir, 'bricks', b)))),
+      async waitVolumeWhole(timeoutMs = 60_000) {
+        if (kind === 'sshfs') return;
+        const missing = (): string[] => {
+          const out: string[] = [];
+          for (const mnt of [exportDir, ...machines.map((m) => m.mount)]) {
+            for (const c of [0, 1]) {
+              let priv = '';
+              try { priv = fs.readFileSync(path.join(mnt, '.meta', 'graphs', 'active', `${volume}-client-${c}`, 'private'), 'utf8'); } catch (e) { priv = (e as Error).message; }
+              if (!/^connected = 1$/m.test(priv)) out.push(`${mnt} not connected to brick ${c + 1}`);
+            }
+          }
+          if (kind === 'gluster-replica') {
+            const h = glusterSync(['volume', 'heal', volume!, 'info']);
+            const counts = [...h.out.matchAll(/^Number of entries: (\S+)$/gm)].map((m) => m[1]);
+            if (!h.ok || counts.length !== 2 || counts.some((n) => n !== '0')) out.push(`heal info: entries ${counts.join(', ') || h.out.slice(0, 200)}`);
+          }
+          return out;
+        };
+        const deadline = performance.now() + timeoutMs;
+        for (;;) {
+          const m = missing();
+          if (m.length === 0) return;
+          if (performance.now() > deadline) throw new Error(`rig: volume ${volume} not whole after ${timeoutMs} ms: ${m.join('; ')}`);
+          if (kind === 'gluster-replica' && m.some((x) => x.startsWith('heal'))) glusterSync(['volume', 'heal', volume!]);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      },
       path: (i, ...parts) => path.join(machineAt(i).mount, ...parts),
       commandFor,
       spawn(i, cmd, args = [], o = {}) {
