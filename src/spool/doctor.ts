@@ -43,6 +43,7 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
   const { clock } = hooks;
   const problems: Problem[] = [];
   const repair = opts.repair ?? false;
+  const startedAt = performance.now();
 
   // 1. Leases.
   const stale: Problem[] = [];
@@ -152,8 +153,8 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
   const left = repair ? await cleanLeftovers(l, clock, ageOpts) : await findLeftovers(l, clock, ageOpts);
   for (const f of left) problems.push({ kind: 'leftover', path: f.path, detail: `${f.what}, ${Math.round(f.ageMs / 1000)} s old`, repaired: repair });
 
-  // 7. Folders that failed to list while their parent listed (queues.ts brokenAlone): skipped above.
-  for (const [path, error] of brokenFolders()) {
+  // 7. Folders that failed to list in this run while their parent listed (queues.ts brokenAlone): skipped above.
+  for (const [path, error] of brokenFolders(startedAt)) {
     if (!path.startsWith(l.root + '/')) continue;
     problems.push({ kind: 'unreadable queue', path, detail: `answers ${error} while its parent lists: not checked, and workers skip it (on GlusterFS a folder in gfid split-brain: docs/nfs.md)`, repaired: false });
   }

@@ -11,10 +11,12 @@ import { QUEUE_NAME } from './layout.js';
 export interface Entry { name: string; kind: 'dir' | 'file' | 'symlink' | 'other' }
 
 /**
- * Folders found broken alone in this process (see brokenAlone), with the error each answered. Bounded: a
- * spool with more broken folders than this has bigger trouble than its warnings.
+ * Folders found broken alone in this process (see brokenAlone): the error each answered and when
+ * (performance.now()) it last did, so that a long-lived process asking again (a doctor run, a dashboard)
+ * hears of a folder that has mended no more. Bounded: a spool with more broken folders than this has bigger
+ * trouble than its warnings.
  */
-const broken = new Map<string, string>();
+const broken = new Map<string, { error: string; seenAt: number }>();
 const BROKEN_MAX = 1000;
 
 /**
@@ -27,13 +29,18 @@ const BROKEN_MAX = 1000;
 export function brokenAlone(dir: string, err: unknown): boolean {
   if (!isMountGone(err)) return false;
   try { fs.readdirSync(dirname(dir)); } catch { return false; }
-  if (!broken.has(dir) && broken.size < BROKEN_MAX) broken.set(dir, errnoOf(err) ?? String(err));
+  if (broken.has(dir) || broken.size < BROKEN_MAX) broken.set(dir, { error: errnoOf(err) ?? String(err), seenAt: performance.now() });
   return true;
 }
 
-/** The folders brokenAlone skipped in this process so far, with the error each answered. */
-export function brokenFolders(): ReadonlyMap<string, string> {
-  return broken;
+/**
+ * The folders brokenAlone skipped in this process, with the error each answered: all of them, or those
+ * that answered so at or after `since` (performance.now() of a caller's start).
+ */
+export function brokenFolders(since = -Infinity): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [dir, b] of broken) if (b.seenAt >= since) out.set(dir, b.error);
+  return out;
 }
 
 /** Entries of a folder with their kind (d_type, or lstat where the file system does not say); [] when the folder is gone or broken alone. */
