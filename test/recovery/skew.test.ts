@@ -52,7 +52,10 @@ describe.skipIf(!existsSync(LIB))('clock skew (faketime ±5 min)', () => {
     // Not before the lease can have lapsed (last beat ≤ 300 ms before the kill), and within lease + poll + slack.
     expect(tookMs).toBeGreaterThan(1600);
     expect(tookMs).toBeLessThan(2000 + 100 + 1500);
-    const by = [ahead, behind].filter((p) => events(p.output()).some((e) => e.event === 'job.recovered' && e.id === held));
+    // The recoverer logs job.recovered just after the move this test saw: its line may still be on the way.
+    const recoveredBy = () => [ahead, behind].filter((p) => events(p.output()).some((e) => e.event === 'job.recovered' && e.id === held));
+    await until(() => recoveredBy().length > 0, 5_000).catch(() => {});
+    const by = recoveredBy();
     expect(by).toHaveLength(1);
     const back = jobIn(spool, 'pending', held!)!;
     expect(back.history.map((h: any) => [h.outcome, h.pid])).toEqual([['interrupted', victim.pid]]);
