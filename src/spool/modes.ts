@@ -17,10 +17,10 @@ import * as fss from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { lstat, readdir } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { COMPOSITE } from '../defaults.js';
 import { ZcqError, errnoOf, isGone } from '../errors.js';
-import { describeKind, kindOfStats, pauseSync, processUmask, type EntryKind } from './fsops.js';
+import { describeKind, kindOfStats, pauseSync, processUmask, unlinkQuietly, type EntryKind } from './fsops.js';
 
 export interface SpoolModes {
   /** The group every entry gets (chgrp at init, setgid folders after), or null for a private spool. */
@@ -130,12 +130,54 @@ function fchmodChecked(path: string, want: 'folder' | 'file', mode: number, gid:
  * false when a real folder was there already (its mode is left alone: doctor reports it). Throws EEXIST
  * when something else is at `path` (a symlink, a file).
  *
- * A folder another machine is making at the same moment may answer "look again" for a while: on a
+ * Two machines must not mkdir one name at the same moment. On a GlusterFS replica volume that can give the
+ * folder a different gfid on each brick: with cluster.favorite-child-policy the heal keeps one and moves the
+ * other, with whatever a put had already renamed into it, to the brick's landfill — a put that succeeded
+ * and whose job is gone (three machines putting into 40 new queues at once lost a job in 4 of 6 runs on a
+ * loaded machine); without the policy the folder answers EIO for good (docs/nfs.md). An exclusive create
+ * of one name is safe there (a race has one winner, the others get EEXIST), so the makers of `path` take
+ * turns through a lock file beside it, `.mkdir.NAME` (a dot-name: every reader skips it). Whoever finds the
+ * lock taken waits for the folder; a lock older than the wait (its maker died between create and unlink,
+ * or a co-user planted it) is removed and the folder made without it.
+ *
+ * A folder another machine is making at the same moment may still answer "look again" for a while: on a
  * GlusterFS distributed volume mkdir then fails with ESTALE, or with EEXIST while a lookup still says
  * ENOENT or ESTALE (both seen: three machines putting into one new queue). Either is tried again, with
  * growing pauses, for up to COMPOSITE.staleLookupMs (synchronous pauses: it is rare and short).
  */
 export function mkdirModeSync(path: string, modes: SpoolModes): boolean {
+  const lock = join(dirname(path), `.mkdir.${basename(path)}`);
+  const locked = takeMkdirLock(lock);
+  if (locked === 'busy') {
+    const until = Date.now() + COMPOSITE.staleLookupMs;
+    for (let pauseMs = 10; Date.now() < until; pauseMs = Math.min(pauseMs * 2, 200)) {
+      pauseSync(pauseMs);
+      try { if (fss.lstatSync(path).isDirectory()) return false; } catch { /* not yet */ }
+    }
+    unlinkQuietly(lock);
+  }
+  try {
+    return mkdirRetryingSync(path, modes);
+  } finally {
+    if (locked === 'ours') unlinkQuietly(lock);
+  }
+}
+
+/**
+ * Create `lock` exclusively (never following a planted symlink, never opening what is there): 'ours', or
+ * 'busy' when it exists (another maker has it). Any other error (a read-only or missing parent) is left to
+ * the mkdir, which meets it too and names it: 'none'.
+ */
+function takeMkdirLock(lock: string): 'ours' | 'busy' | 'none' {
+  try {
+    fss.closeSync(fss.openSync(lock, fss.constants.O_WRONLY | fss.constants.O_CREAT | fss.constants.O_EXCL | fss.constants.O_NOFOLLOW, 0o600));
+    return 'ours';
+  } catch (err) {
+    return errnoOf(err) === 'EEXIST' ? 'busy' : 'none';
+  }
+}
+
+function mkdirRetryingSync(path: string, modes: SpoolModes): boolean {
   const until = Date.now() + COMPOSITE.staleLookupMs;
   for (let pauseMs = 10; ; pauseMs = Math.min(pauseMs * 2, 200)) {
     try {

@@ -1,10 +1,10 @@
 // The spool's modes, whatever the creator's umask: run in child processes with umask 077 and 022.
 import { afterAll, describe, expect, it } from 'vitest';
-import { chmodSync, lstatSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as modes from '../../dist/spool/modes.js';
 import { cleanupTemp, tempDir } from '../helpers.js';
-import { distUrl, isRoot, mkfifo, runNode, victim } from './util.js';
+import { distUrl, isRoot, mkfifo, runNode, sha256, victim } from './util.js';
 
 afterAll(cleanupTemp);
 
@@ -154,4 +154,50 @@ describe('checkModes', () => {
     const unknown = await modes.checkModes(root, modes.sharedModes('no-such-group-zcq'));
     expect(unknown.filter((p) => p.why.includes('does not exist'))).toHaveLength(1);
   });
+});
+
+describe('mkdirModeSync: makers of one folder take turns through .mkdir.NAME', () => {
+  it('a maker that finds the lock taken waits for the folder and does not make it itself', () => {
+    const base = tempDir('zcq-mklock-');
+    writeFileSync(join(base, '.mkdir.q'), ''); // another machine is making q
+    // The child makes q; meanwhile (300 ms on) the lock holder makes it and lets go of the lock.
+    const r = runNode(`
+      import { spawn } from 'node:child_process';
+      const m = await import(${M});
+      const helper = spawn(process.execPath, ['-e', ${JSON.stringify(`setTimeout(() => { require('fs').mkdirSync(${JSON.stringify(join(base, 'q'))}); require('fs').unlinkSync(${JSON.stringify(join(base, '.mkdir.q'))}); }, 300)`)}]);
+      const t0 = Date.now();
+      const made = m.mkdirModeSync(${JSON.stringify(join(base, 'q'))}, m.PRIVATE_MODES);
+      out({ made, waitedMs: Date.now() - t0 });
+      helper.kill();
+    `, { timeoutMs: 10_000 });
+    expect(r.ok, r.stderr).toBe(true);
+    expect(r.value.made).toBe(false);
+    expect(r.value.waitedMs).toBeGreaterThanOrEqual(250);
+    expect(readdirSync(base).sort()).toEqual(['q']);
+  });
+
+  it('no lock is left after a make, and a made folder is not made again', () => {
+    const base = tempDir('zcq-mklock-');
+    expect(modes.mkdirModeSync(join(base, 'q'), modes.PRIVATE_MODES)).toBe(true);
+    expect(modes.mkdirModeSync(join(base, 'q'), modes.PRIVATE_MODES)).toBe(false);
+    expect(readdirSync(base)).toEqual(['q']);
+  });
+
+  it('a lock nobody lets go of (a maker died, or a co-user planted a symlink or a FIFO there) is removed after the wait, never followed or opened', () => {
+    const base = tempDir('zcq-mklock-');
+    const v = victim(base);
+    symlinkSync(v.path, join(base, '.mkdir.a'));
+    mkfifo(join(base, '.mkdir.b'));
+    const r = runNode(`
+      const m = await import(${M});
+      const t0 = Date.now();
+      const made = ['a', 'b'].map((n) => m.mkdirModeSync(${JSON.stringify(base)} + '/' + n, m.PRIVATE_MODES));
+      out({ made, ms: Date.now() - t0 });
+    `, { timeoutMs: 20_000 });
+    expect(r.ok, r.stderr).toBe(true);
+    expect(r.value.made).toEqual([true, true]);
+    expect(r.value.ms).toBeGreaterThanOrEqual(2 * 4_900); // COMPOSITE.staleLookupMs each
+    expect(readdirSync(base).sort()).toEqual(['a', 'b', 'victim.txt']);
+    expect(sha256(v.path)).toBe(v.hash);
+  }, 30_000);
 });
