@@ -171,6 +171,13 @@ export const QUOTA_BOUNDS = {
  * last listing, and at once when the limit changed or the remembered slot was taken. A lowered limit is
  * thus applied to new starts within a poll plus this much.
  */
+/**
+ * How long a maker of a spool folder waits for another maker holding its `.mkdir.NAME` lock (spool/modes.ts)
+ * before it removes the lock and makes the folder itself. The holder's turn is one lookup and one mkdir;
+ * the wait is synchronous (a worker's finish makes done/QUEUE in line), so it is kept short.
+ */
+export const MKDIR_LOCK_WAIT_MS = 1 * SECOND;
+
 export const QUOTA_RELIST_MS = 1 * SECOND;
 /**
  * A wait mark (quotas/NAME/w.LEASE, made by a taker that found no free slot) counts for the fair share

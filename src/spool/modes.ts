@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { lstat, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { COMPOSITE } from '../defaults.js';
+import { COMPOSITE, MKDIR_LOCK_WAIT_MS } from '../defaults.js';
 import { ZcqError, errnoOf, isGone } from '../errors.js';
 import { describeKind, kindOfStats, pauseSync, processUmask, unlinkQuietly, type EntryKind } from './fsops.js';
 
@@ -137,8 +137,9 @@ function fchmodChecked(path: string, want: 'folder' | 'file', mode: number, gid:
  * loaded machine); without the policy the folder answers EIO for good (docs/nfs.md). An exclusive create
  * of one name is safe there (a race has one winner, the others get EEXIST), so the makers of `path` take
  * turns through a lock file beside it, `.mkdir.NAME` (a dot-name: every reader skips it). Whoever finds the
- * lock taken waits for the folder; a lock older than the wait (its maker died between create and unlink,
- * or a co-user planted it) is removed and the folder made without it.
+ * lock taken waits for the folder, up to MKDIR_LOCK_WAIT_MS; a lock held longer (its maker died between
+ * create and unlink, or a co-user planted it) is removed and the folder made without it, and one that is
+ * not a regular file (a planted FIFO or symlink: never opened, never followed) is removed at once.
  *
  * A folder another machine is making at the same moment may still answer "look again" for a while: on a
  * GlusterFS distributed volume mkdir then fails with ESTALE, or with EEXIST while a lookup still says
@@ -149,8 +150,10 @@ export function mkdirModeSync(path: string, modes: SpoolModes): boolean {
   const lock = join(dirname(path), `.mkdir.${basename(path)}`);
   const locked = takeMkdirLock(lock);
   if (locked === 'busy') {
-    const until = Date.now() + COMPOSITE.staleLookupMs;
-    for (let pauseMs = 10; Date.now() < until; pauseMs = Math.min(pauseMs * 2, 200)) {
+    let isLock = false;
+    try { isLock = fss.lstatSync(lock).isFile(); } catch { /* let go meanwhile */ }
+    const until = Date.now() + (isLock ? MKDIR_LOCK_WAIT_MS : 0);
+    for (let pauseMs = 5; Date.now() < until; pauseMs = Math.min(pauseMs * 2, 100)) {
       pauseSync(pauseMs);
       try { if (fss.lstatSync(path).isDirectory()) return false; } catch { /* not yet */ }
     }
