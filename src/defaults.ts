@@ -165,19 +165,19 @@ export const QUOTA_BOUNDS = {
 } as const satisfies Record<string, Range>;
 
 /**
- * Taking a quota slot (transitions/quota-take.ts). A worker process remembers which slot numbers it freed
- * and tries one of them first, with one exclusive create and no listing; it lists the quota folder again
- * (the full check: how many slots are held, none numbered over the limit) at most QUOTA_RELIST_MS after the
- * last listing, and at once when the limit changed or the remembered slot was taken. A lowered limit is
- * thus applied to new starts within a poll plus this much.
- */
-/**
  * How long a maker of a spool folder waits for another maker holding its `.mkdir.NAME` lock (spool/modes.ts)
  * before it removes the lock and makes the folder itself. The holder's turn is one lookup and one mkdir;
  * the wait is synchronous (a worker's finish makes done/QUEUE in line), so it is kept short.
  */
 export const MKDIR_LOCK_WAIT_MS = 1 * SECOND;
 
+/**
+ * Taking a quota slot (transitions/quota-take.ts). A worker process remembers which slot numbers it freed
+ * and tries one of them first, with one exclusive create and no listing; it lists the quota folder again
+ * (the full check: how many slots are held, none numbered over the limit) at most QUOTA_RELIST_MS after the
+ * last listing, and at once when the limit changed or the remembered slot was taken. A lowered limit is
+ * thus applied to new starts within a poll plus this much.
+ */
 export const QUOTA_RELIST_MS = 1 * SECOND;
 /**
  * A wait mark (quotas/NAME/w.LEASE, made by a taker that found no free slot) counts for the fair share

@@ -148,16 +148,11 @@ function fchmodChecked(path: string, want: 'folder' | 'file', mode: number, gid:
  */
 export function mkdirModeSync(path: string, modes: SpoolModes): boolean {
   const lock = join(dirname(path), `.mkdir.${basename(path)}`);
-  const locked = takeMkdirLock(lock);
-  if (locked === 'busy') {
-    let isLock = false;
-    try { isLock = fss.lstatSync(lock).isFile(); } catch { /* let go meanwhile */ }
-    const until = Date.now() + (isLock ? MKDIR_LOCK_WAIT_MS : 0);
-    for (let pauseMs = 5; Date.now() < until; pauseMs = Math.min(pauseMs * 2, 100)) {
-      pauseSync(pauseMs);
-      try { if (fss.lstatSync(path).isDirectory()) return false; } catch { /* not yet */ }
-    }
-    unlinkQuietly(lock);
+  let locked = takeMkdirLock(lock);
+  // Two rounds: two makers that both removed a dead lock take turns again; a third at once is not waited for.
+  for (let round = 0; locked === 'busy' && round < 2; round++) {
+    if (madeByOtherMaker(lock, path)) return false;
+    locked = takeMkdirLock(lock);
   }
   try {
     return mkdirRetryingSync(path, modes);
@@ -178,6 +173,26 @@ function takeMkdirLock(lock: string): 'ours' | 'busy' | 'none' {
   } catch (err) {
     return errnoOf(err) === 'EEXIST' ? 'busy' : 'none';
   }
+}
+
+/**
+ * `lock` was taken: wait up to MKDIR_LOCK_WAIT_MS for its maker's folder at `path` (true once it is there).
+ * A lock held longer, or one that is not a regular file, is removed (false: make the folder).
+ */
+function madeByOtherMaker(lock: string, path: string): boolean {
+  const isDir = () => { try { return fss.lstatSync(path).isDirectory(); } catch { return false; } };
+  let kind: 'lock' | 'odd' | 'gone' = 'gone';
+  try { kind = fss.lstatSync(lock).isFile() ? 'lock' : 'odd'; } catch { /* let go meanwhile */ }
+  if (kind === 'gone') return isDir();
+  if (kind === 'lock') {
+    const until = Date.now() + MKDIR_LOCK_WAIT_MS;
+    for (let pauseMs = 5; Date.now() < until; pauseMs = Math.min(pauseMs * 2, 100)) {
+      pauseSync(pauseMs);
+      if (isDir()) return true;
+    }
+  }
+  unlinkQuietly(lock);
+  return false;
 }
 
 function mkdirRetryingSync(path: string, modes: SpoolModes): boolean {
