@@ -1,7 +1,8 @@
 // Issue 17: a GlusterFS replica 2 volume without cluster.favorite-child-policy leaves a folder that several
 // machines made at once in gfid split-brain now and then (a different gfid on each brick): EIO through every
-// mount, for good (docs/nfs.md). zcq's own makers take turns (spool/modes.ts), but other tools do not. One such queue folder must cost only its own jobs: workers go on serving the
-// other queues, and the operators' commands report it and go on.
+// mount, for good (docs/nfs.md). zcq's own makers take turns (spool/modes.ts), but other tools do not.
+// One such queue folder must cost only its own jobs: workers go on serving the other queues, and the
+// operators' commands report it and go on.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
