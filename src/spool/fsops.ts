@@ -223,6 +223,15 @@ export function pauseSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/**
+ * A folder, not a symbolic link to one (nor anything else planted at its name); false when nothing is there.
+ * throwIfNoEntry: most looks find nothing (no deps/ID for nearly every ending job), and building the ENOENT
+ * error costs more than the lstat.
+ */
+export function isRealDir(path: string): boolean {
+  try { return fss.lstatSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false; } catch { return false; }
+}
+
 /** unlink(2), ignoring any error: for temporaries that may already be gone. */
 export function unlinkQuietly(path: string): void {
   try { fss.unlinkSync(path); } catch { /* gone already */ }

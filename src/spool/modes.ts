@@ -20,7 +20,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { COMPOSITE, MKDIR_LOCK_WAIT_MS } from '../defaults.js';
 import { ZcqError, errnoOf, isGone } from '../errors.js';
-import { describeKind, kindOfStats, pauseSync, processUmask, unlinkQuietly, type EntryKind } from './fsops.js';
+import { describeKind, isRealDir, kindOfStats, pauseSync, processUmask, unlinkQuietly, type EntryKind } from './fsops.js';
 
 export interface SpoolModes {
   /** The group every entry gets (chgrp at init, setgid folders after), or null for a private spool. */
@@ -180,15 +180,14 @@ function takeMkdirLock(lock: string): 'ours' | 'busy' | 'none' {
  * A lock held longer, or one that is not a regular file, is removed (false: make the folder).
  */
 function madeByOtherMaker(lock: string, path: string): boolean {
-  const isDir = () => { try { return fss.lstatSync(path).isDirectory(); } catch { return false; } };
   let kind: 'lock' | 'odd' | 'gone' = 'gone';
   try { kind = fss.lstatSync(lock).isFile() ? 'lock' : 'odd'; } catch { /* let go meanwhile */ }
-  if (kind === 'gone') return isDir();
+  if (kind === 'gone') return isRealDir(path);
   if (kind === 'lock') {
     const until = Date.now() + MKDIR_LOCK_WAIT_MS;
     for (let pauseMs = 5; Date.now() < until; pauseMs = Math.min(pauseMs * 2, 100)) {
       pauseSync(pauseMs);
-      if (isDir()) return true;
+      if (isRealDir(path)) return true;
     }
   }
   unlinkQuietly(lock);

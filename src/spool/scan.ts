@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { isGone } from '../errors.js';
+import { isRealDir } from './fsops.js';
 import { QUEUED_STATES, STATES, queueDir, type JobState, type Layout } from './layout.js';
 import { deadLeaseOf } from './lease.js';
 import { BUCKET, PRIORITY_FOLDERS, idFromName, jobName, parseClaimedName, parseDeferredName, priorityOfFolder } from './names.js';
@@ -80,10 +81,6 @@ export function* scanState(l: Layout, state: JobState, queue?: string): Generato
   }
 }
 
-/** A folder, not a symbolic link to one. */
-export function isRealDir(path: string): boolean {
-  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
-}
 
 function* scanLease(dir: string, worker: string, queue?: string): Generator<Located> {
   for (const name of names(dir)) {

@@ -32,10 +32,10 @@ import { WORKER_BOUNDS } from '../defaults.js';
 import { isGone } from '../errors.js';
 import { queueDir, type Layout } from '../spool/layout.js';
 import type { Lease } from '../spool/lease.js';
-import { MAX_JOB_BYTES, readRegularFileSync } from '../spool/fsops.js';
+import { MAX_JOB_BYTES, isRealDir, readRegularFileSync } from '../spool/fsops.js';
 import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
 import { brokenAlone, listQueues, pausedQueues } from '../spool/queues.js';
-import { hasJobs, isRealDir, readNames } from '../spool/scan.js';
+import { hasJobs, readNames } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
 import { dueIn } from '../spool/transitions/promote.js';
 

@@ -76,7 +76,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import { parseJob, type Failure, type GroupRef, type Job } from '../../job/format.js';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, pauseSync, refusedAsExisting, unlinkQuietly } from '../fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, isRealDir, pauseSync, readRegularFileSync, refusedAsExisting, unlinkQuietly } from '../fsops.js';
 import { jobPath, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { entryName, jobName, markerName, slotName } from '../names.js';
@@ -442,10 +442,6 @@ function runOf(path: string): string | null {
 
 function exists(path: string): boolean {
   try { fs.lstatSync(path); return true; } catch (err) { if (errnoOf(err) === 'ENOENT') return false; throw err; }
-}
-
-function isRealDir(path: string): boolean {
-  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
 }
 
 function sameFile(a: string, b: string): boolean {

@@ -29,7 +29,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import { newJob, serializeJob, type Job } from '../../job/format.js';
-import { fsyncDirSync, renameStrictSync, unlinkQuietly, writeReplaceSync } from '../fsops.js';
+import { fsyncDirSync, isRealDir, renameStrictSync, unlinkQuietly, writeReplaceSync } from '../fsops.js';
 import { queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { callbackId, jobName } from '../names.js';
@@ -92,8 +92,4 @@ export function forgetCallbacks(l: Layout, parent: string): void {
 
 function dropStage(stage: string): void {
   try { fs.rmSync(stage, { recursive: true, force: true }); } catch { /* tmp/ is swept */ }
-}
-
-function isRealDir(path: string): boolean {
-  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
 }

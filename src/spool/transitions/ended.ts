@@ -30,6 +30,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Job } from '../../job/format.js';
 import type { Layout } from '../layout.js';
+import { isRealDir } from '../fsops.js';
 import { arriveInGroup } from './arrive.js';
 import { forgetCallbacks, putCallback } from './callback.js';
 import { dropEdges, settleDependents, settleWaiting } from './release.js';
@@ -71,10 +72,6 @@ export function forgetCompositeOf(l: Layout, id: string): void {
     if (isRealDir(dir)) fs.rmSync(dir, { recursive: true, force: true });
   }
   forgetCallbacks(l, id);
-}
-
-function isRealDir(path: string): boolean {
-  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
 }
 
 /** A record now in waiting/ (it awaits a composite): settle it once, in case what it awaits has ended already. */

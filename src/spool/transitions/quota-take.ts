@@ -43,7 +43,7 @@ import type { Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { QUOTA_FAIR_SHARE_MAX_LIMIT, QUOTA_RELIST_MS, QUOTA_WAIT_MARK_TTL_MS } from '../../defaults.js';
 import { SAFE_NAME } from '../../job/format.js';
-import { createExclusiveOpenSync, refusedAsExisting, unlinkQuietly } from '../fsops.js';
+import { createExclusiveOpenSync, isRealDir, refusedAsExisting, unlinkQuietly } from '../fsops.js';
 import { SLOT_INODE_PREFIX, WAIT_MARK, dropWaitMarksOf, hostOfLease, quotaDir, quotaEntries, readLimit, slotHolder, takerState, type TakerState } from '../quota.js';
 import { releaseSlots } from './quota-release.js';
 import { step } from './steps.js';
@@ -336,10 +336,6 @@ function createSlot(l: Layout, path: string, token: string): boolean {
   }
   writeToken(fd, path, token);
   return true;
-}
-
-function isRealDir(p: string): boolean {
-  try { return fs.lstatSync(p).isDirectory(); } catch { return false; }
 }
 
 /**

@@ -39,7 +39,7 @@ import { join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { parseJob, JobFormatError, type Job } from '../../job/format.js';
 import { recordInterrupt, recordUntouched, type Next } from '../../job/policy.js';
-import { MAX_JOB_BYTES, listNames, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { MAX_JOB_BYTES, isRealDir, listNames, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { QUEUE_NAME, type Layout } from '../layout.js';
 import { deadLeaseOf, holderInfoFrom, judgeLease, type HolderInfo, type Lease } from '../lease.js';
 import { DEAD_SUFFIX, parseClaimedName, runToken } from '../names.js';
@@ -205,8 +205,4 @@ export async function settleClaimedFile(layout: Layout, me: Lease, path: string,
  */
 function forgetHeartbeat(layout: Layout, me: Lease, dir: string, worker: string): void {
   if (me.folderIsOurs() && !isRealDir(dir)) unlinkQuietly(join(layout.workers, `${worker}.json`));
-}
-
-function isRealDir(path: string): boolean {
-  try { return fs.lstatSync(path).isDirectory(); } catch { return false; }
 }

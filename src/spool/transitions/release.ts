@@ -38,7 +38,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { JobFormatError, parseJob, type Job } from '../../job/format.js';
-import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
+import { MAX_JOB_BYTES, fsyncDirSync, isRealDir, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
 import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { edgeName, jobName, parseEdge, runToken } from '../names.js';
@@ -248,9 +248,4 @@ export async function sweepWaiting(l: Layout, durable: boolean, opts: { limit?: 
     if (await quarantine(l, o.path, o.name, o.why, { mode: l.modes.fileMode, durable }).catch(() => null)) quarantined++;
   }
   return { released, quarantined, next };
-}
-
-function isRealDir(path: string): boolean {
-  // throwIfNoEntry: nearly every ending job has no deps/ID, and building the ENOENT error costs more than the lstat.
-  try { return fs.lstatSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false; } catch { return false; }
 }
