@@ -96,8 +96,6 @@ export class Claimer {
    */
   private higherEmptyAt = -Infinity;
   private higherEmptyRank = -1;
-  /** A priority folder was made or removed in a served queue since the levels were read. */
-  private levelsStale = false;
   /** A folder was made or removed in pending/ (a new queue, say) since the queues were read. */
   private queuesStale = false;
   /**
@@ -309,7 +307,9 @@ export class Claimer {
             // pending/ itself: a new queue folder or a loose file; or an event without a usable name
             // (in a queue folder: perhaps a priority folder made or removed).
             this.scanDue = true;
-            if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.levelsStale = true;
+            // A priority folder made or removed: refreshQueues re-reads the levels and watches a new one at
+            // once (jobs renamed into an unwatched folder would wait for the next poll).
+            if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.queuesStale = true;
             // A queue folder made by a put: serve it now rather than at the next poll.
             if (queue === '' && (!name || idFromName(name) === null)) this.queuesStale = true;
           } else {
@@ -348,7 +348,6 @@ export class Claimer {
         yieldAt = performance.now() + CLAIM_YIELD_MS;
       }
       if (this.queuesStale) { this.queuesStale = false; this.refreshQueues(); }
-      if (this.levelsStale) { this.levelsStale = false; this.refreshLevels(); }
       // A scan is due and candidates are left: a job of a higher priority than the next one's may have come.
       if (this.scanDue && !rescanned && this.candidates.length > 0 && this.higherWaiting(rankOf(this.candidates[this.candidates.length - 1]!.level))) this.candidates = [];
       if (this.candidates.length === 0) {
