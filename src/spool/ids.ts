@@ -31,6 +31,10 @@ export function newWorkerId(kind: 'worker' | 'client' = 'worker'): string {
   return `${host}.${process.pid}.${rand36(6)}${kind === 'client' ? '-client' : ''}`;
 }
 
+/** A worker's lease folder name (not a client's, not a dot-name, nothing planted under another shape). */
+const WORKER_LEASE_NAME = /^[A-Za-z0-9_-]{1,40}\.\d{1,10}\.[0-9a-z]{6}$/;
+export function isWorkerLeaseName(name: string): boolean { return WORKER_LEASE_NAME.test(name); }
+
 /** A short unique token for temp names. */
 export function newToken(): string {
   return `${process.pid.toString(36)}${rand36(8)}`;

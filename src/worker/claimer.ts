@@ -13,6 +13,8 @@
  * - Claim cost does not grow with the backlog: a scan reads at most SCAN_WINDOW names per queue and claims
  *   many from them (a folder a mount lists without entry types is read whole, by names: scan.ts readNames). Explicit queues are served in the order given (the first that has work wins); with
  *   no list, every queue is served in turn, so one queue's backlog cannot starve another.
+ * - Workers reading one folder take their own share of its names first (scan: a hash of the name among
+ *   the worker leases in claimed/), so that they do not all try the same files, then help with the rest.
  * - File-change events name the file: a job arriving while the worker has nothing else to look at is
  *   claimed by that name, without reading the folder. Any other wake (the poll timer, a freed slot,
  *   promoted or recovered jobs) sets `scanDue`, so a lost or coalesced event only delays a job to the next poll.
@@ -34,6 +36,7 @@ import { queueDir, type Layout } from '../spool/layout.js';
 import type { Lease } from '../spool/lease.js';
 import { MAX_JOB_BYTES, isRealDir, readRegularFileSync } from '../spool/fsops.js';
 import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
+import { isWorkerLeaseName } from '../spool/ids.js';
 import { brokenAlone, listQueues, pausedQueues } from '../spool/queues.js';
 import { hasJobs, readNames } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
@@ -60,7 +63,24 @@ function putBackKey(queue: string, level: string, name: string): string {
   return level ? `${queue}/${level}/${name}` : `${queue}/${name}`;
 }
 
-interface Candidate { queue: string; name: string; /** '' (priority 5) or pN */ level: string }
+/** How often a scan re-reads which workers share the spool (the lease folders in claimed/); each owns a share of every folder's names. */
+const SIBLINGS_RECHECK_MS = 1000;
+/** Lease folders counted at most: names planted in claimed/ can only make every share smaller (more races), never stop a claim. */
+const SIBLINGS_MAX = 256;
+
+interface Candidate {
+  queue: string; name: string; /** '' (priority 5) or pN */ level: string;
+  /** Not a name: the names after this one are other workers' share, listed by a scan that may be stale by now. */
+  rescan?: true;
+}
+
+/** FNV-1a of a name: which worker's share a job name falls in (the same answer on every machine). */
+function shareHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) { h ^= name.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  return h >>> 0;
+}
+
 
 /** A priority folder's place in claim order: p0 is 0, the queue folder itself 5, p9 9. */
 function rankOf(level: string): number { return level === '' ? 5 : Number(level[1]); }
@@ -105,6 +125,8 @@ export class Claimer {
    * one wasted rename a job (a round trip on NFS).
    */
   private readonly ownClaims = new Set<string>();
+  /** The worker leases in claimed/ when last read (sorted, ours included), and when (performance.now). */
+  private siblings: { at: number; names: string[] } = { at: -Infinity, names: [] };
 
   constructor(
     private readonly layout: Layout,
@@ -363,11 +385,17 @@ export class Claimer {
         // The scan sees every file the hints name: drop them rather than try each twice.
         this.hints.length = 0;
         this.scanDue = false;
-        if (this.scan()) this.scanDue = true;
+        if (this.scan(lease.id)) this.scanDue = true;
         rescanned = true;
         if (this.candidates.length === 0) break;
       }
       const c = this.candidates.pop()!;
+      if (c.rescan) {
+        // Our share of this folder is taken; the rest are other workers' names, which their owners may
+        // have taken since the scan. A fresh look first, unless this call just made one.
+        if (!rescanned) { this.candidates = []; this.scanDue = true; }
+        continue;
+      }
       if (this.held.has(c.queue)) continue;
       seen++;
       const got = claimJob(lease, c.queue, c.name, c.level);
@@ -386,9 +414,17 @@ export class Claimer {
   /**
    * Read up to SCAN_WINDOW names per active queue, its priority folders in order (the window is shared:
    * a full p0/ leaves no room for p9/); true when a window filled (more behind it).
+   *
+   * Workers reading one folder would each try every name they listed, so with N workers a claim cost N-1
+   * lost races (a failed rename and a look: two round trips on a network mount). Instead each worker owns
+   * a share of the names — those whose hash modulo the number of worker leases in claimed/ is its rank
+   * among them — and takes its share first, oldest first, racing nobody. Then, after a fresh scan, it
+   * helps with the others' shares (the oldest few in random order, as before): a busy or dead worker's
+   * jobs still run, and a higher priority folder still comes first.
    */
-  private scan(): boolean {
+  private scan(leaseId: string): boolean {
     this.refreshLevels();
+    const share = this.shareOf(leaseId);
     const perQueue: Candidate[][] = [];
     let full = false;
     for (const queue of this.active) {
@@ -400,14 +436,23 @@ export class Claimer {
         const names = readWindow(join(qdir, level), (name) => this.isPutBack(queue, name, level), room);
         if (names.length >= room) full = true;
         names.sort();
-        // Every claimer wants the oldest names, so N workers reading one folder collide on the same few files.
-        // Take the oldest few in a random order instead: order stays roughly FIFO and racing workers rarely meet.
-        const head = Math.min(names.length, Math.max(64, this.concurrency * 16));
+        let others = names;
+        if (share.of > 1) {
+          others = [];
+          let mine = 0;
+          for (const name of names) {
+            if (shareHash(name) % share.of === share.rank) { list.push({ queue, name, level }); mine++; } else others.push(name);
+          }
+          if (mine > 0 && others.length > 0) list.push({ queue, name: '', level, rescan: true });
+        }
+        // Others' names: every helper wants the oldest, so helpers reading one folder would collide on the
+        // same few files. Take the oldest few in a random order instead: order stays roughly FIFO.
+        const head = Math.min(others.length, Math.max(64, this.concurrency * 16));
         for (let i = head - 1; i > 0; i--) {
           const j = Math.floor(Math.random() * (i + 1));
-          [names[i], names[j]] = [names[j]!, names[i]!];
+          [others[i], others[j]] = [others[j]!, others[i]!];
         }
-        for (const name of names) list.push({ queue, name, level });
+        for (const name of others) list.push({ queue, name, level });
       }
       perQueue.push(list);
       // Explicit queues are a preference order: a queue with work hides the ones after it this round.
@@ -418,6 +463,22 @@ export class Claimer {
     for (let i = 0; perQueue.some((l) => i < l.length); i++) for (const l of perQueue) if (i < l.length) order.push(l[i]!);
     this.candidates = order.reverse(); // pop() from the end: no O(n) shift per claim
     return full;
+  }
+
+  /**
+   * Our share of the names: `rank` among `of` worker leases in claimed/ (re-read at most every
+   * SIBLINGS_RECHECK_MS). A stale count only makes shares overlap or leave gaps, which the helping pass
+   * covers; it never hides a job.
+   */
+  private shareOf(leaseId: string): { of: number; rank: number } {
+    const now = performance.now();
+    if (now - this.siblings.at >= SIBLINGS_RECHECK_MS) {
+      let names: string[] = [];
+      try { names = readNames(this.layout.claimed, isWorkerLeaseName, SIBLINGS_MAX); } catch { /* unreadable: no shares */ }
+      this.siblings = { at: now, names: names.sort() };
+    }
+    const names = this.siblings.names.includes(leaseId) ? this.siblings.names : [...this.siblings.names, leaseId].sort();
+    return { of: names.length, rank: names.indexOf(leaseId) };
   }
 
   /** Nothing pending or due in the served queues, and no job of theirs held by another lease. */
