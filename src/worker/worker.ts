@@ -139,7 +139,7 @@ export class Worker {
   private hosts?: JobHosts;
   private roots: string[] = [];
   private readonly running = new Map<string, Running>();
-  /** Removes the cancel requests of jobs that ended (one lstat a job while cancel/ is unchanged). */
+  /** Removes the cancel requests of jobs that ended (one lstat per turn of jobs ending together while cancel/ is unchanged). */
   private readonly cancelDrops: CancelRequestDrops;
   /** Folder fsyncs shared by jobs finishing together (durable mode). */
   private readonly fsyncs = new GroupSync();
@@ -377,6 +377,7 @@ export class Worker {
   private async shutdown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.claimer?.stop();
+    this.cancelDrops.flush();
     await this.housekeepingPass?.catch(() => undefined);
     if (this.signalHandler) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, this.signalHandler);
     await this.hosts?.destroy().catch(() => undefined);
@@ -663,7 +664,7 @@ export class Worker {
     } finally {
       if (waiting) { this.unrecorded--; if (this.unrecorded === 0) this.log('spool.writable', { worker: c.lease.id }); }
     }
-    if (next.to === 'done' || next.to === 'failed') this.cancelDrops.drop(job.id);
+    if (next.to === 'done' || next.to === 'failed') this.cancelDrops.dropSoon(job.id);
     if (next.to === 'done') this.summary.done++;
     else if (next.to === 'failed') this.summary.failed++;
     else if (next.to !== 'waiting') this.summary.retried++;

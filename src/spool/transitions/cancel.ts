@@ -98,10 +98,26 @@ const CANCEL_RACY_MS = 2000;
  */
 export class CancelRequestDrops {
   private last: { key: string; names: string[] } | null = null;
+  private soon: string[] = [];
 
   constructor(private readonly l: Layout, private readonly serverNow: () => number) {}
 
-  drop(id: string): void {
+  /**
+   * drop(id) once the jobs ending in this turn of the event loop are recorded: jobs that finish together
+   * (a group fsync wakes them at once) share one lstat. The look still follows each job's record.
+   */
+  dropSoon(id: string): void {
+    if (this.soon.push(id) === 1) setImmediate(() => this.flush());
+  }
+
+  /** The drops dropSoon has not made yet, now (a worker stopping). */
+  flush(): void {
+    const ids = this.soon;
+    this.soon = [];
+    if (ids.length > 0) this.drop(...ids);
+  }
+
+  drop(...ids: string[]): void {
     let st: fs.Stats;
     try { st = fs.lstatSync(this.l.cancel); } catch { this.last = null; return; } // no folder: no request
     // Not a folder (a co-user's symlink in its place): never listed through, nothing removed through it.
@@ -113,7 +129,8 @@ export class CancelRequestDrops {
       try { names = fs.readdirSync(this.l.cancel); } catch { this.last = null; return; }
       this.last = st.mtimeMs < this.serverNow() - CANCEL_RACY_MS ? { key, names } : null;
     }
-    const mine = names.filter((f) => idOfCancelRequest(f) === id);
+    const ended = new Set(ids);
+    const mine = names.filter((f) => ended.has(idOfCancelRequest(f) ?? ''));
     if (mine.length === 0) return;
     this.last = null;
     for (const f of mine) unlinkQuietly(join(this.l.cancel, f));

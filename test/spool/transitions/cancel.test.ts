@@ -139,6 +139,22 @@ describe('cancel', () => {
     expect(cancels()).toEqual([]);
   });
 
+  it('CancelRequestDrops.dropSoon: the jobs ended in one turn are dropped together after it, and flush drops at once', async () => {
+    const cancels = () => fs.readdirSync(rig.l.cancel).map((f) => f.split('.')[0]).sort();
+    const drops = new CancelRequestDrops(rig.l, () => Date.now() + 60_000);
+    for (const id of ['a', 'b', 'c', 'd']) requestCancel(rig.l, id, false);
+    drops.dropSoon('a');
+    drops.dropSoon('b');
+    expect(cancels()).toEqual(['a', 'b', 'c', 'd']); // not in the turn that recorded them
+    await new Promise((res) => setImmediate(res));
+    expect(cancels()).toEqual(['c', 'd']);
+    drops.dropSoon('c');
+    drops.flush();
+    expect(cancels()).toEqual(['d']);
+    await new Promise((res) => setImmediate(res)); // nothing left to do
+    expect(cancels()).toEqual(['d']);
+  });
+
   it('CancelRequestDrops: a symlink planted in place of cancel/ is not listed or removed through', async () => {
     requestCancel(rig.l, 'a', false);
     const elsewhere = join(rig.l.root, '..', 'elsewhere');
