@@ -68,10 +68,18 @@ const SIBLINGS_RECHECK_MS = 1000;
 /** Lease folders counted at most: names planted in claimed/ can only make every share smaller (more races), never stop a claim. */
 const SIBLINGS_MAX = 256;
 
-interface Candidate {
-  queue: string; name: string; /** '' (priority 5) or pN */ level: string;
-  /** Not a name: the names after this one are other workers' share, listed by a scan that may be stale by now. */
-  rescan?: true;
+interface Candidate { queue: string; name: string; /** '' (priority 5) or pN */ level: string }
+
+/** A scan's candidates when workers share a folder: the oldest SHARE_CHUNKS × SHARE_CHUNK names of it. */
+const SHARE_CHUNK = 128;
+const SHARE_CHUNKS = 2;
+
+/** The first `n` of `names` in a random order. */
+function shuffleHead(names: string[], n: number): void {
+  for (let i = Math.min(names.length, n) - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [names[i], names[j]] = [names[j]!, names[i]!];
+  }
 }
 
 /** FNV-1a of a name: which worker's share a job name falls in (the same answer on every machine). */
@@ -125,6 +133,8 @@ export class Claimer {
    * one wasted rename a job (a round trip on NFS).
    */
   private readonly ownClaims = new Set<string>();
+  /** Per queue/level, the names of others' shares among the oldest SHARE_CHUNK at the last scan (orphans when seen again). */
+  private readonly oldestOthers = new Map<string, Set<string>>();
   /** The worker leases in claimed/ when last read (sorted, ours included), and when (performance.now). */
   private siblings: { at: number; names: string[] } = { at: -Infinity, names: [] };
 
@@ -390,12 +400,6 @@ export class Claimer {
         if (this.candidates.length === 0) break;
       }
       const c = this.candidates.pop()!;
-      if (c.rescan) {
-        // Our share of this folder is taken; the rest are other workers' names, which their owners may
-        // have taken since the scan. A fresh look first, unless this call just made one.
-        if (!rescanned) { this.candidates = []; this.scanDue = true; }
-        continue;
-      }
       if (this.held.has(c.queue)) continue;
       seen++;
       const got = claimJob(lease, c.queue, c.name, c.level);
@@ -418,9 +422,10 @@ export class Claimer {
    * Workers reading one folder would each try every name they listed, so with N workers a claim cost N-1
    * lost races (a failed rename and a look: two round trips on a network mount). Instead each worker owns
    * a share of the names — those whose hash modulo the number of worker leases in claimed/ is its rank
-   * among them — and takes its share first, oldest first, racing nobody. Then, after a fresh scan, it
-   * helps with the others' shares (the oldest few in random order, as before): a busy or dead worker's
-   * jobs still run, and a higher priority folder still comes first.
+   * among them — and takes its share of the oldest names first, oldest first, racing nobody. A name of
+   * another share still among the oldest at its next scan is taken too: a busy or dead worker's jobs
+   * still run, a scan or two late (put order is kept to within a few SHARE_CHUNKs), and a higher
+   * priority folder still comes first.
    */
   private scan(leaseId: string): boolean {
     this.refreshLevels();
@@ -436,23 +441,36 @@ export class Claimer {
         const names = readWindow(join(qdir, level), (name) => this.isPutBack(queue, name, level), room);
         if (names.length >= room) full = true;
         names.sort();
-        let others = names;
-        if (share.of > 1) {
-          others = [];
-          let mine = 0;
-          for (const name of names) {
-            if (shareHash(name) % share.of === share.rank) { list.push({ queue, name, level }); mine++; } else others.push(name);
+        if (share.of <= 1) {
+          // Alone (as far as claimed/ says): the oldest few in a random order all the same, for a worker
+          // that started since claimed/ was read.
+          shuffleHead(names, Math.max(64, this.concurrency * 16));
+          for (const name of names) list.push({ queue, name, level });
+          continue;
+        }
+        // Our share of the oldest names, oldest first, and before it the names of others' shares that were
+        // among the oldest at our last scan too (orphans: their worker is busy, dead, or serves other
+        // queues; in a random order, as their owner may still be taking them oldest first). Only the
+        // oldest SHARE_CHUNKS × SHARE_CHUNK names are candidates, so an orphan waits a scan or two, and
+        // nothing of a lower priority is listed while this folder has more.
+        const key = `${queue}/${level}`;
+        const before = this.oldestOthers.get(key);
+        const oldest = new Set<string>();
+        for (let c = 0; c < Math.min(names.length, SHARE_CHUNKS * SHARE_CHUNK); c += SHARE_CHUNK) {
+          const mine: string[] = [];
+          const orphans: string[] = [];
+          for (const name of names.slice(c, c + SHARE_CHUNK)) {
+            if (shareHash(name) % share.of === share.rank) mine.push(name);
+            else {
+              if (c === 0) oldest.add(name);
+              if (before?.has(name)) orphans.push(name);
+            }
           }
-          if (mine > 0 && others.length > 0) list.push({ queue, name: '', level, rescan: true });
+          shuffleHead(orphans, orphans.length);
+          for (const name of [...orphans, ...mine]) list.push({ queue, name, level });
         }
-        // Others' names: every helper wants the oldest, so helpers reading one folder would collide on the
-        // same few files. Take the oldest few in a random order instead: order stays roughly FIFO.
-        const head = Math.min(others.length, Math.max(64, this.concurrency * 16));
-        for (let i = head - 1; i > 0; i--) {
-          const j = Math.floor(Math.random() * (i + 1));
-          [others[i], others[j]] = [others[j]!, others[i]!];
-        }
-        for (const name of others) list.push({ queue, name, level });
+        this.oldestOthers.set(key, oldest);
+        if (names.length > SHARE_CHUNKS * SHARE_CHUNK) { full = true; break; }
       }
       perQueue.push(list);
       // Explicit queues are a preference order: a queue with work hides the ones after it this round.
