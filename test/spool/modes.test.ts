@@ -1,6 +1,6 @@
 // The spool's modes, whatever the creator's umask: run in child processes with umask 077 and 022.
 import { afterAll, describe, expect, it } from 'vitest';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as modes from '../../dist/spool/modes.js';
 import { cleanupTemp, tempDir } from '../helpers.js';
@@ -202,5 +202,23 @@ describe('mkdirModeSync: makers of one folder take turns through .mkdir.NAME', (
     expect(r.value.ms[2]).toBeGreaterThanOrEqual(950); // MKDIR_LOCK_WAIT_MS
     expect(readdirSync(base).sort()).toEqual(['a', 'b', 'c', 'victim.txt']);
     expect(sha256(v.path)).toBe(v.hash);
+  }, 30_000);
+
+  it('a folder planted at the lock\'s name (it cannot be removed): the maker goes ahead without a turn at once, and the planted folder stays as it was', () => {
+    const base = tempDir('zcq-mklock-');
+    mkdirSync(join(base, '.mkdir.q'));
+    writeFileSync(join(base, '.mkdir.q', 'inside'), 'kept');
+    const r = runNode(`
+      const m = await import(${M});
+      const t0 = Date.now();
+      const made = m.mkdirModeSync(${JSON.stringify(base)} + '/q', m.PRIVATE_MODES);
+      out({ made, ms: Date.now() - t0 });
+    `, { timeoutMs: 20_000 });
+    expect(r.ok, r.stderr).toBe(true);
+    expect(r.value.made).toBe(true);
+    expect(r.value.ms).toBeLessThan(500);
+    expect(readdirSync(base).sort()).toEqual(['.mkdir.q', 'q']);
+    expect(readdirSync(join(base, '.mkdir.q'))).toEqual(['inside']);
+    expect(readFileSync(join(base, '.mkdir.q', 'inside'), 'utf8')).toBe('kept');
   }, 30_000);
 });
