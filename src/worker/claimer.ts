@@ -67,12 +67,11 @@ function putBackKey(queue: string, level: string, name: string): string {
 const SIBLINGS_RECHECK_MS = 1000;
 /** Lease folders counted at most: names planted in claimed/ can only make every share smaller (more races), never stop a claim. */
 const SIBLINGS_MAX = 256;
-
-interface Candidate { queue: string; name: string; /** '' (priority 5) or pN */ level: string }
-
 /** A scan's candidates when workers share a folder: the oldest SHARE_CHUNKS × SHARE_CHUNK names of it. */
 const SHARE_CHUNK = 128;
 const SHARE_CHUNKS = 2;
+
+interface Candidate { queue: string; name: string; /** '' (priority 5) or pN */ level: string }
 
 /** The first `n` of `names` in a random order. */
 function shuffleHead(names: string[], n: number): void {
@@ -88,7 +87,6 @@ function shareHash(name: string): number {
   for (let i = 0; i < name.length; i++) { h ^= name.charCodeAt(i); h = Math.imul(h, 0x01000193); }
   return h >>> 0;
 }
-
 
 /** A priority folder's place in claim order: p0 is 0, the queue folder itself 5, p9 9. */
 function rankOf(level: string): number { return level === '' ? 5 : Number(level[1]); }
@@ -452,20 +450,24 @@ export class Claimer {
         // among the oldest at our last scan too (orphans: their worker is busy, dead, or serves other
         // queues; in a random order, as their owner may still be taking them oldest first). Only the
         // oldest SHARE_CHUNKS × SHARE_CHUNK names are candidates, so an orphan waits a scan or two, and
-        // nothing of a lower priority is listed while this folder has more.
+        // nothing of a lower priority is listed while this folder has more. With no name of ours among
+        // them, the others' are taken at once: waiting would leave this worker idle until its next poll.
         const key = `${queue}/${level}`;
         const before = this.oldestOthers.get(key);
         const oldest = new Set<string>();
+        const chunks: { mine: string[]; others: string[] }[] = [];
+        let ours = 0;
         for (let c = 0; c < Math.min(names.length, SHARE_CHUNKS * SHARE_CHUNK); c += SHARE_CHUNK) {
-          const mine: string[] = [];
-          const orphans: string[] = [];
+          const chunk = { mine: [] as string[], others: [] as string[] };
           for (const name of names.slice(c, c + SHARE_CHUNK)) {
-            if (shareHash(name) % share.of === share.rank) mine.push(name);
-            else {
-              if (c === 0) oldest.add(name);
-              if (before?.has(name)) orphans.push(name);
-            }
+            if (shareHash(name) % share.of === share.rank) chunk.mine.push(name);
+            else { chunk.others.push(name); if (c === 0) oldest.add(name); }
           }
+          ours += chunk.mine.length;
+          chunks.push(chunk);
+        }
+        for (const { mine, others } of chunks) {
+          const orphans = ours === 0 ? others : others.filter((name) => before?.has(name));
           shuffleHead(orphans, orphans.length);
           for (const name of [...orphans, ...mine]) list.push({ queue, name, level });
         }
@@ -485,8 +487,8 @@ export class Claimer {
 
   /**
    * Our share of the names: `rank` among `of` worker leases in claimed/ (re-read at most every
-   * SIBLINGS_RECHECK_MS). A stale count only makes shares overlap or leave gaps, which the helping pass
-   * covers; it never hides a job.
+   * SIBLINGS_RECHECK_MS). A stale count only makes shares overlap (more races) or leave gaps (orphans,
+   * taken a scan later); it never hides a job.
    */
   private shareOf(leaseId: string): { of: number; rank: number } {
     const now = performance.now();

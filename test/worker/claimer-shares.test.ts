@@ -2,7 +2,8 @@
 // names first, so they do not try the same files. In-process, real folders, real leases in claimed/:
 // - two claimers draining one queue take every job exactly once, with few lost races (each worker tried
 //   every name it listed before: about one lost race a claim with two workers);
-// - a share whose worker never claims (busy, or dead and not yet recovered) is still taken by the others;
+// - a share whose worker never claims (busy, or dead and not yet recovered) is still taken by the others,
+//   at once when the folder holds no name of this worker's share;
 // - a higher priority comes first whatever the share;
 // - names planted in claimed/ (client leases, odd names, a FIFO, hundreds of lease-shaped names) neither
 //   stop nor hide a claim.
@@ -33,7 +34,7 @@ async function worker(spool: Spool) {
   const got: ClaimedJob[] = [];
   let lost = 0;
   const claim = async (want: number) => {
-    claimer.scanDue = true; // each call as after a poll or a freed slot
+    claimer.refreshQueues(); claimer.scanDue = true; // each call as after a poll or a freed slot
     const r = await claimer.claimSome(lease, want, () => false, (c) => got.push(c));
     lost += r.seen - r.claimed;
     return r.claimed;
@@ -79,6 +80,22 @@ describe('claim shares', () => {
       // (taking our whole share first left the idle share ~500 places behind here).
       const lag = Math.max(...a.got.map((c, k) => k - order.get(c.id)!));
       expect(lag).toBeLessThan(400);
+    } finally {
+      a.claimer.stop();
+    }
+  }, 60_000);
+
+  it('a folder with no name of ours is served at the first look, not a poll later', async () => {
+    const spool = await spoolWith(0);
+    const a = await worker(spool);
+    await Lease.acquire(spool.layout, { kind: 'worker', leaseMs: 60_000 }, false);
+    try {
+      // One job at a time: about half of them fall in the idle lease's share.
+      for (let i = 0; i < 12; i++) {
+        const job = await spool.put('noop.mjs#noop', []);
+        expect(await a.claim(8)).toBe(1);
+        expect(a.got.at(-1)!.id).toBe(job.id);
+      }
     } finally {
       a.claimer.stop();
     }
