@@ -31,9 +31,16 @@ export function newWorkerId(kind: 'worker' | 'client' = 'worker'): string {
   return `${host}.${process.pid}.${rand36(6)}${kind === 'client' ? '-client' : ''}`;
 }
 
-/** A worker's lease folder name (not a client's, not a dot-name, nothing planted under another shape). */
-const WORKER_LEASE_NAME = /^[A-Za-z0-9_-]{1,40}\.\d{1,10}\.[0-9a-z]{6}$/;
-export function isWorkerLeaseName(name: string): boolean { return WORKER_LEASE_NAME.test(name); }
+/** The parts of a lease id as newWorkerId makes it (read loosely: a name made by hand or by an older version); null for any other name. */
+export function parseLeaseName(name: string): { host: string; pid: number; kind: 'worker' | 'client' } | null {
+  const m = /^(.*)\.(\d+)\.[a-z0-9]+(-client)?$/.exec(name);
+  return m ? { host: m[1]!, pid: Number(m[2]), kind: m[3] ? 'client' : 'worker' } : null;
+}
+
+/** A worker's lease folder name in claimed/: not a client's, not a dot-name, nothing planted under another shape. */
+export function isWorkerLeaseName(name: string): boolean {
+  return !name.startsWith('.') && parseLeaseName(name)?.kind === 'worker';
+}
 
 /** A short unique token for temp names. */
 export function newToken(): string {

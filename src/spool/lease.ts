@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errnoOf, isGone, LeaseLostError } from '../errors.js';
-import { newWorkerId } from './ids.js';
+import { newWorkerId, parseLeaseName } from './ids.js';
 import type { Layout } from './layout.js';
 import { makeDir } from './modes.js';
 import { claimedName, runToken, DEAD_SUFFIX } from './names.js';
@@ -179,8 +179,8 @@ export interface HolderInfo { worker: string; host: string; pid: number; leaseMs
 
 /** Who held a lease: from its heartbeat's content when readable (untrusted: bounded), else from the lease id. */
 export function holderInfoFrom(worker: string, heartbeat: string | undefined, defaultLeaseMs: number): HolderInfo {
-  const m = /^(.*)\.(\d+)\.[a-z0-9]+(-client)?$/.exec(worker);
-  const info: HolderInfo = { worker, host: m?.[1] ?? '?', pid: m ? Number(m[2]) : 0, leaseMs: defaultLeaseMs, kind: m?.[3] ? 'client' : 'worker' };
+  const m = parseLeaseName(worker);
+  const info: HolderInfo = { worker, host: m?.host ?? '?', pid: m?.pid ?? 0, leaseMs: defaultLeaseMs, kind: m?.kind ?? 'worker' };
   try {
     const hb = JSON.parse(heartbeat ?? '');
     if (typeof hb.host === 'string') info.host = hb.host.slice(0, 255);

@@ -14,7 +14,8 @@ import { execFileSync } from 'node:child_process';
 import { Spool } from '../../dist/client/spool.js';
 import { Claimer } from '../../dist/worker/claimer.js';
 import { Lease } from '../../dist/spool/lease.js';
-import { isWorkerLeaseName } from '../../dist/spool/ids.js';
+import { isWorkerLeaseName, newWorkerId } from '../../dist/spool/ids.js';
+import { holderInfoFrom } from '../../dist/spool/lease.js';
 import type { ClaimedJob } from '../../dist/spool/transitions/claim.js';
 import { cleanupTemp, tempDir } from '../helpers.js';
 
@@ -130,6 +131,12 @@ describe('claim shares', () => {
     expect(isWorkerLeaseName('h.1.abcdef-client')).toBe(false);
     expect(isWorkerLeaseName('not a lease')).toBe(false);
     expect(isWorkerLeaseName('planted.7.000007')).toBe(true);
+    // The one reading of a lease id: what newWorkerId makes, and what a recoverer reads of a holder.
+    expect(isWorkerLeaseName(newWorkerId('worker'))).toBe(true);
+    expect(isWorkerLeaseName(newWorkerId('client'))).toBe(false);
+    expect(isWorkerLeaseName('.h.1.abcdef')).toBe(false);
+    expect(holderInfoFrom(`web_1.${process.pid}.abc123-client`, undefined, 30_000)).toMatchObject({ host: 'web_1', pid: process.pid, kind: 'client' });
+    expect(holderInfoFrom('odd name', undefined, 30_000)).toMatchObject({ host: '?', pid: 0, kind: 'worker' });
     const a = await worker(spool);
     const b = await worker(spool);
     try {
