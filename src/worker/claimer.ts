@@ -131,8 +131,11 @@ export class Claimer {
    * one wasted rename a job (a round trip on NFS).
    */
   private readonly ownClaims = new Set<string>();
-  /** Per queue/level, the names of others' shares among the oldest SHARE_CHUNK at the last scan (orphans when seen again). */
-  private readonly oldestOthers = new Map<string, Set<string>>();
+  /**
+   * Per queue/level read by the last scan, the names of others' shares among its oldest SHARE_CHUNK
+   * (orphans when seen again). Made anew at each scan, so folders no longer read are forgotten.
+   */
+  private oldestOthers = new Map<string, Set<string>>();
   /** The worker leases in claimed/ when last read (sorted, ours included), and when (performance.now). */
   private siblings: { at: number; names: string[] } = { at: -Infinity, names: [] };
 
@@ -428,6 +431,7 @@ export class Claimer {
   private scan(leaseId: string): boolean {
     this.refreshLevels();
     const share = this.shareOf(leaseId);
+    const oldestOthers = new Map<string, Set<string>>();
     const perQueue: Candidate[][] = [];
     let full = false;
     for (const queue of this.active) {
@@ -469,9 +473,10 @@ export class Claimer {
         for (const { mine, others } of chunks) {
           const orphans = ours === 0 ? others : others.filter((name) => before?.has(name));
           shuffleHead(orphans, orphans.length);
-          for (const name of [...orphans, ...mine]) list.push({ queue, name, level });
+          for (const name of orphans) list.push({ queue, name, level });
+          for (const name of mine) list.push({ queue, name, level });
         }
-        this.oldestOthers.set(key, oldest);
+        oldestOthers.set(key, oldest);
         if (names.length > SHARE_CHUNKS * SHARE_CHUNK) { full = true; break; }
       }
       perQueue.push(list);
@@ -482,6 +487,7 @@ export class Claimer {
     const order: Candidate[] = [];
     for (let i = 0; perQueue.some((l) => i < l.length); i++) for (const l of perQueue) if (i < l.length) order.push(l[i]!);
     this.candidates = order.reverse(); // pop() from the end: no O(n) shift per claim
+    this.oldestOthers = oldestOthers;
     return full;
   }
 
