@@ -1,7 +1,7 @@
 // The scheduler pass with an injected clock: outages and their missed-tick policies, overlap, and
 // many schedulers racing on the same ticks (exactly one job per tick).
 import { afterAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CronStore } from '../dist/schedule/store.js';
 import { initSpool, queueDir, type Layout } from '../dist/spool/layout.js';
@@ -103,5 +103,19 @@ describe('overlap and racing schedulers', () => {
     // 30 ticks, whoever created them
     expect(created.reduce((a, b) => a + b, 0)).toBe(30);
     expect(pendingOf(layout)).toHaveLength(30);
+  });
+});
+
+describe('a pass with nothing due leaves the folders alone', () => {
+  // Every worker runs a pass each second: on a network mount, a lock file made and removed per folder per
+  // pass is two round trips that change the folder (and, for N workers, N times the server's work).
+  it('the spool root and cron/ keep their mtime, and no .mkdir lock is made', async () => {
+    const { layout, store } = await storeWith({ expr: '0 0 1 1 *' });
+    await store.runDue(clockAt(T0) as never, quiet, 't');
+    const before = [layout.root, layout.cron, join(layout.cron, 'state'), join(layout.cron, 'runs')].map((d) => statSync(d).mtimeMs);
+    await new Promise((r) => setTimeout(r, 20)); // mtimes have ns resolution on ext4/tmpfs; 20 ms clears any coarser one
+    for (let i = 0; i < 3; i++) expect(await store.runDue(clockAt(T0 + i * 1000) as never, quiet, 't')).toBe(0);
+    const after = [layout.root, layout.cron, join(layout.cron, 'state'), join(layout.cron, 'runs')].map((d) => statSync(d).mtimeMs);
+    expect(after).toEqual(before);
   });
 });

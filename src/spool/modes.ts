@@ -215,15 +215,12 @@ function mkdirRetryingSync(path: string, modes: SpoolModes): boolean {
   return true;
 }
 
-/** mkdirModeSync, for async callers. */
-export async function mkdirMode(path: string, modes: SpoolModes): Promise<boolean> {
-  return mkdirModeSync(path, modes);
-}
-
 /**
  * mkdir -p below `base` (which must exist): every missing folder from `base` down to `path` gets the spool's
  * folder mode (a queue folder pending/Q, a bucket deferred/Q/B). An existing component that is a symlink
- * is refused (EEXIST with a message), never descended through.
+ * is refused (EEXIST with a message), never descended through. A component already there costs one lstat
+ * (makeDir), not the makers' lock: the cron pass runs this every second, and on a network mount the lock's
+ * create and unlink are two round trips that change the folder, per component.
  */
 export async function mkdirModeRecursive(base: string, path: string, modes: SpoolModes): Promise<void> {
   const rel = relative(base, path);
@@ -232,7 +229,7 @@ export async function mkdirModeRecursive(base: string, path: string, modes: Spoo
   let cur = base;
   for (const part of rel.split(sep)) {
     cur = join(cur, part);
-    await mkdirMode(cur, modes);
+    makeDir(modes, cur);
   }
 }
 
@@ -286,7 +283,7 @@ const QUEUE_PARENTS = ['pending', 'deferred', 'done', 'failed', 'hold', 'waiting
 /**
  * Entries of the spool whose mode or group differ from the spool's: the root, the folders right under
  * it, the queue folders under the state folders, and the marker. (Deeper folders are made by zcq with
- * mkdirMode, and job files by createExclusive with the spool's mode: checking a million job files would
+ * mkdirModeSync, and job files by createExclusive with the spool's mode: checking a million job files would
  * cost a million round trips on NFS.) By lstat: a symlink where a folder should be is reported, not
  * followed. Unreadable folders are reported once and skipped.
  */

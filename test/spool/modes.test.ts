@@ -41,7 +41,7 @@ describe('whatever the umask, zcq creates with the spool\'s modes', () => {
           const m = await import(${M}); const f = await import(${F});
           const modes = ${JSON.stringify(m)};
           const root = ${JSON.stringify(root)};
-          await m.mkdirMode(root + '/pending', modes);
+          m.mkdirModeSync(root + '/pending', modes);
           m.mkdirModeSync(root + '/tmp', modes);
           await m.mkdirModeRecursive(root, root + '/deferred/q/20260101T0000', modes);
           const a = f.createExclusiveSync(root + '/tmp', '.a-', 'x', { mode: m.fileModeFor(modes) });
@@ -68,7 +68,7 @@ describe('whatever the umask, zcq creates with the spool\'s modes', () => {
       const m = await import(${M});
       const modes = m.sharedModes('nogroup');
       await m.fixMode(${JSON.stringify(root)}, modes);
-      await m.mkdirMode(${JSON.stringify(root)} + '/pending', modes);
+      m.mkdirModeSync(${JSON.stringify(root)} + '/pending', modes);
       out('ok');`, { umask: 0o077 });
     expect(r.ok, r.stderr).toBe(true);
     const gid = modes.resolveGroup('nogroup');
@@ -80,15 +80,15 @@ describe('whatever the umask, zcq creates with the spool\'s modes', () => {
   });
 });
 
-describe('mkdirMode / fixMode never act through a planted symlink', () => {
-  it('mkdirMode on a symlink to a folder refuses it and leaves the target\'s mode alone', async () => {
+describe('mkdirModeSync / fixMode never act through a planted symlink', () => {
+  it('mkdirModeSync on a symlink to a folder refuses it and leaves the target\'s mode alone', async () => {
     const base = tempDir('zcq-modes-');
     const outside = join(base, 'home');
     mkdirSync(outside, { mode: 0o700 });
     chmodSync(outside, 0o700);
     mkdirSync(join(base, 'spool'));
     symlinkSync(outside, join(base, 'spool', 'pending'));
-    await expect(modes.mkdirMode(join(base, 'spool', 'pending'), modes.sharedModes('root'))).rejects.toThrow(/pending: exists and is a symbolic link, not a folder/);
+    expect(() => modes.mkdirModeSync(join(base, 'spool', 'pending'), modes.sharedModes('root'))).toThrow(/pending: exists and is a symbolic link, not a folder/);
     await expect(modes.mkdirModeRecursive(join(base, 'spool'), join(base, 'spool', 'pending', 'q'), modes.sharedModes('root'))).rejects.toThrow(/symbolic link/);
     await expect(modes.fixMode(join(base, 'spool', 'pending'), modes.sharedModes('root'))).rejects.toThrow(/pending: is a symbolic link; its mode was not changed/);
     expect(statSync(outside).mode & 0o7777).toBe(0o700);
