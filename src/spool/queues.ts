@@ -58,16 +58,31 @@ export function listEntries(dir: string): Entry[] {
   return out;
 }
 
-/** The queue folders of `stateDir`, sorted, and the entries that are not (dot-names are skipped). */
-export function listQueues(stateDir: string): { queues: string[]; odd: Entry[] } {
+/**
+ * The queue folders of `stateDir`, sorted, the entries that are not (dot-names are skipped), and how many
+ * sub-folders it held in all, dot-names included (what its link count counts: dirLinksCountFolders).
+ */
+export function listQueues(stateDir: string): { queues: string[]; odd: Entry[]; folders: number } {
   const queues: string[] = [];
   const odd: Entry[] = [];
+  let folders = 0;
   for (const e of listEntries(stateDir)) {
+    if (e.kind === 'dir') folders++;
     if (e.name.startsWith('.')) continue;
     if (e.kind === 'dir' && QUEUE_NAME.test(e.name)) queues.push(e.name);
     else odd.push(e);
   }
-  return { queues: queues.sort(), odd };
+  return { queues: queues.sort(), odd, folders };
+}
+
+/**
+ * Whether this file system's link count of a folder tells its sub-folders (2 + one per sub-folder: ext4,
+ * XFS, tmpfs, GlusterFS; sshfs answers 1, btrfs 1, ext4 past 65,000 sub-folders 1), judged on a folder just
+ * listed as holding `folders` sub-folders. A folder made or removed between the listing and the lstat makes
+ * it false for this once: the answer errs only toward looking further.
+ */
+export function dirLinksCountFolders(dir: string, folders: number): boolean {
+  try { return fs.lstatSync(dir).nlink === 2 + folders; } catch { return false; }
 }
 
 /** Queues with a pause marker (paused/QUEUE): workers take no new job of them. One readdir per call. */

@@ -37,7 +37,7 @@ import type { Lease } from '../spool/lease.js';
 import { MAX_JOB_BYTES, isRealDir, readRegularFileSync } from '../spool/fsops.js';
 import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
 import { isWorkerLeaseName } from '../spool/ids.js';
-import { brokenAlone, listQueues, pausedQueues } from '../spool/queues.js';
+import { brokenAlone, dirLinksCountFolders, listQueues, pausedQueues } from '../spool/queues.js';
 import { hasJobs, readNames } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
 import { dueIn } from '../spool/transitions/promote.js';
@@ -122,6 +122,8 @@ export class Claimer {
    */
   private higherEmptyAt = -Infinity;
   private higherEmptyRank = -1;
+  /** pending/'s link count told its sub-folders at the last refreshQueues (dirLinksCountFolders). */
+  private linksCountFolders = false;
   /** A folder was made or removed in pending/ (a new queue, say) since the queues were read. */
   private queuesStale = false;
   /**
@@ -238,7 +240,9 @@ export class Claimer {
     const paused = new Set(pausedQueues(this.layout));
     // A queue folder this user may not read (per-queue permissions: `chgrp team-a pending/Q; chmod 2770`)
     // is not served: it belongs to the members of its group.
-    const exist = listQueues(this.layout.pending).queues.filter((q) => canRead(queueDir(this.layout, 'pending', q)));
+    const listing = listQueues(this.layout.pending);
+    const exist = listing.queues.filter((q) => canRead(queueDir(this.layout, 'pending', q)));
+    this.linksCountFolders = dirLinksCountFolders(this.layout.pending, listing.folders);
     const queues = this.queues;
     const wanted = queues ? queues.filter((q) => exist.includes(q)) : exist;
     const active = wanted.filter((q) => !paused.has(q));
@@ -257,12 +261,17 @@ export class Claimer {
     for (const [key, ac] of this.watchers) if (key !== '' && !watched.has(key)) { ac.abort(); this.watchers.delete(key); }
   }
 
-  /** Which priority folders each served queue has (one lstat per possible folder). */
+  /**
+   * Which priority folders each served queue has: one lstat per possible folder, or, where link counts tell
+   * sub-folders, one lstat of the queue folder when it has none (the common case: nine lookups of names
+   * that are not there, a round trip each on a network mount, at every scan and poll of every worker).
+   */
   private refreshLevels(): void {
     this.higherEmptyAt = -Infinity;
     const next = new Map<string, string[]>();
     for (const q of this.active) {
       const qdir = queueDir(this.layout, 'pending', q);
+      if (this.linksCountFolders && hasNoFolders(qdir)) { next.set(q, ['']); continue; }
       next.set(q, PRIORITY_FOLDERS.filter((level) => level === '' || isRealDir(join(qdir, level))));
     }
     this.levels = next;
@@ -533,6 +542,11 @@ export class Claimer {
 
 
 /** Whether this user may list `dir`; a folder broken alone (EIO while pending/ lists) is noted for the worker's report. */
+/** A real folder with no sub-folder, by its link count (only where link counts tell sub-folders). */
+function hasNoFolders(dir: string): boolean {
+  try { const st = fs.lstatSync(dir); return st.isDirectory() && st.nlink === 2; } catch { return false; }
+}
+
 function canRead(dir: string): boolean {
   try { fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK); return true; } catch (err) { brokenAlone(dir, err); return false; }
 }
