@@ -38,6 +38,8 @@ const N = Number(opt('n', 1000));
 const LAT = Number(opt('lat', 50));
 const STRACE_N = Number(opt('strace', 300));
 const ROUNDS = Number(opt('rounds', 1));
+const IDLE_S = 15;
+const IDLE_QUEUES = 3;
 if (!(Number.isInteger(ROUNDS) && ROUNDS >= 1)) { console.error(`--rounds=${opt('rounds')}: a whole number of 1 or more`); process.exit(2); }
 const settle = () => new Promise((res) => { sh('sync', []); setTimeout(res, 3000); });
 const OUT = resolve(opt('out', join(here, 'fs-results.md')));
@@ -101,7 +103,7 @@ function mountGluster(replica) {
   if (gl('volume', 'start', vol).status !== 0) throw new Error('gluster volume start failed');
   for (let i = 0; i < 10 && !mounted(mnt); i++) { sh('mount', ['-t', 'glusterfs', `${hostname()}:/${vol}`, mnt]); if (!mounted(mnt)) sh('sleep', ['0.5']); }
   if (!mounted(mnt)) throw new Error('mount -t glusterfs failed');
-  return { dir: mnt, label: `GlusterFS ${replica ? 'replica 2' : 'distributed, 2 bricks'} (FUSE, defaults)`, done: remove };
+  return { dir: mnt, label: `GlusterFS ${replica ? 'replica 2' : 'distributed, 2 bricks'} (FUSE, defaults)`, done: remove, volume: vol };
 }
 
 // ---------------------------------------------------------------- measurements
@@ -153,6 +155,8 @@ async function measure(kind) {
       const fl = await step(`fsloop strace ${STRACE_N}`, () => fsloopSyscallsRaw(STRACE_N));
       if (zs) row.zMeta = zs; if (fl) row.loopMeta = fl;
     } else notes.push('strace missing: no ops per job');
+    const idle = await step(`idle worker ${IDLE_S} s`, () => idleLoad(m.volume));
+    if (idle) { row.idleCalls = idle.callsPerSec; row.idleFops = idle.fopsPerSec; }
     if (kind !== 'ext4') {
       for (const procs of [1, 2, 4]) {
         const r = await step(`zcq drain ${N}, ${procs} worker process(es)`, () => zcq.drain({ n: N, procs, concurrency: 8, durable: true }));
@@ -163,6 +167,57 @@ async function measure(kind) {
     rows.push(row);
     m.done();
   }
+}
+
+/**
+ * What one idle worker (default options: watching, polling each second) costs the file system while serving
+ * IDLE_QUEUES empty queues: its file-system calls per second (strace -c of a short and a long run, the
+ * difference over the difference in time, so that start-up drops out), and on GlusterFS the operations per
+ * second the bricks saw (gluster volume profile, both bricks counted). N idle workers cost N times this.
+ */
+async function idleLoad(volume) {
+  const { parseStrace } = await import('./lib/strace.mjs');
+  const { makeTmp } = await import('./lib/proc.mjs');
+  const dir = makeTmp('zcq-idle');
+  const spool = join(dir, 'spool');
+  try {
+    zcq.initSpool(spool);
+    for (let i = 0; i < IDLE_QUEUES; i++) mkdirSync(join(spool, 'pending', `q${i}`));
+    const worker = [process.execPath, zcq.BIN, '--spool', spool, 'worker', '--root', zcq.JOBS, '--concurrency', '8'];
+    const traced = (seconds) => {
+      const out = join(dir, `strace-${seconds}`);
+      const r = sh('strace', ['-f', '-c', '-o', out, 'timeout', '-s', 'TERM', String(seconds), ...worker], { timeout: (seconds + 30) * 1000 });
+      if (r.status !== 0 && r.status !== 124) throw new Error(`idle worker under strace: ${r.status ?? r.signal} ${r.stderr.slice(-300)}`);
+      return parseStrace(readFileSync(out, 'utf8'));
+    };
+    let callsPerSec;
+    if (hasCommand('strace')) {
+      const short = traced(5), long = traced(5 + IDLE_S);
+      callsPerSec = metaPerJob(long, short, IDLE_S);
+    }
+    let fopsPerSec;
+    if (volume) {
+      const gl = (...a) => sh('gluster', ['--mode=script', 'volume', 'profile', volume, ...a]);
+      gl('start');
+      const w = spawn(worker[0], worker.slice(1), { stdio: 'ignore' });
+      try {
+        await new Promise((r) => setTimeout(r, 5000));
+        gl('info', 'clear');
+        await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+        let total = 0;
+        for (const line of gl('info', 'cumulative').stdout.split('\n')) {
+          const mm = line.match(/^\s*[\d.]+\s+[\d.]+ [nu]s\s+[\d.]+ [nu]s\s+[\d.]+ [nu]s\s+(\d+)\s+(\w+)\s*$/);
+          if (mm && !/^(RELEASE|RELEASEDIR|FORGET)$/.test(mm[2])) total += Number(mm[1]);
+        }
+        fopsPerSec = total / IDLE_S;
+      } finally {
+        w.kill('SIGTERM');
+        await new Promise((r) => (w.exitCode !== null ? r() : w.on('exit', r)));
+        gl('stop');
+      }
+    }
+    return { callsPerSec, fopsPerSec };
+  } finally { rmrf(dir); }
 }
 
 /** Per-job file-system calls of one zcq worker (concurrency 8, --exit-when-idle) draining n pending jobs, minus an empty run. */
@@ -213,9 +268,9 @@ for (const k of FS) await measure(k);
 const f = (v) => (v === undefined || v === null || !Number.isFinite(v) ? '–' : fmtNum(v));
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
 const table = markdownTable(
-  ['file system', 'zcq put/s (1 proc)', 'zcq put+drain jobs/s', 'zcq drain jobs/s', 'bare loop drain jobs/s (best)', ROUNDS > 1 ? 'zcq drain / bare loop (each round)' : 'zcq drain / bare loop', 'bare loop full jobs/s', 'put→start p50 / p99 ms', 'put→done p50 / p99 ms', 'FS calls per job: zcq worker / bare loop'],
+  ['file system', 'zcq put/s (1 proc)', 'zcq put+drain jobs/s', 'zcq drain jobs/s', 'bare loop drain jobs/s (best)', ROUNDS > 1 ? 'zcq drain / bare loop (each round)' : 'zcq drain / bare loop', 'bare loop full jobs/s', 'put→start p50 / p99 ms', 'put→done p50 / p99 ms', 'FS calls per job: zcq worker / bare loop', `idle worker, ${IDLE_QUEUES} queues: FS calls/s (GlusterFS: operations/s at the bricks)`],
   rows.map((r) => [r.fs, f(r.put), f(r.putdrain), f(r.drain), `${f(r.loopDrain)} (${r.loopBest || '–'})`, ratio(r.drain, r.loopDrain) + (r.rounds ? ` (${r.rounds})` : ''), f(r.loopFull),
-    `${f(r.startP50)} / ${f(r.startP99)}`, `${f(r.doneP50)} / ${f(r.doneP99)}`, `${r.zMeta?.toFixed?.(1) ?? '–'} / ${r.loopMeta?.toFixed?.(1) ?? '–'}`]),
+    `${f(r.startP50)} / ${f(r.startP99)}`, `${f(r.doneP50)} / ${f(r.doneP99)}`, `${r.zMeta?.toFixed?.(1) ?? '–'} / ${r.loopMeta?.toFixed?.(1) ?? '–'}`, `${f(r.idleCalls)}${r.idleFops !== undefined ? ` (${f(r.idleFops)})` : ''}`]),
 );
 const scale = markdownTable(['file system', 'worker processes (× concurrency 8)', 'zcq drain jobs/s'], scaling.map((s) => [s.fs, String(s.procs), f(s.jobsPerSec)]));
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at the end (the GlusterFS daemons count; other work on the machine skews every figure)`;
@@ -226,7 +281,7 @@ const text = [
   '',
   table,
   '',
-  'zcq: 2 worker processes × concurrency 8 (bench/run.mjs\'s throughput set-up). Bare loop: the same file operations with no zcq code (peers/fsloop.mjs), best of 2 processes × 8 async loops and 2 × 1 synchronous loop; *drain* = claim, finish, done of files already pending. FS calls per job: `strace -f -c` of one worker (concurrency 8) draining the jobs minus an empty run, counting only calls that reach the file system (open, rename, link, unlink, mkdir, stat family, getdents64, fsync, ...), beside the bare loop draining as many.',
+  'zcq: 2 worker processes × concurrency 8 (bench/run.mjs\'s throughput set-up). Bare loop: the same file operations with no zcq code (peers/fsloop.mjs), best of 2 processes × 8 async loops and 2 × 1 synchronous loop; *drain* = claim, finish, done of files already pending. FS calls per job: `strace -f -c` of one worker (concurrency 8) draining the jobs minus an empty run, counting only calls that reach the file system (open, rename, link, unlink, mkdir, stat family, getdents64, fsync, ...), beside the bare loop draining as many. Idle worker: one `zcq worker` with default options serving ${IDLE_QUEUES} empty queues, its FS calls per second over ${IDLE_S} s (strace, start-up left out), and on GlusterFS the operations per second both bricks saw (`gluster volume profile`): what each idle worker adds to the server\'s load.',
   '',
   '## Drain rate by worker processes (networked file systems)',
   '',
