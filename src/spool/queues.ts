@@ -85,6 +85,11 @@ export function dirLinksCountFolders(dir: string, folders: number): boolean {
   try { return fs.lstatSync(dir).nlink === 2 + folders; } catch { return false; }
 }
 
+/** A real folder with no sub-folder, by its link count: to be asked only where dirLinksCountFolders said yes. */
+export function hasNoFolders(dir: string): boolean {
+  try { const st = fs.lstatSync(dir); return st.isDirectory() && st.nlink === 2; } catch { return false; }
+}
+
 /** Queues with a pause marker (paused/QUEUE): workers take no new job of them. One readdir per call. */
 export function pausedQueues(l: { paused: string }): string[] {
   let names: string[];

@@ -37,7 +37,7 @@ import type { Lease } from '../spool/lease.js';
 import { MAX_JOB_BYTES, isRealDir, readRegularFileSync } from '../spool/fsops.js';
 import { PRIORITY_FOLDERS, idFromName, parseClaimedName, priorityOfFolder } from '../spool/names.js';
 import { isWorkerLeaseName } from '../spool/ids.js';
-import { brokenAlone, dirLinksCountFolders, listQueues, pausedQueues } from '../spool/queues.js';
+import { brokenAlone, dirLinksCountFolders, hasNoFolders, listQueues, pausedQueues } from '../spool/queues.js';
 import { hasJobs, readNames } from '../spool/scan.js';
 import { claimJob, type ClaimedJob } from '../spool/transitions/claim.js';
 import { dueIn } from '../spool/transitions/promote.js';
@@ -542,11 +542,6 @@ export class Claimer {
 
 
 /** Whether this user may list `dir`; a folder broken alone (EIO while pending/ lists) is noted for the worker's report. */
-/** A real folder with no sub-folder, by its link count (only where link counts tell sub-folders). */
-function hasNoFolders(dir: string): boolean {
-  try { const st = fs.lstatSync(dir); return st.isDirectory() && st.nlink === 2; } catch { return false; }
-}
-
 function canRead(dir: string): boolean {
   try { fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK); return true; } catch (err) { brokenAlone(dir, err); return false; }
 }
