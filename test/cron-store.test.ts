@@ -113,7 +113,7 @@ describe('a pass with nothing due leaves the folders alone', () => {
     const { layout, store } = await storeWith({ expr: '0 0 1 1 *' });
     await store.runDue(clockAt(T0) as never, quiet, 't');
     const before = [layout.root, layout.cron, join(layout.cron, 'state'), join(layout.cron, 'runs')].map((d) => statSync(d).mtimeMs);
-    await new Promise((r) => setTimeout(r, 20)); // mtimes have ns resolution on ext4/tmpfs; 20 ms clears any coarser one
+    await new Promise((r) => setTimeout(r, 20)); // file times move in clock ticks of a few ms (ext4, tmpfs): 20 ms lets any change show
     for (let i = 0; i < 3; i++) expect(await store.runDue(clockAt(T0 + i * 1000) as never, quiet, 't')).toBe(0);
     const after = [layout.root, layout.cron, join(layout.cron, 'state'), join(layout.cron, 'runs')].map((d) => statSync(d).mtimeMs);
     expect(after).toEqual(before);
