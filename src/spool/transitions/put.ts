@@ -26,7 +26,7 @@
 import * as fs from 'node:fs';
 import { errnoOf } from '../../errors.js';
 import { dirname, join } from 'node:path';
-import { createExclusiveOpenSync, createExclusiveSync, fsyncDirSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { createExclusiveOpenSync, createExclusiveSync, fsyncDirSync, isRealDir, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { makeDir, type SpoolModes } from '../modes.js';
 import { pendingDir, queueDir, type Layout } from '../layout.js';
 import { bucketOf, deferredName, jobName } from '../names.js';
@@ -60,7 +60,13 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
   for (const f of files) {
     if (ready.has(f.dir)) continue;
     try {
-      for (const d of [...(f.parents ?? []), f.dir]) {
+      const chain = [...(f.parents ?? []), f.dir];
+      // The first is a state folder, in the spool root that no co-user may write (modes.ts rootModeFor): once
+      // the folder below it is a real folder, it needs no look of its own (a put into a queue that exists: one
+      // lstat, not two; a round trip on a network mount). Every folder below it is looked at: a co-user may
+      // have put a symlink in place of a queue folder.
+      if (chain.length > 1 && !ready.has(chain[0]!) && isRealDir(chain[1]!)) { ready.add(chain[0]!); ready.add(chain[1]!); }
+      for (const d of chain) {
         if (ready.has(d)) continue;
         if (makeDir(modes, d)) folders.add(dirname(d));
         ready.add(d);

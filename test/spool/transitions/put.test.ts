@@ -3,7 +3,8 @@
 // published; after 3: all published. putOnce: crash after its first link, completed by publishMarker.
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { newJob, serializeJob } from '../../../dist/job/format.js';
 import { PublishError, placeNewJob, publish, publishMarker, putOnce } from '../../../dist/spool/transitions/put.js';
 import { cleanLeftovers } from '../../../dist/spool/housekeeping.js';
@@ -12,6 +13,8 @@ import { cleanupTemp } from '../../helpers.js';
 import { FN, Rig, SimulatedCrash, crashAfter, onStep } from './util.js';
 
 afterAll(cleanupTemp);
+
+const DIST = resolve(__dirname, '../../../dist');
 
 describe('put', () => {
   let rig: Rig;
@@ -83,6 +86,37 @@ describe('put', () => {
     expect(fs.readFileSync(victim, 'utf8')).toBe('untouched');
     for (const id of ids) expect(fs.lstatSync(join(rig.l.tmp, `${id}.json`)).isSymbolicLink()).toBe(true);
     fs.unlinkSync(victim);
+  });
+
+  it('a symlink in place of a queue folder is refused, also below a priority or a due folder of it that exists', async () => {
+    const outside = join(rig.l.root, '..', `outside-${process.pid}`);
+    for (const d of ['', 'p1', '20310506T0708']) fs.mkdirSync(join(outside, d), { recursive: true });
+    fs.symlinkSync(outside, join(rig.l.pending, 'q'));
+    fs.symlinkSync(outside, join(rig.l.deferred, 'q'));
+    const one = (id: string, dueMs: number | null, priority?: number) => [placeNewJob(rig.l, 'q', id, serializeJob(newJob({ id, fn: FN, queue: 'q' })), dueMs, priority)];
+    for (const [id, due, prio] of [['a', null, undefined], ['b', null, 1], ['c', Date.UTC(2031, 4, 6, 7, 8, 9), undefined]] as const) {
+      await expect(publish(rig.l.tmp, one(id, due, prio), true, rig.l.modes)).rejects.toThrow(/symbolic link/);
+      expect(rig.where(id)).toEqual([]);
+    }
+    expect(fs.readdirSync(outside).sort()).toEqual(['20310506T0708', 'p1']);
+    expect(fs.readdirSync(join(outside, 'p1'))).toEqual([]);
+    fs.rmSync(outside, { recursive: true });
+  });
+
+  it('a put into a queue that exists looks up its queue folder, not the state folder too', async () => {
+    await publish(rig.l.tmp, batch('q'), false, rig.l.modes);
+    const script = `
+      const { publish, placeNewJob } = await import(${JSON.stringify(join(DIST, 'spool/transitions/put.js'))});
+      const { openLayout } = await import(${JSON.stringify(join(DIST, 'spool/layout.js'))});
+      const l = openLayout(${JSON.stringify(rig.l.root)});
+      for (let i = 0; i < 5; i++) await publish(l.tmp, [placeNewJob(l, 'q', 'k' + i, '{}', null)], false, l.modes);`;
+    const trace = join(rig.l.root, '..', `put-${process.pid}.strace`);
+    const r = spawnSync('strace', ['-f', '-o', trace, '-e', 'trace=lstat,stat,statx,newfstatat', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const looks = fs.readFileSync(trace, 'utf8').split('\n');
+    expect(looks.filter((l) => l.includes(`"${rig.l.pending}"`))).toEqual([]);
+    expect(looks.filter((l) => l.includes(`"${join(rig.l.pending, 'q')}"`))).toHaveLength(5);
+    fs.unlinkSync(trace);
   });
 
   describe('putOnce', () => {
