@@ -230,6 +230,18 @@ export async function judgeLease(layout: Layout, clock: ServerClock, worker: str
   return { info, ageMs: hb.ageMs, expired: hb.ageMs > info.leaseMs };
 }
 
+/**
+ * How long a judgement that found a lease alive stays good: half of what was left of it. A lease cannot
+ * expire before the rest of it has passed (its age is a duration on the file server's clock, the wait one on
+ * ours); waiting only half leaves room for a server clock stepped forward meanwhile, and the looks close in as
+ * the lease nears its end, so a recoverer that looks every poll still finds a dead lease within a poll of its
+ * expiry. 0 (look at every pass) for a lease expired, unknown or unsettled.
+ */
+export function judgeAgainAfterMs(j: LeaseJudgement): number {
+  if (j.expired || j.ageMs === null || j.unsettled !== undefined) return 0;
+  return Math.max(0, (j.info.leaseMs - j.ageMs) / 2);
+}
+
 /** The lease a `LEASE.dead` folder name stands for. */
 export function deadLeaseOf(name: string): string | null {
   return name.endsWith(DEAD_SUFFIX) ? name.slice(0, -DEAD_SUFFIX.length) : null;

@@ -39,7 +39,7 @@ import { readClaimed, type ClaimedJob } from '../spool/transitions/claim.js';
 import { finishJob } from '../spool/transitions/finish.js';
 import { GroupSync } from '../spool/transitions/group-sync.js';
 import { adoptLoose, promoteDue, removeEmptyBuckets } from '../spool/transitions/promote.js';
-import { recoverDeadLeases } from '../spool/transitions/recover.js';
+import { LeaseLooks, recoverDeadLeases } from '../spool/transitions/recover.js';
 import { LeaseAudit } from '../spool/transitions/audit.js';
 import { unclaimJob } from '../spool/transitions/unclaim.js';
 import { takeSlots, type Slot } from '../spool/transitions/quota-take.js';
@@ -153,6 +153,8 @@ export class Worker {
   private readonly leaseAudit = new LeaseAudit();
   /** When our lease folder is next audited (Date.now()); 0 also right after a recovery pass that took a lease. */
   private nextAudit = 0;
+  /** When each sibling's lease is next worth judging: a live one is read a few times a lease, not every poll. */
+  private readonly leaseLooks = new LeaseLooks();
   private resolver!: RefResolver;
   private readonly duties: Array<(w: Worker) => Promise<void>>;
   private stopping = false;
@@ -735,7 +737,7 @@ export class Worker {
           const n = await recoverDeadLeases(this.layout, this.clock, this.lease, (e) => {
             if (e.event === 'lease.expired') this.nextAudit = 0; // its folder may not have gone away whole
             this.log(e.event, { ...e, event: undefined });
-          });
+          }, this.leaseLooks);
           if (n > 0) { this.summary.recovered += n; this.wake(); }
         });
         // Every few heartbeats, and after a pass that took a lease: nothing may sit in our folder that we do not run.

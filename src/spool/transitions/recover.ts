@@ -12,7 +12,9 @@
  *
  * Before: DEAD's heartbeat is older than DEAD's own lease time by the file server's clock (lease.ts
  *   judgeLease, the one rule), and the recoverer's own lease is fresh enough to judge (a recoverer that
- *   was itself stalled may be the stale one). Any live process may recover; there is no reaper.
+ *   was itself stalled may be the stale one). Any live process may recover; there is no reaper. A worker
+ *   reads a sibling's heartbeat again only once its last judgement may have run out (LeaseLooks: after half
+ *   of what was then left of the lease), so a dead lease is still found within a pass of its expiry.
  * Steps:
  *   1. check with lstat that claimed/DEAD is a real folder (a symlink or file there is quarantined as the
  *      entry itself, never followed), then rename it into our own lease as DEAD.dead — one rename, one
@@ -41,7 +43,7 @@ import { parseJob, JobFormatError, type Job } from '../../job/format.js';
 import { recordInterrupt, recordUntouched, type Next } from '../../job/policy.js';
 import { MAX_JOB_BYTES, isRealDir, listNames, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { QUEUE_NAME, type Layout } from '../layout.js';
-import { deadLeaseOf, holderInfoFrom, judgeLease, type HolderInfo, type Lease } from '../lease.js';
+import { deadLeaseOf, holderInfoFrom, judgeAgainAfterMs, judgeLease, type HolderInfo, type Lease } from '../lease.js';
 import { DEAD_SUFFIX, parseClaimedName, runToken } from '../names.js';
 import { quarantine } from '../quarantine.js';
 import type { ServerClock } from '../server-clock.js';
@@ -56,16 +58,47 @@ const RECOVER_RELIST_PASSES = 3;
 
 export interface RecoveryEvent { event: 'lease.expired' | 'job.recovered' | 'job.quarantined' | 'recovery.skipped'; worker: string; id?: string; to?: string; ageMs?: number; reason?: string }
 
-/** One pass over claimed/: take and settle every dead lease. Each lease is isolated: one bad entry does not end the pass. */
-export async function recoverDeadLeases(layout: Layout, clock: ServerClock, me: Lease, log: (e: RecoveryEvent) => void): Promise<number> {
+/**
+ * When each lease a recoverer found alive is next worth judging (performance.now), by judgeAgainAfterMs.
+ * A worker runs a recovery pass every poll: without this, each of N workers read every other worker's
+ * heartbeat every poll — N² reads a poll on the file server (four round trips each on a network mount),
+ * where a few a lease are enough.
+ */
+export class LeaseLooks {
+  private readonly next = new Map<string, number>();
+
+  due(worker: string): boolean { return (this.next.get(worker) ?? -Infinity) <= performance.now(); }
+
+  judged(worker: string, againAfterMs: number): void {
+    if (againAfterMs > 0) this.next.set(worker, performance.now() + againAfterMs); else this.next.delete(worker);
+  }
+
+  /** Forget the leases no longer in claimed/. */
+  keepOnly(workers: readonly string[]): void {
+    const listed = new Set(workers);
+    for (const w of this.next.keys()) if (!listed.has(w)) this.next.delete(w);
+  }
+}
+
+/**
+ * One pass over claimed/: take and settle every dead lease. Each lease is isolated: one bad entry does not
+ * end the pass. With `looks` (a worker's, kept across its passes), a lease found alive is judged again only
+ * once its judgement may have run out.
+ */
+export async function recoverDeadLeases(layout: Layout, clock: ServerClock, me: Lease, log: (e: RecoveryEvent) => void, looks?: LeaseLooks): Promise<number> {
   let recovered = 0;
   // Ages need the file server's clock: a recoverer that could not write its probe (a read-only spool)
   // judges nobody.
   if (clock.local) return 0;
-  for (const worker of await listNames(layout.claimed)) {
+  const workers = await listNames(layout.claimed);
+  looks?.keepOnly(workers);
+  for (const worker of workers) {
     if (worker === me.id || worker.startsWith('.')) continue;
+    if (looks && !looks.due(worker)) continue;
     try {
-      const { info, ageMs, expired } = await judgeLease(layout, clock, worker, me.info.leaseMs);
+      const judgement = await judgeLease(layout, clock, worker, me.info.leaseMs);
+      looks?.judged(worker, judgeAgainAfterMs(judgement));
+      const { info, ageMs, expired } = judgement;
       if (!expired || ageMs === null) continue;
       if (!me.freshToJudge()) break; // we might be the stale one: do not judge others
       recovered += await takeDeadLease(layout, me, worker, info, Math.round(ageMs), log);

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { claimJob } from '../../../dist/spool/transitions/claim.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
-import { recoverDeadLeases, settleDeadFolder } from '../../../dist/spool/transitions/recover.js';
+import { LeaseLooks, recoverDeadLeases, settleDeadFolder } from '../../../dist/spool/transitions/recover.js';
 import { cleanupTemp } from '../../helpers.js';
 import { Rig, SimulatedCrash, atStep, crashAfter, onStep, succeed } from './util.js';
 
@@ -132,6 +132,41 @@ describe('recover', () => {
     claimJob(a, 'q', 'j1.json');
     expect((await rig.recover()).n).toBe(0);
     expect(rig.where('j1')).toEqual([`claimed/${a.id}/1.j1.json`]);
+  });
+
+  it('with looks kept across passes (a worker\'s), a lease found alive is not read again before half of what was left of it has passed', async () => {
+    await rig.put('j1', { queue: 'q' });
+    const a = await rig.lease('worker', 2_000);
+    claimJob(a, 'q', 'j1.json');
+    const me = await rig.lease('worker');
+    const clock = rig.clock();
+    const looks = new LeaseLooks();
+    const pass = () => recoverDeadLeases(rig.l, clock, me, () => {}, looks);
+    expect(await pass()).toBe(0); // alive, ~2 s left: good for ~1 s
+    rig.kill(a); // its heartbeat an hour old from now on: any read of it judges it dead
+    expect(await pass()).toBe(0); // not read
+    expect(rig.where('j1')).toEqual([`claimed/${a.id}/1.j1.json`]);
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await pass()).toBe(1);
+    expect(rig.where('j1')).toEqual(['pending/q/j1.json']);
+  });
+
+  it('with looks, a lease that stops beating is still taken within a pass of its expiry (passes every 50 ms, a lease of 1.5 s)', async () => {
+    await rig.put('j1', { queue: 'q' });
+    const a = await rig.lease('worker', 1_500);
+    claimJob(a, 'q', 'j1.json');
+    const beat = fs.statSync(a.heartbeatFile).mtimeMs; // its last beat, on this machine's clock (one machine here)
+    const me = await rig.lease('worker');
+    const clock = rig.clock();
+    const looks = new LeaseLooks();
+    const events: string[] = [];
+    while (rig.where('j1')[0] !== 'pending/q/j1.json') {
+      await recoverDeadLeases(rig.l, clock, me, (e) => events.push(e.event), looks);
+      expect(Date.now() - beat, 'taken by lease + 500 ms').toBeLessThan(2_000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(Date.now() - beat).toBeGreaterThanOrEqual(1_500);
+    expect(events).toContain('lease.expired');
   });
 
   it('two recoverers at once: one takes the folder, each job is settled exactly once', async () => {
