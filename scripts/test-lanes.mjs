@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// `npm test`'s runner: the vitest projects of vitest.config.ts (`rig`, `local`) side by side, one vitest
+// process each, every line of output prefixed with its project's name. Each project runs its files one at a
+// time; the two together keep a 2-core machine busy where one alone leaves it waiting on sleeps, leases and
+// process start-ups (the suite ran 1,480 s one file at a time). Exits 0 only if every project passed;
+// arguments are passed to each vitest (`npm test -- -t quota`). A signal is passed on to both.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const vitest = fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import.meta.url));
+const projects = ['rig', 'local'];
+const extra = process.argv.slice(2);
+const t0 = Date.now();
+
+const lanes = projects.map((name) => {
+  const child = spawn(process.execPath, [vitest, 'run', '--project', name, '--passWithNoTests', ...extra], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (const [from, to] of [[child.stdout, process.stdout], [child.stderr, process.stderr]]) {
+    createInterface({ input: from, crlfDelay: Infinity }).on('line', (line) => to.write(`[${name}] ${line}\n`));
+  }
+  const done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ name, code, signal, s: (Date.now() - t0) / 1000 })));
+  return { child, done };
+});
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => { for (const l of lanes) l.child.kill(sig); });
+}
+
+const results = await Promise.all(lanes.map((l) => l.done));
+for (const r of results) {
+  const how = r.code === 0 ? 'passed' : r.signal ? `killed by ${r.signal}` : `failed (exit ${r.code})`;
+  process.stdout.write(`test-lanes: ${r.name} ${how} after ${r.s.toFixed(0)} s\n`);
+}
+process.exitCode = results.every((r) => r.code === 0) ? 0 : 1;
