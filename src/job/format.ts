@@ -240,14 +240,16 @@ export function parseJob(text: string, expectedId?: string): Job {
   const quotas = o.quotas ?? [];
   if (!Array.isArray(quotas) || quotas.length > MAX_JOB_QUOTAS || quotas.some((q) => typeof q !== 'string' || !QUOTA_NAME.test(q))) throw new JobFormatError(`"quotas" must be an array of at most ${MAX_JOB_QUOTAS} quota names ([A-Za-z0-9._-], at most 64 characters)`);
   const createdBy = (typeof o.createdBy === 'object' && o.createdBy !== null ? o.createdBy : { host: '?', pid: 0 }) as Job['createdBy'];
-  return {
-    ...o,
-    zcq: JOB_FORMAT, id, fn: o.fn, args, queue, created, createdBy, attempts, retries, backoff, timeoutMs,
-    deadline: (o.deadline as string | null) ?? null, notBefore: (o.notBefore as string | null) ?? null,
-    onInterrupt, maxInterrupts, interrupts, history: (history as Attempt[]).slice(-MAX_HISTORY),
-    ...(o.priority !== undefined ? { priority } : {}),
-    ...(o.quotas !== undefined ? { quotas: [...new Set(quotas as string[])] } : {}),
-  };
+  // The object JSON.parse just made is ours: the checked fields and defaults are set on it in place (a field
+  // it has keeps its place, a default goes at the end). Copying it with a spread into a literal of 18
+  // fields cost ~15 µs a job in V8 against ~1 µs (bench/PROFILE.md, section 12).
+  o.zcq = JOB_FORMAT; o.id = id; o.args = args; o.queue = queue; o.created = created; o.createdBy = createdBy;
+  o.attempts = attempts; o.retries = retries; o.backoff = backoff; o.timeoutMs = timeoutMs;
+  o.deadline = o.deadline ?? null; o.notBefore = o.notBefore ?? null;
+  o.onInterrupt = onInterrupt; o.maxInterrupts = maxInterrupts; o.interrupts = interrupts;
+  o.history = (history as Attempt[]).length > MAX_HISTORY ? (history as Attempt[]).slice(-MAX_HISTORY) : history;
+  if (o.quotas !== undefined) o.quotas = [...new Set(quotas as string[])];
+  return o as Job;
 }
 
 function isId(v: unknown): v is string { return typeof v === 'string' && SAFE_NAME.test(v); }
