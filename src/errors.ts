@@ -67,10 +67,26 @@ export class ModuleRefError extends ZcqError {
   constructor(ref: string, why: string) { super('ZCQ_BAD_MODULE_REF', `function '${ref}': ${why}`, 1); }
 }
 
-/** The spool cannot be written (disk full, read-only): nothing was published. */
+/**
+ * What a person does about a write into the spool that failed with `code`: one rule for every message that
+ * reports one (SpoolWriteError, PartialPutError, `zcq put -`). EEXIST, ENOTDIR and ELOOP on the way to a job's
+ * folder mean a file, FIFO or symlink stands where a folder belongs (a co-user of a shared spool can plant
+ * one): neither space nor permissions would help.
+ */
+export function writeRemedy(code: string | undefined): string {
+  switch (code) {
+    case 'ENOSPC': case 'EDQUOT': return 'free space';
+    case 'EROFS': return 'remount the spool read-write';
+    case 'EACCES': case 'EPERM': return 'fix permissions';
+    case 'EEXIST': case 'ENOTDIR': case 'ELOOP': return 'something that is not a folder stands on that path: see `ls -l` and remove it';
+    default: return 'free space or fix permissions';
+  }
+}
+
+/** The spool cannot be written (disk full, read-only, a non-folder in the way): nothing was published. */
 export class SpoolWriteError extends ZcqError {
   constructor(path: string, cause: NodeJS.ErrnoException) {
-    super('ZCQ_SPOOL_WRITE', `${path}: cannot write (${cause.code ?? cause.message}); nothing was published — free space or fix permissions and retry`, 1, { cause });
+    super('ZCQ_SPOOL_WRITE', `${path}: cannot write (${cause.code ?? cause.message}); nothing was published — ${writeRemedy(cause.code)}, then retry`, 1, { cause });
   }
 }
 
@@ -97,7 +113,7 @@ export class PartialPutError extends ZcqError {
     const why = `${path}: cannot write (${cause.code ?? cause.message})`;
     super('ZCQ_PARTIAL_PUT', enqueued.length === total
       ? `${why}; all ${total} jobs were published but their folder was not fsynced: they may not survive a power cut`
-      : `${why}; ${enqueued.length} of ${total} jobs were enqueued (the first ${enqueued.length}, ids in err.enqueued), the other ${total - enqueued.length} were not — free space or fix permissions and put those again`,
+      : `${why}; ${enqueued.length} of ${total} jobs were enqueued (the first ${enqueued.length}, ids in err.enqueued), the other ${total - enqueued.length} were not — ${writeRemedy(cause.code)}, then put those again`,
     1, { cause });
   }
 }

@@ -39,7 +39,7 @@ describe.skipIf(!canMount)('a full or read-only spool (tmpfs; needs root)', () =
     const full = zcq(spool, ['put', './jobs.mjs#add', '1', '2']);
     expect(full.code).toBe(1);
     expect(full.stderr.trim().split('\n')).toHaveLength(1);
-    expect(full.stderr).toMatch(/^zcq: .*cannot write \(ENOSPC\); nothing was published/);
+    expect(full.stderr).toMatch(/^zcq: .*cannot write \(ENOSPC\); nothing was published — free space, then retry$/m);
     expect(namesIn(spool, 'pending')).toEqual([]);
     expect(readdirSync(join(spool, 'tmp'))).toEqual([]);
     rmSync(filler);
@@ -47,7 +47,7 @@ describe.skipIf(!canMount)('a full or read-only spool (tmpfs; needs root)', () =
     const ro = zcq(spool, ['put', './jobs.mjs#add', '1', '2']);
     expect(ro.code).toBe(1);
     expect(ro.stderr.trim().split('\n')).toHaveLength(1);
-    expect(ro.stderr).toMatch(/^zcq: .*cannot write \(EROFS\); nothing was published/);
+    expect(ro.stderr).toMatch(/^zcq: .*cannot write \(EROFS\); nothing was published — remount the spool read-write, then retry$/m);
     expect(namesIn(spool, 'pending')).toEqual([]);
     expect(readdirSync(join(spool, 'tmp'))).toEqual([]);
     expect(spawnSync('mount', ['-o', 'remount,rw', root]).status).toBe(0);

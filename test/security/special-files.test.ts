@@ -120,5 +120,29 @@ describe.runIf(canRun)('special files planted by a co-member', () => {
     // The odd files were set aside (or left), never made to fail the passes.
     expect(w.output()).not.toMatch(/ENOTDIR.*ENOTDIR.*ENOTDIR/s);
   });
+
+  it("a FIFO or a file where a queue's folder belongs: the other member's put fails in one line naming it and what to do, nothing written", () => {
+    plantFifo(r, 'zcqb', join(r.spool, 'pending', 'fq'));
+    plantFile(r, 'zcqb', join(r.spool, 'pending', 'pq'), 'not a folder\n');
+    for (const [queue, input] of [['fq', undefined], ['pq', undefined], ['pq', `{"fn":"./jobs.mjs#record","args":[${JSON.stringify(r.ledger)}]}\n{"fn":"./jobs.mjs#record","args":[${JSON.stringify(r.ledger)}]}\n`]] as const) {
+      const tmpBefore = fs.readdirSync(join(r.spool, 'tmp')).length;
+      const res = input === undefined
+        ? zcq(r, 'zcqa', ['put', '-q', queue, './jobs.mjs#record', r.ledger])
+        : zcq(r, 'zcqa', ['put', '-q', queue, '-'], { input });
+      expect(res.timedOut, `put -q ${queue} hung on what stands at pending/${queue}`).toBe(false);
+      expect(res.code).toBe(1);
+      expect(res.stdout).toBe('');
+      const lines = res.stderr.trim().split('\n');
+      expect(lines, res.stderr).toHaveLength(1);
+      // The path, the errno, and a remedy that fits it (not "free space or fix permissions").
+      expect(lines[0]).toContain(join(r.spool, 'pending', queue));
+      expect(lines[0]).toMatch(/cannot write \(EEXIST\); nothing was published — something that is not a folder stands on that path: see `ls -l` and remove it/);
+      expect(fs.readdirSync(join(r.spool, 'tmp')).length).toBe(tmpBefore);
+    }
+    expect(fs.lstatSync(join(r.spool, 'pending', 'fq')).isFIFO()).toBe(true);
+    expect(fs.readFileSync(join(r.spool, 'pending', 'pq'), 'utf8')).toBe('not a folder\n');
+    fs.rmSync(join(r.spool, 'pending', 'fq'));
+    fs.rmSync(join(r.spool, 'pending', 'pq'));
+  });
 });
 

@@ -3,7 +3,7 @@
  * `zcq put -`: add the jobs read from stdin, one JSON object a line, all or (on a bad line) none.
  */
 import { Command, Option } from 'commander';
-import { PartialPutError, PutItemError, UsageError, ZcqError } from '../../errors.js';
+import { PartialPutError, PutItemError, UsageError, ZcqError, writeRemedy } from '../../errors.js';
 import type { PutItem, PutOptions } from '../../client/spool.js';
 import { CALLBACK_RETRIES } from '../../client/composite.js';
 import { JOB_BOUNDS, JOB_DEFAULTS } from '../../defaults.js';
@@ -112,7 +112,7 @@ async function putLines(cmd: Command, args: string[], o: Record<string, unknown>
       const why = `${err.path}: cannot write (${(err.cause as NodeJS.ErrnoException).code ?? (err.cause as Error).message})`;
       if (err.enqueued.length === items.length) throw new ZcqError(err.code, `${why}; all ${items.length} jobs were enqueued (ids on standard output) but may not survive a power cut`, 1);
       const next = lines[err.enqueued.length]!;
-      throw new ZcqError(err.code, `${why}; the first ${err.enqueued.length} jobs (the lines before line ${next}) were enqueued (ids on standard output), those from line ${next} on were not — free space or fix permissions, then put them again (tail -n +${next} FILE | zcq put -)`, 1);
+      throw new ZcqError(err.code, `${why}; the first ${err.enqueued.length} jobs (the lines before line ${next}) were enqueued (ids on standard output), those from line ${next} on were not — ${writeRemedy((err.cause as NodeJS.ErrnoException).code)}, then put them again (tail -n +${next} FILE | zcq put -)`, 1);
     }
     throw err;
   }
