@@ -69,16 +69,17 @@ export class ModuleRefError extends ZcqError {
 
 /**
  * What a person does about a write into the spool that failed with `code`: one rule for every message that
- * reports one (SpoolWriteError, PartialPutError, `zcq put -`). EEXIST, ENOTDIR and ELOOP on the way to a job's
- * folder mean a file, FIFO or symlink stands where a folder belongs (a co-user of a shared spool can plant
- * one): neither space nor permissions would help.
+ * reports one (SpoolWriteError, PartialPutError, `zcq put -`). EEXIST or ENOTDIR on the way to a job's folder
+ * means a file, FIFO or symlink stands where a folder belongs, ELOOP a symlink where zcq opens without
+ * following (a co-user of a shared spool can plant either): neither space nor permissions would help.
  */
 export function writeRemedy(code: string | undefined): string {
   switch (code) {
     case 'ENOSPC': case 'EDQUOT': return 'free space';
     case 'EROFS': return 'remount the spool read-write';
     case 'EACCES': case 'EPERM': return 'fix permissions';
-    case 'EEXIST': case 'ENOTDIR': case 'ELOOP': return 'something that is not a folder stands on that path: see `ls -l` and remove it';
+    case 'EEXIST': case 'ENOTDIR': return 'something that is not a folder stands on that path: see `ls -l` and remove it';
+    case 'ELOOP': return 'a symlink stands on that path (zcq follows none): see `ls -l` and remove it';
     default: return 'free space or fix permissions';
   }
 }
