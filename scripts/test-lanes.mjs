@@ -3,7 +3,8 @@
 // process each, every line of output prefixed with its project's name. Each project runs its files one at a
 // time; the two together keep a 2-core machine busy where one alone leaves it waiting on sleeps, leases and
 // process start-ups (the suite ran 1,480 s one file at a time). Exits 0 only if every project passed;
-// arguments are passed to each vitest (`npm test -- -t quota`). A signal is passed on to both.
+// arguments are passed to each vitest (`npm test -- test/quota`); a filter that matches files of one project
+// only is fine, one that matches no file at all fails. A signal is passed on to both.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,10 +20,14 @@ const lanes = projects.map((name) => {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let found = true;
   for (const [from, to] of [[child.stdout, process.stdout], [child.stderr, process.stderr]]) {
-    createInterface({ input: from, crlfDelay: Infinity }).on('line', (line) => to.write(`[${name}] ${line}\n`));
+    createInterface({ input: from, crlfDelay: Infinity }).on('line', (line) => {
+      if (line.startsWith('No test files found')) found = false;
+      to.write(`[${name}] ${line}\n`);
+    });
   }
-  const done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ name, code, signal, s: (Date.now() - t0) / 1000 })));
+  const done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ name, code, signal, found, s: (Date.now() - t0) / 1000 })));
   return { child, done };
 });
 
@@ -32,7 +37,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 const results = await Promise.all(lanes.map((l) => l.done));
 for (const r of results) {
-  const how = r.code === 0 ? 'passed' : r.signal ? `killed by ${r.signal}` : `failed (exit ${r.code})`;
+  const how = r.code !== 0 ? (r.signal ? `killed by ${r.signal}` : `failed (exit ${r.code})`) : r.found ? 'passed' : 'found no test file';
   process.stdout.write(`test-lanes: ${r.name} ${how} after ${r.s.toFixed(0)} s\n`);
 }
-process.exitCode = results.every((r) => r.code === 0) ? 0 : 1;
+const none = results.every((r) => r.code === 0 && !r.found);
+if (none) process.stderr.write(`test-lanes: no test file matches ${extra.join(' ')} — name files under test/ (npm test -- test/spool)\n`);
+process.exitCode = !none && results.every((r) => r.code === 0) ? 0 : 1;
