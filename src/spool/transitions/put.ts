@@ -26,7 +26,8 @@
 import * as fs from 'node:fs';
 import { errnoOf } from '../../errors.js';
 import { dirname, join } from 'node:path';
-import { createExclusiveOpenSync, createExclusiveSync, fsyncDirSync, isRealDir, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { createExclusiveOpenSync, createExclusiveSync, fsyncDirSync, isRealDir, pauseSync, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { REPLACED_PAUSES_MS } from '../server-clock.js';
 import { makeDir, type SpoolModes } from '../modes.js';
 import { pendingDir, queueDir, type Layout } from '../layout.js';
 import { bucketOf, deferredName, jobName } from '../names.js';
@@ -177,17 +178,24 @@ export function putOnce(l: Layout, queue: string, id: string, text: string, mark
  * the marker is our own inode (the stale try had made it).
  */
 function linkOnce(tmp: string, marker: string): boolean {
-  for (let attempt = 0; ; attempt++) {
+  for (const [attempt, pauseMs] of REPLACED_PAUSES_MS.entries()) {
+    if (pauseMs > 0) pauseSync(pauseMs);
     try {
       fs.linkSync(tmp, marker);
       return true;
     } catch (err) {
       const code = errnoOf(err);
       if (code === 'EEXIST') return attempt > 0 && sameInode(tmp, marker);
-      if (code !== 'ESTALE' || attempt >= 2) throw err;
+      if (code !== 'ESTALE' || attempt === LAST_LOOK) throw err;
     }
   }
+  return false; // not reached: the last look returns or throws
 }
+
+// ESTALE: tried again after the pauses a replaced name needs (server-clock.ts): three looks at once failed
+// alike on a distributed GlusterFS volume (a cron pass in the CI dry run), one past the client's 1 s entry
+// cache sees the folder as it is.
+const LAST_LOOK = REPLACED_PAUSES_MS.length - 1;
 
 function sameInode(a: string, b: string): boolean {
   try { const x = fs.lstatSync(a); const y = fs.lstatSync(b); return x.dev === y.dev && x.ino === y.ino; } catch { return false; }
@@ -197,14 +205,15 @@ function sameInode(a: string, b: string): boolean {
 export function publishMarker(l: Layout, queue: string, id: string, marker: string, durable: boolean): void {
   const dir = queueDir(l, 'pending', queue);
   const made = makeDir(l.modes, dir);
-  for (let attempt = 0; ; attempt++) {
+  for (const [attempt, pauseMs] of REPLACED_PAUSES_MS.entries()) {
+    if (pauseMs > 0) pauseSync(pauseMs);
     try {
       fs.linkSync(marker, join(dir, jobName(id)));
       break;
     } catch (err) {
       const code = errnoOf(err);
       if (code === 'EEXIST') break;
-      if (code !== 'ESTALE' || attempt >= 2) throw err; // ESTALE: look again (see linkOnce)
+      if (code !== 'ESTALE' || attempt === LAST_LOOK) throw err; // ESTALE: look again (see linkOnce)
     }
   }
   if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
