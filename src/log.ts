@@ -10,15 +10,22 @@ import { jsonLine, printable } from './text.js';
 export type LogFields = Record<string, unknown>;
 export type Logger = (event: string, fields?: LogFields) => void;
 
-export function makeLogger(opts: { json?: boolean; quiet?: boolean; stream?: NodeJS.WritableStream } = {}): Logger {
+/**
+ * `batch`: the lines of one turn of the event loop go out in one write, at its end (or at 16 KB, or when
+ * the process exits). A busy worker logs a line a job, and jobs end several to a turn; a write each is a
+ * system call each, and a wake-up each for whoever reads the pipe. A line waits for nothing but the rest
+ * of the turn: no timer, no I/O.
+ */
+export function makeLogger(opts: { json?: boolean; quiet?: boolean; stream?: NodeJS.WritableStream; batch?: boolean } = {}): Logger {
   const out = opts.stream ?? process.stderr;
   if (opts.quiet) return () => undefined;
+  const emit = opts.batch ? batchedWriter(out) : (line: string) => { out.write(line); };
   return (event, fields = {}) => {
     const time = new Date().toISOString();
     if (opts.json) {
       // A field named time or event must not replace the line's own (undefined would drop the key).
       const { time: _t, event: _e, ...rest } = fields;
-      out.write(jsonLine({ time, event, ...rest }) + '\n');
+      emit(jsonLine({ time, event, ...rest }) + '\n');
       return;
     }
     let line = `${time} ${printable(event)}`;
@@ -26,7 +33,29 @@ export function makeLogger(opts: { json?: boolean; quiet?: boolean; stream?: Nod
       if (v === undefined) continue;
       line += ` ${printable(k)}=${textValue(v)}`;
     }
-    out.write(line + '\n');
+    emit(line + '\n');
+  };
+}
+
+const BATCH_MAX = 16 * 1024;
+
+function batchedWriter(out: NodeJS.WritableStream): (line: string) => void {
+  let held = '';
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (held === '') return;
+    const text = held;
+    held = '';
+    out.write(text);
+  };
+  // process.exit() ends the process before the turn does: what is held goes out first (pipes, files and
+  // terminals are written synchronously on Linux, so it is not lost with the process).
+  process.once('exit', flush);
+  return (line) => {
+    held += line;
+    if (held.length >= BATCH_MAX) flush();
+    else if (!scheduled) { scheduled = true; setImmediate(flush); }
   };
 }
 

@@ -46,7 +46,7 @@ export function register(program: Command): void {
       await checkRoots(roots);
       const spool = await openSpool(cmd);
       const { makeLogger } = await import('../../log.js');
-      const base = makeLogger({ json: globals(cmd).json });
+      const base = makeLogger({ json: globals(cmd).json, batch: true });
       const log = o.verbose ? base : (event: string, fields?: Record<string, unknown>) => { if (event !== 'job.start' && event !== 'job.skipped') base(event, fields); };
       const leftoverGiven = cmd.getOptionValueSource('leftoverAge') !== 'default';
       const worker = await spool.runWorker({
