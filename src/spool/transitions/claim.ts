@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { isGone } from '../../errors.js';
 import { parseJob, JobFormatError, type Job } from '../../job/format.js';
 import { isRetry, resetForRetry } from '../../job/policy.js';
-import { MAX_JOB_BYTES, readRegularFileSync, renameOrGoneSync } from '../fsops.js';
+import { MAX_JOB_BYTES, readJustClaimedSync, renameOrGoneSync } from '../fsops.js';
 import type { Lease } from '../lease.js';
 import { queueDir } from '../layout.js';
 import { idFromName } from '../names.js';
@@ -63,7 +63,7 @@ export type ClaimRead = { job: Job; retried: boolean } | { quarantined: string; 
 export async function readClaimed(c: ClaimedJob): Promise<ClaimRead> {
   let job: Job;
   try {
-    const r = readRegularFileSync(c.path, MAX_JOB_BYTES);
+    const r = readJustClaimedSync(c.path, MAX_JOB_BYTES);
     if ('bad' in r) throw new JobFormatError(r.bad);
     job = parseJob(r.text, c.id);
   } catch (err) {

@@ -2,10 +2,11 @@
 // Crash after each marked step, then the actor the header names completes it; and the fence for real.
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { claimJob, readClaimed } from '../../../dist/spool/transitions/claim.js';
 import { newJob, serializeJob } from '../../../dist/job/format.js';
-import { cleanupTemp } from '../../helpers.js';
+import { ROOT, cleanupTemp } from '../../helpers.js';
 import { FN, Rig, SimulatedCrash, crashAfter, onStep } from './util.js';
 
 afterAll(cleanupTemp);
@@ -168,5 +169,64 @@ describe('claim', () => {
     expect(rig.where('j3')).toEqual(['pending/q/j3.json']);
     expect(fs.readdirSync(moved)).toEqual(['1.j1.json']);
     fs.unlinkSync(a.dir);
+  });
+
+  describe('step 2, the read of the claimed file', () => {
+    it('a FIFO put in the claimed file\'s place is set aside with its reason, without blocking; so is a folder', async () => {
+      await rig.put('f1', { queue: 'q' });
+      await rig.put('d1', { queue: 'q' });
+      const a = await rig.lease();
+      const f = claimJob(a, 'q', 'f1.json')!;
+      fs.unlinkSync(f.path);
+      expect(spawnSync('mkfifo', [f.path]).status).toBe(0);
+      const rf = await readClaimed(f);
+      expect(rf).toMatchObject({ reason: expect.stringMatching(/FIFO.*not a regular file/) });
+      const d = claimJob(a, 'q', 'd1.json')!;
+      fs.unlinkSync(d.path);
+      fs.mkdirSync(d.path);
+      const rd = await readClaimed(d);
+      expect(rd).toMatchObject({ reason: expect.stringMatching(/folder, not a regular file/) });
+      // Both set aside (quarantine/), neither left in the lease nor deleted.
+      expect(fs.readdirSync(a.dir)).toEqual([]);
+      expect(fs.readdirSync(rig.l.quarantine).filter((n) => !n.startsWith('.')).length).toBeGreaterThanOrEqual(2);
+    });
+
+    it('a job file past the 64 KB scratch buffer is read whole; one past the 1 MB limit is refused by its size', async () => {
+      const big = 'x'.repeat(300_000);
+      await rig.put('b1', { queue: 'q', args: [big] });
+      const a = await rig.lease();
+      const { job } = await rig.claim(a, 'b1', 'q');
+      expect(job.args).toEqual([big]);
+      await rig.put('h1', { queue: 'q' });
+      const h = claimJob(a, 'q', 'h1.json')!;
+      fs.writeFileSync(h.path, JSON.stringify({ zcq: 1, id: 'h1', fn: FN, args: ['y'.repeat(1_100_000)] }));
+      expect(await readClaimed(h)).toMatchObject({ reason: expect.stringMatching(/larger than the 1048576-byte limit/) });
+    });
+
+    it('makes no fstat: open, reads, close (the fstat was a round trip a job on a networked file system)', async () => {
+      await rig.put('s1', { queue: 'q' });
+      const script = `
+        const { openLayout } = await import(${JSON.stringify(join(ROOT, 'dist/spool/layout.js'))});
+        const { Lease } = await import(${JSON.stringify(join(ROOT, 'dist/spool/lease.js'))});
+        const { claimJob, readClaimed } = await import(${JSON.stringify(join(ROOT, 'dist/spool/transitions/claim.js'))});
+        const l = openLayout(${JSON.stringify(rig.l.root)});
+        const lease = await Lease.acquire(l, { kind: 'worker', leaseMs: 30000 }, true);
+        const c = claimJob(lease, 'q', 's1.json');
+        process.stderr.write('READ ' + c.path + '\\n');
+        const r = await readClaimed(c);
+        if (!('job' in r)) throw new Error(JSON.stringify(r));
+        process.stderr.write('DONE\\n');`;
+      const trace = join(rig.l.root, '..', `claim-${process.pid}.strace`);
+      const r = spawnSync('strace', ['-f', '-y', '-o', trace, '-e', 'trace=openat,read,pread64,fstat,newfstatat,statx,close,write', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const lines = fs.readFileSync(trace, 'utf8').split('\n');
+      const from = lines.findIndex((l) => l.includes('READ '));
+      const to = lines.findIndex((l) => l.includes('DONE'));
+      const calls = lines.slice(from + 1, to).filter((l) => l.includes('s1.json'));
+      expect(calls.some((l) => /openat\(/.test(l))).toBe(true);
+      expect(calls.some((l) => /pread64\(/.test(l))).toBe(true);
+      expect(calls.filter((l) => /statx\(|fstat\(|newfstatat\(/.test(l))).toEqual([]);
+      fs.unlinkSync(trace);
+    });
   });
 });
