@@ -267,7 +267,7 @@ export function readJustClaimedSync(path: string, maxBytes = MAX_JOB_BYTES): { t
 }
 const claimScratch = Buffer.allocUnsafe(64 * 1024);
 
-/** What a descriptor that refused a read is, in words (an FIFO, normally). */
+/** What a descriptor that refused a read is, in words (a FIFO, normally). */
 function describeFd(fd: number): string {
   try { return describeKind(kindOfStats(fss.fstatSync(fd))); } catch { return 'is a FIFO or a socket'; }
 }
