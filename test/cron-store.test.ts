@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CronStore } from '../dist/schedule/store.js';
+import { onStep } from '../dist/spool/transitions/steps.js';
 import { initSpool, queueDir, type Layout } from '../dist/spool/layout.js';
 import { cleanupTemp, names, tempDir } from './helpers.js';
 
@@ -96,6 +97,28 @@ describe('overlap and racing schedulers', () => {
     expect(pendingOf(layout)).toEqual([]);
   });
 
+  it('`zcq cron rm` landing between a pass\'s temporary and its marker link: nothing published, nothing logged; with the schedule still there it is an error', async () => {
+    const logged: string[] = [];
+    const log = (event: string, f?: Record<string, unknown>) => { logged.push(`${event} ${JSON.stringify(f ?? {})}`); };
+    const later = Date.now() + 10 * 60_000;
+    // The removal lands at the pass's step 0 (its job is in a temporary, its marker not linked yet).
+    const { layout, store } = await storeWith({});
+    onStep((t, k) => { if (t === 'putOnce' && k === 0) { onStep(); removeNow(layout, 's'); } });
+    try {
+      expect(await store.runDue(clockAt(later) as never, log, 't')).toBe(0);
+    } finally { onStep(); }
+    expect(logged.filter((l) => l.startsWith('cron.error'))).toEqual([]);
+    expect(pendingOf(layout)).toEqual([]);
+    // Only the markers' folder goes (someone's rm -r), the schedule stays: that is still an error, logged.
+    const b = await storeWith({});
+    onStep((t, k) => { if (t === 'putOnce' && k === 0) { onStep(); rmSync(join(b.layout.cron, 'runs', 's'), { recursive: true }); } });
+    try {
+      expect(await b.store.runDue(clockAt(later) as never, log, 't')).toBe(0);
+    } finally { onStep(); }
+    expect(logged.filter((l) => l.startsWith('cron.error'))).toHaveLength(1);
+    expect(logged.find((l) => l.startsWith('cron.error'))).toMatch(/ENOENT/);
+  });
+
   it('ten schedulers on the same ticks create each job once', async () => {
     const { layout } = await storeWith({ missed: 'all', cap: 50 });
     const stores = Array.from({ length: 10 }, () => new CronStore(layout, false));
@@ -119,3 +142,10 @@ describe('a pass with nothing due leaves the folders alone', () => {
     expect(after).toEqual(before);
   });
 });
+
+/** What `zcq cron rm` does to the files (CronStore.remove), synchronously: schedule, state, run markers. */
+function removeNow(layout: Layout, name: string): void {
+  rmSync(join(layout.cron, 'schedules', `${name}.json`));
+  rmSync(join(layout.cron, 'state', `${name}.json`), { force: true });
+  rmSync(join(layout.cron, 'runs', name), { recursive: true, force: true });
+}

@@ -22,6 +22,13 @@
  *
  * putOnce is the variant for cron ticks: the job is published by link() from its run marker, which only
  * one scheduler can create, so a tick makes at most one job however many schedulers race for it.
+ *   0. write the job into an exclusive temporary in tmp/;
+ *   1. link it as the run marker (EEXIST: another scheduler made this tick's; ENOENT: the marker's folder
+ *      went, `zcq cron rm` removing the schedule — the caller tells which);
+ *   2. link the marker into pending/QUEUE/ (publishMarker), fsync the folder (durable).
+ * Crash after 0: a temporary, removed by housekeeping. After 1: the marker stands without its job; every
+ *   other scheduler loses the tick at its link, so that tick does not run (at most one job a tick: a
+ *   marker cannot tell a job never published from one already run).
  */
 import * as fs from 'node:fs';
 import { errnoOf } from '../../errors.js';
@@ -162,6 +169,7 @@ export function placeNewJob(l: Layout, queue: string, id: string, text: string, 
 export function putOnce(l: Layout, queue: string, id: string, text: string, marker: string, durable: boolean): boolean {
   const tmp = createExclusiveSync(l.tmp, `.once-${id}-`, text, { durable: durable, mode: l.modes.fileMode });
   try {
+    step('putOnce', 0, id);
     if (!linkOnce(tmp, marker)) return false;
     step('putOnce', 1, id);
   } finally {
