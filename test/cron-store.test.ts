@@ -109,6 +109,14 @@ describe('overlap and racing schedulers', () => {
     } finally { onStep(); }
     expect(logged.filter((l) => l.startsWith('cron.error'))).toEqual([]);
     expect(pendingOf(layout)).toEqual([]);
+    // ... or at its step 1: the marker made, removed with its folder before the link into pending/.
+    const c = await storeWith({});
+    onStep((t, k) => { if (t === 'putOnce' && k === 1) { onStep(); removeNow(c.layout, 's'); } });
+    try {
+      expect(await c.store.runDue(clockAt(later) as never, log, 't')).toBe(0);
+    } finally { onStep(); }
+    expect(logged.filter((l) => l.startsWith('cron.error'))).toEqual([]);
+    expect(pendingOf(c.layout)).toEqual([]);
     // Only the markers' folder goes (someone's rm -r), the schedule stays: that is still an error, logged.
     const b = await storeWith({});
     onStep((t, k) => { if (t === 'putOnce' && k === 0) { onStep(); rmSync(join(b.layout.cron, 'runs', 's'), { recursive: true }); } });

@@ -307,17 +307,18 @@ export class CronStore {
   private async createRun(s: StoredSchedule, tick: Date, ownerTag: string, log: Logger): Promise<boolean> {
     const id = runName(s.name, tick);
     const dir = join(this.runsDir, s.name);
-    makeDir(this.layout.modes, this.runsDir);
-    makeDir(this.layout.modes, dir);
     const marker = join(dir, `${id}.json`);
     const job = newJob({ id, fn: s.fn, args: s.args, queue: s.queue, retries: s.retries, timeoutMs: s.timeoutMs });
     (job as Record<string, unknown>).schedule = { name: s.name, tick: tick.toISOString() };
     try {
+      makeDir(this.layout.modes, this.runsDir);
+      makeDir(this.layout.modes, dir);
       if (!putOnce(this.layout, s.queue, id, serializeJob(job), marker, this.durable)) return false;
     } catch (err) {
       // `zcq cron rm` removes runs/NAME (rm -r) after the schedule: a pass that read the schedule before
-      // finds the marker's folder gone under its link. The tick's job is not made, which is what the removal
-      // asked for; an error only while the schedule is still there.
+      // finds the marker's folder (or the marker itself, before its link into pending/) gone under it. The
+      // tick's job is not made, which is what the removal asked for; an error only while the schedule is
+      // still there.
       if (isGone(err) && !(await this.exists(s.name))) return false;
       throw err;
     }
