@@ -127,6 +127,17 @@ function existsNoFollowSync(path: string): boolean {
 
 type ReadVerdict = { text: string; mtimeMs: number } | { bad: string };
 
+/** Open a file that must be regular, to read it (O_NOFOLLOW|O_NONBLOCK): its descriptor, or why it was refused. */
+function openToReadSync(path: string): number | { bad: string } {
+  try {
+    return retryTransient(() => fss.openSync(path, O_READ_SAFE));
+  } catch (err) {
+    const refused = refusedRead(path, err);
+    if (refused) return refused;
+    throw err;
+  }
+}
+
 /** What a refused open of a file that must be regular says, or null when the error is to be thrown. */
 function refusedRead(path: string, err: unknown): { bad: string } | null {
   const code = errnoOf(err);
@@ -188,14 +199,8 @@ export async function readRegularFile(path: string, maxBytes = MAX_JOB_BYTES): P
 
 /** readRegularFile, synchronously. */
 export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): ReadVerdict {
-  let fd: number;
-  try {
-    fd = retryTransient(() => fss.openSync(path, O_READ_SAFE));
-  } catch (err) {
-    const refused = refusedRead(path, err);
-    if (refused) return refused;
-    throw err;
-  }
+  const fd = openToReadSync(path);
+  if (typeof fd !== 'number') return fd;
   try {
     const st = fss.fstatSync(fd);
     const refused = refusedStat(st, maxBytes);
@@ -229,14 +234,8 @@ export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): Rea
  * is not a regular file is read past 64 KB.
  */
 export function readJustClaimedSync(path: string, maxBytes = MAX_JOB_BYTES): { text: string } | { bad: string } {
-  let fd: number;
-  try {
-    fd = retryTransient(() => fss.openSync(path, O_READ_SAFE));
-  } catch (err) {
-    const refused = refusedRead(path, err);
-    if (refused) return refused;
-    throw err;
-  }
+  const fd = openToReadSync(path);
+  if (typeof fd !== 'number') return fd;
   try {
     let buf = claimScratch;
     let n = 0;

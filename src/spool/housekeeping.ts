@@ -1,7 +1,8 @@
 /**
  * Cleaning what crashes leave behind, after a safe age judged by the server's clock: temp files in tmp/
  * (a put or a rewrite that died before publishing: never a published job; spare and quota-slot inodes
- * only when their lease is gone), quota wait marks of gone leases, `.nfs*` silly-rename leftovers (NFS rule 10), heartbeats of workers gone for a day with
+ * only when their lease is gone), quota wait marks of gone leases, `.nfs*` silly-rename leftovers (NFS rule 10), the `.mkdir.NAME`
+ * locks of folder makers that died holding them, heartbeats of workers gone for a day with
  * no lease folder, cancel requests for jobs long finished, and progress annotations not updated for a
  * day. Nothing here touches a published job file.
  *
@@ -136,16 +137,21 @@ async function find(layout: Layout, clock: ServerClock, opts: HousekeepingOption
     }
   }
 
-  // `.nfs*` leftovers: at the top of each state folder (format 1) and one level down, in real queue or
-  // lease folders only (format 2).
+  // `.nfs*` leftovers, and the `.mkdir.NAME` turn locks of folder makers that died between the lock and
+  // its removal (spool/modes.ts; a lease folder or a queue folder is made once, so no later maker of that
+  // name would ever clear it): at the top of each state folder (format 1) and one level down, in real queue
+  // or lease folders only (format 2).
+  const leftoverWhat = (name: string) => (name.startsWith('.nfs') ? 'NFS silly-rename leftover' : name.startsWith('.mkdir.') ? 'folder maker\'s lock left by a crash' : null);
   for (const state of NFS_DIRS) {
     const top = join(layout.root, state);
     for (const e of await pass.entries(top)) {
-      if (e.name.startsWith('.nfs')) { await pass.consider(join(top, e.name), 'NFS silly-rename leftover', tmpAge); continue; }
+      const what = leftoverWhat(e.name);
+      if (what) { await pass.consider(join(top, e.name), what, tmpAge); continue; }
       if (e.kind !== 'folder') continue;
       const sub = join(top, e.name);
       for (const f of await pass.entries(sub)) {
-        if (f.name.startsWith('.nfs')) await pass.consider(join(sub, f.name), 'NFS silly-rename leftover', tmpAge);
+        const w = leftoverWhat(f.name);
+        if (w) await pass.consider(join(sub, f.name), w, tmpAge);
       }
     }
   }

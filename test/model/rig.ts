@@ -182,7 +182,7 @@ export function scanSpool(spool: string): SpoolScan {
       const k = kind(p);
       if (k === 'gone') continue;
       if (k === 'file' && JOB.test(e) && (state === 'pending' || state === 'hold')) { add(JOB.exec(e)![1]!, { state, queue: null, path: p }); continue; }
-      if (k !== 'dir') { strays.push(p); continue; }
+      if (k !== 'dir') { if (!e.startsWith('.')) strays.push(p); continue; }
       for (const f of safeReaddir(p)) {
         const fp = join(p, f);
         if (f.startsWith('.')) continue;
@@ -209,7 +209,9 @@ export function scanSpool(spool: string): SpoolScan {
     }
   };
   const claimed = join(spool, 'claimed');
-  for (const e of safeReaddir(claimed)) { const p = join(claimed, e); if (kind(p) === 'dir') walk(p, e); else strays.push(p); }
+  // Dot-names are skipped at every level, as every reader skips them: a worker killed while making a folder
+  // leaves its `.mkdir.NAME` lock (spool/modes.ts), which housekeeping removes after the leftover age.
+  for (const e of safeReaddir(claimed)) { const p = join(claimed, e); if (kind(p) === 'dir') walk(p, e); else if (!e.startsWith('.')) strays.push(p); }
   const cancels = new Map<string, number>();
   for (const f of safeReaddir(join(spool, 'cancel'))) {
     const i = f.lastIndexOf('.');

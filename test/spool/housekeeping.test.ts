@@ -56,13 +56,17 @@ function littered() {
   plant('pending/.nfs000f', 'file'); // format 1 place
   plant('pending/q/.nfs0010', 'file', 60_000); // young
   plant('pending/q/.nfs0011', 'dir'); // not removed: logged once, the pass goes on
+  plant('claimed/.mkdir.host.3.dead', 'file'); // a worker killed while making its lease folder
+  plant('pending/.mkdir.q2', 'file'); // ... or a queue folder
+  plant('pending/q/.mkdir.p1', 'file'); // ... or a priority folder
+  plant('pending/.mkdir.q3', 'file', 60_000); // young: a maker at work
   symlinkSync(home, join(r, 'pending', 'evil')); // a symlinked "queue folder": never descended into
   return { layout, v, home };
 }
 
 const EXPECTED = [
   'claimed/host.1.live/.nfs000e', 'done/q/.nfs000b', 'failed/q/.nfs000c', 'hold/q/.nfs000d', 'pending/.nfs000f',
-  'pending/q/.nfs000a', 'pending/q/.nfs0011',
+  'pending/q/.nfs000a', 'pending/q/.nfs0011', 'claimed/.mkdir.host.3.dead', 'pending/.mkdir.q2', 'pending/q/.mkdir.p1',
   'cancel/job1.tok', 'progress/job1.json', 'tmp/fifo', 'tmp/link', 'tmp/old.json.tmp', 'tmp/sock',
   'workers/host.9.gone.json', 'workers/link.json',
 ].sort();
@@ -90,6 +94,7 @@ describe('housekeeping', () => {
     expect(byPath['workers/host.9.gone.json'].kind).toBe('FIFO');
     expect(byPath['cancel/job1.tok'].what).toBe('special file in cancel/ (symlink)');
     expect(byPath['pending/q/.nfs000a'].what).toBe('NFS silly-rename leftover');
+    expect(byPath['claimed/.mkdir.host.3.dead'].what).toBe("folder maker's lock left by a crash");
     expect(r.value.logs.map((l: [string, { path: string; error: string }]) => `${l[0]} ${l[1].path.slice(layout.root.length + 1)} ${l[1].error}`))
       .toEqual([]); // the symlinked queue folder is simply not descended into
     expect(sha256(v.path)).toBe(v.hash);
@@ -116,7 +121,7 @@ describe('housekeeping', () => {
     const skipped = r.value.logs.filter((l: [string]) => l[0] === 'spool.housekeeping.skipped').map((l: [string, { path: string; error: string }]) => `${l[1].path.slice(layout.root.length + 1)} ${l[1].error}`);
     expect(skipped).toEqual(['pending/q/.nfs0011 a folder outside tmp/; not removed']);
     // Kept: young entries, the live lease's heartbeat, the victim, the folder behind the symlink.
-    for (const p of ['tmp/young-fifo', 'tmp/young.tmp', 'workers/host.1.live.json', 'progress/job2.json', 'pending/q/.nfs0010', 'pending/evil']) {
+    for (const p of ['tmp/young-fifo', 'tmp/young.tmp', 'workers/host.1.live.json', 'progress/job2.json', 'pending/q/.nfs0010', 'pending/.mkdir.q3', 'pending/evil']) {
       expect(lstatExists(join(layout.root, p)), p).toBe(true);
     }
     expect(sha256(v.path)).toBe(v.hash);
