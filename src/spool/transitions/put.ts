@@ -200,9 +200,9 @@ function linkOnce(tmp: string, marker: string): boolean {
   return false; // not reached: the last look returns or throws
 }
 
-// ESTALE: tried again after the pauses a replaced name needs (server-clock.ts): three looks at once failed
-// alike on a distributed GlusterFS volume (a cron pass in the CI dry run), one past the client's 1 s entry
-// cache sees the folder as it is.
+// ESTALE: tried again after the pauses a replaced name needs (server-clock.ts), so that a look past the
+// client's 1 s entry cache sees the folder as it is. A folder that is really gone (`zcq cron rm` removing
+// runs/NAME) stays gone: the last look throws, and the caller tells that case from an error.
 const LAST_LOOK = REPLACED_PAUSES_MS.length - 1;
 
 function sameInode(a: string, b: string): boolean {
