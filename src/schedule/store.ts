@@ -31,6 +31,7 @@ import { makeDir, mkdirModeRecursive, type SpoolModes } from '../spool/modes.js'
 import { findExact } from '../spool/scan.js';
 import { putOnce } from '../spool/transitions/put.js';
 import type { ServerClock } from '../spool/server-clock.js';
+import { isScheduleFileName, schedulesDirOf, type SchedulerHost } from './duty.js';
 import { DEFAULT_GRACE_MS, assertScheduleName, nextTick, parseSchedule, runName, parseRunName, ticksBetween, dueTicks, type MissedPolicy } from './cron-ticks.js';
 
 export interface ScheduleSpec {
@@ -73,7 +74,7 @@ export class CronStore {
   readonly runsDir: string;
 
   constructor(readonly layout: Layout, readonly durable = true, readonly modes: SpoolModes = layout.modes) {
-    this.schedulesDir = join(layout.cron, 'schedules');
+    this.schedulesDir = schedulesDirOf(layout);
     this.stateDir = join(layout.cron, 'state');
     this.runsDir = join(layout.cron, 'runs');
   }
@@ -135,7 +136,7 @@ export class CronStore {
   async list(): Promise<StoredSchedule[]> {
     const out: StoredSchedule[] = [];
     for (const f of (await listNames(this.schedulesDir)).sort()) {
-      if (!f.endsWith('.json') || f.startsWith('.')) continue;
+      if (!isScheduleFileName(f)) continue;
       try { out.push(await this.get(f.slice(0, -5))); } catch { /* a torn or foreign file: skipped, doctor reports it */ }
     }
     return out;
@@ -335,7 +336,7 @@ export class CronStore {
   }
 
   /** The scheduler duty a worker runs each poll (unless started with `--no-scheduler`). */
-  static duty(): (w: { layout: Layout; durable: boolean; clock: ServerClock; log: Logger; id: string; wake(): void }) => Promise<void> {
+  static duty(): (w: SchedulerHost) => Promise<void> {
     let store: CronStore | undefined;
     return async (w) => {
       store ??= new CronStore(w.layout, w.durable);

@@ -57,6 +57,7 @@ import { addEdges, sweepWaiting } from '../spool/transitions/release.js';
 import type { RunTask } from './runner.js';
 import { Watchdog } from './watchdog.js';
 import { SelfFence, fenceState } from './self-fence.js';
+import { schedulerDuty } from '../schedule/duty.js';
 
 export interface WorkerOptions {
   /**
@@ -232,10 +233,7 @@ export class Worker {
   async start(): Promise<void> {
     this.roots = await realRoots(this.opts.roots);
     this.resolver = createRefResolver(this.roots);
-    if (this.scheduler) {
-      const { CronStore } = await import('../schedule/store.js');
-      this.duties.push(CronStore.duty());
-    }
+    if (this.scheduler) this.duties.push(schedulerDuty());
     await this.clock.sample();
     this.readSettings();
     // Threads serve many jobs each: their number is fixed at start (the CPU count, at most the concurrency then).
