@@ -234,13 +234,18 @@ export class Worker {
     this.roots = await realRoots(this.opts.roots);
     this.resolver = createRefResolver(this.roots);
     if (this.scheduler) this.duties.push(schedulerDuty());
-    await this.clock.sample();
     this.readSettings();
     // Threads serve many jobs each: their number is fixed at start (the CPU count, at most the concurrency then).
     if (!this.threadsGiven) this.opts.threads = Math.max(1, Math.min(availableParallelism(), this.concurrency));
+    // The job hosts start while the file server's clock is sampled and the lease made: a pool thread's start
+    // (an isolate and the runner's modules) runs on another core meanwhile.
+    const hosts = this.startHosts();
+    hosts.catch(() => undefined); // its failure is awaited below; a failure of the lease first destroys it
     try {
+      await this.clock.sample();
       this.lease = await this.newLease();
     } catch (err) {
+      void hosts.then((h) => h.destroy(), () => undefined);
       // A read-only spool, or one this user may not write (not a member of its group): one line, exit 2.
       const code = errnoOf(err);
       if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
@@ -264,7 +269,7 @@ export class Worker {
       }),
     }, this.log);
     this.fence = new SelfFence({ get lease() { return self.lease; }, loseLease: (l) => this.loseLease(l), renewNow: () => void this.watchdog.beat(), log: (e, f) => this.log(e, f) });
-    this.hosts = await this.startHosts();
+    this.hosts = await hosts;
     const eff = this.current.settings;
     this.log('worker.start', { worker: this.lease.id, name: this.name, spool: this.layout.root, concurrency: eff.concurrency, runtime: this.opts.runtime, threads: this.opts.runtime === 'threads' ? this.opts.threads : undefined, leaseMs: this.opts.leaseMs, queues: eff.queues?.join(','), fn: eff.fn?.join(','), paused: eff.paused || undefined, roots: this.roots.join(':') });
     if (this.opts.handleSignals) {
