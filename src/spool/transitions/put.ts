@@ -181,29 +181,36 @@ export function putOnce(l: Layout, queue: string, id: string, text: string, mark
 
 /**
  * link(tmp, marker): true when this call made the marker, false when another creator's marker is there
- * (EEXIST). ESTALE (GlusterFS and NFS return it when a handle the call used went stale under another
- * client's change) means "look again": the link is tried again, and an EEXIST after it counts as ours when
- * the marker is our own inode (the stale try had made it).
+ * (EEXIST). After an ESTALE (see linkLookingAgain) an EEXIST counts as ours when the marker is our own
+ * inode: the stale try had made it.
  */
 function linkOnce(tmp: string, marker: string): boolean {
-  for (const [attempt, pauseMs] of REPLACED_PAUSES_MS.entries()) {
-    if (pauseMs > 0) pauseSync(pauseMs);
-    try {
-      fs.linkSync(tmp, marker);
-      return true;
-    } catch (err) {
-      const code = errnoOf(err);
-      if (code === 'EEXIST') return attempt > 0 && sameInode(tmp, marker);
-      if (code !== 'ESTALE' || attempt === LAST_LOOK) throw err;
-    }
-  }
-  return false; // not reached: the last look returns or throws
+  const r = linkLookingAgain(tmp, marker);
+  return r.linked || (r.afterStale && sameInode(tmp, marker));
 }
 
-// ESTALE: tried again after the pauses a replaced name needs (server-clock.ts), so that a look past the
-// client's 1 s entry cache sees the folder as it is. A folder that is really gone (`zcq cron rm` removing
-// runs/NAME) stays gone: the last look throws, and the caller tells that case from an error.
-const LAST_LOOK = REPLACED_PAUSES_MS.length - 1;
+/**
+ * link(from, to), where ESTALE means "look again": GlusterFS and NFS return it when a handle the call used
+ * went stale under another client's change. The link is tried again after the pauses a replaced name needs
+ * (server-clock.ts), so that a look past the client's 1 s entry cache sees the folder as it is. A folder
+ * that is really gone (`zcq cron rm` removing runs/NAME) stays gone: the last look throws, and the caller
+ * tells that case from an error. `linked` false: `to` was there (EEXIST); `afterStale`: a try before the
+ * one that answered failed with ESTALE, and may have made `to` itself.
+ */
+function linkLookingAgain(from: string, to: string): { linked: boolean; afterStale: boolean } {
+  for (let attempt = 0; ; attempt++) {
+    const pauseMs = REPLACED_PAUSES_MS[attempt]!;
+    if (pauseMs > 0) pauseSync(pauseMs);
+    try {
+      fs.linkSync(from, to);
+      return { linked: true, afterStale: attempt > 0 };
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'EEXIST') return { linked: false, afterStale: attempt > 0 };
+      if (code !== 'ESTALE' || attempt === REPLACED_PAUSES_MS.length - 1) throw err;
+    }
+  }
+}
 
 function sameInode(a: string, b: string): boolean {
   try { const x = fs.lstatSync(a); const y = fs.lstatSync(b); return x.dev === y.dev && x.ino === y.ino; } catch { return false; }
@@ -213,16 +220,6 @@ function sameInode(a: string, b: string): boolean {
 export function publishMarker(l: Layout, queue: string, id: string, marker: string, durable: boolean): void {
   const dir = queueDir(l, 'pending', queue);
   const made = makeDir(l.modes, dir);
-  for (const [attempt, pauseMs] of REPLACED_PAUSES_MS.entries()) {
-    if (pauseMs > 0) pauseSync(pauseMs);
-    try {
-      fs.linkSync(marker, join(dir, jobName(id)));
-      break;
-    } catch (err) {
-      const code = errnoOf(err);
-      if (code === 'EEXIST') break;
-      if (code !== 'ESTALE' || attempt === LAST_LOOK) throw err; // ESTALE: look again (see linkOnce)
-    }
-  }
+  linkLookingAgain(marker, join(dir, jobName(id))); // EEXIST: already published (completing a crashed putOnce)
   if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
 }
