@@ -635,6 +635,13 @@ export async function writeReplace(path: string, data: string | Uint8Array, opts
  * ---------------------------------------------------------------------------------------------------- */
 
 /**
+ * Our effective uid, read once: geteuid(2) is a system call each time, made once a job (a spare's check).
+ * zcq never changes it; in a program that changes it after loading zcq, the check judges by the first (and
+ * the descriptor it looks at was opened with the permissions of the current one).
+ */
+const EUID = process.geteuid?.();
+
+/**
  * Throw UnsafeFileError unless descriptor `fd` is a regular file owned by our effective uid with exactly
  * one name. Call it on a descriptor opened with O_NOFOLLOW|O_NONBLOCK *before* truncating or writing.
  * - not regular: a FIFO, socket, device or folder planted at the name;
@@ -647,7 +654,7 @@ export async function writeReplace(path: string, data: string | Uint8Array, opts
 export function checkOwnedRegular(fd: number, path = `descriptor ${fd}`): fss.Stats {
   const st = fss.fstatSync(fd);
   if (!st.isFile()) throw new UnsafeFileError(path, `${describeKind(kindOfStats(st))}, not a regular file`);
-  const uid = process.geteuid?.();
+  const uid = EUID;
   if (uid !== undefined && st.uid !== uid) throw new UnsafeFileError(path, `belongs to uid ${st.uid}, not to this process (uid ${uid}); not written in place`);
   if (st.nlink !== 1) throw new UnsafeFileError(path, `has ${st.nlink} names (a hard link); not written in place`);
   return st;
