@@ -2,7 +2,7 @@
  * The scheduler's share of a worker's periodic pass, and what says whether there is anything to schedule.
  * The schedule store (store.ts) and what it imports — cron-parser, proper-lockfile — are loaded by the
  * first pass that finds a schedule file, not at the worker's start: in a spool with no schedule that is
- * ~20 module files and ~50 ms of every worker's start-up (bench/PROFILE.md section 14).
+ * ~20 module files and 25–60 ms of CPU at every worker's start (bench/PROFILE.md section 14).
  */
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
