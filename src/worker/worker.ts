@@ -254,6 +254,7 @@ export class Worker {
       }
       throw err;
     }
+    this.hosts = await hosts;
     const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
     this.claimer = new Claimer(this.layout, this.current.settings.queues, this.concurrency, this.opts.watch, () => this.wakeLoop());
     this.watchdog = new Watchdog(this.layout, {
@@ -269,7 +270,6 @@ export class Worker {
       }),
     }, this.log);
     this.fence = new SelfFence({ get lease() { return self.lease; }, loseLease: (l) => this.loseLease(l), renewNow: () => void this.watchdog.beat(), log: (e, f) => this.log(e, f) });
-    this.hosts = await hosts;
     const eff = this.current.settings;
     this.log('worker.start', { worker: this.lease.id, name: this.name, spool: this.layout.root, concurrency: eff.concurrency, runtime: this.opts.runtime, threads: this.opts.runtime === 'threads' ? this.opts.threads : undefined, leaseMs: this.opts.leaseMs, queues: eff.queues?.join(','), fn: eff.fn?.join(','), paused: eff.paused || undefined, roots: this.roots.join(':') });
     if (this.opts.handleSignals) {
