@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { listNames } from '../spool/fsops.js';
+import { listNamesChecked } from '../spool/fsops.js';
 import type { Layout } from '../spool/layout.js';
 import type { ServerClock } from '../spool/server-clock.js';
 
@@ -27,7 +27,9 @@ export function schedulerDuty(): (w: SchedulerHost) => Promise<void> {
   let run: ((w: SchedulerHost) => Promise<void>) | undefined;
   return async (w) => {
     if (!run) {
-      if (!(await listNames(schedulesDirOf(w.layout))).some(isScheduleFileName)) return;
+      // null: something other than a folder there (a co-user's symlink or FIFO); the store's pass says what.
+      const names = await listNamesChecked(schedulesDirOf(w.layout));
+      if (names !== null && !names.some(isScheduleFileName)) return;
       const { CronStore } = await import('./store.js');
       run = CronStore.duty();
     }

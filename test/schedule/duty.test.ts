@@ -2,11 +2,11 @@
 // proper-lockfile) load at the first pass that finds a schedule, not at start; a schedule added while the
 // worker runs still ticks. A real worker in its own Node process, the schedule added by `zcq cron add`.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FIXTURES, ROOT, cleanupTemp, idsIn, killAll, newSpool, tempDir, until, zcq } from '../helpers.js';
+import { FIXTURES, ROOT, cleanupTemp, idsIn, killAll, newSpool, startWorker, tempDir, until, zcq } from '../helpers.js';
 
 afterEach(killAll);
 afterAll(cleanupTemp);
@@ -50,4 +50,16 @@ describe('the scheduler duty', () => {
       child.kill('SIGKILL');
     }
   }, 40_000);
+
+  it('a FIFO planted where cron/schedules belongs: the pass says what is there, never opens it, and jobs run', async () => {
+    const dir = newSpool();
+    mkdirSync(join(dir, 'cron'), { recursive: true });
+    execFileSync('mkfifo', [join(dir, 'cron', 'schedules')]);
+    const put = zcq(dir, ['put', './jobs.mjs#add', '[2,3]']);
+    expect(put.code, put.stderr).toBe(0);
+    const w = startWorker(dir, ['--poll', '100ms']);
+    await until(() => idsIn(dir, 'done').length === 1, 15_000);
+    await until(() => w.output().includes('worker.duty.error'), 5_000);
+    expect(w.output()).toMatch(/cron\/schedules: exists and is a FIFO, not a folder/);
+  }, 30_000);
 });
