@@ -20,7 +20,8 @@
  *   4. check with lstat that our lease folder is still the one we made (once for the claims and finishes
  *      done in one run of synchronous code: Lease.folderIsOurs), then rename the record over
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
- *   5. make the target queue folder if missing (with the spool's modes), rename the file to its target;
+ *   5. make the target queue folder if missing (with the spool's modes; the state folder too, should a person
+ *      have removed it), rename the file to its target;
  *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync, which keeps
  *      its descriptor open while the lstat of step 5 finds the same folder there), and at the
  *      same time the group folder a member's arrival stopped in (ended.ts, arrive.ts), so a member pays
@@ -50,7 +51,7 @@ import { dirname, join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { serializeJob, type Job } from '../../job/format.js';
 import type { Next } from '../../job/policy.js';
-import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirOnPool, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirOnPool, fsyncDirSync, fsyncOnPool, isRealDir, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
 import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
 import type { Lease } from '../lease.js';
 import { makeDir } from '../modes.js';
@@ -191,8 +192,24 @@ function lost(lease: Lease): FinishResult {
   return 'lost';
 }
 
-/** Make the target's queue folder (and its bucket, or its priority folder) when missing; returns the parents that got a new entry. */
+/**
+ * Make the target's queue folder (and its bucket, or its priority folder) when missing; returns the parents
+ * that got a new entry. The state folder itself is made again when it is gone — an operator's `rm -rf done`
+ * to clear old records: it is part of the spool's layout, in the root that no co-user may write
+ * (modes.ts rootModeFor). Looked for only after a failure, so the hot path pays nothing for it; without it
+ * the move failed with ENOENT, which reads as a lease taken, and every finish into that state failed the same.
+ */
 function ensureTarget(l: Layout, queue: string, next: Next, dir: string, existing: (st: fs.Stats) => void): string[] {
+  try {
+    return ensureQueueFolders(l, queue, next, dir, existing);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT' || isRealDir(l[next.to])) throw err;
+    const made = makeDir(l.modes, l[next.to]) ? [l.root] : [];
+    return [...made, ...ensureQueueFolders(l, queue, next, dir, existing)];
+  }
+}
+
+function ensureQueueFolders(l: Layout, queue: string, next: Next, dir: string, existing: (st: fs.Stats) => void): string[] {
   const made: string[] = [];
   if (next.to === 'deferred' || (next.to === 'pending' && dir !== queueDir(l, 'pending', queue))) {
     const q = queueDir(l, next.to, queue);

@@ -196,6 +196,23 @@ describe('finish', () => {
     expect(fs.readFileSync(join(rig.l.done, 'q', 'j1.json'), 'utf8')).toBe(record);
   });
 
+  it('done/ removed by hand (`rm -rf done`) while the job ran: finish makes it again, with the spool\'s mode, and moves the record; the lease is kept', async () => {
+    const { a, c, job, next } = await running();
+    fs.rmSync(rig.l.done, { recursive: true });
+    expect(await finishJob(c, job, next)).toBe('moved');
+    expect(rig.where('j1')).toEqual(['done/q/j1.json']);
+    expect(rig.read('done/q/j1.json').result).toBe(3);
+    expect(fs.lstatSync(rig.l.done).mode & 0o7777).toBe(rig.l.modes.dirMode);
+    expect(a.isLost).toBe(false);
+  });
+
+  it('failed/ removed the same way: a failure record still reaches failed/QUEUE/', async () => {
+    const { c, job, next } = await running({}, 'failed');
+    fs.rmSync(rig.l.failed, { recursive: true });
+    expect(await finishJob(c, job, next)).toBe('moved');
+    expect(rig.where('j1')).toEqual(['failed/q/j1.json']);
+  });
+
   it('"taken": the claimed file moved away by hand before finish; the lease stays held and the moved file is untouched', async () => {
     const { a, c, job, next, claimedText } = await running();
     fs.mkdirSync(join(rig.l.hold, 'q'), { recursive: true });
