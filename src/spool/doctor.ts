@@ -11,7 +11,8 @@
  *   (pending, deferred, hold over done and failed) and the other copy quarantined — both are looked up
  *   again just before, so a job that moved on meanwhile is left alone;
  * - folders whose mode is not the spool's (a co-user's umask): repair chmods them;
- * - crash leftovers older than the safe age; empty deferred buckets more than two minutes old.
+ * - crash leftovers older than the safe age; empty deferred buckets more than two minutes old;
+ * - a folder of the layout that is gone (`rm -rf done` to clear old records): repair makes it again.
  * A file that vanishes while doctor reads it moved on (a worker claimed it): not a problem.
  */
 import * as fs from 'node:fs';
@@ -22,7 +23,7 @@ import { MAX_JOB_BYTES, createExclusiveSync, readRegularFileSync, renameOrGoneSy
 import { cleanLeftovers, findLeftovers } from './housekeeping.js';
 import { AUX_DIRS, QUEUED_STATES, STATES, queueDir, type Layout } from './layout.js';
 import { judgeLease } from './lease.js';
-import { rootModeFor } from './modes.js';
+import { makeDir, rootModeFor } from './modes.js';
 import { BUCKET, bucketOf, idFromName, parseDeferredName, priorityOfFolder } from './names.js';
 import { quarantine } from './quarantine.js';
 import { brokenFolders, listEntries, listQueues } from './queues.js';
@@ -30,7 +31,7 @@ import { findExact, pickCurrent, scanState, type Located } from './scan.js';
 import type { ServerClock } from './server-clock.js';
 import { adoptLoose } from './transitions/promote.js';
 
-export type ProblemKind = 'stale lease' | 'job in two places' | 'loose job' | 'leftover' | 'empty bucket' | 'stray file' | 'wrong mode' | 'quarantine' | 'unreadable queue';
+export type ProblemKind = 'stale lease' | 'job in two places' | 'loose job' | 'leftover' | 'empty bucket' | 'stray file' | 'wrong mode' | 'quarantine' | 'unreadable queue' | 'missing folder';
 export interface Problem { kind: ProblemKind; path: string; detail: string; repaired: boolean }
 
 export interface DoctorHooks {
@@ -44,6 +45,14 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
   const problems: Problem[] = [];
   const repair = opts.repair ?? false;
   const startedAt = performance.now();
+
+  // 0. The layout's folders: one removed by hand stops every move into it (finish makes its own again).
+  for (const dir of [...STATES.map((st) => l[st]), ...AUX_DIRS.map((a) => l[a])]) {
+    try { fs.lstatSync(dir); continue; } catch (err) { if (!isGone(err)) continue; }
+    let repaired = false;
+    if (repair) { try { makeDir(l.modes, dir); repaired = true; } catch { /* reported as found */ } }
+    problems.push({ kind: 'missing folder', path: dir, detail: "a folder of the spool's layout is gone (removed by hand?)", repaired });
+  }
 
   // 1. Leases.
   const stale: Problem[] = [];

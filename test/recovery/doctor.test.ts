@@ -1,9 +1,9 @@
 // zcq doctor: reports each kind of inconsistency, exits 1 while any is unrepaired, and with --repair fixes
 // them (keeping the later state of a job found in two places), after which the spool is clean (exit 0).
 // Format 2: the kinds are 'stale lease' | 'job in two places' | 'loose job' | 'leftover' | 'empty bucket' |
-// 'stray file' | 'wrong mode'; the same problems are reported by the library's spool.doctor().
+// 'stray file' | 'wrong mode' | 'missing folder'; the same problems are reported by the library's spool.doctor().
 import { afterAll, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupTemp, names, zcq } from '../helpers.js';
 import { jobIn, newSpool, pathsIn, putMany, Spool } from './util.js';
@@ -90,4 +90,29 @@ it('finds stale leases, jobs in two places, loose jobs, leftovers, empty buckets
   expect(again.stdout).toBe('spool is consistent\n');
   expect(await s.doctor()).toEqual([]);
   await s.close();
+});
+
+it('a state folder and an auxiliary one removed by hand: found, --repair makes them again with the spool\'s mode, and a retry into pending/ then works', async () => {
+  const spool = await newSpool();
+  const [id] = await putMany(spool, 1, './jobs.mjs#add', [1, 2]);
+  // The job fails for good by hand (failed/), then pending/ and progress/ are removed.
+  const job = JSON.parse(readFileSync(join(spool, 'pending', 'default', `${id}.json`), 'utf8'));
+  mkdirSync(join(spool, 'failed', 'default'), { recursive: true });
+  writeFileSync(join(spool, 'failed', 'default', `${id}.json`), JSON.stringify({ ...job, attempts: 1, failure: { name: 'Error', message: 'x', reason: 'error' }, finished: new Date().toISOString() }));
+  rmSync(join(spool, 'pending'), { recursive: true });
+  rmSync(join(spool, 'progress'), { recursive: true });
+  const found = zcq(spool, ['doctor']);
+  expect(found.code).toBe(1);
+  expect(found.stdout).toMatch(/found\s+missing folder\s+\S*\/pending\b/);
+  expect(found.stdout).toMatch(/found\s+missing folder\s+\S*\/progress\b/);
+  expect(existsSync(join(spool, 'pending'))).toBe(false); // only reported
+  const fixed = zcq(spool, ['doctor', '--repair']);
+  expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+  expect(fixed.stdout).toMatch(/repaired\s+missing folder\s+\S*\/pending\b/);
+  const spoolMode = statSync(join(spool, 'done')).mode & 0o7777;
+  expect(statSync(join(spool, 'pending')).mode & 0o7777).toBe(spoolMode);
+  expect(zcq(spool, ['doctor']).stdout).toBe('spool is consistent\n');
+  const retry = zcq(spool, ['retry', id!]);
+  expect(retry.code, retry.stderr).toBe(0);
+  expect(existsSync(join(spool, 'pending', 'default', `${id}.json`))).toBe(true);
 });
