@@ -12,7 +12,8 @@
  *   again just before, so a job that moved on meanwhile is left alone;
  * - folders whose mode is not the spool's (a co-user's umask): repair chmods them;
  * - crash leftovers older than the safe age; empty deferred buckets more than two minutes old;
- * - a folder of the layout that is gone (`rm -rf done` to clear old records): repair makes it again.
+ * - a folder of the layout that is gone (`rm -rf done` to clear old records), other than those made when
+ *   needed (layout.ts MADE_WHEN_NEEDED): repair makes it again.
  * A file that vanishes while doctor reads it moved on (a worker claimed it): not a problem.
  */
 import * as fs from 'node:fs';
@@ -21,7 +22,7 @@ import { errnoOf, isGone } from '../errors.js';
 import { parseJob } from '../job/format.js';
 import { MAX_JOB_BYTES, createExclusiveSync, readRegularFileSync, renameOrGoneSync } from './fsops.js';
 import { cleanLeftovers, findLeftovers } from './housekeeping.js';
-import { AUX_DIRS, QUEUED_STATES, STATES, queueDir, type Layout } from './layout.js';
+import { AUX_DIRS, MADE_WHEN_NEEDED, QUEUED_STATES, STATES, queueDir, type Layout } from './layout.js';
 import { judgeLease } from './lease.js';
 import { makeDir, rootModeFor } from './modes.js';
 import { BUCKET, bucketOf, idFromName, parseDeferredName, priorityOfFolder } from './names.js';
@@ -47,7 +48,9 @@ export async function doctor(l: Layout, hooks: DoctorHooks, opts: { repair?: boo
   const startedAt = performance.now();
 
   // 0. The layout's folders: one removed by hand stops every move into it (finish makes its own again).
-  for (const dir of [...STATES.map((st) => l[st]), ...AUX_DIRS.map((a) => l[a])]) {
+  for (const name of [...STATES, ...AUX_DIRS]) {
+    if (MADE_WHEN_NEEDED.has(name)) continue;
+    const dir = l[name];
     try { fs.lstatSync(dir); continue; } catch (err) { if (!isGone(err)) continue; }
     let repaired = false;
     if (repair) { try { makeDir(l.modes, dir); repaired = true; } catch { /* reported as found */ } }

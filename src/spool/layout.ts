@@ -25,6 +25,12 @@ export const QUEUED_STATES = ['pending', 'deferred', 'done', 'failed', 'hold', '
 export type QueuedState = (typeof QUEUED_STATES)[number];
 /** The other folders of a spool. */
 export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children', 'quotas', 'rate'] as const;
+/**
+ * Folders that whoever first writes in them makes when missing (waiting/ by finish and retry, cancel/ by a
+ * cancel, …), and that every reader takes as empty when absent: a spool may lack them (one made by an
+ * earlier version). The others (the rest of STATES and AUX_DIRS) must be there.
+ */
+export const MADE_WHEN_NEEDED: ReadonlySet<string> = new Set(['waiting', 'cancel', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children', 'quotas', 'rate']);
 
 export { QUEUE_NAME } from '../job/format.js';
 export const DEFAULT_QUEUE = 'default';
