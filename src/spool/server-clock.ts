@@ -33,7 +33,7 @@ import { open } from 'node:fs/promises';
 import * as fss from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { errnoOf, isGone, isNoSpace, isReadOnly } from '../errors.js';
-import { DEFAULT_FILE_MODE, createExclusiveOpenSync, describeKind, kindOfStats } from './fsops.js';
+import { DEFAULT_FILE_MODE, createExclusiveOpenSync, describeKind, isRealDir, kindOfStats } from './fsops.js';
 
 const O_READ_SAFE = fss.constants.O_RDONLY | fss.constants.O_NOFOLLOW | fss.constants.O_NONBLOCK;
 /** A heartbeat is a few hundred bytes; a co-user's huge file is not read whole. */
@@ -107,6 +107,13 @@ export class ServerClock {
         }
         // ESTALE: another client removed the probe on the server; EBADF after a forced close: make a new one.
         if ((isGone(err) || code === 'EBADF') && attempt === 0) { this.closeProbe(false); continue; }
+        // tmp/ itself gone (removed by hand): this machine's clock until it is back, so that `zcq doctor`
+        // can still run and make it again.
+        if (isGone(err) && !isRealDir(this.tmpDir)) {
+          this.closeProbe(true);
+          this.goLocal(`${this.tmpDir}: missing, cannot write the clock probe; using this machine's clock (zcq doctor --repair makes it again)`, false);
+          return this.sampleLocal();
+        }
         throw err;
       }
     }

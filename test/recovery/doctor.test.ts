@@ -118,3 +118,27 @@ it('a state folder and an auxiliary one removed by hand: found, --repair makes t
   expect(retry.code, retry.stderr).toBe(0);
   expect(existsSync(join(spool, 'pending', 'default', `${id}.json`))).toBe(true);
 });
+
+it('tmp/ removed by hand: doctor still runs (the clock probe cannot be written there, so this machine\'s clock is used), finds it and --repair makes it', async () => {
+  const spool = await newSpool();
+  rmSync(join(spool, 'tmp'), { recursive: true });
+  const found = zcq(spool, ['doctor']);
+  expect(found.code, found.stderr).toBe(1);
+  expect(found.stdout).toMatch(/found\s+missing folder\s+\S*\/tmp\b/);
+  const fixed = zcq(spool, ['doctor', '--repair']);
+  expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+  expect(statSync(join(spool, 'tmp')).isDirectory()).toBe(true);
+  expect(zcq(spool, ['doctor']).stdout).toBe('spool is consistent\n');
+});
+
+it('a spool lacking every folder made when needed (layout.ts MADE_WHEN_NEEDED) runs a job, shows its status and is consistent', async () => {
+  const spool = await newSpool();
+  const { MADE_WHEN_NEEDED } = await import('../../dist/spool/layout.js');
+  for (const d of MADE_WHEN_NEEDED) rmSync(join(spool, d), { recursive: true, force: true });
+  const [id] = await putMany(spool, 1, './jobs.mjs#add', [1, 2]);
+  const run = zcq(spool, ['worker', '--root', '.', '--exit-when-idle', '--poll', '100ms'], { timeout: 20_000 });
+  expect(run.code, run.stderr).toBe(0);
+  expect(jobIn(spool, 'done', id!)!.result).toBe(3);
+  expect(zcq(spool, ['status']).code).toBe(0);
+  expect(zcq(spool, ['doctor']).stdout).toBe('spool is consistent\n');
+});
