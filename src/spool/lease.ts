@@ -208,7 +208,9 @@ export interface LeaseJudgement {
  * A heartbeat whose name kept leading to a file another mount had just replaced (server-clock.ts readAged:
  * `unsettled`) is being renewed: that lease is not judged this time. (Taking either for "no heartbeat"
  * judged live idle workers by their folders' age, the time of their last claim: on GlusterFS, idle
- * workers' leases were taken 16-42 s after their last claim.)
+ * workers' leases were taken 16-42 s after their last claim.) For one lease time after the server's clock
+ * was seen to jump forward, an age is taken as shorter by the jump (server-clock.ts jumpAllowance): a
+ * stepped clock or a frozen machine must not condemn a holder that has not yet had the time to beat again.
  */
 export async function judgeLease(layout: Layout, clock: ServerClock, worker: string, defaultLeaseMs: number): Promise<LeaseJudgement> {
   const heartbeat = join(layout.workers, `${worker}.json`);
@@ -217,17 +219,18 @@ export async function judgeLease(layout: Layout, clock: ServerClock, worker: str
   if (hb === null) {
     // No heartbeat found: before the folder's age condemns the lease, look for the heartbeat again past the
     // mount's entry cache (a name being renamed over can look missing through another mount for a moment).
-    const folderAge = await clock.ageOf(folder);
+    const folderAge = await clock.ageOf(folder, defaultLeaseMs);
     if (folderAge === null || folderAge <= defaultLeaseMs) return { info: holderInfoFrom(worker, undefined, defaultLeaseMs), ageMs: folderAge, expired: false };
     hb = await clock.readAged(heartbeat, 'always');
     if (hb === null) {
-      const ageMs = await clock.ageOf(folder);
+      const ageMs = await clock.ageOf(folder, defaultLeaseMs);
       return { info: holderInfoFrom(worker, undefined, defaultLeaseMs), ageMs, expired: ageMs !== null && ageMs > defaultLeaseMs };
     }
   }
   if ('unsettled' in hb) return { info: holderInfoFrom(worker, undefined, defaultLeaseMs), ageMs: null, expired: false, unsettled: hb.unsettled };
   const info = holderInfoFrom(worker, hb.text, defaultLeaseMs);
-  return { info, ageMs: hb.ageMs, expired: hb.ageMs > info.leaseMs };
+  const ageMs = hb.ageMs - clock.jumpAllowance(hb.mtimeMs, info.leaseMs);
+  return { info, ageMs, expired: ageMs > info.leaseMs };
 }
 
 /**

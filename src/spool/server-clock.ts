@@ -28,6 +28,17 @@
  * show) then work. A local clock must never judge another machine's lease (its skew is unknown): recovery
  * skips while `local` is true. A local clock retries the probe at most every 30 s (a disk that was full
  * may have room again); a read-only or permission fallback stays local.
+ *
+ * Jumps: between two samples the server's clock should advance as our monotonic clock does. When it
+ * advances more (JUMP_MIN_MS or over), either the file server's clock was stepped forward or this machine
+ * was frozen (a paused or migrated VM, whose monotonic clock did not count the pause) while the server's
+ * went on. Either way every heartbeat written before the jump now looks older by the jump than the time its
+ * holder has had to renew it: a live holder whose lease has less slack than the jump would be judged dead
+ * (seen in a CI run: a 5.5 s step, a 2 s lease taken 1 s after its last beat). So a jump is remembered, and
+ * for one lease time of our monotonic clock after it was seen, an age judged against a time written before
+ * it is taken as shorter by the jump (`jumpAllowance`; lease.ts judgeLease) — time enough for every live
+ * holder to beat again after it. It only ever delays a recovery, by at most the jump. A process whose first
+ * sample comes after the jump cannot see it (docs/nfs.md: keep the file server's clock slewed, not stepped).
  */
 import { open } from 'node:fs/promises';
 import * as fss from 'node:fs';
@@ -47,6 +58,25 @@ const LOCAL_RETRY_MS = 30_000;
 export const REPLACED_PAUSES_MS: readonly number[] = [0, 100, 400, 1100];
 
 /**
+ * The least forward jump of the server's clock against our monotonic clock that counts as one (see the
+ * header): above the few ms a sample's own stamping lags, and the tens of ms a loaded machine can take
+ * between a probe's write and reading the monotonic clock after it.
+ */
+export const JUMP_MIN_MS = 250;
+/** Jumps remembered: more than this in one lease time is a clock no lease can be judged by anyway. */
+const MAX_JUMPS = 16;
+
+/** A forward jump of the server's clock (see the header). */
+export interface ClockJump {
+  /** How much further the server's clock went than our monotonic clock between the two samples. */
+  jumpMs: number;
+  /** The server time of the sample that saw it: every time written before it may be shifted. */
+  serverAt: number;
+  /** Our monotonic clock when it was seen. */
+  seenAt: number;
+}
+
+/**
  * How hard a read looks again at a name it found gone: 'none', twice at once; 'seen', after pauses once a
  * look found the name leading to a file (a heartbeat being replaced); 'always', after pauses from the first
  * look (before a lease is judged by its folder because its heartbeat looked missing).
@@ -54,7 +84,7 @@ export const REPLACED_PAUSES_MS: readonly number[] = [0, 100, 400, 1100];
 export type Patience = 'none' | 'seen' | 'always';
 
 /** What one look at a name found: its age (and text), a wrong kind of entry, an answer not settled yet, or null: gone. */
-type Inspected = { ageMs: number; text?: string } | { bad: string } | { unsettled: string } | null;
+type Inspected = { ageMs: number; mtimeMs: number; text?: string } | { bad: string } | { unsettled: string } | null;
 
 /**
  * A heartbeat's age could not be read because its name kept leading to a file another mount had just
@@ -65,6 +95,11 @@ export interface Unsettled { unsettled: string }
 export interface ClockOptions {
   /** The probe's mode (the spool's file mode). */
   mode?: number;
+  /**
+   * This machine's monotonic clock in ms (performance.now). Tests give one that stands still for a while,
+   * as a frozen VM's does, to meet a jump of the server's clock without stepping the machine's own.
+   */
+  monotonic?: () => number;
 }
 
 export class ServerClock {
@@ -78,23 +113,32 @@ export class ServerClock {
   local = false;
   /** Why the clock is local, one line naming the folder; null while it is the server's. */
   localReason: string | null = null;
+  /** Forward jumps seen, oldest first (see the header); a caller may log and clear what it has read. */
+  readonly jumps: ClockJump[] = [];
+  /** How many jumps were ever seen (a worker logs each new one). */
+  jumpsSeen = 0;
 
-  constructor(private readonly tmpDir: string, private readonly owner: string, private readonly maxAgeMs = 2_000, private readonly opts: ClockOptions = {}) {}
+  private readonly mono: () => number;
+
+  constructor(private readonly tmpDir: string, private readonly owner: string, private readonly maxAgeMs = 2_000, private readonly opts: ClockOptions = {}) {
+    this.mono = opts.monotonic ?? (() => performance.now());
+  }
 
   /** The probe's path (random, made at the first sample), or null before it / when local. */
   get probe(): string | null { return this.probePath; }
 
   /** Write the probe through its descriptor and read back the server's time of that write. */
   async sample(): Promise<number> {
-    if (this.local && (this.localSticky || performance.now() - this.localSince < LOCAL_RETRY_MS)) return this.sampleLocal();
+    if (this.local && (this.localSticky || this.mono() - this.localSince < LOCAL_RETRY_MS)) return this.sampleLocal();
     for (let attempt = 0; ; attempt++) {
       try {
         if (this.fd === null) this.createProbe();
-        const before = performance.now();
+        const before = this.mono();
         fss.writeSync(this.fd!, `${process.pid} ${before}\n`, 0);
         const st = fss.fstatSync(this.fd!);
+        if (!this.local && this.monoAt !== -Infinity) this.noteJump(st.mtimeMs - (this.serverMs + (before - this.monoAt)), st.mtimeMs, this.serverMs);
         this.serverMs = st.mtimeMs;
-        this.monoAt = performance.now();
+        this.monoAt = this.mono();
         this.local = false;
         this.localReason = null;
         return this.serverMs;
@@ -119,6 +163,27 @@ export class ServerClock {
     }
   }
 
+  private noteJump(jumpMs: number, serverAt: number, previous: number): void {
+    // Whole-second mtimes (sshfs, NFSv3 on some servers) make each sample up to 1 s early: two samples can
+    // differ by a second more than the time between them without any jump.
+    const coarse = serverAt % 1000 === 0 || previous % 1000 === 0 ? 1000 : 0;
+    if (!(jumpMs >= JUMP_MIN_MS + coarse)) return;
+    this.jumps.push({ jumpMs: Math.round(jumpMs), serverAt, seenAt: this.mono() });
+    this.jumpsSeen++;
+    if (this.jumps.length > MAX_JUMPS) this.jumps.shift();
+  }
+
+  /**
+   * How much shorter to take the age of a time `writtenMs` (server clock) than it reads: the jumps seen
+   * within the last `windowMs` of our monotonic clock that came after it was written (see the header).
+   */
+  jumpAllowance(writtenMs: number, windowMs: number): number {
+    let ms = 0;
+    const now = this.mono();
+    for (const j of this.jumps) if (now - j.seenAt < windowMs && writtenMs < j.serverAt) ms += j.jumpMs;
+    return ms;
+  }
+
   private createProbe(): void {
     const safeOwner = this.owner.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100);
     const { fd, path } = createExclusiveOpenSync(this.tmpDir, `.probe-${safeOwner}-`, this.opts.mode ?? DEFAULT_FILE_MODE);
@@ -130,24 +195,24 @@ export class ServerClock {
     this.local = true;
     this.localReason = reason;
     this.localSticky = sticky;
-    this.localSince = performance.now();
+    this.localSince = this.mono();
   }
 
   private sampleLocal(): number {
     this.serverMs = Date.now();
-    this.monoAt = performance.now();
+    this.monoAt = this.mono();
     return this.serverMs;
   }
 
   /** Server time now (estimate: last sample + monotonic time since). Resamples when the sample is old. */
   async now(): Promise<number> {
-    if (performance.now() - this.monoAt > this.maxAgeMs) await this.sample();
-    return this.serverMs + (performance.now() - this.monoAt);
+    if (this.mono() - this.monoAt > this.maxAgeMs) await this.sample();
+    return this.serverMs + (this.mono() - this.monoAt);
   }
 
   /** Estimate without I/O; valid once `sample()` ran. */
   nowCached(): number {
-    return this.serverMs + (performance.now() - this.monoAt);
+    return this.serverMs + (this.mono() - this.monoAt);
   }
 
   /**
@@ -155,9 +220,9 @@ export class ServerClock {
    * null when it is gone, or is a symlink, FIFO, socket or device (never followed, never waited on), or
    * its name kept leading to a file just replaced (unsettled, see readAged).
    */
-  async ageOf(path: string): Promise<number | null> {
+  async ageOf(path: string, jumpWindowMs = 0): Promise<number | null> {
     const r = await this.inspect(path, false);
-    return r && 'ageMs' in r ? r.ageMs : null;
+    return r && 'ageMs' in r ? r.ageMs - (jumpWindowMs > 0 ? this.jumpAllowance(r.mtimeMs, jumpWindowMs) : 0) : null;
   }
 
   /**
@@ -166,10 +231,10 @@ export class ServerClock {
    * had just replaced (see inspect): the file is being rewritten, its age is not known this time.
    * `patience` 'always' also looks again after pauses when the name was not found at all (default 'seen').
    */
-  async readAged(path: string, patience: Patience = 'seen'): Promise<{ ageMs: number; text: string } | Unsettled | null> {
+  async readAged(path: string, patience: Patience = 'seen'): Promise<{ ageMs: number; mtimeMs: number; text: string } | Unsettled | null> {
     const r = await this.inspect(path, true, patience);
     if (r && 'unsettled' in r) return r;
-    return r && 'ageMs' in r ? { ageMs: r.ageMs, text: r.text ?? '' } : null;
+    return r && 'ageMs' in r ? { ageMs: r.ageMs, mtimeMs: r.mtimeMs, text: r.text ?? '' } : null;
   }
 
   /** readAged that says why an entry was not read: `{ bad: "is a FIFO, not a regular file" }`. */
@@ -234,7 +299,7 @@ export class ServerClock {
         await fh.close().catch(() => undefined);
       }
       // "Server now" is read after the file: a probe error is the probe's, never taken for this file's.
-      return { ageMs: (await this.now()) - st.mtimeMs, text };
+      return { ageMs: (await this.now()) - st.mtimeMs, mtimeMs: st.mtimeMs, text };
     }
   }
 

@@ -719,6 +719,18 @@ export class Worker {
    * recover dead leases, run extra duties (cron). Each duty is isolated: an error is logged and the next
    * duty runs.
    */
+  /** One line for each forward jump of the file server's clock seen since the last call (server-clock.ts). */
+  private logClockJumps(): void {
+    const fresh = this.clock.jumpsSeen - this.clockJumpsLogged;
+    if (fresh <= 0) return;
+    this.clockJumpsLogged = this.clock.jumpsSeen;
+    for (const j of this.clock.jumps.slice(-Math.min(fresh, this.clock.jumps.length))) {
+      this.log('clock.jumped', { worker: this.lease.id, jumpMs: j.jumpMs, note: "the file server's clock went further than this machine's: a stepped clock or a frozen machine; leases get the jump as grace for one lease time" });
+    }
+  }
+
+  private clockJumpsLogged = 0;
+
   private async periodic(): Promise<void> {
     if (this.periodicRunning) return;
     this.periodicRunning = true;
@@ -734,6 +746,7 @@ export class Worker {
         this.summary.quarantined += rep.quarantined + adopted.quarantined;
         if (rep.promoted + adopted.adopted > 0) this.wake();
       });
+      this.logClockJumps();
       // A lease is judged only through a mount that answers (a heartbeat we cannot read is not an old one).
       if (!this.stopping && !this.mountFailedThisPass && this.mountDownSince === null && this.lease.freshToJudge()) {
         await this.duty('recover', async () => {

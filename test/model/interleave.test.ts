@@ -23,7 +23,7 @@ import { tempDir, zcq } from '../helpers.js';
 import { Spool } from '../../dist/index.js';
 import { Model, MJob, type JobSpec } from './model.js';
 import { Prng, modelSeed } from './prng.js';
-import { Ledger, Rig, cli, now, scanSpool, sleep, type CliResult, type WorkerProc } from './rig.js';
+import { Ledger, Rig, WallSteps, cli, now, scanSpool, sleep, type CliResult, type WorkerProc } from './rig.js';
 
 const SEED = modelSeed();
 const OPS = Number(process.env.ZCQ_MODEL_OPS ?? 2000);
@@ -66,6 +66,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
   const otherSeen = new Map<WorkerProc, number>();
   const deferredRecoveries: { id: string; lease: string; to: string; how: string }[] = [];
   const t0 = Date.now();
+  const wallSteps = new WallSteps();
 
   // Worker 0 runs durable (fsyncs, GroupSync); the others --relaxed, for the sake of 2 shared cores.
   const rig = new Rig(spool,
@@ -386,7 +387,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
     for (const r of deferredRecoveries.splice(0)) model.recovered(r.id, r.lease, r.to, killedPids, lostLeases, r.how);
     const runs = runsOf.read();
     model.checkSettled(scanSpool(spool), runs);
-    model.checkLedger(runs, rig.kills, rig.workers, LEASE_MS, quietNs);
+    model.checkLedger(runs, rig.kills, rig.workers, LEASE_MS, quietNs, wallSteps);
     count('settle ms', Date.now() - started);
   };
 
@@ -412,6 +413,7 @@ it(`model: ${OPS} random operations against ${WORKERS} real workers, settled and
     }
   } finally {
     rig.stopAll();
+    wallSteps.stop();
   }
 
   const runs = runsOf.read();

@@ -12,7 +12,7 @@
 // Modes: 'flow' (pending, deferred or running: it settles to done/failed), 'hold' (stays in hold/ until we
 // move it), 'final' (seen in done/ or failed/: nothing but our own operations moves it).
 import type { KillRecord, LedgerRun, Place, SpoolScan, WorkerProc } from './rig.js';
-import { pidOfLease, readRecord } from './rig.js';
+import { pidOfLease, readRecord, type WallSteps } from './rig.js';
 
 export type Outcome = 'done' | 'failed:error' | 'failed:cancelled' | 'failed:worker lost';
 export type Mode = 'flow' | 'hold' | 'final';
@@ -198,7 +198,7 @@ export class Model {
    * worker: the function cannot be stopped at once), and counted. `quietNs`: runs of live workers that began
    * before it must have ended (the spool is settled).
    */
-  checkLedger(runs: Map<string, LedgerRun>, kills: KillRecord[], workers: WorkerProc[], leaseMs: number, quietNs: bigint): void {
+  checkLedger(runs: Map<string, LedgerRun>, kills: KillRecord[], workers: WorkerProc[], leaseMs: number, quietNs: bigint, steps?: WallSteps): void {
     const killedAt = new Map(kills.map((k) => [k.pid, k]));
     const lostPids = new Set<number>();
     for (const w of workers) if (w.events.some((e) => e.event === 'lease.lost' || e.event === 'lease.stale')) lostPids.add(w.pid);
@@ -236,7 +236,12 @@ export class Model {
       for (const id of k.jobs) {
         const next = (byJob.get(id) ?? []).find((r) => r.startNs > k.sentNs);
         if (!next) continue;
-        const earliest = k.lastBeatNs + BigInt(leaseMs) * 1_000_000n - slackNs;
+        // A forward step of the wall clock after the kill ages the heartbeat by the step at once: by the file
+        // server's clock, which leases are judged by, the lease ran out that much sooner. (A step before the
+        // kill is in lastBeatNs already: it was converted through the wall clock after the step.)
+        const steppedMs = steps ? steps.forwardMs(k.sentNs, next.startNs) : 0;
+        if (steppedMs > 20) this.note('wall clock stepped forward between a kill and its rerun (ms)', Math.round(steppedMs));
+        const earliest = k.lastBeatNs + BigInt(leaseMs) * 1_000_000n - slackNs - BigInt(Math.round(steppedMs * 1e6));
         if (next.startNs < earliest) this.violate(`ledger: job ${id}, interrupted by the kill of pid ${k.pid}, ran again (pid ${next.pid}) ${ms(next.startNs - k.lastBeatNs)} ms after that worker's last heartbeat; the lease is ${leaseMs} ms`);
       }
     }

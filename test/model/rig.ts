@@ -11,6 +11,37 @@ export const MODEL_FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fix
 export const now = (): bigint => process.hrtime.bigint();
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The wall clock against the monotonic one, sampled every 50 ms: a step of the machine's wall clock (seen
+ * once in a CI run: +5.5 s, a VM paused and its clock set right) moves every file's age by the step, and a
+ * lease with it, so the ledger's check converts lease times through it (Model.checkLedger).
+ */
+export class WallSteps {
+  private readonly hr: bigint[] = [];
+  private readonly off: number[] = [];
+  private readonly timer: NodeJS.Timeout;
+  constructor() {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 50);
+    this.timer.unref();
+  }
+  private sample(): void {
+    const h = now();
+    this.hr.push(h);
+    this.off.push(Date.now() - Number(h) / 1e6);
+  }
+  /** How far the wall clock was stepped forward (ms, net, never below 0) between monotonic times a and b. */
+  forwardMs(a: bigint, b: bigint): number {
+    this.sample();
+    let before = this.off[0]!;
+    let after = this.off[this.off.length - 1]!;
+    for (let i = 0; i < this.hr.length; i++) { if (this.hr[i]! <= a) before = this.off[i]!; else break; }
+    for (let i = this.hr.length - 1; i >= 0; i--) { if (this.hr[i]! >= b) after = this.off[i]!; else break; }
+    return Math.max(0, after - before);
+  }
+  stop(): void { clearInterval(this.timer); }
+}
+
 /** The pid a lease name HOST.PID.RANDOM (or a heartbeat LEASE.json) stands for. */
 export function pidOfLease(lease: string): number | null {
   const m = /\.(\d+)\.[a-z0-9]+(?:\.json)?$/.exec(lease);

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { claimJob } from '../../../dist/spool/transitions/claim.js';
 import { finishJob } from '../../../dist/spool/transitions/finish.js';
 import { LeaseLooks, recoverDeadLeases, settleDeadFolder } from '../../../dist/spool/transitions/recover.js';
+import { judgeLease } from '../../../dist/spool/lease.js';
+import { ServerClock } from '../../../dist/spool/server-clock.js';
 import { cleanupTemp } from '../../helpers.js';
 import { Rig, SimulatedCrash, atStep, crashAfter, onStep, succeed } from './util.js';
 
@@ -240,5 +242,54 @@ describe('recover', () => {
       // A client never ran them: uncounted, whoever settled them.
       expect(rig.read(`pending/q/${id}.json`)).toMatchObject({ interrupts: 0, attempts: 0 });
     }
+  });
+
+  it("a forward jump of the server's clock (a frozen machine) is grace for one lease time: a holder that had no time to beat again is not taken; one that still does not beat is, after a lease", async () => {
+    // The whole machine froze 3 s (a paused VM): this recoverer's monotonic clock did not count it, the file
+    // server's clock did, and the holder's last beat, 0.5 s before the freeze, now reads 3.5 s old.
+    await rig.put('j1', { queue: 'q' });
+    const a = await rig.lease('worker', 2_000);
+    expect(claimJob(a, 'q', 'j1.json')).not.toBeNull();
+    let frozen = 0;
+    const clock = new ServerClock(rig.l.tmp, `test-jump-${process.pid}`, 2_000, { monotonic: () => performance.now() - frozen });
+    rig.clocks.push(clock);
+    await clock.sample();
+    expect(clock.jumpsSeen).toBe(0);
+    const beat = new Date(Date.now() - 3_500);
+    fs.utimesSync(a.heartbeatFile, beat, beat);
+    frozen += 3_000;
+    await clock.sample();
+    expect(clock.jumpsSeen).toBe(1);
+    expect(clock.jumps[0]!.jumpMs).toBeGreaterThanOrEqual(2_990);
+    expect(clock.jumps[0]!.jumpMs).toBeLessThan(3_500);
+    const j = await judgeLease(rig.l, clock, a.id, 30_000);
+    expect(j.expired).toBe(false);
+    expect(j.ageMs!).toBeGreaterThan(300);
+    expect(j.ageMs!).toBeLessThan(1_000);
+    const me = await rig.lease('worker');
+    expect(await recoverDeadLeases(rig.l, clock, me, () => undefined)).toBe(0);
+    expect(rig.where('j1')).toEqual([`claimed/${a.id}/1.j1.json`]);
+
+    // A clock that first sampled after the jump cannot know of it: that is the limit docs/nfs.md states.
+    const late = rig.clock();
+    expect((await judgeLease(rig.l, late, a.id, 30_000)).expired).toBe(true);
+
+    // The holder is dead after all: once a lease time has passed on our monotonic clock, the jump no longer counts.
+    frozen -= 2_100;
+    const after = await judgeLease(rig.l, clock, a.id, 30_000);
+    expect(after.expired).toBe(true);
+    expect(await recoverDeadLeases(rig.l, clock, me, () => undefined)).toBe(1);
+    expect(rig.where('j1')).toEqual(['pending/q/j1.json']);
+  });
+
+  it('no jump is seen while the server\'s clock keeps pace with ours, nor for a backward step', async () => {
+    let frozen = 0;
+    const clock = new ServerClock(rig.l.tmp, `test-nojump-${process.pid}`, 2_000, { monotonic: () => performance.now() - frozen });
+    rig.clocks.push(clock);
+    for (let i = 0; i < 5; i++) { await clock.sample(); await new Promise((r) => setTimeout(r, 30)); }
+    frozen -= 3_000; // our clock ran 3 s ahead of the server's: the server's clock stepped back
+    await clock.sample();
+    expect(clock.jumpsSeen).toBe(0);
+    expect(clock.jumpAllowance(0, 60_000)).toBe(0);
   });
 });
