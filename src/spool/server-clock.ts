@@ -59,8 +59,8 @@ export const REPLACED_PAUSES_MS: readonly number[] = [0, 100, 400, 1100];
 
 /**
  * The least forward jump of the server's clock against our monotonic clock that counts as one (see the
- * header): above the few ms a sample's own stamping lags, and the tens of ms a loaded machine can take
- * between a probe's write and reading the monotonic clock after it.
+ * header): far above the few ms a kernel's coarse timestamp lags the clock it reads, and small beside any
+ * lease's slack (lease − heartbeat), which absorbs a smaller jump anyway.
  */
 export const JUMP_MIN_MS = 250;
 /** Jumps remembered: more than this in one lease time is a clock no lease can be judged by anyway. */
@@ -68,7 +68,7 @@ const MAX_JUMPS = 16;
 
 /** A forward jump of the server's clock (see the header). */
 export interface ClockJump {
-  /** How much further the server's clock went than our monotonic clock between the two samples. */
+  /** How much further the server's clock went than our monotonic clock between the two samples (at most). */
   jumpMs: number;
   /** The server time of the sample that saw it: every time written before it may be shifted. */
   serverAt: number;
@@ -105,6 +105,8 @@ export interface ClockOptions {
 export class ServerClock {
   private serverMs = 0;
   private monoAt = -Infinity;
+  /** Our monotonic clock just before the last sample's write (its stamp came between this and monoAt). */
+  private monoBefore = -Infinity;
   private fd: number | null = null;
   private probePath: string | null = null;
   private localSince = -Infinity;
@@ -136,9 +138,11 @@ export class ServerClock {
         const before = this.mono();
         fss.writeSync(this.fd!, `${process.pid} ${before}\n`, 0);
         const st = fss.fstatSync(this.fd!);
-        if (!this.local && this.monoAt !== -Infinity) this.noteJump(st.mtimeMs - (this.serverMs + (before - this.monoAt)), st.mtimeMs, this.serverMs);
+        const after = this.mono();
+        if (!this.local && this.monoAt !== -Infinity) this.noteJump(st.mtimeMs - this.serverMs, before - this.monoAt, after - this.monoBefore, st.mtimeMs, this.serverMs);
         this.serverMs = st.mtimeMs;
-        this.monoAt = this.mono();
+        this.monoAt = after;
+        this.monoBefore = before;
         this.local = false;
         this.localReason = null;
         return this.serverMs;
@@ -163,12 +167,18 @@ export class ServerClock {
     }
   }
 
-  private noteJump(jumpMs: number, serverAt: number, previous: number): void {
-    // Whole-second mtimes (sshfs, NFSv3 on some servers) make each sample up to 1 s early: two samples can
-    // differ by a second more than the time between them without any jump.
+  /**
+   * Two samples' stamps were `serverMs` apart on the server's clock, and between `minMs` and `maxMs` apart
+   * on ours (each stamp came somewhere within its write and fstat). A jump counts only when even the
+   * longest time ours allows leaves JUMP_MIN_MS unexplained — a slow write is never taken for one — and the
+   * grace is the most it can have been.
+   */
+  private noteJump(serverMs: number, minMs: number, maxMs: number, serverAt: number, previous: number): void {
+    // Whole-second mtimes (sshfs, NFSv3 on some servers) make each stamp up to 1 s early: two stamps can be
+    // a second further apart than the writes were.
     const coarse = serverAt % 1000 === 0 || previous % 1000 === 0 ? 1000 : 0;
-    if (!(jumpMs >= JUMP_MIN_MS + coarse)) return;
-    this.jumps.push({ jumpMs: Math.round(jumpMs), serverAt, seenAt: this.mono() });
+    if (!(serverMs - maxMs - coarse >= JUMP_MIN_MS)) return;
+    this.jumps.push({ jumpMs: Math.ceil(serverMs - minMs), serverAt, seenAt: this.mono() });
     this.jumpsSeen++;
     if (this.jumps.length > MAX_JUMPS) this.jumps.shift();
   }
@@ -201,6 +211,7 @@ export class ServerClock {
   private sampleLocal(): number {
     this.serverMs = Date.now();
     this.monoAt = this.mono();
+    this.monoBefore = this.monoAt;
     return this.serverMs;
   }
 

@@ -282,6 +282,25 @@ describe('recover', () => {
     expect(rig.where('j1')).toEqual(['pending/q/j1.json']);
   });
 
+  it('a sample held up 400 ms between its write and the read of our clock after it is not taken for a jump', async () => {
+    let calls = 0;
+    let stallAt = -1;
+    const clock = new ServerClock(rig.l.tmp, `test-slow-${process.pid}`, 2_000, {
+      monotonic: () => {
+        if (++calls === stallAt) { const t = performance.now(); while (performance.now() - t < 400) { /* descheduled */ } }
+        return performance.now();
+      },
+    });
+    rig.clocks.push(clock);
+    await clock.sample();
+    stallAt = calls + 2; // this sample's read of our clock after its fstat (the first is before its write)
+    await clock.sample();
+    expect(stallAt).toBeLessThanOrEqual(calls);
+    await new Promise((r) => setTimeout(r, 300));
+    await clock.sample();
+    expect(clock.jumpsSeen).toBe(0);
+  });
+
   it('no jump is seen while the server\'s clock keeps pace with ours, nor for a backward step', async () => {
     let frozen = 0;
     const clock = new ServerClock(rig.l.tmp, `test-nojump-${process.pid}`, 2_000, { monotonic: () => performance.now() - frozen });
