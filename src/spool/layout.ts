@@ -10,9 +10,9 @@
 import * as fs from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { NotASpoolError, UsageError, errnoOf } from '../errors.js';
-import { fsyncDirSync, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from './fsops.js';
+import { fsyncDirSync, isRealDir, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from './fsops.js';
 import { newToken } from './ids.js';
-import { PRIVATE_MODES, fixModeSync, makeDirs, rootModeFor, markerFields, modesFromMarker, sharedModes, type SpoolModes } from './modes.js';
+import { PRIVATE_MODES, fixModeSync, makeDir, makeDirs, rootModeFor, markerFields, modesFromMarker, sharedModes, type SpoolModes } from './modes.js';
 
 export const SPOOL_FORMAT = 2;
 export const MARKER = 'zcq-spool.json';
@@ -75,6 +75,34 @@ export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout
 /** The folder of `queue` in a queued state. */
 export function queueDir(l: Layout, state: QueuedState, queue: string): string {
   return join(l[state], queue);
+}
+
+/**
+ * Make the folders below the state folder `state` down to `dir` (a queue's folder, and its bucket or
+ * priority level) where missing, each looked at with lstat (a co-user may have put a symlink in place of a
+ * queue folder: makeDir refuses it). Returns the parents that got a new entry, for the caller to fsync in
+ * durable mode; `existing` hears the lstat of `dir` when it was there. The state folder itself is made again only when a mkdir below it finds it gone — an
+ * operator's `rm -rf SPOOL/hold` — and is never looked at otherwise: it sits in the root, which no co-user
+ * may write (modes.ts rootModeFor). Every move into a queue folder goes through here, so a state folder
+ * removed by hand stops nothing.
+ */
+export function makeQueueFolders(l: Layout, state: QueuedState, dir: string, existing?: (st: fs.Stats) => void): string[] {
+  const top = l[state];
+  const chain: string[] = [];
+  for (let d = dir; d !== top && d.length > top.length; d = dirname(d)) chain.unshift(d);
+  const made: string[] = [];
+  for (const d of chain) {
+    let fresh: boolean;
+    try {
+      fresh = makeDir(l.modes, d, d === dir ? existing : undefined);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT' || d !== chain[0] || isRealDir(top)) throw err;
+      if (makeDir(l.modes, top)) made.push(l.root);
+      fresh = makeDir(l.modes, d, d === dir ? existing : undefined);
+    }
+    if (fresh) made.push(dirname(d));
+  }
+  return made;
 }
 
 /** The folder a pending job of `priority` waits in: pending/QUEUE/ for 5 (the default), else pending/QUEUE/pN/. */

@@ -51,10 +51,9 @@ import { dirname, join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { serializeJob, type Job } from '../../job/format.js';
 import type { Next } from '../../job/policy.js';
-import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirOnPool, fsyncDirSync, fsyncOnPool, isRealDir, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
-import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
+import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirOnPool, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
+import { jobPath, makeQueueFolders, pendingDir, type Layout } from '../layout.js';
 import type { Lease } from '../lease.js';
-import { makeDir } from '../modes.js';
 import { deferredPath, jobName } from '../names.js';
 import type { ClaimedJob } from './claim.js';
 import { folderKey, type GroupSync } from './group-sync.js';
@@ -154,7 +153,9 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   const to = targetOf(l, job, next);
   const dir = dirname(to);
   let dirKey: string | undefined;
-  const madeParent = ensureTarget(l, job.queue, next, dir, (st) => { dirKey = folderKey(st); });
+  // The state folder too when a person removed it (`rm -rf done` to clear old records): without it the move
+  // failed with ENOENT, which reads as a lease taken (layout.ts makeQueueFolders).
+  const madeParent = makeQueueFolders(l, next.to, dir, (st) => { dirKey = folderKey(st); });
   if (!renameOrGoneSync(c.path, to)) return lost(lease);
   step('finish', 5, job.id);
   if (next.to === 'waiting') onWaitingRecord(l, job, lease.durable);
@@ -190,36 +191,6 @@ function reopenIfStale(l: Layout, job: Job, at: string, durable: boolean): Error
 function lost(lease: Lease): FinishResult {
   lease.markLost();
   return 'lost';
-}
-
-/**
- * Make the target's queue folder (and its bucket, or its priority folder) when missing; returns the parents
- * that got a new entry. The state folder itself is made again when it is gone — an operator's `rm -rf done`
- * to clear old records: it is part of the spool's layout, in the root that no co-user may write
- * (modes.ts rootModeFor). Looked for only after a failure, so the hot path pays nothing for it; without it
- * the move failed with ENOENT, which reads as a lease taken, and every finish into that state failed the same.
- */
-function ensureTarget(l: Layout, queue: string, next: Next, dir: string, existing: (st: fs.Stats) => void): string[] {
-  try {
-    return ensureQueueFolders(l, queue, next, dir, existing);
-  } catch (err) {
-    if (errnoOf(err) !== 'ENOENT' || isRealDir(l[next.to])) throw err;
-    const made = makeDir(l.modes, l[next.to]) ? [l.root] : [];
-    return [...made, ...ensureQueueFolders(l, queue, next, dir, existing)];
-  }
-}
-
-function ensureQueueFolders(l: Layout, queue: string, next: Next, dir: string, existing: (st: fs.Stats) => void): string[] {
-  const made: string[] = [];
-  if (next.to === 'deferred' || (next.to === 'pending' && dir !== queueDir(l, 'pending', queue))) {
-    const q = queueDir(l, next.to, queue);
-    if (makeDir(l.modes, q)) made.push(l[next.to]);
-    if (makeDir(l.modes, dir, existing)) made.push(q);
-  } else {
-    if (next.to === 'waiting' && makeDir(l.modes, l.waiting)) made.push(l.root); // a spool made before waiting/ existed
-    if (makeDir(l.modes, dir, existing)) made.push(l[next.to]);
-  }
-  return made;
 }
 
 /**

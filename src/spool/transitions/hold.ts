@@ -17,19 +17,18 @@
  */
 import { dirname, join } from 'node:path';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameStrictSync } from '../fsops.js';
-import { pendingDir, queueDir, type Layout } from '../layout.js';
+import { makeQueueFolders, pendingDir, queueDir, type Layout } from '../layout.js';
 import { MAX_PRIORITY } from '../../job/format.js';
-import { makeDir } from '../modes.js';
 import { deferredPath, jobName } from '../names.js';
 import { step } from './steps.js';
 
 export function holdJob(l: Layout, from: string, queue: string, id: string, durable: boolean): boolean {
   const dir = queueDir(l, 'hold', queue);
-  const made = makeDir(l.modes, dir);
+  const made = makeQueueFolders(l, 'hold', dir);
   step('hold', 2, id);
   if (!renameStrictSync(from, join(dir, jobName(id)))) return false;
   step('hold', 3, id);
-  if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.hold); }
+  if (durable) { fsyncDirSync(dir); for (const p of made) fsyncDirSync(p); }
   return true;
 }
 
@@ -48,13 +47,7 @@ export function releaseJob(l: Layout, from: string, queue: string, id: string, s
     }
   } catch { /* unreadable: pending/, where the claimer quarantines it */ }
   const to = dueMs === null ? join(pendingDir(l, queue, priority), jobName(id)) : deferredPath(l, queue, dueMs, id);
-  const made: string[] = [];
-  if (dueMs !== null) { const q = queueDir(l, 'deferred', queue); if (makeDir(l.modes, q)) made.push(l.deferred); if (makeDir(l.modes, dirname(to))) made.push(q); }
-  else {
-    const q = queueDir(l, 'pending', queue);
-    if (makeDir(l.modes, q)) made.push(l.pending);
-    if (dirname(to) !== q && makeDir(l.modes, dirname(to))) made.push(q);
-  }
+  const made = makeQueueFolders(l, dueMs === null ? 'pending' : 'deferred', dirname(to));
   step('release', 2, id);
   if (!renameStrictSync(from, to)) return false;
   step('release', 3, id);

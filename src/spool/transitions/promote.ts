@@ -25,8 +25,7 @@ import { join } from 'node:path';
 import { errnoOf } from '../../errors.js';
 import { MAX_PRIORITY, parseJob, JobFormatError } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, readRegularFileSync, renameOrGoneSync } from '../fsops.js';
-import { pendingDir, queueDir, type Layout } from '../layout.js';
-import { makeDir } from '../modes.js';
+import { makeQueueFolders, pendingDir, queueDir, type Layout } from '../layout.js';
 import { BUCKET, bucketOf, idFromName, jobName, parseDeferredName } from '../names.js';
 import { quarantine } from '../quarantine.js';
 import { listEntries, listQueues } from '../queues.js';
@@ -85,17 +84,16 @@ export async function promoteDue(l: Layout, nowMs: number, durable: boolean, que
       for (const p of oddBuckets) await setAside(l, p, p.slice(l.deferred.length + 1).replace(/\//g, '_'), 'not a deferred bucket (YYYYMMDDTHHMM folder) or job name (DUEMS.ID.json)', rep);
       if (due.length === 0) continue;
       const pdir = queueDir(l, 'pending', queue);
-      const made = makeDir(l.modes, pdir);
+      const touchedDirs = new Set<string>([pdir, ...makeQueueFolders(l, 'pending', pdir)]);
       step('promote', 1, queue);
       const touched = new Set<string>();
-      const touchedDirs = new Set<string>([pdir]);
       for (const e of due) {
         const dir = pendingDir(l, queue, priorityOfFile(e.path));
-        if (dir !== pdir && makeDir(l.modes, dir)) touchedDirs.add(pdir);
+        if (dir !== pdir) for (const p of makeQueueFolders(l, 'pending', dir)) touchedDirs.add(p);
         if (renameOrGoneSync(e.path, join(dir, jobName(e.id)))) { rep.promoted++; touchedDirs.add(dir); step('promote', 2, e.id); }
         touched.add(e.bucket);
       }
-      if (durable) { for (const d of touchedDirs) fsyncDirSync(d); if (made) fsyncDirSync(l.pending); }
+      if (durable) for (const d of touchedDirs) fsyncDirSync(d);
       step('promote', 3, queue);
       const old = bucketOf(nowMs - 120_000);
       for (const b of touched) {
@@ -131,12 +129,10 @@ export async function adoptLoose(l: Layout, durable: boolean): Promise<PromoteRe
         continue;
       }
       const dir = pendingDir(l, queue, priority);
-      const qdir = queueDir(l, 'pending', queue);
-      const made = makeDir(l.modes, qdir);
-      const madeLevel = dir !== qdir && makeDir(l.modes, dir);
+      const made = makeQueueFolders(l, 'pending', dir);
       step('adopt', 1, id);
       if (renameOrGoneSync(path, join(dir, e.name))) { rep.adopted++; step('adopt', 2, id); }
-      if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); if (madeLevel) fsyncDirSync(qdir); }
+      if (durable) { fsyncDirSync(dir); for (const p of made) fsyncDirSync(p); }
     } catch (err) {
       rep.errors.push({ path, error: (err as Error).message });
     }

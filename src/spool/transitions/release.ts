@@ -39,7 +39,7 @@ import { join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { JobFormatError, parseJob, type Job } from '../../job/format.js';
 import { MAX_JOB_BYTES, fsyncDirSync, isRealDir, readRegularFileSync, renameStrictSync, unlinkQuietly } from '../fsops.js';
-import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
+import { jobPath, makeQueueFolders, pendingDir, queueDir, type Layout } from '../layout.js';
 import { makeDir } from '../modes.js';
 import { edgeName, jobName, parseEdge, runToken } from '../names.js';
 import { findExact, scanState } from '../scan.js';
@@ -131,9 +131,8 @@ export function isReady(l: Layout, job: Job, known?: ReadonlyMap<string, DepStat
 
 /** Step 2: one rename out of waiting/. False when the job was not there (released or cancelled already). */
 export function releaseWaiting(l: Layout, queue: string, id: string, durable: boolean, priority?: number): boolean {
-  const q = queueDir(l, 'pending', queue);
   const dir = pendingDir(l, queue, priority);
-  const made = [makeDir(l.modes, q) ? l.pending : null, dir !== q && makeDir(l.modes, dir) ? q : null].filter((p) => p !== null);
+  const made = makeQueueFolders(l, 'pending', dir);
   if (!renameStrictSync(jobPath(l, 'waiting', queue, id), join(dir, jobName(id)))) return false;
   step('release', 2, id);
   if (durable) { fsyncDirSync(dir); for (const p of made) fsyncDirSync(p); }

@@ -19,30 +19,26 @@
  */
 import { join } from 'node:path';
 import { fsyncDirSync, renameStrictSync } from '../fsops.js';
-import { jobPath, pendingDir, queueDir, type Layout } from '../layout.js';
-import { makeDir } from '../modes.js';
+import { jobPath, makeQueueFolders, pendingDir, queueDir, type Layout } from '../layout.js';
 import { jobName } from '../names.js';
 import { step } from './steps.js';
 
 /** False when the file was no longer at `from` (someone else moved it first). */
 export function retryJob(l: Layout, from: string, queue: string, id: string, durable: boolean, priority?: number): boolean {
-  const q = queueDir(l, 'pending', queue);
   const dir = pendingDir(l, queue, priority);
-  const made = makeDir(l.modes, q);
-  if (dir !== q) makeDir(l.modes, dir);
+  const made = makeQueueFolders(l, 'pending', dir);
   if (!renameStrictSync(from, join(dir, jobName(id)))) return false;
   step('retry', 2, id);
-  if (durable) { fsyncDirSync(dir); if (made) fsyncDirSync(l.pending); }
+  if (durable) { fsyncDirSync(dir); for (const p of made) fsyncDirSync(p); }
   return true;
 }
 
 /** A finished postprocess back to waiting/QUEUE/ (its group was re-opened by a retried member). False when it moved meanwhile. */
 export function reopenPostprocess(l: Layout, from: string, queue: string, id: string, durable: boolean): boolean {
-  makeDir(l.modes, l.waiting);
   const dir = queueDir(l, 'waiting', queue);
-  makeDir(l.modes, dir);
+  const made = makeQueueFolders(l, 'waiting', dir);
   if (!renameStrictSync(from, jobPath(l, 'waiting', queue, id))) return false;
   step('retry', 2, id);
-  if (durable) fsyncDirSync(dir);
+  if (durable) { fsyncDirSync(dir); for (const p of made) fsyncDirSync(p); }
   return true;
 }

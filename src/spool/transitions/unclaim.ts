@@ -19,8 +19,7 @@
  */
 import { join } from 'node:path';
 import { renameOrGoneSync } from '../fsops.js';
-import { queueDir } from '../layout.js';
-import { makeDir } from '../modes.js';
+import { makeQueueFolders, queueDir } from '../layout.js';
 import { jobName } from '../names.js';
 import type { ClaimedJob } from './claim.js';
 import { step } from './steps.js';
@@ -29,9 +28,8 @@ import { step } from './steps.js';
 export function unclaimJob(c: ClaimedJob): boolean {
   if (!c.lease.folderIsOurs()) return false;
   const q = queueDir(c.lease.layout, 'pending', c.queue);
-  makeDir(c.lease.layout.modes, q);
   const dir = c.level ? join(q, c.level) : q;
-  if (c.level) makeDir(c.lease.layout.modes, dir);
+  makeQueueFolders(c.lease.layout, 'pending', dir);
   if (!renameOrGoneSync(c.path, join(dir, jobName(c.id)))) return false;
   step('unclaim', 1, c.id);
   return true;
