@@ -505,15 +505,18 @@ function openForRewriteSync(path: string, mode: number): number {
  * (the clock probe), so that no later write goes through a name a co-user could have swapped.
  */
 export function createExclusiveOpenSync(dir: string, prefix: string, mode = DEFAULT_FILE_MODE): { fd: number; path: string } {
-  for (let attempt = 0; ; attempt++) {
-    const path = join(dir, randomName(prefix));
-    try {
-      return { fd: openExclusiveSync(path, mode), path };
-    } catch (err) {
-      if (errnoOf(err) === 'EEXIST' && attempt < 3) continue;
-      throw err;
-    }
-  }
+  return openFreshSync(dir, prefix, mode);
+}
+
+/**
+ * Folders that a person may remove by hand while workers run, and that the first create to find them gone
+ * makes again: a spool's tmp/ (`rm -rf SPOOL/tmp` to clear "temporary files" took every worker's heartbeat,
+ * then its lease, and failed every put). Registered by layout.ts with the spool's modes.
+ */
+const remakers = new Map<string, () => void>();
+
+export function remakeWhenGone(dir: string, make: () => void): void {
+  remakers.set(dir, make);
 }
 
 /** A name nobody can guess and so pre-create: `prefix` + 96 random bits (base64url). */
@@ -535,12 +538,18 @@ function writeAllSync(fd: number, data: string | Uint8Array): void {
 
 /** Open a fresh name `prefix` + random in `dir` exclusively; EEXIST (a name someone prepared) is retried under a new name. */
 function openFreshSync(dir: string, prefix: string, mode: number): { fd: number; path: string } {
+  let remade = false;
   for (let attempt = 0; ; attempt++) {
     const path = join(dir, randomName(prefix));
     try {
       return { fd: openExclusiveSync(path, mode), path };
     } catch (err) {
-      if (errnoOf(err) !== 'EEXIST' || attempt >= 3) throw err;
+      const code = errnoOf(err);
+      if (code === 'ENOENT' && !remade) {
+        const make = remakers.get(dir);
+        if (make && !isRealDir(dir)) { remade = true; make(); continue; }
+      }
+      if (code !== 'EEXIST' || attempt >= 3) throw err;
     }
   }
 }

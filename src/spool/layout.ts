@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { NotASpoolError, UsageError, errnoOf } from '../errors.js';
-import { fsyncDirSync, isRealDir, readRegularFileSync, renameOrGoneSync, unlinkQuietly } from './fsops.js';
+import { fsyncDirSync, isRealDir, readRegularFileSync, remakeWhenGone, renameOrGoneSync, unlinkQuietly } from './fsops.js';
 import { newToken } from './ids.js';
 import { PRIVATE_MODES, fixModeSync, makeDir, makeDirs, rootModeFor, markerFields, modesFromMarker, sharedModes, type SpoolModes } from './modes.js';
 
@@ -27,10 +27,12 @@ export type QueuedState = (typeof QUEUED_STATES)[number];
 export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children', 'quotas', 'rate'] as const;
 /**
  * Folders that whoever first writes in them makes when missing (waiting/ by finish and retry, cancel/ by a
- * cancel, …), and that every reader takes as empty when absent: a spool may lack them (one made by an
- * earlier version). The others (the rest of STATES and AUX_DIRS) must be there.
+ * cancel, tmp/ by the first temporary created in it, …), and that every reader takes as empty when absent:
+ * a spool may lack them (one made by an earlier version, or one whose tmp/ a person cleared). The others
+ * (the rest of STATES and AUX_DIRS) must be there: a state folder is made again by the next move into it
+ * (makeQueueFolders), but its absence says that someone removed jobs, which doctor reports.
  */
-export const MADE_WHEN_NEEDED: ReadonlySet<string> = new Set(['waiting', 'cancel', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children', 'quotas', 'rate']);
+export const MADE_WHEN_NEEDED: ReadonlySet<string> = new Set(['tmp', 'waiting', 'cancel', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children', 'quotas', 'rate']);
 
 export { QUEUE_NAME } from '../job/format.js';
 export const DEFAULT_QUEUE = 'default';
@@ -63,6 +65,8 @@ export interface Layout {
 export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout {
   const root = resolve(dir);
   const p = (n: string) => join(root, n);
+  // tmp/ is in the root, which no co-user may write: made again as init made it (fsops.ts remakeWhenGone).
+  remakeWhenGone(p('tmp'), () => { makeDir(modes, p('tmp')); });
   return {
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
     failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),
@@ -81,9 +85,9 @@ export function queueDir(l: Layout, state: QueuedState, queue: string): string {
  * Make the folders below the state folder `state` down to `dir` (a queue's folder, and its bucket or
  * priority level) where missing, each looked at with lstat (a co-user may have put a symlink in place of a
  * queue folder: makeDir refuses it). Returns the parents that got a new entry, for the caller to fsync in
- * durable mode; `existing` hears the lstat of `dir` when it was there. The state folder itself is made again only when a mkdir below it finds it gone — an
- * operator's `rm -rf SPOOL/hold` — and is never looked at otherwise: it sits in the root, which no co-user
- * may write (modes.ts rootModeFor). Every move into a queue folder goes through here, so a state folder
+ * durable mode; `existing` hears the lstat of `dir` when it was there. The state folder itself is made
+ * again only when a mkdir below it finds it gone — an operator's `rm -rf SPOOL/hold` — and is never looked
+ * at otherwise: it sits in the root, which no co-user may write (modes.ts rootModeFor). Every move into a queue folder goes through here, so a state folder
  * removed by hand stops nothing.
  */
 export function makeQueueFolders(l: Layout, state: QueuedState, dir: string, existing?: (st: fs.Stats) => void): string[] {

@@ -119,16 +119,20 @@ it('a state folder and an auxiliary one removed by hand: found, --repair makes t
   expect(existsSync(join(spool, 'pending', 'default', `${id}.json`))).toBe(true);
 });
 
-it('tmp/ removed by hand: doctor still runs (the clock probe cannot be written there, so this machine\'s clock is used), finds it and --repair makes it', async () => {
+it('tmp/ removed by hand (a person clearing temporary files): the next temporary makes it again with the spool\'s mode, and doctor finds nothing to report', async () => {
   const spool = await newSpool();
+  const mode = statSync(join(spool, 'tmp')).mode & 0o7777;
   rmSync(join(spool, 'tmp'), { recursive: true });
-  const found = zcq(spool, ['doctor']);
-  expect(found.code, found.stderr).toBe(1);
-  expect(found.stdout).toMatch(/found\s+missing folder\s+\S*\/tmp\b/);
-  const fixed = zcq(spool, ['doctor', '--repair']);
-  expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
-  expect(statSync(join(spool, 'tmp')).isDirectory()).toBe(true);
-  expect(zcq(spool, ['doctor']).stdout).toBe('spool is consistent\n');
+  const [id] = await putMany(spool, 1, './jobs.mjs#add', [1, 2]);
+  expect(statSync(join(spool, 'tmp')).mode & 0o7777).toBe(mode);
+  rmSync(join(spool, 'tmp'), { recursive: true });
+  const run = zcq(spool, ['worker', '--root', '.', '--exit-when-idle', '--poll', '100ms'], { timeout: 20_000 });
+  expect(run.code, run.stderr).toBe(0);
+  expect(jobIn(spool, 'done', id!)!.result).toBe(3);
+  rmSync(join(spool, 'tmp'), { recursive: true });
+  const r = zcq(spool, ['doctor']);
+  expect(r.stdout + r.stderr).toBe('spool is consistent\n');
+  expect(r.code).toBe(0);
 });
 
 it('a spool lacking every folder made when needed (layout.ts MADE_WHEN_NEEDED) runs a job, shows its status and is consistent', async () => {
