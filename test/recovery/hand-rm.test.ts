@@ -1,7 +1,7 @@
 // A person removes a folder of the layout beside a running worker: `rm -rf SPOOL/tmp` to clear what looks like
 // temporary files, `rm -rf SPOOL/hold` to drop held jobs. Before, the first took every heartbeat (its
 // temporary could not be created), then the worker's lease and its running job, and failed every put; the
-// second failed every `zcq hold` with a raw mkdir ENOENT. Now each is made again by the next write into it
+// second failed every `zcq hold` with a raw mkdir ENOENT; `rm -rf SPOOL/workers` failed every heartbeat too. Now each is made again by the next write into it
 // (fsops.ts remakeWhenGone, layout.ts makeQueueFolders) and nothing is lost.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { rmSync, statSync } from 'node:fs';
@@ -34,6 +34,19 @@ describe('a folder of the layout removed by hand beside a running worker', () =>
     const evs = events(w.output());
     expect(evs.filter((e) => /^lease\.(lost|stale|renew\.failed|fenced)$/.test(e.event))).toEqual([]);
     expect(statSync(join(spool, 'tmp')).mode & 0o7777).toBe(mode);
+  });
+
+  it('rm -rf workers/ beside a lone worker: its next beat makes it again, and it keeps its lease and its job', async () => {
+    const spool = await newSpool();
+    const w = worker(spool, FAST);
+    const [slow] = await putMany(spool, 1, './jobs.mjs#sleep', [2_000]);
+    await until(() => claimedOf(spool, slow!).length === 1, 10_000);
+    rmSync(join(spool, 'workers'), { recursive: true });
+    await until(() => jobIn(spool, 'done', slow!) !== null, 15_000);
+    expect(jobIn(spool, 'done', slow!)!.attempts).toBe(1);
+    expect(statSync(join(spool, 'workers')).isDirectory()).toBe(true);
+    const evs = events(w.output());
+    expect(evs.filter((e) => /^lease\.(lost|stale|renew\.failed|fenced)$/.test(e.event))).toEqual([]);
   });
 
   it('rm -rf hold/ and pending/: zcq hold and zcq release still work, and the worker runs the released job', async () => {

@@ -14,6 +14,7 @@
  *      ESTALE): readers look again past that cache and never take it for a missing heartbeat
  *      (server-clock.ts readAged, lease.ts judgeLease);
  *   3. check that claimed/LEASE/ is still our folder (lstat, same inode).
+ * workers/ removed by hand (step 2 finds no folder): made again with the spool's mode, and step 2 again.
  * On a full disk step 1 cannot create a file: the heartbeat is rewritten in place instead (our own
  *   regular file, nlink 1), so that a worker holding jobs it cannot yet record keeps its lease.
  * Crash after 1: a temporary in tmp/, removed by housekeeping after the leftover age. After 2: the lease is
@@ -24,7 +25,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { LeaseLostError, errnoOf } from '../../errors.js';
-import { createExclusiveSync, renameOrGoneSync, rewriteOwnedInPlaceSync, unlinkQuietly } from '../fsops.js';
+import { createExclusiveSync, isRealDir, renameOrGoneSync, rewriteOwnedInPlaceSync, unlinkQuietly } from '../fsops.js';
+import { makeDir } from '../modes.js';
 import type { Lease } from '../lease.js';
 import { step } from './steps.js';
 
@@ -37,7 +39,11 @@ export async function renewLease(lease: Lease, extra: Record<string, unknown> = 
   try {
     const tmp = createExclusiveSync(lease.layout.tmp, `.hb-${lease.id}-`, text, { durable: false, mode: lease.layout.modes.fileMode });
     step('renew', 1, lease.id);
-    if (!renameOrGoneSync(tmp, lease.heartbeatFile)) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
+    if (!renameOrGoneSync(tmp, lease.heartbeatFile)) {
+      // workers/ removed by hand: made again (it is in the root, which no co-user may write), once a beat.
+      if (!isRealDir(lease.layout.workers)) makeDir(lease.layout.modes, lease.layout.workers);
+      if (!renameOrGoneSync(tmp, lease.heartbeatFile)) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
+    }
   } catch (err) {
     if (!NO_SPACE.has(errnoOf(err) ?? '') || lease.lastRenewed === -Infinity) throw err;
     rewriteOwnedInPlaceSync(lease.heartbeatFile, text);
