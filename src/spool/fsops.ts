@@ -509,14 +509,23 @@ export function createExclusiveOpenSync(dir: string, prefix: string, mode = DEFA
 }
 
 /**
- * Folders that a person may remove by hand while workers run, and that the first create to find them gone
- * makes again: a spool's tmp/ (`rm -rf SPOOL/tmp` to clear "temporary files" took every worker's heartbeat,
- * then its lease, and failed every put). Registered by layout.ts with the spool's modes.
+ * Folders that a person may remove by hand while workers run, and that the first write to find them gone
+ * makes again (layout.ts registers them with the spool's modes: tmp/, workers/, claimed/, progress/,
+ * quarantine/). `rm -rf SPOOL/tmp` to clear "temporary files" took every worker's heartbeat, then its lease
+ * and its running jobs, and failed every put; without progress/ a job's progress() failed the job.
  */
 const remakers = new Map<string, () => void>();
 
 export function remakeWhenGone(dir: string, make: () => void): void {
   remakers.set(dir, make);
+}
+
+/** Make `dir` again if it is a registered folder (remakeWhenGone) that is gone: true when it was made. */
+export function remadeIfGone(dir: string): boolean {
+  const make = remakers.get(dir);
+  if (!make || isRealDir(dir)) return false;
+  make();
+  return true;
 }
 
 /** A name nobody can guess and so pre-create: `prefix` + 96 random bits (base64url). */
@@ -545,10 +554,7 @@ function openFreshSync(dir: string, prefix: string, mode: number): { fd: number;
       return { fd: openExclusiveSync(path, mode), path };
     } catch (err) {
       const code = errnoOf(err);
-      if (code === 'ENOENT' && !remade) {
-        const make = remakers.get(dir);
-        if (make && !isRealDir(dir)) { remade = true; make(); continue; }
-      }
+      if (code === 'ENOENT' && !remade && remadeIfGone(dir)) { remade = true; continue; }
       if (code !== 'EEXIST' || attempt >= 3) throw err;
     }
   }
@@ -620,7 +626,12 @@ function tmpPrefixFor(path: string): string {
 export function writeReplaceSync(path: string, data: string | Uint8Array, opts: ReplaceOptions = {}): void {
   const tmp = createExclusiveSync(opts.tmpDir ?? dirname(path), tmpPrefixFor(path), data, opts);
   try {
-    fss.renameSync(tmp, path);
+    try {
+      fss.renameSync(tmp, path);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT' || !remadeIfGone(dirname(path))) throw err;
+      fss.renameSync(tmp, path);
+    }
   } catch (err) {
     unlinkQuietly(tmp);
     throw err;
@@ -631,7 +642,12 @@ export function writeReplaceSync(path: string, data: string | Uint8Array, opts: 
 export async function writeReplace(path: string, data: string | Uint8Array, opts: ReplaceOptions = {}): Promise<void> {
   const tmp = await createExclusive(opts.tmpDir ?? dirname(path), tmpPrefixFor(path), data, opts);
   try {
-    await rename(tmp, path);
+    try {
+      await rename(tmp, path);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT' || !remadeIfGone(dirname(path))) throw err;
+      await rename(tmp, path);
+    }
   } catch (err) {
     unlinkQuietly(tmp);
     throw err;

@@ -34,6 +34,9 @@ export const AUX_DIRS = ['tmp', 'quarantine', 'workers', 'cancel', 'progress', '
  */
 export const MADE_WHEN_NEEDED: ReadonlySet<string> = new Set(['tmp', 'waiting', 'cancel', 'cron', 'paused', 'output', 'config', 'groups', 'deps', 'callbacks', 'children', 'quotas', 'rate']);
 
+/** Folders of the root that the next write into them makes again when a person removed them (layoutOf). */
+const REMADE_WHEN_GONE = ['tmp', 'workers', 'claimed', 'progress', 'quarantine'] as const;
+
 export { QUEUE_NAME } from '../job/format.js';
 export const DEFAULT_QUEUE = 'default';
 
@@ -65,8 +68,9 @@ export interface Layout {
 export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout {
   const root = resolve(dir);
   const p = (n: string) => join(root, n);
-  // tmp/ is in the root, which no co-user may write: made again as init made it (fsops.ts remakeWhenGone).
-  remakeWhenGone(p('tmp'), () => { makeDir(modes, p('tmp')); });
+  // Folders a person may remove by hand beside running workers, made again as init made them by the next
+  // write into them (fsops.ts remakeWhenGone): they are in the root, which no co-user may write.
+  for (const d of REMADE_WHEN_GONE) remakeWhenGone(p(d), () => { makeDir(modes, p(d)); });
   return {
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
     failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),

@@ -21,7 +21,7 @@ import type { Layout } from './layout.js';
 import { makeDir } from './modes.js';
 import { claimedName, runToken, DEAD_SUFFIX } from './names.js';
 import type { ServerClock } from './server-clock.js';
-import { onNetworkFileSystem, unlinkQuietly } from './fsops.js';
+import { onNetworkFileSystem, remadeIfGone, unlinkQuietly } from './fsops.js';
 import { renewLease } from './transitions/renew.js';
 import { dropLeaseQuotaFiles } from './transitions/quota-take.js';
 
@@ -60,7 +60,13 @@ export class Lease {
     const full: LeaseInfo = { host: hostname(), pid: process.pid, started: new Date().toISOString(), ...info };
     const lease = new Lease(layout, newWorkerId(info.kind), full, durable);
     await renewLease(lease);
-    makeDir(layout.modes, lease.dir);
+    try {
+      makeDir(layout.modes, lease.dir);
+    } catch (err) {
+      // claimed/ removed by hand, every lease with it: made again (fsops.ts remadeIfGone).
+      if (errnoOf(err) !== 'ENOENT' || !remadeIfGone(layout.claimed)) throw err;
+      makeDir(layout.modes, lease.dir);
+    }
     const st = fs.lstatSync(lease.dir);
     lease.folderKey = `${st.dev}:${st.ino}`;
     lease.spareInodes = !onNetworkFileSystem(lease.dir);

@@ -13,6 +13,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
 import { writeReplace } from '../spool/fsops.js';
+import { layoutOf } from '../spool/layout.js';
 import type { SpoolModes } from '../spool/modes.js';
 import { OutputSink, bindContext, runWithOutput } from './output.js';
 import type { RunError } from '../job/policy.js';
@@ -116,12 +117,13 @@ async function callJob(task: RunTask, controller: AbortController, sink: OutputS
     if (typeof fn !== 'function') {
       return { ok: false, error: { name: 'ExportNotFound', message: `${task.url} has no exported function '${task.exportName}'`, permanent: true } };
     }
-    const progressFile = join(task.ctx.spool, 'progress', `${task.ctx.id}.json`);
     // An exclusive temporary under a random name, renamed over the annotation: a co-user's symlink at
-    // either name is replaced, never written through.
+    // either name is replaced, never written through. The layout is taken at the first call (it registers
+    // progress/ and tmp/ to be made again if a person removed them: a job never fails for its progress).
     const progress = async (value: unknown) => {
+      const l = layoutOf(task.ctx.spool, task.modes);
       const text = JSON.stringify({ at: new Date().toISOString(), attempt: task.ctx.attempt, value }) + '\n';
-      await writeReplace(progressFile, text, { tmpDir: join(task.ctx.spool, 'tmp'), durable: false, mode: task.fileMode });
+      await writeReplace(join(l.progress, `${task.ctx.id}.json`), text, { tmpDir: l.tmp, durable: false, mode: task.fileMode });
     };
     const log = (...args: unknown[]) => sink.log(args);
     // Object.assign, not a spread followed by more fields: V8 builds the latter slowly (~3 µs a job).

@@ -37,7 +37,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import type { Layout } from '../layout.js';
-import { DEFAULT_FILE_MODE, writeReplace } from '../fsops.js';
+import { DEFAULT_FILE_MODE, remadeIfGone, writeReplace } from '../fsops.js';
 import { step } from './steps.js';
 
 /** Bytes of the caller's reason kept in a .reason line. */
@@ -95,6 +95,7 @@ export function safeQuarantineName(name: string): string {
  * nobody else can fill the reserved folder, which would make our rename fail with ENOTEMPTY.
  */
 function reserve(dir: string, base: string, folder: boolean): string {
+  let remade = false;
   for (let i = 0; ; i++) {
     const p = i === 0 ? join(dir, base) : join(dir, `${base}.${randomBytes(6).toString('hex')}`);
     try {
@@ -106,6 +107,8 @@ function reserve(dir: string, base: string, folder: boolean): string {
       }
       return p;
     } catch (err) {
+      // quarantine/ removed by hand: made again (fsops.ts remadeIfGone).
+      if (errnoOf(err) === 'ENOENT' && !remade && remadeIfGone(dir)) { remade = true; i--; continue; }
       if (errnoOf(err) !== 'EEXIST' || i >= 5) throw err;
     }
   }

@@ -25,8 +25,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { LeaseLostError, errnoOf } from '../../errors.js';
-import { createExclusiveSync, isRealDir, renameOrGoneSync, rewriteOwnedInPlaceSync, unlinkQuietly } from '../fsops.js';
-import { makeDir } from '../modes.js';
+import { createExclusiveSync, remadeIfGone, renameOrGoneSync, rewriteOwnedInPlaceSync, unlinkQuietly } from '../fsops.js';
 import type { Lease } from '../lease.js';
 import { step } from './steps.js';
 
@@ -40,9 +39,8 @@ export async function renewLease(lease: Lease, extra: Record<string, unknown> = 
     const tmp = createExclusiveSync(lease.layout.tmp, `.hb-${lease.id}-`, text, { durable: false, mode: lease.layout.modes.fileMode });
     step('renew', 1, lease.id);
     if (!renameOrGoneSync(tmp, lease.heartbeatFile)) {
-      // workers/ removed by hand: made again (it is in the root, which no co-user may write), once a beat.
-      if (!isRealDir(lease.layout.workers)) makeDir(lease.layout.modes, lease.layout.workers);
-      if (!renameOrGoneSync(tmp, lease.heartbeatFile)) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
+      // workers/ removed by hand: made again (fsops.ts remadeIfGone), once a beat.
+      if (!remadeIfGone(lease.layout.workers) || !renameOrGoneSync(tmp, lease.heartbeatFile)) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
     }
   } catch (err) {
     if (!NO_SPACE.has(errnoOf(err) ?? '') || lease.lastRenewed === -Infinity) throw err;
