@@ -69,8 +69,9 @@ export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout
   const root = resolve(dir);
   const p = (n: string) => join(root, n);
   // Folders a person may remove by hand beside running workers, made again as init made them by the next
-  // write into them (fsops.ts remakeWhenGone): they are in the root, which no co-user may write.
-  for (const d of REMADE_WHEN_GONE) remakeWhenGone(p(d), () => { makeDir(modes, p(d)); });
+  // write into them (fsops.ts remakeWhenGone): they are in the root, which no co-user may write. The root
+  // is fsynced (rare: after a removal only), so that what is then moved into one is not lost with its name.
+  for (const d of REMADE_WHEN_GONE) remakeWhenGone(p(d), () => { if (makeDir(modes, p(d))) fsyncDirSync(root); });
   return {
     root, tmp: p('tmp'), pending: p('pending'), deferred: p('deferred'), claimed: p('claimed'), done: p('done'),
     failed: p('failed'), hold: p('hold'), quarantine: p('quarantine'), workers: p('workers'), cancel: p('cancel'),
@@ -91,8 +92,8 @@ export function queueDir(l: Layout, state: QueuedState, queue: string): string {
  * queue folder: makeDir refuses it). Returns the parents that got a new entry, for the caller to fsync in
  * durable mode; `existing` hears the lstat of `dir` when it was there. The state folder itself is made
  * again only when a mkdir below it finds it gone — an operator's `rm -rf SPOOL/hold` — and is never looked
- * at otherwise: it sits in the root, which no co-user may write (modes.ts rootModeFor). Every move into a queue folder goes through here, so a state folder
- * removed by hand stops nothing.
+ * at otherwise: it sits in the root, which no co-user may write (modes.ts rootModeFor). Every move into a
+ * queue folder goes through here, so a state folder removed by hand stops nothing.
  */
 export function makeQueueFolders(l: Layout, state: QueuedState, dir: string, existing?: (st: fs.Stats) => void): string[] {
   const top = l[state];

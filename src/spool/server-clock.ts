@@ -115,7 +115,7 @@ export class ServerClock {
   local = false;
   /** Why the clock is local, one line naming the folder; null while it is the server's. */
   localReason: string | null = null;
-  /** Forward jumps seen, oldest first (see the header); a caller may log and clear what it has read. */
+  /** Forward jumps seen, oldest first, the last MAX_JUMPS (see the header). */
   readonly jumps: ClockJump[] = [];
   /** How many jumps were ever seen (a worker logs each new one). */
   jumpsSeen = 0;
