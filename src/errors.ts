@@ -80,6 +80,8 @@ export function writeRemedy(code: string | undefined): string {
     case 'EACCES': case 'EPERM': return 'fix permissions';
     case 'EEXIST': case 'ENOTDIR': return 'something that is not a folder stands on that path: see `ls -l` and remove it';
     case 'ELOOP': return 'a symlink stands on that path (zcq follows none): see `ls -l` and remove it';
+    // A folder of the layout removed by hand that this user may not make again (the spool's root is its owner's).
+    case 'ENOENT': return "a folder of the spool is missing (removed by hand?): its owner's `zcq doctor --repair` makes it again";
     default: return 'free space or fix permissions';
   }
 }

@@ -520,11 +520,15 @@ export function remakeWhenGone(dir: string, make: () => void): void {
   remakers.set(dir, make);
 }
 
-/** Make `dir` again if it is a registered folder (remakeWhenGone) that is gone: true when it was made. */
+/**
+ * Make `dir` again if it is a registered folder (remakeWhenGone) that is gone: true when it was made. False
+ * when it cannot be (a read-only mount; a member of a shared spool, who may not write its root): the caller
+ * then fails with its own error, as before.
+ */
 export function remadeIfGone(dir: string): boolean {
   const make = remakers.get(dir);
   if (!make || isRealDir(dir)) return false;
-  make();
+  try { make(); } catch { return false; }
   return true;
 }
 

@@ -178,7 +178,7 @@ export class ServerClock {
     // a second further apart than the writes were.
     const coarse = serverAt % 1000 === 0 || previous % 1000 === 0 ? 1000 : 0;
     if (!(serverMs - maxMs - coarse >= JUMP_MIN_MS)) return;
-    this.jumps.push({ jumpMs: Math.ceil(serverMs - minMs), serverAt, seenAt: this.mono() });
+    this.jumps.push({ jumpMs: Math.ceil(serverMs - minMs + coarse), serverAt, seenAt: this.mono() });
     this.jumpsSeen++;
     if (this.jumps.length > MAX_JUMPS) this.jumps.shift();
   }

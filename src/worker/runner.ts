@@ -13,7 +13,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
 import { writeReplace } from '../spool/fsops.js';
-import { layoutOf } from '../spool/layout.js';
+import { layoutOf, type Layout } from '../spool/layout.js';
 import type { SpoolModes } from '../spool/modes.js';
 import { OutputSink, bindContext, runWithOutput } from './output.js';
 import type { RunError } from '../job/policy.js';
@@ -120,8 +120,9 @@ async function callJob(task: RunTask, controller: AbortController, sink: OutputS
     // An exclusive temporary under a random name, renamed over the annotation: a co-user's symlink at
     // either name is replaced, never written through. The layout is taken at the first call (it registers
     // progress/ and tmp/ to be made again if a person removed them: a job never fails for its progress).
+    let l: Layout | undefined;
     const progress = async (value: unknown) => {
-      const l = layoutOf(task.ctx.spool, task.modes);
+      l ??= layoutOf(task.ctx.spool, task.modes);
       const text = JSON.stringify({ at: new Date().toISOString(), attempt: task.ctx.attempt, value }) + '\n';
       await writeReplace(join(l.progress, `${task.ctx.id}.json`), text, { tmpDir: l.tmp, durable: false, mode: task.fileMode });
     };

@@ -123,4 +123,18 @@ describe.runIf(canRun)('modes and permissions', () => {
     for (const id of ids) expect(whereIs(r, id)).toEqual([expect.stringMatching(/^done\/default\//)]);
     expect(snapshot(r)).toEqual(before);
   });
+
+  it('tmp/ removed by hand: a member, who may not write the root, gets one line naming the missing folder and who makes it again; the owner\'s next put makes it 2775 with the group', () => {
+    fs.rmSync(join(r.spool, 'tmp'), { recursive: true });
+    const refused = zcq(r, 'zcqb', ['put', './jobs.mjs#record', r.ledger]);
+    expect(refused.code).toBe(1);
+    expect(isCleanError(refused.stderr)).toBe(true);
+    expect(refused.stderr).toMatch(/tmp: cannot write \(ENOENT\).*folder of the spool is missing.*zcq doctor --repair/);
+    expect(fs.existsSync(join(r.spool, 'tmp'))).toBe(false);
+    putRecord(r, 'root');
+    const st = fs.lstatSync(join(r.spool, 'tmp'));
+    expect((st.mode & 0o7777).toString(8)).toBe('2775');
+    expect(st.gid).toBe(r.gid);
+    putRecord(r, 'zcqb');
+  });
 });
