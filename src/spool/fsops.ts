@@ -228,12 +228,17 @@ export function readRegularFileSync(path: string, maxBytes = MAX_JOB_BYTES): Rea
  * readRegularFileSync makes: on a networked file system that fstat is a round trip of its own (GlusterFS:
  * ~0.6 ms, more than the read), paid once a job by every worker. What the fstat refused is refused here by
  * the reads themselves: a FIFO answers pread with ESPIPE and a folder with EISDIR (a socket cannot be
- * opened: refusedOpen), and only root can make a device node. Reads go into one scratch buffer until a read
- * returns 0 (not until a short one: a network file system may return short reads before the end); past
- * its 64 KB — rare for a job file — the descriptor is fstat-checked before any more is read, so nothing that
- * is not a regular file is read past 64 KB.
+ * opened: refusedOpen), and only root can make a device node. Reads go into one scratch buffer; past its
+ * 64 KB — rare for a job file — the descriptor is fstat-checked before any more is read, so nothing that is
+ * not a regular file is read past 64 KB.
+ * Where the reads end: at a read that returns 0 — or at a short read whose text `complete` accepts (the
+ * caller parses it: a whole job). A short read of a regular file is its end on a local disk and through a
+ * page cache, but a network file system may return one before the end (a FUSE file system in direct-I/O
+ * mode answers what its daemon sent), and a JSON object cut short does not parse; so the read that would
+ * only confirm the end — one round trip a job on a network mount — is made only when the text so far is
+ * not a job. `complete` is called with the text read so far and must not throw.
  */
-export function readJustClaimedSync(path: string, maxBytes = MAX_JOB_BYTES): { text: string } | { bad: string } {
+export function readJustClaimedSync(path: string, maxBytes = MAX_JOB_BYTES, complete?: (text: string) => boolean): { text: string } | { bad: string } {
   const fd = openToReadSync(path);
   if (typeof fd !== 'number') return fd;
   try {

@@ -63,9 +63,13 @@ export type ClaimRead = { job: Job; retried: boolean } | { quarantined: string; 
 export async function readClaimed(c: ClaimedJob): Promise<ClaimRead> {
   let job: Job;
   try {
-    const r = readJustClaimedSync(c.path, MAX_JOB_BYTES);
+    // A short read that parses is the whole file (fsops.ts readJustClaimedSync): no read to confirm the end.
+    let parsed: Job | undefined;
+    const r = readJustClaimedSync(c.path, MAX_JOB_BYTES, (text) => {
+      try { parsed = parseJob(text, c.id); return true; } catch { return false; }
+    });
     if ('bad' in r) throw new JobFormatError(r.bad);
-    job = parseJob(r.text, c.id);
+    job = parsed ?? parseJob(r.text, c.id);
   } catch (err) {
     if (isGone(err)) return { gone: true };
     if (!(err instanceof JobFormatError)) throw err;
