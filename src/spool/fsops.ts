@@ -254,10 +254,15 @@ export function readJustClaimedSync(path: string, maxBytes = MAX_JOB_BYTES, comp
         buf.copy(bigger, 0, 0, n);
         buf = bigger;
       }
-      const r = fss.readSync(fd, buf, n, buf.length - n, n);
+      const asked = buf.length - n;
+      const r = fss.readSync(fd, buf, n, asked, n);
       if (r === 0) break;
       n += r;
       if (n > maxBytes) return { bad: `is larger than the ${maxBytes}-byte limit for a job file` };
+      if (r < asked && complete) {
+        const text = buf.toString('utf8', 0, n);
+        if (complete(text)) return { text };
+      }
     }
     return { text: buf.toString('utf8', 0, n) };
   } catch (err) {
@@ -673,7 +678,7 @@ export async function writeReplace(path: string, data: string | Uint8Array, opts
  * zcq never changes it; in a program that changes it after loading zcq, the check judges by the first (and
  * the descriptor it looks at was opened with the permissions of the current one).
  */
-const EUID = process.geteuid?.();
+export const EUID = process.geteuid?.();
 
 /**
  * Throw UnsafeFileError unless descriptor `fd` is a regular file owned by our effective uid with exactly

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { NotASpoolError, UsageError, errnoOf } from '../errors.js';
-import { fsyncDirSync, isRealDir, readRegularFileSync, remakeWhenGone, renameOrGoneSync, unlinkQuietly } from './fsops.js';
+import { EUID, fsyncDirSync, isRealDir, readRegularFileSync, remakeWhenGone, renameOrGoneSync, unlinkQuietly } from './fsops.js';
 import { newToken } from './ids.js';
 import { PRIVATE_MODES, fixModeSync, makeDir, makeDirs, rootModeFor, markerFields, modesFromMarker, sharedModes, type SpoolModes } from './modes.js';
 
@@ -112,6 +112,64 @@ export function makeQueueFolders(l: Layout, state: QueuedState, dir: string, exi
     if (fresh) made.push(dirname(d));
   }
   return made;
+}
+
+/**
+ * makeQueueFolders for the queue folder one worker moves job after job into (finish: done/QUEUE,
+ * failed/QUEUE, pending/QUEUE, waiting/QUEUE), without an lstat before every move where no one else can
+ * put something in its place: when its state folder belongs to our effective uid and neither group nor
+ * others may write it (a private spool's), only this user or root can rename QUEUE away or plant a symlink
+ * there. What one look found (the folder's and its state folder's) is then kept for QUEUE_FOLDER_KEEP_MS;
+ * a move into it that fails with ENOENT — the owner's `rm -rf done/QUEUE` within that time — is tried again
+ * after forgetQueueFolder, which looks again. In a shared spool (group-writable state folders) every move is
+ * looked at, as makeQueueFolders does (docs/security.md, "What remains"). On a network mount each lstat is
+ * a round trip to the server, one of the ~13 a job costs there (bench/PROFILE.md).
+ * The kept stats also give finish its folder key for the group fsync (group-sync.ts): a folder the owner
+ * replaced by hand within that time is fsynced through the old one's descriptor — on the file systems the
+ * spool is meant for, which commit metadata in order, the next fsync of any folder makes the move durable.
+ */
+export function makeQueueFoldersKept(l: Layout, state: QueuedState, dir: string, existing?: (st: fs.Stats) => void): string[] {
+  const now = performance.now();
+  const kept = keptFolders(l);
+  const k = kept.get(dir);
+  if (k !== undefined && k.until > now) { existing?.(k.st); return []; }
+  let st: fs.Stats | undefined;
+  const made = makeQueueFolders(l, state, dir, (s) => { st = s; existing?.(s); });
+  if (st !== undefined && dirname(dir) === l[state] && stateFolderIsOnlyOurs(l, state, now)) kept.set(dir, { st, until: now + QUEUE_FOLDER_KEEP_MS });
+  return made;
+}
+
+/** Forget what makeQueueFoldersKept kept of `dir`: true when it had used it without looking (the caller then looks again). */
+export function forgetQueueFolder(l: Layout, dir: string): boolean {
+  const kept = keptFolders(l);
+  const k = kept.get(dir);
+  kept.delete(dir);
+  kept.delete(dirname(dir));
+  return k !== undefined && k.until > performance.now();
+}
+
+/** How long makeQueueFoldersKept trusts one look: a hand-made change is seen within it. */
+export const QUEUE_FOLDER_KEEP_MS = 1000;
+
+const keptByLayout = new WeakMap<Layout, Map<string, { st: fs.Stats; until: number }>>();
+
+function keptFolders(l: Layout): Map<string, { st: fs.Stats; until: number }> {
+  let m = keptByLayout.get(l);
+  if (m === undefined) { m = new Map(); keptByLayout.set(l, m); }
+  return m;
+}
+
+/** The state folder belongs to our effective uid and only we may write it (looked at once per QUEUE_FOLDER_KEEP_MS). */
+function stateFolderIsOnlyOurs(l: Layout, state: QueuedState, now: number): boolean {
+  const kept = keptFolders(l);
+  const top = l[state];
+  const k = kept.get(top);
+  if (k !== undefined && k.until > now) return true;
+  let st: fs.Stats;
+  try { st = fs.lstatSync(top); } catch { return false; }
+  const only = EUID !== undefined && st.isDirectory() && st.uid === EUID && (st.mode & 0o022) === 0;
+  if (only) kept.set(top, { st, until: now + QUEUE_FOLDER_KEEP_MS });
+  return only;
 }
 
 /** The folder a pending job of `priority` waits in: pending/QUEUE/ for 5 (the default), else pending/QUEUE/pN/. */

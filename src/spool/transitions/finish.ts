@@ -21,9 +21,11 @@
  *      done in one run of synchronous code: Lease.folderIsOurs), then rename the record over
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
  *   5. make the target queue folder if missing (with the spool's modes; the state folder too, should a person
- *      have removed it), rename the file to its target;
+ *      have removed it), rename the file to its target. The folder is looked at with lstat before the move,
+ *      or, in a spool whose state folders only we may write, once a second (layout.ts makeQueueFoldersKept:
+ *      a move that then fails with ENOENT looks again before it calls the lease lost);
  *   6. fsync the target folder (durable; shared by jobs finishing together through GroupSync, which keeps
- *      its descriptor open while the lstat of step 5 finds the same folder there), and at the
+ *      its descriptor open while the look of step 5 finds the same folder there), and at the
  *      same time the group folder a member's arrival stopped in (ended.ts, arrive.ts), so a member pays
  *      one wait for the disk, not two in a row. The arrival reaches the disk no later than the move: the
  *      file systems the spool is meant for keep metadata operations in order (ext4 and XFS commit their
@@ -52,7 +54,7 @@ import { errnoOf, isGone } from '../../errors.js';
 import { serializeJob, type Job } from '../../job/format.js';
 import type { Next } from '../../job/policy.js';
 import { checkOwnedRegular, createExclusiveOpenSync, fsyncDirOnPool, fsyncDirSync, fsyncOnPool, renameOrGoneSync, unlinkQuietly } from '../fsops.js';
-import { jobPath, makeQueueFolders, pendingDir, type Layout } from '../layout.js';
+import { forgetQueueFolder, jobPath, makeQueueFolders, makeQueueFoldersKept, pendingDir, type Layout } from '../layout.js';
 import type { Lease } from '../lease.js';
 import { deferredPath, jobName } from '../names.js';
 import type { ClaimedJob } from './claim.js';
@@ -155,8 +157,14 @@ export async function finishJob(c: ClaimedJob, job: Job, next: Next, group?: Gro
   let dirKey: string | undefined;
   // The state folder too when a person removed it (`rm -rf done` to clear old records): without it the move
   // failed with ENOENT, which reads as a lease taken (layout.ts makeQueueFolders).
-  const madeParent = makeQueueFolders(l, next.to, dir, (st) => { dirKey = folderKey(st); });
-  if (!renameOrGoneSync(c.path, to)) return lost(lease);
+  const keep = (st: fs.Stats) => { dirKey = folderKey(st); };
+  const madeParent = makeQueueFoldersKept(l, next.to, dir, keep);
+  if (!renameOrGoneSync(c.path, to)) {
+    // Moved into a folder kept from an earlier look, which a person has removed since: look again.
+    if (!forgetQueueFolder(l, dir)) return lost(lease);
+    madeParent.push(...makeQueueFolders(l, next.to, dir, keep));
+    if (!renameOrGoneSync(c.path, to)) return lost(lease);
+  }
   step('finish', 5, job.id);
   if (next.to === 'waiting') onWaitingRecord(l, job, lease.durable);
   else if ((next.to === 'done' || next.to === 'failed') && job.postprocessOf) {

@@ -206,6 +206,63 @@ describe('finish', () => {
     expect(a.isLost).toBe(false);
   });
 
+  /** Finish j0a and j0b first: the first makes done/q, the second finds it there and keeps that look (layout.ts makeQueueFoldersKept). */
+  async function finishedOne(a: Lease) {
+    for (const id of ['j0a', 'j0b']) {
+      await rig.put(id, { queue: 'q' });
+      const zero = await rig.claim(a, id, 'q');
+      expect(await finishJob(zero.c, zero.job, succeed(a, zero.job))).toBe('moved');
+    }
+  }
+
+  it('done/q kept from the last finish, then removed by hand (`rm -rf done/q`, then `rm -rf done`): the next finish looks again, makes it and moves the record; the lease is kept', async () => {
+    await rig.put('j1', { queue: 'q' });
+    await rig.put('j2', { queue: 'q' });
+    const a = await rig.lease();
+    await finishedOne(a);
+    const one = await rig.claim(a, 'j1', 'q');
+    fs.rmSync(join(rig.l.done, 'q'), { recursive: true });
+    expect(await finishJob(one.c, one.job, succeed(a, one.job))).toBe('moved');
+    expect(rig.where('j1')).toEqual(['done/q/j1.json']);
+    const two = await rig.claim(a, 'j2', 'q');
+    fs.rmSync(rig.l.done, { recursive: true });
+    expect(await finishJob(two.c, two.job, succeed(a, two.job))).toBe('moved');
+    expect(rig.where('j2')).toEqual(['done/q/j2.json']);
+    expect(fs.lstatSync(join(rig.l.done, 'q')).mode & 0o7777).toBe(rig.l.modes.dirMode);
+    expect(a.isLost).toBe(false);
+  });
+
+  it('fence at step 5 with done/q kept: "lost" (the look again finds the folder, the claim is gone), the recoverer moves the final record to done/', async () => {
+    await rig.put('j1', { queue: 'q' });
+    const a = await rig.lease();
+    await finishedOne(a);
+    const { c, job } = await rig.claim(a, 'j1', 'q');
+    const r = await rig.lease();
+    let taken = '';
+    atStep('finish', 4, () => { taken = takeFolder(a, r); });
+    expect(await finishJob(c, job, succeed(a, job))).toBe('lost');
+    expect(a.isLost).toBe(true);
+    expect(JSON.parse(fs.readFileSync(join(taken, '3.j1.json'), 'utf8'))).toMatchObject({ result: 3, run: `${a.id}/3` });
+    await settleDeadFolder(rig.l, r, taken, { worker: a.id, host: a.info.host, pid: a.info.pid, leaseMs: 30_000, kind: 'worker' }, () => {});
+    expect(rig.where('j1')).toEqual(['done/q/j1.json']);
+  });
+
+  it('done/ writable by others (a shared spool\'s 2775): every finish looks at done/q — a symlink put in its place between two finishes is refused, nothing lands where it points', async () => {
+    await rig.put('j1', { queue: 'q' });
+    const a = await rig.lease();
+    fs.chmodSync(rig.l.done, 0o2775);
+    await finishedOne(a);
+    const { c, job } = await rig.claim(a, 'j1', 'q');
+    const elsewhere = join(rig.l.root, '..', 'elsewhere');
+    fs.mkdirSync(elsewhere);
+    fs.renameSync(join(rig.l.done, 'q'), join(rig.l.done, 'q.old'));
+    fs.symlinkSync(elsewhere, join(rig.l.done, 'q'));
+    await expect(finishJob(c, job, succeed(a, job))).rejects.toThrow(/symbolic link/);
+    expect(fs.readdirSync(elsewhere)).toEqual([]);
+    expect(rig.where('j1')).toHaveLength(1);
+    expect(rig.where('j1')[0]).toMatch(/^claimed\//);
+  });
+
   it('failed/ removed the same way: a failure record still reaches failed/QUEUE/', async () => {
     const { c, job, next } = await running({}, 'failed');
     fs.rmSync(rig.l.failed, { recursive: true });
