@@ -19,10 +19,10 @@
  * the symlink on purpose and writes beside its target). Reads go through readRegularText (O_NOFOLLOW |
  * O_NONBLOCK, fstat): a FIFO planted at cron/state/NAME.json no longer parks the scheduler forever.
  */
-import { unlink, rm } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { UsageError, errnoOf, isGone } from '../errors.js';
+import { UsageError, isGone } from '../errors.js';
 import { FN_REF, QUEUE_NAME, newJob, serializeJob } from '../job/format.js';
 import type { Logger } from '../log.js';
 import { listNames, readRegularText, writeReplace } from '../spool/fsops.js';
@@ -169,15 +169,15 @@ export class CronStore {
     await this.get(name);
     await unlink(join(this.schedulesDir, `${name}.json`));
     await unlink(join(this.stateDir, `${name}.json`)).catch(() => undefined);
-    // A scheduler that read the schedule before it went may still publish a run marker into runs/NAME while
-    // it is being removed, and a networked file system's listing can lag (GlusterFS answered ENOTEMPTY in
-    // the rig): rm tries again for ~3 s, then what stays is left. The schedule is gone either way, and old
-    // markers name past ticks only: a schedule added again under this name ticks from its own state (only
-    // `zcq cron ls`'s last run may show such a marker).
-    await rm(join(this.runsDir, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }).catch((err) => {
-      if (errnoOf(err) !== 'ENOTEMPTY') throw err;
-    });
+    // The run markers stay (at most 100 small files, pruned by the schedule's own passes when a schedule of
+    // this name is added again): a scheduler that read the schedule and its state before they went may
+    // still be publishing the ticks it found due, and a marker is what makes a tick that already ran fail
+    // with EEXIST there. Removed, a pass whose last tick was read before another scheduler advanced it
+    // published that scheduler's tick again into a marker folder it made anew (the rig on GlusterFS replica
+    // 2, three skewed schedulers: one per-second tick ran twice). Old markers name past ticks only: a schedule
+    // added again under this name ticks from its own state (only `zcq cron ls`'s last run may show one).
   }
+
 
   async setPaused(name: string, paused: boolean, serverNowMs: number): Promise<StoredSchedule> {
     const s = await this.get(name);
@@ -312,6 +312,10 @@ export class CronStore {
     const job = newJob({ id, fn: s.fn, args: s.args, queue: s.queue, retries: s.retries, timeoutMs: s.timeoutMs });
     (job as Record<string, unknown>).schedule = { name: s.name, tick: tick.toISOString() };
     try {
+      // A schedule removed since this pass listed it publishes nothing more (checked last, just before the
+      // marker; a removal after this look lets this one tick through, never a tick that already ran: its
+      // marker is kept, see remove).
+      if (!(await this.exists(s.name))) return false;
       makeDir(this.layout.modes, this.runsDir);
       makeDir(this.layout.modes, dir);
       if (!putOnce(this.layout, s.queue, id, serializeJob(job), marker, this.durable)) return false;
