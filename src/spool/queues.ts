@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errnoOf, isGone, isMountGone, retryTransient } from '../errors.js';
+import { pauseSync } from './fsops.js';
 import { QUEUE_NAME } from './layout.js';
 
 export interface Entry { name: string; kind: 'dir' | 'file' | 'symlink' | 'other' }
@@ -25,13 +26,24 @@ const BROKEN_MAX = 1000;
  * answers EIO for good (docs/nfs.md) — one such queue folder must cost its own jobs, not make every worker
  * take the whole mount for gone and every `zcq ls` fail. Such a folder is skipped and remembered
  * (brokenFolders) for a warning; where the parent fails too, the mount is gone and the error stands.
+ * A folder not known broken is read once more after BROKEN_LOOK_AGAIN_MS before it is remembered: a call in
+ * flight to a replica brick that dies answers ENOTCONN once, and the next goes to the live brick (the rig,
+ * replica 2 with one brick SIGKILLed under two workers). It is skipped for this pass either way (true).
+ * `readAgain` is that second read (tests hand one that fails as a split-brain folder does).
  */
-export function brokenAlone(dir: string, err: unknown): boolean {
+export function brokenAlone(dir: string, err: unknown, readAgain: (dir: string) => unknown = fs.readdirSync): boolean {
   if (!isMountGone(err)) return false;
   try { fs.readdirSync(dirname(dir)); } catch { return false; }
+  if (!broken.has(dir)) {
+    pauseSync(BROKEN_LOOK_AGAIN_MS);
+    try { readAgain(dir); return true; } catch (again) { if (!isMountGone(again)) return true; }
+  }
   if (broken.has(dir) || broken.size < BROKEN_MAX) broken.set(dir, { error: errnoOf(err) ?? String(err), seenAt: performance.now() });
   return true;
 }
+
+/** How long brokenAlone waits before it reads a failing folder again. */
+const BROKEN_LOOK_AGAIN_MS = 200;
 
 /**
  * The folders brokenAlone skipped in this process, with the error each answered: all of them, or those
