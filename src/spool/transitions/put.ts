@@ -12,7 +12,8 @@
  *   2. create every file in tmp/ under a fresh random name (O_EXCL|O_NOFOLLOW), write it, fsync it
  *      (durable mode; a batch's fsyncs run together on the thread pool so the journal commits them at once),
  *      close it with its error checked (NFS reports write errors at close);
- *   3. rename each into place, in order;
+ *   3. rename each into place, in order (a target folder found gone — removed by hand since 1, or looked up
+ *      stale on GlusterFS while other machines made it — is made again and the rename tried again: publishOne);
  *   4. fsync each target folder, and each new folder's parent, once.
  * Crash after 1: empty folders, harmless (workers' housekeeping removes empty buckets once past). After 2: temporaries in
  *   tmp/, removed after the leftover age; nothing published. During 3: a prefix of the batch is published
@@ -123,7 +124,7 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
     for (; n < files.length; n++) {
       const f = files[n]!;
       if (n > 0) step('put', 3, files[n - 1]!.id);
-      if (!renameOrGoneSync(tmps[n]!, join(f.dir, f.name))) throw Object.assign(new Error(`ENOENT: ${tmps[n]} vanished before it was published`), { code: 'ENOENT' });
+      publishOne(tmps[n]!, f, modes);
     }
   } catch (err) {
     for (let i = n; i < files.length; i++) unlinkQuietly(tmps[i]!);
@@ -136,6 +137,25 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
   if (!durable) return;
   for (const dir of folders) {
     try { fsyncDirSync(dir); } catch (err) { throw new PublishError(files.length, dir, err as NodeJS.ErrnoException); }
+  }
+}
+
+/**
+ * Step 3 for one file: rename its temporary into place. A rename that fails with ENOENT or ESTALE while the
+ * temporary is still there met the target folder gone — a person's `rm -rf pending/QUEUE` since step 1, or,
+ * on GlusterFS, a queue folder that other machines were making at the same moment, looked up stale through
+ * this client's cache (the rig: three machines putting into the same new queues at once, replica 2). The
+ * folders are then looked at again (made if missing) after the pauses a replaced name needs, and the rename
+ * tried again. Throws ENOENT when the temporary itself is gone, or the folder stays unreachable.
+ */
+function publishOne(tmp: string, f: Outgoing, modes: SpoolModes): void {
+  const target = join(f.dir, f.name);
+  for (let attempt = 1; ; attempt++) {
+    if (renameOrGoneSync(tmp, target)) return;
+    if (!fs.existsSync(tmp)) throw Object.assign(new Error(`ENOENT: ${tmp} vanished before it was published`), { code: 'ENOENT' });
+    if (attempt === REPLACED_PAUSES_MS.length) throw Object.assign(new Error(`ENOENT: ${f.dir} answered ENOENT to every rename into it`), { code: 'ENOENT' });
+    pauseSync(REPLACED_PAUSES_MS[attempt]!);
+    for (const d of [...(f.parents ?? []), f.dir]) makeDir(modes, d);
   }
 }
 

@@ -70,6 +70,20 @@ describe('put', () => {
     expect(rig.tmp()).toEqual([]);
   });
 
+  it('the queue folder removed after 1 (`rm -rf pending/q`, or on GlusterFS a folder other machines were making, looked up stale): made again, every job published', async () => {
+    onStep((t, k) => { if (t === 'put' && k === 2) { onStep(); fs.rmSync(join(rig.l.pending, 'q'), { recursive: true }); } });
+    await publish(rig.l.tmp, batch(), true, rig.l.modes);
+    for (const id of ids) expect(rig.where(id)).toEqual([`pending/q/${id}.json`]);
+    expect(fs.lstatSync(join(rig.l.pending, 'q')).mode & 0o7777).toBe(rig.l.modes.dirMode);
+    expect(rig.tmp()).toEqual([]);
+    // A queue folder removed between two renames of a batch too (after the first is published).
+    onStep((t, k, id) => { if (t === 'put' && k === 3 && id === 'k1') { onStep(); fs.rmSync(join(rig.l.pending, 'r'), { recursive: true }); } });
+    const more = ['k1', 'k2'].map((id) => placeNewJob(rig.l, 'r', id, serializeJob(newJob({ id, fn: FN, queue: 'r' })), null));
+    await publish(rig.l.tmp, more, true, rig.l.modes);
+    expect(rig.where('k2')).toEqual(['pending/r/k2.json']);
+    expect(rig.where('k1')).toEqual([]); // it went with the folder: the person's rm -rf took it
+  });
+
   it('a job due later goes to its bucket under its 15-digit due name', async () => {
     const due = Date.UTC(2031, 4, 6, 7, 8, 9, 10);
     await publish(rig.l.tmp, batch('q', due), true, rig.l.modes);
