@@ -178,7 +178,6 @@ export class CronStore {
     // added again under this name ticks from its own state (only `zcq cron ls`'s last run may show one).
   }
 
-
   async setPaused(name: string, paused: boolean, serverNowMs: number): Promise<StoredSchedule> {
     const s = await this.get(name);
     s.paused = paused;
