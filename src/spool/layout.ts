@@ -130,7 +130,7 @@ export function makeQueueFolders(l: Layout, state: QueuedState, dir: string, exi
  */
 export function makeQueueFoldersKept(l: Layout, state: QueuedState, dir: string, existing?: (st: fs.Stats) => void): string[] {
   const now = performance.now();
-  const kept = keptFolders(l);
+  const kept = keptOf(l).folders;
   const k = kept.get(dir);
   if (k !== undefined && k.until > now) { existing?.(k.st); return []; }
   let st: fs.Stats | undefined;
@@ -141,34 +141,42 @@ export function makeQueueFoldersKept(l: Layout, state: QueuedState, dir: string,
 
 /** Forget what makeQueueFoldersKept kept of `dir`: true when it had used it without looking (the caller then looks again). */
 export function forgetQueueFolder(l: Layout, dir: string): boolean {
-  const kept = keptFolders(l);
-  const k = kept.get(dir);
-  kept.delete(dir);
-  kept.delete(dirname(dir));
+  const { folders, states } = keptOf(l);
+  const k = folders.get(dir);
+  folders.delete(dir);
+  states.delete(dirname(dir));
   return k !== undefined && k.until > performance.now();
 }
 
 /** How long makeQueueFoldersKept trusts one look: a hand-made change is seen within it. */
 export const QUEUE_FOLDER_KEEP_MS = 1000;
 
-const keptByLayout = new WeakMap<Layout, Map<string, { st: fs.Stats; until: number }>>();
+interface Kept { st: fs.Stats; until: number }
+/** Per layout: the queue folders kept, and each state folder's verdict (only ours, or not) with its time. */
+const keptByLayout = new WeakMap<Layout, { folders: Map<string, Kept>; states: Map<string, { only: boolean; until: number }> }>();
 
-function keptFolders(l: Layout): Map<string, { st: fs.Stats; until: number }> {
+function keptOf(l: Layout): { folders: Map<string, Kept>; states: Map<string, { only: boolean; until: number }> } {
   let m = keptByLayout.get(l);
-  if (m === undefined) { m = new Map(); keptByLayout.set(l, m); }
+  if (m === undefined) { m = { folders: new Map(), states: new Map() }; keptByLayout.set(l, m); }
   return m;
 }
 
-/** The state folder belongs to our effective uid and only we may write it (looked at once per QUEUE_FOLDER_KEEP_MS). */
+/**
+ * The state folder belongs to our effective uid and only we may write it. The verdict, either way, holds for
+ * QUEUE_FOLDER_KEEP_MS: in a shared spool it is "no" every time, and looking again at each finish would cost
+ * the lstat the kept look saves.
+ */
 function stateFolderIsOnlyOurs(l: Layout, state: QueuedState, now: number): boolean {
-  const kept = keptFolders(l);
+  const states = keptOf(l).states;
   const top = l[state];
-  const k = kept.get(top);
-  if (k !== undefined && k.until > now) return true;
-  let st: fs.Stats;
-  try { st = fs.lstatSync(top); } catch { return false; }
-  const only = EUID !== undefined && st.isDirectory() && st.uid === EUID && (st.mode & 0o022) === 0;
-  if (only) kept.set(top, { st, until: now + QUEUE_FOLDER_KEEP_MS });
+  const k = states.get(top);
+  if (k !== undefined && k.until > now) return k.only;
+  let only = false;
+  try {
+    const st = fs.lstatSync(top);
+    only = EUID !== undefined && st.isDirectory() && st.uid === EUID && (st.mode & 0o022) === 0;
+  } catch { /* gone: not kept; the next look finds it made again */ }
+  states.set(top, { only, until: now + QUEUE_FOLDER_KEEP_MS });
   return only;
 }
 
