@@ -18,11 +18,14 @@ const N = 120;
 
 /** A worker draining the spool under strace: its trace lines, and the spool's done/ ids. */
 function drainTraced(spool: string): string[] {
+  // -ff: one file a thread, so that no call is split into "<unfinished ...>" and "resumed" lines by another
+  // thread's call in between (the last assertion below reads a call's result on its line).
   const trace = join(spool, '..', 'worker.strace');
-  const r = spawnSync('strace', ['-f', '-y', '-o', trace, '-e', 'trace=pread64,read,statx,lstat,newfstatat', process.execPath, BIN, '--spool', spool, 'worker',
+  const r = spawnSync('strace', ['-ff', '-y', '-o', trace, '-e', 'trace=pread64,read,statx,lstat,newfstatat', process.execPath, BIN, '--spool', spool, 'worker',
     '--root', FIXTURES, '--exit-when-idle', '--relaxed', '-c', '8', '--poll', '50ms'], { cwd: FIXTURES, encoding: 'utf8', timeout: 120_000 });
   expect(r.status, r.stderr).toBe(0);
-  return readFileSync(trace, 'utf8').split('\n');
+  const dir = join(spool, '..');
+  return readdirSync(dir).filter((f) => f.startsWith('worker.strace.')).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n'));
 }
 
 async function spoolWith(n: number): Promise<{ spool: string; ids: string[] }> {
