@@ -69,7 +69,7 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
   for (const f of files) {
     if (ready.has(f.dir)) continue;
     try {
-      const chain = [...(f.parents ?? []), f.dir];
+      const chain = chainOf(f);
       // The first is a state folder, in the spool root that no co-user may write (modes.ts rootModeFor): once
       // the folder below it is a real folder, it needs no look of its own (a put into a queue that exists: one
       // lstat, not two; a round trip on a network mount). Every folder below it is looked at: a co-user may
@@ -77,7 +77,7 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
       if (chain.length > 1 && !ready.has(chain[0]!) && isRealDir(chain[1]!)) { ready.add(chain[0]!); ready.add(chain[1]!); }
       for (const d of chain) {
         if (ready.has(d)) continue;
-        if (makeDir(modes, d)) folders.add(dirname(d));
+        makeFolder(modes, d, folders);
         ready.add(d);
       }
     } catch (err) {
@@ -124,7 +124,7 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
     for (; n < files.length; n++) {
       const f = files[n]!;
       if (n > 0) step('put', 3, files[n - 1]!.id);
-      publishOne(tmps[n]!, f, modes);
+      publishOne(tmps[n]!, f, modes, folders);
     }
   } catch (err) {
     for (let i = n; i < files.length; i++) unlinkQuietly(tmps[i]!);
@@ -145,18 +145,28 @@ export async function publish(tmpDir: string, files: readonly Outgoing[], durabl
  * temporary is still there met the target folder gone — a person's `rm -rf pending/QUEUE` since step 1, or,
  * on GlusterFS, a queue folder that other machines were making at the same moment, looked up stale through
  * this client's cache (the rig: three machines putting into the same new queues at once, replica 2). The
- * folders are then looked at again (made if missing) after the pauses a replaced name needs, and the rename
- * tried again. Throws ENOENT when the temporary itself is gone, or the folder stays unreachable.
+ * folders are then looked at again (made if missing, their parents fsynced at step 4 in durable mode) after
+ * the pauses a replaced name needs, and the rename tried again. Throws ENOENT when the temporary itself is gone, or the folder stays unreachable.
  */
-function publishOne(tmp: string, f: Outgoing, modes: SpoolModes): void {
+function publishOne(tmp: string, f: Outgoing, modes: SpoolModes, fsyncs: Set<string>): void {
   const target = join(f.dir, f.name);
   for (let attempt = 1; ; attempt++) {
     if (renameOrGoneSync(tmp, target)) return;
     if (!fs.existsSync(tmp)) throw Object.assign(new Error(`ENOENT: ${tmp} vanished before it was published`), { code: 'ENOENT' });
     if (attempt === REPLACED_PAUSES_MS.length) throw Object.assign(new Error(`ENOENT: ${f.dir} answered ENOENT to every rename into it`), { code: 'ENOENT' });
     pauseSync(REPLACED_PAUSES_MS[attempt]!);
-    for (const d of [...(f.parents ?? []), f.dir]) makeDir(modes, d);
+    for (const d of chainOf(f)) makeFolder(modes, d, fsyncs);
   }
+}
+
+/** The folders from `f`'s state folder down to its own, outermost first. */
+function chainOf(f: Outgoing): string[] {
+  return [...(f.parents ?? []), f.dir];
+}
+
+/** makeDir; a folder made new adds its parent to `fsyncs`, or a power cut could lose the folder with its jobs (step 4). */
+function makeFolder(modes: SpoolModes, dir: string, fsyncs: Set<string>): void {
+  if (makeDir(modes, dir)) fsyncs.add(dirname(dir));
 }
 
 /** fsync then close (always), on the thread pool; the first error wins. Close is checked: NFS reports write errors there. */

@@ -133,6 +133,26 @@ describe('put', () => {
     fs.unlinkSync(trace);
   });
 
+  it('durable: the queue folder made again at step 3 is fsynced into its parent, as one made at step 1 is', async () => {
+    const script = `
+      const { publish, placeNewJob } = await import(${JSON.stringify(join(DIST, 'spool/transitions/put.js'))});
+      const { onStep } = await import(${JSON.stringify(join(DIST, 'spool/transitions/steps.js'))});
+      const { openLayout } = await import(${JSON.stringify(join(DIST, 'spool/layout.js'))});
+      const fs = await import('node:fs');
+      const l = openLayout(${JSON.stringify(rig.l.root)});
+      fs.mkdirSync(l.pending + '/q');
+      onStep((t, k) => { if (t === 'put' && k === 2) { onStep(); fs.rmSync(l.pending + '/q', { recursive: true }); } });
+      await publish(l.tmp, [placeNewJob(l, 'q', 'k1', '{}', null)], true, l.modes);`;
+    const trace = join(rig.l.root, '..', `put-fsync-${process.pid}.strace`);
+    const r = spawnSync('strace', ['-f', '-y', '-o', trace, '-e', 'trace=fsync', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(rig.where('k1')).toEqual(['pending/q/k1.json']);
+    const syncs = fs.readFileSync(trace, 'utf8').split('\n');
+    expect(syncs.filter((l) => l.includes(`<${join(rig.l.pending, 'q')}>`))).not.toEqual([]);
+    expect(syncs.filter((l) => l.includes(`<${rig.l.pending}>`))).not.toEqual([]);
+    fs.unlinkSync(trace);
+  });
+
   describe('putOnce', () => {
     it('crash after the first link: the marker exists, the job is not pending; publishMarker completes it; a second creator loses', async () => {
       const marker = join(rig.l.root, 'marker-1');
