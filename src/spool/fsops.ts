@@ -121,7 +121,7 @@ export function refusedAsExisting(err: unknown, path: string, mayHaveGone = true
   try { fss.accessSync(dirname(path), fss.constants.W_OK | fss.constants.X_OK); return true; } catch { return false; }
 }
 
-function existsNoFollowSync(path: string): boolean {
+export function existsNoFollowSync(path: string): boolean {
   try { fss.lstatSync(path); return true; } catch { return false; }
 }
 
@@ -518,6 +518,9 @@ export function createExclusiveOpenSync(dir: string, prefix: string, mode = DEFA
   return openFreshSync(dir, prefix, mode);
 }
 
+/** How many times one write makes a removed folder again before it gives up (a removal racing the remake). */
+export const REMAKES_MAX = 3;
+
 /**
  * Folders that a person may remove by hand while workers run, and that the first write to find them gone
  * makes again (layout.ts registers them with the spool's modes: tmp/, workers/, claimed/, progress/,
@@ -561,14 +564,15 @@ function writeAllSync(fd: number, data: string | Uint8Array): void {
 
 /** Open a fresh name `prefix` + random in `dir` exclusively; EEXIST (a name someone prepared) is retried under a new name. */
 function openFreshSync(dir: string, prefix: string, mode: number): { fd: number; path: string } {
-  let remade = false;
+  // A person's `rm -rf` still running can take the folder again just after we made it: a few remakes.
+  let remakes = 0;
   for (let attempt = 0; ; attempt++) {
     const path = join(dir, randomName(prefix));
     try {
       return { fd: openExclusiveSync(path, mode), path };
     } catch (err) {
       const code = errnoOf(err);
-      if (code === 'ENOENT' && !remade && remadeIfGone(dir)) { remade = true; continue; }
+      if (code === 'ENOENT' && remakes < REMAKES_MAX && remadeIfGone(dir)) { remakes++; continue; }
       if (code !== 'EEXIST' || attempt >= 3) throw err;
     }
   }

@@ -1,7 +1,7 @@
 // fsops against a hostile co-user of a group-writable spool, with real files: symlinks planted at the names
 // zcq writes, FIFOs and sockets where files are expected, hard links to files that are not ours.
 import { afterAll, describe, expect, it } from 'vitest';
-import { chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync, openSync, closeSync, realpathSync, constants } from 'node:fs';
+import { chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, openSync, closeSync, realpathSync, constants } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as fsops from '../../dist/spool/fsops.js';
@@ -68,6 +68,22 @@ describe('opening spool files: O_NOFOLLOW|O_NONBLOCK and an fstat check', () => 
 });
 
 describe('createExclusive / writeReplace', () => {
+  it('a registered folder removed again just after it was made (a person\'s rm -rf still running) is made again, up to REMAKES_MAX times', () => {
+    const { spool } = setup();
+    const dir = join(spool, 'remade');
+    let made = 0;
+    fsops.remakeWhenGone(dir, () => { made++; mkdirSync(dir); if (made < fsops.REMAKES_MAX) rmSync(dir, { recursive: true }); });
+    const path = fsops.createExclusiveSync(dir, '.t-', 'x');
+    expect(made).toBe(fsops.REMAKES_MAX);
+    expect(readFileSync(path, 'utf8')).toBe('x');
+    // A removal that never ends: the write fails with the folder's ENOENT after REMAKES_MAX remakes, no more.
+    rmSync(dir, { recursive: true });
+    made = 0;
+    fsops.remakeWhenGone(dir, () => { made++; mkdirSync(dir); rmSync(dir, { recursive: true }); });
+    expect(() => fsops.createExclusiveSync(dir, '.t-', 'x')).toThrow(/ENOENT/);
+    expect(made).toBe(fsops.REMAKES_MAX);
+  });
+
   it('createExclusive makes a fresh random name with the exact mode, never an existing one', async () => {
     const { tmp } = setup();
     const a = fsops.createExclusiveSync(tmp, '.t-', 'one', { mode: 0o664 });

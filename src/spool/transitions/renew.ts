@@ -14,7 +14,8 @@
  *      ESTALE): readers look again past that cache and never take it for a missing heartbeat
  *      (server-clock.ts readAged, lease.ts judgeLease);
  *   3. check that claimed/LEASE/ is still our folder (lstat, same inode).
- * workers/ removed by hand (step 2 finds no folder): made again with the spool's mode, and step 2 again.
+ * workers/ removed by hand (step 2 finds no folder): made again with the spool's mode, and step 2 again;
+ *   tmp/ removed by hand (step 1 finds no folder, or step 2 no temporary): made again, and step 1 again.
  * On a full disk step 1 cannot create a file: the heartbeat is rewritten in place instead (our own
  *   regular file, nlink 1), so that a worker holding jobs it cannot yet record keeps its lease.
  * Crash after 1: a temporary in tmp/, removed by housekeeping after the leftover age. After 2: the lease is
@@ -25,7 +26,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { LeaseLostError, errnoOf } from '../../errors.js';
-import { createExclusiveSync, remadeIfGone, renameOrGoneSync, rewriteOwnedInPlaceSync, unlinkQuietly } from '../fsops.js';
+import { REMAKES_MAX, createExclusiveSync, existsNoFollowSync, remadeIfGone, renameStrictSync, rewriteOwnedInPlaceSync, unlinkQuietly } from '../fsops.js';
 import type { Lease } from '../lease.js';
 import { step } from './steps.js';
 
@@ -36,11 +37,16 @@ export async function renewLease(lease: Lease, extra: Record<string, unknown> = 
   const started = performance.now();
   const text = JSON.stringify({ id: lease.id, ...lease.info, ...extra, beat: new Date().toISOString() }) + '\n';
   try {
-    const tmp = createExclusiveSync(lease.layout.tmp, `.hb-${lease.id}-`, text, { durable: false, mode: lease.layout.modes.fileMode });
-    step('renew', 1, lease.id);
-    if (!renameOrGoneSync(tmp, lease.heartbeatFile)) {
-      // workers/ removed by hand: made again (fsops.ts remadeIfGone), once a beat.
-      if (!remadeIfGone(lease.layout.workers) || !renameOrGoneSync(tmp, lease.heartbeatFile)) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
+    for (let attempt = 0; ; attempt++) {
+      const tmp = createExclusiveSync(lease.layout.tmp, `.hb-${lease.id}-`, text, { durable: false, mode: lease.layout.modes.fileMode });
+      step('renew', 1, lease.id);
+      // No "it had worked" guess when the temporary is gone (renameOrGoneSync's): the heartbeat's name is
+      // not unique to this beat, so an old heartbeat there proves nothing. Another beat is harmless.
+      if (renameStrictSync(tmp, lease.heartbeatFile)) break;
+      // workers/ removed by hand: made again (fsops.ts remadeIfGone). Or our temporary is gone: a person's
+      // `rm -rf tmp/` took it between the steps — a new one.
+      const again = attempt < REMAKES_MAX && (remadeIfGone(lease.layout.workers) || !existsNoFollowSync(tmp));
+      if (!again) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
     }
   } catch (err) {
     if (!NO_SPACE.has(errnoOf(err) ?? '') || lease.lastRenewed === -Infinity) throw err;

@@ -84,4 +84,20 @@ describe('renew', () => {
     fs.utimesSync(a.dir, new Date(), new Date());
     expect((await judgeLease(rig.l, rig.clock(), a.id, 30_000)).expired).toBe(false);
   });
+
+  it('tmp/ removed by hand between the steps, twice in a row (a person\'s rm -rf racing the remake): the beat renews, tmp/ is back with its mode', async () => {
+    const a = await rig.lease();
+    rig.kill(a);
+    const tmpDir = rig.l.tmp;
+    const mode = fs.statSync(tmpDir).mode & 0o7777;
+    let removed = 0;
+    onStep((t, k) => { if (t === 'renew' && k === 1 && removed < 2) { removed++; fs.rmSync(tmpDir, { recursive: true }); } });
+    await renewLease(a);
+    onStep();
+    expect(removed).toBe(2);
+    const j = await judgeLease(rig.l, rig.clock(), a.id, 30_000);
+    expect(j.expired).toBe(false);
+    expect(fs.statSync(tmpDir).mode & 0o7777).toBe(mode);
+    expect(rig.tmp(`.hb-${a.id}-`)).toEqual([]);
+  });
 });
