@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { cleanupTemp, tempDir } from '../helpers.js';
 
 const dist = join(__dirname, '..', '..', 'dist', 'worker');
-const { ThreadHosts } = await import(pathToFileURL(join(dist, 'hosts.js')).href);
+const { ThreadHosts, InlineHosts } = await import(pathToFileURL(join(dist, 'hosts.js')).href);
 const { default: Pool } = await import('tinypool');
 
 afterAll(cleanupTemp);
@@ -28,6 +28,11 @@ export function untilAborted() {
   return new Promise((_, reject) => signal.addEventListener('abort', () => reject(stop())));
 }
 export function spin() { for (;;) {} }
+export async function readsSignalLate(ms) {
+  await new Promise((res) => setTimeout(res, ms));
+  const { signal } = currentJob();
+  return { aborted: signal.aborted, reason: signal.reason?.message ?? null, same: signal === currentJob().signal };
+}
 export async function afterTimer(ms, then) { await new Promise((res) => setTimeout(res, ms)); if (then === 'spin') for (;;) {} return 'ended'; }
 `);
   return pathToFileURL(file).href;
@@ -87,12 +92,34 @@ describe('ThreadHosts: jobs handed over in batches', () => {
     await withHosts(1, async (h) => {
       // Both timers fire in the same turn of the thread's event loop, the first job's first: its outcome
       // must be posted before the second job's timer callback starts spinning.
+      // The thread is up and the module loaded first: on a loaded machine its start alone can take longer
+      // than any fixed wait. Then the first outcome is awaited (5 s at most) before the kill: had it not
+      // been posted before the second job began to spin, it never comes, and the kill makes it a bystander.
+      expect((await h.run(task(url, 'echo', 'warm', [0]))).ok).toBe(true);
       const ends = h.run(task(url, 'afterTimer', 't1', [100, 'return']));
       const spins = h.run(task(url, 'afterTimer', 't2', [100, 'spin']));
-      await new Promise((res) => setTimeout(res, 600));
+      await Promise.race([ends, new Promise((res) => setTimeout(res, 5000))]);
       h.kill('t2');
       expect(await ends).toMatchObject({ ok: true, json: '"ended"' });
       expect(await spins).toMatchObject({ ok: false, lost: 'killed' });
     });
+  });
+
+  it('the job\'s signal is made when first read: read after an abort it is already aborted with the reason; read first it hears the abort; never aborted it stays clear', async () => {
+    const url = jobsModule();
+    for (const make of [() => hosts(1), () => new InlineHosts()]) {
+      const h = make();
+      try {
+        const late = h.run(task(url, 'readsSignalLate', 'l1', [200]));
+        const listening = h.run(task(url, 'untilAborted', 'l2'));
+        const clear = h.run(task(url, 'readsSignalLate', 'l3', [50]));
+        await new Promise((res) => setTimeout(res, 100));
+        h.abort('l1', 'timeout');
+        h.abort('l2', 'cancelled');
+        expect(await late).toMatchObject({ ok: true, json: JSON.stringify({ aborted: true, reason: 'timeout', same: true }) });
+        expect(await listening).toMatchObject({ ok: false, error: { message: 'stopped: cancelled' } });
+        expect(await clear).toMatchObject({ ok: true, json: JSON.stringify({ aborted: false, reason: null, same: true }) });
+      } finally { await h.destroy(); }
+    }
   });
 });
