@@ -25,20 +25,24 @@ describe('when a worker dies', () => {
     const ledger = join(tempDir(), 'ledger');
     const failing = put(spool, '--on-interrupt', 'fail', './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 30000]));
     const retrying = put(spool, './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 30000]));
-    const w = worker(spool, [...FAST, '--concurrency', '2']);
+    // A 3 s lease: the `zcq recover` just after the kill must start within it, also on a loaded machine (a
+    // 1 s lease was once over before the command had started).
+    const w = worker(spool, ['--lease', '3s', '--heartbeat', '150ms', '--poll', '100ms', '--concurrency', '2']);
     await until(() => readLedger(ledger).length === 2, 15_000);
     const lease = events(w.output()).find((e) => e.event === 'worker.start')!.worker;
     w.kill('SIGKILL');
+    const killedAt = Date.now();
     await w.exited;
     // Within the lease nothing is taken.
     const early = zcq(spool, ['recover']);
+    expect(Date.now() - killedAt).toBeLessThan(2_500);
     expect(early.code).toBe(0);
     expect(early.stdout).toBe('');
     // Each claim is claimed/LEASE/SEQ.ID.json, SEQ the lease's own claim counter (1 and 2 here).
     const held = readdirSync(join(spool, 'claimed', lease)).sort();
     expect(held.map((n) => n.replace(/^\d+\./, '')).sort()).toEqual([`${failing}.json`, `${retrying}.json`].sort());
     expect(held.map((n) => Number(/^(\d+)\./.exec(n)?.[1])).sort()).toEqual([1, 2]);
-    await sleep(1300);
+    await sleep(3300 - (Date.now() - killedAt));
     const r = zcq(spool, ['recover']);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
