@@ -83,7 +83,7 @@ export function layoutOf(dir: string, modes: SpoolModes = PRIVATE_MODES): Layout
 
 /** The folder of `queue` in a queued state. */
 export function queueDir(l: Layout, state: QueuedState, queue: string): string {
-  return join(l[state], queue);
+  return `${l[state]}/${queue}`;
 }
 
 /**
@@ -182,12 +182,12 @@ function stateFolderIsOnlyOurs(l: Layout, state: QueuedState, now: number): bool
 
 /** The folder a pending job of `priority` waits in: pending/QUEUE/ for 5 (the default), else pending/QUEUE/pN/. */
 export function pendingDir(l: Layout, queue: string, priority?: number): string {
-  return priority === undefined || priority === 5 ? join(l.pending, queue) : join(l.pending, queue, `p${priority}`);
+  return priority === undefined || priority === 5 ? `${l.pending}/${queue}` : `${l.pending}/${queue}/p${priority}`;
 }
 
 /** Where a job file sits in a flat-per-queue state (not deferred: see names.ts deferredPath). */
 export function jobPath(l: Layout, state: 'pending' | 'done' | 'failed' | 'hold' | 'waiting', queue: string, id: string): string {
-  return join(l[state], queue, `${id}.json`);
+  return `${l[state]}/${queue}/${id}.json`;
 }
 
 /** Where the CLI and API look when no folder is given: $ZCQ_SPOOL, else ./spool. */

@@ -91,7 +91,7 @@ export class Lease {
   /** The next claim's name in our folder, and its run token. */
   nextClaim(id: string): { path: string; token: string } {
     const seq = ++this.seq;
-    return { path: join(this.dir, claimedName(seq, id)), token: runToken(this.id, seq) };
+    return { path: `${this.dir}/${claimedName(seq, id)}`, token: runToken(this.id, seq) };
   }
 
   /**
@@ -165,7 +165,7 @@ export class Lease {
    */
   spareInodes = true;
   private spareSeq = 0;
-  spareName(): string { return join(this.layout.tmp, `.spare-${this.id}-${++this.spareSeq}`); }
+  spareName(): string { return `${this.layout.tmp}/.spare-${this.id}-${++this.spareSeq}`; }
 
   dropSpares(): void {
     for (const s of this.spares.splice(0)) unlinkQuietly(s);

@@ -17,7 +17,7 @@ import { layoutOf, type Layout } from '../spool/layout.js';
 import type { SpoolModes } from '../spool/modes.js';
 import { OutputSink, bindContext, runWithOutput } from './output.js';
 import type { RunError } from '../job/policy.js';
-import { runWithJob } from '../job/context.js';
+import { runWithJob, type JobContext } from '../job/context.js';
 import { JSON_MAX_DEPTH, JSON_MAX_VALUE_DEPTH, checkJsonShape } from '../job/json-limits.js';
 
 export interface RunTask {
@@ -88,10 +88,10 @@ if ((process as { __tinypool_state__?: { isTinypoolWorker?: boolean } }).__tinyp
 }
 
 /**
- * Run one job. `controller` is the job's AbortController: aborting it (from inside the job's async context,
+ * Run one job. `controller` is the job's AbortController (or a LazyAbort): aborting it (from inside the job's async context,
  * see `RunningJob.abort`) fires the job's `currentJob().signal`.
  */
-export async function runJob(task: RunTask, controller: AbortController, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
+export async function runJob(task: RunTask, controller: { readonly signal: AbortSignal }, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
   // The sink is set up before the module is imported: what the module prints as it loads is the output
   // of the job that loaded it (the file itself is made at the first write).
   const sink = task.noOutput ? OutputSink.none() : await OutputSink.open(task.ctx.spool, task.ctx.id, task.ctx.attempt, task.modes);
@@ -103,7 +103,7 @@ export async function runJob(task: RunTask, controller: AbortController, onConte
   }
 }
 
-async function callJob(task: RunTask, controller: AbortController, sink: OutputSink, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
+async function callJob(task: RunTask, controller: { readonly signal: AbortSignal }, sink: OutputSink, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
   try {
     let box: { ns: Record<string, unknown> };
     try {
@@ -128,7 +128,9 @@ async function callJob(task: RunTask, controller: AbortController, sink: OutputS
     };
     const log = (...args: unknown[]) => sink.log(args);
     // Object.assign, not a spread followed by more fields: V8 builds the latter slowly (~3 µs a job).
-    const ctx = Object.assign({}, task.ctx, { args: Object.freeze([...task.args]), signal: controller.signal, progress, log });
+    const ctx = Object.assign({}, task.ctx, { args: Object.freeze([...task.args]), progress, log }) as JobContext;
+    // Read when the job asks for it: most jobs never do, and an AbortController costs ~5 µs to make.
+    Object.defineProperty(ctx, 'signal', { get: () => controller.signal, enumerable: true });
     bindContext(ctx, sink);
     onContext?.(ctx);
     const value = await runWithJob(ctx, () => (fn as (...a: unknown[]) => unknown)(...task.args));
@@ -179,8 +181,28 @@ const boxes = new Map<string, { ns: Record<string, unknown> }>();
  * it is dispatched inside that context, letting the job's 'abort' listeners (which run synchronously in
  * abort()) still call currentJob().
  */
+/**
+ * An AbortController made only when its signal is first read. A reason given before that is kept, and the
+ * signal is then made already aborted with it — what the job would have seen had it read the signal first.
+ */
+export class LazyAbort {
+  private made?: AbortController;
+  private reason?: { why: unknown };
+  get signal(): AbortSignal {
+    if (!this.made) {
+      this.made = new AbortController();
+      if (this.reason) this.made.abort(this.reason.why);
+    }
+    return this.made.signal;
+  }
+  abort(why: unknown): void {
+    if (this.made) this.made.abort(why);
+    else this.reason ??= { why };
+  }
+}
+
 export class RunningJob {
-  readonly controller = new AbortController();
+  readonly controller = new LazyAbort();
   private ctx?: Parameters<typeof runWithJob>[0];
   readonly outcome: Promise<RunOutcome>;
 

@@ -49,7 +49,7 @@
  *   killed between steps leaves exactly one copy.
  */
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { errnoOf, isGone } from '../../errors.js';
 import { serializeJob, type Job } from '../../job/format.js';
 import type { Next } from '../../job/policy.js';
@@ -74,7 +74,7 @@ export function targetOf(l: Layout, job: Job, next: Next): string {
     case 'done': return jobPath(l, 'done', job.queue, job.id);
     case 'failed': return jobPath(l, 'failed', job.queue, job.id);
     // Back in the folder of its priority (untrusted field, already checked by parseJob: 0..9).
-    case 'pending': return join(pendingDir(l, job.queue, job.priority), jobName(job.id));
+    case 'pending': return `${pendingDir(l, job.queue, job.priority)}/${jobName(job.id)}`;
     case 'deferred': return deferredPath(l, job.queue, next.dueMs, job.id);
     case 'waiting': return jobPath(l, 'waiting', job.queue, job.id);
   }
