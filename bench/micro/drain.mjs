@@ -2,7 +2,10 @@
 // Usage: node bench/micro/drain.mjs [N=5000] [concurrency=8] [threads|inline|processes] [relaxed|durable] [PROFILE.cpuprofile]
 // With a fifth argument, the main thread's CPU profile of the drain alone (not the set-up) is written there
 // (node:inspector; open it in Chrome's DevTools, or summarise it with bench/micro/profile-top.mjs).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// Also prints the drain's CPU a job by thread (Linux /proc/self/task): the main thread, the threads that
+// were there before the drain (V8's garbage-collector and compiler helpers, libuv's pool) and the ones it
+// started (the job threads of --runtime threads), sampled every 50 ms since a thread's counts go with it.
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -29,14 +32,37 @@ try {
     await post('Profiler.setSamplingInterval', { interval: 200 });
     await post('Profiler.start');
   }
+  const TICK_US = 10_000; // USER_HZ is 100 on Linux
+  const taskTimes = () => {
+    const out = new Map();
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        out.set(tid, { user: Number(f[11]) * TICK_US, sys: Number(f[12]) * TICK_US });
+      } catch { /* ended */ }
+    }
+    return out;
+  };
+  const before = taskTimes();
+  const last = new Map();
+  const sampler = setInterval(() => { for (const [tid, t] of taskTimes()) last.set(tid, t); }, 50);
   const u0 = process.cpuUsage();
   const t0 = performance.now();
   const w = await spool.runWorker({ roots: [join(here, '..', 'jobs')], concurrency: c, runtime, exitWhenIdle: true, pollMs: 50 });
   const summary = await w.done;
   const ms = performance.now() - t0;
   const u = process.cpuUsage(u0);
+  clearInterval(sampler);
+  for (const [tid, t] of taskTimes()) last.set(tid, t);
+  const by = { main: 0, helpers: 0, started: 0 };
+  for (const [tid, t] of last) {
+    const b = before.get(tid) ?? { user: 0, sys: 0 };
+    const us = t.user + t.sys - b.user - b.sys;
+    if (tid === String(process.pid)) by.main += us; else if (before.has(tid)) by.helpers += us; else by.started += us;
+  }
   if (profileOut) writeFileSync(profileOut, JSON.stringify((await post('Profiler.stop')).profile));
-  console.log(`${runtime} ${mode} c=${c}: ${summary.done}/${n} done in ${ms.toFixed(0)} ms = ${(n / ms * 1000).toFixed(0)} jobs/s; CPU ${((u.user + u.system) / n).toFixed(0)} us/job (user ${(u.user / 1000).toFixed(0)} ms, kernel ${(u.system / 1000).toFixed(0)} ms)`);
+  console.log(`${runtime} ${mode} c=${c}: ${summary.done}/${n} done in ${ms.toFixed(0)} ms = ${(n / ms * 1000).toFixed(0)} jobs/s; CPU ${((u.user + u.system) / n).toFixed(0)} us/job (user ${(u.user / 1000).toFixed(0)} ms, kernel ${(u.system / 1000).toFixed(0)} ms); by thread (10 ms ticks): main ${(by.main / n).toFixed(0)}, helpers (GC, libuv) ${(by.helpers / n).toFixed(0)}, started by the drain ${(by.started / n).toFixed(0)} us/job`);
 } finally {
   rmSync(d, { recursive: true, force: true });
 }
