@@ -160,11 +160,14 @@ describe('mkdirModeSync: makers of one folder take turns through .mkdir.NAME', (
   it('a maker that finds the lock taken waits for the folder and does not make it itself', () => {
     const base = tempDir('zcq-mklock-');
     writeFileSync(join(base, '.mkdir.q'), ''); // another machine is making q
-    // The child makes q; meanwhile (300 ms on) the lock holder makes it and lets go of the lock.
+    // The child makes q; meanwhile (300 ms on) the lock holder makes it and lets go of the lock. The holder
+    // says when it is up: on a loaded machine a Node process's start alone took longer than the lock wait.
     const r = runNode(`
       import { spawn } from 'node:child_process';
+      import { once } from 'node:events';
       const m = await import(${M});
-      const helper = spawn(process.execPath, ['-e', ${JSON.stringify(`setTimeout(() => { require('fs').mkdirSync(${JSON.stringify(join(base, 'q'))}); require('fs').unlinkSync(${JSON.stringify(join(base, '.mkdir.q'))}); }, 300)`)}]);
+      const helper = spawn(process.execPath, ['-e', ${JSON.stringify(`process.stdout.write('up'); setTimeout(() => { require('fs').mkdirSync(${JSON.stringify(join(base, 'q'))}); require('fs').unlinkSync(${JSON.stringify(join(base, '.mkdir.q'))}); }, 300)`)}]);
+      await once(helper.stdout, 'data');
       const t0 = Date.now();
       const made = m.mkdirModeSync(${JSON.stringify(join(base, 'q'))}, m.PRIVATE_MODES);
       out({ made, waitedMs: Date.now() - t0 });
