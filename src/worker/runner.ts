@@ -88,8 +88,8 @@ if ((process as { __tinypool_state__?: { isTinypoolWorker?: boolean } }).__tinyp
 }
 
 /**
- * Run one job. `controller` is the job's AbortController (or a LazyAbort): aborting it (from inside the job's async context,
- * see `RunningJob.abort`) fires the job's `currentJob().signal`.
+ * Run one job. `controller` is the job's AbortController (or a LazyAbort): aborting it (from inside the
+ * job's async context, see `RunningJob.abort`) fires the job's `currentJob().signal`.
  */
 export async function runJob(task: RunTask, controller: { readonly signal: AbortSignal }, onContext?: (ctx: Parameters<typeof runWithJob>[0]) => void): Promise<RunOutcome> {
   // The sink is set up before the module is imported: what the module prints as it loads is the output
@@ -177,11 +177,6 @@ function importBoxed(url: string): Promise<{ ns: Record<string, unknown> }> | { 
 const boxes = new Map<string, { ns: Record<string, unknown> }>();
 
 /**
- * A job being run, with what it takes to abort it: the abort arrives outside the job's async context, so
- * it is dispatched inside that context, letting the job's 'abort' listeners (which run synchronously in
- * abort()) still call currentJob().
- */
-/**
  * An AbortController made only when its signal is first read. A reason given before that is kept, and the
  * signal is then made already aborted with it — what the job would have seen had it read the signal first.
  */
@@ -201,6 +196,11 @@ export class LazyAbort {
   }
 }
 
+/**
+ * A job being run, with what it takes to abort it: the abort arrives outside the job's async context, so
+ * it is dispatched inside that context, letting the job's 'abort' listeners (which run synchronously in
+ * abort()) still call currentJob().
+ */
 export class RunningJob {
   readonly controller = new LazyAbort();
   private ctx?: Parameters<typeof runWithJob>[0];
