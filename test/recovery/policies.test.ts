@@ -144,14 +144,16 @@ describe('when a job throws', () => {
     const permClass = put(spool, '--retries', '3', './jobs.mjs#permanentClass');
     const at = put(spool, '--retries', '1', './jobs.mjs#retryAtClass', '1500');
     const atField = put(spool, '--retries', '1', './jobs.mjs#retryAt', '1500');
-    // Timeouts long enough for a pool thread to start and load the module on a loaded 2-core machine
-    // (a 300 ms timeout there could fire before the job's first line), far shorter than the jobs.
-    const spin = put(spool, '--timeout', '1s', '--retries', '1', '--backoff', '100ms', './jobs.mjs#spinRecord', ledger, '3000');
-    const coop = put(spool, '--timeout', '1500ms', './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 5000]));
     await sleep(1200); // `late` misses its deadline before any worker starts
     // A thread per job: a cooperative job sharing a thread with the spinning one could not see its signal
     // (the spinner holds the thread); that sharing is tested on its own below.
     const w = worker(spool, [...FAST, '--concurrency', '4', '--threads', '4', '--kill-grace', '300ms']);
+    // The timed jobs are put once the quick ones ran: the pool threads are up and have loaded the module.
+    // Put with the others, a timeout counted while 4 threads booted on a loaded 2-core machine fired before
+    // the cooperative job's first line (a CI dry run). Timeouts far shorter than the jobs all the same.
+    await until(() => jobIn(spool, 'done', lateOk) !== null && jobIn(spool, 'failed', perm) !== null && jobIn(spool, 'failed', permClass) !== null, 15_000);
+    const spin = put(spool, '--timeout', '1s', '--retries', '1', '--backoff', '100ms', './jobs.mjs#spinRecord', ledger, '3000');
+    const coop = put(spool, '--timeout', '1500ms', './jobs.mjs#abortableRecord', '--args-json', JSON.stringify([ledger, 5000]));
     const all = [late, lateOk, perm, permClass, at, atField, spin, coop];
     await until(() => all.every((id) => jobIn(spool, 'done', id) || jobIn(spool, 'failed', id)), 30_000);
     w.kill('SIGTERM');
