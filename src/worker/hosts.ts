@@ -19,8 +19,13 @@ import type Tinypool from 'tinypool';
 import { Outbox, RunningJob, type FromAgent, type FromAgentMessage, type RunOutcome, type RunTask, type ToAgent } from './runner.js';
 
 export interface JobHosts {
-  /** Run a job; resolves with its outcome, never rejects. */
-  run(task: RunTask): Promise<RunOutcome>;
+  /**
+   * Run a job; resolves with its outcome, never rejects. `started` is called once the job's host is ready to
+   * run it — at once, or when a pool thread still starting is up — and not at all if the host dies first:
+   * the job's timeout counts from then, so that a thread's start (over a second on a busy machine) is not
+   * taken from the job's time.
+   */
+  run(task: RunTask, started?: () => void): Promise<RunOutcome>;
   /** Fire the job's AbortSignal (the job may stop by itself). */
   abort(id: string, why: string): void;
   /** Stop the job for good: terminate its host. */
@@ -40,6 +45,9 @@ interface Agent {
   killed: Set<string>;
   /** Jobs asked to stop (their signal fired): if their thread is terminated, that was their end too. */
   aborted: Set<string>;
+  /** Whether the thread said it is up (its first message); until then, what to call when it is. */
+  up: boolean;
+  starting: (() => void)[];
 }
 
 /** Long-lived pool threads, each an `agent` (runner.ts) serving many jobs. */
@@ -57,7 +65,7 @@ export class ThreadHosts implements JobHosts {
     const ch = new MessageChannel();
     const port = ch.port1;
     const outbox = new Outbox<RunTask>((tasks) => port.postMessage((tasks.length === 1 ? { run: tasks[0]! } : { runs: tasks }) satisfies ToAgent), setImmediate);
-    const agent: Agent = { port, outbox, stop: new AbortController(), waiting: new Map(), killed: new Set(), aborted: new Set() };
+    const agent: Agent = { port, outbox, stop: new AbortController(), waiting: new Map(), killed: new Set(), aborted: new Set(), up: false, starting: [] };
     const settle = (m: FromAgent) => {
       const done = agent.waiting.get(m.id);
       if (!done) return;
@@ -68,7 +76,12 @@ export class ThreadHosts implements JobHosts {
     };
     port.on('message', (m: FromAgentMessage) => {
       if ('outcomes' in m) for (const o of m.outcomes) settle(o);
-      else settle(m);
+      else if ('up' in m) {
+        agent.up = true;
+        const starting = agent.starting;
+        agent.starting = [];
+        for (const f of starting) f();
+      } else settle(m);
     });
     // The port must not keep the process alive by itself: the worker's timers do that while it runs.
     ch.port1.unref();
@@ -82,6 +95,7 @@ export class ThreadHosts implements JobHosts {
     const i = this.agents.indexOf(agent);
     if (i >= 0) this.agents.splice(i, 1);
     agent.port.close();
+    agent.starting = [];
     const shared = agent.waiting.size > 1;
     const killer = [...agent.killed][0];
     for (const [id, done] of agent.waiting) {
@@ -94,13 +108,14 @@ export class ThreadHosts implements JobHosts {
     if (!this.destroyed) this.spawn();
   }
 
-  run(task: RunTask): Promise<RunOutcome> {
+  run(task: RunTask, started?: () => void): Promise<RunOutcome> {
     let agent = this.agents[0]!;
     for (const a of this.agents) if (a.waiting.size < agent.waiting.size) agent = a;
     return new Promise<RunOutcome>((resolve) => {
       agent.waiting.set(task.ctx.id, resolve);
       this.where.set(task.ctx.id, agent);
       agent.outbox.push(task);
+      if (started) { if (agent.up) started(); else agent.starting.push(started); }
     });
   }
 
@@ -135,8 +150,10 @@ export class ProcessHosts implements JobHosts {
 
   constructor(private readonly pool: Tinypool) {}
 
-  async run(task: RunTask): Promise<RunOutcome> {
+  /** `started` at once: the pool's processes are started with the worker and kept, so a job seldom waits for one. */
+  async run(task: RunTask, started?: () => void): Promise<RunOutcome> {
     const id = task.ctx.id;
+    started?.();
     const stop = new AbortController();
     this.stops.set(id, stop);
     try {
@@ -167,8 +184,9 @@ export class InlineHosts implements JobHosts {
   readonly canSignal = true;
   private readonly jobs = new Map<string, { job: RunningJob; abandon: (o: RunOutcome) => void }>();
 
-  run(task: RunTask): Promise<RunOutcome> {
+  run(task: RunTask, started?: () => void): Promise<RunOutcome> {
     const id = task.ctx.id;
+    started?.();
     const job = new RunningJob(task);
     return new Promise<RunOutcome>((resolve) => {
       this.jobs.set(id, { job, abandon: resolve });

@@ -48,8 +48,8 @@ export type RunOutcome =
 /** Messages between the worker and an agent thread. */
 export type ToAgent = { run: RunTask } | { runs: RunTask[] } | { abort: string; why: string } | { stop: true };
 export type FromAgent = { id: string; outcome: RunOutcome };
-/** What an agent posts back: one outcome, or the outcomes of the jobs that ended together. */
-export type FromAgentMessage = FromAgent | { outcomes: FromAgent[] };
+/** What an agent posts back: that it is up (its first message), one outcome, or the outcomes of the jobs that ended together. */
+export type FromAgentMessage = FromAgent | { outcomes: FromAgent[] } | { up: true };
 
 /**
  * Messages queued and posted together: a worker that claims 8 jobs in one pass wakes a pool thread once,
@@ -234,6 +234,8 @@ export function agent({ port }: { port: MessagePort }): Promise<number> {
       outbox.push({ id, outcome });
     });
   };
+  // The worker starts its jobs' timeouts when it hears this: a thread's own start is not the jobs' time.
+  port.postMessage({ up: true } satisfies FromAgentMessage);
   return new Promise((resolve) => {
     port.on('message', (m: ToAgent) => {
       if ('run' in m) start(m.run);

@@ -601,12 +601,17 @@ export class Worker {
     const entry: Running = { id: job.id, claim: c, job };
     this.running.set(job.id, entry);
     this.log('job.start', { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, worker: c.lease.id });
-    const started = performance.now();
+    let started = performance.now();
     const task: RunTask = { url: ref.url, exportName: ref.exportName, args: gate.args ?? job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.layout.root }, fileMode: this.layout.modes.fileMode, modes: this.layout.modes };
-    const timeout = job.timeoutMs ? setTimeout(() => this.abortJob(entry, 'timeout', this.opts.killGraceMs), job.timeoutMs) : undefined;
+    // The timeout counts from when the job's host can run it (hosts.ts: a pool thread may still be starting).
+    let timeout: ReturnType<typeof setTimeout> | undefined;
+    const onStart = () => {
+      started = performance.now();
+      if (job.timeoutMs) timeout = setTimeout(() => this.abortJob(entry, 'timeout', this.opts.killGraceMs), job.timeoutMs);
+    };
     let outcome;
     try {
-      outcome = await this.hosts!.run(task);
+      outcome = await this.hosts!.run(task, onStart);
     } finally {
       if (timeout) clearTimeout(timeout);
       if (entry.killTimer) clearTimeout(entry.killTimer);

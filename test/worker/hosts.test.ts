@@ -105,6 +105,37 @@ describe('ThreadHosts: jobs handed over in batches', () => {
     });
   });
 
+  it('a job handed to a thread still starting is started (its timeout counting) when the thread is up; at once on a thread up; a thread replacing a terminated one likewise', async () => {
+    const url = jobsModule();
+    // A runner slow to load (800 ms), as a pool thread's start is on a loaded machine.
+    const slow = join(tempDir(), 'slow-runner.mjs');
+    writeFileSync(slow, `const t = Date.now(); while (Date.now() - t < 800) {}\nexport { agent } from ${JSON.stringify(pathToFileURL(join(dist, 'runner.js')).href)};\n`);
+    const pool = new Pool({ filename: slow, runtime: 'worker_threads', isolateWorkers: false, minThreads: 1, maxThreads: 1, concurrentTasksPerWorker: 1, useAtomics: false });
+    const h = new ThreadHosts(pool, 1);
+    try {
+      let t0 = performance.now();
+      let startedAfter = -1;
+      const first = await h.run(task(url, 'echo', 'b1', [1]), () => { startedAfter = performance.now() - t0; });
+      expect(first.ok).toBe(true);
+      expect(startedAfter).toBeGreaterThanOrEqual(700);
+      let atOnce = false;
+      const second = h.run(task(url, 'echo', 'b2', [2]), () => { atOnce = true; });
+      expect(atOnce).toBe(true);
+      expect((await second).ok).toBe(true);
+      // Terminated (a kill), the thread is replaced by one that starts as slowly: its next job waits for it.
+      const spinning = h.run(task(url, 'spin', 's1'));
+      await new Promise((res) => setImmediate(res));
+      h.kill('s1');
+      expect(await spinning).toMatchObject({ ok: false, lost: 'killed' });
+      t0 = performance.now();
+      startedAfter = -1;
+      const third = h.run(task(url, 'echo', 'b3', [3]), () => { startedAfter = performance.now() - t0; });
+      expect(startedAfter).toBe(-1);
+      expect((await third).ok).toBe(true);
+      expect(startedAfter).toBeGreaterThanOrEqual(700);
+    } finally { await h.destroy(); }
+  });
+
   it('the job\'s signal is made when first read: read after an abort it is already aborted with the reason; read first it hears the abort; never aborted it stays clear', async () => {
     const url = jobsModule();
     for (const make of [() => hosts(1), () => new InlineHosts()]) {
