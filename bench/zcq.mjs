@@ -230,7 +230,7 @@ export async function putDrain({ n, procs = 2, concurrency = 8, durable = true, 
  * rename into done/ (includes worker start-up, as BullMQ's figure does); afterFirstPerSec from the first
  * job.done to the last (start-up left out, for a figure beside a bare loop that has none).
  */
-export async function drain({ n, procs = 2, concurrency = 8, durable = true, runtime = null }) {
+export async function drain({ n, procs = 2, concurrency = 8, durable = true, runtime = null, extra = [] }) {
   const dir = makeTmp('zcq-dr');
   const producer = await openSpool(dir, false);
   const ws = [];
@@ -238,7 +238,7 @@ export async function drain({ n, procs = 2, concurrency = 8, durable = true, run
     for (let i = 0; i < n; i++) await producer.put('noop.mjs#noop', [], {});
     await closeSpool(producer);
     const t0 = Date.now();
-    for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable, exitWhenIdle: true, runtime }));
+    for (let i = 0; i < procs; i++) ws.push(spawnWorker(dir, { concurrency, relaxed: !durable, exitWhenIdle: true, runtime, extra }));
     await waitDone(dir, n, ws, timeoutFor(n));
     const end = await lastDoneMs(dir, ws, n);
     // From spawn, less what a worker's start and stop cost on an empty spool (0.3–0.5 s of CPU on a loaded

@@ -29,7 +29,7 @@ try {
     session = new Session();
     session.connect();
     await post('Profiler.enable');
-    await post('Profiler.setSamplingInterval', { interval: 200 });
+    await post('Profiler.setSamplingInterval', { interval: Number(process.env.PROFILE_US ?? 200) });
     await post('Profiler.start');
   }
   const TICK_US = 10_000; // USER_HZ is 100 on Linux
@@ -49,7 +49,7 @@ try {
   const sampler = setInterval(() => { for (const [tid, t] of taskTimes()) last.set(tid, t); }, 50);
   const u0 = process.cpuUsage();
   const t0 = performance.now();
-  const w = await spool.runWorker({ roots: [join(here, '..', 'jobs')], concurrency: c, runtime, exitWhenIdle: true, pollMs: 50 });
+  const w = await spool.runWorker({ roots: [join(here, '..', 'jobs')], concurrency: c, runtime, ...(process.env.THREADS ? { threads: Number(process.env.THREADS) } : {}), exitWhenIdle: true, pollMs: 50 });
   const summary = await w.done;
   const ms = performance.now() - t0;
   const u = process.cpuUsage(u0);
