@@ -14,8 +14,9 @@
  *      ESTALE): readers look again past that cache and never take it for a missing heartbeat
  *      (server-clock.ts readAged, lease.ts judgeLease);
  *   3. check that claimed/LEASE/ is still our folder (lstat, same inode).
- * workers/ removed by hand (step 2 finds no folder): made again with the spool's mode, and step 2 again;
- *   tmp/ removed by hand (step 1 finds no folder, or step 2 no temporary): made again, and step 1 again.
+ * workers/ removed by hand (step 2 finds no folder): made again with the spool's mode, the temporary removed,
+ *   and step 1 again; tmp/ removed by hand (step 1 finds no folder, or step 2 no temporary): made again, and
+ *   step 1 again. At most REMAKES_MAX times in one beat: then the beat fails, naming what was removed.
  * On a full disk step 1 cannot create a file: the heartbeat is rewritten in place instead (our own
  *   regular file, nlink 1), so that a worker holding jobs it cannot yet record keeps its lease.
  * Crash after 1: a temporary in tmp/, removed by housekeeping after the leftover age. After 2: the lease is
@@ -45,8 +46,14 @@ export async function renewLease(lease: Lease, extra: Record<string, unknown> = 
       if (renameStrictSync(tmp, lease.heartbeatFile)) break;
       // workers/ removed by hand: made again (fsops.ts remadeIfGone). Or our temporary is gone: a person's
       // `rm -rf tmp/` took it between the steps — a new one.
-      const again = attempt < REMAKES_MAX && (remadeIfGone(lease.layout.workers) || !existsNoFollowSync(tmp));
-      if (!again) { unlinkQuietly(tmp); throw Object.assign(new Error(`${lease.heartbeatFile}: workers/ is gone`), { code: 'ENOENT' }); }
+      const workersGone = remadeIfGone(lease.layout.workers);
+      const tmpGone = !workersGone && !existsNoFollowSync(tmp);
+      if (!tmpGone) unlinkQuietly(tmp);
+      if (attempt < REMAKES_MAX && (workersGone || tmpGone)) continue;
+      const why = workersGone ? 'workers/ was removed again each time it was made'
+        : tmpGone ? `the beat's temporary in ${lease.layout.tmp} was removed before its rename, ${attempt + 1} times in a row`
+          : 'workers/ is gone';
+      throw Object.assign(new Error(`${lease.heartbeatFile}: ${why}`), { code: 'ENOENT' });
     }
   } catch (err) {
     if (!NO_SPACE.has(errnoOf(err) ?? '') || lease.lastRenewed === -Infinity) throw err;

@@ -8,6 +8,7 @@ import { claimJob } from '../../../dist/spool/transitions/claim.js';
 import { judgeLease } from '../../../dist/spool/lease.js';
 import { cleanLeftovers } from '../../../dist/spool/housekeeping.js';
 import { LeaseLostError } from '../../../dist/errors.js';
+import { REMAKES_MAX } from '../../../dist/spool/fsops.js';
 import { cleanupTemp } from '../../helpers.js';
 import { Rig, SimulatedCrash, crashAfter, onStep } from './util.js';
 
@@ -99,5 +100,24 @@ describe('renew', () => {
     expect(j.expired).toBe(false);
     expect(fs.statSync(tmpDir).mode & 0o7777).toBe(mode);
     expect(rig.tmp(`.hb-${a.id}-`)).toEqual([]);
+  });
+
+  it('a removal at every beat\'s step 1 ends the beat after REMAKES_MAX more tries, the error naming what was removed: tmp/ (the temporary), or workers/', async () => {
+    const a = await rig.lease();
+    const before = fs.readFileSync(a.heartbeatFile, 'utf8');
+    let removed = 0;
+    onStep((t, k) => { if (t === 'renew' && k === 1) { removed++; fs.rmSync(rig.l.tmp, { recursive: true }); } });
+    await expect(renewLease(a)).rejects.toThrow(/temporary in .*tmp was removed before its rename, 4 times in a row/);
+    expect(removed).toBe(REMAKES_MAX + 1);
+    expect(fs.readFileSync(a.heartbeatFile, 'utf8')).toBe(before);
+    removed = 0;
+    onStep((t, k) => { if (t === 'renew' && k === 1) { removed++; fs.rmSync(rig.l.workers, { recursive: true }); } });
+    await expect(renewLease(a)).rejects.toThrow(/workers\/ was removed again each time it was made/);
+    onStep();
+    expect(removed).toBe(REMAKES_MAX + 1);
+    expect(rig.tmp(`.hb-${a.id}-`)).toEqual([]);
+    // Left alone, the next beat renews.
+    await renewLease(a);
+    expect(JSON.parse(fs.readFileSync(a.heartbeatFile, 'utf8')).id).toBe(a.id);
   });
 });
