@@ -2,7 +2,7 @@
 // file sits in the format-2 layout (pending/QUEUE/ID.json, deferred/QUEUE/BUCKET/DUEMS15.ID.json,
 // claimed/LEASE/SEQ.ID.json; see SPEC-format2.md and man/zcq-spool.5).
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync, lstatSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, existsSync, readdirSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,4 +142,29 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
     if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/**
+ * Watch a rate folder (rate/TARGET/): every token file WINDOW.K seen, with the run token of the claim that
+ * took it (a done record carries the same `run`), its window and its mtime. Looked at every `everyMs` (a
+ * window's files are removed in a later one) and once more at `stop()`.
+ */
+export function watchRateTokens(dir: string, everyMs = 50): { seen: Map<string, { window: number; run: string; mtimeMs: number }>; stop(): void } {
+  const seen = new Map<string, { window: number; run: string; mtimeMs: number }>();
+  const look = () => {
+    let list: string[] = [];
+    try { list = readdirSync(dir); } catch { return; }
+    for (const n of list) {
+      const m = /^(\d+)\.\d+$/.exec(n);
+      if (!m || seen.has(n)) continue;
+      let fd: number;
+      try { fd = openSync(join(dir, n), 'r'); } catch { continue; } // removed meanwhile (an old window's)
+      try {
+        const run = readFileSync(fd, 'utf8').trim();
+        if (run !== '') seen.set(n, { window: Number(m[1]), run, mtimeMs: fstatSync(fd).mtimeMs });
+      } catch { /* looked at again next time */ } finally { try { closeSync(fd); } catch { /* ESTALE on a GlusterFS close */ } }
+    }
+  };
+  const timer = setInterval(look, everyMs);
+  return { seen, stop: () => { clearInterval(timer); look(); } };
 }

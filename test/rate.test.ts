@@ -2,10 +2,10 @@
 // COUNT starts per window across every worker, windows by the file server's clock (here the local file
 // system's, which is this machine's: the ledger's stamps and the windows share it). Real `zcq worker` processes.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spool } from '../dist/index.js';
-import { cleanupTemp, killAll, names, startWorker, tempDir, until, zcq } from './helpers.js';
+import { cleanupTemp, killAll, names, startWorker, tempDir, until, watchRateTokens, zcq } from './helpers.js';
 import { readLedger } from './recovery/util.js';
 
 afterEach(killAll);
@@ -28,27 +28,6 @@ function perWindow(ledger: string, windowMs: number, ids?: Set<string>): Map<num
     m.set(w, (m.get(w) ?? 0) + 1);
   }
   return m;
-}
-
-/**
- * Rate tokens (rate/NAME/W.K, W the window by the file server's clock, content the run token of the start it
- * was taken for), listed every 50 ms until stop(): old windows' tokens are removed as new ones are taken.
- */
-function watchTokens(dir: string): { runs: Map<string, number>; stop(): void } {
-  const runs = new Map<string, number>();
-  const look = () => {
-    let list: string[] = [];
-    try { list = readdirSync(dir); } catch { return; }
-    for (const n of list) {
-      const m = /^(\d+)\.\d+$/.exec(n);
-      if (!m) continue;
-      let fd: number;
-      try { fd = openSync(join(dir, n), 'r'); } catch { continue; } // removed meanwhile
-      try { const run = readFileSync(fd, 'utf8').trim(); if (run !== '') runs.set(run, Number(m[1])); } finally { closeSync(fd); }
-    }
-  };
-  const timer = setInterval(look, 50);
-  return { runs, stop: () => { clearInterval(timer); look(); } };
 }
 
 describe('zcq rate: the commands', () => {
@@ -77,7 +56,7 @@ describe('rate: real workers', () => {
     const ledger = join(tempDir(), 'ledger');
     zcq(spool.dir, ['rate', 'set', 'queue:r', '8/2s']);
     const jobs = await spool.putMany(Array.from({ length: 80 }, () => ({ fn: './jobs.mjs#abortableRecord', args: [ledger, 20] })), { queue: 'r' });
-    const tokens = watchTokens(join(spool.dir, 'rate', 'queue~r'));
+    const tokens = watchRateTokens(join(spool.dir, 'rate', 'queue~r'));
     const ws = [0, 1, 2].map(() => startWorker(spool.dir, [...FAST, '--concurrency', '4']));
     try {
       await until(() => readLedger(ledger).filter((e) => e.event === 'start').length >= 56, 40_000);
@@ -85,11 +64,12 @@ describe('rate: real workers', () => {
     for (const w of ws) w.kill('SIGTERM');
     await Promise.all(ws.map((w) => w.exited));
     const started = new Set(readLedger(ledger).filter((e) => e.event === 'start').map((e) => e.id));
+    const windowOfRun = new Map([...tokens.seen.values()].map((t) => [t.run, t.window]));
     const m = new Map<number, number>();
     for (const j of jobs) {
       if (!started.has(j.id)) continue;
       const run = JSON.parse(readFileSync(join(spool.dir, 'done', 'r', `${j.id}.json`), 'utf8')).run as string;
-      const w = tokens.runs.get(run);
+      const w = windowOfRun.get(run);
       expect(w, `job ${j.id} (run ${run}) started without a token`).toBeDefined();
       m.set(w!, (m.get(w!) ?? 0) + 1);
     }

@@ -16,9 +16,10 @@
 // the take, the start and a write through its mount: on GlusterFS up to 2.1 s after its token, so stamps
 // counted 4, 17, 10, 10, 10 in 2 s windows whose tokens were 10 each, every token made inside its window
 // (gluster-replica, measured with this test at 10 a window).
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { watchRateTokens } from '../helpers.js';
 import { checkRigPrerequisites, readMountedText, rigFileSystems, type Rig } from './rig.js';
 import { countBy, MH_FIXTURES, NODE, noiseIn, readLedger, serverSpool, sleep, spoolOn, spoolReport, startWorker, stopWorkers, waitFor, zcqOn, type LedgerLine, type RigWorker, useSpoolRig } from './zcq-rig.js';
 
@@ -53,26 +54,6 @@ function maxOverlap(lines: LedgerLine[], keep: (l: LedgerLine) => boolean): numb
     if (l.event === 'end' && open.delete(l.id)) n--;
   }
   return max;
-}
-
-/** Rate tokens (rate/NAME/W.K) as the file server has them, listed every 100 ms until stop(): name -> mtime and run token. */
-function watchTokens(dir: string): { seen: Map<string, { mtimeMs: number; run: string }>; stop(): void } {
-  const seen = new Map<string, { mtimeMs: number; run: string }>();
-  const look = () => {
-    let names: string[] = [];
-    try { names = readdirSync(dir); } catch { return; }
-    for (const n of names) {
-      if (!/^\d+\.\d+$/.test(n) || seen.has(n)) continue;
-      let fd: number;
-      try { fd = openSync(join(dir, n), 'r'); } catch { continue; } // removed meanwhile (an old window's)
-      try {
-        const run = readFileSync(fd, 'utf8').trim();
-        if (run !== '') seen.set(n, { mtimeMs: fstatSync(fd).mtimeMs, run });
-      } catch { /* looked at again next time */ } finally { try { closeSync(fd); } catch { /* ESTALE on a GlusterFS close */ } }
-    }
-  };
-  const timer = setInterval(look, 100);
-  return { seen, stop: () => { clearInterval(timer); look(); } };
 }
 
 /** Job id -> run token of each done record of `queue`, the server's view. */
@@ -194,7 +175,7 @@ for (const fsKind of rigFileSystems()) describe(`quotas, live configuration and 
     // A rate set on host-c reaches the other machines' workers within a poll plus their mounts' staleness.
     await sleep(rig.staleWindowMs);
     const ids = await putWith(rig, 2, Math.ceil((count * runMs) / windowMs) * 2, [ledger, 20], { queue: 'rq' });
-    const tokens = watchTokens(join(serverSpool(rig), 'rate', 'queue~rq'));
+    const tokens = watchRateTokens(join(serverSpool(rig), 'rate', 'queue~rq'), 100);
     const workers = [0, 1, 2].map((i) => startWorker(rig, i, opts('--concurrency', '4', '--queue', 'rq')));
     try {
       await Promise.all(workers.map((w) => w.leaseId()));
