@@ -49,8 +49,11 @@ const SCAN_WINDOW = 1000;
  * put anywhere is taken at the next poll" holds for every poll a worker may be given.
  */
 const HIGHER_RECHECK_MS = WORKER_BOUNDS.pollMs.min;
-/** Longest stretch of synchronous claim attempts before the claim loop lets timers (the heartbeat) run. */
-const CLAIM_YIELD_MS = 20;
+/**
+ * Longest stretch of work without a turn of the event loop before the claim loop — and the worker's loop
+ * (worker.ts) — let timers (the heartbeat) and I/O callbacks run.
+ */
+export const TURN_EVERY_MS = 20;
 /** How often a remembered put-back name is looked at (lstat) to see whether it is still the same file. */
 const PUT_BACK_RECHECK_MS = 60_000;
 /** Names remembered at most; the oldest are forgotten first (and cost one more claim each). */
@@ -381,13 +384,13 @@ export class Claimer {
     let claimed = 0;
     let seen = 0;
     let rescanned = false;
-    let yieldAt = performance.now() + CLAIM_YIELD_MS;
+    let yieldAt = performance.now() + TURN_EVERY_MS;
     while (claimed < want && !stopping() && !lease.isLost) {
       // Claims are synchronous renames, one file-server round trip each. On a network mount a run of lost
       // races (a stale listing) would hold the event loop for seconds and starve the heartbeat.
       if (performance.now() >= yieldAt) {
         await new Promise<void>((res) => setImmediate(res));
-        yieldAt = performance.now() + CLAIM_YIELD_MS;
+        yieldAt = performance.now() + TURN_EVERY_MS;
       }
       if (this.queuesStale) { this.queuesStale = false; this.refreshQueues(); }
       // A scan is due and candidates are left: a job of a higher priority than the next one's may have come.

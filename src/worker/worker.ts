@@ -49,7 +49,7 @@ import { listRates, queueRateFolder, rateFolderName, type Rate } from '../spool/
 import { rateHasRoom, takeRateTokens } from '../spool/transitions/rate-take.js';
 import { jobName } from '../spool/names.js';
 import { brokenFolders } from '../spool/queues.js';
-import { Claimer } from './claimer.js';
+import { Claimer, TURN_EVERY_MS } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
 import { classifyOutcome, type StopReason } from './outcome.js';
 import { compositeGate } from './composite.js';
@@ -334,7 +334,15 @@ export class Worker {
   private async loop(): Promise<WorkerSummary> {
     try {
       await this.periodic();
+      let turnDue = performance.now() + TURN_EVERY_MS;
       while (!this.stopping) {
+        // Jobs that end with no I/O to wait for (the inline runtime, relaxed mode) chain claim, run and finish
+        // through promises alone, which never give the event loop a turn: the heartbeat's timer waited for the
+        // whole drain (or for the self-fence to stop claiming). One turn every TURN_EVERY_MS.
+        if (performance.now() >= turnDue) {
+          await new Promise<void>((res) => setImmediate(res));
+          turnDue = performance.now() + TURN_EVERY_MS;
+        }
         if (this.lease.isLost) {
           try {
             await this.replaceLease();
