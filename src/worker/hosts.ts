@@ -21,9 +21,9 @@ import { Outbox, RunningJob, type FromAgent, type FromAgentMessage, type RunOutc
 export interface JobHosts {
   /**
    * Run a job; resolves with its outcome, never rejects. `started` is called once the job's host is ready to
-   * run it — at once, or when a pool thread still starting is up — and not at all if the host dies first:
-   * the job's timeout counts from then, so that a thread's start (over a second on a busy machine) is not
-   * taken from the job's time.
+   * run it — at once, or when a pool thread still starting is up (at the latest THREAD_START_GRACE_MS after
+   * the hand-off) — and not at all if the host dies first: the job's timeout counts from then, so that a
+   * thread's start (over a second on a busy machine) is not taken from the job's time.
    */
   run(task: RunTask, started?: () => void): Promise<RunOutcome>;
   /** Fire the job's AbortSignal (the job may stop by itself). */
@@ -47,8 +47,17 @@ interface Agent {
   aborted: Set<string>;
   /** Whether the thread said it is up (its first message); until then, what to call when it is. */
   up: boolean;
-  starting: (() => void)[];
+  starting: Starting[];
 }
+
+/** A job's `started` waiting for its thread to be up, and the timer that calls it anyway after the grace. */
+interface Starting { call: () => void; timer: ReturnType<typeof setTimeout> }
+
+/**
+ * How long a job waits for its thread to be up before its timeout counts all the same: a thread that never
+ * comes up (a preloaded module that hangs) must not keep a job with a timeout from ever timing out.
+ */
+export const THREAD_START_GRACE_MS = 30_000;
 
 /** Long-lived pool threads, each an `agent` (runner.ts) serving many jobs. */
 export class ThreadHosts implements JobHosts {
@@ -57,7 +66,7 @@ export class ThreadHosts implements JobHosts {
   private readonly where = new Map<string, Agent>();
   private destroyed = false;
 
-  constructor(private readonly pool: Tinypool, threads: number) {
+  constructor(private readonly pool: Tinypool, threads: number, private readonly startGraceMs = THREAD_START_GRACE_MS) {
     for (let i = 0; i < threads; i++) this.spawn();
   }
 
@@ -80,7 +89,7 @@ export class ThreadHosts implements JobHosts {
         agent.up = true;
         const starting = agent.starting;
         agent.starting = [];
-        for (const f of starting) f();
+        for (const s of starting) { clearTimeout(s.timer); s.call(); }
       } else settle(m);
     });
     // The port must not keep the process alive by itself: the worker's timers do that while it runs.
@@ -95,6 +104,7 @@ export class ThreadHosts implements JobHosts {
     const i = this.agents.indexOf(agent);
     if (i >= 0) this.agents.splice(i, 1);
     agent.port.close();
+    for (const s of agent.starting) clearTimeout(s.timer);
     agent.starting = [];
     const shared = agent.waiting.size > 1;
     const killer = [...agent.killed][0];
@@ -115,7 +125,17 @@ export class ThreadHosts implements JobHosts {
       agent.waiting.set(task.ctx.id, resolve);
       this.where.set(task.ctx.id, agent);
       agent.outbox.push(task);
-      if (started) { if (agent.up) started(); else agent.starting.push(started); }
+      if (started) {
+        if (agent.up) started();
+        else {
+          const timer = setTimeout(() => {
+            const i = agent.starting.findIndex((s) => s.timer === timer);
+            if (i >= 0) { agent.starting.splice(i, 1); started(); }
+          }, this.startGraceMs);
+          timer.unref();
+          agent.starting.push({ call: started, timer });
+        }
+      }
     });
   }
 

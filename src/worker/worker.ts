@@ -613,7 +613,9 @@ export class Worker {
     const task: RunTask = { url: ref.url, exportName: ref.exportName, args: gate.args ?? job.args, ctx: { id: job.id, fn: job.fn, queue: job.queue, attempt: job.attempts, spool: this.layout.root }, fileMode: this.layout.modes.fileMode, modes: this.layout.modes };
     // The timeout counts from when the job's host can run it (hosts.ts: a pool thread may still be starting).
     let timeout: ReturnType<typeof setTimeout> | undefined;
+    let ended = false;
     const onStart = () => {
+      if (ended) return;
       started = performance.now();
       if (job.timeoutMs) timeout = setTimeout(() => this.abortJob(entry, 'timeout', this.opts.killGraceMs), job.timeoutMs);
     };
@@ -621,6 +623,7 @@ export class Worker {
     try {
       outcome = await this.hosts!.run(task, onStart);
     } finally {
+      ended = true;
       if (timeout) clearTimeout(timeout);
       if (entry.killTimer) clearTimeout(entry.killTimer);
     }

@@ -136,6 +136,23 @@ describe('ThreadHosts: jobs handed over in batches', () => {
     } finally { await h.destroy(); }
   });
 
+  it('a thread that never comes up: its job is started anyway once the grace has passed, and ends killed when the thread is terminated', async () => {
+    const url = jobsModule();
+    const stuck = join(tempDir(), 'stuck-runner.mjs');
+    writeFileSync(stuck, `for (;;) {}\nexport { agent } from ${JSON.stringify(pathToFileURL(join(dist, 'runner.js')).href)};\n`);
+    const pool = new Pool({ filename: stuck, runtime: 'worker_threads', isolateWorkers: false, minThreads: 1, maxThreads: 1, concurrentTasksPerWorker: 1, useAtomics: false });
+    const h = new ThreadHosts(pool, 1, 300);
+    try {
+      const t0 = performance.now();
+      let startedAfter = -1;
+      const running = h.run(task(url, 'echo', 'n1', [1]), () => { startedAfter = performance.now() - t0; });
+      for (let i = 0; i < 100 && startedAfter < 0; i++) await new Promise((res) => setTimeout(res, 50));
+      expect(startedAfter).toBeGreaterThanOrEqual(250); // called, after the grace, with the thread still not up
+      h.kill('n1');
+      expect(await running).toMatchObject({ ok: false, lost: 'killed' });
+    } finally { await h.destroy(); }
+  });
+
   it('the job\'s signal is made when first read: read after an abort it is already aborted with the reason; read first it hears the abort; never aborted it stays clear', async () => {
     const url = jobsModule();
     for (const make of [() => hosts(1), () => new InlineHosts()]) {
