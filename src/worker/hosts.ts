@@ -50,7 +50,7 @@ interface Agent {
   starting: Starting[];
 }
 
-/** A job's `started` waiting for its thread to be up, and the timer that calls it anyway after the grace. */
+/** A job's `started` waiting for its thread to be up (called once, by whichever comes first), and the grace timer. */
 interface Starting { call: () => void; timer: ReturnType<typeof setTimeout> }
 
 /**
@@ -89,7 +89,7 @@ export class ThreadHosts implements JobHosts {
         agent.up = true;
         const starting = agent.starting;
         agent.starting = [];
-        for (const s of starting) { clearTimeout(s.timer); s.call(); }
+        for (const s of starting) s.call();
       } else settle(m);
     });
     // The port must not keep the process alive by itself: the worker's timers do that while it runs.
@@ -128,12 +128,11 @@ export class ThreadHosts implements JobHosts {
       if (started) {
         if (agent.up) started();
         else {
-          const timer = setTimeout(() => {
-            const i = agent.starting.findIndex((s) => s.timer === timer);
-            if (i >= 0) { agent.starting.splice(i, 1); started(); }
-          }, this.startGraceMs);
+          let called = false;
+          const call = () => { if (called) return; called = true; clearTimeout(timer); started(); };
+          const timer = setTimeout(call, this.startGraceMs);
           timer.unref();
-          agent.starting.push({ call: started, timer });
+          agent.starting.push({ call, timer });
         }
       }
     });
