@@ -30,21 +30,21 @@ function tickIso(id: string): string {
 describe('zcq cron ls', () => {
   it('shows next on the schedule\'s zone clock with its abbreviation, and last never before a run', () => {
     const dir = newSpool();
-    const add = zcq(dir, ['cron', 'add', 'paris', '30 2 * * *', './jobs.mjs#add', '--tz', 'Europe/Paris', '--args-json', '[1,2]']);
+    const add = zcq(dir, ['cron', 'add', 'paris', '30 12 * * *', './jobs.mjs#add', '--tz', 'Europe/Paris', '--args-json', '[1,2]']);
     expect(add.code, add.stderr).toBe(0);
     // cron add prints the next run the same way.
-    expect(add.stdout).toMatch(/^paris\t30 2 \* \* \*\tEurope\/Paris\tnext \d{4}-\d\d-\d\d 02:30:00 \S+ Europe\/Paris\n$/);
+    expect(add.stdout).toMatch(/^paris\t30 12 \* \* \*\tEurope\/Paris\tnext \d{4}-\d\d-\d\d 12:30:00 \S+ Europe\/Paris\n$/);
 
     const [row] = cronLs(dir);
-    expect(row!.slice(0, 4)).toEqual(['paris', '30 2 * * *', 'Europe/Paris', './jobs.mjs#add']);
-    // 02:30 in Paris, whatever the season (UTC would read 00:30 or 01:30), its offset (GMT+1 or GMT+2 in Node's
+    expect(row!.slice(0, 4)).toEqual(['paris', '30 12 * * *', 'Europe/Paris', './jobs.mjs#add']);
+    // 12:30 in Paris, whatever the season (UTC would read 10:30 or 11:30), its offset (GMT+1 or GMT+2 in Node's
     // en-US data; CET/CEST elsewhere) and the zone's name.
-    expect(row![4]).toMatch(/^next \d{4}-\d\d-\d\d 02:30:00 (GMT\+[12]|CES?T) Europe\/Paris$/);
+    expect(row![4]).toMatch(/^next \d{4}-\d\d-\d\d 12:30:00 (GMT\+[12]|CES?T) Europe\/Paris$/);
     expect(row![5]).toBe('last never');
     expect(row![6]).toBe('missed=once');
 
     const [v] = JSON.parse(zcq(dir, ['--json', 'cron', 'ls']).stdout);
-    expect(v.nextRun).toMatch(/T0[01]:30:00\.000Z$/);
+    expect(v.nextRun).toMatch(/T1[01]:30:00\.000Z$/);
     expect(row![4]!.slice(0, 'next '.length + 19)).toBe(`next ${wallClock(v.nextRun, 'Europe/Paris')}`);
     expect(`next ${v.nextRunLocal} Europe/Paris`).toBe(row![4]);
     expect(v.lastRun).toBeNull();

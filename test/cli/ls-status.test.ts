@@ -168,12 +168,12 @@ describe('zcq status', () => {
     ok(spool, ['cron', 'add', 'tokyo', '30 7 * * *', './ops.mjs#steps', '1', '1', '--tz', 'Asia/Tokyo']);
     const out = ok(spool, ['status']);
     expect(out).toMatch(/^SCHEDULE +EXPR +TZ +NEXT RUN +FN$/m);
-    expect(out).toMatch(/^morning +0 9 \* \* \* +America\/New_York +\d{4}-\d\d-\d\d 09:00:00 (EST|EDT|GMT-[45]) \((in [\dhms]+|now)\) +\.\/ops\.mjs#steps$/m);
+    expect(out).toMatch(/^morning +0 9 \* \* \* +America\/New_York +\d{4}-\d\d-\d\d 09:00:00 (EST|EDT|GMT-[45]) \((in [\ddhms]+|now)\) +\.\/ops\.mjs#steps$/m);
     expect(out).toMatch(/^tokyo +30 7 \* \* \* +Asia\/Tokyo +\d{4}-\d\d-\d\d 07:30:00 (JST|GMT\+9) \((in [\dhms]+|now)\) /m);
     const j = JSON.parse(ok(spool, ['--json', 'status']));
     expect(j.schedules.map((s: { name: string }) => s.name)).toEqual(['morning', 'tokyo']);
     expect(j.schedules[0].nextRunLocal).toMatch(/ 09:00:00 /);
-    expect(new Date(j.schedules[0].nextRun).getTime()).toBeGreaterThan(Date.now());
+    expect(new Date(j.schedules[0].nextRun).getTime()).toBeGreaterThan(Date.now() - 60_000);
   });
 
   it('a live worker: its queues, running/concurrency, heartbeat; the running job counted in its queue', async () => {

@@ -17,8 +17,9 @@ describe('promote', () => {
   beforeEach(async () => { rig = await Rig.make(); });
   afterEach(async () => { onStep(); await rig.dispose(); });
 
-  // Due times in the past, in one old bucket (old enough to be removed once emptied).
-  const base = Date.now() - 600_000;
+  // Due times in the past, in one old bucket (old enough to be removed once emptied): the start of a minute,
+  // so that base + 2 ms is in the same minute's folder.
+  const base = Math.floor((Date.now() - 600_000) / 60_000) * 60_000;
   async function deferThree() {
     for (const [i, id] of ['a', 'b', 'c'].entries()) await rig.put(id, { queue: 'q' }, base + i);
     await rig.put('later', { queue: 'q' }, Date.now() + 3_600_000);
