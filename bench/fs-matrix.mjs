@@ -148,7 +148,14 @@ async function measure(kind) {
     row.loopBest = ma || ms ? (ma >= ms ? '2×8 async' : '2×1 sync') : '';
     row.loopFull = median(fulls);
     const floorOf = (i) => (ma >= ms ? asyncs[i] : syncs[i]);
-    const roundRatios = (zs) => zs.map((d, i) => (d && floorOf(i) ? `${(d / floorOf(i)).toFixed(2)}` : '–')).join(', ');
+    // Each round's zcq / bare loop ratio, and their median: the paired figure (a round's two runs share that
+    // minute's load), beside the ratio of the two medians, which may pair a quiet round of one with a busy
+    // round of the other.
+    const roundRatios = (zs) => {
+      const rs = zs.map((d, i) => (d && floorOf(i) ? d / floorOf(i) : null));
+      const known = rs.filter((x) => x !== null);
+      return rs.map((x) => (x === null ? '–' : x.toFixed(2))).join(', ') + (known.length ? `; median ${median(known).toFixed(2)}` : '');
+    };
     if (ROUNDS > 1) { row.rounds = roundRatios(drains); row.roundsWarm = roundRatios(drainsWarm); }
     if (lat) { row.startP50 = p50(lat.start); row.startP99 = p99(lat.start); row.doneP50 = p50(lat.doneFs); row.doneP99 = p99(lat.doneFs); }
     if (hasCommand('strace')) {
@@ -269,7 +276,7 @@ for (const k of FS) await measure(k);
 const f = (v) => (v === undefined || v === null || !Number.isFinite(v) ? '–' : fmtNum(v));
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
 const table = markdownTable(
-  ['file system', 'zcq put/s (1 proc)', 'zcq put+drain jobs/s', 'zcq drain jobs/s', 'bare loop drain jobs/s (best)', ROUNDS > 1 ? 'zcq drain / bare loop (each round)' : 'zcq drain / bare loop', 'zcq drain after its first job, jobs/s', ROUNDS > 1 ? 'the same / bare loop (each round)' : 'the same / bare loop', 'bare loop full jobs/s', 'put→start p50 / p99 ms', 'put→done p50 / p99 ms', 'FS calls per job: zcq worker / bare loop', `idle worker, ${IDLE_QUEUES} queues: FS calls/s (GlusterFS: operations/s at the bricks)`],
+  ['file system', 'zcq put/s (1 proc)', 'zcq put+drain jobs/s', 'zcq drain jobs/s', 'bare loop drain jobs/s (best)', ROUNDS > 1 ? 'zcq drain / bare loop: of the medians (each round; their median)' : 'zcq drain / bare loop', 'zcq drain after its first job, jobs/s', ROUNDS > 1 ? 'the same / bare loop: of the medians (each round; their median)' : 'the same / bare loop', 'bare loop full jobs/s', 'put→start p50 / p99 ms', 'put→done p50 / p99 ms', 'FS calls per job: zcq worker / bare loop', `idle worker, ${IDLE_QUEUES} queues: FS calls/s (GlusterFS: operations/s at the bricks)`],
   rows.map((r) => [r.fs, f(r.put), f(r.putdrain), f(r.drain), `${f(r.loopDrain)} (${r.loopBest || '–'})`, ratio(r.drain, r.loopDrain) + (r.rounds ? ` (${r.rounds})` : ''), f(r.drainWarm), ratio(r.drainWarm, r.loopDrain) + (r.roundsWarm ? ` (${r.roundsWarm})` : ''), f(r.loopFull),
     `${f(r.startP50)} / ${f(r.startP99)}`, `${f(r.doneP50)} / ${f(r.doneP99)}`, `${r.zMeta?.toFixed?.(1) ?? '–'} / ${r.loopMeta?.toFixed?.(1) ?? '–'}`, `${f(r.idleCalls)}${r.idleFops !== undefined ? ` (${f(r.idleFops)})` : ''}`]),
 );
