@@ -119,7 +119,7 @@ export function makeQueueFolders(l: Layout, state: QueuedState, dir: string, exi
  * failed/QUEUE, pending/QUEUE, waiting/QUEUE), without an lstat before every move where no one else can
  * put something in its place: when its state folder belongs to our effective uid and neither group nor
  * others may write it (a private spool's), only this user or root can rename QUEUE away or plant a symlink
- * there. What one look found (the folder's and its state folder's) is then kept for QUEUE_FOLDER_KEEP_MS;
+ * there. What one look found (the folder's and its state folder's) is then kept for FOLDER_KEEP_MS;
  * a move into it that fails with ENOENT — the owner's `rm -rf done/QUEUE` within that time — is tried again
  * after forgetQueueFolder, which looks again. In a shared spool (group-writable state folders) every move is
  * looked at, as makeQueueFolders does (docs/security.md, "What remains"). On a network mount each lstat is
@@ -135,7 +135,7 @@ export function makeQueueFoldersKept(l: Layout, state: QueuedState, dir: string,
   if (k !== undefined && k.until > now) { existing?.(k.st); return []; }
   let st: fs.Stats | undefined;
   const made = makeQueueFolders(l, state, dir, (s) => { st = s; existing?.(s); });
-  if (st !== undefined && dirname(dir) === l[state] && stateFolderIsOnlyOurs(l, state, now)) kept.set(dir, { st, until: now + QUEUE_FOLDER_KEEP_MS });
+  if (st !== undefined && dirname(dir) === l[state] && stateFolderIsOnlyOurs(l, state, now)) kept.set(dir, { st, until: now + FOLDER_KEEP_MS });
   return made;
 }
 
@@ -148,8 +148,11 @@ export function forgetQueueFolder(l: Layout, dir: string): boolean {
   return k !== undefined && k.until > performance.now();
 }
 
-/** How long makeQueueFoldersKept trusts one look: a hand-made change is seen within it. */
-export const QUEUE_FOLDER_KEEP_MS = 1000;
+/**
+ * How long one look at a folder that only we may change is trusted (a queue folder, makeQueueFoldersKept; our
+ * lease folder, Lease.folderIsOurs): a hand-made change is seen within it.
+ */
+export const FOLDER_KEEP_MS = 1000;
 
 interface Kept { st: fs.Stats; until: number }
 /** Per layout: the queue folders kept, and each state folder's verdict (only ours, or not) with its time. */
@@ -162,11 +165,11 @@ function keptOf(l: Layout): { folders: Map<string, Kept>; states: Map<string, { 
 }
 
 /**
- * The state folder belongs to our effective uid and only we may write it. The verdict, either way, holds for
- * QUEUE_FOLDER_KEEP_MS: in a shared spool it is "no" every time, and looking again at each finish would cost
- * the lstat the kept look saves.
+ * The state folder belongs to our effective uid and only we may write it: nobody else can put anything in the
+ * place of a folder in it. The verdict, either way, holds for FOLDER_KEEP_MS: in a shared spool it is "no"
+ * every time, and looking again at each finish would cost the lstat the kept look saves.
  */
-function stateFolderIsOnlyOurs(l: Layout, state: QueuedState, now: number): boolean {
+export function stateFolderIsOnlyOurs(l: Layout, state: QueuedState | 'claimed', now = performance.now()): boolean {
   const states = keptOf(l).states;
   const top = l[state];
   const k = states.get(top);
@@ -176,7 +179,7 @@ function stateFolderIsOnlyOurs(l: Layout, state: QueuedState, now: number): bool
     const st = fs.lstatSync(top);
     only = EUID !== undefined && st.isDirectory() && st.uid === EUID && (st.mode & 0o022) === 0;
   } catch { /* gone: not kept; the next look finds it made again */ }
-  states.set(top, { only, until: now + QUEUE_FOLDER_KEEP_MS });
+  states.set(top, { only, until: now + FOLDER_KEEP_MS });
   return only;
 }
 

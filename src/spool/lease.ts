@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errnoOf, isGone, LeaseLostError } from '../errors.js';
 import { newWorkerId, parseLeaseName } from './ids.js';
-import type { Layout } from './layout.js';
+import { FOLDER_KEEP_MS, stateFolderIsOnlyOurs, type Layout } from './layout.js';
 import { makeDir } from './modes.js';
 import { claimedName, runToken, DEAD_SUFFIX } from './names.js';
 import type { ServerClock } from './server-clock.js';
@@ -113,14 +113,18 @@ export class Lease {
   }
 
   /**
-   * The synchronous fence before a final record is published: false when the folder is not ours.
-   * `sameTurn`: a yes found earlier in this same run of synchronous code (claims and finishes done
-   * together, before the event loop turns) is answered again without a second lstat — nothing of ours
-   * ran in between, and a recoverer that took the folder meanwhile is still fenced by the rename itself
-   * (ENOENT). A no is never remembered; each new turn of the event loop looks again.
+   * The synchronous fence before a claim is renamed into the folder and before a final record is published
+   * there: false when the folder is not ours. `sameTurn`: a yes found earlier in this same run of synchronous
+   * code (claims and finishes done together, before the event loop turns) is answered again without a
+   * second lstat — nothing of ours ran in between, and a recoverer that took the folder meanwhile is still
+   * fenced by the rename itself (ENOENT). Where claimed/ belongs to our user and neither group nor others
+   * may write it (a private spool), a yes is also answered again for FOLDER_KEEP_MS: only this user or root
+   * can put anything in the folder's place there, and a recoverer that takes it is fenced by the rename as
+   * above (on a network mount, where a finish ends in a turn of its own, the lstat was one round trip a
+   * job). A no is never remembered; each new turn of the event loop looks again.
    */
   folderIsOurs(sameTurn = false): boolean {
-    if (sameTurn && this.checkedThisTurn) return true;
+    if (sameTurn && (this.checkedThisTurn || this.keptUntil > performance.now())) return true;
     let ours: boolean;
     try {
       const st = fs.lstatSync(this.dir);
@@ -132,14 +136,19 @@ export class Lease {
       this.checkedThisTurn = true;
       queueMicrotask(() => { this.checkedThisTurn = false; });
     }
+    const now = performance.now();
+    this.keptUntil = ours && stateFolderIsOnlyOurs(this.layout, 'claimed', now) ? now + FOLDER_KEEP_MS : 0;
     return ours;
   }
 
   /** folderIsOurs found the folder ours in the synchronous run under way (cleared at its end). */
   private checkedThisTurn = false;
+  /** Until when (performance.now()) a yes of folderIsOurs holds in a private spool without another look. */
+  private keptUntil = 0;
 
   markLost(): void {
     this.checkedThisTurn = false;
+    this.keptUntil = 0;
     if (this.lost) return;
     this.lost = true;
     this.dropSpares();

@@ -16,7 +16,8 @@
  * will carry (transitions/finish.ts), which tells recovery a final record from an older one moved back.
  * Crash after 1: the job sits in a lease that stops beating; recovery settles it by its interrupt policy
  *   (a retry is reset first, as step 3 would have). After 2 (quarantined): nothing to complete.
- * The folder check before step 1 is one lstat per run of claims made together (Lease.folderIsOurs).
+ * The folder check before step 1 is one lstat per run of claims made together, and in a private spool at
+ *   most one a second (Lease.folderIsOurs).
  * Fence: the rename is the claim; a claimer whose lease was taken meanwhile renamed into a folder that is
  *   no longer in claimed/ — ENOENT, a lost claim, never a second copy.
  */

@@ -18,7 +18,8 @@
  *      or a recoverer took the lease), and we stop. On a networked file system (Lease.spareInodes) an
  *      lstat proves it instead and no spare is kept: there a create costs one round trip like a link;
  *   4. check with lstat that our lease folder is still the one we made (once for the claims and finishes
- *      done in one run of synchronous code: Lease.folderIsOurs), then rename the record over
+ *      done in one run of synchronous code, and in a private spool once a second: Lease.folderIsOurs),
+ *      then rename the record over
  *      claimed/LEASE/SEQ.ID.json — the fence: ENOENT once a recoverer has taken the folder;
  *   5. make the target queue folder if missing (with the spool's modes; the state folder too, should a person
  *      have removed it), rename the file to its target. The folder is looked at with lstat before the move,

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { claimJob, readClaimed } from '../../../dist/spool/transitions/claim.js';
 import { newJob, serializeJob } from '../../../dist/job/format.js';
+import { FOLDER_KEEP_MS } from '../../../dist/spool/layout.js';
 import { ROOT, cleanupTemp } from '../../helpers.js';
 import { FN, Rig, SimulatedCrash, crashAfter, onStep } from './util.js';
 
@@ -151,7 +152,8 @@ describe('claim', () => {
     expect(fs.readdirSync(b.dir)).toEqual([]);
   });
 
-  it('the folder check is one lstat per synchronous run of claims: a recoverer taking the folder within the run is still fenced by the rename', async () => {
+  it('shared claimed/ (2775): the folder check is one lstat per synchronous run of claims; a recoverer taking the folder within the run is still fenced by the rename', async () => {
+    fs.chmodSync(rig.l.claimed, 0o2775);
     for (const id of ['j1', 'j2', 'j3']) await rig.put(id, { queue: 'q' });
     const a = await rig.lease();
     expect(claimJob(a, 'q', 'j1.json')).not.toBeNull();
@@ -169,6 +171,26 @@ describe('claim', () => {
     expect(rig.where('j3')).toEqual(['pending/q/j3.json']);
     expect(fs.readdirSync(moved)).toEqual(['1.j1.json']);
     fs.unlinkSync(a.dir);
+  });
+
+  it('private claimed/ (0755): a yes is kept for FOLDER_KEEP_MS across turns — a taken folder still fences each claim by its rename — then looked at again', async () => {
+    for (const id of ['j1', 'j2', 'j3']) await rig.put(id, { queue: 'q' });
+    const a = await rig.lease();
+    expect(claimJob(a, 'q', 'j1.json')).not.toBeNull();
+    const moved = `${a.dir}.taken`;
+    fs.renameSync(a.dir, moved);
+    // A later turn, within the kept time: no look, and the rename into the missing folder fails.
+    await new Promise((r) => setImmediate(r));
+    expect(claimJob(a, 'q', 'j2.json')).toBeNull();
+    expect(a.isLost).toBe(false);
+    expect(rig.where('j2')).toEqual(['pending/q/j2.json']);
+    expect(fs.readdirSync(moved)).toEqual(['1.j1.json']);
+    // Past it: the look finds the folder gone, and the lease is lost.
+    await new Promise((r) => setTimeout(r, FOLDER_KEEP_MS + 50));
+    expect(claimJob(a, 'q', 'j3.json')).toBeNull();
+    expect(a.isLost).toBe(true);
+    expect(rig.where('j3')).toEqual(['pending/q/j3.json']);
+    expect(fs.readdirSync(moved)).toEqual(['1.j1.json']);
   });
 
   describe('step 2, the read of the claimed file', () => {
