@@ -9,7 +9,7 @@
 // long-running process has no start-up to save. Run by `npm run build`; nothing here is hand-written code
 // that the bundle adds: it is the same compiled modules, concatenated.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,6 +94,34 @@ const leftImports = readFileSync(join(out, 'main.cjs'), 'utf8').split('\n')
   .filter(({ line }) => /\bimport\(/.test(line) && !/^\s*(\*|\/\/)/.test(line));
 if (leftImports.length > 0) {
   throw new Error(`bundle-cli: dist/cli/bundle/main.cjs keeps import() at line ${leftImports.map((l) => l.n).join(', ')}; import Node's modules statically in the CLI's modules`);
+}
+
+// Node's modules that `zcq put` does not use, loaded on first use instead of when the entry starts: commander
+// requires child_process at its top (for subcommands run as programs, which zcq has none of), and with it
+// net, dgram and the stream modules; fs/promises brings readline; the group look-up (getent), the async file
+// calls of other commands and perf_hooks are for other paths. Together ~36 of Node's internal modules
+// compiled at each start (bench/PROFILE.md section 18). A module is replaced by an object whose property reads
+// require it then: the bundle reads their functions at the call (`node_fs_promises.lstat(...)`), never at load.
+// Each pattern must match, so that a change in the bundler's output fails the build here, not a command later.
+const LAZY_BUILTINS = ['node:child_process', 'node:fs/promises', 'node:perf_hooks'];
+{
+  const entry = join(out, 'main.cjs');
+  let text = readFileSync(entry, 'utf8');
+  const lazy = (id) => `__zcqLazyBuiltin(${JSON.stringify(id)})`;
+  for (const id of LAZY_BUILTINS) {
+    const req = `require(${JSON.stringify(id)})`;
+    const top = new RegExp(`^let (node_\\w+) = ${req.replace(/[()./]/g, '\\$&')};$`, 'm');
+    const m = top.exec(text);
+    if (!m) throw new Error(`bundle-cli: dist/cli/bundle/main.cjs has no top-level \`let node_... = ${req};\` to make lazy`);
+    if (text.includes(`${m[1]} = require_rolldown_runtime.__toESM(${m[1]}`)) throw new Error(`bundle-cli: ${id} is default-imported in the entry (interop copies its properties): import names from it, or drop it from LAZY_BUILTINS`);
+    text = text.replace(m[0], `let ${m[1]} = ${lazy(id)};`);
+  }
+  const commander = 'const childProcess = require("node:child_process");';
+  if (!text.includes(commander)) throw new Error(`bundle-cli: commander's \`${commander}\` not found in the entry`);
+  text = text.replace(commander, `const childProcess = ${lazy('node:child_process')};`);
+  const first = text.indexOf('\n') + 1;
+  text = `${text.slice(0, first)}const __zcqLazyBuiltin = (id) => { let m; return new Proxy({}, { get: (_, k) => (m ??= require(id))[k] }); };\n${text.slice(first)}`;
+  writeFileSync(entry, text);
 }
 
 // V8's code cache for the entry, read by bin/zcq's loadBundle: made by a real `zcq put` (into a throwaway

@@ -37,6 +37,26 @@ describe('bundled CLI', () => {
     expect(r.packages).toEqual([]);
   });
 
+  it('zcq put does not load the Node modules it does not use (child_process, fs/promises, perf_hooks); a command that needs one loads it then', () => {
+    const builtins = (args: string[]) => {
+      const record = join(tempDir('zcq-builtins-'), 'builtins.txt');
+      const r = spawnSync(process.execPath, ['-r', join(ROOT, 'test', 'cli', 'fixtures', 'record-builtins.cjs'), BIN, ...args], { cwd: FIXTURES, encoding: 'utf8', env: { ...process.env, ZCQ_RECORD_BUILTINS: record }, timeout: 30_000 });
+      return { ...r, names: readFileSync(record, 'utf8').split('\n').filter(Boolean) };
+    };
+    const spool = newSpool();
+    const put = builtins(['--spool', spool, '--relaxed', 'put', 'jobs.mjs#add', '1', '2']);
+    expect(put.status, put.stderr).toBe(0);
+    expect(idsIn(spool, 'pending')).toEqual([put.stdout.trim()]);
+    expect(put.names).toContain('crypto'); // the check sees what a put does load
+    // (net is loaded all the same when stdout is a pipe, as here: process.stdout is then a socket)
+    for (const m of ['child_process', 'fs/promises', 'readline', 'perf_hooks']) expect(put.names, m).not.toContain(m);
+    // A group that is not in /etc/group is asked of getent (child_process, loaded at that call): refused as unknown.
+    const init = builtins(['init', join(tempDir('zcq-builtins-'), 's'), '--group', 'zcqnosuchgroup']);
+    expect(init.status).toBe(2);
+    expect(init.stderr).toMatch(/zcqnosuchgroup/);
+    expect(init.names).toContain('child_process');
+  });
+
   it('zcq worker runs the compiled modules, not the bundle', () => {
     const r = loads(['worker', '--help']);
     expect(r.code, r.stderr).toBe(0);
