@@ -121,7 +121,7 @@ export class Lease {
    * may write it (a private spool), a yes is also answered again for FOLDER_KEEP_MS: only this user or root
    * can put anything in the folder's place there, and a recoverer that takes it is fenced by the rename as
    * above (on a network mount, where a finish ends in a turn of its own, the lstat was one round trip a
-   * job). A no is never remembered; each new turn of the event loop looks again.
+   * job). A no is never remembered: the next call looks again.
    */
   folderIsOurs(sameTurn = false): boolean {
     if (sameTurn && (this.checkedThisTurn || this.keptUntil > performance.now())) return true;
