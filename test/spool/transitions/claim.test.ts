@@ -176,13 +176,16 @@ describe('claim', () => {
   it('private claimed/ (0755): a yes is kept for FOLDER_KEEP_MS across turns — a taken folder still fences each claim by its rename — then looked at again', async () => {
     for (const id of ['j1', 'j2', 'j3']) await rig.put(id, { queue: 'q' });
     const a = await rig.lease();
+    const looked = performance.now();
     expect(claimJob(a, 'q', 'j1.json')).not.toBeNull();
     const moved = `${a.dir}.taken`;
     fs.renameSync(a.dir, moved);
     // A later turn, within the kept time: no look, and the rename into the missing folder fails.
     await new Promise((r) => setImmediate(r));
+    const within = performance.now() - looked < FOLDER_KEEP_MS;
     expect(claimJob(a, 'q', 'j2.json')).toBeNull();
-    expect(a.isLost).toBe(false);
+    // (A machine that stalled this test past the kept time looked again, and found the lease lost.)
+    if (within) expect(a.isLost).toBe(false);
     expect(rig.where('j2')).toEqual(['pending/q/j2.json']);
     expect(fs.readdirSync(moved)).toEqual(['1.j1.json']);
     // Past it: the look finds the folder gone, and the lease is lost.
