@@ -6,8 +6,8 @@
 // bin/zcq runs the bundle for every command except `worker` and `dashboard`, which run dist/cli/main.js:
 // they locate files beside their own module (the pool's runner, the page's assets) and a worker runs job
 // modules that import 'zcq' (dist/index.js), which must be the same module instances as the worker's. A
-// long-running process has no start-up to save. Run by `npm run build`; nothing here is hand-written code
-// that the bundle adds: it is the same compiled modules, concatenated.
+// long-running process has no start-up to save. Run by `npm run build`. The bundle is the same compiled
+// modules, concatenated; the one line of its own is the lazy require of three of Node's modules (below).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -169,7 +169,7 @@ function keptOf(l: Layout): { folders: Map<string, Kept>; states: Map<string, { 
  * place of a folder in it. The verdict, either way, holds for FOLDER_KEEP_MS: in a shared spool it is "no"
  * every time, and looking again at each finish would cost the lstat the kept look saves.
  */
-export function stateFolderIsOnlyOurs(l: Layout, state: QueuedState | 'claimed', now = performance.now()): boolean {
+export function stateFolderIsOnlyOurs(l: Layout, state: QueuedState | 'claimed', now: number): boolean {
   const states = keptOf(l).states;
   const top = l[state];
   const k = states.get(top);
