@@ -3,7 +3,7 @@
 // `zcq worker` runs the compiled modules themselves (its pool and its jobs' `import 'zcq'` need them).
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BIN, FIXTURES, ROOT, cleanupTemp, idsIn, newSpool, tempDir } from '../helpers.js';
@@ -55,6 +55,16 @@ describe('bundled CLI', () => {
     expect(init.status).toBe(2);
     expect(init.stderr).toMatch(/zcqnosuchgroup/);
     expect(init.names).toContain('child_process');
+    // A group known only to NSS (a getent on PATH answers for it, as LDAP would): init finds its gid through the
+    // lazily loaded child_process. A proxy that answered nothing would leave it unknown, as above.
+    const bin = tempDir('zcq-getent-');
+    const gid = process.getgid!();
+    writeFileSync(join(bin, 'getent'), `#!/bin/sh\n[ "$1" = group ] && [ "$2" = zcqnssgroup ] && echo "zcqnssgroup:x:${gid}:" && exit 0\nexit 2\n`, { mode: 0o755 });
+    const dir = join(tempDir('zcq-builtins-'), 's');
+    const r = spawnSync(process.execPath, [BIN, 'init', dir, '--group', 'zcqnssgroup'], { cwd: FIXTURES, encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'zcq-spool.json'), 'utf8')).group).toBe('zcqnssgroup');
+    expect(statSync(dir).gid).toBe(gid);
   });
 
   it('zcq worker runs the compiled modules, not the bundle', () => {
