@@ -183,10 +183,11 @@ describe('running workers apply a change within a poll, without a restart', () =
     const spool = await newSpool();
     const ledger = join(tempDir(), 'ledger');
     const slow = await spool.put('./jobs.mjs#abortableRecord', [ledger, 1500]);
-    const w = startWorker(spool.dir, [...FAST, '--name', 'pw', '--concurrency', '4']);
+    const w = startWorker(spool.dir, [...FAST, '--name', 'pw', '--concurrency', '4', '--json']);
     await until(() => runs(ledger).length === 1);
     ok(spool, ['config', 'set', 'pw', 'paused=true']);
-    await sleep(POLL_MS + 500);
+    // The jobs are put once the worker has taken the change (its log says so), however slow the machine.
+    await until(() => events(w.output()).some((e) => e.event === 'worker.config' && e.paused === 'true (name)'), 10_000);
     await spool.putMany(Array.from({ length: 3 }, () => ({ fn: './jobs.mjs#abortableRecord', args: [ledger, 1] })));
     await until(() => existsSync(join(spool.dir, 'done', 'default', `${slow.id}.json`)), 10_000);
     await sleep(4 * POLL_MS);
