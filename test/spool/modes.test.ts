@@ -200,8 +200,8 @@ describe('mkdirModeSync: makers of one folder take turns through .mkdir.NAME', (
     `, { timeoutMs: 20_000 });
     expect(r.ok, r.stderr).toBe(true);
     expect(r.value.made).toEqual([true, true, true]);
-    expect(r.value.ms[0]).toBeLessThan(500);
-    expect(r.value.ms[1]).toBeLessThan(500);
+    expect(r.value.ms[0]).toBeLessThan(900); // no wait (the wait is 950 ms); the margin is a loaded machine's
+    expect(r.value.ms[1]).toBeLessThan(900);
     expect(r.value.ms[2]).toBeGreaterThanOrEqual(950); // MKDIR_LOCK_WAIT_MS
     expect(readdirSync(base).sort()).toEqual(['a', 'b', 'c', 'victim.txt']);
     expect(sha256(v.path)).toBe(v.hash);
@@ -219,7 +219,7 @@ describe('mkdirModeSync: makers of one folder take turns through .mkdir.NAME', (
     `, { timeoutMs: 20_000 });
     expect(r.ok, r.stderr).toBe(true);
     expect(r.value.made).toBe(true);
-    expect(r.value.ms).toBeLessThan(500);
+    expect(r.value.ms).toBeLessThan(900); // under MKDIR_LOCK_WAIT_MS: it did not wait its turn
     expect(readdirSync(base).sort()).toEqual(['.mkdir.q', 'q']);
     expect(readdirSync(join(base, '.mkdir.q'))).toEqual(['inside']);
     expect(readFileSync(join(base, '.mkdir.q', 'inside'), 'utf8')).toBe('kept');

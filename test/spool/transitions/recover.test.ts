@@ -164,7 +164,8 @@ describe('recover', () => {
     const events: string[] = [];
     while (rig.where('j1')[0] !== 'pending/q/j1.json') {
       await recoverDeadLeases(rig.l, clock, me, (e) => events.push(e.event), looks);
-      expect(Date.now() - beat, 'taken by lease + 500 ms').toBeLessThan(2_000);
+      // lease + 1 s: a pass every 50 ms, though on a loaded machine one may come late
+      expect(Date.now() - beat, 'taken by lease + 1 s').toBeLessThan(2_500);
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(Date.now() - beat).toBeGreaterThanOrEqual(1_500);
