@@ -26,7 +26,6 @@
  *   changes (forgetPutBack) or the file is not the one put back (its inode, size or mtime differ: checked
  *   with one lstat at most every PUT_BACK_RECHECK_MS per name).
  */
-import { watch as fsWatch } from 'node:fs/promises';
 import * as fs from 'node:fs';
 import { setMaxListeners } from 'node:events';
 import { basename, join } from 'node:path';
@@ -333,47 +332,57 @@ export class Claimer {
     this.watchAbort.signal.addEventListener('abort', () => ac.abort(), { once: true, signal: ac.signal });
     this.watchers.set(key, ac);
     const self = inodeOf(dir);
-    void (async () => {
-      try {
-        // A name's events come in pairs: it arrives (renamed or created in), then leaves (claimed, by us or
-        // a sibling). Only the first of a pair is news; the second would cost a claim attempt that fails.
-        const odd = new Set<string>();
-        for await (const ev of fsWatch(dir, { signal: ac.signal })) {
-          const name = ev.filename;
-          // The watched folder itself went (inotify names it: IN_DELETE_SELF, IN_MOVE_SELF): its watch would
-          // stay on the dead folder and miss every job put into one made again at the same path. End it; the
-          // next refreshQueues watches whatever folder is there then.
-          if (name === basename(dir) && inodeOf(dir) !== self) {
-            if (this.watchers.get(key) === ac) this.watchers.delete(key);
-            this.queuesStale = true; this.scanDue = true; this.wake();
-            break;
-          }
-          if (queue === '' || ev.eventType !== 'rename' || !name || idFromName(name) === null) {
-            // pending/ itself: a new queue folder or a loose file; or an event without a usable name
-            // (in a queue folder: perhaps a priority folder made or removed).
-            this.scanDue = true;
-            // A priority folder made or removed: refreshQueues re-reads the levels and watches a new one at
-            // once (jobs renamed into an unwatched folder would wait for the next poll).
-            if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.queuesStale = true;
-            // A queue folder made by a put: serve it now rather than at the next poll.
-            if (queue === '' && (!name || idFromName(name) === null)) this.queuesStale = true;
-          } else {
-            if (this.ownClaims.delete(name)) { odd.delete(name); continue; }
-            // Not our own claim: this folder may hold a job now, whatever higherWaiting last found.
-            this.forgetEmpty(dir);
-            // A job of a higher priority than the queue folder's: look before taking the next candidate.
-            if (level !== '' && rankOf(level) < 5) this.scanDue = true;
-            if (odd.delete(name)) continue;
-            if (odd.size >= 10 * SCAN_WINDOW) { odd.clear(); this.scanDue = true; }
-            odd.add(name);
-            if (this.hints.length >= SCAN_WINDOW) { this.hints.length = 0; this.scanDue = true; } else this.hints.push({ queue, name, level });
-          }
-          this.wake();
-        }
-      } catch { /* no change events here (NFS, FUSE) or the folder went: polling covers it */ }
+    // A name's events come in pairs: it arrives (renamed or created in), then leaves (claimed, by us or
+    // a sibling). Only the first of a pair is news; the second would cost a claim attempt that fails.
+    const odd = new Set<string>();
+    const ended = () => {
       if (this.watchers.get(key) === ac) this.watchers.delete(key);
       ac.abort(); // a watch that ended by itself (its folder went) takes its listener off the worker-long signal
-    })();
+    };
+    const onEvent = (eventType: string, name: string | null) => {
+      // The watched folder itself went (inotify names it: IN_DELETE_SELF, IN_MOVE_SELF): its watch would
+      // stay on the dead folder and miss every job put into one made again at the same path. End it; the
+      // next refreshQueues watches whatever folder is there then.
+      if (name === basename(dir) && inodeOf(dir) !== self) {
+        end();
+        this.queuesStale = true; this.scanDue = true; this.wake();
+        return;
+      }
+      if (queue === '' || eventType !== 'rename' || !name || idFromName(name) === null) {
+        // pending/ itself: a new queue folder or a loose file; or an event without a usable name
+        // (in a queue folder: perhaps a priority folder made or removed).
+        this.scanDue = true;
+        // A priority folder made or removed: refreshQueues re-reads the levels and watches a new one at
+        // once (jobs renamed into an unwatched folder would wait for the next poll).
+        if (queue !== '' && level === '' && name && priorityOfFolder(name) !== null) this.queuesStale = true;
+        // A queue folder made by a put: serve it now rather than at the next poll.
+        if (queue === '' && (!name || idFromName(name) === null)) this.queuesStale = true;
+      } else {
+        if (this.ownClaims.delete(name)) { odd.delete(name); return; }
+        // Not our own claim: this folder may hold a job now, whatever higherWaiting last found.
+        this.forgetEmpty(dir);
+        // A job of a higher priority than the queue folder's: look before taking the next candidate.
+        if (level !== '' && rankOf(level) < 5) this.scanDue = true;
+        if (odd.delete(name)) return;
+        if (odd.size >= 10 * SCAN_WINDOW) { odd.clear(); this.scanDue = true; }
+        odd.add(name);
+        if (this.hints.length >= SCAN_WINDOW) { this.hints.length = 0; this.scanDue = true; } else this.hints.push({ queue, name, level });
+      }
+      this.wake();
+    };
+    // fs.watch's listener, not fs/promises' iterator: a drain brings one event a job (our own claim leaving
+    // the folder), and the iterator paid several promises for each.
+    let watcher: fs.FSWatcher | undefined;
+    const end = () => { watcher?.close(); ended(); };
+    try {
+      watcher = fs.watch(dir, { signal: ac.signal }, (eventType, name) => {
+        try { onEvent(eventType, name); } catch { end(); } // an event we cannot use ends the watch, never the worker
+      });
+    } catch {
+      ended(); // no change events here (NFS, FUSE) or the folder went: polling covers it
+      return;
+    }
+    watcher.on('error', end); // the folder went, or the watch failed: polling covers it
   }
 
   /**
