@@ -104,6 +104,8 @@ function pickCondition(o: Record<string, unknown>): string | undefined {
 export interface RefResolver {
   /** Where `ref` points, from the cache or found now; throws ModuleRefError when it cannot be used. */
   resolve(ref: string): Promise<ResolvedRef>;
+  /** Where `ref` points if it is remembered, without a look-up (a worker's hot path: no promise a job). */
+  cached(ref: string): ResolvedRef | undefined;
   /** References remembered now. */
   readonly size: number;
   /** Forget every reference (after a deployment that moved modules, say). */
@@ -123,14 +125,18 @@ export function createRefResolver(roots: string[], opts: { max?: number } = {}):
   const max = Math.max(1, opts.max ?? REF_CACHE_MAX);
   const cache = new Map<string, ResolvedRef>();
   return {
-    async resolve(ref) {
+    cached(ref) {
       const hit = cache.get(ref);
       if (hit) {
         // Map keeps insertion order: re-inserting marks the entry as the most recently used.
         cache.delete(ref);
         cache.set(ref, hit);
-        return hit;
       }
+      return hit;
+    },
+    async resolve(ref) {
+      const hit = this.cached(ref);
+      if (hit) return hit;
       const found = await resolveRef(ref, roots);
       cache.set(ref, found);
       if (cache.size > max) cache.delete(cache.keys().next().value!);

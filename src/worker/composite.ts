@@ -23,6 +23,14 @@ export type Gate =
   | { run: true; args?: unknown[] }
   | { run: false; next: Next; uncounted?: boolean };
 
+/** The gate that lets a job run as it is. */
+export const OPEN_GATE: Gate = Object.freeze({ run: true });
+
+/** Whether compositeGate has anything to decide for `job`: the worker skips the call (and its promise) when not. */
+export function gatedJob(job: Job): boolean {
+  return Boolean(job.awaits || job.postprocessOf || (job.after && job.after.length > 0));
+}
+
 /**
  * The gate, under the worker's claim. A dependency (or group) that looks open to a job someone released
  * contradicts the release: most often this client's view is behind (a record moving from claimed/ to

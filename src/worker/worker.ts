@@ -52,7 +52,7 @@ import { brokenFolders } from '../spool/queues.js';
 import { Claimer, TURN_EVERY_MS } from './claimer.js';
 import { InlineHosts, ProcessHosts, ThreadHosts, type JobHosts } from './hosts.js';
 import { classifyOutcome, type StopReason } from './outcome.js';
-import { compositeGate } from './composite.js';
+import { OPEN_GATE, compositeGate, gatedJob } from './composite.js';
 import { addEdges, sweepWaiting } from '../spool/transitions/release.js';
 import type { RunTask } from './runner.js';
 import { Watchdog } from './watchdog.js';
@@ -597,9 +597,9 @@ export class Worker {
       const err: RunError = { name: 'DeadlinePassed', message: `not started by its deadline ${job.deadline}` };
       return this.finish(c, job, recordError(job, attempt, err, 'deadline', new Date().toISOString(), serverNow));
     }
-    const gate = await compositeGate(this.layout, job, attempt, () => new Date().toISOString(), serverNow);
+    const gate = gatedJob(job) ? await compositeGate(this.layout, job, attempt, () => new Date().toISOString(), serverNow) : OPEN_GATE;
     if (!gate.run) return this.finish(c, job, gate.next);
-    const ref = await this.resolve(job.fn);
+    const ref = this.resolver.cached(job.fn) ?? await this.resolve(job.fn);
     if (ref instanceof ModuleRefError) {
       const err: RunError = { name: ref.name, message: ref.message, code: ref.code, permanent: true };
       return this.finish(c, job, recordError(job, attempt, err, 'error', new Date().toISOString(), serverNow));
