@@ -124,18 +124,19 @@ export const REF_CACHE_MAX = 10_000;
 export function createRefResolver(roots: string[], opts: { max?: number } = {}): RefResolver {
   const max = Math.max(1, opts.max ?? REF_CACHE_MAX);
   const cache = new Map<string, ResolvedRef>();
+  const cached = (ref: string): ResolvedRef | undefined => {
+    const hit = cache.get(ref);
+    if (hit) {
+      // Map keeps insertion order: re-inserting marks the entry as the most recently used.
+      cache.delete(ref);
+      cache.set(ref, hit);
+    }
+    return hit;
+  };
   return {
-    cached(ref) {
-      const hit = cache.get(ref);
-      if (hit) {
-        // Map keeps insertion order: re-inserting marks the entry as the most recently used.
-        cache.delete(ref);
-        cache.set(ref, hit);
-      }
-      return hit;
-    },
+    cached,
     async resolve(ref) {
-      const hit = this.cached(ref);
+      const hit = cached(ref);
       if (hit) return hit;
       const found = await resolveRef(ref, roots);
       cache.set(ref, found);

@@ -105,6 +105,20 @@ describe('createRefResolver', () => {
     await expect(resolver.resolve('./a.mjs#run')).rejects.toThrow(ModuleRefError);
   });
 
+  it('cached: a remembered reference without a look-up, counted as a use; undefined for one not remembered, which it does not look up', async () => {
+    const root = tempDir();
+    for (const n of ['a', 'b', 'c']) writeFileSync(join(root, `${n}.mjs`), 'export const run = () => 1;\n');
+    const resolver = createRefResolver(await realRoots([root]), { max: 2 });
+    expect(resolver.cached('./a.mjs#run')).toBeUndefined();
+    expect(resolver.size).toBe(0);
+    const a = await resolver.resolve('./a.mjs#run');
+    await resolver.resolve('./b.mjs#run');
+    expect(resolver.cached('./a.mjs#run')).toBe(a); // a is now the most recently used: c pushes b out
+    await resolver.resolve('./c.mjs#run');
+    expect(resolver.cached('./a.mjs#run')).toBe(a);
+    expect(resolver.cached('./b.mjs#run')).toBeUndefined();
+  });
+
   it('still refuses what resolveRef refuses (a symlink out of the roots), and judges it again when fixed', async () => {
     const root = tempDir();
     const outside = tempDir();
