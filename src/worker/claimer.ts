@@ -339,6 +339,10 @@ export class Claimer {
       if (this.watchers.get(key) === ac) this.watchers.delete(key);
       ac.abort(); // a watch that ended by itself (its folder went) takes its listener off the worker-long signal
     };
+    // fs.watch's listener, not fs/promises' iterator: a drain brings one event a job (our own claim leaving
+    // the folder), and the iterator paid several promises for each.
+    let watcher: fs.FSWatcher | undefined;
+    const end = () => { watcher?.close(); ended(); };
     const onEvent = (eventType: string, name: string | null) => {
       // The watched folder itself went (inotify names it: IN_DELETE_SELF, IN_MOVE_SELF): its watch would
       // stay on the dead folder and miss every job put into one made again at the same path. End it; the
@@ -370,10 +374,6 @@ export class Claimer {
       }
       this.wake();
     };
-    // fs.watch's listener, not fs/promises' iterator: a drain brings one event a job (our own claim leaving
-    // the folder), and the iterator paid several promises for each.
-    let watcher: fs.FSWatcher | undefined;
-    const end = () => { watcher?.close(); ended(); };
     try {
       watcher = fs.watch(dir, { signal: ac.signal }, (eventType, name) => {
         try { onEvent(eventType, name); } catch { end(); } // an event we cannot use ends the watch, never the worker
