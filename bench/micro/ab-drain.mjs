@@ -21,14 +21,19 @@ for (const [k, t] of [['old', oldTree], ['new', newTree]]) {
   builds[k] = await import(resolve(t, 'bench/zcq.mjs'));
 }
 const res = { old: [], new: [] };
+const cpu = { old: [], new: [] };
 for (let r = 0; r < Number(rounds); r++) {
   for (const k of r % 2 ? ['new', 'old'] : ['old', 'new']) {
     execSync('sync; sleep 3');
     const x = await builds[k].drain({ n: Number(n), procs: 2, concurrency: 8, durable: mode === 'durable' });
     res[k].push(x.jobsPerSec);
+    cpu[k].push(x.cpuUsPerJob);
     console.log(`round ${r + 1} ${k}: ${x.jobsPerSec.toFixed(1)} jobs/s, ${Math.round(x.cpuUsPerJob)} µs worker CPU a job`);
   }
 }
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 console.log(`median jobs/s: old ${median(res.old).toFixed(1)}, new ${median(res.new).toFixed(1)}, new/old ${(median(res.new) / median(res.old)).toFixed(2)}×`);
+// Each round's two runs share that minute's load: the median of the rounds' own ratios as well.
+const paired = (a) => median(a.new.map((v, i) => v / a.old[i]));
+console.log(`median worker CPU a job: old ${median(cpu.old).toFixed(0)} µs, new ${median(cpu.new).toFixed(0)} µs, new/old ${(median(cpu.new) / median(cpu.old)).toFixed(2)}×; paired (median of the rounds' ratios): jobs/s ${paired(res).toFixed(2)}×, CPU ${paired(cpu).toFixed(2)}×`);
 process.exit(0);

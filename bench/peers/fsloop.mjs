@@ -71,14 +71,14 @@ export async function runFsloop({ n, procs = 2, loops = 8, durable = true, phase
         const r = await waitExit(c, 900000);
         if (r.timedOut || r.code !== 0) throw new Error(`fsloop child failed: ${JSON.stringify(r)} ${c.stderrText.slice(-500)}`);
         const m = c.stdoutText.match(/^result (\{.*\})$/m);
-        return JSON.parse(m[1]);
+        return { ...JSON.parse(m[1]), tenths: [...c.stdoutText.matchAll(/^tenth (\d+) (\d+)$/gm)].map((t) => ({ done: Number(t[1]), cpuUs: Number(t[2]) })) };
       }),
     );
     const start = Math.min(...results.map((r) => Number(r.start)));
     const end = Math.max(...results.map((r) => Number(r.end)));
     const ms = (end - start) / 1e6;
     const cpuUs = results.reduce((a, r) => a + r.cpuUs, 0);
-    return { jobsPerSec: (n * 1000) / ms, ms, cpuUsPerJob: n ? cpuUs / n : 0 };
+    return { jobsPerSec: (n * 1000) / ms, ms, cpuUsPerJob: n ? cpuUs / n : 0, tenths: results.map((r) => r.tenths) };
   } finally {
     for (const c of kids) if (c.exitCode === null) c.kill('SIGKILL');
     if (!dir) rmrf(root);
@@ -172,7 +172,10 @@ async function childMain([root, w, countS, loopsS, durableS, phase, spareS]) {
     rl.close();
     const cpu0 = process.cpuUsage();
     const start = process.hrtime.bigint();
+    // ZCQ_FSLOOP_TENTHS=1: the CPU spent so far at each tenth of the jobs (bench/micro/cpu-by-tenth.mjs).
+    const tenth = process.env.ZCQ_FSLOOP_TENTHS === '1' ? Math.max(1, Math.floor(count / 10)) : Infinity;
     for (let i = 0; i < count; i++) {
+      if (i > 0 && i % tenth === 0) { const u = process.cpuUsage(cpu0); process.stdout.write(`tenth ${i} ${u.user + u.system}\n`); }
       const id = idOf(w, i);
       const name = id + '.json';
       if (phase !== 'drain') {
