@@ -69,10 +69,7 @@ function putBackKey(queue: string, level: string, name: string): string {
 const SIBLINGS_RECHECK_MS = 1000;
 /** Lease folders counted at most: names planted in claimed/ can only make every share smaller (more races), never stop a claim. */
 const SIBLINGS_MAX = 256;
-/**
- * A scan's candidates when workers share a folder: the oldest SHARE_CHUNKS × SHARE_CHUNK names of it — or
- * the whole window once the siblings are seen at work (Claimer.scan).
- */
+/** A scan's candidates when workers share a folder: the oldest SHARE_CHUNKS × SHARE_CHUNK names of it. */
 const SHARE_CHUNK = 128;
 const SHARE_CHUNKS = 2;
 
@@ -87,7 +84,7 @@ function shuffleHead(names: string[], n: number): void {
 }
 
 /** FNV-1a of a name: which worker's share a job name falls in (the same answer on every machine). */
-export function shareHash(name: string): number {
+function shareHash(name: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) { h ^= name.charCodeAt(i); h = Math.imul(h, 0x01000193); }
   return h >>> 0;
@@ -139,9 +136,8 @@ export class Claimer {
    */
   private readonly ownClaims = new Set<string>();
   /**
-   * Per queue/level read by the last scan, the names of others' shares among its oldest SHARE_CHUNK that
-   * it left to their owners: orphans when seen again, and when none is, the owners are at work (scan
-   * widens). Made anew at each scan, so folders no longer read are forgotten.
+   * Per queue/level read by the last scan, the names of others' shares among its oldest SHARE_CHUNK
+   * (orphans when seen again). Made anew at each scan, so folders no longer read are forgotten.
    */
   private oldestOthers = new Map<string, Set<string>>();
   /** The worker leases in claimed/ when last read (sorted, ours included), and when (performance.now). */
@@ -154,10 +150,6 @@ export class Claimer {
     private readonly watch: boolean,
     private readonly wake: () => void,
   ) {}
-
-  /** Scans made so far: how often the queue folders were read for candidates. */
-  get scanCount(): number { return this.scans; }
-  private scans = 0;
 
   get activeQueues(): readonly string[] { return this.active; }
   get servedQueues(): readonly string[] | null { return this.queues; }
@@ -454,12 +446,10 @@ export class Claimer {
    * a share of the names — those whose hash modulo the number of worker leases in claimed/ is its rank
    * among them — and takes its share of the oldest names first, oldest first, racing nobody. A name of
    * another share still among the oldest at its next scan is taken too: a busy or dead worker's jobs
-   * still run, a scan or two late (put order is kept to within a few SHARE_CHUNKs; one window more when
-   * a sibling stops while the others were seen taking their shares), and a higher priority folder
-   * still comes first.
+   * still run, a scan or two late (put order is kept to within a few SHARE_CHUNKs), and a higher
+   * priority folder still comes first.
    */
   private scan(leaseId: string): boolean {
-    this.scans++;
     this.refreshLevels();
     const share = this.shareOf(leaseId);
     const oldestOthers = new Map<string, Set<string>>();
@@ -487,17 +477,12 @@ export class Claimer {
         // oldest SHARE_CHUNKS × SHARE_CHUNK names are candidates, so an orphan waits a scan or two, and
         // nothing of a lower priority is listed while this folder has more. With no name of ours among
         // them, the others' are taken at once: waiting would leave this worker idle until its next poll.
-        // When every other name among the oldest at our last scan has gone since (the siblings are taking
-        // their shares), our share of the whole window is taken before the next scan: a scan reads the
-        // window to use a quarter of it, and with siblings at work there is no orphan to come back for
-        // sooner. A sibling that stops then leaves names behind, seen at our next scan, which is narrow again.
         const key = `${queue}/${level}`;
         const before = this.oldestOthers.get(key);
         const oldest = new Set<string>();
         const chunks: { mine: string[]; others: string[] }[] = [];
         let ours = 0;
-        let width = SHARE_CHUNKS * SHARE_CHUNK;
-        for (let c = 0; c < Math.min(names.length, width); c += SHARE_CHUNK) {
+        for (let c = 0; c < Math.min(names.length, SHARE_CHUNKS * SHARE_CHUNK); c += SHARE_CHUNK) {
           const chunk = { mine: [] as string[], others: [] as string[] };
           for (const name of names.slice(c, c + SHARE_CHUNK)) {
             if (shareHash(name) % share.of === share.rank) chunk.mine.push(name);
@@ -505,17 +490,15 @@ export class Claimer {
           }
           ours += chunk.mine.length;
           chunks.push(chunk);
-          if (c === 0 && before !== undefined && before.size > 0 && !chunk.others.some((name) => before.has(name))) width = SCAN_WINDOW;
         }
         for (const { mine, others } of chunks) {
           const orphans = ours === 0 ? others : others.filter((name) => before?.has(name));
           shuffleHead(orphans, orphans.length);
-          // An orphan we take is no sign of its owner at work when it is gone at our next scan.
-          for (const name of orphans) { list.push({ queue, name, level }); oldest.delete(name); }
+          for (const name of orphans) list.push({ queue, name, level });
           for (const name of mine) list.push({ queue, name, level });
         }
         oldestOthers.set(key, oldest);
-        if (names.length > width) { full = true; break; }
+        if (names.length > SHARE_CHUNKS * SHARE_CHUNK) { full = true; break; }
       }
       perQueue.push(list);
       // Explicit queues are a preference order: a queue with work hides the ones after it this round.
