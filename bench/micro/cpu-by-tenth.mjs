@@ -10,11 +10,12 @@
 // getrusage) in each tenth of the jobs, then the 10–90 % figure (as the bench's steadyCpuUsPerJob) and the
 // last half (50–100 %). At the end the medians over the rounds and their ratio.
 import { execSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { runFsloop } from '../peers/fsloop.mjs';
+import { procCpuMs } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BIN = join(here, '..', '..', 'bin', 'zcq');
@@ -40,11 +41,8 @@ function figures(trail) {
 }
 
 function cpuUsOf(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10_000; // USER_HZ 100
-  } catch { return null; }
+  const ms = procCpuMs(pid);
+  return ms === null ? null : ms * 1000;
 }
 
 async function zcqRound() {
@@ -83,8 +81,8 @@ async function zcqRound() {
 async function bareRound() {
   execSync('sync; sleep 3');
   process.env.ZCQ_FSLOOP_TENTHS = '1';
-  const r = await runFsloop({ n, procs: 1, loops: 0, durable, phase: 'drain', spare: true });
-  delete process.env.ZCQ_FSLOOP_TENTHS;
+  let r;
+  try { r = await runFsloop({ n, procs: 1, loops: 0, durable, phase: 'drain', spare: true }); } finally { delete process.env.ZCQ_FSLOOP_TENTHS; }
   const trail = [{ done: 0, cpuUs: 0 }, ...r.tenths[0], { done: n, cpuUs: r.cpuUsPerJob * n }];
   return figures(trail);
 }
